@@ -1,0 +1,173 @@
+"""Jacobians of the mHC generator, batched over samples.
+
+Two facts keep this cheap. The RMS-normalised linear map ``m(x) = r(x)·fn x`` with
+``r = (|x|²/N + ε)^(-1/2)`` has the closed-form Jacobian ``M = r·(fn − c·(fn x) xᵀ)``,
+``c = r²/N`` (``N = n_s·d``). And every gate Jacobian is a small matrix times ``M``, so its
+operator norm needs only the small Gram matrix ``M Mᵀ = r²·(fn fnᵀ − γ·v vᵀ)`` with ``v = fn x``
+and ``γ = 2c − c²|x|²``: no ``(R, N)`` Jacobian is ever formed, and no per-entry backward pass.
+"""
+
+from __future__ import annotations
+
+import torch
+from .ops import (
+    HC_EPS,
+    NORM_EPS,
+    HCWeights,
+    comb_logits,
+    compute_dtype,
+    hc_mixes,
+    sinkhorn_knopp,
+    split_mixes,
+)
+
+
+def _flat_state(x: torch.Tensor) -> torch.Tensor:
+    return x.flatten(-2).to(compute_dtype(x.dtype))
+
+
+def _apply(fn: torch.Tensor, x_flat: torch.Tensor) -> torch.Tensor:
+    """``fn @ x_flat`` for an unbatched ``(R, N)`` or batched ``(..., R, N)`` generator."""
+    return (fn.to(x_flat.dtype) @ x_flat.unsqueeze(-1)).squeeze(-1)
+
+
+def mixes_jacobian(x: torch.Tensor, fn: torch.Tensor, norm_eps: float = NORM_EPS) -> torch.Tensor:
+    """``∂ mixes / ∂ vec(x)`` in closed form: ``(..., R, n_s·d)``.
+
+    ``M = r·(fn − (r²/N)·(fn x) xᵀ)``. ``M x = r·(fn x)·ε·r²`` is O(ε): the map is scale
+    invariant up to ``norm_eps``.
+    """
+    x_flat = _flat_state(x)
+    N = x_flat.shape[-1]
+    r = torch.rsqrt(x_flat.square().mean(dim=-1) + norm_eps)  # (...,)
+    v = _apply(fn, x_flat)  # (..., R)
+    c = (r * r / N)[..., None, None]
+    return r[..., None, None] * (fn.to(x_flat.dtype) - c * v.unsqueeze(-1) * x_flat.unsqueeze(-2))
+
+
+def mixes_jacobian_gram(x: torch.Tensor, fn: torch.Tensor, norm_eps: float = NORM_EPS) -> torch.Tensor:
+    """``M Mᵀ`` ``(..., R, R)`` for ``M = mixes_jacobian(x, fn)``, from ``fn fnᵀ`` and ``v = fn x``."""
+    x_flat = _flat_state(x)
+    N = x_flat.shape[-1]
+    sq = x_flat.square().sum(dim=-1)  # |x|²
+    r2 = 1.0 / (sq / N + norm_eps)
+    c = r2 / N
+    gamma = 2.0 * c - c * c * sq
+    fn = fn.to(x_flat.dtype)
+    v = _apply(fn, x_flat)
+    gram = fn @ fn.transpose(-1, -2)
+    return r2[..., None, None] * (gram - gamma[..., None, None] * v.unsqueeze(-1) * v.unsqueeze(-2))
+
+
+def sinkhorn_jvp(
+    Z: torch.Tensor, dZ: torch.Tensor, K: int = 20, eps: float = HC_EPS
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward-mode derivative of :func:`~mhc_mup.ops.sinkhorn_knopp`, step by step.
+
+    ``Z`` ``(..., n, n)``, tangents ``dZ`` ``(..., m, n, n)`` → ``(C, dC)`` with ``dC`` ``(..., m, n, n)``.
+    Softmax: ``dp = p ⊙ (dz − Σ p dz)`` per row; each normalisation ``c' = c/(s + ε)``:
+    ``dc' = (dc − c'·ds)/(s + ε)`` with ``ds`` the tangent of the sum. Exact for the iterates V4
+    computes (same K, same eps placement), with every tangent carried as a plain batch axis.
+    """
+    if K < 1:
+        raise ValueError(f"K must be >= 1, got {K}")
+    p = torch.softmax(Z, dim=-1).unsqueeze(-3)  # (..., 1, n, n)
+    dc = p * (dZ - (p * dZ).sum(dim=-1, keepdim=True))
+    c = p + eps
+
+    def normalise(c: torch.Tensor, dc: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+        s = c.sum(dim=dim, keepdim=True) + eps
+        c = c / s
+        return c, (dc - c * dc.sum(dim=dim, keepdim=True)) / s
+
+    c, dc = normalise(c, dc, -2)
+    for _ in range(K - 1):
+        c, dc = normalise(c, dc, -1)
+        c, dc = normalise(c, dc, -2)
+    return c.squeeze(-3), dc
+
+
+def sinkhorn_jacobian(Z: torch.Tensor, K: int = 20, eps: float = HC_EPS) -> torch.Tensor:
+    """``J = ∂ vec C / ∂ vec Z`` of ``C = sinkhorn_knopp(Z, K, eps)``, row-major ``vec``.
+
+    ``Z`` ``(..., n, n)`` → ``(..., n², n²)``: all n² forward-mode tangents at once.
+    """
+    n = Z.shape[-1]
+    basis = torch.eye(n * n, dtype=Z.dtype, device=Z.device).reshape(n * n, n, n)
+    _, dC = sinkhorn_jvp(Z, basis, K, eps)  # dC[..., k, i, j] = ∂C_ij / ∂Z_k
+    return dC.flatten(-2).transpose(-1, -2)
+
+
+def _gate_factors(
+    x: torch.Tensor,
+    fn: torch.Tensor,
+    scale: torch.Tensor,
+    base: torch.Tensor,
+    K: int,
+    hc_eps: float,
+    norm_eps: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, HCWeights]:
+    """Left factors ``D_pre (..., n)``, ``D_post (..., n)``, ``A_comb (..., n², n²)`` with
+    ``J_gate = D·M_gate`` (diagonal ``D``) and ``J_comb = A_comb·M_comb``."""
+    n = x.shape[-2]
+    mixes = hc_mixes(x, fn, norm_eps)
+    weights = split_mixes(mixes, scale, base, n, K, hc_eps)
+    scale = scale.to(mixes.dtype)
+    sig_pre = weights.pre - hc_eps  # σ(a_pre)
+    sig_post = weights.post / 2.0  # σ(a_post)
+    d_pre = scale[..., 0:1] * sig_pre * (1.0 - sig_pre)
+    d_post = 2.0 * scale[..., 1:2] * sig_post * (1.0 - sig_post)
+    Z = comb_logits(mixes, scale, base, n)
+    a_comb = sinkhorn_jacobian(Z, K, hc_eps) * scale[..., 2:3].unsqueeze(-1)
+    return d_pre, d_post, a_comb, weights
+
+
+def gate_jacobians(
+    x: torch.Tensor,
+    fn: torch.Tensor,
+    scale: torch.Tensor,
+    base: torch.Tensor,
+    K: int = 20,
+    hc_eps: float = HC_EPS,
+    norm_eps: float = NORM_EPS,
+) -> HCWeights:
+    """Full Jacobians of (pre, post, comb) w.r.t. ``vec(x)``: ``(..., n, N)``, ``(..., n, N)``,
+    ``(..., n², N)``. Materialises ``(R, N)`` per sample; for norms use :func:`gate_jacobian_norms`."""
+    n = x.shape[-2]
+    d_pre, d_post, a_comb, _ = _gate_factors(x, fn, scale, base, K, hc_eps, norm_eps)
+    M = mixes_jacobian(x, fn, norm_eps)
+    return HCWeights(
+        pre=d_pre.unsqueeze(-1) * M[..., :n, :],
+        post=d_post.unsqueeze(-1) * M[..., n : 2 * n, :],
+        comb=a_comb @ M[..., 2 * n :, :],
+    )
+
+
+def _top_singular_value(gram: torch.Tensor) -> torch.Tensor:
+    return torch.linalg.eigvalsh(gram)[..., -1].clamp_min(0.0).sqrt()
+
+
+def gate_jacobian_norms(
+    x: torch.Tensor,
+    fn: torch.Tensor,
+    scale: torch.Tensor,
+    base: torch.Tensor,
+    K: int = 20,
+    hc_eps: float = HC_EPS,
+    norm_eps: float = NORM_EPS,
+) -> HCWeights:
+    """Operator 2-norms ``‖∂pre/∂x‖₂, ‖∂post/∂x‖₂, ‖∂C/∂x‖₂``, each ``(...,)``.
+
+    Computed as ``sqrt(λ_max(J Jᵀ))`` with ``J Jᵀ = D·(M Mᵀ)·Dᵀ`` from the ``R×R`` Gram matrix.
+    """
+    n = x.shape[-2]
+    d_pre, d_post, a_comb, _ = _gate_factors(x, fn, scale, base, K, hc_eps, norm_eps)
+    MMt = mixes_jacobian_gram(x, fn, norm_eps)
+    pre_blk = MMt[..., :n, :n]
+    post_blk = MMt[..., n : 2 * n, n : 2 * n]
+    comb_blk = MMt[..., 2 * n :, 2 * n :]
+    return HCWeights(
+        pre=_top_singular_value(d_pre.unsqueeze(-1) * pre_blk * d_pre.unsqueeze(-2)),
+        post=_top_singular_value(d_post.unsqueeze(-1) * post_blk * d_post.unsqueeze(-2)),
+        comb=_top_singular_value(a_comb @ comb_blk @ a_comb.transpose(-1, -2)),
+    )
