@@ -73,8 +73,9 @@ def _positive_float(what: str, allow_zero: bool = False):
             raise argparse.ArgumentTypeError(f"{what} {text!r} is not a number") from None
         ok = value >= 0 if allow_zero else value > 0
         if not ok or value != value or value in (float("inf"), float("-inf")):
-            raise argparse.ArgumentTypeError(f"{what} must be a {'non-negative' if allow_zero else 'positive'} "
-                                             f"finite number, got {text!r}")
+            raise argparse.ArgumentTypeError(
+                f"{what} must be a {'non-negative' if allow_zero else 'positive'} finite number, got {text!r}"
+            )
         return value
 
     return parse
@@ -96,58 +97,140 @@ def _float_list(what: str):
 def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     d = DEFAULTS
     g = p.add_argument_group("widths and mHC shape")
-    g.add_argument("--widths", nargs="+", type=_int_list("width", 1), metavar="D",
-                   help="stream widths d to sweep, space- or comma-separated; at least 2 for a fit "
-                        f"(default: {','.join(map(str, d.widths))}, the seed's)")
-    g.add_argument("--preset", choices=sorted(PRESETS),
-                   help="take n_s, K and the eps values from a named mHC config (v4-pro, v4-flash and seed "
-                        "share them: n_s=4, K=20, eps=1e-6; they differ only in d, which --widths sets)")
-    g.add_argument("--n-s", type=_int_at_least("n_s", 2), metavar="N",
-                   help=f"number of residual streams n_s (V4: hc_mult; default {d.n_s})")
-    g.add_argument("-K", "--sinkhorn-iters", dest="K", type=_int_at_least("K", 1), metavar="K",
-                   help=f"Sinkhorn iterations of the realised comb (V4: {d.K})")
-    g.add_argument("--hc-eps", type=_positive_float("hc_eps", allow_zero=True), metavar="EPS",
-                   help=f"eps added in the gates and Sinkhorn (default {d.hc_eps:g})")
-    g.add_argument("--norm-eps", type=_positive_float("norm_eps", allow_zero=True), metavar="EPS",
-                   help=f"eps inside the RMS rsqrt (default {d.norm_eps:g})")
+    g.add_argument(
+        "--widths",
+        nargs="+",
+        type=_int_list("width", 1),
+        metavar="D",
+        help="stream widths d to sweep, space- or comma-separated; at least 2 for a fit "
+        f"(default: {','.join(map(str, d.widths))}, the seed's)",
+    )
+    g.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        help="take n_s, K and the eps values from a named mHC config (v4-pro, v4-flash and seed "
+        "share them: n_s=4, K=20, eps=1e-6; they differ only in d, which --widths sets)",
+    )
+    g.add_argument(
+        "--n-s",
+        type=_int_at_least("n_s", 2),
+        metavar="N",
+        help=f"number of residual streams n_s (V4: hc_mult; default {d.n_s})",
+    )
+    g.add_argument(
+        "-K",
+        "--sinkhorn-iters",
+        dest="K",
+        type=_int_at_least("K", 1),
+        metavar="K",
+        help=f"Sinkhorn iterations of the realised comb (V4: {d.K})",
+    )
+    g.add_argument(
+        "--hc-eps",
+        type=_positive_float("hc_eps", allow_zero=True),
+        metavar="EPS",
+        help=f"eps added in the gates and Sinkhorn (default {d.hc_eps:g})",
+    )
+    g.add_argument(
+        "--norm-eps",
+        type=_positive_float("norm_eps", allow_zero=True),
+        metavar="EPS",
+        help=f"eps inside the RMS rsqrt (default {d.norm_eps:g})",
+    )
 
     g = p.add_argument_group("generator initialisation (the seed's baseline: fn ~ N(0, 0.02²), scale 0.1, base 0)")
-    g.add_argument("--sigma-w", type=_positive_float("sigma_w"), metavar="STD",
-                   help=f"std of the generator weight fn (default {d.init.sigma_w:g})")
-    g.add_argument("--scale", type=_float_list("scale"), metavar="S",
-                   help="gate scales: one value for all three, or pre,post,comb (default 0.1)")
+    g.add_argument(
+        "--sigma-w",
+        type=_positive_float("sigma_w"),
+        metavar="STD",
+        help=f"std of the generator weight fn (default {d.init.sigma_w:g})",
+    )
+    g.add_argument(
+        "--scale",
+        type=_float_list("scale"),
+        metavar="S",
+        help="gate scales: one value for all three, or pre,post,comb (default 0.1)",
+    )
     g.add_argument("--base", type=float, metavar="B", help=f"constant init of base (default {d.init.base:g})")
 
     g = p.add_argument_group("samples per diagnostic")
-    g.add_argument("--samples", type=_int_at_least("samples", 2), metavar="N",
-                   help=f"samples for diagnostics 4 and 5, each a fresh parameter draw and state "
-                        f"(default {d.sensitivity_samples}); the two flags below override it per diagnostic")
-    g.add_argument("--sensitivity-samples", type=_int_at_least("sensitivity samples", 2), metavar="N",
-                   help="samples for diagnostic 4, dynamic sensitivity")
-    g.add_argument("--update-samples", type=_int_at_least("update samples", 2), metavar="N",
-                   help="samples for diagnostic 5, generated-logit update")
-    g.add_argument("--quotient-samples", type=_int_at_least("quotient samples", 2), metavar="N",
-                   help=f"logit matrices Z ~ N(0,1) for diagnostic 3 (default {d.quotient_samples})")
-    g.add_argument("--quotient-K", type=_int_list("quotient K", 1), metavar="K,K,...",
-                   help=f"Sinkhorn iteration counts for diagnostic 3 (default {','.join(map(str, d.quotient_K))})")
-    g.add_argument("--state-tokens", type=_int_at_least("state tokens", 2), metavar="N",
-                   help=f"token states per width for diagnostics 1, 2 and 6, one parameter draw "
-                        f"(default {d.state_tokens}: the seed's 4×16 batch)")
-    g.add_argument("--lr", type=_positive_float("lr"), metavar="LR",
-                   help=f"learning rate of diagnostic 5's SGD step (default {d.lr:g})")
+    g.add_argument(
+        "--samples",
+        type=_int_at_least("samples", 2),
+        metavar="N",
+        help=f"samples for diagnostics 4 and 5, each a fresh parameter draw and state "
+        f"(default {d.sensitivity_samples}); the two flags below override it per diagnostic",
+    )
+    g.add_argument(
+        "--sensitivity-samples",
+        type=_int_at_least("sensitivity samples", 2),
+        metavar="N",
+        help="samples for diagnostic 4, dynamic sensitivity",
+    )
+    g.add_argument(
+        "--update-samples",
+        type=_int_at_least("update samples", 2),
+        metavar="N",
+        help="samples for diagnostic 5, generated-logit update",
+    )
+    g.add_argument(
+        "--quotient-samples",
+        type=_int_at_least("quotient samples", 2),
+        metavar="N",
+        help=f"logit matrices Z ~ N(0,1) for diagnostic 3 (default {d.quotient_samples})",
+    )
+    g.add_argument(
+        "--quotient-K",
+        type=_int_list("quotient K", 1),
+        metavar="K,K,...",
+        help=f"Sinkhorn iteration counts for diagnostic 3 (default {','.join(map(str, d.quotient_K))})",
+    )
+    g.add_argument(
+        "--state-tokens",
+        type=_int_at_least("state tokens", 2),
+        metavar="N",
+        help=f"token states per width for diagnostics 1, 2 and 6, one parameter draw "
+        f"(default {d.state_tokens}: the seed's 4×16 batch)",
+    )
+    g.add_argument(
+        "--lr",
+        type=_positive_float("lr"),
+        metavar="LR",
+        help=f"learning rate of diagnostic 5's SGD step (default {d.lr:g})",
+    )
 
     g = p.add_argument_group("run")
-    g.add_argument("--seed", type=_int_at_least("seed", 0), metavar="S",
-                   help=f"random seed; the same seed gives the same numbers (default {d.seed})")
+    g.add_argument(
+        "--seed",
+        type=_int_at_least("seed", 0),
+        metavar="S",
+        help=f"random seed; the same seed gives the same numbers (default {d.seed})",
+    )
     g.add_argument("--device", metavar="DEV", help="cpu, cuda or cuda:N (default cpu)")
-    g.add_argument("--dtype", choices=sorted(DTYPES),
-                   help="precision of the mHC math (default float32, as V4; diagnostic 3 always uses float64)")
-    g.add_argument("--bootstrap", type=_int_at_least("bootstrap", 1), metavar="B",
-                   help=f"bootstrap resamples for the fits' intervals (default {d.n_boot})")
-    g.add_argument("--confidence", type=_positive_float("confidence"), metavar="C",
-                   help=f"confidence level of the intervals (default {d.confidence:g})")
-    g.add_argument("--out", type=Path, default=Path("mhc-mup-out"), metavar="DIR",
-                   help="directory for results.json, results.csv and fits.csv (default ./mhc-mup-out)")
+    g.add_argument(
+        "--dtype",
+        choices=sorted(DTYPES),
+        help="precision of the mHC math (default float32, as V4; diagnostic 3 always uses float64)",
+    )
+    g.add_argument(
+        "--bootstrap",
+        type=_int_at_least("bootstrap", 1),
+        metavar="B",
+        help=f"bootstrap resamples for the fits' intervals (default {d.n_boot})",
+    )
+    g.add_argument(
+        "--confidence",
+        type=_positive_float("confidence"),
+        metavar="C",
+        help=f"confidence level of the intervals (default {d.confidence:g})",
+    )
+    g.add_argument(
+        "--out",
+        type=Path,
+        default=Path("mhc-mup-out"),
+        metavar="DIR",
+        help="directory for results.json, results.csv and fits.csv (default ./mhc-mup-out)",
+    )
     g.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no tables; errors only")
 
 
@@ -180,8 +263,19 @@ def config_from_args(args: argparse.Namespace) -> SweepConfig:
         changes.update(n_s=mhc.n_s, K=mhc.K, hc_eps=mhc.hc_eps, norm_eps=mhc.norm_eps)
     if args.widths:
         changes["widths"] = tuple(w for group in args.widths for w in group)
-    for name in ("n_s", "K", "hc_eps", "norm_eps", "quotient_samples", "state_tokens", "lr", "seed",
-                 "device", "dtype", "confidence"):
+    for name in (
+        "n_s",
+        "K",
+        "hc_eps",
+        "norm_eps",
+        "quotient_samples",
+        "state_tokens",
+        "lr",
+        "seed",
+        "device",
+        "dtype",
+        "confidence",
+    ):
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)
     if args.quotient_K:
@@ -238,9 +332,14 @@ def print_summary(result: SweepResult, console: Console) -> None:
         s = result.summary(w)
         ds, lu = s["dynamic_sensitivity"], s["logit_update"]
         t.add_row(
-            str(w), f"{ds['dc_x_mean']:.4f}", f"{ds['dp_x_mean']:.4f}", f"{ds['dq_x_mean']:.4f}",
-            f"{s['spectral_norm']['spectral_norm_mean']:.6f}", f"{s['sinkhorn_error']['eps_K_mean']:.1e}",
-            f"{lu['proj_perp_norm_mean']:.5f}", f"{s['gate_stats']['pre_mean']:.3f}",
+            str(w),
+            f"{ds['dc_x_mean']:.4f}",
+            f"{ds['dp_x_mean']:.4f}",
+            f"{ds['dq_x_mean']:.4f}",
+            f"{s['spectral_norm']['spectral_norm_mean']:.6f}",
+            f"{s['sinkhorn_error']['eps_K_mean']:.1e}",
+            f"{lu['proj_perp_norm_mean']:.5f}",
+            f"{s['gate_stats']['pre_mean']:.3f}",
             f"{s['gate_stats']['post_mean']:.3f}",
         )
     console.print(t)
@@ -249,8 +348,14 @@ def print_summary(result: SweepResult, console: Console) -> None:
     for col in ("K", "σ_max", "σ_min", "κ mean", "κ median", "gauge leakage"):
         q.add_column(col, justify="right", no_wrap=True)
     for k, v in result.summary(widths[0])["quotient_jacobian"].items():
-        q.add_row(k.removeprefix("K="), f"{v['sigma_max_mean']:.3f}", f"{v['sigma_min_mean']:.3f}",
-                  f"{v['kappa_mean']:.2f}", f"{v['kappa_median']:.2f}", f"{v['gauge_leakage_mean']:.1e}")
+        q.add_row(
+            k.removeprefix("K="),
+            f"{v['sigma_max_mean']:.3f}",
+            f"{v['sigma_min_mean']:.3f}",
+            f"{v['kappa_mean']:.2f}",
+            f"{v['kappa_median']:.2f}",
+            f"{v['gauge_leakage_mean']:.1e}",
+        )
     console.print(q)
 
     level = f"{result.config.confidence:.0%}"
@@ -259,13 +364,20 @@ def print_summary(result: SweepResult, console: Console) -> None:
         f.add_column(col, justify="left" if col in ("diagnostic", "metric") else "right", no_wrap=True)
     previous = None
     for (diag, key), fit in result.fits.items():
-        f.add_row(diag if diag != previous else "", key, f"{fit.exponent:+.3f}", _fmt_ci(fit),
-                  f"{fit.prefactor:.3g}", f"{fit.r2:.4f}")
+        f.add_row(
+            diag if diag != previous else "",
+            key,
+            f"{fit.exponent:+.3f}",
+            _fmt_ci(fit),
+            f"{fit.prefactor:.3g}",
+            f"{fit.r2:.4f}",
+        )
         previous = diag
     console.print(f)
     head = result.fit("dynamic_sensitivity", "dc_x_mean")
-    console.print(f"‖DC(x)‖·‖x‖ scales as d^{head.exponent:.3f}  ({level} interval {head.ci_low:.3f} – "
-                  f"{head.ci_high:.3f})")
+    console.print(
+        f"‖DC(x)‖·‖x‖ scales as d^{head.exponent:.3f}  ({level} interval {head.ci_low:.3f} – {head.ci_high:.3f})"
+    )
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -281,8 +393,14 @@ def _run(args: argparse.Namespace) -> int:
     if show_progress:
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                      TimeElapsedColumn(), console=err, transient=True) as bar:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        ) as bar:
             task = bar.add_task("sweep", total=len(cfg.widths) + 2)
 
             def progress(what: str, done: int, total: int) -> None:

@@ -90,8 +90,21 @@ def fit_power_law(
     point = np.array([float(statistic(a)) for a in arrays])
     nan = float("nan")
     if not np.all(np.isfinite(point)) or np.any(point <= 0):
-        return PowerLawFit(nan, nan, nan, nan, nan, nan, nan, nan, nan, len(arrays), n_boot, confidence,
-                           note="statistic not positive and finite at every width")
+        return PowerLawFit(
+            nan,
+            nan,
+            nan,
+            nan,
+            nan,
+            nan,
+            nan,
+            nan,
+            nan,
+            len(arrays),
+            n_boot,
+            confidence,
+            note="statistic not positive and finite at every width",
+        )
     log_y = np.log(point)
     slope, intercept = _line_fits(log_d, log_y)
     resid = log_y - (slope * log_d + intercept)

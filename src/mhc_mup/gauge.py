@@ -44,9 +44,4 @@ def gauge_projector(n: int, dtype: torch.dtype = torch.float64, device=None) -> 
 def project_perp(Z: torch.Tensor) -> torch.Tensor:
     """``Π_⊥ Z = H Z H`` for ``(..., n, n)`` matrices: subtract row and column means, add back the
     grand mean. The part of a logit change that Sinkhorn can see."""
-    return (
-        Z
-        - Z.mean(dim=-1, keepdim=True)
-        - Z.mean(dim=-2, keepdim=True)
-        + Z.mean(dim=(-2, -1), keepdim=True)
-    )
+    return Z - Z.mean(dim=-1, keepdim=True) - Z.mean(dim=-2, keepdim=True) + Z.mean(dim=(-2, -1), keepdim=True)

@@ -10,6 +10,7 @@ and ``γ = 2c − c²|x|²``: no ``(R, N)`` Jacobian is ever formed, and no per-
 from __future__ import annotations
 
 import torch
+
 from .ops import (
     HC_EPS,
     NORM_EPS,
@@ -17,7 +18,6 @@ from .ops import (
     comb_logits,
     compute_dtype,
     hc_mixes,
-    sinkhorn_knopp,
     split_mixes,
 )
 

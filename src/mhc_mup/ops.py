@@ -142,9 +142,7 @@ def hc_pre(
     return collapse(x, pre), post, comb
 
 
-def hc_post(
-    branch_out: torch.Tensor, residual: torch.Tensor, post: torch.Tensor, comb: torch.Tensor
-) -> torch.Tensor:
+def hc_post(branch_out: torch.Tensor, residual: torch.Tensor, post: torch.Tensor, comb: torch.Tensor) -> torch.Tensor:
     """V4's ``Block.hc_post``: ``out[o] = post[o]·f(y) + Σ_i comb[i, o]·residual[i]``.
 
     ``branch_out`` ``(..., d)``, ``residual`` ``(..., n_s, d)`` → ``(..., n_s, d)`` in the residual's

@@ -25,8 +25,20 @@ from .sweep import SweepResult
 
 RESULTS_CSV_COLUMNS = ("width", "diagnostic", "metric", "value", "n_samples")
 FITS_CSV_COLUMNS = (
-    "diagnostic", "metric", "exponent", "ci_low", "ci_high", "prefactor", "r2",
-    "boot_low", "boot_high", "ols_low", "ols_high", "n_widths", "confidence", "note",
+    "diagnostic",
+    "metric",
+    "exponent",
+    "ci_low",
+    "ci_high",
+    "prefactor",
+    "r2",
+    "boot_low",
+    "boot_high",
+    "ols_low",
+    "ols_high",
+    "n_widths",
+    "confidence",
+    "note",
 )
 
 
@@ -80,16 +92,18 @@ def results_document(result: SweepResult) -> dict:
     """The ``results.json`` document: config, software, per-width results in the seed's layout,
     fits keyed ``diagnostic.metric``, and timings."""
     widths = sorted(result.samples)
-    return _clean({
-        "format": "mhc-mup/results/v1",
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join(sys.argv),
-        "config": result.config.to_dict(),
-        "software": software_versions(),
-        "results": {str(w): result.summary(w) for w in widths},
-        "fits": {f"{diag}.{key}": fit.to_dict() for (diag, key), fit in result.fits.items()},
-        "timing_seconds": result.seconds,
-    })
+    return _clean(
+        {
+            "format": "mhc-mup/results/v1",
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "command": " ".join(sys.argv),
+            "config": result.config.to_dict(),
+            "software": software_versions(),
+            "results": {str(w): result.summary(w) for w in widths},
+            "fits": {f"{diag}.{key}": fit.to_dict() for (diag, key), fit in result.fits.items()},
+            "timing_seconds": result.seconds,
+        }
+    )
 
 
 def tidy_rows(result: SweepResult) -> list[dict]:
@@ -101,12 +115,16 @@ def tidy_rows(result: SweepResult) -> list[dict]:
         n = result.n_samples(diag)
         if diag == "quotient_jacobian":
             for k, per_k in next(iter(summaries.values()))[diag].items():
-                rows += [{"width": "", "diagnostic": diag, "metric": f"{k}/{key}", "value": v, "n_samples": n}
-                         for key, v in per_k.items()]
+                rows += [
+                    {"width": "", "diagnostic": diag, "metric": f"{k}/{key}", "value": v, "n_samples": n}
+                    for key, v in per_k.items()
+                ]
             continue
         for w, summary in summaries.items():
-            rows += [{"width": w, "diagnostic": diag, "metric": sk.key, "value": summary[diag][sk.key],
-                      "n_samples": n} for sk in SUMMARY_KEYS[diag]]
+            rows += [
+                {"width": w, "diagnostic": diag, "metric": sk.key, "value": summary[diag][sk.key], "n_samples": n}
+                for sk in SUMMARY_KEYS[diag]
+            ]
     return rows
 
 
@@ -123,8 +141,9 @@ def _csv_text(rows: list[dict], columns: tuple[str, ...]) -> str:
     writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({c: ("" if isinstance(row[c], float) and not math.isfinite(row[c]) else row[c])
-                         for c in columns})
+        writer.writerow(
+            {c: ("" if isinstance(row[c], float) and not math.isfinite(row[c]) else row[c]) for c in columns}
+        )
     return buf.getvalue()
 
 

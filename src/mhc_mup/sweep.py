@@ -173,8 +173,13 @@ def _state_diagnostics(cfg: SweepConfig, width: int, dev: torch.device, dtype: t
     fn = cfg.init.sample_fn(rows, fan_in, generator=gen, dtype=dtype, device=dev)
     x = torch.randn(cfg.state_tokens, cfg.n_s, width, generator=gen, dtype=dtype, device=dev)
     pre, post, comb = hc_weights(
-        x, fn, cfg.init.scale_tensor(dtype, dev), cfg.init.base_tensor(rows, dtype, dev),
-        cfg.K, cfg.hc_eps, cfg.norm_eps,
+        x,
+        fn,
+        cfg.init.scale_tensor(dtype, dev),
+        cfg.init.base_tensor(rows, dtype, dev),
+        cfg.K,
+        cfg.hc_eps,
+        cfg.norm_eps,
     )
     spectral = dg.spectral_stats(comb)
     gates = dg.gate_stats(pre, post)
@@ -279,7 +284,11 @@ def fit_all(
         for j, sk in enumerate(dg.SUMMARY_KEYS[diag]):
             per_width = [samples[w][diag][sk.sample] for w in widths]
             fits[(diag, sk.key)] = fit_power_law(
-                widths, per_width, dg.REDUCERS[sk.reducer],
-                n_boot=n_boot, confidence=confidence, seed=seed * 1000 + i * 50 + j,
+                widths,
+                per_width,
+                dg.REDUCERS[sk.reducer],
+                n_boot=n_boot,
+                confidence=confidence,
+                seed=seed * 1000 + i * 50 + j,
             )
     return fits
