@@ -1,0 +1,37 @@
+"""Shared fixtures: the seed's runnable script as an oracle, and fp64 defaults for exact checks."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "seeds" / "mhc_diagnostics_reference.py"
+
+
+@pytest.fixture(scope="session")
+def reference():
+    """The seed's script (``../shared/seeds/mhc_diagnostics_reference.py``) imported as a module."""
+    if not REFERENCE.exists():
+        pytest.skip(f"seed reference script not found at {REFERENCE} (it lives in the project's shared/ folder)")
+    spec = importlib.util.spec_from_file_location("mhc_reference", REFERENCE)
+    module = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def gen() -> torch.Generator:
+    return torch.Generator().manual_seed(1234)
+
+
+def random_params(n_s: int, d: int, gen: torch.Generator, dtype=torch.float64, batch=(), sigma=0.5, scale_mag=1.0):
+    """Generator parameters with non-trivial scales and bases, so no term of the math hides behind 0."""
+    rows = (2 + n_s) * n_s
+    fn = torch.randn(*batch, rows, n_s * d, generator=gen, dtype=dtype) * sigma / (n_s * d) ** 0.5
+    scale = (torch.rand(*batch, 3, generator=gen, dtype=dtype) + 0.5) * scale_mag
+    base = torch.randn(*batch, rows, generator=gen, dtype=dtype) * 0.3
+    return fn, scale, base
