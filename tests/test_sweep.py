@@ -6,6 +6,7 @@ import itertools
 
 import numpy as np
 import pytest
+import torch
 
 from mhc_mup.sweep import ConfigError, SweepConfig, run_sweep
 
@@ -113,3 +114,18 @@ def test_seed_headline_dc_scales_like_d(seed_run):
     assert dc64 == pytest.approx(0.147, rel=0.05) and dc1024 == pytest.approx(2.235, rel=0.05)
     for key in ("dp_x_mean", "dq_x_mean"):
         assert seed_run.fit("dynamic_sensitivity", key).exponent == pytest.approx(0.98, abs=0.02)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA not available on this machine (CPU CI)")
+def test_cuda_sweep_agrees_with_cpu_in_law():
+    """CUDA draws differ from CPU draws; the measured laws must not."""
+    cfg = SweepConfig(sensitivity_samples=200, update_samples=200)
+    cpu, gpu = run_sweep(cfg), run_sweep(SweepConfig(**{**cfg.__dict__, "device": "cuda"}))
+    for key in ("dc_x_mean", "dp_x_mean", "dq_x_mean"):
+        assert gpu.fit("dynamic_sensitivity", key).exponent == pytest.approx(
+            cpu.fit("dynamic_sensitivity", key).exponent, abs=0.02
+        )
+    for w in cfg.widths:
+        assert gpu.summary(w)["sinkhorn_error"]["eps_K_mean"] == pytest.approx(1e-6, rel=0.2)
+        g, c = gpu.summary(w)["dynamic_sensitivity"], cpu.summary(w)["dynamic_sensitivity"]
+        assert g["dc_x_mean"] == pytest.approx(c["dc_x_mean"], rel=0.05)
