@@ -51,16 +51,10 @@ class QuotientSpectrum(NamedTuple):
     gauge_leakage: torch.Tensor
 
 
-def quotient_jacobian(Z: torch.Tensor, K: int = 20, eps: float = HC_EPS) -> QuotientSpectrum:
-    """Spectrum of ``Bᵀ J B`` and the gauge leakage ``‖Π_G J B‖₂ / ‖J B‖₂`` per logit matrix.
-
-    ``J = ∂ vec C / ∂ vec Z`` of ``sinkhorn_knopp(Z, K, eps)``, ``B`` an orthonormal basis of
-    ``G⊥``; ``Z`` ``(..., n, n)`` → ``(...,)`` each. Leakage measures how much a tangent
-    perturbation of the logits comes out in gauge directions, which a doubly stochastic output
-    cannot have: it vanishes as K → ∞.
-    """
-    n = Z.shape[-1]
-    J = sinkhorn_jacobian(Z, K, eps)
+def quotient_spectrum(J: torch.Tensor) -> QuotientSpectrum:
+    """Spectrum of ``Bᵀ J B`` and the gauge leakage ``‖Π_G J B‖₂ / ‖J B‖₂`` of Sinkhorn Jacobians
+    ``J`` ``(..., n², n²)`` (``B`` an orthonormal basis of ``G⊥``) → ``(...,)`` each."""
+    n = round(J.shape[-1] ** 0.5)
     B = tangent_basis(n, dtype=J.dtype, device=J.device)
     JB = J @ B
     sv = torch.linalg.svdvals(B.T @ JB)
@@ -68,6 +62,16 @@ def quotient_jacobian(Z: torch.Tensor, K: int = 20, eps: float = HC_EPS) -> Quot
     leakage = torch.linalg.matrix_norm(leak, ord=2) / torch.linalg.matrix_norm(JB, ord=2)
     s_max, s_min = sv[..., 0], sv[..., -1]
     return QuotientSpectrum(s_max, s_min, s_max / (s_min + KAPPA_GUARD), leakage)
+
+
+def quotient_jacobian(Z: torch.Tensor, K: int = 20, eps: float = HC_EPS) -> QuotientSpectrum:
+    """Quotient-Jacobian spectrum and gauge leakage of ``sinkhorn_knopp(·, K, eps)`` at each logit
+    matrix ``Z`` ``(..., n, n)`` → ``(...,)`` each.
+
+    ``J = ∂ vec C / ∂ vec Z``. Leakage measures how much a tangent perturbation of the logits comes
+    out in gauge directions, which a doubly stochastic output cannot have: it vanishes as K → ∞.
+    """
+    return quotient_spectrum(sinkhorn_jacobian(Z, K, eps))
 
 
 # ── 4. Dynamic sensitivity ────────────────────────────────────────────────────────────────────

@@ -17,7 +17,7 @@ from 0.95 to 1.02 across the widths; quoting the bootstrap alone would claim a p
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -72,10 +72,25 @@ def fit_power_law(
     """Fit ``statistic(samples[i]) ≈ prefactor · widths[i]^exponent``.
 
     ``samples[i]`` holds the per-sample values measured at ``widths[i]`` (any length ≥ 1; a single
-    value gives a zero-width contribution to the interval). Needs ≥ 2 distinct widths. If any
+    value gives a zero-width contribution to the bootstrap). Needs ≥ 2 distinct widths. If any
     width's statistic is not positive and finite the fit is undefined: the result is NaN with a
     ``note`` saying why, never an exception.
     """
+    fits = fit_power_laws(widths, samples, {"_": statistic}, n_boot=n_boot, confidence=confidence, seed=seed)
+    return fits["_"]
+
+
+def fit_power_laws(
+    widths: Sequence[float],
+    samples: Sequence[np.ndarray],
+    statistics: Mapping[str, Statistic],
+    *,
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict[str, PowerLawFit]:
+    """:func:`fit_power_law` for several statistics of the same samples (mean and std, say), sharing one
+    set of bootstrap resamples: ``{name: fit}``."""
     widths_arr = np.asarray(widths, dtype=np.float64)
     if widths_arr.ndim != 1 or len(widths_arr) != len(samples):
         raise ValueError("need one sample array per width")
@@ -86,7 +101,24 @@ def fit_power_law(
     if n_boot < 1:
         raise ValueError(f"n_boot must be >= 1, got {n_boot}")
     arrays = [np.asarray(s, dtype=np.float64).reshape(-1) for s in samples]
+    rng = np.random.default_rng(seed)
+    resamples = [a[rng.integers(0, len(a), size=(n_boot, len(a)))] for a in arrays]
     log_d = np.log(widths_arr)
+    return {
+        name: _fit_one(log_d, arrays, resamples, stat, n_boot=n_boot, confidence=confidence)
+        for name, stat in statistics.items()
+    }
+
+
+def _fit_one(
+    log_d: np.ndarray,
+    arrays: list[np.ndarray],
+    resamples: list[np.ndarray],
+    statistic: Statistic,
+    *,
+    n_boot: int,
+    confidence: float,
+) -> PowerLawFit:
     point = np.array([float(statistic(a)) for a in arrays])
     nan = float("nan")
     if not np.all(np.isfinite(point)) or np.any(point <= 0):
@@ -111,11 +143,7 @@ def fit_power_law(
     ss_tot = float(((log_y - log_y.mean()) ** 2).sum())
     r2 = 1.0 - float((resid**2).sum()) / ss_tot if ss_tot > 0 else 1.0
 
-    rng = np.random.default_rng(seed)
-    boot = np.empty((n_boot, len(arrays)))
-    for j, a in enumerate(arrays):
-        idx = rng.integers(0, len(a), size=(n_boot, len(a)))
-        boot[:, j] = statistic(a[idx])
+    boot = np.stack([statistic(r) for r in resamples], axis=1)  # (n_boot, W)
     note = ""
     ok = np.all(np.isfinite(boot) & (boot > 0), axis=1)
     if not ok.all():

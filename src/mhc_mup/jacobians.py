@@ -9,6 +9,8 @@ and ``γ = 2c − c²|x|²``: no ``(R, N)`` Jacobian is ever formed, and no per-
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 from .ops import (
@@ -59,6 +61,28 @@ def mixes_jacobian_gram(x: torch.Tensor, fn: torch.Tensor, norm_eps: float = NOR
     return r2[..., None, None] * (gram - gamma[..., None, None] * v.unsqueeze(-1) * v.unsqueeze(-2))
 
 
+def _sinkhorn_jvp_rounds(Z: torch.Tensor, dZ: torch.Tensor, eps: float):
+    """Yield ``(k, C_k, dC_k)`` after each of V4's rounds k = 1, 2, …; round 1 is softmax + eps and one
+    column normalisation, each later round a (row, column) normalisation. ``C_k`` is
+    ``sinkhorn_knopp(Z, k, eps)``: every K shares the prefix of a longer run."""
+    p = torch.softmax(Z, dim=-1).unsqueeze(-3)  # (..., 1, n, n)
+    dc = p * (dZ - (p * dZ).sum(dim=-1, keepdim=True))
+    c = p + eps
+
+    def normalise(c: torch.Tensor, dc: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+        s = c.sum(dim=dim, keepdim=True) + eps
+        c = c / s
+        return c, (dc - c * dc.sum(dim=dim, keepdim=True)) / s
+
+    c, dc = normalise(c, dc, -2)
+    k = 1
+    while True:
+        yield k, c.squeeze(-3), dc
+        c, dc = normalise(c, dc, -1)
+        c, dc = normalise(c, dc, -2)
+        k += 1
+
+
 def sinkhorn_jvp(
     Z: torch.Tensor, dZ: torch.Tensor, K: int = 20, eps: float = HC_EPS
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -71,20 +95,19 @@ def sinkhorn_jvp(
     """
     if K < 1:
         raise ValueError(f"K must be >= 1, got {K}")
-    p = torch.softmax(Z, dim=-1).unsqueeze(-3)  # (..., 1, n, n)
-    dc = p * (dZ - (p * dZ).sum(dim=-1, keepdim=True))
-    c = p + eps
+    for k, c, dc in _sinkhorn_jvp_rounds(Z, dZ, eps):
+        if k == K:
+            return c, dc
+    raise AssertionError("unreachable")
 
-    def normalise(c: torch.Tensor, dc: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
-        s = c.sum(dim=dim, keepdim=True) + eps
-        c = c / s
-        return c, (dc - c * dc.sum(dim=dim, keepdim=True)) / s
 
-    c, dc = normalise(c, dc, -2)
-    for _ in range(K - 1):
-        c, dc = normalise(c, dc, -1)
-        c, dc = normalise(c, dc, -2)
-    return c.squeeze(-3), dc
+def _tangent_identity(Z: torch.Tensor) -> torch.Tensor:
+    n = Z.shape[-1]
+    return torch.eye(n * n, dtype=Z.dtype, device=Z.device).reshape(n * n, n, n)
+
+
+def _as_jacobian(dC: torch.Tensor) -> torch.Tensor:
+    return dC.flatten(-2).transpose(-1, -2)  # dC[..., k, i, j] = ∂C_ij/∂Z_k → J[..., ij, k]
 
 
 def sinkhorn_jacobian(Z: torch.Tensor, K: int = 20, eps: float = HC_EPS) -> torch.Tensor:
@@ -92,10 +115,21 @@ def sinkhorn_jacobian(Z: torch.Tensor, K: int = 20, eps: float = HC_EPS) -> torc
 
     ``Z`` ``(..., n, n)`` → ``(..., n², n²)``: all n² forward-mode tangents at once.
     """
-    n = Z.shape[-1]
-    basis = torch.eye(n * n, dtype=Z.dtype, device=Z.device).reshape(n * n, n, n)
-    _, dC = sinkhorn_jvp(Z, basis, K, eps)  # dC[..., k, i, j] = ∂C_ij / ∂Z_k
-    return dC.flatten(-2).transpose(-1, -2)
+    return _as_jacobian(sinkhorn_jvp(Z, _tangent_identity(Z), K, eps)[1])
+
+
+def sinkhorn_jacobians(Z: torch.Tensor, Ks: Sequence[int], eps: float = HC_EPS) -> dict[int, torch.Tensor]:
+    """:func:`sinkhorn_jacobian` at several K from one run of ``max(Ks)`` rounds: ``{K: (..., n², n²)}``."""
+    wanted = set(Ks)
+    if not wanted or min(wanted) < 1:
+        raise ValueError(f"K values must be >= 1, got {sorted(wanted)}")
+    out: dict[int, torch.Tensor] = {}
+    for k, _, dC in _sinkhorn_jvp_rounds(Z, _tangent_identity(Z), eps):
+        if k in wanted:
+            out[k] = _as_jacobian(dC)
+        if k == max(wanted):
+            return {k: out[k] for k in Ks}
+    raise AssertionError("unreachable")
 
 
 def _gate_factors(

@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from . import diagnostics as dg
-from .fitting import PowerLawFit, fit_power_law
+from .fitting import PowerLawFit, fit_power_laws
+from .jacobians import sinkhorn_jacobians
 from .ops import hc_weights
 from .parameterizations import SEED_INIT, GeneratorInit
 
@@ -225,7 +226,8 @@ def _quotient(cfg: SweepConfig, dev: torch.device) -> dict[int, dict]:
     dtype = DTYPES[cfg.quotient_dtype]
     gen = make_generator(cfg.seed, 0, "quotient", dev)
     Z = torch.randn(cfg.quotient_samples, cfg.n_s, cfg.n_s, generator=gen, dtype=dtype, device=dev)
-    return {k: dg.quotient_jacobian(Z, k, cfg.hc_eps)._asdict() for k in cfg.quotient_K}
+    jacobians = sinkhorn_jacobians(Z, cfg.quotient_K, cfg.hc_eps)  # one run of max(K) rounds
+    return {k: dg.quotient_spectrum(J)._asdict() for k, J in jacobians.items()}
 
 
 def _to_numpy(tree: dict) -> dict:
@@ -281,14 +283,13 @@ def fit_all(
     """A power-law fit of every width-dependent summary key over ``widths``."""
     fits: dict[tuple[str, str], PowerLawFit] = {}
     for i, diag in enumerate(WIDTH_DIAGNOSTICS):
-        for j, sk in enumerate(dg.SUMMARY_KEYS[diag]):
-            per_width = [samples[w][diag][sk.sample] for w in widths]
-            fits[(diag, sk.key)] = fit_power_law(
-                widths,
-                per_width,
-                dg.REDUCERS[sk.reducer],
-                n_boot=n_boot,
-                confidence=confidence,
-                seed=seed * 1000 + i * 50 + j,
+        by_sample: dict[str, dict[str, dg.Reducer]] = {}
+        for sk in dg.SUMMARY_KEYS[diag]:
+            by_sample.setdefault(sk.sample, {})[sk.key] = dg.REDUCERS[sk.reducer]
+        for j, (sample, stats) in enumerate(by_sample.items()):
+            per_width = [samples[w][diag][sample] for w in widths]
+            group = fit_power_laws(
+                widths, per_width, stats, n_boot=n_boot, confidence=confidence, seed=seed * 1000 + i * 50 + j
             )
-    return fits
+            fits.update({(diag, key): fit for key, fit in group.items()})
+    return {(diag, sk.key): fits[(diag, sk.key)] for diag in WIDTH_DIAGNOSTICS for sk in dg.SUMMARY_KEYS[diag]}
