@@ -7,6 +7,7 @@ and nothing written.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -299,11 +300,7 @@ def config_from_args(args: argparse.Namespace) -> SweepConfig:
             )
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
-    return SweepConfig(**{**_defaults_dict(), **changes}).validate()
-
-
-def _defaults_dict() -> dict:
-    return {f: getattr(DEFAULTS, f) for f in DEFAULTS.__dataclass_fields__}
+    return dataclasses.replace(DEFAULTS, **changes).validate()
 
 
 def _check_out_dir(out: Path) -> None:

@@ -17,10 +17,9 @@ from .ops import (
     HC_EPS,
     NORM_EPS,
     HCWeights,
-    comb_logits,
     compute_dtype,
+    gate_logits,
     hc_mixes,
-    split_mixes,
 )
 
 
@@ -140,20 +139,17 @@ def _gate_factors(
     K: int,
     hc_eps: float,
     norm_eps: float,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, HCWeights]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Left factors ``D_pre (..., n)``, ``D_post (..., n)``, ``A_comb (..., n², n²)`` with
     ``J_gate = D·M_gate`` (diagonal ``D``) and ``J_comb = A_comb·M_comb``."""
-    n = x.shape[-2]
     mixes = hc_mixes(x, fn, norm_eps)
-    weights = split_mixes(mixes, scale, base, n, K, hc_eps)
+    a_pre, a_post, Z = gate_logits(mixes, scale, base, x.shape[-2])
     scale = scale.to(mixes.dtype)
-    sig_pre = weights.pre - hc_eps  # σ(a_pre)
-    sig_post = weights.post / 2.0  # σ(a_post)
+    sig_pre, sig_post = torch.sigmoid(a_pre), torch.sigmoid(a_post)
     d_pre = scale[..., 0:1] * sig_pre * (1.0 - sig_pre)
     d_post = 2.0 * scale[..., 1:2] * sig_post * (1.0 - sig_post)
-    Z = comb_logits(mixes, scale, base, n)
     a_comb = sinkhorn_jacobian(Z, K, hc_eps) * scale[..., 2:3].unsqueeze(-1)
-    return d_pre, d_post, a_comb, weights
+    return d_pre, d_post, a_comb
 
 
 def gate_jacobians(
@@ -168,7 +164,7 @@ def gate_jacobians(
     """Full Jacobians of (pre, post, comb) w.r.t. ``vec(x)``: ``(..., n, N)``, ``(..., n, N)``,
     ``(..., n², N)``. Materialises ``(R, N)`` per sample; for norms use :func:`gate_jacobian_norms`."""
     n = x.shape[-2]
-    d_pre, d_post, a_comb, _ = _gate_factors(x, fn, scale, base, K, hc_eps, norm_eps)
+    d_pre, d_post, a_comb = _gate_factors(x, fn, scale, base, K, hc_eps, norm_eps)
     M = mixes_jacobian(x, fn, norm_eps)
     return HCWeights(
         pre=d_pre.unsqueeze(-1) * M[..., :n, :],
@@ -195,7 +191,7 @@ def gate_jacobian_norms(
     Computed as ``sqrt(λ_max(J Jᵀ))`` with ``J Jᵀ = D·(M Mᵀ)·Dᵀ`` from the ``R×R`` Gram matrix.
     """
     n = x.shape[-2]
-    d_pre, d_post, a_comb, _ = _gate_factors(x, fn, scale, base, K, hc_eps, norm_eps)
+    d_pre, d_post, a_comb = _gate_factors(x, fn, scale, base, K, hc_eps, norm_eps)
     MMt = mixes_jacobian_gram(x, fn, norm_eps)
     pre_blk = MMt[..., :n, :n]
     post_blk = MMt[..., n : 2 * n, n : 2 * n]

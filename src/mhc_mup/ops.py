@@ -70,20 +70,20 @@ def hc_mixes(x: torch.Tensor, fn: torch.Tensor, norm_eps: float = NORM_EPS) -> t
     return proj * rms_rsqrt(x_flat, norm_eps)
 
 
-def _gate_params(scale: torch.Tensor, base: torch.Tensor, n_s: int, dtype: torch.dtype):
-    scale = scale.to(dtype)
-    base = base.to(dtype)
-    return (
-        (scale[..., 0:1], base[..., :n_s]),
-        (scale[..., 1:2], base[..., n_s : 2 * n_s]),
-        (scale[..., 2:3].unsqueeze(-1), base[..., 2 * n_s :].unflatten(-1, (n_s, n_s))),
-    )
-
-
-def comb_logits(mixes: torch.Tensor, scale: torch.Tensor, base: torch.Tensor, n_s: int) -> torch.Tensor:
-    """The Sinkhorn input ``Z = comb_raw·scale[2] + base[2n:]``, shape ``(..., n_s, n_s)``."""
-    _, _, (s_c, b_c) = _gate_params(scale, base, n_s, mixes.dtype)
-    return mixes[..., 2 * n_s :].unflatten(-1, (n_s, n_s)) * s_c + b_c
+def gate_logits(
+    mixes: torch.Tensor, scale: torch.Tensor, base: torch.Tensor, n_s: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The pre-activation of each gate: ``pre_raw·s₀ + b``, ``post_raw·s₁ + b`` ``(..., n_s)`` and the
+    Sinkhorn input ``Z = comb_raw·s₂ + b`` ``(..., n_s, n_s)``, ``comb_raw`` read row-major."""
+    expected = (2 + n_s) * n_s
+    if mixes.shape[-1] != expected:
+        raise ValueError(f"mixes has last dim {mixes.shape[-1]}, expected (2+n_s)·n_s = {expected}")
+    scale = scale.to(mixes.dtype)
+    base = base.to(mixes.dtype)
+    a_pre = mixes[..., :n_s] * scale[..., 0:1] + base[..., :n_s]
+    a_post = mixes[..., n_s : 2 * n_s] * scale[..., 1:2] + base[..., n_s : 2 * n_s]
+    Z = mixes[..., 2 * n_s :].unflatten(-1, (n_s, n_s)) * scale[..., 2:3].unsqueeze(-1)
+    return a_pre, a_post, Z + base[..., 2 * n_s :].unflatten(-1, (n_s, n_s))
 
 
 def split_mixes(
@@ -99,13 +99,10 @@ def split_mixes(
     ``pre = σ(pre_raw·s₀ + b) + hc_eps``; ``post = 2σ(post_raw·s₁ + b)`` (no eps);
     ``comb = sinkhorn_knopp(comb_raw·s₂ + b, K, hc_eps)`` with ``comb_raw`` read row-major.
     """
-    expected = (2 + n_s) * n_s
-    if mixes.shape[-1] != expected:
-        raise ValueError(f"mixes has last dim {mixes.shape[-1]}, expected (2+n_s)·n_s = {expected}")
-    (s_p, b_p), (s_q, b_q), _ = _gate_params(scale, base, n_s, mixes.dtype)
-    pre = torch.sigmoid(mixes[..., :n_s] * s_p + b_p) + hc_eps
-    post = 2.0 * torch.sigmoid(mixes[..., n_s : 2 * n_s] * s_q + b_q)
-    comb = sinkhorn_knopp(comb_logits(mixes, scale, base, n_s), K, hc_eps)
+    a_pre, a_post, Z = gate_logits(mixes, scale, base, n_s)
+    pre = torch.sigmoid(a_pre) + hc_eps
+    post = 2.0 * torch.sigmoid(a_post)
+    comb = sinkhorn_knopp(Z, K, hc_eps)
     return HCWeights(pre, post, comb)
 
 

@@ -6,7 +6,7 @@ The seed's (and the report's "baseline") choice is ``σ_W = 0.02``, ``scale = 0.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 
@@ -29,9 +29,6 @@ class GeneratorInit:
             raise ValueError(f"scale must be three finite numbers, got {self.scale!r}")
         if not math.isfinite(self.base):
             raise ValueError(f"base must be finite, got {self.base!r}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
     def scale_tensor(self, dtype: torch.dtype, device=None) -> torch.Tensor:
         return torch.tensor(self.scale, dtype=dtype, device=device)
