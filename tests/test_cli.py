@@ -66,7 +66,7 @@ def test_results_csv_is_tidy_and_matches_the_json(run_dir):
     for row in per_width.itertuples():
         assert doc["results"][str(int(row.width))][row.diagnostic][row.metric] == pytest.approx(row.value, rel=1e-12)
     quotient = df[df.diagnostic == "quotient_jacobian"]
-    assert quotient.width.isna().all() and len(quotient) == 2 * 5
+    assert quotient.width.isna().all() and len(quotient) == 2 * len(SUMMARY_KEYS["quotient_jacobian"])
     k20 = quotient.set_index("metric").loc["K=20/gauge_leakage_mean", "value"]
     assert k20 == pytest.approx(doc["results"]["16"]["quotient_jacobian"]["K=20"]["gauge_leakage_mean"])
     assert set(df.n_samples[df.diagnostic == "dynamic_sensitivity"]) == {4}
