@@ -253,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     _add_run_arguments(run)
+    run.set_defaults(handler=_run)
     return parser
 
 
@@ -423,7 +424,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return EXIT_USAGE
-        return _run(args)
+        return args.handler(args)
     except (UsageError, ConfigError) as exc:
         print(f"mhc-mup: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
