@@ -36,8 +36,14 @@ def run_dir(tmp_path_factory):
     return out
 
 
-def test_writes_the_three_files_and_nothing_else(run_dir):
-    assert sorted(p.name for p in run_dir.iterdir()) == ["fits.csv", "results.csv", "results.json"]
+def test_writes_the_five_files_and_nothing_else(run_dir):
+    assert sorted(p.name for p in run_dir.iterdir()) == [
+        "chain.csv",
+        "fits.csv",
+        "results.csv",
+        "results.json",
+        "verdict.json",
+    ]
 
 
 def test_results_json_has_the_seeds_nested_layout(run_dir):
@@ -118,16 +124,39 @@ BAD_INPUTS = [
     (["--device", "tpu"], "unknown device 'tpu'"),
     (["--device", "banana"], "unknown device 'banana'"),
     (["--dtype", "float16"], "invalid choice: 'float16'"),
-    (["--sigma-w", "-0.02"], "sigma_w must be a positive finite number, got '-0.02'"),
-    (["--scale", "0.1,0.2"], "scale takes one value or three"),
+    (["--sigma-w", "-0.02"], "sigma_pre = '-0.02' gives -0.02 at d=16 (n_s=4); need a positive std"),
+    (["--scale", "0.1,0.2"], "--scale takes one expression or three (pre,post,comb), got '0.1,0.2'"),
+    (["--param", "Z"], "unknown parameterization 'Z'; presets: baseline, A, B, C, D, E, mup, hf-v4, mhc-paper"),
+    (["--param", "mine: sigma_w=__import__('os')"], "call to '__import__' is not allowed"),
+    (["--param", "mine: sigma_w=d.real"], "expression 'd.real': Attribute is not allowed"),
+    (["--param", "mine: sigma_w=1/(d-16)"], "expression '1/(d-16)' fails at n_s=4, d=16: float division by zero"),
+    (["--param", "mine: sigma_w=1-d/64"], "sigma_pre = '1-d/64' gives 0.0 at d=64 (n_s=4); need a positive std"),
+    (["--param", "mine: lr_fn=log(d-16)"], "expression 'log(d-16)' fails at n_s=4, d=16: math domain error"),
+    (["--param", "mine: sigma_w"], "parameterization 'mine': 'sigma_w' is not rule=expr"),
+    (["--param", "mine: speed=2"], "parameterization 'mine': unknown rule 'speed'"),
+    (["--param", "a/b: sigma_w=1"], "parameterization name 'a/b' must be 1–40 letters"),
+    (["--tolerance", "0"], "tolerance must be a positive finite number, got '0'"),
     (["--bogus"], "unrecognized arguments: --bogus"),
 ]
 
 
-@pytest.mark.parametrize(("args", "message"), BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
-def test_bad_input_one_line_exit_2_nothing_written(args, message, tmp_path, capsys):
+RUN_ONLY = {"--sigma-w", "--scale"}
+COMPARE_BAD_INPUTS = [
+    (["--params", "baseline,Z"], "unknown parameterization 'Z'"),
+    (["--params", ","], "--params names no parameterization"),
+    (["--params", "C", "--param", "C"], "parameterization 'C' is given more than once"),
+    (["--sigma-w", "0.1"], "unrecognized arguments: --sigma-w"),
+]
+CASES = [("run", a, m) for a, m in BAD_INPUTS] + [
+    ("compare", a, m) for a, m in BAD_INPUTS + COMPARE_BAD_INPUTS if not (RUN_ONLY & set(a)) or "unrec" in m
+]
+
+
+@pytest.mark.parametrize(("command", "args", "message"), CASES, ids=[f"{c} {' '.join(a)}" for c, a, _ in CASES])
+def test_bad_input_one_line_exit_2_nothing_written(command, args, message, tmp_path, capsys):
+    """``run`` and ``compare`` share the sweep flags and ``--param``; each names the bad value."""
     out = tmp_path / "out"
-    assert main(["run", *FAST, *args, "--out", str(out)]) == 2
+    assert main([command, *FAST, *args, "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("mhc-mup: error: ")
     assert message in err

@@ -133,8 +133,10 @@ def test_logit_update_equals_an_explicit_sgd_step(gen):
 
 
 def test_summarize_reductions():
-    values = {"dc_x": np.array([1.0, 2.0, 3.0, 10.0]), "dp_x": np.ones(4), "dq_x": np.zeros(4)}
+    values = {name: np.ones(4) for name in dg.Sensitivity._fields}
+    values |= {"dc_x": np.array([1.0, 2.0, 3.0, 10.0]), "dq_x": np.zeros(4), "dc_x_grad": np.array([1.0, 3.0])}
     out = dg.summarize("dynamic_sensitivity", values)
     assert out["dc_x_mean"] == 4.0
     assert out["dc_x_std"] == pytest.approx(np.std([1.0, 2.0, 3.0, 10.0]))  # ddof 0, as the seed
-    assert set(out) == {"dc_x_mean", "dc_x_std", "dp_x_mean", "dp_x_std", "dq_x_mean", "dq_x_std"}
+    assert out["dc_x_grad_mean"] == 2.0 and out["dq_x_mean"] == 0.0
+    assert {"dc_x_mean", "dc_x_std", "dp_x_mean", "dp_x_std", "dq_x_mean", "dq_x_std"} <= set(out)

@@ -12,14 +12,27 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
 from . import __version__
+from .compare import CORRECTION_QUANTITIES, corrections_rows, run_compare
 from .config import PRESETS
-from .parameterizations import GeneratorInit
+from .parameterizations import (
+    COMPARE_DEFAULT,
+    GATES,
+    PARAMETERIZATIONS,
+    Parameterization,
+    ParameterizationError,
+    get_parameterization,
+    parse_spec,
+    split_top_level,
+)
+from .results_io import chain_rows
 from .sweep import DTYPES, ConfigError, SweepConfig, SweepResult, run_sweep
+from .verdict import Verdict, VerdictConfig, describe_scaling, theorem_d
 
 EXIT_USAGE = 2
 DEFAULTS = SweepConfig()
@@ -82,20 +95,42 @@ def _positive_float(what: str, allow_zero: bool = False):
     return parse
 
 
-def _float_list(what: str):
-    def parse(text: str) -> list[float]:
-        try:
-            values = [float(p) for p in text.split(",") if p.strip()]
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{what} {text!r} is not a number or comma-separated numbers") from None
-        if len(values) not in (1, 3):
-            raise argparse.ArgumentTypeError(f"{what} takes one value or three (pre,post,comb), got {text!r}")
-        return values
-
-    return parse
+PARAM_HELP = (
+    "a preset ({presets}) or a rule set 'NAME: rule=expr, ...' starting from the baseline (or from "
+    "a preset with from=PRESET). Rules: sigma_w / sigma_{{pre,post,comb}} (std of fn's rows per gate), "
+    "scale / scale_{{pre,post,comb}}, base / base_{{pre,post,comb}}, lr_fn / lr_scale / lr_base "
+    "(LR multipliers, both optimizers) or lr_{{fn,scale,base}}_{{sgd,adam}}. Expressions use n_s, d, "
+    "numbers, + - * / **, pi, e, sqrt, log, exp, min, max, abs; e.g. 'mine: sigma_w=1/(n_s*d), lr_fn=1/d'"
+)
 
 
-def _add_run_arguments(p: argparse.ArgumentParser) -> None:
+def _parameterization(text: str) -> Parameterization:
+    try:
+        return parse_spec(text)
+    except ParameterizationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_init_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group(
+        "parameterization (default: baseline, the seed's: fn ~ N(0, 0.02²), scale 0.1, base 0, one LR η)"
+    )
+    g.add_argument(
+        "--param",
+        type=_parameterization,
+        metavar="SPEC",
+        help=PARAM_HELP.format(presets=", ".join(PARAMETERIZATIONS)),
+    )
+    g.add_argument("--sigma-w", metavar="EXPR", help="override: std of fn, a number or an expression in n_s and d")
+    g.add_argument(
+        "--scale",
+        metavar="EXPR",
+        help="override: gate scales, one expression for all three or pre,post,comb",
+    )
+    g.add_argument("--base", metavar="EXPR", help="override: constant init of base")
+
+
+def _add_run_arguments(p: argparse.ArgumentParser, writes: str) -> None:
     d = DEFAULTS
     g = p.add_argument_group("widths and mHC shape")
     g.add_argument(
@@ -138,21 +173,6 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
         metavar="EPS",
         help=f"eps inside the RMS rsqrt (default {d.norm_eps:g})",
     )
-
-    g = p.add_argument_group("generator initialisation (the seed's baseline: fn ~ N(0, 0.02²), scale 0.1, base 0)")
-    g.add_argument(
-        "--sigma-w",
-        type=_positive_float("sigma_w"),
-        metavar="STD",
-        help=f"std of the generator weight fn (default {d.init.sigma_w:g})",
-    )
-    g.add_argument(
-        "--scale",
-        type=_float_list("scale"),
-        metavar="S",
-        help="gate scales: one value for all three, or pre,post,comb (default 0.1)",
-    )
-    g.add_argument("--base", type=float, metavar="B", help=f"constant init of base (default {d.init.base:g})")
 
     g = p.add_argument_group("samples per diagnostic")
     g.add_argument(
@@ -197,7 +217,14 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
         "--lr",
         type=_positive_float("lr"),
         metavar="LR",
-        help=f"learning rate of diagnostic 5's SGD step (default {d.lr:g})",
+        help=f"base learning rate η of diagnostic 5's SGD and Adam steps; each parameter group steps with "
+        f"η × its parameterization's multiplier (default {d.lr:g})",
+    )
+    g.add_argument(
+        "--tolerance",
+        type=_positive_float("tolerance"),
+        metavar="T",
+        help=f"an exponent reads O(1) when its whole interval lies in [-T, +T] (default {VerdictConfig().tolerance:g})",
     )
 
     g = p.add_argument_group("run")
@@ -230,9 +257,13 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
         type=Path,
         default=Path("mhc-mup-out"),
         metavar="DIR",
-        help="directory for results.json, results.csv and fits.csv (default ./mhc-mup-out)",
+        help=f"directory for {writes} (default ./mhc-mup-out)",
     )
     g.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no tables; errors only")
+
+
+RUN_WRITES = "results.json, results.csv, fits.csv, chain.csv and verdict.json"
+COMPARE_WRITES = "one folder per parameterization (as run) plus corrections.csv, chain.csv and verdict.json"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -244,16 +275,46 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     run = sub.add_parser(
         "run",
-        help="sweep widths, measure the six diagnostics, fit how each scales",
+        help="sweep widths, measure the six diagnostics, fit how each scales, check Theorem D",
         description=(
             "Measure the six mHC diagnostics at every width and fit metric ~ prefactor·d^exponent with a 95% "
-            "interval. Defaults reproduce the seed's run: widths 64..1024, n_s 4, K 20, fn ~ N(0, 0.02²), "
-            "scale 0.1. Writes DIR/results.json (the seed's nested layout plus config and fits), "
-            "DIR/results.csv (tidy) and DIR/fits.csv."
+            "interval; decompose diagnostic 4 into its chain factors; check Theorem D's conditions. Defaults "
+            "reproduce the seed's run: widths 64..1024, n_s 4, K 20, fn ~ N(0, 0.02²), scale 0.1. Writes "
+            f"DIR/{RUN_WRITES.replace(', ', ', DIR/').replace(' and ', ' and DIR/')}."
         ),
     )
-    _add_run_arguments(run)
+    _add_init_arguments(run)
+    _add_run_arguments(run, RUN_WRITES)
     run.set_defaults(handler=_run)
+
+    compare = sub.add_parser(
+        "compare",
+        help="one sweep per parameterization; the corrections table and Theorem D for each",
+        description=(
+            "Run the sweep once per parameterization (same widths, seed and samples) and tabulate, for the "
+            "comb, pre and post sensitivities and the generated-logit update under each parameterization's "
+            "own LR rule (one SGD and one Adam step), the exponent with its interval and a verdict: O(1) when "
+            "the interval lies inside ±tolerance, grows / decays when the exponent is outside, unclear "
+            f"otherwise. Writes {COMPARE_WRITES}."
+        ),
+    )
+    g = compare.add_argument_group("parameterizations")
+    g.add_argument(
+        "--params",
+        metavar="NAMES",
+        help=f"comma-separated presets to compare (default: {','.join(COMPARE_DEFAULT)}; all presets: "
+        f"{', '.join(PARAMETERIZATIONS)})",
+    )
+    g.add_argument(
+        "--param",
+        action="append",
+        type=_parameterization,
+        default=[],
+        metavar="SPEC",
+        help="add one more (repeatable): " + PARAM_HELP.format(presets="any preset"),
+    )
+    _add_run_arguments(compare, COMPARE_WRITES)
+    compare.set_defaults(handler=_compare)
     return parser
 
 
@@ -290,18 +351,52 @@ def config_from_args(args: argparse.Namespace) -> SweepConfig:
         changes["update_samples"] = args.update_samples
     if args.bootstrap is not None:
         changes["n_boot"] = args.bootstrap
-    if args.sigma_w is not None or args.scale is not None or args.base is not None:
-        init = DEFAULTS.init
-        scale = args.scale if args.scale is not None else list(init.scale)
-        try:
-            changes["init"] = GeneratorInit(
-                sigma_w=args.sigma_w if args.sigma_w is not None else init.sigma_w,
-                scale=tuple(scale * 3 if len(scale) == 1 else scale),
-                base=args.base if args.base is not None else init.base,
-            )
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
+    if args.command == "run":
+        changes["parameterization"] = _run_parameterization(args)
     return dataclasses.replace(DEFAULTS, **changes).validate()
+
+
+def _run_parameterization(args: argparse.Namespace) -> Parameterization:
+    """``--param`` (default baseline) with the ``--sigma-w``, ``--scale`` and ``--base`` overrides applied."""
+    param = args.param or PARAMETERIZATIONS["baseline"]
+    overrides: dict[str, str] = {}
+    if args.sigma_w is not None:
+        overrides["sigma_w"] = args.sigma_w
+    if args.scale is not None:
+        parts = split_top_level(args.scale)
+        if len(parts) == 1:
+            overrides["scale"] = parts[0]
+        elif len(parts) == 3:
+            overrides |= {f"scale_{g}": v for g, v in zip(GATES, parts, strict=True)}
+        else:
+            raise UsageError(f"--scale takes one expression or three (pre,post,comb), got {args.scale!r}")
+    if args.base is not None:
+        overrides["base"] = args.base
+    if not overrides:
+        return param
+    described = ", ".join(f"{k}={v}" for k, v in overrides.items())
+    try:
+        return param.with_rules(description=f"{param.description}; {described}", **overrides)
+    except ParameterizationError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def compare_parameterizations(args: argparse.Namespace) -> list[Parameterization]:
+    """The parameterizations named by ``--params`` (default :data:`COMPARE_DEFAULT`) plus each ``--param``."""
+    names = split_top_level(args.params) if args.params is not None else list(COMPARE_DEFAULT)
+    if args.params is not None and not names:
+        raise UsageError(f"--params names no parameterization: {args.params!r}")
+    try:
+        chosen = [get_parameterization(n) for n in names]
+    except ParameterizationError as exc:
+        raise UsageError(str(exc)) from None
+    chosen += args.param
+    seen: set[str] = set()
+    for p in chosen:
+        if p.name in seen:
+            raise UsageError(f"parameterization {p.name!r} is given more than once")
+        seen.add(p.name)
+    return chosen
 
 
 def _check_out_dir(out: Path) -> None:
@@ -372,10 +467,141 @@ def print_summary(result: SweepResult, console: Console) -> None:
         )
         previous = diag
     console.print(f)
+    print_chain_and_typical(result, console)
     head = result.fit("dynamic_sensitivity", "dc_x_mean")
-    console.print(
-        f"‖DC(x)‖·‖x‖ scales as d^{head.exponent:.3f}  ({level} interval {head.ci_low:.3f} – {head.ci_high:.3f})"
+    console.print(f"‖DC(x)‖·‖x‖ scales as {describe_scaling(head)}")
+
+
+def print_chain_and_typical(result: SweepResult, console: Console) -> None:
+    widths = sorted(result.samples)
+    t = _table("Chain decomposition: ‖DC(x)‖·‖x‖ ≤ ‖D RMSNorm‖ · |s_C| · ‖W_comb‖ · ‖DS_K‖ · ‖x‖ (means)")
+    t.add_column("factor", no_wrap=True)
+    for w in widths:
+        t.add_column(f"d={w}", justify="right", no_wrap=True)
+    t.add_column("exponent [interval]", justify="right", no_wrap=True)
+    for row in chain_rows(result):
+        t.add_row(
+            row["label"],
+            *(f"{row[f'd={w}']:.4g}" for w in widths),
+            f"{row['exponent']:+.3f} {_fmt_ci(result.fit('chain_decomposition', row['factor'] + '_mean'))}",
+        )
+    console.print(t)
+
+    t = _table("Typical vs worst case: sensitivity × ‖x‖ along random and gradient-step directions (exponents)")
+    for col in ("gate", "worst (‖J‖₂)", "gradient direction", "random direction"):
+        t.add_column(col, justify="left" if col == "gate" else "right", no_wrap=True)
+    for gate, key in (("comb", "dc_x"), ("pre", "dp_x"), ("post", "dq_x")):
+        cells = []
+        for suffix in ("", "_grad", "_random"):
+            fit = result.fit("dynamic_sensitivity", f"{key}{suffix}_mean")
+            last = np.mean(result.samples[widths[-1]]["dynamic_sensitivity"][key + suffix])
+            cells.append(f"{last:.3g} at d={widths[-1]}, d^{fit.exponent:+.2f}")
+        t.add_row(gate, *cells)
+    console.print(t)
+
+
+def print_verdict(verdict: Verdict, console: Console) -> None:
+    t = _table(f"Theorem D checklist: {verdict.parameterization}")
+    for col in ("#", "condition", "metric", "estimate [interval]", "threshold", "status"):
+        t.add_column(col, justify="right" if col == "#" else "left", overflow="fold")
+    for c in verdict.conditions:
+        checks = c.checks or (None,)
+        for i, k in enumerate(checks):
+            if k is None:
+                metric, estimate, threshold = "—", "—", "—"
+            else:
+                metric = k.label
+                interval = f" [{k.ci_low:.3g}, {k.ci_high:.3g}]" if k.ci_low is not None else ""
+                estimate = (f"d^{k.estimate:+.3f}" if k.kind == "exponent" else f"{k.estimate:.3g}") + interval
+                threshold = k.threshold
+            status = (k.status if k is not None else c.status) if len(checks) > 1 else c.status
+            t.add_row(str(c.number) if i == 0 else "", c.statement if i == 0 else "", metric, estimate, threshold,
+                      _status(status))  # fmt: skip
+    console.print(t)
+    for c in verdict.conditions:
+        console.print(f"  {c.sentence}")
+    for note in verdict.notes:
+        console.print(f"  {note}")
+    console.print(f"[bold]{verdict.summary}[/bold]")
+
+
+def _status(status: str) -> str:
+    return {"pass": "[green]pass[/green]", "fail": "[red]fail[/red]", "assumed": "[yellow]assumed[/yellow]"}.get(
+        status, status
     )
+
+
+def print_corrections(results: dict[str, SweepResult], tolerance: float, console: Console) -> None:
+    level = f"{next(iter(results.values())).config.confidence:.0%}"
+    t = _table("Parameterizations compared")
+    t.add_column("name", no_wrap=True)
+    t.add_column("rule", overflow="fold")
+    for name, result in results.items():
+        t.add_row(name, result.config.parameterization.description)
+    console.print(t)
+    rows = corrections_rows(results, tolerance)
+    groups = (
+        ("Corrections: dynamic sensitivity (diagnostic 4)", ("comb", "pre", "post")),
+        ("Generated-logit update under each parameterization's LR rule (diagnostic 5)", ("update_sgd", "update_adam")),
+    )
+    labels = {q: label for q, _, _, label in CORRECTION_QUANTITIES}
+    for title, quantities in groups:
+        t = _table(f"{title}: exponent of d [{level} interval], O(1) band ±{tolerance:g}")
+        t.add_column("parameterization", no_wrap=True)
+        for q in quantities:
+            t.add_column(labels[q], justify="right", no_wrap=True)
+        for name in results:
+            cells = {r["quantity"]: r for r in rows if r["parameterization"] == name}
+            t.add_row(name, *(_exponent_cell(cells[q]) for q in quantities))
+        console.print(t)
+
+
+def _exponent_cell(row: dict) -> str:
+    colour = {"O(1)": "green", "grows": "red", "decays": "cyan"}.get(row["verdict"], "yellow")
+    return (
+        f"{row['exponent']:+.2f} [{row['ci_low']:+.2f}, {row['ci_high']:+.2f}] [{colour}]{row['verdict']:>7}[/{colour}]"
+    )
+
+
+def print_verdict_matrix(verdicts: dict[str, Verdict], console: Console) -> None:
+    t = _table("Theorem D per parameterization")
+    t.add_column("condition", overflow="fold")
+    for name in verdicts:
+        t.add_column(name, justify="center", no_wrap=True)
+    first = next(iter(verdicts.values()))
+    for i, c in enumerate(first.conditions):
+        t.add_row(f"{c.number}. {c.statement}", *(_status(v.conditions[i].status) for v in verdicts.values()))
+    console.print(t)
+    hold = [n for n, v in verdicts.items() if v.measured_hold]
+    if hold:
+        console.print(f"All measured conditions hold for: {', '.join(hold)} (condition 1 is assumed).")
+    else:
+        console.print("No parameterization meets every measured condition.")
+
+
+def _consoles(quiet: bool) -> tuple[Console, Console, bool]:
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, width=140)  # piped: do not squeeze tables into 80 columns
+    err = Console(stderr=True)
+    return console, err, not quiet and err.is_terminal
+
+
+def _progress_bar(err: Console):
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
+
+
+def _verdict_config(args: argparse.Namespace) -> VerdictConfig:
+    return VerdictConfig(tolerance=args.tolerance) if args.tolerance is not None else VerdictConfig()
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -383,22 +609,10 @@ def _run(args: argparse.Namespace) -> int:
 
     _check_out_dir(args.out)
     cfg = config_from_args(args)
-    console = Console(highlight=False)
-    if not console.is_terminal:
-        console = Console(highlight=False, width=120)  # piped: do not squeeze tables into 80 columns
-    err = Console(stderr=True)
-    show_progress = not args.quiet and err.is_terminal
+    vc = _verdict_config(args)
+    console, err, show_progress = _consoles(args.quiet)
     if show_progress:
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total}"),
-            TimeElapsedColumn(),
-            console=err,
-            transient=True,
-        ) as bar:
+        with _progress_bar(err) as bar:
             task = bar.add_task("sweep", total=len(cfg.widths) + 2)
 
             def progress(what: str, done: int, total: int) -> None:
@@ -408,12 +622,44 @@ def _run(args: argparse.Namespace) -> int:
     else:
         result = run_sweep(cfg)
     try:
-        paths = write_results(result, args.out)
+        paths = write_results(result, args.out, vc)
     except OSError as exc:
         raise UsageError(f"cannot write results to '{args.out}': {exc.strerror or exc}") from None
     if not args.quiet:
         print_summary(result, console)
+        print_verdict(theorem_d(result, vc), console)
         console.print(f"wrote {', '.join(str(p) for p in paths)}")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from .results_io import write_comparison
+
+    _check_out_dir(args.out)
+    params = compare_parameterizations(args)
+    cfg = config_from_args(args)
+    vc = _verdict_config(args)
+    console, err, show_progress = _consoles(args.quiet)
+    steps = len(cfg.widths) + 2
+    if show_progress:
+        with _progress_bar(err) as bar:
+            task = bar.add_task("compare", total=len(params) * steps)
+
+            def progress(name: str, i: int, n: int, what: str, done: int, total: int) -> None:
+                bar.update(task, description=f"{name} ({i + 1}/{n}): {what}", completed=i * steps + done)
+
+            results = run_compare(cfg, params, progress)
+    else:
+        results = run_compare(cfg, params)
+    try:
+        paths = write_comparison(results, args.out, vc)
+    except OSError as exc:
+        raise UsageError(f"cannot write results to '{args.out}': {exc.strerror or exc}") from None
+    if not args.quiet:
+        print_corrections(results, vc.tolerance, console)
+        print_verdict_matrix({n: theorem_d(r, vc) for n, r in results.items()}, console)
+        console.print(f"wrote {len(paths)} files under {args.out}: corrections.csv, chain.csv, verdict.json and "
+                      f"one folder per parameterization")  # fmt: skip
     return 0
 
 

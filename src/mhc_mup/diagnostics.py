@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .gauge import project_perp, tangent_basis
-from .jacobians import gate_jacobian_norms, sinkhorn_jacobian
+from .jacobians import generator_jacobian, sinkhorn_jacobian, top_singular_value
 from .ops import HC_EPS, NORM_EPS, compute_dtype, rms_rsqrt, sinkhorn_knopp
 
 KAPPA_GUARD = 1e-10  # the seed's guard in σ_max / (σ_min + 1e-10)
@@ -76,9 +76,82 @@ def quotient_jacobian(Z: torch.Tensor, K: int = 20, eps: float = HC_EPS) -> Quot
 
 # ── 4. Dynamic sensitivity ────────────────────────────────────────────────────────────────────
 class Sensitivity(NamedTuple):
+    """``‖J_gate v‖·‖x‖`` for C, pre and post along three kinds of input direction ``v``.
+
+    ``d*_x``: the worst case, ``‖J‖₂`` (the seed's diagnostic). ``d*_x_random``: the RMS over random
+    unit directions, ``‖J‖_F/√N`` exactly. ``d*_x_grad``: along a gradient step of the state,
+    ``v ∝ Jᵀw`` for a random output-space gradient ``w`` — the direction in which a loss that sees
+    ``x`` through this gate moves ``x``.
+    """
+
     dc_x: torch.Tensor
     dp_x: torch.Tensor
     dq_x: torch.Tensor
+    dc_x_random: torch.Tensor
+    dp_x_random: torch.Tensor
+    dq_x_random: torch.Tensor
+    dc_x_grad: torch.Tensor
+    dp_x_grad: torch.Tensor
+    dq_x_grad: torch.Tensor
+
+
+class ChainFactors(NamedTuple):
+    """The bound ``‖DC(x)‖₂·‖x‖ ≤ ‖D RMSNorm(x)‖₂ · |s_C| · ‖W_comb‖₂ · ‖DS_K(Z)‖₂ · ‖x‖`` factor by
+    factor, its product ``bound``, the ``measured`` left side and ``tightness = measured / bound ≤ 1``."""
+
+    rms_jacobian: torch.Tensor
+    scale_comb: torch.Tensor
+    w_comb: torch.Tensor
+    sinkhorn_jacobian: torch.Tensor
+    x_norm: torch.Tensor
+    bound: torch.Tensor
+    measured: torch.Tensor
+    tightness: torch.Tensor
+
+
+def _along_gradient(gram: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """``‖J v‖`` for ``v = Jᵀw/‖Jᵀw‖``, i.e. ``‖G w‖ / sqrt(wᵀ G w)`` with ``G = J Jᵀ``."""
+    gw = (gram @ w.unsqueeze(-1)).squeeze(-1)
+    wgw = (w * gw).sum(dim=-1).clamp_min(torch.finfo(gram.dtype).tiny)
+    return gw.norm(dim=-1) / wgw.sqrt()
+
+
+def sensitivity_and_chain(
+    x: torch.Tensor,
+    fn: torch.Tensor,
+    scale: torch.Tensor,
+    base: torch.Tensor,
+    K: int = 20,
+    hc_eps: float = HC_EPS,
+    norm_eps: float = NORM_EPS,
+    *,
+    generator: torch.Generator | None = None,
+) -> tuple[Sensitivity, ChainFactors]:
+    """:func:`dynamic_sensitivity` and :func:`chain_decomposition` from one Jacobian computation.
+
+    ``generator`` draws the output-space gradients ``w ~ N(0, I)`` of the ``*_grad`` directions
+    (default: a generator seeded 0 on ``x``'s device)."""
+    gj = generator_jacobian(x, fn, scale, base, K, hc_eps, norm_eps)
+    dtype = gj.grams.comb.dtype
+    x_flat = x.flatten(-2).to(dtype)
+    x_norm, N = x_flat.norm(dim=-1), x_flat.shape[-1]
+    if generator is None:
+        generator = torch.Generator(device=x.device).manual_seed(0)
+    grams = (gj.grams.comb, gj.grams.pre, gj.grams.post)
+    worst = [top_singular_value(g) * x_norm for g in grams]
+    random = [(torch.diagonal(g, dim1=-2, dim2=-1).sum(-1).clamp_min(0.0) / N).sqrt() * x_norm for g in grams]
+    grad = []
+    for g in grams:
+        w = torch.randn(g.shape[:-1], generator=generator, dtype=dtype, device=x.device)
+        grad.append(_along_gradient(g, w) * x_norm)
+    n = x.shape[-2]
+    rms = gj.rms_gain
+    s_c = gj.scale[..., 2].abs().expand_as(rms)
+    w_comb = top_singular_value(gj.fn_gram[..., 2 * n :, 2 * n :]).expand_as(rms)
+    ds = torch.linalg.matrix_norm(gj.sinkhorn, ord=2)
+    bound = rms * s_c * w_comb * ds * x_norm
+    chain = ChainFactors(rms, s_c, w_comb, ds, x_norm, bound, worst[0], worst[0] / bound)
+    return Sensitivity(*worst, *random, *grad), chain
 
 
 def dynamic_sensitivity(
@@ -89,15 +162,32 @@ def dynamic_sensitivity(
     K: int = 20,
     hc_eps: float = HC_EPS,
     norm_eps: float = NORM_EPS,
+    *,
+    generator: torch.Generator | None = None,
 ) -> Sensitivity:
-    """``‖∂C/∂x‖₂·‖x‖``, ``‖∂pre/∂x‖₂·‖x‖``, ``‖∂post/∂x‖₂·‖x‖`` per sample.
+    """``‖∂C/∂x‖₂·‖x‖``, ``‖∂pre/∂x‖₂·‖x‖``, ``‖∂post/∂x‖₂·‖x‖`` per sample, and the same along
+    random and gradient directions (see :class:`Sensitivity`).
 
     ``x`` ``(..., n_s, d)``; ``fn`` ``(R, n_s·d)`` or one per sample ``(..., R, n_s·d)``; ``scale``
     and ``base`` likewise. Returns ``(...,)`` each. O(1) in d is condition 4 of Theorem D.
     """
-    norms = gate_jacobian_norms(x, fn, scale, base, K, hc_eps, norm_eps)
-    x_norm = x.flatten(-2).to(norms.comb.dtype).norm(dim=-1)
-    return Sensitivity(norms.comb * x_norm, norms.pre * x_norm, norms.post * x_norm)
+    return sensitivity_and_chain(x, fn, scale, base, K, hc_eps, norm_eps, generator=generator)[0]
+
+
+def chain_decomposition(
+    x: torch.Tensor,
+    fn: torch.Tensor,
+    scale: torch.Tensor,
+    base: torch.Tensor,
+    K: int = 20,
+    hc_eps: float = HC_EPS,
+    norm_eps: float = NORM_EPS,
+) -> ChainFactors:
+    """Each factor of the bound on diagnostic 4's ``‖DC(x)‖·‖x‖``, per sample (see :class:`ChainFactors`).
+
+    ``J_C = s_C · DS_K(Z) · W_comb · D RMSNorm(x)``; ``‖D RMSNorm(x)‖₂ = r = rsqrt(mean(x²) + ε)``.
+    With ``‖W_comb‖₂ ~ σ_W·√(n_s·d)`` and ``‖x‖ ~ √(n_s·d)`` the bound is Θ(σ_W·s_C·d)."""
+    return sensitivity_and_chain(x, fn, scale, base, K, hc_eps, norm_eps)[1]
 
 
 # ── 5. Generated-logit update scale ───────────────────────────────────────────────────────────
@@ -107,24 +197,41 @@ class LogitUpdate(NamedTuple):
     perp_ratio: torch.Tensor
 
 
+OPTIMIZER_STEPS = ("sgd", "adam")
+ADAM_EPS = 1e-8  # torch.optim.Adam's default
+
+
+def _adam_direction(grad: torch.Tensor, eps: float) -> torch.Tensor:
+    """Adam's first step from fresh state, per unit LR: ``m̂/(√v̂ + eps) = g/(|g| + eps)``."""
+    return grad / (grad.abs() + eps)
+
+
 def logit_update(
     x: torch.Tensor,
     W: torch.Tensor,
     s: torch.Tensor,
     b: torch.Tensor,
-    lr: float = 1e-3,
+    lr: float | tuple[float, float, float] = 1e-3,
     K: int = 20,
     hc_eps: float = HC_EPS,
     norm_eps: float = NORM_EPS,
+    *,
+    optimizer: str = "sgd",
+    adam_eps: float = ADAM_EPS,
 ) -> LogitUpdate:
-    """The comb-logit change ``ΔZ`` after one SGD step on ``‖C − I‖²_F`` w.r.t. ``(W, s, b)``.
+    """The comb-logit change ``ΔZ`` after one step on ``‖C − I‖²_F`` w.r.t. ``(W, s, b)``.
 
     ``Z = s·(W x̂) + b`` with ``x̂`` the RMS-normalised flat state; ``x`` ``(..., n_s, d)``,
-    ``W`` ``(..., n_s², n_s·d)``, ``s`` ``(..., 1)``, ``b`` ``(..., n_s²)``. The step is exact in
-    closed form — with ``g = ∂L/∂Z``, ``u = W x̂``: ``∇W = s·g x̂ᵀ``, ``∇s = g·u``, ``∇b = g`` and
-    ``ΔZ = −lr·(∇s·u + s·|x̂|²·(s − lr·∇s)·g + g)`` — so ΔZ carries no cancellation error.
+    ``W`` ``(..., n_s², n_s·d)``, ``s`` ``(..., 1)``, ``b`` ``(..., n_s²)``. ``lr`` is one rate or
+    ``(η_W, η_s, η_b)``. With ``g = ∂L/∂Z`` and ``u = W x̂`` the gradients are ``∇W = s·g x̂ᵀ``,
+    ``∇s = g·u``, ``∇b = g``, and the step is exact in closed form:
+    ``ΔZ = Δs·u + (s + Δs)·ΔW x̂ + Δb``. SGD: ``Δp = −η_p ∇p`` (so ``ΔW x̂ = −η_W s |x̂|² g``).
+    Adam from fresh state (bias-corrected, no weight decay): ``Δp = −η_p ∇p/(|∇p| + eps)``.
     Returns ``‖Π_⊥ΔZ‖``, ``‖ΔZ‖`` and their ratio (guarded by 1e-10 as in the seed), ``(...,)`` each.
     """
+    if optimizer not in OPTIMIZER_STEPS:
+        raise ValueError(f"optimizer must be one of {OPTIMIZER_STEPS}, got {optimizer!r}")
+    lr_w, lr_s, lr_b = (lr, lr, lr) if isinstance(lr, (int, float)) else lr
     n = x.shape[-2]
     x_flat = x.flatten(-2).to(compute_dtype(x.dtype))
     x_hat = x_flat * rms_rsqrt(x_flat, norm_eps)
@@ -139,8 +246,14 @@ def logit_update(
         loss = (C - eye).square().sum()  # samples are independent: one backward gives every g
         (g,) = torch.autograd.grad(loss, Z)
     grad_s = (g * u).sum(dim=-1, keepdim=True)
-    xx = x_hat.square().sum(dim=-1, keepdim=True)
-    dZ = -lr * (grad_s * u + s * xx * (s - lr * grad_s) * g + g)
+    if optimizer == "sgd":
+        ds, db = -lr_s * grad_s, -lr_b * g
+        dWx = -lr_w * s * x_hat.square().sum(dim=-1, keepdim=True) * g
+    else:
+        ds, db = -lr_s * _adam_direction(grad_s, adam_eps), -lr_b * _adam_direction(g, adam_eps)
+        grad_w = (s * g).unsqueeze(-1) * x_hat.unsqueeze(-2)  # (..., n², N)
+        dWx = -lr_w * (_adam_direction(grad_w, adam_eps) @ x_hat.unsqueeze(-1)).squeeze(-1)
+    dZ = ds * u + (s + ds) * dWx + db
     perp = project_perp(dZ.unflatten(-1, (n, n))).flatten(-2)
     p, t = perp.norm(dim=-1), dZ.norm(dim=-1)
     return LogitUpdate(p, t, p / (t + KAPPA_GUARD))
@@ -214,11 +327,32 @@ SUMMARY_KEYS: dict[str, tuple[SummaryKey, ...]] = {
         SummaryKey("dp_x_std", "dp_x", "std"),
         SummaryKey("dq_x_mean", "dq_x", "mean"),
         SummaryKey("dq_x_std", "dq_x", "std"),
+        # typical cases next to the worst case: random unit directions, gradient-step directions
+        SummaryKey("dc_x_random_mean", "dc_x_random", "mean"),
+        SummaryKey("dp_x_random_mean", "dp_x_random", "mean"),
+        SummaryKey("dq_x_random_mean", "dq_x_random", "mean"),
+        SummaryKey("dc_x_grad_mean", "dc_x_grad", "mean"),
+        SummaryKey("dp_x_grad_mean", "dp_x_grad", "mean"),
+        SummaryKey("dq_x_grad_mean", "dq_x_grad", "mean"),
+    ),
+    "chain_decomposition": (
+        SummaryKey("rms_jacobian_mean", "rms_jacobian", "mean"),
+        SummaryKey("scale_comb_mean", "scale_comb", "mean"),
+        SummaryKey("w_comb_mean", "w_comb", "mean"),
+        SummaryKey("sinkhorn_jacobian_mean", "sinkhorn_jacobian", "mean"),
+        SummaryKey("x_norm_mean", "x_norm", "mean"),
+        SummaryKey("bound_mean", "bound", "mean"),
+        SummaryKey("measured_mean", "measured", "mean"),
+        SummaryKey("tightness_mean", "tightness", "mean"),
     ),
     "logit_update": (
         SummaryKey("proj_perp_norm_mean", "proj_perp_norm", "mean"),
         SummaryKey("total_norm_mean", "total_norm", "mean"),
         SummaryKey("perp_ratio_mean", "perp_ratio", "mean"),
+        # one step of Adam from fresh state, under the same parameterization's Adam LR rule
+        SummaryKey("adam_proj_perp_norm_mean", "adam_proj_perp_norm", "mean"),
+        SummaryKey("adam_total_norm_mean", "adam_total_norm", "mean"),
+        SummaryKey("adam_perp_ratio_mean", "adam_perp_ratio", "mean"),
     ),
     "gate_stats": (
         SummaryKey("pre_mean", "pre_mean", "mean"),

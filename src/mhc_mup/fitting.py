@@ -177,3 +177,36 @@ def _fit_one(
         confidence=confidence,
         note=note,
     )
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A statistic of one set of samples with its percentile-bootstrap interval."""
+
+    value: float
+    ci_low: float
+    ci_high: float
+    n_samples: int
+    confidence: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def bootstrap_estimate(
+    values: np.ndarray,
+    statistic: Statistic = lambda a: a.mean(axis=-1),
+    *,
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> Estimate:
+    """``statistic(values)`` and its percentile-bootstrap interval over the samples in ``values``."""
+    a = np.asarray(values, dtype=np.float64).reshape(-1)
+    if a.size == 0:
+        raise ValueError("no samples")
+    rng = np.random.default_rng(seed)
+    boot = statistic(a[rng.integers(0, a.size, size=(n_boot, a.size))])
+    alpha = (1.0 - confidence) / 2.0
+    lo, hi = np.quantile(boot, [alpha, 1.0 - alpha])
+    return Estimate(float(statistic(a)), float(lo), float(hi), int(a.size), confidence)

@@ -10,6 +10,7 @@ and ``γ = 2c − c²|x|²``: no ``(R, N)`` Jacobian is ever formed, and no per-
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 
@@ -46,8 +47,16 @@ def mixes_jacobian(x: torch.Tensor, fn: torch.Tensor, norm_eps: float = NORM_EPS
     return r[..., None, None] * (fn.to(x_flat.dtype) - c * v.unsqueeze(-1) * x_flat.unsqueeze(-2))
 
 
-def mixes_jacobian_gram(x: torch.Tensor, fn: torch.Tensor, norm_eps: float = NORM_EPS) -> torch.Tensor:
-    """``M Mᵀ`` ``(..., R, R)`` for ``M = mixes_jacobian(x, fn)``, from ``fn fnᵀ`` and ``v = fn x``."""
+class MixesGram(NamedTuple):
+    """Pieces of ``M Mᵀ = r²·(fn fnᵀ − γ·v vᵀ)``: ``gram`` ``(..., R, R)``, ``fn_gram = fn fnᵀ``,
+    and ``r = rsqrt(mean(x²) + ε)`` ``(...,)``, the operator norm of the RMS normalisation's Jacobian."""
+
+    gram: torch.Tensor
+    fn_gram: torch.Tensor
+    r: torch.Tensor
+
+
+def _mixes_gram(x: torch.Tensor, fn: torch.Tensor, norm_eps: float) -> MixesGram:
     x_flat = _flat_state(x)
     N = x_flat.shape[-1]
     sq = x_flat.square().sum(dim=-1)  # |x|²
@@ -56,8 +65,14 @@ def mixes_jacobian_gram(x: torch.Tensor, fn: torch.Tensor, norm_eps: float = NOR
     gamma = 2.0 * c - c * c * sq
     fn = fn.to(x_flat.dtype)
     v = _apply(fn, x_flat)
-    gram = fn @ fn.transpose(-1, -2)
-    return r2[..., None, None] * (gram - gamma[..., None, None] * v.unsqueeze(-1) * v.unsqueeze(-2))
+    fn_gram = fn @ fn.transpose(-1, -2)
+    gram = r2[..., None, None] * (fn_gram - gamma[..., None, None] * v.unsqueeze(-1) * v.unsqueeze(-2))
+    return MixesGram(gram, fn_gram, r2.sqrt())
+
+
+def mixes_jacobian_gram(x: torch.Tensor, fn: torch.Tensor, norm_eps: float = NORM_EPS) -> torch.Tensor:
+    """``M Mᵀ`` ``(..., R, R)`` for ``M = mixes_jacobian(x, fn)``, from ``fn fnᵀ`` and ``v = fn x``."""
+    return _mixes_gram(x, fn, norm_eps).gram
 
 
 def _sinkhorn_jvp_rounds(Z: torch.Tensor, dZ: torch.Tensor, eps: float):
@@ -139,17 +154,17 @@ def _gate_factors(
     K: int,
     hc_eps: float,
     norm_eps: float,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Left factors ``D_pre (..., n)``, ``D_post (..., n)``, ``A_comb (..., n², n²)`` with
-    ``J_gate = D·M_gate`` (diagonal ``D``) and ``J_comb = A_comb·M_comb``."""
+    ``J_gate = D·M_gate`` (diagonal ``D``) and ``J_comb = A_comb·M_comb``; ``A_comb = s_C·DS_K(Z)``,
+    returned as ``DS_K(Z)`` and ``s_C (..., 1, 1)``."""
     mixes = hc_mixes(x, fn, norm_eps)
     a_pre, a_post, Z = gate_logits(mixes, scale, base, x.shape[-2])
     scale = scale.to(mixes.dtype)
     sig_pre, sig_post = torch.sigmoid(a_pre), torch.sigmoid(a_post)
     d_pre = scale[..., 0:1] * sig_pre * (1.0 - sig_pre)
     d_post = 2.0 * scale[..., 1:2] * sig_post * (1.0 - sig_post)
-    a_comb = sinkhorn_jacobian(Z, K, hc_eps) * scale[..., 2:3].unsqueeze(-1)
-    return d_pre, d_post, a_comb
+    return d_pre, d_post, sinkhorn_jacobian(Z, K, hc_eps), scale[..., 2:3].unsqueeze(-1)
 
 
 def gate_jacobians(
@@ -164,17 +179,60 @@ def gate_jacobians(
     """Full Jacobians of (pre, post, comb) w.r.t. ``vec(x)``: ``(..., n, N)``, ``(..., n, N)``,
     ``(..., n², N)``. Materialises ``(R, N)`` per sample; for norms use :func:`gate_jacobian_norms`."""
     n = x.shape[-2]
-    d_pre, d_post, a_comb = _gate_factors(x, fn, scale, base, K, hc_eps, norm_eps)
+    d_pre, d_post, ds, s_comb = _gate_factors(x, fn, scale, base, K, hc_eps, norm_eps)
     M = mixes_jacobian(x, fn, norm_eps)
     return HCWeights(
         pre=d_pre.unsqueeze(-1) * M[..., :n, :],
         post=d_post.unsqueeze(-1) * M[..., n : 2 * n, :],
-        comb=a_comb @ M[..., 2 * n :, :],
+        comb=(s_comb * ds) @ M[..., 2 * n :, :],
     )
 
 
-def _top_singular_value(gram: torch.Tensor) -> torch.Tensor:
+def top_singular_value(gram: torch.Tensor) -> torch.Tensor:
+    """``σ_max(J) = sqrt(λ_max(J Jᵀ))`` from the Gram matrix ``(..., m, m)`` → ``(...,)``."""
     return torch.linalg.eigvalsh(gram)[..., -1].clamp_min(0.0).sqrt()
+
+
+class GeneratorJacobian(NamedTuple):
+    """Everything the sensitivity diagnostics need about ``x ↦ (pre, post, comb)`` at one state.
+
+    ``grams``: ``J Jᵀ`` per gate, ``(..., n, n)``, ``(..., n, n)``, ``(..., n², n²)``.
+    ``J_comb = s_C · DS_K(Z) · W_comb · D RMSNorm(x)`` factor by factor: ``rms_gain`` ``(...,)`` is
+    ``‖D RMSNorm(x)‖₂ = r``, ``fn_gram`` ``(..., R, R)`` is ``fn fnᵀ`` (its comb block gives
+    ``‖W_comb‖₂``), ``sinkhorn`` ``(..., n², n²)`` is ``DS_K(Z)``, ``scale`` ``(..., 3)``.
+    """
+
+    grams: HCWeights
+    rms_gain: torch.Tensor
+    fn_gram: torch.Tensor
+    sinkhorn: torch.Tensor
+    scale: torch.Tensor
+
+
+def generator_jacobian(
+    x: torch.Tensor,
+    fn: torch.Tensor,
+    scale: torch.Tensor,
+    base: torch.Tensor,
+    K: int = 20,
+    hc_eps: float = HC_EPS,
+    norm_eps: float = NORM_EPS,
+) -> GeneratorJacobian:
+    """The gate Jacobians' Gram matrices ``J Jᵀ = D·(M Mᵀ)·Dᵀ`` and the chain factors of ``J_comb``,
+    batched over ``x`` ``(..., n_s, d)`` (``fn``, ``scale``, ``base`` shared or batched alike)."""
+    n = x.shape[-2]
+    d_pre, d_post, ds, s_comb = _gate_factors(x, fn, scale, base, K, hc_eps, norm_eps)
+    a_comb = s_comb * ds
+    mg = _mixes_gram(x, fn, norm_eps)
+    pre_blk = mg.gram[..., :n, :n]
+    post_blk = mg.gram[..., n : 2 * n, n : 2 * n]
+    comb_blk = mg.gram[..., 2 * n :, 2 * n :]
+    grams = HCWeights(
+        pre=d_pre.unsqueeze(-1) * pre_blk * d_pre.unsqueeze(-2),
+        post=d_post.unsqueeze(-1) * post_blk * d_post.unsqueeze(-2),
+        comb=a_comb @ comb_blk @ a_comb.transpose(-1, -2),
+    )
+    return GeneratorJacobian(grams, mg.r, mg.fn_gram, ds, scale.to(ds.dtype))
 
 
 def gate_jacobian_norms(
@@ -190,14 +248,5 @@ def gate_jacobian_norms(
 
     Computed as ``sqrt(λ_max(J Jᵀ))`` with ``J Jᵀ = D·(M Mᵀ)·Dᵀ`` from the ``R×R`` Gram matrix.
     """
-    n = x.shape[-2]
-    d_pre, d_post, a_comb = _gate_factors(x, fn, scale, base, K, hc_eps, norm_eps)
-    MMt = mixes_jacobian_gram(x, fn, norm_eps)
-    pre_blk = MMt[..., :n, :n]
-    post_blk = MMt[..., n : 2 * n, n : 2 * n]
-    comb_blk = MMt[..., 2 * n :, 2 * n :]
-    return HCWeights(
-        pre=_top_singular_value(d_pre.unsqueeze(-1) * pre_blk * d_pre.unsqueeze(-2)),
-        post=_top_singular_value(d_post.unsqueeze(-1) * post_blk * d_post.unsqueeze(-2)),
-        comb=_top_singular_value(a_comb @ comb_blk @ a_comb.transpose(-1, -2)),
-    )
+    grams = generator_jacobian(x, fn, scale, base, K, hc_eps, norm_eps).grams
+    return HCWeights(*(top_singular_value(g) for g in grams))

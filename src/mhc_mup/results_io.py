@@ -1,11 +1,15 @@
 """Writing a sweep's results: ``results.json`` (the seed's nested layout plus config and fits),
-``results.csv`` (tidy: width × diagnostic × metric) and ``fits.csv``. Every file is written to a
-temporary name in the same directory and renamed into place, so a reader never sees half a file.
+``results.csv`` (tidy: width × diagnostic × metric), ``fits.csv``, ``chain.csv`` (the chain
+decomposition) and ``verdict.json`` (the Theorem D checklist); for a comparison, one such folder
+per parameterization plus ``corrections.csv``, ``chain.csv`` and ``verdict.json`` across them.
+Every file is written to a temporary name in the same directory and renamed into place, so a reader
+never sees half a file; all contents are computed before the first file is written.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -20,8 +24,11 @@ import numpy as np
 import torch
 
 from . import __version__
+from .compare import CORRECTIONS_CSV_COLUMNS, corrections_rows
 from .diagnostics import DIAGNOSTICS, SUMMARY_KEYS
+from .parameterizations import OPTIMIZERS
 from .sweep import SweepResult
+from .verdict import Verdict, VerdictConfig, classify, theorem_d
 
 RESULTS_CSV_COLUMNS = ("width", "diagnostic", "metric", "value", "n_samples")
 FITS_CSV_COLUMNS = (
@@ -39,6 +46,18 @@ FITS_CSV_COLUMNS = (
     "n_widths",
     "confidence",
     "note",
+)
+
+
+CHAIN_FACTORS: tuple[tuple[str, str], ...] = (
+    ("rms_jacobian", "‖D RMSNorm(x)‖₂"),
+    ("scale_comb", "|s_C|"),
+    ("w_comb", "‖W_comb‖₂"),
+    ("sinkhorn_jacobian", "‖DS_K(Z)‖₂"),
+    ("x_norm", "‖x‖"),
+    ("bound", "product of the factors (the bound)"),
+    ("measured", "‖DC(x)‖₂·‖x‖ (measured)"),
+    ("tightness", "measured / bound"),
 )
 
 
@@ -99,6 +118,19 @@ def results_document(result: SweepResult) -> dict:
             "command": " ".join(sys.argv),
             "config": result.config.to_dict(),
             "software": software_versions(),
+            "parameterization": {
+                "rules": result.config.parameterization.to_dict(),
+                "evaluated": {
+                    str(w): {
+                        "init": dataclasses.asdict(result.config.parameterization.init(result.config.n_s, w)),
+                        "lr": {
+                            opt: result.config.parameterization.lr_multipliers(opt, result.config.n_s, w)
+                            for opt in OPTIMIZERS
+                        },
+                    }
+                    for w in widths
+                },
+            },
             "results": {str(w): result.summary(w) for w in widths},
             "fits": {f"{diag}.{key}": fit.to_dict() for (diag, key), fit in result.fits.items()},
             "timing_seconds": result.seconds,
@@ -136,6 +168,43 @@ def fit_rows(result: SweepResult) -> list[dict]:
     return rows
 
 
+def chain_rows(result: SweepResult, tolerance: float = 0.1) -> list[dict]:
+    """The chain decomposition of ``‖DC(x)‖·‖x‖``: one row per factor, its mean at each width
+    (columns ``d=<width>``), its exponent with interval and its reading (O(1) / grows / decays)."""
+    widths = sorted(result.samples)
+    rows = []
+    for factor, label in CHAIN_FACTORS:
+        fit = result.fit("chain_decomposition", f"{factor}_mean")
+        row: dict = {"parameterization": result.config.parameterization.name, "factor": factor, "label": label}
+        for w in widths:
+            row[f"d={w}"] = float(np.mean(result.samples[w]["chain_decomposition"][factor]))
+        row |= {
+            "exponent": fit.exponent,
+            "ci_low": fit.ci_low,
+            "ci_high": fit.ci_high,
+            "reading": classify(fit, tolerance),
+        }
+        rows.append(row)
+    return rows
+
+
+def chain_columns(widths: list[int]) -> tuple[str, ...]:
+    return (
+        "parameterization",
+        "factor",
+        "label",
+        *(f"d={w}" for w in widths),
+        "exponent",
+        "ci_low",
+        "ci_high",
+        "reading",
+    )
+
+
+def verdict_document(verdicts: dict[str, Verdict]) -> dict:
+    return _clean({"format": "mhc-mup/verdict/v1", "verdicts": {k: v.to_dict() for k, v in verdicts.items()}})
+
+
 def _csv_text(rows: list[dict], columns: tuple[str, ...]) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
@@ -147,17 +216,54 @@ def _csv_text(rows: list[dict], columns: tuple[str, ...]) -> str:
     return buf.getvalue()
 
 
-def write_results(result: SweepResult, out_dir: Path) -> list[Path]:
-    """Write results.json, results.csv and fits.csv into ``out_dir`` (created if needed)."""
-    out_dir = Path(out_dir)
+def _write_all(out_dir: Path, texts: dict[str, str]) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    texts = {
-        "results.json": json.dumps(results_document(result), indent=2, allow_nan=False) + "\n",
-        "results.csv": _csv_text(tidy_rows(result), RESULTS_CSV_COLUMNS),
-        "fits.csv": _csv_text(fit_rows(result), FITS_CSV_COLUMNS),
-    }
     paths = []
     for name, text in texts.items():
         atomic_write_text(out_dir / name, text)
         paths.append(out_dir / name)
     return paths
+
+
+def _json_text(document: dict) -> str:
+    return json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def result_texts(result: SweepResult, verdict: Verdict) -> dict[str, str]:
+    """File name → contents for one sweep: results.json, results.csv, fits.csv, chain.csv, verdict.json."""
+    widths = sorted(result.samples)
+    return {
+        "results.json": _json_text(results_document(result)),
+        "results.csv": _csv_text(tidy_rows(result), RESULTS_CSV_COLUMNS),
+        "fits.csv": _csv_text(fit_rows(result), FITS_CSV_COLUMNS),
+        "chain.csv": _csv_text(chain_rows(result, verdict.config.tolerance), chain_columns(widths)),
+        "verdict.json": _json_text(verdict_document({verdict.parameterization: verdict})),
+    }
+
+
+def write_results(result: SweepResult, out_dir: Path, verdict_config: VerdictConfig | None = None) -> list[Path]:
+    """Write results.json, results.csv, fits.csv, chain.csv and verdict.json into ``out_dir``."""
+    return _write_all(Path(out_dir), result_texts(result, theorem_d(result, verdict_config)))
+
+
+def write_comparison(
+    results: dict[str, SweepResult], out_dir: Path, verdict_config: VerdictConfig | None = None
+) -> list[Path]:
+    """One folder per parameterization (as :func:`write_results`) and, across them, corrections.csv,
+    chain.csv and verdict.json in ``out_dir``."""
+    vc = verdict_config or VerdictConfig()
+    out_dir = Path(out_dir)
+    verdicts = {name: theorem_d(r, vc) for name, r in results.items()}
+    texts = {name: result_texts(r, verdicts[name]) for name, r in results.items()}  # everything before writing
+    widths = sorted(next(iter(results.values())).samples)
+    top = {
+        "corrections.csv": _csv_text(corrections_rows(results, vc.tolerance), CORRECTIONS_CSV_COLUMNS),
+        "chain.csv": _csv_text(
+            [row for r in results.values() for row in chain_rows(r, vc.tolerance)], chain_columns(widths)
+        ),
+        "verdict.json": _json_text(verdict_document(verdicts)),
+    }
+    paths = []
+    for name, per in texts.items():
+        paths += _write_all(out_dir / name, per)
+    return paths + _write_all(out_dir, top)

@@ -21,11 +21,18 @@ from . import diagnostics as dg
 from .fitting import PowerLawFit, fit_power_laws
 from .jacobians import sinkhorn_jacobians
 from .ops import hc_weights
-from .parameterizations import SEED_INIT, GeneratorInit
+from .parameterizations import PARAMETERIZATIONS, Parameterization, ParameterizationError
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
-WIDTH_DIAGNOSTICS = ("sinkhorn_error", "spectral_norm", "dynamic_sensitivity", "logit_update", "gate_stats")
-_STREAM_IDS = {"state": 1, "quotient": 3, "dynamic_sensitivity": 4, "logit_update": 5}
+WIDTH_DIAGNOSTICS = (
+    "sinkhorn_error",
+    "spectral_norm",
+    "dynamic_sensitivity",
+    "chain_decomposition",
+    "logit_update",
+    "gate_stats",
+)
+_STREAM_IDS = {"state": 1, "quotient": 3, "dynamic_sensitivity": 4, "logit_update": 5, "gradient_directions": 6}
 
 
 class ConfigError(ValueError):
@@ -41,13 +48,13 @@ class SweepConfig:
     K: int = 20
     hc_eps: float = 1e-6
     norm_eps: float = 1e-6
-    init: GeneratorInit = SEED_INIT
+    parameterization: Parameterization = PARAMETERIZATIONS["baseline"]
     state_tokens: int = 64  # diagnostics 1, 2, 6: the seed's (4, 16) batch of token states
     quotient_samples: int = 100  # diagnostic 3
     quotient_K: tuple[int, ...] = (1, 2, 5, 10, 20, 50)
     sensitivity_samples: int = 30  # diagnostic 4
     update_samples: int = 30  # diagnostic 5
-    lr: float = 1e-3  # diagnostic 5's SGD step
+    lr: float = 1e-3  # diagnostic 5's base learning rate η; each group steps with η × its multiplier
     seed: int = 0
     device: str = "cpu"
     dtype: str = "float32"
@@ -88,15 +95,32 @@ class SweepConfig:
         _positive_int("n_boot", self.n_boot, minimum=1)
         if not 0 < self.confidence < 1:
             raise ConfigError(f"confidence must lie strictly between 0 and 1, got {self.confidence!r}")
+        try:
+            self.parameterization.check(self.n_s, self.widths)
+        except ParameterizationError as exc:
+            raise ConfigError(str(exc)) from None
         resolve_device(self.device)
         return self
 
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)
         out["widths"] = list(self.widths)
+        out.pop("parameterization")
         out["quotient_K"] = list(self.quotient_K)
-        out["init"]["scale"] = list(self.init.scale)
+        out["parameterization"] = self.parameterization.to_dict()
         return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> SweepConfig:
+        """Inverse of :meth:`to_dict` (e.g. the ``config`` of a results.json)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        for name in ("widths", "quotient_K"):
+            if name in values:
+                values[name] = tuple(values[name])
+        if "parameterization" in values:
+            values["parameterization"] = Parameterization.from_dict(values["parameterization"])
+        return cls(**values)
 
 
 def _positive_int(name: str, value: object, minimum: int) -> None:
@@ -158,6 +182,7 @@ class SweepResult:
             "gate_stats": self.config.state_tokens,
             "quotient_jacobian": self.config.quotient_samples,
             "dynamic_sensitivity": self.config.sensitivity_samples,
+            "chain_decomposition": self.config.sensitivity_samples,
             "logit_update": self.config.update_samples,
         }[diagnostic]
 
@@ -170,14 +195,14 @@ ProgressFn = Callable[[str, int, int], None]  # (description, done, total)
 
 def _state_diagnostics(cfg: SweepConfig, width: int, dev: torch.device, dtype: torch.dtype) -> dict:
     gen = make_generator(cfg.seed, width, "state", dev)
-    rows, fan_in = (2 + cfg.n_s) * cfg.n_s, cfg.n_s * width
-    fn = cfg.init.sample_fn(rows, fan_in, generator=gen, dtype=dtype, device=dev)
+    init = cfg.parameterization.init(cfg.n_s, width)
+    fn = init.sample_fn(cfg.n_s, cfg.n_s * width, generator=gen, dtype=dtype, device=dev)
     x = torch.randn(cfg.state_tokens, cfg.n_s, width, generator=gen, dtype=dtype, device=dev)
     pre, post, comb = hc_weights(
         x,
         fn,
-        cfg.init.scale_tensor(dtype, dev),
-        cfg.init.base_tensor(rows, dtype, dev),
+        init.scale_tensor(dtype, dev),
+        init.base_tensor(cfg.n_s, dtype, dev),
         cfg.K,
         cfg.hc_eps,
         cfg.norm_eps,
@@ -199,34 +224,54 @@ def _chunks(total: int, per_sample: int, budget: int):
 
 def _sensitivity(cfg: SweepConfig, width: int, dev: torch.device, dtype: torch.dtype) -> dict:
     gen = make_generator(cfg.seed, width, "dynamic_sensitivity", dev)
+    directions = make_generator(cfg.seed, width, "gradient_directions", dev)
+    init = cfg.parameterization.init(cfg.n_s, width)
     rows, fan_in = (2 + cfg.n_s) * cfg.n_s, cfg.n_s * width
-    scale, base = cfg.init.scale_tensor(dtype, dev), cfg.init.base_tensor(rows, dtype, dev)
-    parts = []
+    scale, base = init.scale_tensor(dtype, dev), init.base_tensor(cfg.n_s, dtype, dev)
+    sens, chain = [], []
     for b in _chunks(cfg.sensitivity_samples, rows * fan_in, cfg.chunk_elements):
-        fn = cfg.init.sample_fn(rows, fan_in, (b,), generator=gen, dtype=dtype, device=dev)
+        fn = init.sample_fn(cfg.n_s, fan_in, (b,), generator=gen, dtype=dtype, device=dev)
         x = torch.randn(b, cfg.n_s, width, generator=gen, dtype=dtype, device=dev)
-        parts.append(dg.dynamic_sensitivity(x, fn, scale, base, cfg.K, cfg.hc_eps, cfg.norm_eps))
-    return {name: torch.cat([getattr(p, name) for p in parts]) for name in dg.Sensitivity._fields}
+        s, c = dg.sensitivity_and_chain(x, fn, scale, base, cfg.K, cfg.hc_eps, cfg.norm_eps, generator=directions)
+        sens.append(s)
+        chain.append(c)
+    return {
+        "dynamic_sensitivity": {k: torch.cat([getattr(p, k) for p in sens]) for k in dg.Sensitivity._fields},
+        "chain_decomposition": {k: torch.cat([getattr(p, k) for p in chain]) for k in dg.ChainFactors._fields},
+    }
 
 
 def _logit_update(cfg: SweepConfig, width: int, dev: torch.device, dtype: torch.dtype) -> dict:
+    """Diagnostic 5 with one SGD and one Adam step, each under the parameterization's own LR rule."""
     gen = make_generator(cfg.seed, width, "logit_update", dev)
+    p = cfg.parameterization
+    init = p.init(cfg.n_s, width)
     rows, fan_in = cfg.n_s * cfg.n_s, cfg.n_s * width
-    s = torch.tensor([cfg.init.scale[2]], dtype=dtype, device=dev)
-    b_c = cfg.init.base_tensor(rows, dtype, dev)
-    parts = []
+    s = torch.tensor([init.scale[2]], dtype=dtype, device=dev)
+    b_c = init.base_tensor(cfg.n_s, dtype, dev, gate="comb")
+    rates = {
+        opt: tuple(cfg.lr * m for m in p.lr_multipliers(opt, cfg.n_s, width).values()) for opt in dg.OPTIMIZER_STEPS
+    }
+    parts: dict[str, list] = {opt: [] for opt in dg.OPTIMIZER_STEPS}
     for b in _chunks(cfg.update_samples, rows * fan_in, cfg.chunk_elements):
-        W = cfg.init.sample_fn(rows, fan_in, (b,), generator=gen, dtype=dtype, device=dev)
+        W = init.sample_fn(cfg.n_s, fan_in, (b,), generator=gen, gate="comb", dtype=dtype, device=dev)
         x = torch.randn(b, cfg.n_s, width, generator=gen, dtype=dtype, device=dev)
-        parts.append(dg.logit_update(x, W, s, b_c, cfg.lr, cfg.K, cfg.hc_eps, cfg.norm_eps))
-    return {name: torch.cat([getattr(p, name) for p in parts]) for name in dg.LogitUpdate._fields}
+        for opt in dg.OPTIMIZER_STEPS:
+            step = dg.logit_update(x, W, s, b_c, rates[opt], cfg.K, cfg.hc_eps, cfg.norm_eps, optimizer=opt)
+            parts[opt].append(step)
+    out = {}
+    for opt, steps in parts.items():
+        prefix = "" if opt == "sgd" else f"{opt}_"  # the seed's keys are SGD's
+        out.update({prefix + k: torch.cat([getattr(u, k) for u in steps]) for k in dg.LogitUpdate._fields})
+    return out
 
 
 def _quotient(cfg: SweepConfig, dev: torch.device) -> dict[int, dict]:
     dtype = DTYPES[cfg.quotient_dtype]
     gen = make_generator(cfg.seed, 0, "quotient", dev)
     Z = torch.randn(cfg.quotient_samples, cfg.n_s, cfg.n_s, generator=gen, dtype=dtype, device=dev)
-    jacobians = sinkhorn_jacobians(Z, cfg.quotient_K, cfg.hc_eps)  # one run of max(K) rounds
+    ks = tuple(dict.fromkeys((*cfg.quotient_K, cfg.K)))  # the model's K too: Theorem D's condition 3
+    jacobians = sinkhorn_jacobians(Z, ks, cfg.hc_eps)  # one run of max(K) rounds
     return {k: dg.quotient_spectrum(J)._asdict() for k, J in jacobians.items()}
 
 
@@ -257,7 +302,7 @@ def run_sweep(cfg: SweepConfig, progress: ProgressFn | None = None) -> SweepResu
         t0 = time.perf_counter()
         per = _state_diagnostics(cfg, w, dev, dtype)
         t1 = time.perf_counter()
-        per["dynamic_sensitivity"] = _sensitivity(cfg, w, dev, dtype)
+        per.update(_sensitivity(cfg, w, dev, dtype))
         t2 = time.perf_counter()
         per["logit_update"] = _logit_update(cfg, w, dev, dtype)
         t3 = time.perf_counter()
