@@ -106,6 +106,96 @@ def test_dynamic_sensitivity_equals_per_entry_backward_loops(gen):
             assert getattr(s, name)[b].item() == pytest.approx(expect, rel=1e-9)
 
 
+def test_typical_sensitivities_and_chain_factors_equal_explicit_jacobians(gen):
+    """Random-direction RMS = ‖J‖_F/√N; gradient direction v = Jᵀw/‖Jᵀw‖ with the same w the function
+    draws; each chain factor from its own definition; the bound holds sample by sample."""
+    n_s, d, K, B = 4, 24, 20, 5
+    x = torch.randn(B, n_s, d, generator=gen, dtype=torch.float64) * 1.7
+    fn, scale, base = random_params(n_s, d, gen, batch=(B,), sigma=2.0)
+    sens, chain = dg.sensitivity_and_chain(x, fn, scale, base, K, generator=torch.Generator().manual_seed(7))
+    replay = torch.Generator().manual_seed(7)  # the function draws w for comb, pre, post in that order
+    ws = {
+        f: torch.randn(B, m, generator=replay, dtype=torch.float64) for f, m in (("comb", 16), ("pre", 4), ("post", 4))
+    }
+    N = n_s * d
+    for b in range(B):
+        xn = x[b].norm()
+
+        def gates(v, b=b):
+            return ops.hc_weights(v, fn[b], scale[b], base[b], K=K)
+
+        for key, field in (("dc_x", "comb"), ("dp_x", "pre"), ("dq_x", "post")):
+            J = per_entry_autograd_jacobian(lambda v, f=field: getattr(gates(v), f), x[b])
+            rms = torch.linalg.matrix_norm(J, "fro") / N**0.5 * xn
+            assert getattr(sens, f"{key}_random")[b].item() == pytest.approx(rms.item(), rel=1e-9)
+            v = J.T @ ws[field][b]
+            v = v / v.norm()
+            assert getattr(sens, f"{key}_grad")[b].item() == pytest.approx(((J @ v).norm() * xn).item(), rel=1e-9)
+            # a Monte-Carlo check of the random-direction reading itself
+            u = torch.randn(4000, N, generator=gen, dtype=torch.float64)
+            u = u / u.norm(dim=-1, keepdim=True)
+            mc = ((u @ J.T).square().sum(-1).mean().sqrt() * xn).item()
+            assert getattr(sens, f"{key}_random")[b].item() == pytest.approx(mc, rel=0.08)
+        # chain factors, each from its definition
+        flat = x[b].reshape(-1)
+        D_rms = torch.autograd.functional.jacobian(lambda v: v * torch.rsqrt(v.square().mean() + 1e-6), flat)
+        assert chain.rms_jacobian[b].item() == pytest.approx(torch.linalg.matrix_norm(D_rms, 2).item(), rel=1e-9)
+        assert chain.scale_comb[b].item() == abs(scale[b, 2].item())
+        w_comb = torch.linalg.matrix_norm(fn[b, 2 * n_s :], 2).item()
+        assert chain.w_comb[b].item() == pytest.approx(w_comb, rel=1e-9)
+        mixes = ops.hc_mixes(x[b], fn[b])
+        Z = (mixes[2 * n_s :] * scale[b, 2] + base[b, 2 * n_s :]).reshape(n_s, n_s)
+        DS = per_entry_autograd_jacobian(lambda z: ops.sinkhorn_knopp(z, K), Z)
+        assert chain.sinkhorn_jacobian[b].item() == pytest.approx(torch.linalg.matrix_norm(DS, 2).item(), rel=1e-9)
+        assert chain.x_norm[b].item() == pytest.approx(xn.item(), rel=1e-12)
+        product = chain.rms_jacobian[b] * chain.scale_comb[b] * chain.w_comb[b] * chain.sinkhorn_jacobian[b] * xn
+        assert chain.bound[b].item() == pytest.approx(product.item(), rel=1e-12)
+        assert chain.measured[b].item() == pytest.approx(sens.dc_x[b].item(), rel=1e-12)
+    assert torch.all(chain.measured <= chain.bound * (1 + 1e-12))
+    torch.testing.assert_close(chain.tightness, chain.measured / chain.bound)
+    # the two public wrappers agree with the joint function
+    torch.testing.assert_close(dg.chain_decomposition(x, fn, scale, base, K).bound, chain.bound)
+    torch.testing.assert_close(dg.dynamic_sensitivity(x, fn, scale, base, K).dc_x, sens.dc_x)
+
+
+def _one_step(opt_name, lrs, x, W, s, b, K):
+    """``ΔZ`` after one real ``torch.optim`` step on ‖C − I‖² with one parameter group per tensor."""
+    n_s = x.shape[-2]
+    Wp, sp, bp = (t.clone().requires_grad_(True) for t in (W, s, b))
+    groups = [{"params": [p], "lr": lr} for p, lr in zip((Wp, sp, bp), lrs, strict=True)]
+    opt = torch.optim.SGD(groups) if opt_name == "sgd" else torch.optim.Adam(groups, eps=1e-8)
+    flat = x.reshape(-1)
+    x_hat = flat * torch.rsqrt(flat.square().mean() + 1e-6)
+
+    def logits():
+        return sp * (Wp @ x_hat) + bp
+
+    Z = logits().detach()
+    C = ops.sinkhorn_knopp(logits().reshape(n_s, n_s), K)
+    ((C - torch.eye(n_s, dtype=x.dtype)) ** 2).sum().backward()
+    opt.step()
+    with torch.no_grad():
+        return logits() - Z
+
+
+@pytest.mark.parametrize("opt_name", ["sgd", "adam"])
+def test_logit_update_equals_a_torch_optim_step_with_per_group_rates(opt_name, gen):
+    n_s, d, K = 4, 32, 20
+    lrs = (0.05, 0.3, 0.02)  # η_W, η_s, η_b all different, so a swapped group would show
+    x = torch.randn(4, n_s, d, generator=gen, dtype=torch.float64)
+    W = torch.randn(4, n_s * n_s, n_s * d, generator=gen, dtype=torch.float64) * 0.3
+    s = torch.tensor([0.7], dtype=torch.float64)
+    b = torch.randn(n_s * n_s, generator=gen, dtype=torch.float64) * 0.2
+    out = dg.logit_update(x, W, s, b, lrs, K, optimizer=opt_name)
+    P_perp = gauge.perp_projector(n_s)
+    for i in range(4):
+        dZ = _one_step(opt_name, lrs, x[i], W[i], s, b, K)
+        assert out.total_norm[i].item() == pytest.approx(dZ.norm().item(), rel=1e-9)
+        assert out.proj_perp_norm[i].item() == pytest.approx((P_perp @ dZ).norm().item(), rel=1e-9)
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        dg.logit_update(x, W, s, b, 1e-3, K, optimizer="lion")
+
+
 def test_logit_update_equals_an_explicit_sgd_step(gen):
     """The seed's procedure: parameters, loss ‖C − I‖², .backward(), W −= lr·grad, recompute Z."""
     n_s, d, K, lr = 4, 32, 20, 0.5  # a large lr, so the lr² term of the closed form matters

@@ -142,11 +142,13 @@ class Parameterization:
     ) -> Parameterization:
         """A copy with some rules replaced; aliases (``sigma_w``, ``scale``, ``lr_fn`` …) expand."""
         new = dict(self.rules)
-        for key, text in _expand(rules, name or self.name).items():
+        label = name or self.name
+        for key, text in rules.items():  # parse under the key the caller wrote, then expand aliases
             try:
-                new[key] = Expr(text)
+                expr = Expr(text)
             except ExpressionError as exc:
-                raise ParameterizationError(f"parameterization {name or self.name!r}: {key}: {exc}") from None
+                raise ParameterizationError(f"parameterization {label!r}: {key}: {exc}") from None
+            new.update(dict.fromkeys(_expand({key: text}, label), expr))
         return Parameterization(name or self.name, self.description if description is None else description, new)
 
     def value(self, key: str, n_s: int, d: int) -> float:
