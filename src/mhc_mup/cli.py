@@ -503,7 +503,7 @@ def print_chain_and_typical(result: SweepResult, console: Console) -> None:
 def print_verdict(verdict: Verdict, console: Console) -> None:
     t = _table(f"Theorem D checklist: {verdict.parameterization}")
     for col in ("#", "condition", "metric", "estimate [interval]", "threshold", "status"):
-        t.add_column(col, justify="right" if col == "#" else "left", overflow="fold")
+        t.add_column(col, justify="right" if col == "#" else "left", no_wrap=True)
     for c in verdict.conditions:
         checks = c.checks or (None,)
         for i, k in enumerate(checks):
@@ -511,18 +511,19 @@ def print_verdict(verdict: Verdict, console: Console) -> None:
                 metric, estimate, threshold = "—", "—", "—"
             else:
                 metric = k.label
-                interval = f" [{k.ci_low:.3g}, {k.ci_high:.3g}]" if k.ci_low is not None else ""
-                estimate = (f"d^{k.estimate:+.3f}" if k.kind == "exponent" else f"{k.estimate:.3g}") + interval
+                if k.kind == "exponent":
+                    estimate = f"d^{k.estimate:+.3f} [{k.ci_low:+.3f}, {k.ci_high:+.3f}]"
+                else:
+                    interval = f" [{k.ci_low:.3g}, {k.ci_high:.3g}]" if k.ci_low is not None else ""
+                    estimate = f"{k.estimate:.3g}{interval}"
                 threshold = k.threshold
             status = (k.status if k is not None else c.status) if len(checks) > 1 else c.status
-            t.add_row(str(c.number) if i == 0 else "", c.statement if i == 0 else "", metric, estimate, threshold,
+            t.add_row(str(c.number) if i == 0 else "", c.name if i == 0 else "", metric, estimate, threshold,
                       _status(status))  # fmt: skip
     console.print(t)
-    for c in verdict.conditions:
-        console.print(f"  {c.sentence}")
-    for note in verdict.notes:
-        console.print(f"  {note}")
-    console.print(f"[bold]{verdict.summary}[/bold]")
+    for line in [c.sentence for c in verdict.conditions] + verdict.notes:
+        console.print(f"  {line}", soft_wrap=True)  # whole sentences: the terminal wraps them, pipes keep them
+    console.print(f"[bold]{verdict.summary}[/bold]", soft_wrap=True)
 
 
 def _status(status: str) -> str:

@@ -80,6 +80,7 @@ class Check:
 @dataclass(frozen=True)
 class Condition:
     number: int
+    name: str
     statement: str
     checks: tuple[Check, ...]
     status: str
@@ -135,11 +136,18 @@ def _exponent_check(result: SweepResult, diag: str, key: str, label: str, tol: f
     )
 
 
-def _scaling_phrase(check: Check, level: str) -> str:
+def _scaling_phrase(check: Check, level: str, tol: float) -> str:
     if not np.isfinite(check.estimate):
         return f"{check.label} has no power-law fit"
-    verb = {O1: "is O(1):", GROWS: "grows as", DECAYS: "decays as", UNCLEAR: "is not resolved:"}[check.reading]
-    return f"{check.label} {verb} d^{check.estimate:.3f} ({level} interval {check.ci_low:.3f} – {check.ci_high:.3f})"
+    interval = f"{level} interval {check.ci_low:.3f} – {check.ci_high:.3f}"
+    if check.reading == UNCLEAR:
+        return (
+            f"{check.label} scales as d^{check.estimate:.3f}, but its {interval} reaches outside the O(1) band "
+            f"±{tol:g} (more widths or samples would settle it)"
+        )
+    verb = {O1: "is O(1):", GROWS: "grows as", DECAYS: "decays as"}[check.reading]
+    band = "" if check.reading == O1 else f", outside the O(1) band ±{tol:g}"
+    return f"{check.label} {verb} d^{check.estimate:.3f} ({interval}){band}"
 
 
 def theorem_d(result: SweepResult, config: VerdictConfig | None = None) -> Verdict:
@@ -154,6 +162,7 @@ def theorem_d(result: SweepResult, config: VerdictConfig | None = None) -> Verdi
     conditions.append(
         Condition(
             1,
+            "branch µP",
             "every branch f satisfies spectral µP",
             (),
             ASSUMED,
@@ -178,6 +187,7 @@ def theorem_d(result: SweepResult, config: VerdictConfig | None = None) -> Verdi
     conditions.append(
         Condition(
             2,
+            "Sinkhorn error",
             "the finite-K Sinkhorn error ε_K is O(1)",
             (c2,),
             c2.status,
@@ -205,6 +215,7 @@ def theorem_d(result: SweepResult, config: VerdictConfig | None = None) -> Verdi
     conditions.append(
         Condition(
             3,
+            "quotient conditioning",
             "the Sinkhorn quotient Jacobian is well conditioned",
             (c3,),
             c3.status,
@@ -218,11 +229,11 @@ def theorem_d(result: SweepResult, config: VerdictConfig | None = None) -> Verdi
     conditions.append(
         Condition(
             4,
+            "dynamic sensitivity",
             "the dynamic sensitivity ‖DC(x)‖·‖x‖ is O(1) in d",
             (c4,),
             c4.status,
-            f"Condition 4 {'holds' if c4.status == PASS else 'fails'}: {_scaling_phrase(c4, level)}"
-            f"{'' if c4.status == PASS else f', outside the O(1) band ±{tol:g}'}.",
+            f"Condition 4 {'holds' if c4.status == PASS else 'fails'}: {_scaling_phrase(c4, level, tol)}.",
         )
     )
 
@@ -234,11 +245,12 @@ def theorem_d(result: SweepResult, config: VerdictConfig | None = None) -> Verdi
     conditions.append(
         Condition(
             5,
+            "logit update",
             "the generated-logit update ‖Π⊥ΔZ‖ is O(1) under the learning-rate rule",
             c5,
             s5,
             f"Condition 5 {'holds' if s5 == PASS else 'fails'} under {cfg.parameterization.name}'s learning-rate "
-            f"rule (η = {cfg.lr:g}): " + "; ".join(_scaling_phrase(c, level) for c in c5) + ".",
+            f"rule (η = {cfg.lr:g}): " + "; ".join(_scaling_phrase(c, level, tol) for c in c5) + ".",
         )
     )
 
@@ -263,7 +275,7 @@ def _gate_notes(result: SweepResult, tol: float, level: str) -> list[str]:
     for key, name in (("dp_x_mean", "pre"), ("dq_x_mean", "post")):
         check = _exponent_check(result, "dynamic_sensitivity", key, f"the {name} gate's ‖D{name}(x)‖·‖x‖", tol)
         if check.reading != O1:
-            notes.append(f"Outside condition 4, which covers the comb only: {_scaling_phrase(check, level)}.")
+            notes.append(f"Outside condition 4, which covers the comb only: {_scaling_phrase(check, level, tol)}.")
     return notes
 
 
