@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from mhc_mup.fitting import fit_power_law
+from mhc_mup.fitting import fit_power_law, fit_power_laws, mean
 
 WIDTHS = [64, 128, 256, 512, 1024]
 
@@ -68,3 +68,19 @@ def test_non_positive_statistic_gives_nan_with_a_note():
 def test_bad_widths(widths, message):
     with pytest.raises(ValueError, match=message):
         fit_power_law(widths, [np.ones(3)] * len(widths))
+
+
+def test_paired_series_share_resamples():
+    """Several series measured on the same draws: one set of indices per width serves them all, so each
+    fit equals the single-series fit with the same seed, and mismatched sample counts are refused."""
+    rng = np.random.default_rng(3)
+    widths = [64, 128, 256, 512]
+    a = [rng.lognormal(np.log(w) * 0.5, 0.2, size=20) for w in widths]
+    b = [rng.lognormal(-np.log(w) * 0.3, 0.4, size=20) for w in widths]
+    fits = fit_power_laws(
+        widths, {"a": a, "b": b}, {"a_mean": ("a", mean), "b_std": ("b", lambda v: v.std(axis=-1))}, seed=9
+    )
+    assert fits["a_mean"] == fit_power_law(widths, a, mean, seed=9)
+    assert fits["b_std"] == fit_power_law(widths, b, lambda v: v.std(axis=-1), seed=9)
+    with pytest.raises(ValueError, match="same number of samples"):
+        fit_power_laws(widths, {"a": a, "c": [x[:10] for x in b]}, {"m": ("a", mean)})

@@ -7,13 +7,14 @@ keys (``dc_x_mean`` ...) and the width sweep bootstraps the same reductions for 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 import torch
 
+from .fitting import mean
 from .gauge import project_perp, tangent_basis
 from .jacobians import generator_jacobian, sinkhorn_jacobian, top_singular_value
 from .ops import HC_EPS, NORM_EPS, compute_dtype, rms_rsqrt, sinkhorn_knopp
@@ -206,12 +207,72 @@ def _adam_direction(grad: torch.Tensor, eps: float) -> torch.Tensor:
     return grad / (grad.abs() + eps)
 
 
+Rates = float | tuple[float, float, float]
+
+
+def logit_updates(
+    x: torch.Tensor,
+    W: torch.Tensor,
+    s: torch.Tensor,
+    b: torch.Tensor,
+    lr: Mapping[str, Rates],
+    K: int = 20,
+    hc_eps: float = HC_EPS,
+    norm_eps: float = NORM_EPS,
+    *,
+    adam_eps: float = ADAM_EPS,
+) -> dict[str, LogitUpdate]:
+    """:func:`logit_update` for several optimizers, ``lr = {"sgd": rates, "adam": rates}``, sharing one
+    Sinkhorn backward pass: ``{optimizer: LogitUpdate}``."""
+    unknown = [o for o in lr if o not in OPTIMIZER_STEPS]
+    if unknown:
+        raise ValueError(f"optimizer must be one of {OPTIMIZER_STEPS}, got {unknown[0]!r}")
+    if not adam_eps > 0:
+        raise ValueError(f"adam_eps must be > 0, got {adam_eps!r}")
+    n = x.shape[-2]
+    x_flat = x.flatten(-2).to(compute_dtype(x.dtype))
+    x_hat = x_flat * rms_rsqrt(x_flat, norm_eps)
+    W = W.to(x_hat.dtype)
+    s = s.to(x_hat.dtype)
+    b = b.to(x_hat.dtype)
+    u = (W @ x_hat.unsqueeze(-1)).squeeze(-1)  # (..., n²)
+    Z = (s * u + b).detach().requires_grad_(True)
+    eye = torch.eye(n, dtype=Z.dtype, device=Z.device)
+    with torch.enable_grad():
+        C = sinkhorn_knopp(Z.unflatten(-1, (n, n)), K, hc_eps)
+        loss = (C - eye).square().sum()  # samples are independent: one backward gives every g
+        (g,) = torch.autograd.grad(loss, Z)
+    grad_s = (g * u).sum(dim=-1, keepdim=True)
+    out = {}
+    for optimizer, rates in lr.items():
+        lr_w, lr_s, lr_b = (rates, rates, rates) if isinstance(rates, (int, float)) else rates
+        if optimizer == "sgd":
+            ds, db = -lr_s * grad_s, -lr_b * g
+            dWx = -lr_w * s * x_hat.square().sum(dim=-1, keepdim=True) * g
+        else:
+            ds, db = -lr_s * _adam_direction(grad_s, adam_eps), -lr_b * _adam_direction(g, adam_eps)
+            # (φ(∇W) x̂)_i with ∇W_ij = s g_i x̂_j and φ(t) = t/(|t|+eps) is s g_i Σ_j x̂_j²/(|s g_i||x̂_j| + eps):
+            # one (n², N) pass instead of forming ∇W, |∇W| and their ratio
+            denom = torch.addcmul(
+                torch.full((), adam_eps, dtype=g.dtype, device=g.device),
+                (s * g).abs().unsqueeze(-1),
+                x_hat.abs().unsqueeze(-2),
+            )
+            weighted = (denom.reciprocal_() @ x_hat.square().unsqueeze(-1)).squeeze(-1)
+            dWx = -lr_w * s * g * weighted
+        dZ = ds * u + (s + ds) * dWx + db
+        perp = project_perp(dZ.unflatten(-1, (n, n))).flatten(-2)
+        p, t = perp.norm(dim=-1), dZ.norm(dim=-1)
+        out[optimizer] = LogitUpdate(p, t, p / (t + KAPPA_GUARD))
+    return out
+
+
 def logit_update(
     x: torch.Tensor,
     W: torch.Tensor,
     s: torch.Tensor,
     b: torch.Tensor,
-    lr: float | tuple[float, float, float] = 1e-3,
+    lr: Rates = 1e-3,
     K: int = 20,
     hc_eps: float = HC_EPS,
     norm_eps: float = NORM_EPS,
@@ -229,34 +290,7 @@ def logit_update(
     Adam from fresh state (bias-corrected, no weight decay): ``Δp = −η_p ∇p/(|∇p| + eps)``.
     Returns ``‖Π_⊥ΔZ‖``, ``‖ΔZ‖`` and their ratio (guarded by 1e-10 as in the seed), ``(...,)`` each.
     """
-    if optimizer not in OPTIMIZER_STEPS:
-        raise ValueError(f"optimizer must be one of {OPTIMIZER_STEPS}, got {optimizer!r}")
-    lr_w, lr_s, lr_b = (lr, lr, lr) if isinstance(lr, (int, float)) else lr
-    n = x.shape[-2]
-    x_flat = x.flatten(-2).to(compute_dtype(x.dtype))
-    x_hat = x_flat * rms_rsqrt(x_flat, norm_eps)
-    W = W.to(x_hat.dtype)
-    s = s.to(x_hat.dtype)
-    b = b.to(x_hat.dtype)
-    u = (W @ x_hat.unsqueeze(-1)).squeeze(-1)  # (..., n²)
-    Z = (s * u + b).detach().requires_grad_(True)
-    eye = torch.eye(n, dtype=Z.dtype, device=Z.device)
-    with torch.enable_grad():
-        C = sinkhorn_knopp(Z.unflatten(-1, (n, n)), K, hc_eps)
-        loss = (C - eye).square().sum()  # samples are independent: one backward gives every g
-        (g,) = torch.autograd.grad(loss, Z)
-    grad_s = (g * u).sum(dim=-1, keepdim=True)
-    if optimizer == "sgd":
-        ds, db = -lr_s * grad_s, -lr_b * g
-        dWx = -lr_w * s * x_hat.square().sum(dim=-1, keepdim=True) * g
-    else:
-        ds, db = -lr_s * _adam_direction(grad_s, adam_eps), -lr_b * _adam_direction(g, adam_eps)
-        grad_w = (s * g).unsqueeze(-1) * x_hat.unsqueeze(-2)  # (..., n², N)
-        dWx = -lr_w * (_adam_direction(grad_w, adam_eps) @ x_hat.unsqueeze(-1)).squeeze(-1)
-    dZ = ds * u + (s + ds) * dWx + db
-    perp = project_perp(dZ.unflatten(-1, (n, n))).flatten(-2)
-    p, t = perp.norm(dim=-1), dZ.norm(dim=-1)
-    return LogitUpdate(p, t, p / (t + KAPPA_GUARD))
+    return logit_updates(x, W, s, b, {optimizer: lr}, K, hc_eps, norm_eps, adam_eps=adam_eps)[optimizer]
 
 
 # ── 6. Gate statistics ────────────────────────────────────────────────────────────────────────
@@ -276,10 +310,6 @@ def gate_stats(pre: torch.Tensor, post: torch.Tensor) -> GateStats:
 Reducer = Callable[[np.ndarray], np.ndarray]
 
 
-def _mean(a: np.ndarray) -> np.ndarray:
-    return a.mean(axis=-1)
-
-
 def _std(a: np.ndarray) -> np.ndarray:
     return a.std(axis=-1)  # population std (ddof 0), as the seed's np.std
 
@@ -292,7 +322,7 @@ def _median(a: np.ndarray) -> np.ndarray:
     return np.median(a, axis=-1)
 
 
-REDUCERS: dict[str, Reducer] = {"mean": _mean, "std": _std, "max": _max, "median": _median}
+REDUCERS: dict[str, Reducer] = {"mean": mean, "std": _std, "max": _max, "median": _median}
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,11 @@ from scipy import stats
 Statistic = Callable[[np.ndarray], np.ndarray]  # reduces the last axis
 
 
+def mean(a: np.ndarray) -> np.ndarray:
+    """The mean over the last axis (the default statistic)."""
+    return a.mean(axis=-1)
+
+
 @dataclass(frozen=True)
 class PowerLawFit:
     """``metric ≈ prefactor · d^exponent``; ``[ci_low, ci_high]`` covers the bootstrap interval
@@ -63,7 +68,7 @@ def _line_fits(log_d: np.ndarray, log_y: np.ndarray) -> tuple[np.ndarray, np.nda
 def fit_power_law(
     widths: Sequence[float],
     samples: Sequence[np.ndarray],
-    statistic: Statistic = lambda a: a.mean(axis=-1),
+    statistic: Statistic = mean,
     *,
     n_boot: int = 2000,
     confidence: float = 0.95,
@@ -82,44 +87,63 @@ def fit_power_law(
 
 def fit_power_laws(
     widths: Sequence[float],
-    samples: Sequence[np.ndarray],
-    statistics: Mapping[str, Statistic],
+    samples: Sequence[np.ndarray] | Mapping[str, Sequence[np.ndarray]],
+    statistics: Mapping[str, Statistic] | Mapping[str, tuple[str, Statistic]],
     *,
     n_boot: int = 2000,
     confidence: float = 0.95,
     seed: int = 0,
 ) -> dict[str, PowerLawFit]:
-    """:func:`fit_power_law` for several statistics of the same samples (mean and std, say), sharing one
-    set of bootstrap resamples: ``{name: fit}``."""
+    """:func:`fit_power_law` for several statistics sharing one set of bootstrap resamples: ``{name: fit}``.
+
+    ``samples`` is one array per width, with ``statistics = {name: statistic}``; or several paired
+    series ``{series: [one array per width]}`` (equal sample counts per width, e.g. several values
+    measured on the same draws) with ``statistics = {name: (series, statistic)}`` — each width's draws
+    are resampled once and the same indices serve every series.
+    """
+    series = dict(samples) if isinstance(samples, Mapping) else {"_": samples}
+    stats_of = {k: (v if isinstance(v, tuple) else ("_", v)) for k, v in statistics.items()}
     widths_arr = np.asarray(widths, dtype=np.float64)
-    if widths_arr.ndim != 1 or len(widths_arr) != len(samples):
-        raise ValueError("need one sample array per width")
+    for name, per_width in series.items():
+        if widths_arr.ndim != 1 or len(widths_arr) != len(per_width):
+            raise ValueError(f"need one sample array per width (series {name!r})")
     if len(np.unique(widths_arr)) < 2:
         raise ValueError(f"a scaling fit needs at least 2 distinct widths, got {list(widths)}")
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
     if n_boot < 1:
         raise ValueError(f"n_boot must be >= 1, got {n_boot}")
-    arrays = [np.asarray(s, dtype=np.float64).reshape(-1) for s in samples]
+    arrays = {k: [np.asarray(a, dtype=np.float64).reshape(-1) for a in v] for k, v in series.items()}
+    sizes = {k: [len(a) for a in v] for k, v in arrays.items()}
+    if len({tuple(n) for n in sizes.values()}) > 1:
+        raise ValueError(f"paired series need the same number of samples per width, got {sizes}")
     rng = np.random.default_rng(seed)
-    resamples = [a[rng.integers(0, len(a), size=(n_boot, len(a)))] for a in arrays]
+    n_per_width = next(iter(sizes.values()))
+    indices = [rng.integers(0, n, size=(n_boot, n)) for n in n_per_width]
+    gathered: dict[str, list[np.ndarray]] = {}
+
+    def bootstrap(series_name: str, stat: Statistic) -> np.ndarray:
+        """``stat`` of every resample at every width: ``(n_boot, W)``; each series is gathered once."""
+        if series_name not in gathered:
+            gathered[series_name] = [a[i] for a, i in zip(arrays[series_name], indices, strict=True)]
+        return np.stack([stat(r) for r in gathered[series_name]], axis=1)
+
     log_d = np.log(widths_arr)
-    return {
-        name: _fit_one(log_d, arrays, resamples, stat, n_boot=n_boot, confidence=confidence)
-        for name, stat in statistics.items()
-    }
+    out = {}
+    for name, (series_name, stat) in stats_of.items():
+        point = np.array([float(stat(a)) for a in arrays[series_name]])
+        out[name] = _fit_one(log_d, point, lambda s=series_name, f=stat: bootstrap(s, f), n_boot, confidence)
+    return out
 
 
 def _fit_one(
     log_d: np.ndarray,
-    arrays: list[np.ndarray],
-    resamples: list[np.ndarray],
-    statistic: Statistic,
-    *,
+    point: np.ndarray,
+    bootstrap: Callable[[], np.ndarray],
     n_boot: int,
     confidence: float,
 ) -> PowerLawFit:
-    point = np.array([float(statistic(a)) for a in arrays])
+    """The fit of ``point`` ``(W,)`` on ``log_d``; ``bootstrap()`` gives the resampled statistics ``(n_boot, W)``."""
     nan = float("nan")
     if not np.all(np.isfinite(point)) or np.any(point <= 0):
         return PowerLawFit(
@@ -132,7 +156,7 @@ def _fit_one(
             nan,
             nan,
             nan,
-            len(arrays),
+            len(point),
             n_boot,
             confidence,
             note="statistic not positive and finite at every width",
@@ -143,7 +167,7 @@ def _fit_one(
     ss_tot = float(((log_y - log_y.mean()) ** 2).sum())
     r2 = 1.0 - float((resid**2).sum()) / ss_tot if ss_tot > 0 else 1.0
 
-    boot = np.stack([statistic(r) for r in resamples], axis=1)  # (n_boot, W)
+    boot = bootstrap()  # (n_boot, W)
     note = ""
     ok = np.all(np.isfinite(boot) & (boot > 0), axis=1)
     if not ok.all():
@@ -151,7 +175,7 @@ def _fit_one(
     boot_slopes, _ = _line_fits(log_d, np.log(boot[ok]))
     alpha = (1.0 - confidence) / 2.0
     b_lo, b_hi = np.quantile(boot_slopes, [alpha, 1.0 - alpha]) if len(boot_slopes) else (nan, nan)
-    dof = len(arrays) - 2
+    dof = len(point) - 2
     if dof > 0:
         xc = log_d - log_d.mean()
         se = np.sqrt(float((resid**2).sum()) / dof / float((xc * xc).sum()))
@@ -172,7 +196,7 @@ def _fit_one(
         boot_high=float(b_hi),
         ols_low=float(o_lo),
         ols_high=float(o_hi),
-        n_widths=len(arrays),
+        n_widths=len(point),
         n_boot=n_boot,
         confidence=confidence,
         note=note,
@@ -195,7 +219,7 @@ class Estimate:
 
 def bootstrap_estimate(
     values: np.ndarray,
-    statistic: Statistic = lambda a: a.mean(axis=-1),
+    statistic: Statistic = mean,
     *,
     n_boot: int = 2000,
     confidence: float = 0.95,

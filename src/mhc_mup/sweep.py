@@ -256,8 +256,8 @@ def _logit_update(cfg: SweepConfig, width: int, dev: torch.device, dtype: torch.
     for b in _chunks(cfg.update_samples, rows * fan_in, cfg.chunk_elements):
         W = init.sample_fn(cfg.n_s, fan_in, (b,), generator=gen, gate="comb", dtype=dtype, device=dev)
         x = torch.randn(b, cfg.n_s, width, generator=gen, dtype=dtype, device=dev)
-        for opt in dg.OPTIMIZER_STEPS:
-            step = dg.logit_update(x, W, s, b_c, rates[opt], cfg.K, cfg.hc_eps, cfg.norm_eps, optimizer=opt)
+        steps = dg.logit_updates(x, W, s, b_c, rates, cfg.K, cfg.hc_eps, cfg.norm_eps)
+        for opt, step in steps.items():
             parts[opt].append(step)
     out = {}
     for opt, steps in parts.items():
@@ -328,13 +328,10 @@ def fit_all(
     """A power-law fit of every width-dependent summary key over ``widths``."""
     fits: dict[tuple[str, str], PowerLawFit] = {}
     for i, diag in enumerate(WIDTH_DIAGNOSTICS):
-        by_sample: dict[str, dict[str, dg.Reducer]] = {}
-        for sk in dg.SUMMARY_KEYS[diag]:
-            by_sample.setdefault(sk.sample, {})[sk.key] = dg.REDUCERS[sk.reducer]
-        for j, (sample, stats) in enumerate(by_sample.items()):
-            per_width = [samples[w][diag][sample] for w in widths]
-            group = fit_power_laws(
-                widths, per_width, stats, n_boot=n_boot, confidence=confidence, seed=seed * 1000 + i * 50 + j
-            )
-            fits.update({(diag, key): fit for key, fit in group.items()})
+        keys = dg.SUMMARY_KEYS[diag]
+        series = {sk.sample: [samples[w][diag][sk.sample] for w in widths] for sk in keys}
+        stats = {sk.key: (sk.sample, dg.REDUCERS[sk.reducer]) for sk in keys}
+        # one set of resamples per diagnostic: its values are measured on the same draws
+        group = fit_power_laws(widths, series, stats, n_boot=n_boot, confidence=confidence, seed=seed * 1000 + i * 50)
+        fits.update({(diag, key): fit for key, fit in group.items()})
     return {(diag, sk.key): fits[(diag, sk.key)] for diag in WIDTH_DIAGNOSTICS for sk in dg.SUMMARY_KEYS[diag]}
