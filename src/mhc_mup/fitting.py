@@ -120,30 +120,28 @@ def fit_power_laws(
     rng = np.random.default_rng(seed)
     n_per_width = next(iter(sizes.values()))
     indices = [rng.integers(0, n, size=(n_boot, n)) for n in n_per_width]
-    gathered: dict[str, list[np.ndarray]] = {}
-
-    def bootstrap(series_name: str, stat: Statistic) -> np.ndarray:
-        """``stat`` of every resample at every width: ``(n_boot, W)``; each series is gathered once."""
-        if series_name not in gathered:
-            gathered[series_name] = [a[i] for a, i in zip(arrays[series_name], indices, strict=True)]
-        return np.stack([stat(r) for r in gathered[series_name]], axis=1)
-
     log_d = np.log(widths_arr)
     out = {}
-    for name, (series_name, stat) in stats_of.items():
-        point = np.array([float(stat(a)) for a in arrays[series_name]])
-        out[name] = _fit_one(log_d, point, lambda s=series_name, f=stat: bootstrap(s, f), n_boot, confidence)
-    return out
+    for series_name in dict.fromkeys(s for s, _ in stats_of.values()):
+        # one series' resamples at a time: (n_boot, n) per width is the memory peak of a large sweep
+        gathered = [a[i] for a, i in zip(arrays[series_name], indices, strict=True)]
+        for name, (s, stat) in stats_of.items():
+            if s == series_name:
+                point = np.array([float(stat(a)) for a in arrays[s]])
+                boot = np.stack([stat(r) for r in gathered], axis=1)
+                out[name] = _fit_one(log_d, point, boot, n_boot, confidence)
+        del gathered
+    return {name: out[name] for name in stats_of}
 
 
 def _fit_one(
     log_d: np.ndarray,
     point: np.ndarray,
-    bootstrap: Callable[[], np.ndarray],
+    boot: np.ndarray,
     n_boot: int,
     confidence: float,
 ) -> PowerLawFit:
-    """The fit of ``point`` ``(W,)`` on ``log_d``; ``bootstrap()`` gives the resampled statistics ``(n_boot, W)``."""
+    """The fit of ``point`` ``(W,)`` on ``log_d``; ``boot`` ``(n_boot, W)`` holds the resampled statistics."""
     nan = float("nan")
     if not np.all(np.isfinite(point)) or np.any(point <= 0):
         return PowerLawFit(
@@ -167,7 +165,6 @@ def _fit_one(
     ss_tot = float(((log_y - log_y.mean()) ** 2).sum())
     r2 = 1.0 - float((resid**2).sum()) / ss_tot if ss_tot > 0 else 1.0
 
-    boot = bootstrap()  # (n_boot, W)
     note = ""
     ok = np.all(np.isfinite(boot) & (boot > 0), axis=1)
     if not ok.all():
