@@ -9,8 +9,10 @@ and one Adam step). The report's table is its comb column.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
 
+from .fitting import PowerLawFit
 from .parameterizations import Parameterization
 from .sweep import SweepConfig, SweepResult, run_sweep
 from .verdict import classify
@@ -65,7 +67,21 @@ def run_compare(
     return results
 
 
-def corrections_rows(results: dict[str, SweepResult], tolerance: float = 0.1) -> list[dict]:
+class FittedRun(Protocol):
+    """What the tables need of a run: a fresh :class:`~mhc_mup.sweep.SweepResult` or one read back
+    from disk (:class:`~mhc_mup.results_io.LoadedRun`)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def description(self) -> str: ...
+    @property
+    def widths(self) -> list[int]: ...
+    def fit(self, diagnostic: str, key: str) -> PowerLawFit: ...
+    def summary(self, width: int) -> dict[str, dict]: ...
+
+
+def corrections_rows(results: Mapping[str, FittedRun], tolerance: float = 0.1) -> list[dict]:
     """The corrections table, one row per parameterization × quantity (see :data:`CORRECTION_QUANTITIES`)."""
     rows = []
     for name, result in results.items():
@@ -74,7 +90,7 @@ def corrections_rows(results: dict[str, SweepResult], tolerance: float = 0.1) ->
             rows.append(
                 {
                     "parameterization": name,
-                    "description": result.config.parameterization.description,
+                    "description": result.description,
                     "quantity": quantity,
                     "metric": f"{diag}.{key}",
                     "exponent": fit.exponent,

@@ -17,6 +17,7 @@ import os
 import platform
 import sys
 import tempfile
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -24,9 +25,10 @@ import numpy as np
 import torch
 
 from . import __version__
-from .compare import CORRECTIONS_CSV_COLUMNS, corrections_rows
+from .compare import CORRECTIONS_CSV_COLUMNS, FittedRun, corrections_rows
 from .diagnostics import DIAGNOSTICS, SUMMARY_KEYS
 from .parameterizations import OPTIMIZERS
+from .fitting import PowerLawFit
 from .sweep import SweepResult
 from .verdict import Verdict, VerdictConfig, classify, theorem_d
 
@@ -168,16 +170,16 @@ def fit_rows(result: SweepResult) -> list[dict]:
     return rows
 
 
-def chain_rows(result: SweepResult, tolerance: float = 0.1) -> list[dict]:
+def chain_rows(result: FittedRun, tolerance: float = 0.1) -> list[dict]:
     """The chain decomposition of ``‖DC(x)‖·‖x‖``: one row per factor, its mean at each width
     (columns ``d=<width>``), its exponent with interval and its reading (O(1) / grows / decays)."""
-    widths = sorted(result.samples)
+    widths = result.widths
     rows = []
     for factor, label in CHAIN_FACTORS:
         fit = result.fit("chain_decomposition", f"{factor}_mean")
-        row: dict = {"parameterization": result.config.parameterization.name, "factor": factor, "label": label}
+        row: dict = {"parameterization": result.name, "factor": factor, "label": label}
         for w in widths:
-            row[f"d={w}"] = float(np.mean(result.samples[w]["chain_decomposition"][factor]))
+            row[f"d={w}"] = result.summary(w)["chain_decomposition"][f"{factor}_mean"]
         row |= {
             "exponent": fit.exponent,
             "ci_low": fit.ci_low,
@@ -267,3 +269,102 @@ def write_comparison(
     for name, per in texts.items():
         paths += _write_all(out_dir / name, per)
     return paths + _write_all(out_dir, top)
+
+
+# ── reading results back ─────────────────────────────────────────────────────────────────────────
+RESULTS_FORMAT = "mhc-mup/results/v1"
+VERDICT_FORMAT = "mhc-mup/verdict/v1"
+
+
+class ResultsError(ValueError):
+    """A results folder or file that cannot be read; the message names the file and what is wrong."""
+
+
+def _read_json(path: Path, fmt: str) -> dict:
+    if not path.is_file():
+        raise ResultsError(f"'{path}' not found" if not path.exists() else f"'{path}' is not a file")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        where = f" (line {exc.lineno})" if isinstance(exc, json.JSONDecodeError) else ""
+        raise ResultsError(f"'{path}' is not valid JSON{where}") from None
+    if not isinstance(doc, dict) or doc.get("format") != fmt:
+        got = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
+        raise ResultsError(f"'{path}' has format {got!r}, expected {fmt!r}")
+    return doc
+
+
+@dataclass
+class LoadedRun:
+    """One sweep read back from its ``results.json``: the same table interface as a fresh
+    :class:`~mhc_mup.sweep.SweepResult` (summaries and fits), without the per-sample values."""
+
+    document: dict
+    path: Path
+
+    @property
+    def widths(self) -> list[int]:
+        return sorted(int(w) for w in self.document["results"])
+
+    @property
+    def name(self) -> str:
+        return self.document["config"]["parameterization"]["name"]
+
+    @property
+    def description(self) -> str:
+        return self.document["config"]["parameterization"].get("description", "")
+
+    @property
+    def config(self) -> dict:
+        return self.document["config"]
+
+    def summary(self, width: int) -> dict[str, dict]:
+        return self.document["results"][str(width)]
+
+    def fit(self, diagnostic: str, key: str) -> PowerLawFit:
+        d = self.document["fits"][f"{diagnostic}.{key}"]
+        nan = float("nan")
+        return PowerLawFit(**{k: (nan if v is None else v) for k, v in d.items()})
+
+
+def load_run(path: Path) -> LoadedRun:
+    """Read ``results.json`` (or a folder holding one); :class:`ResultsError` names what is wrong."""
+    path = Path(path)
+    file = path / "results.json" if path.is_dir() else path
+    doc = _read_json(file, RESULTS_FORMAT)
+    try:
+        run = LoadedRun(doc, file)
+        for w in run.widths:
+            for diag in DIAGNOSTICS:
+                run.summary(w)[diag]
+        for diag in ("dynamic_sensitivity", "chain_decomposition", "logit_update"):
+            for sk in SUMMARY_KEYS[diag]:
+                run.fit(diag, sk.key)
+        run.name  # noqa: B018
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ResultsError(f"'{file}' is missing {exc} (written by another version?)") from None
+    return run
+
+
+def load_results_folder(path: Path) -> tuple[dict[str, LoadedRun], dict[str, dict], bool]:
+    """A ``run`` or ``compare`` output folder: ``({name: run}, {name: verdict}, is_comparison)``.
+
+    A ``run`` folder holds results.json and verdict.json; a ``compare`` folder holds verdict.json
+    and one sub-folder per parameterization."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ResultsError(f"'{path}' is not a results folder" if path.exists() else f"'{path}' not found")
+    verdict_doc = _read_json(path / "verdict.json", VERDICT_FORMAT)
+    verdicts = verdict_doc.get("verdicts")
+    if not isinstance(verdicts, dict) or not verdicts:
+        raise ResultsError(f"'{path / 'verdict.json'}' holds no verdicts")
+    comparison = not (path / "results.json").exists()
+    runs = (
+        {name: load_run(path / name / "results.json") for name in verdicts}
+        if comparison
+        else {(run := load_run(path / "results.json")).name: run}
+    )
+    missing = [n for n in runs if n not in verdicts]
+    if missing:
+        raise ResultsError(f"'{path / 'verdict.json'}' has no verdict for {missing[0]!r}")
+    return runs, {n: verdicts[n] for n in runs}, comparison

@@ -165,6 +165,18 @@ class SweepResult:
     fits: dict[tuple[str, str], PowerLawFit]  # (diagnostic, key) → fit
     seconds: dict[str, float] = field(default_factory=dict)
 
+    @property
+    def widths(self) -> list[int]:
+        return sorted(self.samples)
+
+    @property
+    def name(self) -> str:
+        return self.config.parameterization.name
+
+    @property
+    def description(self) -> str:
+        return self.config.parameterization.description
+
     def summary(self, width: int) -> dict[str, dict]:
         """The seed's nested layout for one width (diagnostic → key → value)."""
         out: dict[str, dict] = {}
