@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from safetensors.torch import save_file
 from mhc_mup import checkpoint as ckpt
 from mhc_mup.adapters import V4Params
 from mhc_mup.checkpoint import CheckpointError, locate
+from mhc_mup.cli import main
 from mhc_mup.inspection import COLUMNS, csv_text, inspect_checkpoint
 from mhc_mup.ops import sinkhorn_knopp
 
@@ -193,7 +195,120 @@ def tiny_v4(tmp_path_factory):
     return model, root
 
 
+def test_inspect_on_a_saved_transformers_model(tiny_v4, tmp_path, capsys):
+    model, root = tiny_v4
+    assert (root / "sharded" / "model.safetensors.index.json").exists()
+    out = tmp_path / "out"
+    assert main(["inspect", str(root / "single"), "--samples", "4", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "3 layers, n_s = 4, d = 32, K = 20" in printed
+    assert sorted(p.name for p in out.iterdir()) == ["inspect.csv", "inspect.json", "inspect.png"]
+    assert (out / "inspect.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    summary = json.loads((out / "inspect.json").read_text())
+    assert summary["hc_tensors_read"] == 3 * 2 * 3 + 3
+    rows = rows_of((out / "inspect.csv").read_text())
+    states = torch.randn(4, 4, 32, generator=torch.Generator().manual_seed(0))
+    for r in rows[:-1]:
+        module = getattr(model.model.layers[int(r["layer"])], f"{r['sublayer']}_hc")
+        params = V4Params.from_transformers(module)
+        assert float(r["scale_post"]) == pytest.approx(float(params.scale[1]), rel=1e-7)
+        norms = params.gate_jacobian_norms(states)
+        assert float(r["dq_x_mean"]) == pytest.approx(
+            float((norms.post * states.flatten(1).norm(dim=1)).mean()), rel=1e-6
+        )
+    sharded = tmp_path / "sharded_out"
+    assert main(["inspect", str(root / "sharded"), "--samples", "4", "--out", str(sharded), "-q"]) == 0
+    assert (sharded / "inspect.csv").read_text() == (out / "inspect.csv").read_text()
+
+
 # ── bad input: one line, exit 2, the culprit named, nothing written ─────────────────────────────
+def _fails(args: list[str], out: Path, capsys, *needles: str) -> None:
+    assert main([*args, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mhc-mup: error: ") and err.count("\n") == 1, err
+    for needle in needles:
+        assert needle in err, err
+    assert not out.exists()
+
+
+def test_missing_tensor(tmp_path, tensors, capsys):
+    state = named(tensors, "deepseek")
+    del state["layers.1.hc_ffn_scale"]
+    path = write(tmp_path / "model.safetensors", state)
+    _fails(["inspect", str(path)], tmp_path / "out", capsys, "missing tensor 'layers.1.hc_ffn_scale'")
+
+
+def test_missing_head_tensor(tmp_path, tensors, capsys):
+    state = named(tensors, "transformers")
+    del state["model.hc_head.hc_base"]
+    path = write(tmp_path / "model.safetensors", state)
+    _fails(["inspect", str(path)], tmp_path / "out", capsys, "missing tensor 'model.hc_head.hc_base'")
+
+
+@pytest.mark.parametrize("name", ["layers.0.hc_attn_fn", "layers.2.hc_ffn_fn"])
+def test_wrong_shape(tmp_path, tensors, capsys, name):
+    """The odd tensor is named, even when it is the first one (n_s and d come from the shape most fn agree on)."""
+    state = named(tensors, "deepseek")
+    state[name] = torch.zeros(ROWS, N_S * D + 4)
+    path = write(tmp_path / "model.safetensors", state)
+    needles = (f"tensor '{name}' has shape (24, 68)", "expected (24, 64)")
+    _fails(["inspect", str(path)], tmp_path / "out", capsys, *needles)
+
+
+def test_wrong_scale_shape(tmp_path, tensors, capsys):
+    state = named(tensors, "transformers")
+    state["model.layers.1.attn_hc.scale"] = torch.ones(4)
+    path = write(tmp_path / "model.safetensors", state)
+    _fails(["inspect", str(path)], tmp_path / "out", capsys, "'model.layers.1.attn_hc.scale' has shape (4,)", "(3,)")
+
+
+def test_shape_against_config_json(tmp_path, tensors, capsys):
+    write(tmp_path / "ckpt" / "model.safetensors", named(tensors, "deepseek"))
+    (tmp_path / "ckpt" / "config.json").write_text(json.dumps({"hc_mult": N_S, "hidden_size": 2 * D}))
+    _fails(["inspect", str(tmp_path / "ckpt")], tmp_path / "out", capsys, "'layers.0.hc_attn_fn'", "config.json")
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_non_finite_value(tmp_path, tensors, capsys, bad):
+    state = named(tensors, "transformers")
+    state["model.layers.0.ffn_hc.base"][5] = bad
+    path = write(tmp_path / "model.safetensors", state)
+    _fails(["inspect", str(path)], tmp_path / "out", capsys, "tensor 'model.layers.0.ffn_hc.base' has 1 non-finite")
+
+
+def test_unknown_naming(tmp_path, capsys):
+    path = write(tmp_path / "model.safetensors", {"encoder.weight": torch.zeros(3, 3)})
+    _fails(["inspect", str(path)], tmp_path / "out", capsys, "no mHC tensors", "layers.0.hc_attn_fn")
+
+
+def test_nonexistent_path(tmp_path, capsys):
+    _fails(["inspect", str(tmp_path / "nowhere")], tmp_path / "out", capsys, "does not exist", "nowhere")
+
+
+def test_not_a_safetensors_file(tmp_path, capsys):
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(b"this is not a safetensors header")
+    _fails(["inspect", str(path)], tmp_path / "out", capsys, "is not a safetensors file", str(path))
+
+
+def test_index_pointing_to_a_missing_shard(tmp_path, tensors, capsys):
+    state = named(tensors, "deepseek")
+    index = {"weight_map": dict.fromkeys(state, "model-00001-of-00001.safetensors")}
+    (tmp_path / "model.safetensors.index.json").write_text(json.dumps(index))
+    _fails(["inspect", str(tmp_path)], tmp_path / "out", capsys, "model-00001-of-00001.safetensors", "does not exist")
+
+
+def test_bad_index_json(tmp_path, capsys):
+    (tmp_path / "model.safetensors.index.json").write_text("{not json")
+    _fails(["inspect", str(tmp_path)], tmp_path / "out", capsys, "model.safetensors.index.json", "weight_map")
+
+
+def test_output_path_is_a_file(tmp_path, tensors, capsys):
+    path = write(tmp_path / "model.safetensors", named(tensors, "deepseek"))
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["inspect", str(path), "--out", str(blocker)]) == 2
+    assert "is a file" in capsys.readouterr().err
 
 
 def test_locate_reads_no_tensor_data(tmp_path, tensors, monkeypatch):

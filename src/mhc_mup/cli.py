@@ -254,6 +254,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_run_arguments(run)
     run.set_defaults(handler=_run)
+    from .cli_inspect import add_adapter_parser, add_inspect_parser  # here: cli_inspect imports this module
+
+    add_inspect_parser(sub)
+    add_adapter_parser(sub)
     return parser
 
 
