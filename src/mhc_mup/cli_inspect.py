@@ -211,7 +211,7 @@ def run_inspect(args: argparse.Namespace) -> int:
             )
         console.print(
             f"read {summary['hc_tensors_read']} mHC tensors ({summary['hc_parameters']:,} parameters) in "
-            f"{summary['seconds']:.2f} s; settings from {summary['settings_source']}"
+            f"{summary['seconds']:.2f} s; " + ", ".join(f"{k} from {v}" for k, v in summary["settings_source"].items())
         )
         console.print(f"wrote {', '.join(str(p) for p in paths)}")
     return 0

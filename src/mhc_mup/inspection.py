@@ -209,6 +209,7 @@ def csv_text(inspection: Inspection) -> str:
 
 
 # Okabe–Ito: distinguishable under the common colour-vision deficiencies.
+SIGMA2_FLOOR = 1e-15  # σ₂ of a rank-one product is fp64 round-off (~1e-17): drawn at this floor
 OKABE_ITO = {"pre": "#0072B2", "post": "#E69F00", "comb": "#009E73", "extra": "#CC79A7", "grey": "#000000"}
 
 
@@ -235,7 +236,11 @@ def figure_png(inspection: Inspection, dpi: int = 110) -> bytes:
         if key == "depth_comb_sigma2":  # cumulative over sublayers in forward order: one line
             y = np.asarray([r[key] for r in rows], dtype=float)
             x = [r["position"] for r in rows]
-            ax.plot(x, np.where(y > 0, y, np.nan), "-", marker=".", color=color, label=label)
+            ax.plot(x, np.maximum(y, SIGMA2_FLOOR), "-", marker=".", color=color, label=label)
+            ax.set_ylim(SIGMA2_FLOOR / 3, 1.5)
+            if np.any(y < SIGMA2_FLOOR):
+                ax.axhline(SIGMA2_FLOOR, color=OKABE_ITO["grey"], lw=0.8, ls=":")
+                ax.text(x[0], SIGMA2_FLOOR * 1.6, f"≤ {SIGMA2_FLOOR:.0e}: rank one up to round-off", fontsize=8)
             return
         for sub, (marker, line) in styles.items():
             pts = [(r["layer"], r[key]) for r in rows if r["sublayer"] == sub]
