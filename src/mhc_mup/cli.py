@@ -315,6 +315,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_run_arguments(compare, COMPARE_WRITES)
     compare.set_defaults(handler=_compare)
+
+    from .cli_inspect import add_adapter_parser, add_inspect_parser  # here: cli_inspect imports this module
+
+    add_inspect_parser(sub)
+    add_adapter_parser(sub)
     return parser
 
 

@@ -396,10 +396,11 @@ SUMMARY_KEYS: dict[str, tuple[SummaryKey, ...]] = {
 def summarize(diagnostic: str, samples: NamedTuple | dict[str, np.ndarray]) -> dict[str, float]:
     """Reduce one diagnostic's per-sample values to the seed's keys, e.g. ``{"dc_x_mean": …}``.
 
-    Values of any shape are pooled: a ``(4, 16)`` batch of combs counts as 64 samples, as in the seed."""
+    Values of any shape are pooled: a ``(4, 16)`` batch of combs counts as 64 samples, as in the seed.
+    Keys whose samples are absent are left out (an adapter measures only the worst-case sensitivity)."""
     values = samples._asdict() if hasattr(samples, "_asdict") else dict(samples)
     arrays = {k: np.asarray(torch.as_tensor(v).detach().cpu().double()).reshape(-1) for k, v in values.items()}
-    return {s.key: float(REDUCERS[s.reducer](arrays[s.sample])) for s in SUMMARY_KEYS[diagnostic]}
+    return {s.key: float(REDUCERS[s.reducer](arrays[s.sample])) for s in SUMMARY_KEYS[diagnostic] if s.sample in arrays}
 
 
 DIAGNOSTICS: Sequence[str] = tuple(SUMMARY_KEYS)

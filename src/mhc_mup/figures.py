@@ -15,12 +15,12 @@ import matplotlib
 
 matplotlib.use("Agg")  # headless: never opens a window, works without a display
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
 
-from .compare import CORRECTION_QUANTITIES, FittedRun  # noqa: E402
-from .verdict import classify  # noqa: E402
+from .compare import CORRECTION_QUANTITIES, FittedRun
+from .verdict import classify
 
 OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")

@@ -27,8 +27,8 @@ import torch
 from . import __version__
 from .compare import CORRECTIONS_CSV_COLUMNS, FittedRun, corrections_rows
 from .diagnostics import DIAGNOSTICS, SUMMARY_KEYS
-from .parameterizations import OPTIMIZERS
 from .fitting import PowerLawFit
+from .parameterizations import OPTIMIZERS
 from .sweep import SweepResult
 from .verdict import Verdict, VerdictConfig, classify, theorem_d
 
