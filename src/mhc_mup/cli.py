@@ -262,8 +262,11 @@ def _add_run_arguments(p: argparse.ArgumentParser, writes: str) -> None:
     g.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no tables; errors only")
 
 
-RUN_WRITES = "results.json, results.csv, fits.csv, chain.csv and verdict.json"
-COMPARE_WRITES = "one folder per parameterization (as run) plus corrections.csv, chain.csv and verdict.json"
+RUN_WRITES = "results.json, results.csv, fits.csv, chain.csv, verdict.json, report.md, report.html and figures/"
+COMPARE_WRITES = (
+    "one folder per parameterization (results as run) plus corrections.csv, chain.csv, verdict.json, "
+    "report.md, report.html and figures/"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -315,6 +318,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_run_arguments(compare, COMPARE_WRITES)
     compare.set_defaults(handler=_compare)
+
+    report = sub.add_parser(
+        "report",
+        help="rebuild report.md, report.html and figures/ from a run or compare folder",
+        description=(
+            "Rebuild the report from the results a `run` or `compare` wrote into DIR (results.json and "
+            "verdict.json; nothing is recomputed): DIR/report.md, DIR/report.html (self-contained, figures "
+            "embedded) and DIR/figures/*.png. Every number in it is read from those files."
+        ),
+    )
+    report.add_argument("folder", type=Path, metavar="DIR", help="a folder written by mhc-mup run or compare")
+    report.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
+    report.set_defaults(handler=_report)
 
     from .cli_inspect import add_adapter_parser, add_inspect_parser  # here: cli_inspect imports this module
 
@@ -629,12 +645,38 @@ def _run(args: argparse.Namespace) -> int:
         result = run_sweep(cfg)
     try:
         paths = write_results(result, args.out, vc)
+        paths += _write_report(args.out, err, show_progress)
     except OSError as exc:
         raise UsageError(f"cannot write results to '{args.out}': {exc.strerror or exc}") from None
     if not args.quiet:
         print_summary(result, console)
         print_verdict(theorem_d(result, vc), console)
         console.print(f"wrote {', '.join(str(p) for p in paths)}")
+    return 0
+
+
+def _write_report(out: Path, err: Console, show_progress: bool) -> list[Path]:
+    """report.md, report.html and figures/ from the files just written (so they hold the same numbers)."""
+    from .report import write_report
+
+    if not show_progress:
+        return write_report(out)
+    with err.status("writing the report and its figures"):
+        return write_report(out)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .report import write_report
+    from .results_io import ResultsError
+
+    try:
+        paths = write_report(args.folder)
+    except ResultsError as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"cannot write the report into '{args.folder}': {exc.strerror or exc}") from None
+    if not args.quiet:
+        print(f"wrote {', '.join(str(p) for p in paths[-2:])} and {len(paths) - 2} figures under {args.folder}/figures")
     return 0
 
 
@@ -659,13 +701,16 @@ def _compare(args: argparse.Namespace) -> int:
         results = run_compare(cfg, params)
     try:
         paths = write_comparison(results, args.out, vc)
+        paths += _write_report(args.out, err, show_progress)
     except OSError as exc:
         raise UsageError(f"cannot write results to '{args.out}': {exc.strerror or exc}") from None
     if not args.quiet:
         print_corrections(results, vc.tolerance, console)
         print_verdict_matrix({n: theorem_d(r, vc) for n, r in results.items()}, console)
-        console.print(f"wrote {len(paths)} files under {args.out}: corrections.csv, chain.csv, verdict.json and "
-                      f"one folder per parameterization")  # fmt: skip
+        console.print(
+            f"wrote {len(paths)} files under {args.out}: report.md, report.html, figures/, corrections.csv, "
+            "chain.csv, verdict.json and one folder per parameterization"
+        )
     return 0
 
 

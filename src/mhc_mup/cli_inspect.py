@@ -10,8 +10,6 @@ import csv
 import io
 import json
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .cli import UsageError
-from .results_io import atomic_write_text
+from .results_io import atomic_write_bytes, atomic_write_text
 
 
 def _positive_int(what: str, minimum: int):
@@ -71,23 +69,6 @@ def check_out_dir(out: Path) -> None:
     parent = next((p for p in (out, *out.parents) if p.exists()), None)
     if parent is not None and not parent.is_dir():
         raise UsageError(f"output path '{out}' is inside '{parent}', which is a file")
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same directory and a rename."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_outputs(out: Path, texts: dict[str, str], blobs: dict[str, bytes]) -> list[Path]:

@@ -252,7 +252,7 @@ def parameterization(name: str, description: str = "", **rules: str | float) -> 
 PARAMETERIZATIONS: dict[str, Parameterization] = {
     p.name: p
     for p in (
-        parameterization("baseline", "σ_W = 0.02, s = 0.1 (the seed's)"),
+        parameterization("baseline", "σ_W = 0.02, s = 0.1: the seed's"),
         parameterization("A", "s_C = 1/(n_s·d)", scale_comb="1/(n_s*d)"),
         parameterization("B", "σ_W = s_C = 1/√(n_s·d)", sigma_w="1/sqrt(n_s*d)", scale_comb="1/sqrt(n_s*d)"),
         parameterization("C", "σ_W = 1/(n_s·d), s = 0.1", sigma_w="1/(n_s*d)"),

@@ -136,18 +136,29 @@ def _exponent_check(result: SweepResult, diag: str, key: str, label: str, tol: f
     )
 
 
-def _scaling_phrase(check: Check, level: str, tol: float) -> str:
-    if not np.isfinite(check.estimate):
-        return f"{check.label} has no power-law fit"
-    interval = f"{level} interval {check.ci_low:.3f} – {check.ci_high:.3f}"
-    if check.reading == UNCLEAR:
+def scaling_phrase(label: str, fit: PowerLawFit, tolerance: float) -> str:
+    """``"‖DC(x)‖·‖x‖ grows as d^0.985 (95% interval 0.960 – 1.009), outside the O(1) band ±0.1"`` —
+    the verb from :func:`classify`, every number from the fit."""
+    return _phrase(label, fit.exponent, fit.ci_low, fit.ci_high, classify(fit, tolerance),
+                   f"{fit.confidence:.0%}", tolerance)  # fmt: skip
+
+
+def _phrase(label: str, estimate: float, lo: float, hi: float, reading: str, level: str, tol: float) -> str:
+    if not np.isfinite(estimate):
+        return f"{label} has no power-law fit"
+    interval = f"{level} interval {lo:.3f} – {hi:.3f}"
+    if reading == UNCLEAR:
         return (
-            f"{check.label} scales as d^{check.estimate:.3f}, but its {interval} reaches outside the O(1) band "
+            f"{label} scales as d^{estimate:.3f}, but its {interval} reaches outside the O(1) band "
             f"±{tol:g} (more widths or samples would settle it)"
         )
-    verb = {O1: "is O(1):", GROWS: "grows as", DECAYS: "decays as"}[check.reading]
-    band = "" if check.reading == O1 else f", outside the O(1) band ±{tol:g}"
-    return f"{check.label} {verb} d^{check.estimate:.3f} ({interval}){band}"
+    verb = {O1: "is O(1):", GROWS: "grows as", DECAYS: "decays as"}[reading]
+    band = "" if reading == O1 else f", outside the O(1) band ±{tol:g}"
+    return f"{label} {verb} d^{estimate:.3f} ({interval}){band}"
+
+
+def _scaling_phrase(check: Check, level: str, tol: float) -> str:
+    return _phrase(check.label, check.estimate, check.ci_low, check.ci_high, check.reading, level, tol)  # type: ignore[arg-type]
 
 
 def theorem_d(result: SweepResult, config: VerdictConfig | None = None) -> Verdict:
