@@ -36,10 +36,13 @@ def run_dir(tmp_path_factory):
     return out
 
 
-def test_writes_the_five_files_and_nothing_else(run_dir):
+def test_writes_the_results_and_the_report_and_nothing_else(run_dir):
     assert sorted(p.name for p in run_dir.iterdir()) == [
         "chain.csv",
+        "figures",
         "fits.csv",
+        "report.html",
+        "report.md",
         "results.csv",
         "results.json",
         "verdict.json",

@@ -134,7 +134,10 @@ def test_compare_cli_writes_tables_that_match_the_sweeps(tmp_path, capsys):
         "baseline",
         "chain.csv",
         "corrections.csv",
+        "figures",
         "mup",
+        "report.html",
+        "report.md",
         "slow",
         "verdict.json",
     ]
