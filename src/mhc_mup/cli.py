@@ -315,6 +315,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_run_arguments(compare, COMPARE_WRITES)
     compare.set_defaults(handler=_compare)
+    from .cli_coordcheck import add_coordcheck_parser  # here, not at the top: it imports this module's helpers
+
+    add_coordcheck_parser(sub)
     return parser
 
 
