@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from rich.console import Console
 
@@ -222,22 +223,32 @@ def print_coordcheck(result: CoordCheckResult, console: Console) -> None:
         t.add_column(f"α at t={s}" + (" (init)" if s == 1 else ""), justify="right", no_wrap=True)
     t.add_column(f"{level} interval at t={last}", justify="right", no_wrap=True)
     t.add_column("reading", justify="left", no_wrap=True)
+    lo, hi = min(cfg.widths), max(cfg.widths)
+    t.add_column(f"RMS at t={last}: d={lo} → d={hi}", justify="right", no_wrap=True)
+    final = result.coords[result.coords.t == last]
     for kind in kinds:
         cells = [f"{result.exponent(kind, s).exponent:+.2f}" for s in steps]
         fit = result.exponent(kind, last)
         colour = {"O(1)": "green", "grows": "red", "decays": "cyan"}.get(fit.reading, "yellow")
-        t.add_row(kind, *cells, f"[{fit.ci_low:+.2f}, {fit.ci_high:+.2f}]", f"[{colour}]{fit.reading}[/{colour}]")
+        size = {w: _kind_size(final, kind, w) for w in (lo, hi)}
+        t.add_row(kind, *cells, f"[{fit.ci_low:+.2f}, {fit.ci_high:+.2f}]", f"[{colour}]{fit.reading}[/{colour}]",
+                  f"{size[lo]:.3g} → {size[hi]:.3g}")  # fmt: skip
     console.print(t)
 
     loss = result.losses.groupby(["width", "t"]).loss.mean().unstack()
-    lt = _table(f"Training loss (nats/byte, mean over seeds): t=1 is the model at init, t={last} after {last - 1} "
-                "updates")  # fmt: skip
+    lt = _table("Training loss per byte (nats, mean over seeds)")
     lt.add_column("width", justify="right")
     for s in steps:
         lt.add_column(f"t={s}", justify="right")
     for w, row in loss.iterrows():
         lt.add_row(str(w), *(f"{row[s]:.3f}" for s in steps))
     console.print(lt)
+
+
+def _kind_size(rows: pd.DataFrame, kind: str, width: int) -> float:
+    """The geometric mean over a kind's modules of their RMS (mean over seeds) at one width."""
+    sel = rows[(rows.kind == kind) & (rows.width == width)]
+    return float(np.exp(np.log(sel.groupby("module").l2.mean()).mean()))
 
 
 def exponent_frame(result: CoordCheckResult) -> pd.DataFrame:

@@ -321,7 +321,7 @@ def plot_coords(result: CoordCheckResult, metric: str = "l2", title: str | None 
     coords = result.coords
     mean = coords.groupby(["t", "module", "kind", "width"], as_index=False)[metric].mean()
     steps = panel_steps(int(coords.t.max()))
-    fig, axes = plt.subplots(1, len(steps), figsize=(3.2 * len(steps) + 2.2, 3.6), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(steps), figsize=(3.2 * len(steps) + 2.2, 4.0), sharey=True, squeeze=False)
     order = {k: i for i, k in enumerate(KINDS)}
     for ax, t in zip(axes[0], steps, strict=True):
         at_t = mean[mean.t == t]
