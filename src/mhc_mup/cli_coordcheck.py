@@ -28,7 +28,6 @@ from .cli import (
     _table,
 )
 from .coordcheck import (
-    EXPONENT_COLUMNS,
     KINDS,
     CoordCheckConfig,
     CoordCheckResult,
@@ -249,8 +248,3 @@ def _kind_size(rows: pd.DataFrame, kind: str, width: int) -> float:
     """The geometric mean over a kind's modules of their RMS (mean over seeds) at one width."""
     sel = rows[(rows.kind == kind) & (rows.width == width)]
     return float(np.exp(np.log(sel.groupby("module").l2.mean()).mean()))
-
-
-def exponent_frame(result: CoordCheckResult) -> pd.DataFrame:
-    """The exponents table with its documented column order (for callers that want it directly)."""
-    return result.exponents[list(EXPONENT_COLUMNS)]

@@ -141,6 +141,8 @@ class CoordCheckConfig:
             raise ConfigError(f"n_s must be >= 2, got {self.n_s}")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise ConfigError(f"learning rate must be a positive number, got {self.lr!r}")
+        if self.n_boot < 1 or not (math.isfinite(self.tolerance) and self.tolerance > 0):
+            raise ConfigError(f"need n_boot >= 1 and a positive tolerance, got {self.n_boot}, {self.tolerance!r}")
         if not 0 < self.confidence < 1:
             raise ConfigError(f"confidence must be in (0, 1), got {self.confidence!r}")
         self.hc_param.check(self.n_s, self.widths)

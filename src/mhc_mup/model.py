@@ -95,7 +95,9 @@ class HyperConnection(nn.Module):
         with _fp32(x.device.type):
             mixes = hc_mixes(x, self.fn, self.norm_eps)
             a_pre, a_post, z = gate_logits(mixes, self.scale, self.base, self.n_s)
-            self.pre_logits(a_pre), self.post_logits(a_post), self.comb_logits(z)
+            self.pre_logits(a_pre)
+            self.post_logits(a_post)
+            self.comb_logits(z)
             pre, post, comb = split_mixes(mixes, self.scale, self.base, self.n_s, self.K, self.hc_eps)
             return collapse(x, pre), post, comb
 

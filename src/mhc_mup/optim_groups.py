@@ -28,7 +28,7 @@ from the model's config and each parameter's name, and the model puts both in it
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import torch
@@ -201,8 +201,3 @@ def make_optimizer(model: nn.Module, optimizer: str, lr: float, **kwargs) -> tor
     if optimizer == "adam":
         return torch.optim.Adam(groups, lr=lr, **kwargs)
     return torch.optim.SGD(groups, lr=lr, **kwargs)
-
-
-def kinds_of(names: Iterable[str]) -> set[str]:
-    """The parameter kinds present among ``names``."""
-    return {parameter_kind(n) for n in names}
