@@ -336,6 +336,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_inspect_parser(sub)
     add_adapter_parser(sub)
+
+    from .cli_coordcheck import add_coordcheck_parser  # here, not at the top: it imports this module's helpers
+
+    add_coordcheck_parser(sub)
     return parser
 
 
