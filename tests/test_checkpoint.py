@@ -16,7 +16,7 @@ from mhc_mup import checkpoint as ckpt
 from mhc_mup.adapters import V4Params
 from mhc_mup.checkpoint import CheckpointError, locate
 from mhc_mup.cli import main
-from mhc_mup.inspection import COLUMNS, csv_text, inspect_checkpoint
+from mhc_mup.inspection import COLUMNS, inspect_checkpoint, inspection_csv
 from mhc_mup.ops import sinkhorn_knopp
 
 N_S, D, LAYERS = 4, 16, 3
@@ -77,7 +77,7 @@ def test_both_namings_give_the_same_report(tmp_path, tensors):
     ra, rb = inspect_checkpoint(a, samples=4), inspect_checkpoint(b, samples=4)
     assert ra.layout.naming == "transformers layers, transformers head, prefix 'model.'"
     assert rb.layout.naming == "deepseek layers, deepseek head"
-    assert csv_text(ra) == csv_text(rb)
+    assert inspection_csv(ra) == inspection_csv(rb)
     assert (ra.layout.n_s, ra.layout.d, ra.layout.n_layers) == (N_S, D, LAYERS)
 
 
@@ -85,7 +85,7 @@ def test_report_values_are_the_definitions(tmp_path, tensors):
     """Each column recomputed from its definition on the tensors that were written."""
     path = write(tmp_path / "model.safetensors", named(tensors, "deepseek"))
     result = inspect_checkpoint(path, samples=5, seed=3)
-    rows = rows_of(csv_text(result))
+    rows = rows_of(inspection_csv(result))
     assert list(rows[0]) == list(COLUMNS)
     assert [(r["layer"], r["sublayer"]) for r in rows] == [
         *((str(i), s) for i in range(LAYERS) for s in ("attn", "ffn")),
@@ -159,9 +159,11 @@ def test_sharded_checkpoint_by_index(tmp_path, tensors):
     index = {"metadata": {}, "weight_map": {k: shard for shard, keys in shards.items() for k in keys}}
     (tmp_path / "sharded" / "model.safetensors.index.json").write_text(json.dumps(index))
     single = write(tmp_path / "single" / "model.safetensors", state)
-    expected = csv_text(inspect_checkpoint(single, samples=3))
-    assert csv_text(inspect_checkpoint(tmp_path / "sharded", samples=3)) == expected
-    assert csv_text(inspect_checkpoint(tmp_path / "sharded" / "model.safetensors.index.json", samples=3)) == expected
+    expected = inspection_csv(inspect_checkpoint(single, samples=3))
+    assert inspection_csv(inspect_checkpoint(tmp_path / "sharded", samples=3)) == expected
+    assert (
+        inspection_csv(inspect_checkpoint(tmp_path / "sharded" / "model.safetensors.index.json", samples=3)) == expected
+    )
 
 
 def test_config_json_sets_K_and_the_flag_overrides_it(tmp_path, tensors):

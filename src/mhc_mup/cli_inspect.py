@@ -6,8 +6,6 @@ Registered from :func:`mhc_mup.cli.build_parser`; errors become one line and exi
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import math
 from collections.abc import Sequence
@@ -17,58 +15,15 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from .cli import UsageError
-from .results_io import atomic_write_bytes, atomic_write_text
+from .cli import UsageError, _check_out_dir, _int_at_least, _int_list, _positive_float
+from .results_io import atomic_write_bytes, atomic_write_text, csv_text
 
 
-def _positive_int(what: str, minimum: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{what} {text!r} is not an integer") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"{what} must be >= {minimum}, got {value}")
-        return value
-
-    return parse
-
-
-def _eps(what: str):
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{what} {text!r} is not a number") from None
-        if not (math.isfinite(value) and value >= 0):
-            raise argparse.ArgumentTypeError(f"{what} must be a finite number >= 0, got {text!r}")
-        return value
-
-    return parse
-
-
-def _widths(text: str) -> list[int]:
-    values = []
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        try:
-            value = int(part)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"width {part!r} is not an integer") from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"width {part!r} must be >= 1")
-        values.append(value)
+def _widths_for_a_fit(text: str) -> list[int]:
+    values = _int_list("width", 1)(text)
     if len(set(values)) < 2:
         raise argparse.ArgumentTypeError(f"a scaling fit needs at least 2 distinct widths, got {text!r}")
     return values
-
-
-def check_out_dir(out: Path) -> None:
-    """``UsageError`` if ``out`` is a file or lies inside one."""
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"output path '{out}' is a file, not a directory")
-    parent = next((p for p in (out, *out.parents) if p.exists()), None)
-    if parent is not None and not parent.is_dir():
-        raise UsageError(f"output path '{out}' is inside '{parent}', which is a file")
 
 
 def write_outputs(out: Path, texts: dict[str, str], blobs: dict[str, bytes]) -> list[Path]:
@@ -116,23 +71,31 @@ def add_inspect_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentPars
     p.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", help="safetensors file, index JSON or directory")
     p.add_argument(
         "--samples",
-        type=_positive_int("samples", 2),
+        type=_int_at_least("samples", 2),
         default=32,
         metavar="N",
         help="synthetic residual states x ~ N(0,1) for the dynamic sensitivity (default 32)",
     )
-    p.add_argument("--seed", type=_positive_int("seed", 0), default=0, metavar="S", help="seed of the states")
+    p.add_argument("--seed", type=_int_at_least("seed", 0), default=0, metavar="S", help="seed of the states")
     p.add_argument(
         "-K",
         "--sinkhorn-iters",
         dest="K",
-        type=_positive_int("K", 1),
+        type=_int_at_least("K", 1),
         metavar="K",
         help="Sinkhorn iterations (default: config.json's hc_sinkhorn_iters, else 20)",
     )
-    p.add_argument("--hc-eps", type=_eps("hc_eps"), metavar="EPS", help="default: config.json's, else 1e-6")
     p.add_argument(
-        "--norm-eps", type=_eps("norm_eps"), metavar="EPS", help="default: config.json's rms_norm_eps, else 1e-6"
+        "--hc-eps",
+        type=_positive_float("hc_eps", allow_zero=True),
+        metavar="EPS",
+        help="default: config.json's, else 1e-6",
+    )
+    p.add_argument(
+        "--norm-eps",
+        type=_positive_float("norm_eps", allow_zero=True),
+        metavar="EPS",
+        help="default: config.json's rms_norm_eps, else 1e-6",
     )
     p.add_argument("--out", type=Path, default=Path("mhc-mup-inspect"), metavar="DIR", help="default ./mhc-mup-inspect")
     p.add_argument("--quiet", "-q", action="store_true", help="no table; errors only")
@@ -142,9 +105,9 @@ def add_inspect_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentPars
 
 def run_inspect(args: argparse.Namespace) -> int:
     from .checkpoint import CheckpointError
-    from .inspection import csv_text, figure_png, inspect_checkpoint
+    from .inspection import figure_png, inspect_checkpoint, inspection_csv
 
-    check_out_dir(args.out)
+    _check_out_dir(args.out)
     try:
         result = inspect_checkpoint(
             args.checkpoint, samples=args.samples, seed=args.seed, K=args.K, hc_eps=args.hc_eps, norm_eps=args.norm_eps
@@ -152,7 +115,7 @@ def run_inspect(args: argparse.Namespace) -> int:
     except CheckpointError as exc:
         raise UsageError(str(exc)) from None
     summary = result.summary()
-    texts = {"inspect.csv": csv_text(result), "inspect.json": json.dumps(summary, indent=2) + "\n"}
+    texts = {"inspect.csv": inspection_csv(result), "inspect.json": json.dumps(summary, indent=2) + "\n"}
     paths = write_outputs(args.out, texts, {"inspect.png": figure_png(result)})
     if not args.quiet:
         console = _console()
@@ -214,17 +177,21 @@ def add_adapter_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentPars
     )
     p.add_argument("implementation", choices=sorted(ADAPTER_BUILDERS), help="which implementation to build")
     p.add_argument(
-        "--widths", type=_widths, default=[64, 128, 256, 512], metavar="D,D,...", help="default 64,128,256,512"
+        "--widths",
+        type=_widths_for_a_fit,
+        default=[64, 128, 256, 512],
+        metavar="D,D,...",
+        help="default 64,128,256,512",
     )
-    p.add_argument("--n-s", type=_positive_int("n_s", 2), default=4, metavar="N", help="streams (default 4)")
+    p.add_argument("--n-s", type=_int_at_least("n_s", 2), default=4, metavar="N", help="streams (default 4)")
     p.add_argument(
-        "-K", "--sinkhorn-iters", dest="K", type=_positive_int("K", 1), default=20, metavar="K", help="default 20"
+        "-K", "--sinkhorn-iters", dest="K", type=_int_at_least("K", 1), default=20, metavar="K", help="default 20"
     )
-    p.add_argument("--samples", type=_positive_int("samples", 2), default=32, metavar="N", help="states per width")
-    p.add_argument("--seed", type=_positive_int("seed", 0), default=0, metavar="S")
+    p.add_argument("--samples", type=_int_at_least("samples", 2), default=32, metavar="N", help="states per width")
+    p.add_argument("--seed", type=_int_at_least("seed", 0), default=0, metavar="S")
     p.add_argument(
         "--dynamic-std",
-        type=_eps("dynamic std"),
+        type=_positive_float("dynamic std", allow_zero=True),
         default=0.0,
         metavar="STD",
         help="hyper-connections only: draw its zero-initialised dynamic weights from N(0, STD²) (default 0: "
@@ -240,7 +207,7 @@ def run_adapter(args: argparse.Namespace) -> int:
     from .adapter_diagnostics import sweep_adapter
     from .adapters import ADAPTER_BUILDERS, MissingExtraError
 
-    check_out_dir(args.out)
+    _check_out_dir(args.out)
     if args.dynamic_std and args.implementation != "hyper-connections":
         raise UsageError("--dynamic-std applies to hyper-connections only")
     build = ADAPTER_BUILDERS[args.implementation]
@@ -263,8 +230,8 @@ def run_adapter(args: argparse.Namespace) -> int:
     ]
     fit_rows = [{"diagnostic": diag, "metric": key, **fit.to_dict()} for (diag, key), fit in result.fits.items()]
     texts = {
-        "adapter_results.csv": _csv(rows, ("width", "diagnostic", "metric", "value", "n_samples")),
-        "adapter_fits.csv": _csv(
+        "adapter_results.csv": csv_text(rows, ("width", "diagnostic", "metric", "value", "n_samples")),
+        "adapter_fits.csv": csv_text(
             fit_rows,
             (
                 "diagnostic",
@@ -311,12 +278,3 @@ def run_adapter(args: argparse.Namespace) -> int:
             console.print(f"{key} scales as {text}")
         console.print(f"wrote {', '.join(str(p) for p in paths)}")
     return 0
-
-
-def _csv(rows: list[dict], columns: Sequence[str]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({c: "" if isinstance(row[c], float) and not math.isfinite(row[c]) else row[c] for c in columns})
-    return buf.getvalue()

@@ -17,9 +17,7 @@ Per sublayer (attention and FFN of every layer, then the head):
 
 from __future__ import annotations
 
-import csv
 import io
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +29,7 @@ from .adapter_diagnostics import autograd_jacobians, top_singular_values
 from .checkpoint import HCLayout, HCSettings, iter_sublayers, locate, read_head, settings
 from .diagnostics import sinkhorn_error
 from .ops import sinkhorn_knopp
+from .results_io import csv_text
 
 BLOCKS = ("pre", "post", "comb")
 COLUMNS: tuple[str, ...] = (
@@ -192,20 +191,9 @@ def inspect_checkpoint(
 
 
 # ── outputs ────────────────────────────────────────────────────────────────────────────────────
-def _cell(value: object) -> object:
-    if isinstance(value, float):
-        return "" if not math.isfinite(value) else repr(value)
-    return value
-
-
-def csv_text(inspection: Inspection) -> str:
+def inspection_csv(inspection: Inspection) -> str:
     """``inspect.csv``: :data:`COLUMNS`, one row per sublayer then the head; inapplicable cells empty."""
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for row in inspection.rows:
-        writer.writerow({c: _cell(row.get(c, "")) for c in COLUMNS})
-    return buf.getvalue()
+    return csv_text(inspection.rows, COLUMNS)
 
 
 # Okabe–Ito: distinguishable under the common colour-vision deficiencies.

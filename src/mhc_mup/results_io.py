@@ -17,6 +17,7 @@ import os
 import platform
 import sys
 import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -212,15 +213,19 @@ def verdict_document(verdicts: dict[str, Verdict]) -> dict:
     return _clean({"format": "mhc-mup/verdict/v1", "verdicts": {k: v.to_dict() for k, v in verdicts.items()}})
 
 
-def _csv_text(rows: list[dict], columns: tuple[str, ...]) -> str:
+def csv_text(rows: Sequence[Mapping], columns: Sequence[str]) -> str:
+    """CSV of ``rows`` with ``columns`` in that order: keys outside them are left out, a missing key or a
+    non-finite float is an empty cell (pandas reads it as NaN)."""
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow(
-            {c: ("" if isinstance(row[c], float) and not math.isfinite(row[c]) else row[c]) for c in columns}
-        )
+        writer.writerow({c: _csv_cell(row.get(c, "")) for c in columns})
     return buf.getvalue()
+
+
+def _csv_cell(value: object) -> object:
+    return "" if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def _write_all(out_dir: Path, texts: dict[str, str]) -> list[Path]:
@@ -241,9 +246,9 @@ def result_texts(result: SweepResult, verdict: Verdict) -> dict[str, str]:
     widths = sorted(result.samples)
     return {
         "results.json": _json_text(results_document(result)),
-        "results.csv": _csv_text(tidy_rows(result), RESULTS_CSV_COLUMNS),
-        "fits.csv": _csv_text(fit_rows(result), FITS_CSV_COLUMNS),
-        "chain.csv": _csv_text(chain_rows(result, verdict.config.tolerance), chain_columns(widths)),
+        "results.csv": csv_text(tidy_rows(result), RESULTS_CSV_COLUMNS),
+        "fits.csv": csv_text(fit_rows(result), FITS_CSV_COLUMNS),
+        "chain.csv": csv_text(chain_rows(result, verdict.config.tolerance), chain_columns(widths)),
         "verdict.json": _json_text(verdict_document({verdict.parameterization: verdict})),
     }
 
@@ -264,8 +269,8 @@ def write_comparison(
     texts = {name: result_texts(r, verdicts[name]) for name, r in results.items()}  # everything before writing
     widths = sorted(next(iter(results.values())).samples)
     top = {
-        "corrections.csv": _csv_text(corrections_rows(results, vc.tolerance), CORRECTIONS_CSV_COLUMNS),
-        "chain.csv": _csv_text(
+        "corrections.csv": csv_text(corrections_rows(results, vc.tolerance), CORRECTIONS_CSV_COLUMNS),
+        "chain.csv": csv_text(
             [row for r in results.values() for row in chain_rows(r, vc.tolerance)], chain_columns(widths)
         ),
         "verdict.json": _json_text(verdict_document(verdicts)),
