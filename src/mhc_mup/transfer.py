@@ -926,7 +926,8 @@ def transfer_figure(result: TransferResult):
         ax.set_ylim(*ylim)
         ax.grid(True, alpha=0.3)
     axes[0][0].set_ylabel("final validation loss (nats/byte, mean over seeds)")
-    axes[0][-1].legend(fontsize=8, frameon=False, title="width (★ optimum, × diverged)", title_fontsize=8)
+    if axes[0][-1].get_legend_handles_labels()[0]:
+        axes[0][-1].legend(fontsize=8, frameon=False, title="width (★ optimum, × diverged)", title_fontsize=8)
     fig.tight_layout()
     return fig
 
