@@ -7,6 +7,7 @@ import dataclasses
 import itertools
 import json
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -296,3 +297,28 @@ def test_cuda_sweep_runs_one_run_per_gpu_and_records_the_device(small_corpus, tm
     assert np.isfinite(result.runs.final_val_loss).all() and (result.runs.tokens_per_s > 0).all()
     rec = json.loads(next((tmp_path / "gpu/runs").rglob("*.json")).read_text())
     assert rec["settings"]["precision"] == "bf16-autocast"
+
+
+def test_ray_backend_without_ray_is_one_line_with_the_install_hint(small_corpus, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    out = tmp_path / "out"
+    assert main(["transfer", *FAST, "--backend", "ray", "--corpus", str(small_corpus), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["mhc-mup: error: --backend ray needs Ray: pip install mhc-mup[ray]"]
+    assert not out.exists()
+
+
+def test_quick_and_explicit_flags_build_the_grid():
+    from mhc_mup.cli import build_parser
+    from mhc_mup.cli_transfer import transfer_config
+
+    quick = transfer_config(build_parser().parse_args(["transfer", "--quick"]))
+    assert [c.name for c in quick.configs] == ["mup", "control-mup"] and quick.widths == (32, 64, 128)
+    assert [math.log2(x) for x in quick.lrs] == pytest.approx([-9, -7.5, -6, -4.5, -3])
+    assert len(quick.runs()) == 60 and quick.steps == 20
+    mine = transfer_config(build_parser().parse_args(
+        ["transfer", "--quick", "--steps", "7", "--config", "slow=mup:slow: from=mup, lr_fn=1/(n_s*d)",
+         "--config", "ctl=sp:control", "--lrs", "1e-3,2^-8,0.01"]))  # fmt: skip
+    assert [c.name for c in mine.configs] == ["slow", "ctl"] and mine.steps == 7
+    assert mine.configs[0].hc_param.rules["lr_fn_adam"].text == "1/(n_s*d)" and mine.configs[1].hc_param is None
+    assert mine.lrs == pytest.approx((1e-3, 2**-8, 0.01))

@@ -92,8 +92,9 @@ def add_transfer_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentPar
         action="append",
         default=[],
         metavar="NAME=MODEL:PARAM",
-        help="add one (repeatable): MODEL sp or mup (embedding, hidden, readout, gains, attention); PARAM an mHC "
-        "generator preset, a rule set such as 'slow: from=mup, lr_fn=1/(n_s*d)', or control (no mHC); e.g. "
+        help="add one (repeatable) to --configs; without --configs only these run. MODEL sp or mup (embedding, "
+        "hidden, readout, gains, attention); PARAM an mHC generator preset, a rule set such as "
+        "'slow: from=mup, lr_fn=1/(n_s*d)', or control (no mHC); e.g. "
         "--config mine=mup:C --config ctl=sp:control",
     )
 
