@@ -117,6 +117,13 @@ def test_drift_slope_recovers_the_exponent_of_synthetic_optima(beta, verdict):
     assert (opt.n_seeds_fit == 3).all()
 
 
+def test_two_widths_and_one_seed_give_no_verdict():
+    cfg, records = synthetic(0.0, noise=0.0, seeds=1, widths=(64, 128))
+    row = analyse(cfg, records).drift.iloc[0]
+    assert row.exponent == pytest.approx(0.0, abs=1e-6) and row.verdict == "unclear"
+    assert "no interval, no verdict" in row.note
+
+
 def test_diverged_runs_are_kept_and_left_out_of_the_fit_with_a_note():
     cfg, records = synthetic(0.0, noise=0.0, seeds=1, widths=(64, 128, 256))
     high = [r for r in records if r["width"] == 128 and r["log2_lr"] > -3]
@@ -210,7 +217,7 @@ def test_cli_writes_every_output(small_corpus, tmp_path, capsys):
     report = (out / "transfer_report.md").read_text()
     assert "](transfer.png)" in report and "control-mup: " in report
     printed = " ".join(capsys.readouterr().out.split())
-    assert "Drift of the optimum" in printed and "6 runs in the grid stored (6 run now, 0 left)" in printed
+    assert "Drift of the optimum" in printed and "6 runs in the grid stored (6 by this call, 0 left)" in printed
 
 
 @pytest.mark.parametrize(

@@ -281,7 +281,7 @@ def print_transfer(result: TransferResult, console: Console) -> None:
     runs = result.runs
     if len(runs):
         console.print(
-            f"{len(runs)} runs in the grid stored ({result.executed} run now, {result.missing} left), "
+            f"{len(runs)} runs in the grid stored ({result.executed} by this call, {result.missing} left), "
             f"{int(runs.diverged.astype(bool).sum())} diverged; {runs.seconds.sum():.1f} s of run time in all, "
             f"median {runs.seconds.median():.2f} s and {runs.tokens_per_s.median():,.0f} tokens/s per run",
             soft_wrap=True,

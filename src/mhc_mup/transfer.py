@@ -51,6 +51,7 @@ from .results_io import _clean, atomic_write_bytes, atomic_write_text, software_
 from .sweep import ConfigError, resolve_device
 from .training import eval_loss, precision_of, train_step
 from .verdict import DECAYS, GROWS, O1, classify
+from .verdict import UNCLEAR as UNCLEAR_READING
 
 RUN_FORMAT = "mhc-mup-transfer-run/1"
 SWEEP_FORMAT = "mhc-mup-transfer-sweep/1"
@@ -850,6 +851,11 @@ def _drift_row(cfg: TransferConfig, name: str, per_width: Mapping[int, list[floa
     fit = fit_power_law(widths, [np.array(per_width[w]) for w in widths], _geomean, n_boot=cfg.n_boot,
                         confidence=cfg.confidence, seed=0)  # fmt: skip
     reading = classify(fit, cfg.tolerance)
+    if len(widths) < 3 and min(len(per_width[w]) for w in widths) < 2:
+        # no regression interval and a bootstrap over one seed: a zero-width interval that says nothing
+        reading = UNCLEAR_READING
+        why = f"{len(widths)} widths and 1 seed at some width: no interval, no verdict"
+        note = "; ".join(filter(None, [note, why]))
     verdict = {O1: TRANSFERS, GROWS: DRIFTS, DECAYS: DRIFTS}.get(reading, UNCLEAR)
     direction = {GROWS: "η* grows with width", DECAYS: "η* shrinks with width"}.get(reading, "")
     row |= {
