@@ -59,7 +59,9 @@ TRANSFER_COLUMNS = (
     "config", "width", "seed", "lr", "log2_lr", "final_train_loss", "final_val_loss", "initial_loss", "diverged",
     "diverged_reason", "steps_done", "tokens_per_s", "seconds", "device",
 )  # fmt: skip
-SEED_OPTIMA_COLUMNS = ("config", "width", "seed", "log2_lr_opt", "lr_opt", "loss_at_opt", "curvature", "edge", "note")
+SEED_OPTIMA_COLUMNS = (
+    "config", "width", "seed", "log2_lr_opt", "lr_opt", "loss_at_opt", "curvature", "argmin_log2_lr", "edge", "note",
+)  # fmt: skip
 OPTIMA_COLUMNS = (
     "config", "width", "log2_lr_opt", "lr_opt", "ci_low", "ci_high", "loss_at_opt", "n_seeds_fit", "n_seeds",
     "argmin_log2_lr", "note",
@@ -806,7 +808,7 @@ def analyse(cfg: TransferConfig, records: list[dict]) -> TransferResult:
                 seed_rows.append({
                     "config": c.name, "width": w, "seed": s, "log2_lr_opt": fit.log2_opt,
                     "lr_opt": 2.0**fit.log2_opt, "loss_at_opt": fit.loss_opt, "curvature": fit.curvature,
-                    "edge": fit.edge, "note": fit.note,
+                    "argmin_log2_lr": fit.argmin, "edge": fit.edge, "note": fit.note,
                 })  # fmt: skip
             good = [f for f in fits if math.isfinite(f.log2_opt)]
             values = np.array([f.log2_opt for f in good])
@@ -922,6 +924,14 @@ def transfer_figure(result: TransferResult):
                 if math.isfinite(lo):
                     ax.errorbar([xo], [yo], xerr=[[xo - lo], [hi - xo]], color=colour, capsize=3, lw=1)
                 ax.plot([xo], [yo], marker="*", ms=13, color=colour, markeredgecolor="black", mew=0.6, ls="none")
+            edges = result.seed_optima[(result.seed_optima.config == c.name) & (result.seed_optima.width == w)]
+            for edge, tri in (("low", "<"), ("high", ">")):
+                # a seed's minimum at the grid's edge or next to a diverged run: an open triangle at that minimum
+                for xa in set(edges.loc[edges.edge == edge, "argmin_log2_lr"]):
+                    near = np.isclose(mean.index, xa, atol=1e-6)
+                    if near.any():
+                        ax.plot([xa], [mean.values[near][0]], marker=tri, ms=11, mfc="none", mec=colour, mew=1.5,
+                                ls="none")  # fmt: skip
         d = result.drift[result.drift.config == c.name]
         title = c.name
         if len(d) and math.isfinite(d.exponent.iloc[0]):
@@ -933,7 +943,8 @@ def transfer_figure(result: TransferResult):
         ax.grid(True, alpha=0.3)
     axes[0][0].set_ylabel("final validation loss (nats/byte, mean over seeds)")
     if axes[0][-1].get_legend_handles_labels()[0]:
-        axes[0][-1].legend(fontsize=8, frameon=False, title="width (★ optimum, × diverged)", title_fontsize=8)
+        legend_title = "width (★ optimum, × diverged,\n▷ ◁ minimum at the grid's edge)"
+        axes[0][-1].legend(fontsize=8, frameon=False, title=legend_title, title_fontsize=8)
     fig.tight_layout()
     return fig
 
