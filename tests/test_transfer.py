@@ -24,6 +24,7 @@ from mhc_mup.transfer import (
     TransferConfig,
     TransferError,
     analyse,
+    drift_sentence,
     fit_parabola,
     lr_factor,
     lr_grid,
@@ -121,7 +122,8 @@ def test_two_widths_and_one_seed_give_no_verdict():
     cfg, records = synthetic(0.0, noise=0.0, seeds=1, widths=(64, 128))
     row = analyse(cfg, records).drift.iloc[0]
     assert row.exponent == pytest.approx(0.0, abs=1e-6) and row.verdict == "unclear"
-    assert "no interval, no verdict" in row.note
+    assert "no interval, no verdict" in row.note and math.isnan(row.ci_low) and math.isnan(row.ci_high)
+    assert "without an interval" in drift_sentence(row.to_dict())
 
 
 def test_diverged_runs_are_kept_and_left_out_of_the_fit_with_a_note():

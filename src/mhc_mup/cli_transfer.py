@@ -273,7 +273,7 @@ def print_transfer(result: TransferResult, console: Console) -> None:
         colour = {"transfers": "green", "drifts": "red"}.get(r["verdict"], "yellow")
         verdict = r["verdict"] + (f" ({r['direction']})" if r["direction"] else "")
         t.add_row(r["config"], f"{r['exponent']:+.3f}" if ok else "—",
-                  f"[{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]" if ok else "—",
+                  f"[{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]" if math.isfinite(r["ci_low"]) else "—",
                   f"[{colour}]{verdict}[/{colour}]")  # fmt: skip
     console.print(t)
     for r in result.drift.to_dict("records"):

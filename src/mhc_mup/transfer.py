@@ -853,7 +853,8 @@ def _drift_row(cfg: TransferConfig, name: str, per_width: Mapping[int, list[floa
     fit = fit_power_law(widths, [np.array(per_width[w]) for w in widths], _geomean, n_boot=cfg.n_boot,
                         confidence=cfg.confidence, seed=0)  # fmt: skip
     reading = classify(fit, cfg.tolerance)
-    if len(widths) < 3 and min(len(per_width[w]) for w in widths) < 2:
+    no_interval = len(widths) < 3 and min(len(per_width[w]) for w in widths) < 2
+    if no_interval:
         # no regression interval and a bootstrap over one seed: a zero-width interval that says nothing
         reading = UNCLEAR_READING
         why = f"{len(widths)} widths and 1 seed at some width: no interval, no verdict"
@@ -865,6 +866,8 @@ def _drift_row(cfg: TransferConfig, name: str, per_width: Mapping[int, list[floa
         "boot_high": fit.boot_high, "ols_low": fit.ols_low, "ols_high": fit.ols_high, "r2": fit.r2,
         "verdict": verdict, "direction": direction, "note": "; ".join(filter(None, [note, fit.note])),
     }  # fmt: skip
+    if no_interval:
+        row |= {"ci_low": math.nan, "ci_high": math.nan}
     return row
 
 
@@ -873,6 +876,8 @@ def drift_sentence(row: Mapping, confidence: float = 0.95) -> str:
     name, tol = row["config"], row["tolerance"]
     if not math.isfinite(row["exponent"]):
         return f"{name}: no drift fit ({row['note']}); verdict unclear."
+    if not math.isfinite(row["ci_low"]):
+        return f"{name}: η* ∝ d^{row['exponent']:+.3f} without an interval ({row['note']}); verdict unclear."
     head = (
         f"{name}: η* ∝ d^{row['exponent']:+.3f} ({confidence:.0%} interval [{row['ci_low']:+.3f}, "
         f"{row['ci_high']:+.3f}], {row['n_widths']} widths)"
@@ -936,7 +941,8 @@ def transfer_figure(result: TransferResult):
         title = c.name
         if len(d) and math.isfinite(d.exponent.iloc[0]):
             r = d.iloc[0]
-            title += f"\nη* ∝ d^{r.exponent:+.2f} [{r.ci_low:+.2f}, {r.ci_high:+.2f}]: {r.verdict}"
+            interval = f"[{r.ci_low:+.2f}, {r.ci_high:+.2f}]" if math.isfinite(r.ci_low) else "(no interval)"
+            title += f"\nη* ∝ d^{r.exponent:+.2f} {interval}: {r.verdict}"
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("log2 learning rate η")
         ax.set_ylim(*ylim)
