@@ -340,6 +340,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_coordcheck import add_coordcheck_parser  # here, not at the top: it imports this module's helpers
 
     add_coordcheck_parser(sub)
+
+    from .cli_transfer import add_transfer_parser  # here, not at the top: it imports this module's helpers
+
+    add_transfer_parser(sub)
     return parser
 
 

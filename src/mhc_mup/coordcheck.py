@@ -16,7 +16,6 @@ its modules) comes with a bootstrap-over-seeds and regression interval
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import re
@@ -28,7 +27,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
 from .data import Corpus, sample_batch
 from .fitting import fit_power_laws
@@ -37,6 +35,7 @@ from .optim_groups import MODEL_PARAMS, WidthParameterization, make_optimizer
 from .parameterizations import OPTIMIZERS, PARAMETERIZATIONS, Parameterization
 from .results_io import atomic_write_text
 from .sweep import ConfigError, resolve_device
+from .training import train_step
 from .verdict import classify
 
 COORD_COLUMNS = ("width", "module", "t", "l1", "l2", "optimizer", "lr", "seed", "kind")
@@ -218,19 +217,11 @@ def train_and_record(
     opt = make_optimizer(model, optimizer, lr)
     store: list = []
     handles = [m.register_forward_hook(_stat_hook(store, n)) for n, m in model.named_modules() if n]
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
     rows, losses = [], []
     try:
         for t, (x, y) in enumerate(batches, 1):
             store.clear()
-            x, y = x.to(device), y.to(device)
-            with autocast:
-                logits = model(x)
-                loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            losses.append(loss.detach())
+            losses.append(train_step(model, opt, x, y, device))
             stats = torch.stack([torch.stack([a, b]) for _, a, b in store]).cpu().tolist()
             rows += [(t, key, l1, l2) for (key, _, _), (l1, l2) in zip(store, stats, strict=True)]
     finally:
