@@ -297,7 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
             "Run the sweep once per parameterization (same widths, seed and samples) and tabulate, for the "
             "comb, pre and post sensitivities and the generated-logit update under each parameterization's "
             "own LR rule (one SGD and one Adam step), the exponent with its interval and a verdict: O(1) when "
-            "the interval lies inside ±tolerance, grows / decays when the exponent is outside, unclear "
+            "the interval lies inside ±tolerance, grows / decays when the exponent is outside and the interval "
+            "excludes 0, unclear "
             f"otherwise. Writes {COMPARE_WRITES}."
         ),
     )

@@ -77,8 +77,8 @@ def add_transfer_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentPar
             "Train the mHC language model at every configuration × width × seed × learning rate (log2-spaced), "
             "find the optimal LR per width from a parabola in log2 LR around the minimum of the final validation "
             "loss, fit its drift η* ∝ d^β with a 95% interval, and read it: transfers when the interval lies in "
-            f"±tolerance, drifts when β lies outside, unclear otherwise. Writes DIR/{WRITES}. Finished runs are "
-            "kept: the same command again skips them."
+            "±tolerance, drifts when β lies outside and its interval excludes 0, unclear otherwise. "
+            f"Writes DIR/{WRITES}. Finished runs are kept: the same command again skips them."
         ),
     )
     g = p.add_argument_group("configurations")

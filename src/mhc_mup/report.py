@@ -358,7 +358,8 @@ def _corrections_section(runs: Mapping[str, LoadedRun], tol: float) -> list[Bloc
             ["parameterization", "rule", *(label for *_, label in CORRECTION_QUANTITIES)],
             table_rows,
             f"Exponent of d with its {level} interval and the verdict: O(1) when the interval lies inside "
-            f"±{tol:g}, grows / decays when the exponent lies outside, unclear otherwise. The logit update is "
+            f"±{tol:g}, grows / decays when the exponent lies outside and the interval excludes 0, unclear "
+            "otherwise. The logit update is "
             "measured under each parameterization's own learning-rate rule.",
         ),
         FigureBlock(

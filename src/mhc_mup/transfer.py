@@ -394,9 +394,8 @@ def execute_run(settings: Mapping, configuration: Mapping, width: int, seed: int
             limit = s["divergence_factor"] * initial
             bad = next((v for v in new if not math.isfinite(v) or v > limit), None)
             if bad is not None:
-                reason = (
-                    f"training loss {bad:.4g} at step ≤ {done}: "
-                    + ("not finite" if not math.isfinite(bad) else f"above {s['divergence_factor']:g}× the first")
+                reason = f"training loss {bad:.4g} at step ≤ {done}: " + (
+                    "not finite" if not math.isfinite(bad) else f"above {s['divergence_factor']:g}× the first"
                 )
                 break
         if s["eval_every"] and done % s["eval_every"] == 0 and done < s["steps"]:
@@ -598,9 +597,7 @@ def _run_local(cfg: TransferConfig, pending: list[RunKey], devices: list[str], s
     return len(todo)
 
 
-def _run_ray(
-    cfg: TransferConfig, pending: list[RunKey], store: _Store, deadline: float, address: str | None
-) -> int:
+def _run_ray(cfg: TransferConfig, pending: list[RunKey], store: _Store, deadline: float, address: str | None) -> int:
     """Each run a Ray task with one GPU (CUDA) or one CPU; results are stored as they complete."""
     ray = import_ray()
     started = False
@@ -886,7 +883,7 @@ def drift_sentence(row: Mapping, confidence: float = 0.95) -> str:
         return f"{head}; the whole interval lies inside ±{tol:g}: the optimal learning rate transfers."
     if row["verdict"] == DRIFTS:
         return f"{head}; the exponent lies outside ±{tol:g}: it drifts ({row['direction']})."
-    return f"{head}; the exponent is inside ±{tol:g} but the interval is not: unclear (more seeds or widths)."
+    return f"{head}; the interval is neither inside ±{tol:g} nor clear of 0: unclear (more seeds or widths)."
 
 
 # ── figure, report, files ──────────────────────────────────────────────────────────────────────
@@ -1000,7 +997,8 @@ def build_transfer_report(result: TransferResult, png: bytes):
         f"{len(runs)} runs stored ({result.missing} of the grid still missing), {runs.seconds.sum() / 3600:.3g} "
         f"device-hours in all; per run: median {runs.seconds.median():.3g} s, "
         f"{runs.tokens_per_s.median():,.0f} tokens/s (median) on {', '.join(sorted(set(runs.device)))}."
-        if len(runs) else "No run stored yet."
+        if len(runs)
+        else "No run stored yet."
     )
     blocks.append(Paragraph("Configurations: " + "; ".join(f"{c.name} = {c.describe()}" for c in cfg.configs) + "."))
     blocks.append(Paragraph(f"Each run: {cfg.describe()}. {cost}"))

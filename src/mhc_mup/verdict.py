@@ -42,15 +42,15 @@ class VerdictConfig:
 
 
 def classify(fit: PowerLawFit, tolerance: float = 0.1) -> str:
-    """``O(1)`` if the interval lies inside ``±tolerance``; ``grows`` / ``decays`` if the exponent
-    lies outside the band; ``unclear`` if the exponent is inside but its interval is not."""
+    """``O(1)`` if the interval lies inside ``±tolerance``; ``grows`` / ``decays`` if the exponent lies
+    outside the band and the interval excludes 0; ``unclear`` otherwise (the data cannot tell)."""
     if not np.isfinite(fit.exponent):
         return UNCLEAR
     if -tolerance <= fit.ci_low and fit.ci_high <= tolerance:
         return O1
-    if fit.exponent > tolerance:
+    if fit.exponent > tolerance and fit.ci_low > 0:
         return GROWS
-    if fit.exponent < -tolerance:
+    if fit.exponent < -tolerance and fit.ci_high < 0:
         return DECAYS
     return UNCLEAR
 
