@@ -653,13 +653,14 @@ def _run(args: argparse.Namespace) -> int:
     else:
         result = run_sweep(cfg)
     try:
-        paths = write_results(result, args.out, vc)
+        verdict = theorem_d(result, vc)
+        paths = write_results(result, args.out, vc, verdict)
         paths += _write_report(args.out, err, show_progress)
     except OSError as exc:
         raise UsageError(f"cannot write results to '{args.out}': {exc.strerror or exc}") from None
     if not args.quiet:
         print_summary(result, console)
-        print_verdict(theorem_d(result, vc), console)
+        print_verdict(verdict, console)
         console.print(f"wrote {', '.join(str(p) for p in paths)}")
     return 0
 
@@ -709,13 +710,14 @@ def _compare(args: argparse.Namespace) -> int:
     else:
         results = run_compare(cfg, params)
     try:
-        paths = write_comparison(results, args.out, vc)
+        verdicts = {name: theorem_d(r, vc) for name, r in results.items()}
+        paths = write_comparison(results, args.out, vc, verdicts)
         paths += _write_report(args.out, err, show_progress)
     except OSError as exc:
         raise UsageError(f"cannot write results to '{args.out}': {exc.strerror or exc}") from None
     if not args.quiet:
         print_corrections(results, vc.tolerance, console)
-        print_verdict_matrix({n: theorem_d(r, vc) for n, r in results.items()}, console)
+        print_verdict_matrix(verdicts, console)
         console.print(
             f"wrote {len(paths)} files under {args.out}: report.md, report.html, figures/, corrections.csv, "
             "chain.csv, verdict.json and one folder per parameterization"

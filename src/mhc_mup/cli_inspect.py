@@ -16,7 +16,10 @@ from rich.console import Console
 from rich.table import Table
 
 from .cli import UsageError, _check_out_dir, _int_at_least, _int_list, _positive_float
-from .results_io import atomic_write_bytes, atomic_write_text, csv_text
+from .results_io import FITS_CSV_COLUMNS, RESULTS_CSV_COLUMNS, atomic_write_bytes, atomic_write_text, csv_text
+
+# the sweep's fits.csv columns less the two intervals an adapter sweep does not keep apart
+ADAPTER_FITS_COLUMNS = tuple(c for c in FITS_CSV_COLUMNS if c not in ("boot_low", "boot_high", "ols_low", "ols_high"))
 
 
 def _widths_for_a_fit(text: str) -> list[int]:
@@ -230,22 +233,8 @@ def run_adapter(args: argparse.Namespace) -> int:
     ]
     fit_rows = [{"diagnostic": diag, "metric": key, **fit.to_dict()} for (diag, key), fit in result.fits.items()]
     texts = {
-        "adapter_results.csv": csv_text(rows, ("width", "diagnostic", "metric", "value", "n_samples")),
-        "adapter_fits.csv": csv_text(
-            fit_rows,
-            (
-                "diagnostic",
-                "metric",
-                "exponent",
-                "ci_low",
-                "ci_high",
-                "prefactor",
-                "r2",
-                "n_widths",
-                "confidence",
-                "note",
-            ),
-        ),
+        "adapter_results.csv": csv_text(rows, RESULTS_CSV_COLUMNS),
+        "adapter_fits.csv": csv_text(fit_rows, ADAPTER_FITS_COLUMNS),
     }
     paths = write_outputs(args.out, texts, {})
     if not args.quiet:

@@ -17,9 +17,7 @@ its modules) comes with a bootstrap-over-seeds and regression interval
 from __future__ import annotations
 
 import math
-import os
 import re
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +31,7 @@ from .fitting import fit_power_laws
 from .model import MHCLM, ModelConfig
 from .optim_groups import MODEL_PARAMS, WidthParameterization, make_optimizer
 from .parameterizations import OPTIMIZERS, PARAMETERIZATIONS, Parameterization
-from .results_io import atomic_write_text
+from .results_io import atomic_write_bytes, atomic_write_text
 from .sweep import ConfigError, resolve_device
 from .training import train_step
 from .verdict import classify
@@ -340,33 +338,12 @@ def plot_coords(result: CoordCheckResult, metric: str = "l2", title: str | None 
 
 def figure_png(result: CoordCheckResult, metric: str = "l2") -> bytes:
     """:func:`plot_coords` rendered to PNG bytes (for an atomic write)."""
-    import io
+    from .figures import png_bytes
 
-    import matplotlib.pyplot as plt
-
-    fig = plot_coords(result, metric)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=130)
-    plt.close(fig)
-    return buf.getvalue()
+    return png_bytes(plot_coords(result, metric), dpi=130)
 
 
 # ── files ───────────────────────────────────────────────────────────────────────────────────────
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_coord_check(result: CoordCheckResult, out_dir: str | Path) -> list[Path]:
     """Write ``coord.csv``, ``exponents.csv`` and ``coord.png`` into ``out_dir``; every file's contents are
     made before the first is written, and each is written atomically."""
@@ -378,5 +355,5 @@ def write_coord_check(result: CoordCheckResult, out_dir: str | Path) -> list[Pat
     paths = [out_dir / "coord.csv", out_dir / "exponents.csv", out_dir / "coord.png"]
     atomic_write_text(paths[0], coords)
     atomic_write_text(paths[1], exps)
-    _atomic_write_bytes(paths[2], png)
+    atomic_write_bytes(paths[2], png)
     return paths

@@ -209,11 +209,11 @@ def corrections_figure(runs: Mapping[str, FittedRun], tolerance: float) -> Figur
     return fig
 
 
-def png_bytes(fig: Figure) -> bytes:
+def png_bytes(fig: Figure, dpi: float = DPI) -> bytes:
     """The figure as PNG bytes (the figure is closed afterwards)."""
     buf = io.BytesIO()
     try:
-        fig.savefig(buf, format="png", dpi=DPI)
+        fig.savefig(buf, format="png", dpi=dpi)
     finally:
         plt.close(fig)
     return buf.getvalue()

@@ -17,7 +17,6 @@ Per sublayer (attention and FFN of every layer, then the head):
 
 from __future__ import annotations
 
-import io
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ import torch
 from .adapter_diagnostics import autograd_jacobians, top_singular_values
 from .checkpoint import HCLayout, HCSettings, iter_sublayers, locate, read_head, settings
 from .diagnostics import sinkhorn_error
+from .figures import png_bytes
 from .ops import sinkhorn_knopp
 from .results_io import csv_text
 
@@ -277,6 +277,4 @@ def figure_png(inspection: Inspection, dpi: int = 110) -> bytes:
             ax.set_yscale("log")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7, ncol=1 if len(keys) < 2 else 2)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
+    return png_bytes(fig, dpi=100)

@@ -253,19 +253,25 @@ def result_texts(result: SweepResult, verdict: Verdict) -> dict[str, str]:
     }
 
 
-def write_results(result: SweepResult, out_dir: Path, verdict_config: VerdictConfig | None = None) -> list[Path]:
-    """Write results.json, results.csv, fits.csv, chain.csv and verdict.json into ``out_dir``."""
-    return _write_all(Path(out_dir), result_texts(result, theorem_d(result, verdict_config)))
+def write_results(
+    result: SweepResult, out_dir: Path, verdict_config: VerdictConfig | None = None, verdict: Verdict | None = None
+) -> list[Path]:
+    """Write results.json, results.csv, fits.csv, chain.csv and verdict.json into ``out_dir`` (``verdict``:
+    the run's checklist if the caller has it already)."""
+    return _write_all(Path(out_dir), result_texts(result, verdict or theorem_d(result, verdict_config)))
 
 
 def write_comparison(
-    results: dict[str, SweepResult], out_dir: Path, verdict_config: VerdictConfig | None = None
+    results: dict[str, SweepResult],
+    out_dir: Path,
+    verdict_config: VerdictConfig | None = None,
+    verdicts: dict[str, Verdict] | None = None,
 ) -> list[Path]:
     """One folder per parameterization (as :func:`write_results`) and, across them, corrections.csv,
-    chain.csv and verdict.json in ``out_dir``."""
+    chain.csv and verdict.json in ``out_dir`` (``verdicts``: the checklists if the caller has them already)."""
     vc = verdict_config or VerdictConfig()
     out_dir = Path(out_dir)
-    verdicts = {name: theorem_d(r, vc) for name, r in results.items()}
+    verdicts = verdicts or {name: theorem_d(r, vc) for name, r in results.items()}
     texts = {name: result_texts(r, verdicts[name]) for name, r in results.items()}  # everything before writing
     widths = sorted(next(iter(results.values())).samples)
     top = {
