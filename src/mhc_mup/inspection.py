@@ -277,4 +277,4 @@ def figure_png(inspection: Inspection, dpi: int = 110) -> bytes:
             ax.set_yscale("log")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7, ncol=1 if len(keys) < 2 else 2)
-    return png_bytes(fig, dpi=100)
+    return png_bytes(fig, dpi=fig.dpi)
