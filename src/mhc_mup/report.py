@@ -23,7 +23,7 @@ from .compare import CORRECTION_QUANTITIES, corrections_rows
 from .fitting import PowerLawFit
 from .parameterizations import Parameterization
 from .results_io import CHAIN_FACTORS, LoadedRun, atomic_write_bytes, atomic_write_text, load_results_folder
-from .verdict import O1, classify, scaling_phrase
+from .verdict import O1, classify, join_numbers, scaling_phrase
 
 # ── number formats: the report's only ways of printing a number (the tests use them too) ─────────
 
@@ -163,10 +163,10 @@ def _executive_summary(
         if v["measured_conditions_hold"]:
             text = f"**{ref_name} meets every measured condition** of Theorem D in this run."
         else:
-            failed = [str(c["number"]) for c in v["conditions"] if c["status"] == "fail"]
+            failed = [c["number"] for c in v["conditions"] if c["status"] == "fail"]
             text = (
                 f"**No recommendation from one run**: {ref_name} fails condition{'s' if len(failed) > 1 else ''} "
-                f"{', '.join(failed)}. `mhc-mup compare` measures the corrections side by side."
+                f"{join_numbers(failed)}. `mhc-mup compare` measures the corrections side by side."
             )
         blocks.append(Paragraph(text))
     return blocks

@@ -272,11 +272,13 @@ def theorem_d(result: SweepResult, config: VerdictConfig | None = None) -> Verdi
     elif not failed:
         measured = [c.number for c in conditions if c.status == PASS]
         summary = (
-            f"All measured conditions ({_join(measured)}) hold; condition{'s' if len(assumed) > 1 else ''} "
-            f"{_join(assumed)} {'are' if len(assumed) > 1 else 'is'} assumed, not measured."
+            f"All measured conditions ({join_numbers(measured)}) hold; condition{'s' if len(assumed) > 1 else ''} "
+            f"{join_numbers(assumed)} {'are' if len(assumed) > 1 else 'is'} assumed, not measured."
         )
     else:
-        summary = f"Theorem D's conditions do not all hold: {_join(failed)} {'fail' if len(failed) > 1 else 'fails'}."
+        summary = (
+            f"Theorem D's conditions do not all hold: {join_numbers(failed)} {'fail' if len(failed) > 1 else 'fails'}."
+        )
     return Verdict(cfg.parameterization.name, conditions, summary, _gate_notes(result, tol, level), vc)
 
 
@@ -290,6 +292,7 @@ def _gate_notes(result: SweepResult, tol: float, level: str) -> list[str]:
     return notes
 
 
-def _join(numbers: list[int]) -> str:
+def join_numbers(numbers: list[int]) -> str:
+    """``[4]`` → ``"4"``; ``[2, 3, 4]`` → ``"2, 3 and 4"``."""
     text = [str(n) for n in numbers]
     return text[0] if len(text) == 1 else ", ".join(text[:-1]) + " and " + text[-1]
