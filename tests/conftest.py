@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import pytest
 import torch
+
+# Without a GPU, Triton's interpreter runs the fused kernels on the CPU (tests/test_fused.py). Triton reads
+# this when its kernels are defined, so it is set before any test module imports mhc_mup.triton_kernels.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "seeds" / "mhc_diagnostics_reference.py"
 

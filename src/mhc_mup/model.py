@@ -25,8 +25,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import fused
 from .ops import HC_EPS, NORM_EPS, collapse, gate_logits, hc_head, hc_mixes, hc_post, split_mixes
 from .optim_groups import WidthParameterization
+
+STREAM_DTYPES = ("float32", "bfloat16")
 
 
 class ModelConfigError(ValueError):
@@ -37,7 +40,9 @@ class ModelConfigError(ValueError):
 class ModelConfig:
     """Shape of :class:`MHCLM`: width ``d``, ``depth`` blocks of attention (``heads`` heads of
     ``d/heads``) and MLP (hidden ``mlp_ratio·d``), ``n_s`` streams, ``K`` Sinkhorn iterations,
-    byte vocabulary; ``hc=False`` builds the plain-residual control."""
+    byte vocabulary; ``hc=False`` builds the plain-residual control. ``stream_dtype`` is the storage
+    dtype of the residual stream(s) between sublayers: ``"float32"``, or ``"bfloat16"`` as V4 stores them
+    (for training under bf16 autocast; the mHC math stays fp32 either way)."""
 
     d: int = 64
     depth: int = 2
@@ -49,6 +54,7 @@ class ModelConfig:
     hc: bool = True
     hc_eps: float = HC_EPS
     norm_eps: float = NORM_EPS
+    stream_dtype: str = "float32"
 
     def __post_init__(self) -> None:
         for name, low in (("d", 1), ("depth", 1), ("heads", 1), ("n_s", 2), ("K", 1), ("vocab", 2), ("mlp_ratio", 1)):
@@ -59,6 +65,8 @@ class ModelConfig:
             raise ModelConfigError(f"width d={self.d} is not divisible by heads={self.heads}")
         if not (self.hc_eps >= 0 and self.norm_eps >= 0):
             raise ModelConfigError(f"hc_eps and norm_eps must be >= 0, got {self.hc_eps!r}, {self.norm_eps!r}")
+        if self.stream_dtype not in STREAM_DTYPES:
+            raise ModelConfigError(f"stream_dtype must be one of {', '.join(STREAM_DTYPES)}, got {self.stream_dtype!r}")
 
     @property
     def d_head(self) -> int:
@@ -80,7 +88,10 @@ def _fp32(device_type: str):
 class HyperConnection(nn.Module):
     """One sublayer's mHC generator: ``fn`` ``((2+n_s)·n_s, n_s·d)``, ``scale`` ``(3,)``, ``base``
     ``((2+n_s)·n_s,)``. ``forward(x)`` ``(..., n_s, d)`` → V4's ``hc_pre``: ``(y (..., d), post
-    (..., n_s), comb (..., n_s, n_s))``, with the gate pre-activations passed through taps."""
+    (..., n_s), comb (..., n_s, n_s))``, with the gate pre-activations passed through taps.
+
+    ``kernels`` (see :func:`mhc_mup.fused.use_triton`) picks the fused Triton kernels or the reference
+    ops; while a forward hook watches a tap, the reference ops run so that the hook sees the logits."""
 
     def __init__(self, n_s: int, d: int, K: int, hc_eps: float, norm_eps: float) -> None:
         super().__init__()
@@ -90,9 +101,20 @@ class HyperConnection(nn.Module):
         self.scale = nn.Parameter(torch.empty(3))
         self.base = nn.Parameter(torch.empty(rows))
         self.pre_logits, self.post_logits, self.comb_logits = Tap(), Tap(), Tap()
+        self.kernels = "auto"
+
+    def fused_for(self, x: torch.Tensor) -> bool:
+        """Whether this hyper-connection runs the fused kernels on ``x`` (and its hc_post with it)."""
+        observed = any(tap._forward_hooks or tap._forward_pre_hooks for tap in self._taps())
+        return not observed and fused.use_triton(self.kernels, x)
+
+    def _taps(self) -> tuple[Tap, Tap, Tap]:
+        return self.pre_logits, self.post_logits, self.comb_logits
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         with _fp32(x.device.type):
+            if self.fused_for(x):
+                return fused.hc_pre(x, self.fn, self.scale, self.base, self.K, self.hc_eps, self.norm_eps)
             mixes = hc_mixes(x, self.fn, self.norm_eps)
             a_pre, a_post, z = gate_logits(mixes, self.scale, self.base, self.n_s)
             self.pre_logits(a_pre)
@@ -160,11 +182,19 @@ class Sublayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.hc is None:
-            return x + self.branch(self.norm(x))
+            return x + self.branch(self.norm(_branch_input(x)))
+        fused_path = self.hc.fused_for(x)
         y, post, comb = self.hc(x)
-        out = self.branch(self.norm(y))
+        out = self.branch(self.norm(_branch_input(y)))
         with _fp32(x.device.type):
-            return hc_post(out, x, post, comb)
+            return fused.hc_post(out, x, post, comb) if fused_path else hc_post(out, x, post, comb)
+
+
+def _branch_input(y: torch.Tensor) -> torch.Tensor:
+    """The branch sees bf16 streams as they are under autocast and upcast to fp32 without it (CPU)."""
+    if y.dtype in (torch.bfloat16, torch.float16) and not torch.is_autocast_enabled(y.device.type):
+        return y.float()
+    return y
 
 
 class Block(nn.Module):
@@ -190,7 +220,12 @@ class MHCLM(nn.Module):
     """
 
     def __init__(
-        self, config: ModelConfig, param: WidthParameterization | None = None, *, seed: int | None = 0
+        self,
+        config: ModelConfig,
+        param: WidthParameterization | None = None,
+        *,
+        seed: int | None = 0,
+        kernels: str = "auto",
     ) -> None:
         super().__init__()
         self.config = config
@@ -202,8 +237,19 @@ class MHCLM(nn.Module):
         self.head = HeadCollapse(config.n_s, config.d, config.hc_eps, config.norm_eps) if config.hc else None
         self.norm_f = nn.RMSNorm(config.d, eps=config.norm_eps)
         self.readout = nn.Linear(config.d, config.vocab, bias=False)
+        self.set_kernels(kernels)
         if seed is not None:
             self.reset_parameters(torch.Generator().manual_seed(seed))
+
+    def set_kernels(self, kernels: str) -> MHCLM:
+        """Run the mHC sublayers through ``kernels``: ``'auto'`` (fused Triton kernels on CUDA, the
+        reference ops elsewhere), ``'reference'`` or ``'triton'`` (see :func:`mhc_mup.fused.use_triton`)."""
+        fused.check_kernel_choice(kernels)
+        self.kernels = kernels
+        for module in self.modules():
+            if isinstance(module, HyperConnection):
+                module.kernels = kernels
+        return self
 
     @torch.no_grad()
     def reset_parameters(self, generator: torch.Generator) -> None:
@@ -234,13 +280,15 @@ class MHCLM(nn.Module):
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         x = self.embed(tokens)
+        if self.config.stream_dtype == "bfloat16":  # "float32" keeps the parameters' dtype (fp64 in tests)
+            x = x.to(torch.bfloat16)
         if self.config.hc:
             x = x.unsqueeze(-2).expand(*x.shape[:-1], self.config.n_s, self.config.d)
         for block in self.blocks:
             x = block(x)
         if self.head is not None:
             x = self.head(x)
-        return self.readout(self.norm_f(x))
+        return self.readout(self.norm_f(_branch_input(x)))
 
     # ── metadata in the state_dict ────────────────────────────────────────────────────────────
     def get_extra_state(self) -> dict:
@@ -248,7 +296,10 @@ class MHCLM(nn.Module):
 
     def set_extra_state(self, state: Mapping) -> None:
         mine = self.get_extra_state()
-        if dict(state) != mine:
+        state = dict(state)
+        if isinstance(state.get("config"), Mapping):  # saved before a config field existed: its default
+            state["config"] = {**dataclasses.asdict(ModelConfig()), **state["config"]}
+        if state != mine:
             raise ModelConfigError(
                 "state_dict was saved from a different model: "
                 f"{state.get('param', {}).get('model')}+{state.get('param', {}).get('hc', {}).get('name')} "

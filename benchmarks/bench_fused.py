@@ -1,0 +1,216 @@
+"""Fused mHC on one GPU: each op against its memory-traffic floor, and the training-step overhead.
+
+    python benchmarks/bench_fused.py [--widths 256,1024,2048] [--tokens 4096] [--compile] [--json OUT]
+
+1. Copy bandwidth: a 1 GiB device-to-device copy, bytes read + written over its median time.
+2. Per op (n_s = 4, bf16 streams, ``tokens`` tokens): the fused hc_pre and hc_post, forward and
+   backward, each timed alone (``triton.testing.do_bench``, median, L2 flushed between runs); the
+   bytes it must move (every input read once, every output written once) over the measured bandwidth
+   is its floor. The reference ops through autograd are timed beside them.
+3. Training step of a 4-layer byte-level LM (d_head 64, MLP 4d, 16×256 tokens, bf16 autocast, bf16
+   streams, AdamW): the plain-residual control against mHC (n_s = 4, K = 20) through the reference ops and
+   through the fused kernels, eager, and with ``--compile`` also under torch.compile. Median of timed
+   steps after warm-up; overhead = mHC step / control step − 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+
+import torch
+import triton
+from triton.testing import do_bench
+
+from mhc_mup import ops
+from mhc_mup import triton_kernels as tk
+from mhc_mup.model import MHCLM, ModelConfig
+from mhc_mup.training import train_step
+
+N_S, K = 4, 20
+
+
+def copy_bandwidth() -> float:
+    """Bytes per second of a 1 GiB device-to-device copy (read + write)."""
+    src = torch.randn(2**29, device="cuda", dtype=torch.bfloat16)
+    dst = torch.empty_like(src)
+    ms = do_bench(lambda: dst.copy_(src), warmup=50, rep=300, return_mode="median")
+    return 2 * src.numel() * src.element_size() / (ms * 1e-3)
+
+
+def op_inputs(T: int, d: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
+    rows = (2 + N_S) * N_S
+    dev = "cuda"
+    x = torch.randn(T, N_S, d, generator=gen, device=dev).bfloat16()
+    fn = torch.randn(rows, N_S * d, generator=gen, device=dev) / (N_S * d) ** 0.5
+    return {
+        "x": x,
+        "fn": fn,
+        "scale": torch.tensor([1.0, 1.0, 2.0], device=dev),
+        "base": torch.randn(rows, generator=gen, device=dev) * 0.3,
+        "f": torch.randn(T, d, generator=gen, device=dev).bfloat16(),
+        "gy": torch.randn(T, d, generator=gen, device=dev).bfloat16(),
+        "gpost": torch.randn(T, N_S, generator=gen, device=dev),
+        "gcomb": torch.randn(T, N_S, N_S, generator=gen, device=dev),
+        "gout": torch.randn(T, N_S, d, generator=gen, device=dev).bfloat16(),
+        "post": torch.rand(T, N_S, generator=gen, device=dev) * 2,
+        "comb": torch.softmax(torch.randn(T, N_S, N_S, generator=gen, device=dev), -1),
+    }
+
+
+def floor_bytes(T: int, d: int) -> dict[str, int]:
+    """Bytes each op must move: bf16 streams and branch tensors (2 B), fp32 gates and generator (4 B)."""
+    n, b = N_S, 2
+    rows = (2 + n) * n
+    gen_bytes = 4 * (rows * n * d + 3 + rows)  # fn, scale, base (read, or their gradients written)
+    gates = 4 * T * (n + n * n)  # post and comb (or their gradients)
+    return {
+        "hc_pre fwd": T * n * d * b + gen_bytes + T * d * b + gates,
+        "hc_pre bwd": T * n * d * b + gen_bytes + T * d * b + gates + T * n * d * b + gen_bytes,
+        "hc_post fwd": T * d * b + T * n * d * b + gates + T * n * d * b,
+        "hc_post bwd": T * n * d * b + T * d * b + T * n * d * b + gates + T * d * b + T * n * d * b + gates,
+    }
+
+
+def bench_ops(T: int, d: int, bandwidth: float) -> list[dict]:
+    inp = op_inputs(T, d, torch.Generator("cuda").manual_seed(d))
+    x, fn, scale, base = inp["x"], inp["fn"], inp["scale"], inp["base"]
+    _y, post, comb = tk.hc_pre_forward(x, fn, scale, base, K, ops.HC_EPS, ops.NORM_EPS)
+    runs = {
+        "hc_pre fwd": lambda: tk.hc_pre_forward(x, fn, scale, base, K, ops.HC_EPS, ops.NORM_EPS),
+        "hc_pre bwd": lambda: tk.hc_pre_backward(
+            x, fn, scale, base, inp["gy"], inp["gpost"], inp["gcomb"], K, ops.HC_EPS, ops.NORM_EPS
+        ),
+        "hc_post fwd": lambda: tk.hc_post_forward(inp["f"], x, post, comb),
+        "hc_post bwd": lambda: tk.hc_post_backward(inp["gout"], inp["f"], x, post, comb),
+    }
+    floors = floor_bytes(T, d)
+    rows = []
+    for name, fn_ in runs.items():
+        ms = do_bench(fn_, warmup=25, rep=200, return_mode="median")
+        floor_ms = floors[name] / bandwidth * 1e3
+        rows.append({"op": name, "d": d, "tokens": T, "ms": ms, "floor_bytes": floors[name], "floor_ms": floor_ms,
+                     "ratio": ms / floor_ms})  # fmt: skip
+    for op in ("hc_pre", "hc_post"):
+        fwd, bwd = (r for r in rows if r["op"].startswith(op))
+        rows.append({"op": f"{op} fwd+bwd", "d": d, "tokens": T, "ms": fwd["ms"] + bwd["ms"],
+                     "floor_bytes": fwd["floor_bytes"] + bwd["floor_bytes"],
+                     "floor_ms": fwd["floor_ms"] + bwd["floor_ms"],
+                     "ratio": (fwd["ms"] + bwd["ms"]) / (fwd["floor_ms"] + bwd["floor_ms"])})  # fmt: skip
+
+    # the reference ops through autograd, forward + backward, on the same inputs
+    xr = x.detach().requires_grad_()
+    fnr, sr, br = (t.detach().requires_grad_() for t in (fn, scale, base))
+    fr = inp["f"].detach().requires_grad_()
+
+    def reference_pre():
+        yy, pp, cc = ops.hc_pre(xr, fnr, sr, br, K)
+        torch.autograd.backward((yy, pp, cc), (inp["gy"], inp["gpost"], inp["gcomb"]))
+
+    def reference_post():
+        out = ops.hc_post(fr, xr, post, comb)
+        out.backward(inp["gout"])
+
+    for name, fn_ in (("hc_pre fwd+bwd", reference_pre), ("hc_post fwd+bwd", reference_post)):
+        ms = do_bench(fn_, warmup=25, rep=200, return_mode="median")
+        rows.append({"op": f"{name} (reference ops)", "d": d, "tokens": T, "ms": ms})
+    return rows
+
+
+def step_time(cfg: ModelConfig, kernels: str, compiled: bool, batch: int, seq: int, steps: int) -> dict:
+    model = MHCLM(cfg, seed=0, kernels=kernels).cuda()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0, fused=True)
+    step = train_step
+    if compiled:  # the model's forward and backward; the fused AdamW step stays as it is
+        model = torch.compile(model)
+    gen = torch.Generator("cuda").manual_seed(0)
+    batches = [torch.randint(0, 256, (batch, seq + 1), device="cuda", generator=gen) for _ in range(4)]
+    dev = torch.device("cuda")
+    t0 = time.perf_counter()
+    for i in range(8):  # warm-up, compilation included
+        b = batches[i % 4]
+        step(model, opt, b[:, :-1], b[:, 1:], dev)
+    torch.cuda.synchronize()
+    warm_s = time.perf_counter() - t0
+    torch.cuda.reset_peak_memory_stats()
+    times = []
+    for i in range(steps):
+        b = batches[i % 4]
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        step(model, opt, b[:, :-1], b[:, 1:], dev)
+        end.record()
+        times.append((start, end))
+    torch.cuda.synchronize()
+    ms = [s.elapsed_time(e) for s, e in times]
+    return {"ms": statistics.median(ms), "ms_min": min(ms), "peak_mib": torch.cuda.max_memory_allocated() / 2**20,
+            "warmup_s": warm_s}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--widths", default="256,1024,2048")
+    parser.add_argument("--tokens", type=int, default=4096, help="tokens per op call (per-op timings)")
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--seq", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=30, help="timed training steps per model")
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile'd training steps")
+    parser.add_argument("--skip-ops", action="store_true")
+    parser.add_argument("--skip-steps", action="store_true")
+    parser.add_argument("--stream-dtype", default="bfloat16", choices=("bfloat16", "float32"))
+    parser.add_argument("--json", help="also write every number to this file")
+    args = parser.parse_args()
+    if not torch.cuda.is_available():
+        sys.exit("bench_fused.py needs a CUDA device")
+    widths = [int(w) for w in args.widths.split(",")]
+    report: dict = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "triton": triton.__version__,
+                    "args": vars(args)}  # fmt: skip
+    bw = copy_bandwidth()
+    report["copy_bandwidth_GBps"] = bw / 1e9
+    print(f"{report['gpu']}, torch {torch.__version__}, triton {triton.__version__}")
+    print(f"device-to-device copy bandwidth: {bw / 1e9:.0f} GB/s (read + write)\n")
+
+    if not args.skip_ops:
+        rows = [r for d in widths for r in bench_ops(args.tokens, d, bw)]
+        report["ops"] = rows
+        print(f"{'op':34s} {'d':>5s} {'ms':>8s} {'floor MB':>9s} {'floor ms':>9s} {'× floor':>8s}")
+        for r in rows:
+            extra = f" {r['floor_bytes'] / 1e6:9.2f} {r['floor_ms']:9.4f} {r['ratio']:8.2f}" if "ratio" in r else ""
+            print(f"{r['op']:34s} {r['d']:5d} {r['ms']:8.4f}{extra}")
+        print()
+
+    if not args.skip_steps:
+        steps = []
+        variants = [("control", False, "reference"), ("mhc", False, "reference"), ("mhc", False, "triton")]
+        if args.compile:
+            variants += [("control", True, "reference"), ("mhc", True, "triton")]
+        for d in widths:
+            for model, compiled, kernels in variants:
+                cfg = ModelConfig(d=d, depth=4, heads=max(1, d // 64), n_s=N_S, K=K, hc=model == "mhc",
+                                  stream_dtype=args.stream_dtype)  # fmt: skip
+                r = step_time(cfg, kernels, compiled, args.batch, args.seq, args.steps)
+                r.update(d=d, model=model, kernels=kernels if model == "mhc" else "-", compiled=compiled)
+                steps.append(r)
+                print(f"d={d:5d} {model:8s} {r['kernels']:10s} {'compiled' if compiled else 'eager':9s} "
+                      f"{r['ms']:8.2f} ms/step  peak {r['peak_mib']:8.0f} MiB", flush=True)  # fmt: skip
+        report["steps"] = steps
+        print(f"\n{'d':>5s} {'mode':9s} {'control ms':>11s} {'mHC ms':>9s} {'kernels':10s} {'overhead':>9s}")
+        for s in steps:
+            if s["model"] != "mhc":
+                continue
+            same = (c for c in steps if c["model"] == "control" and (c["d"], c["compiled"]) == (s["d"], s["compiled"]))
+            ctrl = next(same)
+            s["overhead"] = s["ms"] / ctrl["ms"] - 1
+            mode = "compiled" if s["compiled"] else "eager"
+            print(f"{s['d']:5d} {mode:9s} {ctrl['ms']:11.2f} {s['ms']:9.2f} {s['kernels']:10s} {s['overhead']:9.1%}")
+
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(report, fh, indent=1)
+
+
+if __name__ == "__main__":
+    main()

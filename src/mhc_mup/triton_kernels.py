@@ -1,0 +1,463 @@
+"""Triton kernels for V4's mHC: one launch per hc_pre / hc_post, forward and backward.
+
+Imported only where Triton is installed (CUDA builds of PyTorch ship it); :mod:`mhc_mup.fused` decides
+when to use it. Every function here is a pure function on tensors with the shapes of :mod:`mhc_mup.ops`,
+flattened over the leading dims: the residual state ``x`` is ``(T, N, D)`` (bf16, fp16 or fp32), the
+generator ``fn`` ``((2+N)·N, N·D)`` fp32, ``scale`` ``(3,)``, ``base`` ``((2+N)·N,)``. All mHC math
+runs in fp32 on-chip; only the streams and branch tensors keep their storage dtype.
+
+Per token the forward of ``hc_pre`` reads the ``N·D`` stream values twice (projection, then the
+pre-weighted collapse; the second read is served by L2) and keeps everything else in registers:
+the RMS scale, the ``(2+N)·N`` projections, the gates and all ``K`` Sinkhorn steps.
+
+**Backward of the Sinkhorn steps.** The kernels differentiate the K unrolled steps exactly, as autograd
+through :func:`mhc_mup.ops.sinkhorn_knopp` does, not the fixed point: at K = 1 or 2 the iterate is far
+from doubly stochastic and the implicit-function gradient would be a different (wrong) gradient, and the
+fixed-point linear system is singular along the gauge directions. The iterates are recomputed on-chip from
+the logits: for the step ``k`` being differentiated the kernel re-runs steps ``1…k-1`` in registers
+(K(K-1)/2 row/column rounds in all, ~200 at K = 20, a few µs per launch), so nothing per iterate
+touches memory and the result is the reverse-mode derivative of exactly the forward's arithmetic.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+# Tile shapes, chosen on the H100 (benchmarks/bench_fused.py prints the per-op timings they give).
+PRE_BLOCK_T = 16
+PRE_BLOCK_D = 32
+POST_BLOCK_T = 16
+POST_BLOCK_D = 128
+DFN_BLOCK_T = 32
+DFN_BLOCK_C = 64
+NUM_WARPS = 4
+
+_FILL = tl.constexpr(-1.0e30)  # logit of a padded Sinkhorn entry: exp underflows to exactly 0 after the max shift
+
+
+def _new(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """An output buffer; every element is written by a kernel (the tests poison it to check that)."""
+    return torch.empty(shape, dtype=dtype, device=device)
+
+
+def padded_streams(n_s: int) -> int:
+    """The power of two ≥ ``n_s`` that the kernels pad the stream axis to."""
+    return triton.next_power_of_2(n_s)
+
+
+# ── Sinkhorn in registers ──────────────────────────────────────────────────────────────────────
+@triton.jit
+def _row_col_valid(N: tl.constexpr, NP: tl.constexpr):
+    a = tl.arange(0, NP)
+    return ((a[:, None] < N) & (a[None, :] < N))[None, :, :]
+
+
+@triton.jit
+def _softmax_rows(Z, valid):
+    """Row softmax of ``Z`` ``[BT, NP, NP]`` over the valid entries; padded entries are 0."""
+    z = tl.where(valid, Z, _FILL)
+    e = tl.exp(z - tl.max(z, 2)[:, :, None])
+    p = e / tl.sum(e, 2)[:, :, None]
+    return tl.where(valid, p, 0.0)
+
+
+@triton.jit
+def _col_norm(c, eps):
+    return c / (tl.sum(c, 1)[:, None, :] + eps)
+
+
+@triton.jit
+def _row_norm(c, eps):
+    return c / (tl.sum(c, 2)[:, :, None] + eps)
+
+
+@triton.jit
+def _sinkhorn_fwd(Z, valid, K, eps):
+    """``mhc_mup.ops.sinkhorn_knopp`` on ``[BT, NP, NP]`` logits: softmax over rows + eps, a column
+    normalisation, then K-1 (row, column) rounds, each dividing by ``sum + eps``."""
+    c = _col_norm(tl.where(valid, _softmax_rows(Z, valid) + eps, 0.0), eps)
+    for _ in range(K - 1):
+        c = _col_norm(_row_norm(c, eps), eps)
+    return c
+
+
+@triton.jit
+def _sinkhorn_bwd(Z, g, valid, K, eps):
+    """∂L/∂Z from ∂L/∂comb ``g`` through the K unrolled steps (iterates recomputed in registers).
+
+    For ``u = a / (Σ a + eps)`` along one axis, ``∂L/∂a = (g − Σ g·u) / (Σ a + eps)`` along that axis;
+    for ``p = softmax(Z)``, ``∂L/∂Z = p·(g − Σ g·p)`` along the rows.
+    """
+    p = _softmax_rows(Z, valid)
+    c0 = tl.where(valid, p + eps, 0.0)
+    g = tl.where(valid, g, 0.0)
+    for k in range(K - 1, 0, -1):
+        a = _col_norm(c0, eps)  # the input of round k: rounds 1…k-1 applied
+        for _ in range(1, k):
+            a = _col_norm(_row_norm(a, eps), eps)
+        s_row = tl.sum(a, 2)[:, :, None] + eps
+        b = a / s_row  # round k's row step; its column step follows
+        s_col = tl.sum(b, 1)[:, None, :] + eps
+        u = b / s_col
+        g = tl.where(valid, (g - tl.sum(g * u, 1)[:, None, :]) / s_col, 0.0)  # padded entries stay 0, not g/eps
+        g = tl.where(valid, (g - tl.sum(g * b, 2)[:, :, None]) / s_row, 0.0)
+    s_col = tl.sum(c0, 1)[:, None, :] + eps
+    u = c0 / s_col
+    g = (g - tl.sum(g * u, 1)[:, None, :]) / s_col
+    return tl.where(valid, p * (g - tl.sum(g * p, 2)[:, :, None]), 0.0)
+
+
+# ── shared pieces of the hc_pre kernels ─────────────────────────────────────────────────────────
+@triton.jit
+def _generator_rows(N: tl.constexpr, NP: tl.constexpr):
+    """Row indices of ``fn``/``base`` for the pre ``[NP]``, post ``[NP]`` and comb ``[NP·NP]`` gates
+    (comb read row-major), with their validity masks."""
+    i = tl.arange(0, NP)
+    k = tl.arange(0, NP * NP)
+    a, b = k // NP, k % NP
+    return i, N + i, i < N, 2 * N + a * N + b, (a < N) & (b < N)
+
+
+@triton.jit
+def _projection_pass(
+    x_ptr, fn_ptr, gy_ptr, t64, tmask, D,
+    N: tl.constexpr, NP: tl.constexpr, BT: tl.constexpr, BD: tl.constexpr, WITH_GY: tl.constexpr,
+):
+    """One pass over a token block's streams: ``x_flat @ fnᵀ`` split into pre ``[BT, NP]``, post
+    ``[BT, NP]`` and comb ``[BT, NP·NP]``; ``Σ x_flat²`` ``[BT]``; with ``WITH_GY`` also
+    ``⟨gy, x_i⟩`` ``[BT, NP]`` (the gradient of the collapse w.r.t. pre)."""
+    ND = N * D
+    r_pre, r_post, v_gate, r_comb, v_comb = _generator_rows(N, NP)
+    iv = tl.arange(0, NP)
+    acc_pre = tl.zeros((BT, NP), tl.float32)
+    acc_post = tl.zeros((BT, NP), tl.float32)
+    acc_comb = tl.zeros((BT, NP * NP), tl.float32)
+    sumsq = tl.zeros((BT,), tl.float32)
+    gy_dot = tl.zeros((BT, NP), tl.float32)
+    for d0 in range(0, D, BD):
+        dd = d0 + tl.arange(0, BD)
+        dmask = dd < D
+        m2 = tmask[:, None] & dmask[None, :]
+        if WITH_GY:
+            gy = tl.load(gy_ptr + t64[:, None] * D + dd[None, :], mask=m2, other=0.0).to(tl.float32)
+        for i in tl.static_range(N):
+            xi = tl.load(x_ptr + t64[:, None] * ND + i * D + dd[None, :], mask=m2, other=0.0).to(tl.float32)
+            sumsq += tl.sum(xi * xi, 1)
+            col = i * D + dd
+            w = tl.load(fn_ptr + r_pre[:, None] * ND + col[None, :], mask=v_gate[:, None] & dmask[None, :], other=0.0)
+            acc_pre += tl.sum(xi[:, None, :] * w[None, :, :], 2)
+            w = tl.load(fn_ptr + r_post[:, None] * ND + col[None, :], mask=v_gate[:, None] & dmask[None, :], other=0.0)
+            acc_post += tl.sum(xi[:, None, :] * w[None, :, :], 2)
+            w = tl.load(fn_ptr + r_comb[:, None] * ND + col[None, :], mask=v_comb[:, None] & dmask[None, :], other=0.0)
+            acc_comb += tl.sum(xi[:, None, :] * w[None, :, :], 2)
+            if WITH_GY:
+                gy_dot += tl.where(iv[None, :] == i, tl.sum(xi * gy, 1)[:, None], 0.0)
+    return acc_pre, acc_post, acc_comb, sumsq, gy_dot
+
+
+@triton.jit
+def _gate_logits(acc_pre, acc_post, acc_comb, r, scale_ptr, base_ptr,
+                 N: tl.constexpr, NP: tl.constexpr, BT: tl.constexpr):
+    """mixes = projection · r, then each gate's pre-activation ``mixes·s + b`` (``ops.gate_logits``)."""
+    r_pre, r_post, v_gate, r_comb, v_comb = _generator_rows(N, NP)
+    m_pre = acc_pre * r[:, None]
+    m_post = acc_post * r[:, None]
+    m_comb = tl.reshape(acc_comb, (BT, NP, NP)) * r[:, None, None]
+    s0 = tl.load(scale_ptr)
+    s1 = tl.load(scale_ptr + 1)
+    s2 = tl.load(scale_ptr + 2)
+    b_pre = tl.load(base_ptr + r_pre, mask=v_gate, other=0.0)
+    b_post = tl.load(base_ptr + r_post, mask=v_gate, other=0.0)
+    b_comb = tl.reshape(tl.load(base_ptr + r_comb, mask=v_comb, other=0.0), (NP, NP))
+    a_pre = m_pre * s0 + b_pre[None, :]
+    a_post = m_post * s1 + b_post[None, :]
+    z = m_comb * s2 + b_comb[None, :, :]
+    return m_pre, m_post, m_comb, a_pre, a_post, z, s0, s1, s2
+
+
+# ── hc_pre ─────────────────────────────────────────────────────────────────────────────────────
+@triton.jit
+def _hc_pre_fwd_kernel(
+    x_ptr, fn_ptr, scale_ptr, base_ptr, y_ptr, post_ptr, comb_ptr,
+    T, D, K, hc_eps, norm_eps,
+    N: tl.constexpr, NP: tl.constexpr, BT: tl.constexpr, BD: tl.constexpr,
+):
+    t = tl.program_id(0) * BT + tl.arange(0, BT)
+    tmask = t < T
+    t64 = t.to(tl.int64)
+    ND = N * D
+    acc_pre, acc_post, acc_comb, sumsq, _ = _projection_pass(
+        x_ptr, fn_ptr, x_ptr, t64, tmask, D, N, NP, BT, BD, False
+    )
+    r = 1.0 / tl.sqrt(sumsq / ND + norm_eps)
+    _, _, _, a_pre, a_post, z, _, _, _ = _gate_logits(acc_pre, acc_post, acc_comb, r, scale_ptr, base_ptr, N, NP, BT)
+    pre = tl.sigmoid(a_pre) + hc_eps
+    post = 2.0 * tl.sigmoid(a_post)
+    valid = _row_col_valid(N, NP)
+    comb = _sinkhorn_fwd(z, valid, K, hc_eps)
+
+    iv = tl.arange(0, NP)
+    tl.store(post_ptr + t64[:, None] * N + iv[None, :], post, mask=tmask[:, None] & (iv[None, :] < N))
+    off3 = t64[:, None, None] * (N * N) + iv[None, :, None] * N + iv[None, None, :]
+    tl.store(comb_ptr + off3, comb, mask=tmask[:, None, None] & valid)
+
+    for d0 in range(0, D, BD):
+        dd = d0 + tl.arange(0, BD)
+        m2 = tmask[:, None] & (dd[None, :] < D)
+        y = tl.zeros((BT, BD), tl.float32)
+        for i in tl.static_range(N):
+            xi = tl.load(x_ptr + t64[:, None] * ND + i * D + dd[None, :], mask=m2, other=0.0).to(tl.float32)
+            pre_i = tl.sum(tl.where(iv[None, :] == i, pre, 0.0), 1)
+            y += pre_i[:, None] * xi
+        tl.store(y_ptr + t64[:, None] * D + dd[None, :], y.to(y_ptr.dtype.element_ty), mask=m2)
+
+
+@triton.jit
+def _store_rows(ptr, v_pre, v_post, v_comb, pre_rows, post_rows, comb_rows, gate_mask, comb_mask,
+                BT: tl.constexpr, NP: tl.constexpr):
+    """Store per-token gate values ``[BT, NP]``, ``[BT, NP]``, ``[BT, NP, NP]`` as ``(T, R)`` rows in fn's order."""
+    tl.store(ptr + pre_rows, v_pre, mask=gate_mask)
+    tl.store(ptr + post_rows, v_post, mask=gate_mask)
+    tl.store(ptr + comb_rows, tl.reshape(v_comb, (BT, NP * NP)), mask=comb_mask)
+
+
+@triton.jit
+def _hc_pre_bwd_kernel(
+    x_ptr, fn_ptr, scale_ptr, base_ptr, gy_ptr, gpost_ptr, gcomb_ptr,
+    gx_ptr, ga_ptr, mixes_ptr, gm_r_ptr,
+    T, D, K, hc_eps, norm_eps,
+    N: tl.constexpr, NP: tl.constexpr, BT: tl.constexpr, BD: tl.constexpr,
+):
+    """Writes ∂L/∂x, and per token ∂L/∂(gate pre-activations) ``ga``, the ``mixes`` and
+    ``r·∂L/∂mixes`` (rows in ``fn``'s order) from which the host reduces ∂L/∂(fn, scale, base)."""
+    t = tl.program_id(0) * BT + tl.arange(0, BT)
+    tmask = t < T
+    t64 = t.to(tl.int64)
+    ND = N * D
+    R = (2 + N) * N
+    iv = tl.arange(0, NP)
+    r_pre, r_post, v_gate, r_comb, v_comb = _generator_rows(N, NP)
+    valid = _row_col_valid(N, NP)
+
+    acc_pre, acc_post, acc_comb, sumsq, g_pre = _projection_pass(
+        x_ptr, fn_ptr, gy_ptr, t64, tmask, D, N, NP, BT, BD, True
+    )
+    r = 1.0 / tl.sqrt(sumsq / ND + norm_eps)
+    m_pre, m_post, m_comb, a_pre, a_post, z, s0, s1, s2 = _gate_logits(
+        acc_pre, acc_post, acc_comb, r, scale_ptr, base_ptr, N, NP, BT
+    )
+    sig_pre = tl.sigmoid(a_pre)
+    pre = sig_pre + hc_eps
+    sig_post = tl.sigmoid(a_post)
+    gate_mask = tmask[:, None] & v_gate[None, :]
+    g_post = tl.load(gpost_ptr + t64[:, None] * N + iv[None, :], mask=gate_mask, other=0.0)
+    off3 = t64[:, None, None] * (N * N) + iv[None, :, None] * N + iv[None, None, :]
+    comb_mask = tmask[:, None, None] & valid
+    g_comb = tl.load(gcomb_ptr + off3, mask=comb_mask, other=0.0)
+
+    ga_pre = tl.where(v_gate[None, :], g_pre * sig_pre * (1.0 - sig_pre), 0.0)
+    ga_post = tl.where(v_gate[None, :], g_post * 2.0 * sig_post * (1.0 - sig_post), 0.0)
+    ga_comb = _sinkhorn_bwd(z, g_comb, valid, K, hc_eps)
+    gm_pre = ga_pre * s0
+    gm_post = ga_post * s1
+    gm_comb = ga_comb * s2
+    # mixes = proj·r with r = (Σx²/ND + eps)^-1/2: ∂/∂x_flat = r·fnᵀ gm − (r²/ND)(gm·mixes)·x_flat
+    gm_dot_m = tl.sum(gm_pre * m_pre, 1) + tl.sum(gm_post * m_post, 1) + tl.sum(tl.sum(gm_comb * m_comb, 2), 1)
+    coef = -(r * r / ND) * gm_dot_m
+
+    pre_rows = t64[:, None] * R + r_pre[None, :]
+    post_rows = t64[:, None] * R + r_post[None, :]
+    comb_rows = t64[:, None] * R + r_comb[None, :]
+    comb_mask2 = tmask[:, None] & v_comb[None, :]
+    _store_rows(ga_ptr, ga_pre, ga_post, ga_comb, pre_rows, post_rows, comb_rows, gate_mask, comb_mask2, BT, NP)
+    _store_rows(mixes_ptr, m_pre, m_post, m_comb, pre_rows, post_rows, comb_rows, gate_mask, comb_mask2, BT, NP)
+    G_pre = gm_pre * r[:, None]
+    G_post = gm_post * r[:, None]
+    G_comb3 = gm_comb * r[:, None, None]
+    _store_rows(gm_r_ptr, G_pre, G_post, G_comb3, pre_rows, post_rows, comb_rows, gate_mask, comb_mask2, BT, NP)
+    G_comb = tl.reshape(G_comb3, (BT, NP * NP))
+    for d0 in range(0, D, BD):
+        dd = d0 + tl.arange(0, BD)
+        dmask = dd < D
+        m2 = tmask[:, None] & dmask[None, :]
+        gy = tl.load(gy_ptr + t64[:, None] * D + dd[None, :], mask=m2, other=0.0).to(tl.float32)
+        for i in tl.static_range(N):
+            xi = tl.load(x_ptr + t64[:, None] * ND + i * D + dd[None, :], mask=m2, other=0.0).to(tl.float32)
+            col = i * D + dd
+            w = tl.load(fn_ptr + r_pre[:, None] * ND + col[None, :], mask=v_gate[:, None] & dmask[None, :], other=0.0)
+            gx = tl.sum(G_pre[:, :, None] * w[None, :, :], 1)
+            w = tl.load(fn_ptr + r_post[:, None] * ND + col[None, :], mask=v_gate[:, None] & dmask[None, :], other=0.0)
+            gx += tl.sum(G_post[:, :, None] * w[None, :, :], 1)
+            w = tl.load(fn_ptr + r_comb[:, None] * ND + col[None, :], mask=v_comb[:, None] & dmask[None, :], other=0.0)
+            gx += tl.sum(G_comb[:, :, None] * w[None, :, :], 1)
+            pre_i = tl.sum(tl.where(iv[None, :] == i, pre, 0.0), 1)
+            gx += coef[:, None] * xi + pre_i[:, None] * gy
+            tl.store(gx_ptr + t64[:, None] * ND + i * D + dd[None, :], gx.to(gx_ptr.dtype.element_ty), mask=m2)
+
+
+@triton.jit
+def _generator_grad_kernel(
+    x_ptr, gm_r_ptr, out_ptr, T, ND, tokens_per_split,
+    R: tl.constexpr, RP: tl.constexpr, BT: tl.constexpr, BC: tl.constexpr,
+):
+    """Partial ``∂L/∂fn = Σ_t (r·∂L/∂mixes)_t ⊗ x_flat_t`` over one token split: ``out[split]`` ``(R, ND)``."""
+    c = tl.program_id(0) * BC + tl.arange(0, BC)
+    cmask = c < ND
+    split = tl.program_id(1)
+    rows = tl.arange(0, RP)
+    rmask = rows < R
+    acc = tl.zeros((RP, BC), tl.float32)
+    t_start = split * tokens_per_split
+    t_end = tl.minimum(t_start + tokens_per_split, T)
+    for t0 in range(t_start, t_end, BT):
+        t = t0 + tl.arange(0, BT)
+        tmask = t < t_end
+        t64 = t.to(tl.int64)
+        g = tl.load(gm_r_ptr + t64[:, None] * R + rows[None, :], mask=tmask[:, None] & rmask[None, :], other=0.0)
+        x = tl.load(x_ptr + t64[:, None] * ND + c[None, :], mask=tmask[:, None] & cmask[None, :], other=0.0)
+        acc += tl.sum(g[:, :, None] * x.to(tl.float32)[:, None, :], 0)
+    out = out_ptr + split.to(tl.int64) * R * ND
+    tl.store(out + rows[:, None] * ND + c[None, :], acc, mask=rmask[:, None] & cmask[None, :])
+
+
+# ── hc_post ────────────────────────────────────────────────────────────────────────────────────
+@triton.jit
+def _hc_post_fwd_kernel(
+    f_ptr, x_ptr, post_ptr, comb_ptr, out_ptr, T, D,
+    N: tl.constexpr, NP: tl.constexpr, BT: tl.constexpr, BD: tl.constexpr,
+):
+    """``out[o] = post[o]·f + Σ_i comb[i, o]·x[i]`` for a (token block, column block) tile."""
+    t = tl.program_id(0) * BT + tl.arange(0, BT)
+    tmask = t < T
+    t64 = t.to(tl.int64)
+    dd = tl.program_id(1) * BD + tl.arange(0, BD)
+    m2 = tmask[:, None] & (dd[None, :] < D)
+    ov = tl.arange(0, NP)
+    omask = tmask[:, None] & (ov[None, :] < N)
+    post = tl.load(post_ptr + t64[:, None] * N + ov[None, :], mask=omask, other=0.0)
+    f = tl.load(f_ptr + t64[:, None] * D + dd[None, :], mask=m2, other=0.0).to(tl.float32)
+    acc = post[:, :, None] * f[:, None, :]
+    for i in tl.static_range(N):
+        c_i = tl.load(comb_ptr + t64[:, None] * (N * N) + i * N + ov[None, :], mask=omask, other=0.0)
+        xi = tl.load(x_ptr + t64[:, None] * (N * D) + i * D + dd[None, :], mask=m2, other=0.0).to(tl.float32)
+        acc += c_i[:, :, None] * xi[:, None, :]
+    off = t64[:, None, None] * (N * D) + ov[None, :, None] * D + dd[None, None, :]
+    tl.store(out_ptr + off, acc.to(out_ptr.dtype.element_ty), mask=m2[:, None, :] & (ov[None, :, None] < N))
+
+
+@triton.jit
+def _hc_post_bwd_kernel(
+    gout_ptr, f_ptr, x_ptr, post_ptr, comb_ptr, gf_ptr, gx_ptr, gpost_ptr, gcomb_ptr, T, D,
+    N: tl.constexpr, NP: tl.constexpr, BT: tl.constexpr, BD: tl.constexpr,
+):
+    """∂L/∂f ``= Σ_o post[o]·g[o]``, ∂L/∂x[i] ``= Σ_o comb[i, o]·g[o]``, ∂L/∂post[o] ``= ⟨g[o], f⟩``,
+    ∂L/∂comb[i, o] ``= ⟨x[i], g[o]⟩``, one token block per program, looping over the columns."""
+    t = tl.program_id(0) * BT + tl.arange(0, BT)
+    tmask = t < T
+    t64 = t.to(tl.int64)
+    ov = tl.arange(0, NP)
+    omask = tmask[:, None] & (ov[None, :] < N)
+    post = tl.load(post_ptr + t64[:, None] * N + ov[None, :], mask=omask, other=0.0)
+    g_post = tl.zeros((BT, NP), tl.float32)
+    g_comb = tl.zeros((BT, NP, NP), tl.float32)
+    for d0 in range(0, D, BD):
+        dd = d0 + tl.arange(0, BD)
+        m2 = tmask[:, None] & (dd[None, :] < D)
+        m3 = m2[:, None, :] & (ov[None, :, None] < N)
+        off = t64[:, None, None] * (N * D) + ov[None, :, None] * D + dd[None, None, :]
+        g = tl.load(gout_ptr + off, mask=m3, other=0.0).to(tl.float32)
+        f = tl.load(f_ptr + t64[:, None] * D + dd[None, :], mask=m2, other=0.0).to(tl.float32)
+        gf = tl.sum(post[:, :, None] * g, 1)
+        tl.store(gf_ptr + t64[:, None] * D + dd[None, :], gf.to(gf_ptr.dtype.element_ty), mask=m2)
+        g_post += tl.sum(g * f[:, None, :], 2)
+        for i in tl.static_range(N):
+            c_i = tl.load(comb_ptr + t64[:, None] * (N * N) + i * N + ov[None, :], mask=omask, other=0.0)
+            xi = tl.load(x_ptr + t64[:, None] * (N * D) + i * D + dd[None, :], mask=m2, other=0.0).to(tl.float32)
+            gx = tl.sum(c_i[:, :, None] * g, 1)
+            tl.store(gx_ptr + t64[:, None] * (N * D) + i * D + dd[None, :], gx.to(gx_ptr.dtype.element_ty), mask=m2)
+            g_comb += tl.where(ov[None, :, None] == i, tl.sum(xi[:, None, :] * g, 2)[:, None, :], 0.0)
+    tl.store(gpost_ptr + t64[:, None] * N + ov[None, :], g_post, mask=omask)
+    off3 = t64[:, None, None] * (N * N) + ov[None, :, None] * N + ov[None, None, :]
+    tl.store(gcomb_ptr + off3, g_comb, mask=tmask[:, None, None] & (ov[None, :, None] < N) & (ov[None, None, :] < N))
+
+
+# ── launchers ──────────────────────────────────────────────────────────────────────────────────
+def hc_pre_forward(
+    x: torch.Tensor, fn: torch.Tensor, scale: torch.Tensor, base: torch.Tensor, K: int, hc_eps: float, norm_eps: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(T, N, D)`` streams → ``y`` ``(T, D)`` in x's dtype, ``post`` ``(T, N)``, ``comb`` ``(T, N, N)`` fp32."""
+    T, N, D = x.shape
+    y = _new((T, D), x.dtype, x.device)
+    post = _new((T, N), torch.float32, x.device)
+    comb = _new((T, N, N), torch.float32, x.device)
+    grid = (triton.cdiv(T, PRE_BLOCK_T),)
+    _hc_pre_fwd_kernel[grid](
+        x, fn, scale, base, y, post, comb, T, D, K, hc_eps, norm_eps,
+        N=N, NP=padded_streams(N), BT=PRE_BLOCK_T, BD=PRE_BLOCK_D, num_warps=NUM_WARPS,
+    )
+    return y, post, comb
+
+
+def hc_pre_backward(
+    x: torch.Tensor, fn: torch.Tensor, scale: torch.Tensor, base: torch.Tensor,
+    grad_y: torch.Tensor, grad_post: torch.Tensor, grad_comb: torch.Tensor,
+    K: int, hc_eps: float, norm_eps: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Gradients of ``hc_pre`` w.r.t. ``(x, fn, scale, base)`` given those of ``(y, post, comb)``."""
+    T, N, D = x.shape
+    R, ND = fn.shape
+    dev = x.device
+    grad_x = _new(x.shape, x.dtype, x.device)
+    ga = _new((T, R), torch.float32, dev)
+    mixes = _new((T, R), torch.float32, dev)
+    gm_r = _new((T, R), torch.float32, dev)
+    _hc_pre_bwd_kernel[(triton.cdiv(T, PRE_BLOCK_T),)](
+        x, fn, scale, base, grad_y, grad_post, grad_comb, grad_x, ga, mixes, gm_r,
+        T, D, K, hc_eps, norm_eps,
+        N=N, NP=padded_streams(N), BT=PRE_BLOCK_T, BD=PRE_BLOCK_D, num_warps=NUM_WARPS,
+    )
+    col_blocks = triton.cdiv(ND, DFN_BLOCK_C)
+    n_sm = torch.cuda.get_device_properties(dev).multi_processor_count if dev.type == "cuda" else 4
+    splits = max(1, min(triton.cdiv(T, DFN_BLOCK_T), triton.cdiv(2 * n_sm, col_blocks)))
+    tokens_per_split = triton.cdiv(triton.cdiv(T, splits), DFN_BLOCK_T) * DFN_BLOCK_T
+    splits = triton.cdiv(T, tokens_per_split)
+    partial = _new((splits, R, ND), torch.float32, dev)
+    _generator_grad_kernel[(col_blocks, splits)](
+        x, gm_r, partial, T, ND, tokens_per_split,
+        R=R, RP=triton.next_power_of_2(R), BT=DFN_BLOCK_T, BC=DFN_BLOCK_C, num_warps=NUM_WARPS,
+    )
+    grad_fn = partial.sum(0) if splits > 1 else partial[0]
+    grad_base = ga.sum(0)
+    weighted = (ga * mixes).sum(0)
+    grad_scale = torch.stack((weighted[:N].sum(), weighted[N : 2 * N].sum(), weighted[2 * N :].sum()))
+    return grad_x, grad_fn, grad_scale.to(scale.dtype), grad_base.to(base.dtype)
+
+
+def hc_post_forward(branch_out: torch.Tensor, x: torch.Tensor, post: torch.Tensor, comb: torch.Tensor) -> torch.Tensor:
+    """``(T, D)`` branch output, ``(T, N, D)`` streams → ``(T, N, D)`` in x's dtype."""
+    T, N, D = x.shape
+    out = _new(x.shape, x.dtype, x.device)
+    grid = (triton.cdiv(T, POST_BLOCK_T), triton.cdiv(D, POST_BLOCK_D))
+    _hc_post_fwd_kernel[grid](
+        branch_out, x, post, comb, out, T, D,
+        N=N, NP=padded_streams(N), BT=POST_BLOCK_T, BD=POST_BLOCK_D, num_warps=NUM_WARPS,
+    )
+    return out
+
+
+def hc_post_backward(
+    grad_out: torch.Tensor, branch_out: torch.Tensor, x: torch.Tensor, post: torch.Tensor, comb: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Gradients of ``hc_post`` w.r.t. ``(branch_out, x, post, comb)``."""
+    T, N, D = x.shape
+    grad_f = _new(branch_out.shape, branch_out.dtype, x.device)
+    grad_x = _new(x.shape, x.dtype, x.device)
+    grad_post = _new((T, N), torch.float32, x.device)
+    grad_comb = _new((T, N, N), torch.float32, x.device)
+    _hc_post_bwd_kernel[(triton.cdiv(T, POST_BLOCK_T),)](
+        grad_out, branch_out, x, post, comb, grad_f, grad_x, grad_post, grad_comb, T, D,
+        N=N, NP=padded_streams(N), BT=POST_BLOCK_T, BD=POST_BLOCK_D, num_warps=NUM_WARPS,
+    )
+    return grad_f, grad_x, grad_post, grad_comb
