@@ -120,6 +120,32 @@ def bench_ops(T: int, d: int, bandwidth: float) -> list[dict]:
     return rows
 
 
+def tune(T: int, d: int) -> list[dict]:
+    """hc_pre's kernels at each tile shape (the module constants the launchers read), K = 1 and 20."""
+    inp = op_inputs(T, d, torch.Generator("cuda").manual_seed(d))
+    x, fn, scale, base = inp["x"], inp["fn"], inp["scale"], inp["base"]
+    saved = (tk.PRE_BLOCK_T, tk.PRE_BLOCK_D, tk.NUM_WARPS, tk.DFN_BLOCK_T, tk.DFN_BLOCK_C)
+    rows = []
+    for bt, bd, warps in [(16, 32, 4), (16, 64, 4), (16, 128, 4), (32, 64, 4), (32, 64, 8), (64, 64, 8), (16, 64, 2)]:
+        tk.PRE_BLOCK_T, tk.PRE_BLOCK_D, tk.NUM_WARPS = bt, bd, warps
+        for k in (1, K):
+            fwd = do_bench(lambda k=k: tk.hc_pre_forward(x, fn, scale, base, k, ops.HC_EPS, ops.NORM_EPS),
+                           warmup=10, rep=50, return_mode="median")  # fmt: skip
+            bwd = do_bench(lambda k=k: tk.hc_pre_backward(x, fn, scale, base, inp["gy"], inp["gpost"], inp["gcomb"],
+                           k, ops.HC_EPS, ops.NORM_EPS), warmup=10, rep=50, return_mode="median")  # fmt: skip
+            rows.append({"BT": bt, "BD": bd, "warps": warps, "K": k, "fwd_ms": fwd, "bwd_ms": bwd})
+            print(f"BT={bt:3d} BD={bd:4d} warps={warps} K={k:2d}  fwd {fwd:.4f} ms  bwd {bwd:.4f} ms", flush=True)
+    tk.PRE_BLOCK_T, tk.PRE_BLOCK_D, tk.NUM_WARPS = saved[:3]
+    for bt, bc in [(16, 64), (32, 64), (32, 128), (64, 128), (64, 64)]:
+        tk.DFN_BLOCK_T, tk.DFN_BLOCK_C = bt, bc
+        bwd = do_bench(lambda: tk.hc_pre_backward(x, fn, scale, base, inp["gy"], inp["gpost"], inp["gcomb"],
+                       K, ops.HC_EPS, ops.NORM_EPS), warmup=10, rep=50, return_mode="median")  # fmt: skip
+        rows.append({"DFN_BT": bt, "DFN_BC": bc, "K": K, "bwd_ms": bwd})
+        print(f"generator grad BT={bt} BC={bc}: hc_pre bwd {bwd:.4f} ms", flush=True)
+    tk.DFN_BLOCK_T, tk.DFN_BLOCK_C = saved[3:]
+    return rows
+
+
 def step_time(cfg: ModelConfig, kernels: str, compiled: bool, batch: int, seq: int, steps: int) -> dict:
     model = MHCLM(cfg, seed=0, kernels=kernels).cuda()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0, fused=True)
@@ -159,6 +185,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30, help="timed training steps per model")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile'd training steps")
     parser.add_argument("--skip-ops", action="store_true")
+    parser.add_argument("--tune", action="store_true", help="time hc_pre's tile shapes at d=1024 first")
     parser.add_argument("--skip-steps", action="store_true")
     parser.add_argument("--stream-dtype", default="bfloat16", choices=("bfloat16", "float32"))
     parser.add_argument("--json", help="also write every number to this file")
@@ -173,6 +200,8 @@ def main() -> None:
     print(f"{report['gpu']}, torch {torch.__version__}, triton {triton.__version__}")
     print(f"device-to-device copy bandwidth: {bw / 1e9:.0f} GB/s (read + write)\n")
 
+    if args.tune:
+        report["tune"] = tune(args.tokens, 1024)
     if not args.skip_ops:
         rows = [r for d in widths for r in bench_ops(args.tokens, d, bw)]
         report["ops"] = rows

@@ -71,6 +71,12 @@ def rel_err(a: torch.Tensor, ref: torch.Tensor) -> float:
     return ((a.double() - ref.double()).norm() / ref.double().norm().clamp_min(1e-300)).item()
 
 
+def within_one_bf16_ulp(a: torch.Tensor, ref: torch.Tensor) -> bool:
+    """Element by element within one bf16 ulp (2^-7 relative) of the fp64 reference, plus fp32 round-off
+    (1e-6 of the largest magnitude) for elements that are small differences of large terms."""
+    return bool(((a.double() - ref).abs() <= 2**-7 * ref.abs() + 1e-6 * ref.abs().max()).all())
+
+
 def _inputs(T, n_s, d, comb_scale, gen, device, dtype=torch.float32):
     """Streams of RMS ~1 and generator parameters whose comb logits have std ≈ ``comb_scale``."""
     rows = (2 + n_s) * n_s
@@ -149,14 +155,14 @@ def test_bf16_streams_round_once(device, poisoned, rng):
     got = fused._hc_pre_backward(x, fn, scale, base, *grads, 20, ops.HC_EPS, ops.NORM_EPS)
     assert y.dtype == got[0].dtype == torch.bfloat16
     for a, b in ((y, ref_out[0]), (got[0], ref_grads[0])):
-        assert ((a.double() - b).abs() <= 2**-7 * b.abs() + 1e-30).all()
+        assert within_one_bf16_ulp(a, b)
     for a, b in ((post, ref_out[1]), (comb, ref_out[2]), *zip(got[1:], ref_grads[1:], strict=True)):
         assert rel_err(a, b) <= TOL
     f = torch.randn(T, d, generator=rng).to(device, torch.bfloat16)
     out = fused.hc_post(f, x, post, comb)
     ref = ops.hc_post(f.double(), x.double(), post.double(), comb.double())
     assert out.dtype == torch.bfloat16
-    assert ((out.double() - ref).abs() <= 2**-7 * ref.abs() + 1e-30).all()
+    assert within_one_bf16_ulp(out, ref)
 
 
 @pytest.mark.parametrize("device", DEVICES)

@@ -27,7 +27,7 @@ import triton.language as tl
 
 # Tile shapes, chosen on the H100 (benchmarks/bench_fused.py prints the per-op timings they give).
 PRE_BLOCK_T = 16
-PRE_BLOCK_D = 32
+PRE_BLOCK_D = 64
 POST_BLOCK_T = 16
 POST_BLOCK_D = 128
 DFN_BLOCK_T = 32
@@ -40,6 +40,11 @@ _FILL = tl.constexpr(-1.0e30)  # logit of a padded Sinkhorn entry: exp underflow
 def _new(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """An output buffer; every element is written by a kernel (the tests poison it to check that)."""
     return torch.empty(shape, dtype=dtype, device=device)
+
+
+def generator_rows_padded(n_s: int) -> int:
+    """The generator's ``(2+n_s)·n_s`` rows padded to a power of two ≥ 16 (the smallest tensor-core dot)."""
+    return max(16, triton.next_power_of_2((2 + n_s) * n_s))
 
 
 def padded_streams(n_s: int) -> int:
@@ -93,7 +98,8 @@ def _sinkhorn_bwd(Z, g, valid, K, eps):
     p = _softmax_rows(Z, valid)
     c0 = tl.where(valid, p + eps, 0.0)
     g = tl.where(valid, g, 0.0)
-    for k in range(K - 1, 0, -1):
+    for j in range(0, K - 1):  # rounds K-1 … 1, last first (loops run with a positive step)
+        k = K - 1 - j
         a = _col_norm(c0, eps)  # the input of round k: rounds 1…k-1 applied
         for _ in range(1, k):
             a = _col_norm(_row_norm(a, eps), eps)
@@ -110,30 +116,52 @@ def _sinkhorn_bwd(Z, g, valid, K, eps):
 
 
 # ── shared pieces of the hc_pre kernels ─────────────────────────────────────────────────────────
+# The generator's R = (2+N)·N rows are handled as one [.., RP] block (R padded to a power of two ≥ 16) so
+# that the projection is a tensor-core dot; 0/1 selection matrices split it into the pre [.., NP], post
+# [.., NP] and comb [.., NP·NP] gates and assemble it back (exact: products with 1 and sums of zeros).
 @triton.jit
-def _generator_rows(N: tl.constexpr, NP: tl.constexpr):
-    """Row indices of ``fn``/``base`` for the pre ``[NP]``, post ``[NP]`` and comb ``[NP·NP]`` gates
-    (comb read row-major), with their validity masks."""
-    i = tl.arange(0, NP)
-    k = tl.arange(0, NP * NP)
+def _selections(N: tl.constexpr, NP: tl.constexpr, RP: tl.constexpr):
+    """``S_pre`` ``[RP, NP]``, ``S_post`` ``[RP, NP]``, ``S_comb`` ``[RP, NP·NP]``: row j of fn → gate entry."""
+    j = tl.arange(0, RP)[:, None]
+    i = tl.arange(0, NP)[None, :]
+    k = tl.arange(0, NP * NP)[None, :]
     a, b = k // NP, k % NP
-    return i, N + i, i < N, 2 * N + a * N + b, (a < N) & (b < N)
+    s_pre = ((j == i) & (i < N)).to(tl.float32)
+    s_post = ((j == N + i) & (i < N)).to(tl.float32)
+    s_comb = ((j == 2 * N + a * N + b) & (a < N) & (b < N)).to(tl.float32)
+    return s_pre, s_post, s_comb
+
+
+@triton.jit
+def _split_rows(v, s_pre, s_post, s_comb, BT: tl.constexpr, NP: tl.constexpr):
+    """``[BT, RP]`` → pre ``[BT, NP]``, post ``[BT, NP]``, comb ``[BT, NP, NP]``."""
+    pre = tl.sum(v[:, :, None] * s_pre[None, :, :], 1)
+    post = tl.sum(v[:, :, None] * s_post[None, :, :], 1)
+    comb = tl.reshape(tl.sum(v[:, :, None] * s_comb[None, :, :], 1), (BT, NP, NP))
+    return pre, post, comb
+
+
+@triton.jit
+def _join_rows(pre, post, comb, s_pre, s_post, s_comb, BT: tl.constexpr, NP: tl.constexpr):
+    """The inverse of :func:`_split_rows`: gate values → ``[BT, RP]`` in fn's row order (0 in padding)."""
+    v = tl.sum(pre[:, None, :] * s_pre[None, :, :], 2)
+    v += tl.sum(post[:, None, :] * s_post[None, :, :], 2)
+    v += tl.sum(tl.reshape(comb, (BT, NP * NP))[:, None, :] * s_comb[None, :, :], 2)
+    return v
 
 
 @triton.jit
 def _projection_pass(
     x_ptr, fn_ptr, gy_ptr, t64, tmask, D,
-    N: tl.constexpr, NP: tl.constexpr, BT: tl.constexpr, BD: tl.constexpr, WITH_GY: tl.constexpr,
+    N: tl.constexpr, NP: tl.constexpr, R: tl.constexpr, RP: tl.constexpr,
+    BT: tl.constexpr, BD: tl.constexpr, WITH_GY: tl.constexpr,
 ):
-    """One pass over a token block's streams: ``x_flat @ fnᵀ`` split into pre ``[BT, NP]``, post
-    ``[BT, NP]`` and comb ``[BT, NP·NP]``; ``Σ x_flat²`` ``[BT]``; with ``WITH_GY`` also
-    ``⟨gy, x_i⟩`` ``[BT, NP]`` (the gradient of the collapse w.r.t. pre)."""
+    """One pass over a token block's streams: ``x_flat @ fnᵀ`` ``[BT, RP]`` (tf32x3 tensor-core dots, fp32
+    accuracy), ``Σ x_flat²`` ``[BT]`` and, with ``WITH_GY``, ``⟨gy, x_i⟩`` ``[BT, NP]`` (∂L/∂pre of the collapse)."""
     ND = N * D
-    r_pre, r_post, v_gate, r_comb, v_comb = _generator_rows(N, NP)
+    rows = tl.arange(0, RP)
     iv = tl.arange(0, NP)
-    acc_pre = tl.zeros((BT, NP), tl.float32)
-    acc_post = tl.zeros((BT, NP), tl.float32)
-    acc_comb = tl.zeros((BT, NP * NP), tl.float32)
+    acc = tl.zeros((BT, RP), tl.float32)
     sumsq = tl.zeros((BT,), tl.float32)
     gy_dot = tl.zeros((BT, NP), tl.float32)
     for d0 in range(0, D, BD):
@@ -144,37 +172,27 @@ def _projection_pass(
             gy = tl.load(gy_ptr + t64[:, None] * D + dd[None, :], mask=m2, other=0.0).to(tl.float32)
         for i in tl.static_range(N):
             xi = tl.load(x_ptr + t64[:, None] * ND + i * D + dd[None, :], mask=m2, other=0.0).to(tl.float32)
+            w = tl.load(fn_ptr + rows[:, None] * ND + (i * D + dd)[None, :], mask=(rows[:, None] < R) & dmask[None, :],
+                        other=0.0)  # fmt: skip
+            acc = tl.dot(xi, tl.trans(w), acc, input_precision="tf32x3")
             sumsq += tl.sum(xi * xi, 1)
-            col = i * D + dd
-            w = tl.load(fn_ptr + r_pre[:, None] * ND + col[None, :], mask=v_gate[:, None] & dmask[None, :], other=0.0)
-            acc_pre += tl.sum(xi[:, None, :] * w[None, :, :], 2)
-            w = tl.load(fn_ptr + r_post[:, None] * ND + col[None, :], mask=v_gate[:, None] & dmask[None, :], other=0.0)
-            acc_post += tl.sum(xi[:, None, :] * w[None, :, :], 2)
-            w = tl.load(fn_ptr + r_comb[:, None] * ND + col[None, :], mask=v_comb[:, None] & dmask[None, :], other=0.0)
-            acc_comb += tl.sum(xi[:, None, :] * w[None, :, :], 2)
             if WITH_GY:
                 gy_dot += tl.where(iv[None, :] == i, tl.sum(xi * gy, 1)[:, None], 0.0)
-    return acc_pre, acc_post, acc_comb, sumsq, gy_dot
+    return acc, sumsq, gy_dot
 
 
 @triton.jit
-def _gate_logits(acc_pre, acc_post, acc_comb, r, scale_ptr, base_ptr,
-                 N: tl.constexpr, NP: tl.constexpr, BT: tl.constexpr):
-    """mixes = projection · r, then each gate's pre-activation ``mixes·s + b`` (``ops.gate_logits``)."""
-    r_pre, r_post, v_gate, r_comb, v_comb = _generator_rows(N, NP)
-    m_pre = acc_pre * r[:, None]
-    m_post = acc_post * r[:, None]
-    m_comb = tl.reshape(acc_comb, (BT, NP, NP)) * r[:, None, None]
+def _gate_logits(mixes, scale_ptr, base_ptr, s_pre, s_post, s_comb, N: tl.constexpr, R: tl.constexpr,
+                 RP: tl.constexpr, BT: tl.constexpr, NP: tl.constexpr):  # fmt: skip
+    """Each gate's pre-activation ``mixes·s + b`` (``ops.gate_logits``), split into pre, post and comb."""
+    rows = tl.arange(0, RP)
+    base = tl.load(base_ptr + rows, mask=rows < R, other=0.0)
     s0 = tl.load(scale_ptr)
     s1 = tl.load(scale_ptr + 1)
     s2 = tl.load(scale_ptr + 2)
-    b_pre = tl.load(base_ptr + r_pre, mask=v_gate, other=0.0)
-    b_post = tl.load(base_ptr + r_post, mask=v_gate, other=0.0)
-    b_comb = tl.reshape(tl.load(base_ptr + r_comb, mask=v_comb, other=0.0), (NP, NP))
-    a_pre = m_pre * s0 + b_pre[None, :]
-    a_post = m_post * s1 + b_post[None, :]
-    z = m_comb * s2 + b_comb[None, :, :]
-    return m_pre, m_post, m_comb, a_pre, a_post, z, s0, s1, s2
+    row_scale = tl.where(rows < N, s0, tl.where(rows < 2 * N, s1, s2))
+    a_pre, a_post, z = _split_rows(mixes * row_scale[None, :] + base[None, :], s_pre, s_post, s_comb, BT, NP)
+    return a_pre, a_post, z, row_scale
 
 
 # ── hc_pre ─────────────────────────────────────────────────────────────────────────────────────
@@ -182,17 +200,16 @@ def _gate_logits(acc_pre, acc_post, acc_comb, r, scale_ptr, base_ptr,
 def _hc_pre_fwd_kernel(
     x_ptr, fn_ptr, scale_ptr, base_ptr, y_ptr, post_ptr, comb_ptr,
     T, D, K, hc_eps, norm_eps,
-    N: tl.constexpr, NP: tl.constexpr, BT: tl.constexpr, BD: tl.constexpr,
+    N: tl.constexpr, NP: tl.constexpr, R: tl.constexpr, RP: tl.constexpr, BT: tl.constexpr, BD: tl.constexpr,
 ):
     t = tl.program_id(0) * BT + tl.arange(0, BT)
     tmask = t < T
     t64 = t.to(tl.int64)
     ND = N * D
-    acc_pre, acc_post, acc_comb, sumsq, _ = _projection_pass(
-        x_ptr, fn_ptr, x_ptr, t64, tmask, D, N, NP, BT, BD, False
-    )
+    s_pre, s_post, s_comb = _selections(N, NP, RP)
+    proj, sumsq, _ = _projection_pass(x_ptr, fn_ptr, x_ptr, t64, tmask, D, N, NP, R, RP, BT, BD, False)
     r = 1.0 / tl.sqrt(sumsq / ND + norm_eps)
-    _, _, _, a_pre, a_post, z, _, _, _ = _gate_logits(acc_pre, acc_post, acc_comb, r, scale_ptr, base_ptr, N, NP, BT)
+    a_pre, a_post, z, _ = _gate_logits(proj * r[:, None], scale_ptr, base_ptr, s_pre, s_post, s_comb, N, R, RP, BT, NP)
     pre = tl.sigmoid(a_pre) + hc_eps
     post = 2.0 * tl.sigmoid(a_post)
     valid = _row_col_valid(N, NP)
@@ -215,69 +232,49 @@ def _hc_pre_fwd_kernel(
 
 
 @triton.jit
-def _store_rows(ptr, v_pre, v_post, v_comb, pre_rows, post_rows, comb_rows, gate_mask, comb_mask,
-                BT: tl.constexpr, NP: tl.constexpr):
-    """Store per-token gate values ``[BT, NP]``, ``[BT, NP]``, ``[BT, NP, NP]`` as ``(T, R)`` rows in fn's order."""
-    tl.store(ptr + pre_rows, v_pre, mask=gate_mask)
-    tl.store(ptr + post_rows, v_post, mask=gate_mask)
-    tl.store(ptr + comb_rows, tl.reshape(v_comb, (BT, NP * NP)), mask=comb_mask)
-
-
-@triton.jit
 def _hc_pre_bwd_kernel(
     x_ptr, fn_ptr, scale_ptr, base_ptr, gy_ptr, gpost_ptr, gcomb_ptr,
     gx_ptr, ga_ptr, mixes_ptr, gm_r_ptr,
     T, D, K, hc_eps, norm_eps,
-    N: tl.constexpr, NP: tl.constexpr, BT: tl.constexpr, BD: tl.constexpr,
+    N: tl.constexpr, NP: tl.constexpr, R: tl.constexpr, RP: tl.constexpr, BT: tl.constexpr, BD: tl.constexpr,
 ):
     """Writes ∂L/∂x, and per token ∂L/∂(gate pre-activations) ``ga``, the ``mixes`` and
-    ``r·∂L/∂mixes`` (rows in ``fn``'s order) from which the host reduces ∂L/∂(fn, scale, base)."""
+    ``r·∂L/∂mixes`` ``(T, R)`` (fn's row order) from which the host reduces ∂L/∂(fn, scale, base)."""
     t = tl.program_id(0) * BT + tl.arange(0, BT)
     tmask = t < T
     t64 = t.to(tl.int64)
     ND = N * D
-    R = (2 + N) * N
     iv = tl.arange(0, NP)
-    r_pre, r_post, v_gate, r_comb, v_comb = _generator_rows(N, NP)
+    rows = tl.arange(0, RP)
     valid = _row_col_valid(N, NP)
+    s_pre, s_post, s_comb = _selections(N, NP, RP)
 
-    acc_pre, acc_post, acc_comb, sumsq, g_pre = _projection_pass(
-        x_ptr, fn_ptr, gy_ptr, t64, tmask, D, N, NP, BT, BD, True
-    )
+    proj, sumsq, g_pre = _projection_pass(x_ptr, fn_ptr, gy_ptr, t64, tmask, D, N, NP, R, RP, BT, BD, True)
     r = 1.0 / tl.sqrt(sumsq / ND + norm_eps)
-    m_pre, m_post, m_comb, a_pre, a_post, z, s0, s1, s2 = _gate_logits(
-        acc_pre, acc_post, acc_comb, r, scale_ptr, base_ptr, N, NP, BT
-    )
+    mixes = proj * r[:, None]
+    a_pre, a_post, z, row_scale = _gate_logits(mixes, scale_ptr, base_ptr, s_pre, s_post, s_comb, N, R, RP, BT, NP)
     sig_pre = tl.sigmoid(a_pre)
     pre = sig_pre + hc_eps
     sig_post = tl.sigmoid(a_post)
-    gate_mask = tmask[:, None] & v_gate[None, :]
+    gate_mask = tmask[:, None] & (iv[None, :] < N)
     g_post = tl.load(gpost_ptr + t64[:, None] * N + iv[None, :], mask=gate_mask, other=0.0)
     off3 = t64[:, None, None] * (N * N) + iv[None, :, None] * N + iv[None, None, :]
-    comb_mask = tmask[:, None, None] & valid
-    g_comb = tl.load(gcomb_ptr + off3, mask=comb_mask, other=0.0)
+    g_comb = tl.load(gcomb_ptr + off3, mask=tmask[:, None, None] & valid, other=0.0)
 
-    ga_pre = tl.where(v_gate[None, :], g_pre * sig_pre * (1.0 - sig_pre), 0.0)
-    ga_post = tl.where(v_gate[None, :], g_post * 2.0 * sig_post * (1.0 - sig_post), 0.0)
+    ga_pre = tl.where(iv[None, :] < N, g_pre * sig_pre * (1.0 - sig_pre), 0.0)
+    ga_post = tl.where(iv[None, :] < N, g_post * 2.0 * sig_post * (1.0 - sig_post), 0.0)
     ga_comb = _sinkhorn_bwd(z, g_comb, valid, K, hc_eps)
-    gm_pre = ga_pre * s0
-    gm_post = ga_post * s1
-    gm_comb = ga_comb * s2
+    ga = _join_rows(ga_pre, ga_post, ga_comb, s_pre, s_post, s_comb, BT, NP)  # ∂L/∂(gate pre-activations)
+    gm = ga * row_scale[None, :]  # ∂L/∂mixes
     # mixes = proj·r with r = (Σx²/ND + eps)^-1/2: ∂/∂x_flat = r·fnᵀ gm − (r²/ND)(gm·mixes)·x_flat
-    gm_dot_m = tl.sum(gm_pre * m_pre, 1) + tl.sum(gm_post * m_post, 1) + tl.sum(tl.sum(gm_comb * m_comb, 2), 1)
-    coef = -(r * r / ND) * gm_dot_m
+    coef = -(r * r / ND) * tl.sum(gm * mixes, 1)
+    G = gm * r[:, None]
+    row_off = t64[:, None] * R + rows[None, :]
+    row_mask = tmask[:, None] & (rows[None, :] < R)
+    tl.store(ga_ptr + row_off, ga, mask=row_mask)
+    tl.store(mixes_ptr + row_off, mixes, mask=row_mask)
+    tl.store(gm_r_ptr + row_off, G, mask=row_mask)
 
-    pre_rows = t64[:, None] * R + r_pre[None, :]
-    post_rows = t64[:, None] * R + r_post[None, :]
-    comb_rows = t64[:, None] * R + r_comb[None, :]
-    comb_mask2 = tmask[:, None] & v_comb[None, :]
-    _store_rows(ga_ptr, ga_pre, ga_post, ga_comb, pre_rows, post_rows, comb_rows, gate_mask, comb_mask2, BT, NP)
-    _store_rows(mixes_ptr, m_pre, m_post, m_comb, pre_rows, post_rows, comb_rows, gate_mask, comb_mask2, BT, NP)
-    G_pre = gm_pre * r[:, None]
-    G_post = gm_post * r[:, None]
-    G_comb3 = gm_comb * r[:, None, None]
-    _store_rows(gm_r_ptr, G_pre, G_post, G_comb3, pre_rows, post_rows, comb_rows, gate_mask, comb_mask2, BT, NP)
-    G_comb = tl.reshape(G_comb3, (BT, NP * NP))
     for d0 in range(0, D, BD):
         dd = d0 + tl.arange(0, BD)
         dmask = dd < D
@@ -285,15 +282,10 @@ def _hc_pre_bwd_kernel(
         gy = tl.load(gy_ptr + t64[:, None] * D + dd[None, :], mask=m2, other=0.0).to(tl.float32)
         for i in tl.static_range(N):
             xi = tl.load(x_ptr + t64[:, None] * ND + i * D + dd[None, :], mask=m2, other=0.0).to(tl.float32)
-            col = i * D + dd
-            w = tl.load(fn_ptr + r_pre[:, None] * ND + col[None, :], mask=v_gate[:, None] & dmask[None, :], other=0.0)
-            gx = tl.sum(G_pre[:, :, None] * w[None, :, :], 1)
-            w = tl.load(fn_ptr + r_post[:, None] * ND + col[None, :], mask=v_gate[:, None] & dmask[None, :], other=0.0)
-            gx += tl.sum(G_post[:, :, None] * w[None, :, :], 1)
-            w = tl.load(fn_ptr + r_comb[:, None] * ND + col[None, :], mask=v_comb[:, None] & dmask[None, :], other=0.0)
-            gx += tl.sum(G_comb[:, :, None] * w[None, :, :], 1)
+            w = tl.load(fn_ptr + rows[:, None] * ND + (i * D + dd)[None, :], mask=(rows[:, None] < R) & dmask[None, :],
+                        other=0.0)  # fmt: skip
             pre_i = tl.sum(tl.where(iv[None, :] == i, pre, 0.0), 1)
-            gx += coef[:, None] * xi + pre_i[:, None] * gy
+            gx = tl.dot(G, w, coef[:, None] * xi + pre_i[:, None] * gy, input_precision="tf32x3")
             tl.store(gx_ptr + t64[:, None] * ND + i * D + dd[None, :], gx.to(gx_ptr.dtype.element_ty), mask=m2)
 
 
@@ -317,7 +309,7 @@ def _generator_grad_kernel(
         t64 = t.to(tl.int64)
         g = tl.load(gm_r_ptr + t64[:, None] * R + rows[None, :], mask=tmask[:, None] & rmask[None, :], other=0.0)
         x = tl.load(x_ptr + t64[:, None] * ND + c[None, :], mask=tmask[:, None] & cmask[None, :], other=0.0)
-        acc += tl.sum(g[:, :, None] * x.to(tl.float32)[:, None, :], 0)
+        acc = tl.dot(tl.trans(g), x.to(tl.float32), acc, input_precision="tf32x3")
     out = out_ptr + split.to(tl.int64) * R * ND
     tl.store(out + rows[:, None] * ND + c[None, :], acc, mask=rmask[:, None] & cmask[None, :])
 
@@ -395,7 +387,8 @@ def hc_pre_forward(
     grid = (triton.cdiv(T, PRE_BLOCK_T),)
     _hc_pre_fwd_kernel[grid](
         x, fn, scale, base, y, post, comb, T, D, K, hc_eps, norm_eps,
-        N=N, NP=padded_streams(N), BT=PRE_BLOCK_T, BD=PRE_BLOCK_D, num_warps=NUM_WARPS,
+        N=N, NP=padded_streams(N), R=(2 + N) * N, RP=generator_rows_padded(N),
+        BT=PRE_BLOCK_T, BD=PRE_BLOCK_D, num_warps=NUM_WARPS,
     )
     return y, post, comb
 
@@ -416,7 +409,8 @@ def hc_pre_backward(
     _hc_pre_bwd_kernel[(triton.cdiv(T, PRE_BLOCK_T),)](
         x, fn, scale, base, grad_y, grad_post, grad_comb, grad_x, ga, mixes, gm_r,
         T, D, K, hc_eps, norm_eps,
-        N=N, NP=padded_streams(N), BT=PRE_BLOCK_T, BD=PRE_BLOCK_D, num_warps=NUM_WARPS,
+        N=N, NP=padded_streams(N), R=R, RP=generator_rows_padded(N),
+        BT=PRE_BLOCK_T, BD=PRE_BLOCK_D, num_warps=NUM_WARPS,
     )
     col_blocks = triton.cdiv(ND, DFN_BLOCK_C)
     n_sm = torch.cuda.get_device_properties(dev).multi_processor_count if dev.type == "cuda" else 4
@@ -426,7 +420,7 @@ def hc_pre_backward(
     partial = _new((splits, R, ND), torch.float32, dev)
     _generator_grad_kernel[(col_blocks, splits)](
         x, gm_r, partial, T, ND, tokens_per_split,
-        R=R, RP=triton.next_power_of_2(R), BT=DFN_BLOCK_T, BC=DFN_BLOCK_C, num_warps=NUM_WARPS,
+        R=R, RP=generator_rows_padded(N), BT=DFN_BLOCK_T, BC=DFN_BLOCK_C, num_warps=NUM_WARPS,
     )
     grad_fn = partial.sum(0) if splits > 1 else partial[0]
     grad_base = ga.sum(0)
