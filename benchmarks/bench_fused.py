@@ -120,29 +120,33 @@ def bench_ops(T: int, d: int, bandwidth: float) -> list[dict]:
     return rows
 
 
+TUNE_GRID = [  # overrides of triton_kernels' tile constants, one variant per entry
+    {},
+    {"PROJ_BLOCK_T": 32}, {"PROJ_BLOCK_T": 128, "NUM_WARPS": 8}, {"PROJ_SPLITS": 8}, {"PROJ_SPLITS": 2},
+    {"PROJ_BLOCK_D": 32}, {"PRE_BLOCK_T": 32}, {"PRE_BLOCK_D": 128},
+    {"GRAD_BLOCK_T": 32}, {"GRAD_BLOCK_T": 128}, {"GRAD_BLOCK_C": 64}, {"GRAD_BLOCK_C": 256}, {"NUM_WARPS": 8},
+]
+
+
 def tune(T: int, d: int) -> list[dict]:
-    """hc_pre's kernels at each tile shape (the module constants the launchers read), K = 1 and 20."""
+    """hc_pre forward and backward at each variant of :data:`TUNE_GRID`."""
     inp = op_inputs(T, d, torch.Generator("cuda").manual_seed(d))
     x, fn, scale, base = inp["x"], inp["fn"], inp["scale"], inp["base"]
-    saved = (tk.PRE_BLOCK_T, tk.PRE_BLOCK_D, tk.NUM_WARPS, tk.DFN_BLOCK_T, tk.DFN_BLOCK_C)
     rows = []
-    for bt, bd, warps in [(16, 32, 4), (16, 64, 4), (16, 128, 4), (32, 64, 4), (32, 64, 8), (64, 64, 8), (16, 64, 2)]:
-        tk.PRE_BLOCK_T, tk.PRE_BLOCK_D, tk.NUM_WARPS = bt, bd, warps
-        for k in (1, K):
-            fwd = do_bench(lambda k=k: tk.hc_pre_forward(x, fn, scale, base, k, ops.HC_EPS, ops.NORM_EPS),
+    for overrides in TUNE_GRID:
+        saved = {k: getattr(tk, k) for k in overrides}
+        for k, v in overrides.items():
+            setattr(tk, k, v)
+        try:
+            fwd = do_bench(lambda: tk.hc_pre_forward(x, fn, scale, base, K, ops.HC_EPS, ops.NORM_EPS),
                            warmup=10, rep=50, return_mode="median")  # fmt: skip
-            bwd = do_bench(lambda k=k: tk.hc_pre_backward(x, fn, scale, base, inp["gy"], inp["gpost"], inp["gcomb"],
-                           k, ops.HC_EPS, ops.NORM_EPS), warmup=10, rep=50, return_mode="median")  # fmt: skip
-            rows.append({"BT": bt, "BD": bd, "warps": warps, "K": k, "fwd_ms": fwd, "bwd_ms": bwd})
-            print(f"BT={bt:3d} BD={bd:4d} warps={warps} K={k:2d}  fwd {fwd:.4f} ms  bwd {bwd:.4f} ms", flush=True)
-    tk.PRE_BLOCK_T, tk.PRE_BLOCK_D, tk.NUM_WARPS = saved[:3]
-    for bt, bc in [(16, 64), (32, 64), (32, 128), (64, 128), (64, 64)]:
-        tk.DFN_BLOCK_T, tk.DFN_BLOCK_C = bt, bc
-        bwd = do_bench(lambda: tk.hc_pre_backward(x, fn, scale, base, inp["gy"], inp["gpost"], inp["gcomb"],
-                       K, ops.HC_EPS, ops.NORM_EPS), warmup=10, rep=50, return_mode="median")  # fmt: skip
-        rows.append({"DFN_BT": bt, "DFN_BC": bc, "K": K, "bwd_ms": bwd})
-        print(f"generator grad BT={bt} BC={bc}: hc_pre bwd {bwd:.4f} ms", flush=True)
-    tk.DFN_BLOCK_T, tk.DFN_BLOCK_C = saved[3:]
+            bwd = do_bench(lambda: tk.hc_pre_backward(x, fn, scale, base, inp["gy"], inp["gpost"], inp["gcomb"],
+                           K, ops.HC_EPS, ops.NORM_EPS), warmup=10, rep=50, return_mode="median")  # fmt: skip
+        finally:
+            for k, v in saved.items():
+                setattr(tk, k, v)
+        rows.append({**overrides, "fwd_ms": fwd, "bwd_ms": bwd})
+        print(f"{overrides!s:45s} fwd {fwd:.4f} ms  bwd {bwd:.4f} ms", flush=True)
     return rows
 
 

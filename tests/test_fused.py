@@ -87,11 +87,18 @@ def _inputs(T, n_s, d, comb_scale, gen, device, dtype=torch.float32):
     return x, fn, scale.to(device), base.to(device)
 
 
-def _reference_pre(x, fn, scale, base, K, grads):
-    leaves = [t.detach().double().requires_grad_() for t in (x, fn, scale, base)]
+def _reference_pre(x, fn, scale, base, K, grads, dtype=torch.float64):
+    leaves = [t.detach().to(dtype).requires_grad_() for t in (x, fn, scale, base)]
     outs = ops.hc_pre(*leaves, K=K)
-    loss = sum((o * g.double()).sum() for o, g in zip(outs, grads, strict=True))
+    loss = sum((o * g.to(dtype)).sum() for o, g in zip(outs, grads, strict=True))
     return [o.detach() for o in outs], torch.autograd.grad(loss, leaves)
+
+
+def within_fp32_roundoff(got, exact, fp32) -> tuple[bool, float, float]:
+    """``got`` within 1e-5 of the fp64 ``exact``, or, where the problem's conditioning puts fp32 itself further
+    away, within 4× the error of the fp32 reference ops (``fp32``): 'to fp32 round-off'."""
+    err, err32 = rel_err(got, exact), rel_err(fp32, exact)
+    return err <= max(TOL, 4 * err32), err, err32
 
 
 # (T, n_s, d): T not a multiple of the token block, d not a multiple of the column block, n_s padded or not
@@ -105,19 +112,21 @@ SHAPES = {
 @pytest.mark.parametrize("K", [1, 2, 20])
 @pytest.mark.parametrize("comb_scale", [1.0, 60.0], ids=["logits~1", "exp-underflow"])
 def test_hc_pre_matches_reference_forward_and_backward(device, K, comb_scale, poisoned, rng):
-    """y, post, comb and ∂/∂(x, fn, scale, base) within 1e-5 of fp64 autograd through the reference ops; with
-    comb logits of std 60 the softmax's small entries underflow in fp32 (e^-104), as in the field."""
+    """y, post, comb and ∂/∂(x, fn, scale, base) within 1e-5 of fp64 autograd through the reference ops (or
+    within 4× the fp32 reference ops' own error where conditioning puts that above 1e-5); with comb logits
+    of std 60 the softmax's small entries underflow in fp32 (e^-104), as in the field."""
     underflows = 0
     for T, n_s, d in SHAPES[device]:
         x, fn, scale, base = _inputs(T, n_s, d, comb_scale, rng, device)
         y, post, comb = fused.hc_pre(x, fn, scale, base, K)
         grads = [torch.randn(t.shape, generator=rng).to(device) for t in (y, post, comb)]
         ref_out, ref_grads = _reference_pre(x, fn, scale, base, K, grads)
+        out32, grads32 = _reference_pre(x, fn, scale, base, K, grads, torch.float32)
         got = fused._hc_pre_backward(x, fn, scale, base, *grads, K, ops.HC_EPS, ops.NORM_EPS)
-        for name, a, b in zip(("y", "post", "comb"), (y, post, comb), ref_out, strict=True):
-            assert rel_err(a, b) <= TOL, (name, (T, n_s, d), rel_err(a, b))
-        for name, a, b in zip(("x", "fn", "scale", "base"), got, ref_grads, strict=True):
-            assert rel_err(a, b) <= TOL, ("grad " + name, (T, n_s, d), rel_err(a, b))
+        names = ("y", "post", "comb", "grad x", "grad fn", "grad scale", "grad base")
+        for name, a, b, c in zip(names, (y, post, comb, *got), (*ref_out, *ref_grads), (*out32, *grads32), strict=True):
+            ok, err, err32 = within_fp32_roundoff(a, b, c)
+            assert ok, (name, (T, n_s, d), err, err32)
         z = ops.gate_logits(ops.hc_mixes(x, fn), scale, base, n_s)[2]
         underflows += int((torch.softmax(z, -1) == 0).sum())
     if comb_scale > 1:  # the regime is the one named: softmax entries are exactly 0 in fp32

@@ -26,12 +26,15 @@ import triton
 import triton.language as tl
 
 # Tile shapes, chosen on the H100 (benchmarks/bench_fused.py prints the per-op timings they give).
-PRE_BLOCK_T = 16
+PROJ_BLOCK_T = 64  # split-K projection: token block, column chunk, and splits of each stream's columns
+PROJ_BLOCK_D = 64
+PROJ_SPLITS = 4
+PRE_BLOCK_T = 16  # gates, Sinkhorn and collapse
 PRE_BLOCK_D = 64
+GRAD_BLOCK_T = 64  # ∂L/∂x and ∂L/∂fn: token chunk and column block of x_flat
+GRAD_BLOCK_C = 128
 POST_BLOCK_T = 16
 POST_BLOCK_D = 128
-DFN_BLOCK_T = 32
-DFN_BLOCK_C = 64
 NUM_WARPS = 4
 
 _FILL = tl.constexpr(-1.0e30)  # logit of a padded Sinkhorn entry: exp underflows to exactly 0 after the max shift
@@ -121,64 +124,34 @@ def _sinkhorn_bwd(Z, g, valid, K, eps):
 # [.., NP] and comb [.., NP·NP] gates and assemble it back (exact: products with 1 and sums of zeros).
 @triton.jit
 def _selections(N: tl.constexpr, NP: tl.constexpr, RP: tl.constexpr):
-    """``S_pre`` ``[RP, NP]``, ``S_post`` ``[RP, NP]``, ``S_comb`` ``[RP, NP·NP]``: row j of fn → gate entry."""
+    """Masks ``S_pre`` ``[RP, NP]``, ``S_post`` ``[RP, NP]``, ``S_comb`` ``[RP, NP·NP]``: row j of fn → gate entry."""
     j = tl.arange(0, RP)[:, None]
     i = tl.arange(0, NP)[None, :]
     k = tl.arange(0, NP * NP)[None, :]
     a, b = k // NP, k % NP
-    s_pre = ((j == i) & (i < N)).to(tl.float32)
-    s_post = ((j == N + i) & (i < N)).to(tl.float32)
-    s_comb = ((j == 2 * N + a * N + b) & (a < N) & (b < N)).to(tl.float32)
+    s_pre = (j == i) & (i < N)
+    s_post = (j == N + i) & (i < N)
+    s_comb = (j == 2 * N + a * N + b) & (a < N) & (b < N)
     return s_pre, s_post, s_comb
 
 
 @triton.jit
 def _split_rows(v, s_pre, s_post, s_comb, BT: tl.constexpr, NP: tl.constexpr):
-    """``[BT, RP]`` → pre ``[BT, NP]``, post ``[BT, NP]``, comb ``[BT, NP, NP]``."""
-    pre = tl.sum(v[:, :, None] * s_pre[None, :, :], 1)
-    post = tl.sum(v[:, :, None] * s_post[None, :, :], 1)
-    comb = tl.reshape(tl.sum(v[:, :, None] * s_comb[None, :, :], 1), (BT, NP, NP))
+    """``[BT, RP]`` → pre ``[BT, NP]``, post ``[BT, NP]``, comb ``[BT, NP, NP]`` (selects, never multiplies:
+    a multiply-and-sum of this shape may be lowered to a tf32 dot, which would round the values)."""
+    pre = tl.sum(tl.where(s_pre[None, :, :], v[:, :, None], 0.0), 1)
+    post = tl.sum(tl.where(s_post[None, :, :], v[:, :, None], 0.0), 1)
+    comb = tl.reshape(tl.sum(tl.where(s_comb[None, :, :], v[:, :, None], 0.0), 1), (BT, NP, NP))
     return pre, post, comb
 
 
 @triton.jit
 def _join_rows(pre, post, comb, s_pre, s_post, s_comb, BT: tl.constexpr, NP: tl.constexpr):
     """The inverse of :func:`_split_rows`: gate values → ``[BT, RP]`` in fn's row order (0 in padding)."""
-    v = tl.sum(pre[:, None, :] * s_pre[None, :, :], 2)
-    v += tl.sum(post[:, None, :] * s_post[None, :, :], 2)
-    v += tl.sum(tl.reshape(comb, (BT, NP * NP))[:, None, :] * s_comb[None, :, :], 2)
+    v = tl.sum(tl.where(s_pre[None, :, :], pre[:, None, :], 0.0), 2)
+    v += tl.sum(tl.where(s_post[None, :, :], post[:, None, :], 0.0), 2)
+    v += tl.sum(tl.where(s_comb[None, :, :], tl.reshape(comb, (BT, NP * NP))[:, None, :], 0.0), 2)
     return v
-
-
-@triton.jit
-def _projection_pass(
-    x_ptr, fn_ptr, gy_ptr, t64, tmask, D,
-    N: tl.constexpr, NP: tl.constexpr, R: tl.constexpr, RP: tl.constexpr,
-    BT: tl.constexpr, BD: tl.constexpr, WITH_GY: tl.constexpr,
-):
-    """One pass over a token block's streams: ``x_flat @ fnᵀ`` ``[BT, RP]`` (tf32x3 tensor-core dots, fp32
-    accuracy), ``Σ x_flat²`` ``[BT]`` and, with ``WITH_GY``, ``⟨gy, x_i⟩`` ``[BT, NP]`` (∂L/∂pre of the collapse)."""
-    ND = N * D
-    rows = tl.arange(0, RP)
-    iv = tl.arange(0, NP)
-    acc = tl.zeros((BT, RP), tl.float32)
-    sumsq = tl.zeros((BT,), tl.float32)
-    gy_dot = tl.zeros((BT, NP), tl.float32)
-    for d0 in range(0, D, BD):
-        dd = d0 + tl.arange(0, BD)
-        dmask = dd < D
-        m2 = tmask[:, None] & dmask[None, :]
-        if WITH_GY:
-            gy = tl.load(gy_ptr + t64[:, None] * D + dd[None, :], mask=m2, other=0.0).to(tl.float32)
-        for i in tl.static_range(N):
-            xi = tl.load(x_ptr + t64[:, None] * ND + i * D + dd[None, :], mask=m2, other=0.0).to(tl.float32)
-            w = tl.load(fn_ptr + rows[:, None] * ND + (i * D + dd)[None, :], mask=(rows[:, None] < R) & dmask[None, :],
-                        other=0.0)  # fmt: skip
-            acc = tl.dot(xi, tl.trans(w), acc, input_precision="tf32x3")
-            sumsq += tl.sum(xi * xi, 1)
-            if WITH_GY:
-                gy_dot += tl.where(iv[None, :] == i, tl.sum(xi * gy, 1)[:, None], 0.0)
-    return acc, sumsq, gy_dot
 
 
 @triton.jit
@@ -195,19 +168,74 @@ def _gate_logits(mixes, scale_ptr, base_ptr, s_pre, s_post, s_comb, N: tl.conste
     return a_pre, a_post, z, row_scale
 
 
+@triton.jit
+def _projection_kernel(
+    x_ptr, fn_ptr, gy_ptr, proj_ptr, sumsq_ptr, gpre_ptr, T, D, cols_per_split,
+    N: tl.constexpr, NP: tl.constexpr, R: tl.constexpr, RP: tl.constexpr,
+    BT: tl.constexpr, BD: tl.constexpr, WITH_GY: tl.constexpr,
+):
+    """Split-K pass over the streams, program (token block, column split): partial ``x_flat @ fnᵀ``
+    ``(split, T, RP)`` (tf32x3 tensor-core dots: fp32 accuracy), partial ``Σ x_flat²`` ``(split, T)`` and,
+    with ``WITH_GY``, partial ``⟨gy, x_i⟩`` ``(split, T, NP)`` (∂L/∂pre of the collapse)."""
+    t = tl.program_id(0) * BT + tl.arange(0, BT)
+    tmask = t < T
+    t64 = t.to(tl.int64)
+    split = tl.program_id(1)
+    ND = N * D
+    rows = tl.arange(0, RP)
+    iv = tl.arange(0, NP)
+    acc = tl.zeros((BT, RP), tl.float32)
+    sumsq = tl.zeros((BT,), tl.float32)
+    gy_dot = tl.zeros((BT, NP), tl.float32)
+    d_start = split * cols_per_split
+    d_end = tl.minimum(d_start + cols_per_split, D)
+    for d0 in range(d_start, d_end, BD):
+        dd = d0 + tl.arange(0, BD)
+        dmask = dd < d_end
+        m2 = tmask[:, None] & dmask[None, :]
+        if WITH_GY:
+            gy = tl.load(gy_ptr + t64[:, None] * D + dd[None, :], mask=m2, other=0.0).to(tl.float32)
+        for i in tl.static_range(N):
+            xi = tl.load(x_ptr + t64[:, None] * ND + i * D + dd[None, :], mask=m2, other=0.0).to(tl.float32)
+            w = tl.load(fn_ptr + rows[:, None] * ND + (i * D + dd)[None, :], mask=(rows[:, None] < R) & dmask[None, :],
+                        other=0.0)  # fmt: skip
+            acc = tl.dot(xi, tl.trans(w), acc, input_precision="tf32x3")
+            sumsq += tl.sum(xi * xi, 1)
+            if WITH_GY:
+                gy_dot += tl.where(iv[None, :] == i, tl.sum(xi * gy, 1)[:, None], 0.0)
+    base = split.to(tl.int64) * T
+    tl.store(proj_ptr + (base + t64[:, None]) * RP + rows[None, :], acc, mask=tmask[:, None])
+    tl.store(sumsq_ptr + base + t64, sumsq, mask=tmask)
+    if WITH_GY:
+        tl.store(gpre_ptr + (base + t64[:, None]) * NP + iv[None, :], gy_dot, mask=tmask[:, None])
+
+
+@triton.jit
+def _sum_splits(ptr, t64, tmask, T, SPLITS: tl.constexpr, W: tl.constexpr, BT: tl.constexpr):
+    """``Σ_split ptr[split, t, :W]`` ``[BT, W]`` (W = 1 gives ``[BT, 1]``)."""
+    cols = tl.arange(0, W)
+    acc = tl.zeros((BT, W), tl.float32)
+    for sp in tl.static_range(SPLITS):
+        acc += tl.load(ptr + (sp * T + t64[:, None]) * W + cols[None, :], mask=tmask[:, None], other=0.0)
+    return acc
+
+
 # ── hc_pre ─────────────────────────────────────────────────────────────────────────────────────
 @triton.jit
-def _hc_pre_fwd_kernel(
-    x_ptr, fn_ptr, scale_ptr, base_ptr, y_ptr, post_ptr, comb_ptr,
+def _hc_pre_gates_kernel(
+    x_ptr, proj_ptr, sumsq_ptr, scale_ptr, base_ptr, y_ptr, post_ptr, comb_ptr,
     T, D, K, hc_eps, norm_eps,
-    N: tl.constexpr, NP: tl.constexpr, R: tl.constexpr, RP: tl.constexpr, BT: tl.constexpr, BD: tl.constexpr,
+    N: tl.constexpr, NP: tl.constexpr, R: tl.constexpr, RP: tl.constexpr, SPLITS: tl.constexpr,
+    BT: tl.constexpr, BD: tl.constexpr,
 ):
+    """Per token block: the gates and all K Sinkhorn steps in registers, then the collapse ``y = Σ pre_i x_i``."""
     t = tl.program_id(0) * BT + tl.arange(0, BT)
     tmask = t < T
     t64 = t.to(tl.int64)
     ND = N * D
     s_pre, s_post, s_comb = _selections(N, NP, RP)
-    proj, sumsq, _ = _projection_pass(x_ptr, fn_ptr, x_ptr, t64, tmask, D, N, NP, R, RP, BT, BD, False)
+    proj = _sum_splits(proj_ptr, t64, tmask, T, SPLITS, RP, BT)
+    sumsq = tl.sum(_sum_splits(sumsq_ptr, t64, tmask, T, SPLITS, 1, BT), 1)
     r = 1.0 / tl.sqrt(sumsq / ND + norm_eps)
     a_pre, a_post, z, _ = _gate_logits(proj * r[:, None], scale_ptr, base_ptr, s_pre, s_post, s_comb, N, R, RP, BT, NP)
     pre = tl.sigmoid(a_pre) + hc_eps
@@ -232,14 +260,15 @@ def _hc_pre_fwd_kernel(
 
 
 @triton.jit
-def _hc_pre_bwd_kernel(
-    x_ptr, fn_ptr, scale_ptr, base_ptr, gy_ptr, gpost_ptr, gcomb_ptr,
-    gx_ptr, ga_ptr, mixes_ptr, gm_r_ptr,
+def _hc_pre_gate_grad_kernel(
+    proj_ptr, sumsq_ptr, gpre_ptr, scale_ptr, base_ptr, gpost_ptr, gcomb_ptr,
+    ga_ptr, mixes_ptr, gm_r_ptr, coef_ptr, pre_ptr,
     T, D, K, hc_eps, norm_eps,
-    N: tl.constexpr, NP: tl.constexpr, R: tl.constexpr, RP: tl.constexpr, BT: tl.constexpr, BD: tl.constexpr,
+    N: tl.constexpr, NP: tl.constexpr, R: tl.constexpr, RP: tl.constexpr, SPLITS: tl.constexpr, BT: tl.constexpr,
 ):
-    """Writes ∂L/∂x, and per token ∂L/∂(gate pre-activations) ``ga``, the ``mixes`` and
-    ``r·∂L/∂mixes`` ``(T, R)`` (fn's row order) from which the host reduces ∂L/∂(fn, scale, base)."""
+    """Per token block, the gates' backward (the K Sinkhorn steps differentiated in registers). Writes
+    ``(T, RP)``: ∂L/∂(gate pre-activations) ``ga``, ``mixes``, ``r·∂L/∂mixes``; ``(T,)`` the RMS term's
+    coefficient ``−(r²/ND)·⟨∂L/∂mixes, mixes⟩``; ``(T, N)`` pre."""
     t = tl.program_id(0) * BT + tl.arange(0, BT)
     tmask = t < T
     t64 = t.to(tl.int64)
@@ -248,13 +277,13 @@ def _hc_pre_bwd_kernel(
     rows = tl.arange(0, RP)
     valid = _row_col_valid(N, NP)
     s_pre, s_post, s_comb = _selections(N, NP, RP)
-
-    proj, sumsq, g_pre = _projection_pass(x_ptr, fn_ptr, gy_ptr, t64, tmask, D, N, NP, R, RP, BT, BD, True)
+    proj = _sum_splits(proj_ptr, t64, tmask, T, SPLITS, RP, BT)
+    sumsq = tl.sum(_sum_splits(sumsq_ptr, t64, tmask, T, SPLITS, 1, BT), 1)
+    g_pre = _sum_splits(gpre_ptr, t64, tmask, T, SPLITS, NP, BT)
     r = 1.0 / tl.sqrt(sumsq / ND + norm_eps)
     mixes = proj * r[:, None]
     a_pre, a_post, z, row_scale = _gate_logits(mixes, scale_ptr, base_ptr, s_pre, s_post, s_comb, N, R, RP, BT, NP)
     sig_pre = tl.sigmoid(a_pre)
-    pre = sig_pre + hc_eps
     sig_post = tl.sigmoid(a_post)
     gate_mask = tmask[:, None] & (iv[None, :] < N)
     g_post = tl.load(gpost_ptr + t64[:, None] * N + iv[None, :], mask=gate_mask, other=0.0)
@@ -264,42 +293,34 @@ def _hc_pre_bwd_kernel(
     ga_pre = tl.where(iv[None, :] < N, g_pre * sig_pre * (1.0 - sig_pre), 0.0)
     ga_post = tl.where(iv[None, :] < N, g_post * 2.0 * sig_post * (1.0 - sig_post), 0.0)
     ga_comb = _sinkhorn_bwd(z, g_comb, valid, K, hc_eps)
-    ga = _join_rows(ga_pre, ga_post, ga_comb, s_pre, s_post, s_comb, BT, NP)  # ∂L/∂(gate pre-activations)
+    ga = _join_rows(ga_pre, ga_post, ga_comb, s_pre, s_post, s_comb, BT, NP)
     gm = ga * row_scale[None, :]  # ∂L/∂mixes
     # mixes = proj·r with r = (Σx²/ND + eps)^-1/2: ∂/∂x_flat = r·fnᵀ gm − (r²/ND)(gm·mixes)·x_flat
-    coef = -(r * r / ND) * tl.sum(gm * mixes, 1)
-    G = gm * r[:, None]
-    row_off = t64[:, None] * R + rows[None, :]
-    row_mask = tmask[:, None] & (rows[None, :] < R)
-    tl.store(ga_ptr + row_off, ga, mask=row_mask)
-    tl.store(mixes_ptr + row_off, mixes, mask=row_mask)
-    tl.store(gm_r_ptr + row_off, G, mask=row_mask)
-
-    for d0 in range(0, D, BD):
-        dd = d0 + tl.arange(0, BD)
-        dmask = dd < D
-        m2 = tmask[:, None] & dmask[None, :]
-        gy = tl.load(gy_ptr + t64[:, None] * D + dd[None, :], mask=m2, other=0.0).to(tl.float32)
-        for i in tl.static_range(N):
-            xi = tl.load(x_ptr + t64[:, None] * ND + i * D + dd[None, :], mask=m2, other=0.0).to(tl.float32)
-            w = tl.load(fn_ptr + rows[:, None] * ND + (i * D + dd)[None, :], mask=(rows[:, None] < R) & dmask[None, :],
-                        other=0.0)  # fmt: skip
-            pre_i = tl.sum(tl.where(iv[None, :] == i, pre, 0.0), 1)
-            gx = tl.dot(G, w, coef[:, None] * xi + pre_i[:, None] * gy, input_precision="tf32x3")
-            tl.store(gx_ptr + t64[:, None] * ND + i * D + dd[None, :], gx.to(gx_ptr.dtype.element_ty), mask=m2)
+    row_off = t64[:, None] * RP + rows[None, :]
+    tl.store(ga_ptr + row_off, ga, mask=tmask[:, None])
+    tl.store(mixes_ptr + row_off, mixes, mask=tmask[:, None])
+    tl.store(gm_r_ptr + row_off, gm * r[:, None], mask=tmask[:, None])
+    tl.store(coef_ptr + t64, -(r * r / ND) * tl.sum(gm * mixes, 1), mask=tmask)
+    tl.store(pre_ptr + t64[:, None] * N + iv[None, :], sig_pre + hc_eps, mask=gate_mask)
 
 
 @triton.jit
-def _generator_grad_kernel(
-    x_ptr, gm_r_ptr, out_ptr, T, ND, tokens_per_split,
-    R: tl.constexpr, RP: tl.constexpr, BT: tl.constexpr, BC: tl.constexpr,
+def _hc_pre_input_grad_kernel(
+    x_ptr, fn_ptr, gy_ptr, gm_r_ptr, coef_ptr, pre_ptr, gx_ptr, gfn_ptr, T, D, tokens_per_split,
+    N: tl.constexpr, R: tl.constexpr, RP: tl.constexpr, BT: tl.constexpr, BC: tl.constexpr,
 ):
-    """Partial ``∂L/∂fn = Σ_t (r·∂L/∂mixes)_t ⊗ x_flat_t`` over one token split: ``out[split]`` ``(R, ND)``."""
+    """Program (column block of x_flat, token split): for each token block
+    ``∂L/∂x_flat = (r·∂L/∂mixes) @ fn + coef·x_flat + pre_i·gy`` (stored), while accumulating the partial
+    ``∂L/∂fn = Σ_t (r·∂L/∂mixes)_t ⊗ x_flat_t`` in registers, written once as ``gfn[split]`` ``(R, ND)``."""
+    ND = N * D
     c = tl.program_id(0) * BC + tl.arange(0, BC)
     cmask = c < ND
+    stream = c // D
+    col_d = c - stream * D
     split = tl.program_id(1)
     rows = tl.arange(0, RP)
     rmask = rows < R
+    w = tl.load(fn_ptr + rows[:, None] * ND + c[None, :], mask=rmask[:, None] & cmask[None, :], other=0.0)
     acc = tl.zeros((RP, BC), tl.float32)
     t_start = split * tokens_per_split
     t_end = tl.minimum(t_start + tokens_per_split, T)
@@ -307,10 +328,16 @@ def _generator_grad_kernel(
         t = t0 + tl.arange(0, BT)
         tmask = t < t_end
         t64 = t.to(tl.int64)
-        g = tl.load(gm_r_ptr + t64[:, None] * R + rows[None, :], mask=tmask[:, None] & rmask[None, :], other=0.0)
-        x = tl.load(x_ptr + t64[:, None] * ND + c[None, :], mask=tmask[:, None] & cmask[None, :], other=0.0)
-        acc = tl.dot(tl.trans(g), x.to(tl.float32), acc, input_precision="tf32x3")
-    out = out_ptr + split.to(tl.int64) * R * ND
+        m2 = tmask[:, None] & cmask[None, :]
+        g = tl.load(gm_r_ptr + t64[:, None] * RP + rows[None, :], mask=tmask[:, None], other=0.0)
+        x = tl.load(x_ptr + t64[:, None] * ND + c[None, :], mask=m2, other=0.0).to(tl.float32)
+        gy = tl.load(gy_ptr + t64[:, None] * D + col_d[None, :], mask=m2, other=0.0).to(tl.float32)
+        pre = tl.load(pre_ptr + t64[:, None] * N + stream[None, :], mask=m2, other=0.0)
+        coef = tl.load(coef_ptr + t64, mask=tmask, other=0.0)
+        gx = tl.dot(g, w, coef[:, None] * x + pre * gy, input_precision="tf32x3")
+        tl.store(gx_ptr + t64[:, None] * ND + c[None, :], gx.to(gx_ptr.dtype.element_ty), mask=m2)
+        acc = tl.dot(tl.trans(g), x, acc, input_precision="tf32x3")
+    out = gfn_ptr + split.to(tl.int64) * R * ND
     tl.store(out + rows[:, None] * ND + c[None, :], acc, mask=rmask[:, None] & cmask[None, :])
 
 
@@ -376,6 +403,24 @@ def _hc_post_bwd_kernel(
 
 
 # ── launchers ──────────────────────────────────────────────────────────────────────────────────
+def _projection(x: torch.Tensor, fn: torch.Tensor, grad_y: torch.Tensor | None):
+    """Split-K projection partials (and ⟨gy, x_i⟩ partials when ``grad_y`` is given)."""
+    T, N, D = x.shape
+    RP, NP = generator_rows_padded(N), padded_streams(N)
+    splits = max(1, min(PROJ_SPLITS, triton.cdiv(D, PROJ_BLOCK_D)))
+    cols = triton.cdiv(triton.cdiv(D, splits), PROJ_BLOCK_D) * PROJ_BLOCK_D
+    splits = triton.cdiv(D, cols)
+    proj = _new((splits, T, RP), torch.float32, x.device)
+    sumsq = _new((splits, T), torch.float32, x.device)
+    gpre = _new((splits, T, NP), torch.float32, x.device) if grad_y is not None else sumsq
+    _projection_kernel[(triton.cdiv(T, PROJ_BLOCK_T), splits)](
+        x, fn, x if grad_y is None else grad_y, proj, sumsq, gpre, T, D, cols,
+        N=N, NP=NP, R=(2 + N) * N, RP=RP, BT=PROJ_BLOCK_T, BD=PROJ_BLOCK_D, WITH_GY=grad_y is not None,
+        num_warps=NUM_WARPS,
+    )
+    return proj, sumsq, gpre, splits
+
+
 def hc_pre_forward(
     x: torch.Tensor, fn: torch.Tensor, scale: torch.Tensor, base: torch.Tensor, K: int, hc_eps: float, norm_eps: float
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -384,10 +429,10 @@ def hc_pre_forward(
     y = _new((T, D), x.dtype, x.device)
     post = _new((T, N), torch.float32, x.device)
     comb = _new((T, N, N), torch.float32, x.device)
-    grid = (triton.cdiv(T, PRE_BLOCK_T),)
-    _hc_pre_fwd_kernel[grid](
-        x, fn, scale, base, y, post, comb, T, D, K, hc_eps, norm_eps,
-        N=N, NP=padded_streams(N), R=(2 + N) * N, RP=generator_rows_padded(N),
+    proj, sumsq, _, splits = _projection(x, fn, None)
+    _hc_pre_gates_kernel[(triton.cdiv(T, PRE_BLOCK_T),)](
+        x, proj, sumsq, scale, base, y, post, comb, T, D, K, hc_eps, norm_eps,
+        N=N, NP=padded_streams(N), R=(2 + N) * N, RP=generator_rows_padded(N), SPLITS=splits,
         BT=PRE_BLOCK_T, BD=PRE_BLOCK_D, num_warps=NUM_WARPS,
     )
     return y, post, comb
@@ -401,30 +446,31 @@ def hc_pre_backward(
     """Gradients of ``hc_pre`` w.r.t. ``(x, fn, scale, base)`` given those of ``(y, post, comb)``."""
     T, N, D = x.shape
     R, ND = fn.shape
+    RP = generator_rows_padded(N)
     dev = x.device
-    grad_x = _new(x.shape, x.dtype, x.device)
-    ga = _new((T, R), torch.float32, dev)
-    mixes = _new((T, R), torch.float32, dev)
-    gm_r = _new((T, R), torch.float32, dev)
-    _hc_pre_bwd_kernel[(triton.cdiv(T, PRE_BLOCK_T),)](
-        x, fn, scale, base, grad_y, grad_post, grad_comb, grad_x, ga, mixes, gm_r,
+    proj, sumsq, gpre, splits = _projection(x, fn, grad_y)
+    ga, mixes, gm_r = (_new((T, RP), torch.float32, dev) for _ in range(3))
+    coef = _new((T,), torch.float32, dev)
+    pre = _new((T, N), torch.float32, dev)
+    _hc_pre_gate_grad_kernel[(triton.cdiv(T, PRE_BLOCK_T),)](
+        proj, sumsq, gpre, scale, base, grad_post, grad_comb, ga, mixes, gm_r, coef, pre,
         T, D, K, hc_eps, norm_eps,
-        N=N, NP=padded_streams(N), R=R, RP=generator_rows_padded(N),
-        BT=PRE_BLOCK_T, BD=PRE_BLOCK_D, num_warps=NUM_WARPS,
+        N=N, NP=padded_streams(N), R=R, RP=RP, SPLITS=splits, BT=PRE_BLOCK_T, num_warps=NUM_WARPS,
     )
-    col_blocks = triton.cdiv(ND, DFN_BLOCK_C)
+    col_blocks = triton.cdiv(ND, GRAD_BLOCK_C)
     n_sm = torch.cuda.get_device_properties(dev).multi_processor_count if dev.type == "cuda" else 4
-    splits = max(1, min(triton.cdiv(T, DFN_BLOCK_T), triton.cdiv(2 * n_sm, col_blocks)))
-    tokens_per_split = triton.cdiv(triton.cdiv(T, splits), DFN_BLOCK_T) * DFN_BLOCK_T
-    splits = triton.cdiv(T, tokens_per_split)
-    partial = _new((splits, R, ND), torch.float32, dev)
-    _generator_grad_kernel[(col_blocks, splits)](
-        x, gm_r, partial, T, ND, tokens_per_split,
-        R=R, RP=generator_rows_padded(N), BT=DFN_BLOCK_T, BC=DFN_BLOCK_C, num_warps=NUM_WARPS,
+    token_splits = max(1, min(triton.cdiv(T, GRAD_BLOCK_T), triton.cdiv(2 * n_sm, col_blocks)))
+    tokens_per_split = triton.cdiv(triton.cdiv(T, token_splits), GRAD_BLOCK_T) * GRAD_BLOCK_T
+    token_splits = triton.cdiv(T, tokens_per_split)
+    grad_x = _new(x.shape, x.dtype, dev)
+    partial = _new((token_splits, R, ND), torch.float32, dev)
+    _hc_pre_input_grad_kernel[(col_blocks, token_splits)](
+        x, fn, grad_y, gm_r, coef, pre, grad_x, partial, T, D, tokens_per_split,
+        N=N, R=R, RP=RP, BT=GRAD_BLOCK_T, BC=GRAD_BLOCK_C, num_warps=NUM_WARPS,
     )
-    grad_fn = partial.sum(0) if splits > 1 else partial[0]
-    grad_base = ga.sum(0)
-    weighted = (ga * mixes).sum(0)
+    grad_fn = partial.sum(0) if token_splits > 1 else partial[0]
+    grad_base = ga[:, :R].sum(0)
+    weighted = (ga[:, :R] * mixes[:, :R]).sum(0)
     grad_scale = torch.stack((weighted[:N].sum(), weighted[N : 2 * N].sum(), weighted[2 * N :].sum()))
     return grad_x, grad_fn, grad_scale.to(scale.dtype), grad_base.to(base.dtype)
 
