@@ -122,10 +122,38 @@ def bench_ops(T: int, d: int, bandwidth: float) -> list[dict]:
 
 TUNE_GRID = [  # overrides of triton_kernels' tile constants, one variant per entry
     {},
-    {"PROJ_BLOCK_T": 32}, {"PROJ_BLOCK_T": 128, "NUM_WARPS": 8}, {"PROJ_SPLITS": 8}, {"PROJ_SPLITS": 2},
-    {"PROJ_BLOCK_D": 32}, {"PRE_BLOCK_T": 32}, {"PRE_BLOCK_D": 128},
-    {"GRAD_BLOCK_T": 32}, {"GRAD_BLOCK_T": 128}, {"GRAD_BLOCK_C": 64}, {"GRAD_BLOCK_C": 256}, {"NUM_WARPS": 8},
+    {"PROJ_BLOCK_T": 64}, {"PROJ_SPLITS": 8}, {"PROJ_SPLITS": 2}, {"PROJ_BLOCK_D": 32}, {"PROJ_WARPS": 4},
+    {"PRE_BLOCK_T": 8}, {"PRE_BLOCK_T": 32}, {"PRE_BLOCK_D": 128},
+    {"GRAD_BLOCK_T": 32}, {"GRAD_BLOCK_C": 64}, {"NUM_WARPS": 8}, {"NUM_WARPS": 2},
 ]
+
+
+def breakdown(T: int, d: int) -> list[dict]:
+    """Device time per kernel of hc_pre and hc_post, forward and backward (torch.profiler, 20 calls each)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    inp = op_inputs(T, d, torch.Generator("cuda").manual_seed(d))
+    x, fn, scale, base = inp["x"], inp["fn"], inp["scale"], inp["base"]
+    _, post, comb = tk.hc_pre_forward(x, fn, scale, base, K, ops.HC_EPS, ops.NORM_EPS)
+    calls = 20
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(calls):
+            tk.hc_pre_forward(x, fn, scale, base, K, ops.HC_EPS, ops.NORM_EPS)
+            tk.hc_pre_backward(x, fn, scale, base, inp["gy"], inp["gpost"], inp["gcomb"], K, ops.HC_EPS, ops.NORM_EPS)
+            tk.hc_post_forward(inp["f"], x, post, comb)
+            tk.hc_post_backward(inp["gout"], inp["f"], x, post, comb)
+        torch.cuda.synchronize()
+    rows = []
+    for evt in prof.key_averages():
+        us = getattr(evt, "self_device_time_total", None) or getattr(evt, "self_cuda_time_total", 0)
+        if us > 0:
+            rows.append({"kernel": evt.key[:60], "us_per_call": us / calls, "count": evt.count / calls})
+    rows.sort(key=lambda r: -r["us_per_call"])
+    print(f"per-kernel device time at d={d}, {T} tokens (µs per call)")
+    for r in rows:
+        print(f"  {r['kernel']:60s} {r['us_per_call']:8.2f}  ×{r['count']:.0f}")
+    print()
+    return rows
 
 
 def tune(T: int, d: int) -> list[dict]:
@@ -206,6 +234,7 @@ def main() -> None:
 
     if args.tune:
         report["tune"] = tune(args.tokens, 1024)
+        report["breakdown"] = breakdown(args.tokens, 1024)
     if not args.skip_ops:
         rows = [r for d in widths for r in bench_ops(args.tokens, d, bw)]
         report["ops"] = rows

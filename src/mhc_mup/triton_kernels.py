@@ -26,9 +26,10 @@ import triton
 import triton.language as tl
 
 # Tile shapes, chosen on the H100 (benchmarks/bench_fused.py prints the per-op timings they give).
-PROJ_BLOCK_T = 64  # split-K projection: token block, column chunk, and splits of each stream's columns
+PROJ_BLOCK_T = 128  # split-K projection: token block, column chunk, splits of each stream's columns, warps
 PROJ_BLOCK_D = 64
 PROJ_SPLITS = 4
+PROJ_WARPS = 8
 PRE_BLOCK_T = 16  # gates, Sinkhorn and collapse
 PRE_BLOCK_D = 64
 GRAD_BLOCK_T = 64  # ∂L/∂x and ∂L/∂fn: token chunk and column block of x_flat
@@ -48,6 +49,12 @@ def _new(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> to
 def generator_rows_padded(n_s: int) -> int:
     """The generator's ``(2+n_s)·n_s`` rows padded to a power of two ≥ 16 (the smallest tensor-core dot)."""
     return max(16, triton.next_power_of_2((2 + n_s) * n_s))
+
+
+def gate_layout_width(n_s: int) -> int:
+    """Columns per token of the projection partials: pre and post ``NP`` each, comb ``NP·NP``."""
+    n = padded_streams(n_s)
+    return 2 * n + n * n
 
 
 def padded_streams(n_s: int) -> int:
@@ -119,64 +126,73 @@ def _sinkhorn_bwd(Z, g, valid, K, eps):
 
 
 # ── shared pieces of the hc_pre kernels ─────────────────────────────────────────────────────────
-# The generator's R = (2+N)·N rows are handled as one [.., RP] block (R padded to a power of two ≥ 16) so
-# that the projection is a tensor-core dot; 0/1 selection matrices split it into the pre [.., NP], post
-# [.., NP] and comb [.., NP·NP] gates and assemble it back (exact: products with 1 and sums of zeros).
+# The projection runs over all R = (2+N)·N generator rows at once (R padded to a power of two ≥ 16, the
+# smallest tensor-core dot) and is stored in "gate layout", GW = 2·NP + NP·NP columns per token:
+# pre [0, NP), post [NP, 2NP), comb [2NP, GW) row-major with row length NP, so the per-token kernels read
+# each gate with plain 2-D/3-D loads (padding columns are never written and always masked on load).
 @triton.jit
-def _selections(N: tl.constexpr, NP: tl.constexpr, RP: tl.constexpr):
-    """Masks ``S_pre`` ``[RP, NP]``, ``S_post`` ``[RP, NP]``, ``S_comb`` ``[RP, NP·NP]``: row j of fn → gate entry."""
-    j = tl.arange(0, RP)[:, None]
-    i = tl.arange(0, NP)[None, :]
-    k = tl.arange(0, NP * NP)[None, :]
-    a, b = k // NP, k % NP
-    s_pre = (j == i) & (i < N)
-    s_post = (j == N + i) & (i < N)
-    s_comb = (j == 2 * N + a * N + b) & (a < N) & (b < N)
-    return s_pre, s_post, s_comb
+def _gate_columns(N: tl.constexpr, NP: tl.constexpr, RP: tl.constexpr):
+    """For fn's rows ``j`` ``[RP]``: the gate-layout column of each row and whether the row exists."""
+    j = tl.arange(0, RP)
+    k = j - 2 * N
+    col = tl.where(j < N, j, tl.where(j < 2 * N, NP + j - N, 2 * NP + (k // N) * NP + k % N))
+    return col, j < (2 + N) * N
 
 
 @triton.jit
-def _split_rows(v, s_pre, s_post, s_comb, BT: tl.constexpr, NP: tl.constexpr):
-    """``[BT, RP]`` → pre ``[BT, NP]``, post ``[BT, NP]``, comb ``[BT, NP, NP]`` (selects, never multiplies:
-    a multiply-and-sum of this shape may be lowered to a tf32 dot, which would round the values)."""
-    pre = tl.sum(tl.where(s_pre[None, :, :], v[:, :, None], 0.0), 1)
-    post = tl.sum(tl.where(s_post[None, :, :], v[:, :, None], 0.0), 1)
-    comb = tl.reshape(tl.sum(tl.where(s_comb[None, :, :], v[:, :, None], 0.0), 1), (BT, NP, NP))
-    return pre, post, comb
+def _gate_offsets(N: tl.constexpr, NP: tl.constexpr):
+    """Offsets and masks of the pre/post ``[NP]`` and comb ``[NP, NP]`` entries, in fn's row order (``rows_*``,
+    for the base and the per-token gradients) and in gate layout (``cols_*``)."""
+    i = tl.arange(0, NP)
+    a = i[:, None]
+    b = i[None, :]
+    v_gate = i < N
+    v_comb = (a < N) & (b < N)
+    return i, N + i, 2 * N + a * N + b, i, NP + i, 2 * NP + a * NP + b, v_gate, v_comb
 
 
 @triton.jit
-def _join_rows(pre, post, comb, s_pre, s_post, s_comb, BT: tl.constexpr, NP: tl.constexpr):
-    """The inverse of :func:`_split_rows`: gate values → ``[BT, RP]`` in fn's row order (0 in padding)."""
-    v = tl.sum(tl.where(s_pre[None, :, :], pre[:, None, :], 0.0), 2)
-    v += tl.sum(tl.where(s_post[None, :, :], post[:, None, :], 0.0), 2)
-    v += tl.sum(tl.where(s_comb[None, :, :], tl.reshape(comb, (BT, NP * NP))[:, None, :], 0.0), 2)
-    return v
+def _gate_logits(pre_m, post_m, comb_m, scale_ptr, base_ptr, N: tl.constexpr, NP: tl.constexpr):
+    """Each gate's pre-activation ``mixes·s + b`` (``ops.gate_logits``) from its mixes."""
+    r_pre, r_post, r_comb, _, _, _, v_gate, v_comb = _gate_offsets(N, NP)
+    a_pre = pre_m * tl.load(scale_ptr) + tl.load(base_ptr + r_pre, mask=v_gate, other=0.0)[None, :]
+    a_post = post_m * tl.load(scale_ptr + 1) + tl.load(base_ptr + r_post, mask=v_gate, other=0.0)[None, :]
+    z = comb_m * tl.load(scale_ptr + 2) + tl.load(base_ptr + r_comb, mask=v_comb, other=0.0)[None, :, :]
+    return a_pre, a_post, z
 
 
 @triton.jit
-def _gate_logits(mixes, scale_ptr, base_ptr, s_pre, s_post, s_comb, N: tl.constexpr, R: tl.constexpr,
-                 RP: tl.constexpr, BT: tl.constexpr, NP: tl.constexpr):  # fmt: skip
-    """Each gate's pre-activation ``mixes·s + b`` (``ops.gate_logits``), split into pre, post and comb."""
-    rows = tl.arange(0, RP)
-    base = tl.load(base_ptr + rows, mask=rows < R, other=0.0)
-    s0 = tl.load(scale_ptr)
-    s1 = tl.load(scale_ptr + 1)
-    s2 = tl.load(scale_ptr + 2)
-    row_scale = tl.where(rows < N, s0, tl.where(rows < 2 * N, s1, s2))
-    a_pre, a_post, z = _split_rows(mixes * row_scale[None, :] + base[None, :], s_pre, s_post, s_comb, BT, NP)
-    return a_pre, a_post, z, row_scale
+def _load_mixes(
+    proj_ptr, sumsq_ptr, t64, tmask, T, D, norm_eps,
+    N: tl.constexpr, NP: tl.constexpr, GW: tl.constexpr, SPLITS: tl.constexpr, BT: tl.constexpr,
+):
+    """Sum the split-K partials: the mixes ``[BT, NP]``, ``[BT, NP]``, ``[BT, NP, NP]`` and ``r`` ``[BT]``."""
+    _, _, _, c_pre, c_post, c_comb, v_gate, v_comb = _gate_offsets(N, NP)
+    m2 = tmask[:, None] & v_gate[None, :]
+    m3 = tmask[:, None, None] & v_comb[None, :, :]
+    pre = tl.zeros((BT, NP), tl.float32)
+    post = tl.zeros((BT, NP), tl.float32)
+    comb = tl.zeros((BT, NP, NP), tl.float32)
+    sumsq = tl.zeros((BT,), tl.float32)
+    for sp in tl.static_range(SPLITS):
+        row = (sp * T + t64) * GW
+        pre += tl.load(proj_ptr + row[:, None] + c_pre[None, :], mask=m2, other=0.0)
+        post += tl.load(proj_ptr + row[:, None] + c_post[None, :], mask=m2, other=0.0)
+        comb += tl.load(proj_ptr + row[:, None, None] + c_comb[None, :, :], mask=m3, other=0.0)
+        sumsq += tl.load(sumsq_ptr + sp * T + t64, mask=tmask, other=0.0)
+    r = 1.0 / tl.sqrt(sumsq / (N * D) + norm_eps)
+    return pre * r[:, None], post * r[:, None], comb * r[:, None, None], r
 
 
 @triton.jit
 def _projection_kernel(
     x_ptr, fn_ptr, gy_ptr, proj_ptr, sumsq_ptr, gpre_ptr, T, D, cols_per_split,
-    N: tl.constexpr, NP: tl.constexpr, R: tl.constexpr, RP: tl.constexpr,
+    N: tl.constexpr, NP: tl.constexpr, R: tl.constexpr, RP: tl.constexpr, GW: tl.constexpr,
     BT: tl.constexpr, BD: tl.constexpr, WITH_GY: tl.constexpr,
 ):
     """Split-K pass over the streams, program (token block, column split): partial ``x_flat @ fnᵀ``
-    ``(split, T, RP)`` (tf32x3 tensor-core dots: fp32 accuracy), partial ``Σ x_flat²`` ``(split, T)`` and,
-    with ``WITH_GY``, partial ``⟨gy, x_i⟩`` ``(split, T, NP)`` (∂L/∂pre of the collapse)."""
+    ``(split, T, GW)`` in gate layout (tf32x3 tensor-core dots: fp32 accuracy), partial ``Σ x_flat²``
+    ``(split, T)`` and, with ``WITH_GY``, partial ``⟨gy, x_i⟩`` ``(split, T, NP)`` (∂L/∂pre of the collapse)."""
     t = tl.program_id(0) * BT + tl.arange(0, BT)
     tmask = t < T
     t64 = t.to(tl.int64)
@@ -204,20 +220,11 @@ def _projection_kernel(
             if WITH_GY:
                 gy_dot += tl.where(iv[None, :] == i, tl.sum(xi * gy, 1)[:, None], 0.0)
     base = split.to(tl.int64) * T
-    tl.store(proj_ptr + (base + t64[:, None]) * RP + rows[None, :], acc, mask=tmask[:, None])
+    col, exists = _gate_columns(N, NP, RP)
+    tl.store(proj_ptr + (base + t64[:, None]) * GW + col[None, :], acc, mask=tmask[:, None] & exists[None, :])
     tl.store(sumsq_ptr + base + t64, sumsq, mask=tmask)
     if WITH_GY:
         tl.store(gpre_ptr + (base + t64[:, None]) * NP + iv[None, :], gy_dot, mask=tmask[:, None])
-
-
-@triton.jit
-def _sum_splits(ptr, t64, tmask, T, SPLITS: tl.constexpr, W: tl.constexpr, BT: tl.constexpr):
-    """``Σ_split ptr[split, t, :W]`` ``[BT, W]`` (W = 1 gives ``[BT, 1]``)."""
-    cols = tl.arange(0, W)
-    acc = tl.zeros((BT, W), tl.float32)
-    for sp in tl.static_range(SPLITS):
-        acc += tl.load(ptr + (sp * T + t64[:, None]) * W + cols[None, :], mask=tmask[:, None], other=0.0)
-    return acc
 
 
 # ── hc_pre ─────────────────────────────────────────────────────────────────────────────────────
@@ -225,19 +232,15 @@ def _sum_splits(ptr, t64, tmask, T, SPLITS: tl.constexpr, W: tl.constexpr, BT: t
 def _hc_pre_gates_kernel(
     x_ptr, proj_ptr, sumsq_ptr, scale_ptr, base_ptr, y_ptr, post_ptr, comb_ptr,
     T, D, K, hc_eps, norm_eps,
-    N: tl.constexpr, NP: tl.constexpr, R: tl.constexpr, RP: tl.constexpr, SPLITS: tl.constexpr,
-    BT: tl.constexpr, BD: tl.constexpr,
+    N: tl.constexpr, NP: tl.constexpr, GW: tl.constexpr, SPLITS: tl.constexpr, BT: tl.constexpr, BD: tl.constexpr,
 ):
     """Per token block: the gates and all K Sinkhorn steps in registers, then the collapse ``y = Σ pre_i x_i``."""
     t = tl.program_id(0) * BT + tl.arange(0, BT)
     tmask = t < T
     t64 = t.to(tl.int64)
     ND = N * D
-    s_pre, s_post, s_comb = _selections(N, NP, RP)
-    proj = _sum_splits(proj_ptr, t64, tmask, T, SPLITS, RP, BT)
-    sumsq = tl.sum(_sum_splits(sumsq_ptr, t64, tmask, T, SPLITS, 1, BT), 1)
-    r = 1.0 / tl.sqrt(sumsq / ND + norm_eps)
-    a_pre, a_post, z, _ = _gate_logits(proj * r[:, None], scale_ptr, base_ptr, s_pre, s_post, s_comb, N, R, RP, BT, NP)
+    pre_m, post_m, comb_m, _ = _load_mixes(proj_ptr, sumsq_ptr, t64, tmask, T, D, norm_eps, N, NP, GW, SPLITS, BT)
+    a_pre, a_post, z = _gate_logits(pre_m, post_m, comb_m, scale_ptr, base_ptr, N, NP)
     pre = tl.sigmoid(a_pre) + hc_eps
     post = 2.0 * tl.sigmoid(a_post)
     valid = _row_col_valid(N, NP)
@@ -264,44 +267,53 @@ def _hc_pre_gate_grad_kernel(
     proj_ptr, sumsq_ptr, gpre_ptr, scale_ptr, base_ptr, gpost_ptr, gcomb_ptr,
     ga_ptr, mixes_ptr, gm_r_ptr, coef_ptr, pre_ptr,
     T, D, K, hc_eps, norm_eps,
-    N: tl.constexpr, NP: tl.constexpr, R: tl.constexpr, RP: tl.constexpr, SPLITS: tl.constexpr, BT: tl.constexpr,
+    N: tl.constexpr, NP: tl.constexpr, GW: tl.constexpr, SPLITS: tl.constexpr, BT: tl.constexpr,
 ):
-    """Per token block, the gates' backward (the K Sinkhorn steps differentiated in registers). Writes
-    ``(T, RP)``: ∂L/∂(gate pre-activations) ``ga``, ``mixes``, ``r·∂L/∂mixes``; ``(T,)`` the RMS term's
-    coefficient ``−(r²/ND)·⟨∂L/∂mixes, mixes⟩``; ``(T, N)`` pre."""
+    """Per token block, the gates' backward (the K Sinkhorn steps differentiated in registers). Writes, as
+    ``(T, R)`` rows in fn's order: ∂L/∂(gate pre-activations) ``ga``, ``mixes`` and ``r·∂L/∂mixes``; ``(T,)``
+    the RMS term's coefficient ``−(r²/ND)·⟨∂L/∂mixes, mixes⟩``; ``(T, N)`` pre."""
     t = tl.program_id(0) * BT + tl.arange(0, BT)
     tmask = t < T
     t64 = t.to(tl.int64)
     ND = N * D
+    R = (2 + N) * N
+    r_pre, r_post, r_comb, _, _, _, v_gate, _ = _gate_offsets(N, NP)
     iv = tl.arange(0, NP)
-    rows = tl.arange(0, RP)
     valid = _row_col_valid(N, NP)
-    s_pre, s_post, s_comb = _selections(N, NP, RP)
-    proj = _sum_splits(proj_ptr, t64, tmask, T, SPLITS, RP, BT)
-    sumsq = tl.sum(_sum_splits(sumsq_ptr, t64, tmask, T, SPLITS, 1, BT), 1)
-    g_pre = _sum_splits(gpre_ptr, t64, tmask, T, SPLITS, NP, BT)
-    r = 1.0 / tl.sqrt(sumsq / ND + norm_eps)
-    mixes = proj * r[:, None]
-    a_pre, a_post, z, row_scale = _gate_logits(mixes, scale_ptr, base_ptr, s_pre, s_post, s_comb, N, R, RP, BT, NP)
-    sig_pre = tl.sigmoid(a_pre)
-    sig_post = tl.sigmoid(a_post)
-    gate_mask = tmask[:, None] & (iv[None, :] < N)
+    m_pre, m_post, m_comb, r = _load_mixes(proj_ptr, sumsq_ptr, t64, tmask, T, D, norm_eps, N, NP, GW, SPLITS, BT)
+    a_pre, a_post, z = _gate_logits(m_pre, m_post, m_comb, scale_ptr, base_ptr, N, NP)
+    gate_mask = tmask[:, None] & v_gate[None, :]
+    comb_mask = tmask[:, None, None] & valid
+    g_pre = tl.zeros((BT, NP), tl.float32)
+    for sp in tl.static_range(SPLITS):
+        g_pre += tl.load(gpre_ptr + (sp * T + t64[:, None]) * NP + iv[None, :], mask=gate_mask, other=0.0)
     g_post = tl.load(gpost_ptr + t64[:, None] * N + iv[None, :], mask=gate_mask, other=0.0)
     off3 = t64[:, None, None] * (N * N) + iv[None, :, None] * N + iv[None, None, :]
-    g_comb = tl.load(gcomb_ptr + off3, mask=tmask[:, None, None] & valid, other=0.0)
+    g_comb = tl.load(gcomb_ptr + off3, mask=comb_mask, other=0.0)
 
-    ga_pre = tl.where(iv[None, :] < N, g_pre * sig_pre * (1.0 - sig_pre), 0.0)
-    ga_post = tl.where(iv[None, :] < N, g_post * 2.0 * sig_post * (1.0 - sig_post), 0.0)
+    sig_pre = tl.sigmoid(a_pre)
+    sig_post = tl.sigmoid(a_post)
+    ga_pre = tl.where(v_gate[None, :], g_pre * sig_pre * (1.0 - sig_pre), 0.0)
+    ga_post = tl.where(v_gate[None, :], g_post * 2.0 * sig_post * (1.0 - sig_post), 0.0)
     ga_comb = _sinkhorn_bwd(z, g_comb, valid, K, hc_eps)
-    ga = _join_rows(ga_pre, ga_post, ga_comb, s_pre, s_post, s_comb, BT, NP)
-    gm = ga * row_scale[None, :]  # ∂L/∂mixes
+    s0 = tl.load(scale_ptr)
+    s1 = tl.load(scale_ptr + 1)
+    s2 = tl.load(scale_ptr + 2)
     # mixes = proj·r with r = (Σx²/ND + eps)^-1/2: ∂/∂x_flat = r·fnᵀ gm − (r²/ND)(gm·mixes)·x_flat
-    row_off = t64[:, None] * RP + rows[None, :]
-    tl.store(ga_ptr + row_off, ga, mask=tmask[:, None])
-    tl.store(mixes_ptr + row_off, mixes, mask=tmask[:, None])
-    tl.store(gm_r_ptr + row_off, gm * r[:, None], mask=tmask[:, None])
-    tl.store(coef_ptr + t64, -(r * r / ND) * tl.sum(gm * mixes, 1), mask=tmask)
+    gm_dot_m = tl.sum(ga_pre * s0 * m_pre, 1) + tl.sum(ga_post * s1 * m_post, 1)
+    gm_dot_m += tl.sum(tl.sum(ga_comb * s2 * m_comb, 2), 1)
+    tl.store(coef_ptr + t64, -(r * r / ND) * gm_dot_m, mask=tmask)
     tl.store(pre_ptr + t64[:, None] * N + iv[None, :], sig_pre + hc_eps, mask=gate_mask)
+    row = t64 * R
+    tl.store(ga_ptr + row[:, None] + r_pre[None, :], ga_pre, mask=gate_mask)
+    tl.store(ga_ptr + row[:, None] + r_post[None, :], ga_post, mask=gate_mask)
+    tl.store(ga_ptr + row[:, None, None] + r_comb[None, :, :], ga_comb, mask=comb_mask)
+    tl.store(mixes_ptr + row[:, None] + r_pre[None, :], m_pre, mask=gate_mask)
+    tl.store(mixes_ptr + row[:, None] + r_post[None, :], m_post, mask=gate_mask)
+    tl.store(mixes_ptr + row[:, None, None] + r_comb[None, :, :], m_comb, mask=comb_mask)
+    tl.store(gm_r_ptr + row[:, None] + r_pre[None, :], ga_pre * (s0 * r[:, None]), mask=gate_mask)
+    tl.store(gm_r_ptr + row[:, None] + r_post[None, :], ga_post * (s1 * r[:, None]), mask=gate_mask)
+    tl.store(gm_r_ptr + row[:, None, None] + r_comb[None, :, :], ga_comb * (s2 * r[:, None, None]), mask=comb_mask)
 
 
 @triton.jit
@@ -329,7 +341,7 @@ def _hc_pre_input_grad_kernel(
         tmask = t < t_end
         t64 = t.to(tl.int64)
         m2 = tmask[:, None] & cmask[None, :]
-        g = tl.load(gm_r_ptr + t64[:, None] * RP + rows[None, :], mask=tmask[:, None], other=0.0)
+        g = tl.load(gm_r_ptr + t64[:, None] * R + rows[None, :], mask=tmask[:, None] & rmask[None, :], other=0.0)
         x = tl.load(x_ptr + t64[:, None] * ND + c[None, :], mask=m2, other=0.0).to(tl.float32)
         gy = tl.load(gy_ptr + t64[:, None] * D + col_d[None, :], mask=m2, other=0.0).to(tl.float32)
         pre = tl.load(pre_ptr + t64[:, None] * N + stream[None, :], mask=m2, other=0.0)
@@ -410,13 +422,14 @@ def _projection(x: torch.Tensor, fn: torch.Tensor, grad_y: torch.Tensor | None):
     splits = max(1, min(PROJ_SPLITS, triton.cdiv(D, PROJ_BLOCK_D)))
     cols = triton.cdiv(triton.cdiv(D, splits), PROJ_BLOCK_D) * PROJ_BLOCK_D
     splits = triton.cdiv(D, cols)
-    proj = _new((splits, T, RP), torch.float32, x.device)
+    proj = _new((splits, T, gate_layout_width(N)), torch.float32, x.device)
     sumsq = _new((splits, T), torch.float32, x.device)
     gpre = _new((splits, T, NP), torch.float32, x.device) if grad_y is not None else sumsq
     _projection_kernel[(triton.cdiv(T, PROJ_BLOCK_T), splits)](
         x, fn, x if grad_y is None else grad_y, proj, sumsq, gpre, T, D, cols,
-        N=N, NP=NP, R=(2 + N) * N, RP=RP, BT=PROJ_BLOCK_T, BD=PROJ_BLOCK_D, WITH_GY=grad_y is not None,
-        num_warps=NUM_WARPS,
+        N=N, NP=NP, R=(2 + N) * N, RP=RP, GW=gate_layout_width(N), BT=PROJ_BLOCK_T, BD=PROJ_BLOCK_D,
+        WITH_GY=grad_y is not None,
+        num_warps=PROJ_WARPS,
     )
     return proj, sumsq, gpre, splits
 
@@ -432,7 +445,7 @@ def hc_pre_forward(
     proj, sumsq, _, splits = _projection(x, fn, None)
     _hc_pre_gates_kernel[(triton.cdiv(T, PRE_BLOCK_T),)](
         x, proj, sumsq, scale, base, y, post, comb, T, D, K, hc_eps, norm_eps,
-        N=N, NP=padded_streams(N), R=(2 + N) * N, RP=generator_rows_padded(N), SPLITS=splits,
+        N=N, NP=padded_streams(N), GW=gate_layout_width(N), SPLITS=splits,
         BT=PRE_BLOCK_T, BD=PRE_BLOCK_D, num_warps=NUM_WARPS,
     )
     return y, post, comb
@@ -449,13 +462,13 @@ def hc_pre_backward(
     RP = generator_rows_padded(N)
     dev = x.device
     proj, sumsq, gpre, splits = _projection(x, fn, grad_y)
-    ga, mixes, gm_r = (_new((T, RP), torch.float32, dev) for _ in range(3))
+    ga, mixes, gm_r = (_new((T, R), torch.float32, dev) for _ in range(3))
     coef = _new((T,), torch.float32, dev)
     pre = _new((T, N), torch.float32, dev)
     _hc_pre_gate_grad_kernel[(triton.cdiv(T, PRE_BLOCK_T),)](
         proj, sumsq, gpre, scale, base, grad_post, grad_comb, ga, mixes, gm_r, coef, pre,
         T, D, K, hc_eps, norm_eps,
-        N=N, NP=padded_streams(N), R=R, RP=RP, SPLITS=splits, BT=PRE_BLOCK_T, num_warps=NUM_WARPS,
+        N=N, NP=padded_streams(N), GW=gate_layout_width(N), SPLITS=splits, BT=PRE_BLOCK_T, num_warps=NUM_WARPS,
     )
     col_blocks = triton.cdiv(ND, GRAD_BLOCK_C)
     n_sm = torch.cuda.get_device_properties(dev).multi_processor_count if dev.type == "cuda" else 4
@@ -469,8 +482,8 @@ def hc_pre_backward(
         N=N, R=R, RP=RP, BT=GRAD_BLOCK_T, BC=GRAD_BLOCK_C, num_warps=NUM_WARPS,
     )
     grad_fn = partial.sum(0) if token_splits > 1 else partial[0]
-    grad_base = ga[:, :R].sum(0)
-    weighted = (ga[:, :R] * mixes[:, :R]).sum(0)
+    grad_base = ga.sum(0)
+    weighted = (ga * mixes).sum(0)
     grad_scale = torch.stack((weighted[:N].sum(), weighted[N : 2 * N].sum(), weighted[2 * N :].sum()))
     return grad_x, grad_fn, grad_scale.to(scale.dtype), grad_base.to(base.dtype)
 
