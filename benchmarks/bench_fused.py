@@ -122,9 +122,10 @@ def bench_ops(T: int, d: int, bandwidth: float) -> list[dict]:
 
 TUNE_GRID = [  # overrides of triton_kernels' tile constants, one variant per entry
     {},
-    {"PROJ_BLOCK_T": 64}, {"PROJ_SPLITS": 8}, {"PROJ_SPLITS": 2}, {"PROJ_BLOCK_D": 32}, {"PROJ_WARPS": 4},
-    {"PRE_BLOCK_T": 8}, {"PRE_BLOCK_T": 32}, {"PRE_BLOCK_D": 128},
-    {"GRAD_BLOCK_T": 32}, {"GRAD_BLOCK_C": 64}, {"NUM_WARPS": 8}, {"NUM_WARPS": 2},
+    {"DOT_PRECISION": "tf32"}, {"DOT_PRECISION": "ieee"},
+    {"PROJ_STAGES": 2}, {"PROJ_STAGES": 2, "PROJ_BLOCK_T": 64, "PROJ_WARPS": 4}, {"PROJ_BLOCK_D": 32, "PROJ_STAGES": 2},
+    {"GRAD_STAGES": 1}, {"GRAD_STAGES": 3}, {"GRAD_BLOCK_C": 64}, {"GRAD_BLOCK_C": 64, "GRAD_BLOCK_T": 32},
+    {"GRAD_BLOCK_C": 64, "NUM_WARPS": 8}, {"PRE_BLOCK_T": 8},
 ]
 
 

@@ -30,13 +30,16 @@ PROJ_BLOCK_T = 128  # split-K projection: token block, column chunk, splits of e
 PROJ_BLOCK_D = 64
 PROJ_SPLITS = 4
 PROJ_WARPS = 8
+PROJ_STAGES = 1  # the stream loop is unrolled: each pipeline stage holds N tiles, too many for shared memory
 PRE_BLOCK_T = 16  # gates, Sinkhorn and collapse
 PRE_BLOCK_D = 64
 GRAD_BLOCK_T = 64  # ∂L/∂x and ∂L/∂fn: token chunk and column block of x_flat
 GRAD_BLOCK_C = 128
+GRAD_STAGES = 2
 POST_BLOCK_T = 16
 POST_BLOCK_D = 128
 NUM_WARPS = 4
+DOT_PRECISION = "tf32x3"  # three tf32 products per fp32 product: fp32-accurate on the tensor cores
 
 _FILL = tl.constexpr(-1.0e30)  # logit of a padded Sinkhorn entry: exp underflows to exactly 0 after the max shift
 
@@ -188,7 +191,7 @@ def _load_mixes(
 def _projection_kernel(
     x_ptr, fn_ptr, gy_ptr, proj_ptr, sumsq_ptr, gpre_ptr, T, D, cols_per_split,
     N: tl.constexpr, NP: tl.constexpr, R: tl.constexpr, RP: tl.constexpr, GW: tl.constexpr,
-    BT: tl.constexpr, BD: tl.constexpr, WITH_GY: tl.constexpr,
+    BT: tl.constexpr, BD: tl.constexpr, WITH_GY: tl.constexpr, PREC: tl.constexpr,
 ):
     """Split-K pass over the streams, program (token block, column split): partial ``x_flat @ fnᵀ``
     ``(split, T, GW)`` in gate layout (tf32x3 tensor-core dots: fp32 accuracy), partial ``Σ x_flat²``
@@ -215,7 +218,7 @@ def _projection_kernel(
             xi = tl.load(x_ptr + t64[:, None] * ND + i * D + dd[None, :], mask=m2, other=0.0).to(tl.float32)
             w = tl.load(fn_ptr + rows[:, None] * ND + (i * D + dd)[None, :], mask=(rows[:, None] < R) & dmask[None, :],
                         other=0.0)  # fmt: skip
-            acc = tl.dot(xi, tl.trans(w), acc, input_precision="tf32x3")
+            acc = tl.dot(xi, tl.trans(w), acc, input_precision=PREC)
             sumsq += tl.sum(xi * xi, 1)
             if WITH_GY:
                 gy_dot += tl.where(iv[None, :] == i, tl.sum(xi * gy, 1)[:, None], 0.0)
@@ -265,19 +268,19 @@ def _hc_pre_gates_kernel(
 @triton.jit
 def _hc_pre_gate_grad_kernel(
     proj_ptr, sumsq_ptr, gpre_ptr, scale_ptr, base_ptr, gpost_ptr, gcomb_ptr,
-    ga_ptr, mixes_ptr, gm_r_ptr, coef_ptr, pre_ptr,
+    gbase_ptr, gscale_ptr, gm_r_ptr, coef_ptr, pre_ptr,
     T, D, K, hc_eps, norm_eps,
     N: tl.constexpr, NP: tl.constexpr, GW: tl.constexpr, SPLITS: tl.constexpr, BT: tl.constexpr,
 ):
-    """Per token block, the gates' backward (the K Sinkhorn steps differentiated in registers). Writes, as
-    ``(T, R)`` rows in fn's order: ∂L/∂(gate pre-activations) ``ga``, ``mixes`` and ``r·∂L/∂mixes``; ``(T,)``
-    the RMS term's coefficient ``−(r²/ND)·⟨∂L/∂mixes, mixes⟩``; ``(T, N)`` pre."""
+    """Per token block, the gates' backward (the K Sinkhorn steps differentiated in registers). Writes
+    ``r·∂L/∂mixes`` ``(T, R)`` in fn's row order; the RMS term's coefficient ``−(r²/ND)·⟨∂L/∂mixes, mixes⟩``
+    ``(T,)``; pre ``(T, N)``; and this block's sums ∂L/∂base ``(R,)`` and ∂L/∂scale ``(3,)``."""
     t = tl.program_id(0) * BT + tl.arange(0, BT)
     tmask = t < T
     t64 = t.to(tl.int64)
     ND = N * D
     R = (2 + N) * N
-    r_pre, r_post, r_comb, _, _, _, v_gate, _ = _gate_offsets(N, NP)
+    r_pre, r_post, r_comb, _, _, _, v_gate, v_comb = _gate_offsets(N, NP)
     iv = tl.arange(0, NP)
     valid = _row_col_valid(N, NP)
     m_pre, m_post, m_comb, r = _load_mixes(proj_ptr, sumsq_ptr, t64, tmask, T, D, norm_eps, N, NP, GW, SPLITS, BT)
@@ -305,12 +308,13 @@ def _hc_pre_gate_grad_kernel(
     tl.store(coef_ptr + t64, -(r * r / ND) * gm_dot_m, mask=tmask)
     tl.store(pre_ptr + t64[:, None] * N + iv[None, :], sig_pre + hc_eps, mask=gate_mask)
     row = t64 * R
-    tl.store(ga_ptr + row[:, None] + r_pre[None, :], ga_pre, mask=gate_mask)
-    tl.store(ga_ptr + row[:, None] + r_post[None, :], ga_post, mask=gate_mask)
-    tl.store(ga_ptr + row[:, None, None] + r_comb[None, :, :], ga_comb, mask=comb_mask)
-    tl.store(mixes_ptr + row[:, None] + r_pre[None, :], m_pre, mask=gate_mask)
-    tl.store(mixes_ptr + row[:, None] + r_post[None, :], m_post, mask=gate_mask)
-    tl.store(mixes_ptr + row[:, None, None] + r_comb[None, :, :], m_comb, mask=comb_mask)
+    block = tl.program_id(0).to(tl.int64)
+    tl.store(gbase_ptr + block * R + r_pre, tl.sum(ga_pre, 0), mask=v_gate)  # masked tokens have ga = 0
+    tl.store(gbase_ptr + block * R + r_post, tl.sum(ga_post, 0), mask=v_gate)
+    tl.store(gbase_ptr + block * R + r_comb, tl.sum(ga_comb, 0), mask=v_comb)
+    tl.store(gscale_ptr + block * 3, tl.sum(tl.sum(ga_pre * m_pre, 1), 0))
+    tl.store(gscale_ptr + block * 3 + 1, tl.sum(tl.sum(ga_post * m_post, 1), 0))
+    tl.store(gscale_ptr + block * 3 + 2, tl.sum(tl.sum(tl.sum(ga_comb * m_comb, 2), 1), 0))
     tl.store(gm_r_ptr + row[:, None] + r_pre[None, :], ga_pre * (s0 * r[:, None]), mask=gate_mask)
     tl.store(gm_r_ptr + row[:, None] + r_post[None, :], ga_post * (s1 * r[:, None]), mask=gate_mask)
     tl.store(gm_r_ptr + row[:, None, None] + r_comb[None, :, :], ga_comb * (s2 * r[:, None, None]), mask=comb_mask)
@@ -319,7 +323,7 @@ def _hc_pre_gate_grad_kernel(
 @triton.jit
 def _hc_pre_input_grad_kernel(
     x_ptr, fn_ptr, gy_ptr, gm_r_ptr, coef_ptr, pre_ptr, gx_ptr, gfn_ptr, T, D, tokens_per_split,
-    N: tl.constexpr, R: tl.constexpr, RP: tl.constexpr, BT: tl.constexpr, BC: tl.constexpr,
+    N: tl.constexpr, R: tl.constexpr, RP: tl.constexpr, BT: tl.constexpr, BC: tl.constexpr, PREC: tl.constexpr,
 ):
     """Program (column block of x_flat, token split): for each token block
     ``∂L/∂x_flat = (r·∂L/∂mixes) @ fn + coef·x_flat + pre_i·gy`` (stored), while accumulating the partial
@@ -346,9 +350,9 @@ def _hc_pre_input_grad_kernel(
         gy = tl.load(gy_ptr + t64[:, None] * D + col_d[None, :], mask=m2, other=0.0).to(tl.float32)
         pre = tl.load(pre_ptr + t64[:, None] * N + stream[None, :], mask=m2, other=0.0)
         coef = tl.load(coef_ptr + t64, mask=tmask, other=0.0)
-        gx = tl.dot(g, w, coef[:, None] * x + pre * gy, input_precision="tf32x3")
+        gx = tl.dot(g, w, coef[:, None] * x + pre * gy, input_precision=PREC)
         tl.store(gx_ptr + t64[:, None] * ND + c[None, :], gx.to(gx_ptr.dtype.element_ty), mask=m2)
-        acc = tl.dot(tl.trans(g), x, acc, input_precision="tf32x3")
+        acc = tl.dot(tl.trans(g), x, acc, input_precision=PREC)
     out = gfn_ptr + split.to(tl.int64) * R * ND
     tl.store(out + rows[:, None] * ND + c[None, :], acc, mask=rmask[:, None] & cmask[None, :])
 
@@ -428,8 +432,8 @@ def _projection(x: torch.Tensor, fn: torch.Tensor, grad_y: torch.Tensor | None):
     _projection_kernel[(triton.cdiv(T, PROJ_BLOCK_T), splits)](
         x, fn, x if grad_y is None else grad_y, proj, sumsq, gpre, T, D, cols,
         N=N, NP=NP, R=(2 + N) * N, RP=RP, GW=gate_layout_width(N), BT=PROJ_BLOCK_T, BD=PROJ_BLOCK_D,
-        WITH_GY=grad_y is not None,
-        num_warps=PROJ_WARPS,
+        WITH_GY=grad_y is not None, PREC=DOT_PRECISION,
+        num_warps=PROJ_WARPS, num_stages=PROJ_STAGES,
     )
     return proj, sumsq, gpre, splits
 
@@ -462,11 +466,14 @@ def hc_pre_backward(
     RP = generator_rows_padded(N)
     dev = x.device
     proj, sumsq, gpre, splits = _projection(x, fn, grad_y)
-    ga, mixes, gm_r = (_new((T, R), torch.float32, dev) for _ in range(3))
+    blocks = triton.cdiv(T, PRE_BLOCK_T)
+    gbase = _new((blocks, R), torch.float32, dev)
+    gscale = _new((blocks, 3), torch.float32, dev)
+    gm_r = _new((T, R), torch.float32, dev)
     coef = _new((T,), torch.float32, dev)
     pre = _new((T, N), torch.float32, dev)
-    _hc_pre_gate_grad_kernel[(triton.cdiv(T, PRE_BLOCK_T),)](
-        proj, sumsq, gpre, scale, base, grad_post, grad_comb, ga, mixes, gm_r, coef, pre,
+    _hc_pre_gate_grad_kernel[(blocks,)](
+        proj, sumsq, gpre, scale, base, grad_post, grad_comb, gbase, gscale, gm_r, coef, pre,
         T, D, K, hc_eps, norm_eps,
         N=N, NP=padded_streams(N), GW=gate_layout_width(N), SPLITS=splits, BT=PRE_BLOCK_T, num_warps=NUM_WARPS,
     )
@@ -479,13 +486,11 @@ def hc_pre_backward(
     partial = _new((token_splits, R, ND), torch.float32, dev)
     _hc_pre_input_grad_kernel[(col_blocks, token_splits)](
         x, fn, grad_y, gm_r, coef, pre, grad_x, partial, T, D, tokens_per_split,
-        N=N, R=R, RP=RP, BT=GRAD_BLOCK_T, BC=GRAD_BLOCK_C, num_warps=NUM_WARPS,
+        N=N, R=R, RP=RP, BT=GRAD_BLOCK_T, BC=GRAD_BLOCK_C, PREC=DOT_PRECISION,
+        num_warps=NUM_WARPS, num_stages=GRAD_STAGES,
     )
     grad_fn = partial.sum(0) if token_splits > 1 else partial[0]
-    grad_base = ga.sum(0)
-    weighted = (ga * mixes).sum(0)
-    grad_scale = torch.stack((weighted[:N].sum(), weighted[N : 2 * N].sum(), weighted[2 * N :].sum()))
-    return grad_x, grad_fn, grad_scale.to(scale.dtype), grad_base.to(base.dtype)
+    return grad_x, grad_fn, gscale.sum(0).to(scale.dtype), gbase.sum(0).to(base.dtype)
 
 
 def hc_post_forward(branch_out: torch.Tensor, x: torch.Tensor, post: torch.Tensor, comb: torch.Tensor) -> torch.Tensor:
