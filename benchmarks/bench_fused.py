@@ -179,12 +179,14 @@ def tune(T: int, d: int) -> list[dict]:
     return rows
 
 
-def step_time(cfg: ModelConfig, kernels: str, compiled: bool, batch: int, seq: int, steps: int) -> dict:
+def step_time(cfg: ModelConfig, kernels: str, mode: str, batch: int, seq: int, steps: int) -> dict:
+    """Median ms per training step; ``mode`` is ``eager``, ``compiled`` (torch.compile of the model) or
+    ``graphs`` (torch.compile mode='reduce-overhead': the step's kernels replayed as CUDA graphs)."""
     model = MHCLM(cfg, seed=0, kernels=kernels).cuda()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0, fused=True)
     step = train_step
-    if compiled:  # the model's forward and backward; the fused AdamW step stays as it is
-        model = torch.compile(model)
+    if mode != "eager":  # the model's forward and backward; the fused AdamW step stays as it is
+        model = torch.compile(model, mode="reduce-overhead" if mode == "graphs" else None)
     gen = torch.Generator("cuda").manual_seed(0)
     batches = [torch.randint(0, 256, (batch, seq + 1), device="cuda", generator=gen) for _ in range(4)]
     dev = torch.device("cuda")
@@ -216,7 +218,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--seq", type=int, default=256)
     parser.add_argument("--steps", type=int, default=30, help="timed training steps per model")
-    parser.add_argument("--compile", action="store_true", help="also time torch.compile'd training steps")
+    parser.add_argument(
+        "--compile", action="store_true", help="also time torch.compile'd steps, plain and as CUDA graphs"
+    )
     parser.add_argument("--skip-ops", action="store_true")
     parser.add_argument("--tune", action="store_true", help="time hc_pre's tile shapes at d=1024 first")
     parser.add_argument("--skip-steps", action="store_true")
@@ -247,27 +251,28 @@ def main() -> None:
 
     if not args.skip_steps:
         steps = []
-        variants = [("control", False, "reference"), ("mhc", False, "reference"), ("mhc", False, "triton")]
+        variants = [("control", "eager", "reference"), ("mhc", "eager", "reference"), ("mhc", "eager", "triton")]
         if args.compile:
-            variants += [("control", True, "reference"), ("mhc", True, "triton")]
+            variants += [("control", m, "reference") for m in ("compiled", "graphs")]
+            variants += [("mhc", m, "triton") for m in ("compiled", "graphs")]
         for d in widths:
-            for model, compiled, kernels in variants:
+            for model, mode, kernels in variants:
                 cfg = ModelConfig(d=d, depth=4, heads=max(1, d // 64), n_s=N_S, K=K, hc=model == "mhc",
                                   stream_dtype=args.stream_dtype)  # fmt: skip
-                r = step_time(cfg, kernels, compiled, args.batch, args.seq, args.steps)
-                r.update(d=d, model=model, kernels=kernels if model == "mhc" else "-", compiled=compiled)
+                r = step_time(cfg, kernels, mode, args.batch, args.seq, args.steps)
+                r.update(d=d, model=model, kernels=kernels if model == "mhc" else "-", mode=mode)
                 steps.append(r)
-                print(f"d={d:5d} {model:8s} {r['kernels']:10s} {'compiled' if compiled else 'eager':9s} "
+                print(f"d={d:5d} {model:8s} {r['kernels']:10s} {mode:9s} "
                       f"{r['ms']:8.2f} ms/step  peak {r['peak_mib']:8.0f} MiB", flush=True)  # fmt: skip
         report["steps"] = steps
         print(f"\n{'d':>5s} {'mode':9s} {'control ms':>11s} {'mHC ms':>9s} {'kernels':10s} {'overhead':>9s}")
         for s in steps:
             if s["model"] != "mhc":
                 continue
-            same = (c for c in steps if c["model"] == "control" and (c["d"], c["compiled"]) == (s["d"], s["compiled"]))
+            same = (c for c in steps if c["model"] == "control" and (c["d"], c["mode"]) == (s["d"], s["mode"]))
             ctrl = next(same)
             s["overhead"] = s["ms"] / ctrl["ms"] - 1
-            mode = "compiled" if s["compiled"] else "eager"
+            mode = s["mode"]
             print(f"{s['d']:5d} {mode:9s} {ctrl['ms']:11.2f} {s['ms']:9.2f} {s['kernels']:10s} {s['overhead']:9.1%}")
 
     if args.json:
