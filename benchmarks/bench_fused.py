@@ -182,6 +182,7 @@ def tune(T: int, d: int) -> list[dict]:
 def step_time(cfg: ModelConfig, kernels: str, mode: str, batch: int, seq: int, steps: int) -> dict:
     """Median ms per training step; ``mode`` is ``eager``, ``compiled`` (torch.compile of the model) or
     ``graphs`` (torch.compile mode='reduce-overhead': the step's kernels replayed as CUDA graphs)."""
+    torch._dynamo.reset()  # each model compiles afresh: no recompile limit shared across widths
     model = MHCLM(cfg, seed=0, kernels=kernels).cuda()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0, fused=True)
     step = train_step
