@@ -122,10 +122,17 @@ def bench_ops(T: int, d: int, bandwidth: float) -> list[dict]:
 
 TUNE_GRID = [  # overrides of triton_kernels' tile constants, one variant per entry
     {},
-    {"DOT_PRECISION": "tf32"}, {"DOT_PRECISION": "ieee"},
-    {"PROJ_STAGES": 2}, {"PROJ_STAGES": 2, "PROJ_BLOCK_T": 64, "PROJ_WARPS": 4}, {"PROJ_BLOCK_D": 32, "PROJ_STAGES": 2},
-    {"GRAD_STAGES": 1}, {"GRAD_STAGES": 3}, {"GRAD_BLOCK_C": 64}, {"GRAD_BLOCK_C": 64, "GRAD_BLOCK_T": 32},
-    {"GRAD_BLOCK_C": 64, "NUM_WARPS": 8}, {"PRE_BLOCK_T": 8},
+    {"DOT_PRECISION": "tf32"},
+    {"DOT_PRECISION": "ieee"},
+    {"PROJ_STAGES": 2},
+    {"PROJ_STAGES": 2, "PROJ_BLOCK_T": 64, "PROJ_WARPS": 4},
+    {"PROJ_BLOCK_D": 32, "PROJ_STAGES": 2},
+    {"GRAD_STAGES": 1},
+    {"GRAD_STAGES": 3},
+    {"GRAD_BLOCK_C": 64},
+    {"GRAD_BLOCK_C": 64, "GRAD_BLOCK_T": 32},
+    {"GRAD_BLOCK_C": 64, "NUM_WARPS": 8},
+    {"PRE_BLOCK_T": 8},
 ]
 
 

@@ -108,14 +108,29 @@ def _(x, fn, scale, base, K, hc_eps, norm_eps):
 
 @torch.library.custom_op("mhc_mup::hc_pre_backward", mutates_args=())
 def _hc_pre_backward(
-    x: Tensor, fn: Tensor, scale: Tensor, base: Tensor, grad_y: Tensor, grad_post: Tensor, grad_comb: Tensor,
-    K: int, hc_eps: float, norm_eps: float,
+    x: Tensor,
+    fn: Tensor,
+    scale: Tensor,
+    base: Tensor,
+    grad_y: Tensor,
+    grad_post: Tensor,
+    grad_comb: Tensor,
+    K: int,
+    hc_eps: float,
+    norm_eps: float,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     n_s, d = x.shape[-2:]
     gx, gfn, gscale, gbase = _kernels().hc_pre_backward(
-        _streams(x), _fp32(fn), _fp32(scale), _fp32(base),
-        grad_y.reshape(-1, d).contiguous(), _fp32(grad_post.reshape(-1, n_s)), _fp32(grad_comb.reshape(-1, n_s, n_s)),
-        K, hc_eps, norm_eps,
+        _streams(x),
+        _fp32(fn),
+        _fp32(scale),
+        _fp32(base),
+        grad_y.reshape(-1, d).contiguous(),
+        _fp32(grad_post.reshape(-1, n_s)),
+        _fp32(grad_comb.reshape(-1, n_s, n_s)),
+        K,
+        hc_eps,
+        norm_eps,
     )
     return gx.view(x.shape), gfn.to(fn.dtype), gscale.to(scale.dtype), gbase.to(base.dtype)
 
@@ -145,7 +160,9 @@ _hc_pre.register_autograd(_hc_pre_grad, setup_context=_hc_pre_setup)
 def _hc_post(branch_out: Tensor, x: Tensor, post: Tensor, comb: Tensor) -> Tensor:
     n_s, d = x.shape[-2:]
     out = _kernels().hc_post_forward(
-        branch_out.reshape(-1, d).contiguous(), _streams(x), _fp32(post.reshape(-1, n_s)),
+        branch_out.reshape(-1, d).contiguous(),
+        _streams(x),
+        _fp32(post.reshape(-1, n_s)),
         _fp32(comb.reshape(-1, n_s, n_s)),
     )
     return out.view(x.shape)
@@ -162,12 +179,18 @@ def _hc_post_backward(
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     n_s, d = x.shape[-2:]
     gf, gx, gpost, gcomb = _kernels().hc_post_backward(
-        _streams(grad_out), branch_out.reshape(-1, d).contiguous(), _streams(x),
-        _fp32(post.reshape(-1, n_s)), _fp32(comb.reshape(-1, n_s, n_s)),
+        _streams(grad_out),
+        branch_out.reshape(-1, d).contiguous(),
+        _streams(x),
+        _fp32(post.reshape(-1, n_s)),
+        _fp32(comb.reshape(-1, n_s, n_s)),
     )
-    return gf.view(branch_out.shape), gx.view(x.shape), gpost.view(post.shape).to(post.dtype), gcomb.view(
-        comb.shape
-    ).to(comb.dtype)
+    return (
+        gf.view(branch_out.shape),
+        gx.view(x.shape),
+        gpost.view(post.shape).to(post.dtype),
+        gcomb.view(comb.shape).to(comb.dtype),
+    )
 
 
 @_hc_post_backward.register_fake

@@ -1,4 +1,4 @@
-"""Triton kernels for V4's mHC: one launch per hc_pre / hc_post, forward and backward.
+"""Triton kernels for V4's mHC: hc_pre and hc_post, forward and backward.
 
 Imported only where Triton is installed (CUDA builds of PyTorch ship it); :mod:`mhc_mup.fused` decides
 when to use it. Every function here is a pure function on tensors with the shapes of :mod:`mhc_mup.ops`,
@@ -6,9 +6,11 @@ flattened over the leading dims: the residual state ``x`` is ``(T, N, D)`` (bf16
 generator ``fn`` ``((2+N)·N, N·D)`` fp32, ``scale`` ``(3,)``, ``base`` ``((2+N)·N,)``. All mHC math
 runs in fp32 on-chip; only the streams and branch tensors keep their storage dtype.
 
-Per token the forward of ``hc_pre`` reads the ``N·D`` stream values twice (projection, then the
-pre-weighted collapse; the second read is served by L2) and keeps everything else in registers:
-the RMS scale, the ``(2+N)·N`` projections, the gates and all ``K`` Sinkhorn steps.
+Launches. ``hc_pre`` forward: a split-K projection pass (``x_flat @ fnᵀ`` and ``Σ x²``, tf32x3 tensor-core
+dots) writes small per-token partials; a per-token pass sums them and keeps everything else in registers
+(the RMS scale, the gates, all ``K`` Sinkhorn steps) before the pre-weighted collapse. ``hc_pre`` backward:
+the projection pass again (with ``⟨∂L/∂y, x_i⟩``), a per-token pass through the gates' and Sinkhorn's
+backward, and a column-tiled pass writing ∂L/∂x while accumulating ∂L/∂fn. ``hc_post``: one launch each way.
 
 **Backward of the Sinkhorn steps.** The kernels differentiate the K unrolled steps exactly, as autograd
 through :func:`mhc_mup.ops.sinkhorn_knopp` does, not the fixed point: at K = 1 or 2 the iterate is far
@@ -25,7 +27,7 @@ import torch
 import triton
 import triton.language as tl
 
-# Tile shapes, chosen on the H100 (benchmarks/bench_fused.py prints the per-op timings they give).
+# Tile shapes, chosen on the H100 (benchmarks/bench_fused.py --tune times the variants).
 PROJ_BLOCK_T = 128  # split-K projection: token block, column chunk, splits of each stream's columns, warps
 PROJ_BLOCK_D = 64
 PROJ_SPLITS = 4
@@ -111,7 +113,8 @@ def _sinkhorn_bwd(Z, g, valid, K, eps):
     p = _softmax_rows(Z, valid)
     c0 = tl.where(valid, p + eps, 0.0)
     g = tl.where(valid, g, 0.0)
-    for j in range(0, K - 1):  # rounds K-1 … 1, last first (loops run with a positive step)
+    # rounds K-1 … 1, last first; counted up, since a negative-step range gave wrong gradients on the H100
+    for j in range(0, K - 1):
         k = K - 1 - j
         a = _col_norm(c0, eps)  # the input of round k: rounds 1…k-1 applied
         for _ in range(1, k):
@@ -166,8 +169,18 @@ def _gate_logits(pre_m, post_m, comb_m, scale_ptr, base_ptr, N: tl.constexpr, NP
 
 @triton.jit
 def _load_mixes(
-    proj_ptr, sumsq_ptr, t64, tmask, T, D, norm_eps,
-    N: tl.constexpr, NP: tl.constexpr, GW: tl.constexpr, SPLITS: tl.constexpr, BT: tl.constexpr,
+    proj_ptr,
+    sumsq_ptr,
+    t64,
+    tmask,
+    T,
+    D,
+    norm_eps,
+    N: tl.constexpr,
+    NP: tl.constexpr,
+    GW: tl.constexpr,
+    SPLITS: tl.constexpr,
+    BT: tl.constexpr,
 ):
     """Sum the split-K partials: the mixes ``[BT, NP]``, ``[BT, NP]``, ``[BT, NP, NP]`` and ``r`` ``[BT]``."""
     _, _, _, c_pre, c_post, c_comb, v_gate, v_comb = _gate_offsets(N, NP)
@@ -189,9 +202,24 @@ def _load_mixes(
 
 @triton.jit
 def _projection_kernel(
-    x_ptr, fn_ptr, gy_ptr, proj_ptr, sumsq_ptr, gpre_ptr, T, D, cols_per_split,
-    N: tl.constexpr, NP: tl.constexpr, R: tl.constexpr, RP: tl.constexpr, GW: tl.constexpr,
-    BT: tl.constexpr, BD: tl.constexpr, WITH_GY: tl.constexpr, PREC: tl.constexpr,
+    x_ptr,
+    fn_ptr,
+    gy_ptr,
+    proj_ptr,
+    sumsq_ptr,
+    gpre_ptr,
+    T,
+    D,
+    cols_per_split,
+    N: tl.constexpr,
+    NP: tl.constexpr,
+    R: tl.constexpr,
+    RP: tl.constexpr,
+    GW: tl.constexpr,
+    BT: tl.constexpr,
+    BD: tl.constexpr,
+    WITH_GY: tl.constexpr,
+    PREC: tl.constexpr,
 ):
     """Split-K pass over the streams, program (token block, column split): partial ``x_flat @ fnᵀ``
     ``(split, T, GW)`` in gate layout (tf32x3 tensor-core dots: fp32 accuracy), partial ``Σ x_flat²``
@@ -233,9 +261,25 @@ def _projection_kernel(
 # ── hc_pre ─────────────────────────────────────────────────────────────────────────────────────
 @triton.jit
 def _hc_pre_gates_kernel(
-    x_ptr, proj_ptr, sumsq_ptr, scale_ptr, base_ptr, y_ptr, post_ptr, comb_ptr,
-    T, D, K, hc_eps, norm_eps,
-    N: tl.constexpr, NP: tl.constexpr, GW: tl.constexpr, SPLITS: tl.constexpr, BT: tl.constexpr, BD: tl.constexpr,
+    x_ptr,
+    proj_ptr,
+    sumsq_ptr,
+    scale_ptr,
+    base_ptr,
+    y_ptr,
+    post_ptr,
+    comb_ptr,
+    T,
+    D,
+    K,
+    hc_eps,
+    norm_eps,
+    N: tl.constexpr,
+    NP: tl.constexpr,
+    GW: tl.constexpr,
+    SPLITS: tl.constexpr,
+    BT: tl.constexpr,
+    BD: tl.constexpr,
 ):
     """Per token block: the gates and all K Sinkhorn steps in registers, then the collapse ``y = Σ pre_i x_i``."""
     t = tl.program_id(0) * BT + tl.arange(0, BT)
@@ -267,10 +311,28 @@ def _hc_pre_gates_kernel(
 
 @triton.jit
 def _hc_pre_gate_grad_kernel(
-    proj_ptr, sumsq_ptr, gpre_ptr, scale_ptr, base_ptr, gpost_ptr, gcomb_ptr,
-    gbase_ptr, gscale_ptr, gm_r_ptr, coef_ptr, pre_ptr,
-    T, D, K, hc_eps, norm_eps,
-    N: tl.constexpr, NP: tl.constexpr, GW: tl.constexpr, SPLITS: tl.constexpr, BT: tl.constexpr,
+    proj_ptr,
+    sumsq_ptr,
+    gpre_ptr,
+    scale_ptr,
+    base_ptr,
+    gpost_ptr,
+    gcomb_ptr,
+    gbase_ptr,
+    gscale_ptr,
+    gm_r_ptr,
+    coef_ptr,
+    pre_ptr,
+    T,
+    D,
+    K,
+    hc_eps,
+    norm_eps,
+    N: tl.constexpr,
+    NP: tl.constexpr,
+    GW: tl.constexpr,
+    SPLITS: tl.constexpr,
+    BT: tl.constexpr,
 ):
     """Per token block, the gates' backward (the K Sinkhorn steps differentiated in registers). Writes
     ``r·∂L/∂mixes`` ``(T, R)`` in fn's row order; the RMS term's coefficient ``−(r²/ND)·⟨∂L/∂mixes, mixes⟩``
@@ -322,8 +384,23 @@ def _hc_pre_gate_grad_kernel(
 
 @triton.jit
 def _hc_pre_input_grad_kernel(
-    x_ptr, fn_ptr, gy_ptr, gm_r_ptr, coef_ptr, pre_ptr, gx_ptr, gfn_ptr, T, D, tokens_per_split,
-    N: tl.constexpr, R: tl.constexpr, RP: tl.constexpr, BT: tl.constexpr, BC: tl.constexpr, PREC: tl.constexpr,
+    x_ptr,
+    fn_ptr,
+    gy_ptr,
+    gm_r_ptr,
+    coef_ptr,
+    pre_ptr,
+    gx_ptr,
+    gfn_ptr,
+    T,
+    D,
+    tokens_per_split,
+    N: tl.constexpr,
+    R: tl.constexpr,
+    RP: tl.constexpr,
+    BT: tl.constexpr,
+    BC: tl.constexpr,
+    PREC: tl.constexpr,
 ):
     """Program (column block of x_flat, token split): for each token block
     ``∂L/∂x_flat = (r·∂L/∂mixes) @ fn + coef·x_flat + pre_i·gy`` (stored), while accumulating the partial
@@ -360,8 +437,17 @@ def _hc_pre_input_grad_kernel(
 # ── hc_post ────────────────────────────────────────────────────────────────────────────────────
 @triton.jit
 def _hc_post_fwd_kernel(
-    f_ptr, x_ptr, post_ptr, comb_ptr, out_ptr, T, D,
-    N: tl.constexpr, NP: tl.constexpr, BT: tl.constexpr, BD: tl.constexpr,
+    f_ptr,
+    x_ptr,
+    post_ptr,
+    comb_ptr,
+    out_ptr,
+    T,
+    D,
+    N: tl.constexpr,
+    NP: tl.constexpr,
+    BT: tl.constexpr,
+    BD: tl.constexpr,
 ):
     """``out[o] = post[o]·f + Σ_i comb[i, o]·x[i]`` for a (token block, column block) tile."""
     t = tl.program_id(0) * BT + tl.arange(0, BT)
@@ -384,8 +470,21 @@ def _hc_post_fwd_kernel(
 
 @triton.jit
 def _hc_post_bwd_kernel(
-    gout_ptr, f_ptr, x_ptr, post_ptr, comb_ptr, gf_ptr, gx_ptr, gpost_ptr, gcomb_ptr, T, D,
-    N: tl.constexpr, NP: tl.constexpr, BT: tl.constexpr, BD: tl.constexpr,
+    gout_ptr,
+    f_ptr,
+    x_ptr,
+    post_ptr,
+    comb_ptr,
+    gf_ptr,
+    gx_ptr,
+    gpost_ptr,
+    gcomb_ptr,
+    T,
+    D,
+    N: tl.constexpr,
+    NP: tl.constexpr,
+    BT: tl.constexpr,
+    BD: tl.constexpr,
 ):
     """∂L/∂f ``= Σ_o post[o]·g[o]``, ∂L/∂x[i] ``= Σ_o comb[i, o]·g[o]``, ∂L/∂post[o] ``= ⟨g[o], f⟩``,
     ∂L/∂comb[i, o] ``= ⟨x[i], g[o]⟩``, one token block per program, looping over the columns."""
@@ -430,10 +529,26 @@ def _projection(x: torch.Tensor, fn: torch.Tensor, grad_y: torch.Tensor | None):
     sumsq = _new((splits, T), torch.float32, x.device)
     gpre = _new((splits, T, NP), torch.float32, x.device) if grad_y is not None else sumsq
     _projection_kernel[(triton.cdiv(T, PROJ_BLOCK_T), splits)](
-        x, fn, x if grad_y is None else grad_y, proj, sumsq, gpre, T, D, cols,
-        N=N, NP=NP, R=(2 + N) * N, RP=RP, GW=gate_layout_width(N), BT=PROJ_BLOCK_T, BD=PROJ_BLOCK_D,
-        WITH_GY=grad_y is not None, PREC=DOT_PRECISION,
-        num_warps=PROJ_WARPS, num_stages=PROJ_STAGES,
+        x,
+        fn,
+        x if grad_y is None else grad_y,
+        proj,
+        sumsq,
+        gpre,
+        T,
+        D,
+        cols,
+        N=N,
+        NP=NP,
+        R=(2 + N) * N,
+        RP=RP,
+        GW=gate_layout_width(N),
+        BT=PROJ_BLOCK_T,
+        BD=PROJ_BLOCK_D,
+        WITH_GY=grad_y is not None,
+        PREC=DOT_PRECISION,
+        num_warps=PROJ_WARPS,
+        num_stages=PROJ_STAGES,
     )
     return proj, sumsq, gpre, splits
 
@@ -448,17 +563,41 @@ def hc_pre_forward(
     comb = _new((T, N, N), torch.float32, x.device)
     proj, sumsq, _, splits = _projection(x, fn, None)
     _hc_pre_gates_kernel[(triton.cdiv(T, PRE_BLOCK_T),)](
-        x, proj, sumsq, scale, base, y, post, comb, T, D, K, hc_eps, norm_eps,
-        N=N, NP=padded_streams(N), GW=gate_layout_width(N), SPLITS=splits,
-        BT=PRE_BLOCK_T, BD=PRE_BLOCK_D, num_warps=NUM_WARPS,
+        x,
+        proj,
+        sumsq,
+        scale,
+        base,
+        y,
+        post,
+        comb,
+        T,
+        D,
+        K,
+        hc_eps,
+        norm_eps,
+        N=N,
+        NP=padded_streams(N),
+        GW=gate_layout_width(N),
+        SPLITS=splits,
+        BT=PRE_BLOCK_T,
+        BD=PRE_BLOCK_D,
+        num_warps=NUM_WARPS,
     )
     return y, post, comb
 
 
 def hc_pre_backward(
-    x: torch.Tensor, fn: torch.Tensor, scale: torch.Tensor, base: torch.Tensor,
-    grad_y: torch.Tensor, grad_post: torch.Tensor, grad_comb: torch.Tensor,
-    K: int, hc_eps: float, norm_eps: float,
+    x: torch.Tensor,
+    fn: torch.Tensor,
+    scale: torch.Tensor,
+    base: torch.Tensor,
+    grad_y: torch.Tensor,
+    grad_post: torch.Tensor,
+    grad_comb: torch.Tensor,
+    K: int,
+    hc_eps: float,
+    norm_eps: float,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Gradients of ``hc_pre`` w.r.t. ``(x, fn, scale, base)`` given those of ``(y, post, comb)``."""
     T, N, D = x.shape
@@ -473,9 +612,29 @@ def hc_pre_backward(
     coef = _new((T,), torch.float32, dev)
     pre = _new((T, N), torch.float32, dev)
     _hc_pre_gate_grad_kernel[(blocks,)](
-        proj, sumsq, gpre, scale, base, grad_post, grad_comb, gbase, gscale, gm_r, coef, pre,
-        T, D, K, hc_eps, norm_eps,
-        N=N, NP=padded_streams(N), GW=gate_layout_width(N), SPLITS=splits, BT=PRE_BLOCK_T, num_warps=NUM_WARPS,
+        proj,
+        sumsq,
+        gpre,
+        scale,
+        base,
+        grad_post,
+        grad_comb,
+        gbase,
+        gscale,
+        gm_r,
+        coef,
+        pre,
+        T,
+        D,
+        K,
+        hc_eps,
+        norm_eps,
+        N=N,
+        NP=padded_streams(N),
+        GW=gate_layout_width(N),
+        SPLITS=splits,
+        BT=PRE_BLOCK_T,
+        num_warps=NUM_WARPS,
     )
     col_blocks = triton.cdiv(ND, GRAD_BLOCK_C)
     n_sm = torch.cuda.get_device_properties(dev).multi_processor_count if dev.type == "cuda" else 4
@@ -485,9 +644,25 @@ def hc_pre_backward(
     grad_x = _new(x.shape, x.dtype, dev)
     partial = _new((token_splits, R, ND), torch.float32, dev)
     _hc_pre_input_grad_kernel[(col_blocks, token_splits)](
-        x, fn, grad_y, gm_r, coef, pre, grad_x, partial, T, D, tokens_per_split,
-        N=N, R=R, RP=RP, BT=GRAD_BLOCK_T, BC=GRAD_BLOCK_C, PREC=DOT_PRECISION,
-        num_warps=NUM_WARPS, num_stages=GRAD_STAGES,
+        x,
+        fn,
+        grad_y,
+        gm_r,
+        coef,
+        pre,
+        grad_x,
+        partial,
+        T,
+        D,
+        tokens_per_split,
+        N=N,
+        R=R,
+        RP=RP,
+        BT=GRAD_BLOCK_T,
+        BC=GRAD_BLOCK_C,
+        PREC=DOT_PRECISION,
+        num_warps=NUM_WARPS,
+        num_stages=GRAD_STAGES,
     )
     grad_fn = partial.sum(0) if token_splits > 1 else partial[0]
     return grad_x, grad_fn, gscale.sum(0).to(scale.dtype), gbase.sum(0).to(base.dtype)
@@ -499,8 +674,18 @@ def hc_post_forward(branch_out: torch.Tensor, x: torch.Tensor, post: torch.Tenso
     out = _new(x.shape, x.dtype, x.device)
     grid = (triton.cdiv(T, POST_BLOCK_T), triton.cdiv(D, POST_BLOCK_D))
     _hc_post_fwd_kernel[grid](
-        branch_out, x, post, comb, out, T, D,
-        N=N, NP=padded_streams(N), BT=POST_BLOCK_T, BD=POST_BLOCK_D, num_warps=NUM_WARPS,
+        branch_out,
+        x,
+        post,
+        comb,
+        out,
+        T,
+        D,
+        N=N,
+        NP=padded_streams(N),
+        BT=POST_BLOCK_T,
+        BD=POST_BLOCK_D,
+        num_warps=NUM_WARPS,
     )
     return out
 
@@ -515,7 +700,21 @@ def hc_post_backward(
     grad_post = _new((T, N), torch.float32, x.device)
     grad_comb = _new((T, N, N), torch.float32, x.device)
     _hc_post_bwd_kernel[(triton.cdiv(T, POST_BLOCK_T),)](
-        grad_out, branch_out, x, post, comb, grad_f, grad_x, grad_post, grad_comb, T, D,
-        N=N, NP=padded_streams(N), BT=POST_BLOCK_T, BD=POST_BLOCK_D, num_warps=NUM_WARPS,
+        grad_out,
+        branch_out,
+        x,
+        post,
+        comb,
+        grad_f,
+        grad_x,
+        grad_post,
+        grad_comb,
+        T,
+        D,
+        N=N,
+        NP=padded_streams(N),
+        BT=POST_BLOCK_T,
+        BD=POST_BLOCK_D,
+        num_warps=NUM_WARPS,
     )
     return grad_f, grad_x, grad_post, grad_comb
