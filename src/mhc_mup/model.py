@@ -10,7 +10,8 @@ mHC model (``hc=True``), with ``B`` batch, ``T`` tokens, ``n_s`` streams of widt
 
 The control (``hc=False``) has the same embedding, blocks and readout on one stream with the usual
 pre-norm residual ``x ← x + f(RMSNorm(x))`` and no mHC parameter. The mHC math calls
-:mod:`mhc_mup.ops` and runs in fp32 even under autocast, as V4 does; branches follow the autocast
+:mod:`mhc_mup.ops` (on CUDA, by default, the fused kernels of :mod:`mhc_mup.fused`, which compute the same
+function) and runs in fp32 even under autocast, as V4 does; branches follow the autocast
 context (bf16 on CUDA in the coordinate check). Identity "taps" expose the gate pre-activations
 (``pre_logits``, ``post_logits``, ``comb_logits``, ``head.logits``) to forward hooks.
 """
