@@ -151,6 +151,7 @@ def test_a_real_diverging_run_is_recorded_not_dropped(small_corpus, tmp_path):
     csv = pd.read_csv(tmp_path / "out/transfer.csv")
     assert list(csv.columns) == list(TRANSFER_COLUMNS) and len(csv) == 4 and csv.diverged.sum() == 1
     assert "diverged, left out of the fit: η = 2^9.97" in result.seed_optima.iloc[0].note
+    assert rec["mhc_kernels"] == "none" and (csv.mhc_kernels == "none").all()  # the control has no mHC
 
 
 def test_killed_and_restarted_sweep_has_every_run_exactly_once(small_corpus, tmp_path):
@@ -306,6 +307,8 @@ def test_cuda_sweep_runs_one_run_per_gpu_and_records_the_device(small_corpus, tm
     assert np.isfinite(result.runs.final_val_loss).all() and (result.runs.tokens_per_s > 0).all()
     rec = json.loads(next((tmp_path / "gpu/runs").rglob("*.json")).read_text())
     assert rec["settings"]["precision"] == "bf16-autocast"
+    kernels = dict(zip(result.runs.config, result.runs.mhc_kernels, strict=True))
+    assert kernels == {"mup": "triton", "control-mup": "none"}  # CUDA runs take the fused kernels
 
 
 def test_ray_backend_without_ray_is_one_line_with_the_install_hint(small_corpus, tmp_path, capsys, monkeypatch):
@@ -331,3 +334,12 @@ def test_quick_and_explicit_flags_build_the_grid():
     assert [c.name for c in mine.configs] == ["slow", "ctl"] and mine.steps == 7
     assert mine.configs[0].hc_param.rules["lr_fn_adam"].text == "1/(n_s*d)" and mine.configs[1].hc_param is None
     assert mine.lrs == pytest.approx((1e-3, 2**-8, 0.01))
+
+
+def test_each_run_records_which_mhc_kernels_ran(small_corpus, tmp_path):
+    """On the CPU the mHC model runs the reference ops (the fused kernels are CUDA-only; the GPU test checks
+    'triton'); the control has no mHC at all."""
+    cfg = tiny_cfg(small_corpus, configs=(BUILTIN_CONFIGS["mup"], BUILTIN_CONFIGS["control-mup"]), steps=1)
+    result = run_transfer(cfg, tmp_path / "out")
+    kernels = dict(zip(result.runs.config, result.runs.mhc_kernels, strict=False))
+    assert kernels == {"mup": "reference", "control-mup": "none"}

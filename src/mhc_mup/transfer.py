@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from . import fused
 from .data import CorpusError, load_corpus, sample_batch
 from .fitting import bootstrap_estimate, fit_power_law
 from .model import MHCLM, ModelConfig
@@ -57,7 +58,7 @@ RUN_FORMAT = "mhc-mup-transfer-run/1"
 SWEEP_FORMAT = "mhc-mup-transfer-sweep/1"
 TRANSFER_COLUMNS = (
     "config", "width", "seed", "lr", "log2_lr", "final_train_loss", "final_val_loss", "initial_loss", "diverged",
-    "diverged_reason", "steps_done", "tokens_per_s", "seconds", "device",
+    "diverged_reason", "steps_done", "tokens_per_s", "seconds", "device", "mhc_kernels",
 )  # fmt: skip
 SEED_OPTIMA_COLUMNS = (
     "config", "width", "seed", "log2_lr_opt", "lr_opt", "loss_at_opt", "curvature", "argmin_log2_lr", "edge", "note",
@@ -437,6 +438,7 @@ def execute_run(settings: Mapping, configuration: Mapping, width: int, seed: int
         "train_seconds": train_seconds,
         "seconds": time.perf_counter() - start,
         "device": f"{dev} ({name})" if dev.type == "cuda" else "cpu",
+        "mhc_kernels": _mhc_kernels(model, dev),
         "n_params": model.num_parameters(),
         "corpus": corpus.describe(),
         "versions": software_versions(),
@@ -559,6 +561,14 @@ class _Store:
         self.done += 1
         if self.on_run:
             self.on_run(record, self.done, self.total)
+
+
+def _mhc_kernels(model: MHCLM, device: torch.device) -> str:
+    """Which implementation ran the model's mHC sublayers: 'triton' (fused), 'reference', or 'none' (control)."""
+    if not model.config.hc:
+        return "none"
+    streams = torch.empty(0, model.config.n_s, model.config.d, device=device)
+    return "triton" if fused.use_triton(model.kernels, streams) else "reference"
 
 
 def _args(cfg: TransferConfig, key: RunKey) -> tuple:
