@@ -71,6 +71,33 @@ def rows_of(text: str) -> list[dict]:
 
 
 # ── reading ────────────────────────────────────────────────────────────────────────────────────
+def watched_safe_open(real_open, on_get_tensor):
+    """A stand-in for ``safetensors.safe_open`` whose ``get_tensor(name)`` calls ``on_get_tensor(name, read)``
+    (``read`` is the real one); headers and slices pass through."""
+
+    class Watched:
+        def __init__(self, *args, **kwargs):
+            self._inner = real_open(*args, **kwargs)
+
+        def __enter__(self):
+            self._handle = self._inner.__enter__()
+            return self
+
+        def __exit__(self, *exc):
+            return self._inner.__exit__(*exc)
+
+        def keys(self):
+            return self._handle.keys()
+
+        def get_slice(self, name):
+            return self._handle.get_slice(name)
+
+        def get_tensor(self, name):
+            return on_get_tensor(name, self._handle.get_tensor)
+
+    return Watched
+
+
 def test_both_namings_give_the_same_report(tmp_path, tensors):
     a = write(tmp_path / "tf" / "model.safetensors", named(tensors, "transformers"))
     b = write(tmp_path / "ds" / "model.safetensors", named(tensors, "deepseek"))
@@ -120,30 +147,12 @@ def test_only_mhc_tensors_are_read(tmp_path, tensors, monkeypatch):
     state = named(tensors, "deepseek") | {"embed.weight": torch.zeros(4096, 4096)}
     path = write(tmp_path / "model.safetensors", state)
     requested: list[str] = []
-    real_open = ckpt.safe_open
 
-    class Spy:
-        def __init__(self, *args, **kwargs):
-            self._inner = real_open(*args, **kwargs)
+    def record(name, read):
+        requested.append(name)
+        return read(name)
 
-        def __enter__(self):
-            self._handle = self._inner.__enter__()
-            return self
-
-        def __exit__(self, *exc):
-            return self._inner.__exit__(*exc)
-
-        def keys(self):
-            return self._handle.keys()
-
-        def get_slice(self, name):
-            return self._handle.get_slice(name)
-
-        def get_tensor(self, name):
-            requested.append(name)
-            return self._handle.get_tensor(name)
-
-    monkeypatch.setattr(ckpt, "safe_open", Spy)
+    monkeypatch.setattr(ckpt, "safe_open", watched_safe_open(ckpt.safe_open, record))
     monkeypatch.setattr("safetensors.torch.load_file", lambda *a, **k: pytest.fail("whole-file load"))
     result = inspect_checkpoint(path, samples=2)
     assert sorted(requested) == sorted(result.layout.names) == sorted(named(tensors, "deepseek"))
@@ -316,29 +325,11 @@ def test_output_path_is_a_file(tmp_path, tensors, capsys):
 def test_locate_reads_no_tensor_data(tmp_path, tensors, monkeypatch):
     """Layout checks use headers only: a get_tensor call during locate() would fail this test."""
     path = write(tmp_path / "model.safetensors", named(tensors, "deepseek"))
-    real_open = ckpt.safe_open
 
-    class NoData:
-        def __init__(self, *args, **kwargs):
-            self._inner = real_open(*args, **kwargs)
+    def refuse(name, read):
+        raise AssertionError(f"tensor data read during locate(): {name}")
 
-        def __enter__(self):
-            self._handle = self._inner.__enter__()
-            return self
-
-        def __exit__(self, *exc):
-            return self._inner.__exit__(*exc)
-
-        def keys(self):
-            return self._handle.keys()
-
-        def get_slice(self, name):
-            return self._handle.get_slice(name)
-
-        def get_tensor(self, name):
-            raise AssertionError(f"tensor data read during locate(): {name}")
-
-    monkeypatch.setattr(ckpt, "safe_open", NoData)
+    monkeypatch.setattr(ckpt, "safe_open", watched_safe_open(ckpt.safe_open, refuse))
     layout = locate(path)
     assert len(layout.names) == 6 * LAYERS + 3
     with pytest.raises(CheckpointError, match="no mHC tensors"):

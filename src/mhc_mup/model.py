@@ -112,9 +112,14 @@ class HyperConnection(nn.Module):
     def _taps(self) -> tuple[Tap, Tap, Tap]:
         return self.pre_logits, self.post_logits, self.comb_logits
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, fused_path: bool | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``fused_path``: the caller's :meth:`fused_for` decision, so that it is made once per sublayer."""
+        if fused_path is None:
+            fused_path = self.fused_for(x)
         with _fp32(x.device.type):
-            if self.fused_for(x):
+            if fused_path:
                 return fused.hc_pre(x, self.fn, self.scale, self.base, self.K, self.hc_eps, self.norm_eps)
             mixes = hc_mixes(x, self.fn, self.norm_eps)
             a_pre, a_post, z = gate_logits(mixes, self.scale, self.base, self.n_s)
@@ -184,8 +189,8 @@ class Sublayer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.hc is None:
             return x + self.branch(self.norm(_branch_input(x)))
-        fused_path = self.hc.fused_for(x)
-        y, post, comb = self.hc(x)
+        fused_path = self.hc.fused_for(x)  # hc_pre and hc_post take the same path
+        y, post, comb = self.hc(x, fused_path)
         out = self.branch(self.norm(_branch_input(y)))
         with _fp32(x.device.type):
             return fused.hc_post(out, x, post, comb) if fused_path else hc_post(out, x, post, comb)

@@ -518,13 +518,18 @@ def _hc_post_bwd_kernel(
 
 
 # ── launchers ──────────────────────────────────────────────────────────────────────────────────
+def _split_range(total: int, splits: int, block: int) -> tuple[int, int]:
+    """Cut ``total`` into at most ``splits`` ranges of whole blocks: ``(length of a range, number of ranges)``."""
+    splits = max(1, min(splits, triton.cdiv(total, block)))
+    length = triton.cdiv(triton.cdiv(total, splits), block) * block
+    return length, triton.cdiv(total, length)
+
+
 def _projection(x: torch.Tensor, fn: torch.Tensor, grad_y: torch.Tensor | None):
     """Split-K projection partials (and ⟨gy, x_i⟩ partials when ``grad_y`` is given)."""
     T, N, D = x.shape
     RP, NP = generator_rows_padded(N), padded_streams(N)
-    splits = max(1, min(PROJ_SPLITS, triton.cdiv(D, PROJ_BLOCK_D)))
-    cols = triton.cdiv(triton.cdiv(D, splits), PROJ_BLOCK_D) * PROJ_BLOCK_D
-    splits = triton.cdiv(D, cols)
+    cols, splits = _split_range(D, PROJ_SPLITS, PROJ_BLOCK_D)
     proj = _new((splits, T, gate_layout_width(N)), torch.float32, x.device)
     sumsq = _new((splits, T), torch.float32, x.device)
     gpre = _new((splits, T, NP), torch.float32, x.device) if grad_y is not None else sumsq
@@ -638,9 +643,7 @@ def hc_pre_backward(
     )
     col_blocks = triton.cdiv(ND, GRAD_BLOCK_C)
     n_sm = torch.cuda.get_device_properties(dev).multi_processor_count if dev.type == "cuda" else 4
-    token_splits = max(1, min(triton.cdiv(T, GRAD_BLOCK_T), triton.cdiv(2 * n_sm, col_blocks)))
-    tokens_per_split = triton.cdiv(triton.cdiv(T, token_splits), GRAD_BLOCK_T) * GRAD_BLOCK_T
-    token_splits = triton.cdiv(T, tokens_per_split)
+    tokens_per_split, token_splits = _split_range(T, triton.cdiv(2 * n_sm, col_blocks), GRAD_BLOCK_T)
     grad_x = _new(x.shape, x.dtype, dev)
     partial = _new((token_splits, R, ND), torch.float32, dev)
     _hc_pre_input_grad_kernel[(col_blocks, token_splits)](
