@@ -4,7 +4,7 @@
 
 1. Copy bandwidth: a 1 GiB device-to-device copy, bytes read + written over its median time.
 2. Per op (n_s = 4, bf16 streams, ``tokens`` tokens): the fused hc_pre and hc_post, forward and
-   backward, each timed alone (``triton.testing.do_bench``, median, L2 flushed between runs); the
+   backward, each timed alone on the device (median; L2 flushed and launches queued before each run); the
    bytes it must move (every input read once, every output written once) over the measured bandwidth
    is its floor. The reference ops through autograd are timed beside them.
 3. Training step of a 4-layer byte-level LM (d_head 64, MLP 4d, 16×256 tokens, bf16 autocast, bf16
@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import statistics
 import sys
@@ -31,6 +32,30 @@ from mhc_mup.model import MHCLM, ModelConfig
 from mhc_mup.training import train_step
 
 N_S, K = 4, 20
+
+
+def _tiles() -> dict:
+    """triton_kernels' tile constants (its public upper-case names) and their values now."""
+    return {k: getattr(tk, k) for k in dir(tk) if k.isupper() and not k.startswith("_")}
+
+
+def gpu_ms(fn, reps: int = 50) -> float:
+    """Median device time of ``fn()`` in ms, with L2 flushed before each call. The call's launches queue
+    behind a GPU sleep, so the host's launch overhead (Python, custom-op dispatch) is not in the figure:
+    this times the kernels, as the memory-traffic floor assumes."""
+    flush = torch.empty(2**26, dtype=torch.int32, device="cuda")  # 256 MiB, over 5× the L2
+    fn()
+    events = []
+    for _ in range(reps):
+        flush.zero_()
+        torch.cuda._sleep(2_000_000)  # about 1 ms: longer than any op's host side
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        events.append((start, end))
+    torch.cuda.synchronize()
+    return statistics.median(s.elapsed_time(e) for s, e in events)
 
 
 def copy_bandwidth() -> float:
@@ -90,7 +115,7 @@ def bench_ops(T: int, d: int, bandwidth: float) -> list[dict]:
     floors = floor_bytes(T, d)
     rows = []
     for name, fn_ in runs.items():
-        ms = do_bench(fn_, warmup=25, rep=200, return_mode="median")
+        ms = gpu_ms(fn_, reps=100)
         floor_ms = floors[name] / bandwidth * 1e3
         rows.append({"op": name, "d": d, "tokens": T, "ms": ms, "floor_bytes": floors[name], "floor_ms": floor_ms,
                      "ratio": ms / floor_ms})  # fmt: skip
@@ -115,74 +140,104 @@ def bench_ops(T: int, d: int, bandwidth: float) -> list[dict]:
         out.backward(inp["gout"])
 
     for name, fn_ in (("hc_pre fwd+bwd", reference_pre), ("hc_post fwd+bwd", reference_post)):
-        ms = do_bench(fn_, warmup=25, rep=200, return_mode="median")
+        ms = do_bench(fn_, warmup=25, rep=200, return_mode="median")  # host-bound: launch overhead is its cost
         rows.append({"op": f"{name} (reference ops)", "d": d, "tokens": T, "ms": ms})
     return rows
 
 
-TUNE_GRID = [  # overrides of triton_kernels' tile constants, one variant per entry
+TUNE_GRID = [  # overrides of triton_kernels' tile constants (on top of any --set), one variant per entry
     {},
-    {"DOT_PRECISION": "tf32"},
-    {"DOT_PRECISION": "ieee"},
+    {"BF16_SPLIT": False},  # tf32x3 dots on x converted to fp32, as before the bf16 split
     {"PROJ_STAGES": 2},
-    {"PROJ_STAGES": 2, "PROJ_BLOCK_T": 64, "PROJ_WARPS": 4},
-    {"PROJ_BLOCK_D": 32, "PROJ_STAGES": 2},
+    {"PROJ_SPLITS": 4},
+    {"PROJ_SPLITS": 16},
+    {"PROJ_BLOCK_T": 64, "PROJ_WARPS": 4},
+    {"PROJ_BLOCK_D": 128},
+    {"PRE_BLOCK_T": 16},
+    {"GATE_WARPS": 2},
+    {"COLLAPSE_SPLITS": 8},
     {"GRAD_STAGES": 1},
     {"GRAD_STAGES": 3},
-    {"GRAD_BLOCK_C": 64},
-    {"GRAD_BLOCK_C": 64, "GRAD_BLOCK_T": 32},
-    {"GRAD_BLOCK_C": 64, "NUM_WARPS": 8},
-    {"PRE_BLOCK_T": 8},
+    {"GRAD_WARPS": 8},
+    {"GRAD_BLOCK_T": 32},
+    {"GRAD_BLOCK_C": 64, "GRAD_PROGRAMS_PER_SM": 4},
+    {"GRAD_PROGRAMS_PER_SM": 4},
 ]
 
 
-def breakdown(T: int, d: int) -> list[dict]:
-    """Device time per kernel of hc_pre and hc_post, forward and backward (torch.profiler, 20 calls each)."""
+def kernel_us(calls: list, repeats: int = 10) -> dict[str, float]:
+    """Device µs per kernel name for one round of ``calls`` (torch.profiler; L2 flushed before each call)."""
     from torch.profiler import ProfilerActivity, profile
 
-    inp = op_inputs(T, d, torch.Generator("cuda").manual_seed(d))
-    x, fn, scale, base = inp["x"], inp["fn"], inp["scale"], inp["base"]
-    _, post, comb = tk.hc_pre_forward(x, fn, scale, base, K, ops.HC_EPS, ops.NORM_EPS)
-    calls = 20
+    flush = torch.empty(2**26, dtype=torch.int32, device="cuda")
+    for c in calls:
+        c()
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
-        for _ in range(calls):
-            tk.hc_pre_forward(x, fn, scale, base, K, ops.HC_EPS, ops.NORM_EPS)
-            tk.hc_pre_backward(x, fn, scale, base, inp["gy"], inp["gpost"], inp["gcomb"], K, ops.HC_EPS, ops.NORM_EPS)
-            tk.hc_post_forward(inp["f"], x, post, comb)
-            tk.hc_post_backward(inp["gout"], inp["f"], x, post, comb)
+        for _ in range(repeats):
+            for c in calls:
+                flush.zero_()
+                c()
         torch.cuda.synchronize()
-    rows = []
+    out: dict[str, float] = {}
     for evt in prof.key_averages():
         us = getattr(evt, "self_device_time_total", None) or getattr(evt, "self_cuda_time_total", 0)
-        if us > 0:
-            rows.append({"kernel": evt.key[:60], "us_per_call": us / calls, "count": evt.count / calls})
-    rows.sort(key=lambda r: -r["us_per_call"])
-    print(f"per-kernel device time at d={d}, {T} tokens (µs per call)")
+        if us > 0 and "FillFunctor" not in evt.key:  # the flush
+            out[evt.key[:60]] = us / repeats
+    return out
+
+
+def _op_calls(T: int, d: int) -> dict[str, list]:
+    inp = op_inputs(T, d, torch.Generator("cuda").manual_seed(d))
+    x, fn, scale, base = inp["x"], inp["fn"], inp["scale"], inp["base"]
+    consts = (K, ops.HC_EPS, ops.NORM_EPS)
+    _, post, comb = tk.hc_pre_forward(x, fn, scale, base, *consts)
+    return {
+        "hc_pre": [
+            lambda: tk.hc_pre_forward(x, fn, scale, base, *consts),
+            lambda: tk.hc_pre_backward(*(x, fn, scale, base, inp["gy"], inp["gpost"], inp["gcomb"]), *consts),
+        ],
+        "hc_post": [
+            lambda: tk.hc_post_forward(inp["f"], x, post, comb),
+            lambda: tk.hc_post_backward(inp["gout"], inp["f"], x, post, comb),
+        ],
+    }
+
+
+def breakdown(T: int, d: int) -> list[dict]:
+    """Device time per kernel of hc_pre and hc_post, forward and backward (torch.profiler)."""
+    calls = _op_calls(T, d)
+    times = kernel_us(calls["hc_pre"] + calls["hc_post"])
+    rows = sorted(({"kernel": k, "us_per_call": v} for k, v in times.items()), key=lambda r: -r["us_per_call"])
+    print(f"per-kernel device time at d={d}, {T} tokens (µs per call, L2 flushed before each op)")
     for r in rows:
-        print(f"  {r['kernel']:60s} {r['us_per_call']:8.2f}  ×{r['count']:.0f}")
+        print(f"  {r['kernel']:60s} {r['us_per_call']:8.2f}")
     print()
     return rows
 
 
 def tune(T: int, d: int) -> list[dict]:
-    """hc_pre forward and backward at each variant of :data:`TUNE_GRID`."""
-    inp = op_inputs(T, d, torch.Generator("cuda").manual_seed(d))
-    x, fn, scale, base = inp["x"], inp["fn"], inp["scale"], inp["base"]
+    """hc_pre's kernels at each variant of :data:`TUNE_GRID`: device µs per kernel and in all."""
+    calls = _op_calls(T, d)["hc_pre"]
     rows = []
+    short = {"_projection_kernel": "proj ×2", "_hc_pre_gates_kernel": "gates", "_hc_pre_gate_grad_kernel": "gate_grad",
+             "_hc_pre_input_grad_kernel": "input_grad"}  # fmt: skip
+    print(f"{'variant':64s} " + " ".join(f"{v:>10s}" for v in short.values()) + f" {'other':>8s} {'total µs':>9s}")
     for overrides in TUNE_GRID:
         saved = {k: getattr(tk, k) for k in overrides}
         for k, v in overrides.items():
             setattr(tk, k, v)
         try:
-            fwd = do_bench(lambda: tk.hc_pre_forward(x, fn, scale, base, K, ops.HC_EPS, ops.NORM_EPS),
-                           warmup=10, rep=50, return_mode="median")  # fmt: skip
-            bwd = do_bench(lambda: tk.hc_pre_backward(x, fn, scale, base, inp["gy"], inp["gpost"], inp["gcomb"],
-                           K, ops.HC_EPS, ops.NORM_EPS), warmup=10, rep=50, return_mode="median")  # fmt: skip
+            times = kernel_us(calls)
         finally:
             for k, v in saved.items():
                 setattr(tk, k, v)
-        rows.append({**overrides, "fwd_ms": fwd, "bwd_ms": bwd})
-        print(f"{overrides!s:45s} fwd {fwd:.4f} ms  bwd {bwd:.4f} ms", flush=True)
+        named = {v: times.get(k, 0.0) for k, v in short.items()}
+        other = sum(v for k, v in times.items() if k not in short)
+        total = sum(times.values())
+        rows.append({**overrides, "kernels_us": times, "total_us": total})
+        cells = " ".join(f"{v:10.1f}" for v in named.values())
+        print(f"{overrides!s:64s} {cells} {other:8.1f} {total:9.1f}", flush=True)
+    print()
     return rows
 
 
@@ -219,6 +274,35 @@ def step_time(cfg: ModelConfig, kernels: str, mode: str, batch: int, seq: int, s
             "warmup_s": warm_s}  # fmt: skip
 
 
+def profile_step(d: int, batch: int, seq: int, stream_dtype: str) -> list[dict]:
+    """Host time per op of one eager fused mHC training step (torch.profiler, CPU side): where launch
+    overhead goes when the step is not replayed as CUDA graphs."""
+    from torch.profiler import ProfilerActivity, profile
+
+    cfg = ModelConfig(d=d, depth=4, heads=max(1, d // 64), n_s=N_S, K=K, stream_dtype=stream_dtype)
+    model = MHCLM(cfg, seed=0, kernels="triton").cuda()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0, fused=True)
+    b = torch.randint(0, 256, (batch, seq + 1), device="cuda", generator=torch.Generator("cuda").manual_seed(0))
+    dev = torch.device("cuda")
+    for _ in range(3):
+        train_step(model, opt, b[:, :-1], b[:, 1:], dev)
+    torch.cuda.synchronize()
+    steps = 5
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            train_step(model, opt, b[:, :-1], b[:, 1:], dev)
+        torch.cuda.synchronize()
+    rows = [{"op": e.key[:70], "self_cpu_us": e.self_cpu_time_total / steps, "calls": e.count / steps}
+            for e in prof.key_averages()]  # fmt: skip
+    rows.sort(key=lambda r: -r["self_cpu_us"])
+    total = sum(r["self_cpu_us"] for r in rows)
+    print(f"host time of one eager fused step at d={d}: {total / 1e3:.2f} ms of profiled CPU ops; the top 20:")
+    for r in rows[:20]:
+        print(f"  {r['op']:70s} {r['self_cpu_us']:9.1f} µs  ×{r['calls']:.0f}")
+    print()
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--widths", default="256,1024,2048")
@@ -232,22 +316,41 @@ def main() -> None:
     parser.add_argument("--skip-ops", action="store_true")
     parser.add_argument("--tune", action="store_true", help="time hc_pre's tile shapes at d=1024 first")
     parser.add_argument("--skip-steps", action="store_true")
+    parser.add_argument("--profile-step", action="store_true", help="host time per op of one eager step at d=1024")
     parser.add_argument("--stream-dtype", default="bfloat16", choices=("bfloat16", "float32"))
     parser.add_argument("--json", help="also write every number to this file")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a triton_kernels tile constant for the whole run, e.g. PROJ_STAGES=2",
+    )
     args = parser.parse_args()
+    for item in args.set:
+        name, _, value = item.partition("=")
+        if name not in _tiles() or not value:
+            parser.error(f"--set {item!r}: expected NAME=VALUE with NAME one of triton_kernels' tile constants")
+        try:
+            setattr(tk, name, ast.literal_eval(value))
+        except (ValueError, SyntaxError):
+            parser.error(f"--set {item!r}: {value!r} is not a Python literal")
     if not torch.cuda.is_available():
         sys.exit("bench_fused.py needs a CUDA device")
     widths = [int(w) for w in args.widths.split(",")]
     report: dict = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "triton": triton.__version__,
-                    "args": vars(args)}  # fmt: skip
+                    "args": vars(args), "tiles": _tiles()}  # fmt: skip
     bw = copy_bandwidth()
     report["copy_bandwidth_GBps"] = bw / 1e9
     print(f"{report['gpu']}, torch {torch.__version__}, triton {triton.__version__}")
-    print(f"device-to-device copy bandwidth: {bw / 1e9:.0f} GB/s (read + write)\n")
+    print(f"device-to-device copy bandwidth: {bw / 1e9:.0f} GB/s (read + write)")
+    print("tiles:", ", ".join(f"{k}={v}" for k, v in report["tiles"].items()), "\n")
 
     if args.tune:
         report["tune"] = tune(args.tokens, 1024)
         report["breakdown"] = breakdown(args.tokens, 1024)
+    if args.profile_step:
+        report["profile_step"] = profile_step(1024, args.batch, args.seq, args.stream_dtype)
     if not args.skip_ops:
         rows = [r for d in widths for r in bench_ops(args.tokens, d, bw)]
         report["ops"] = rows

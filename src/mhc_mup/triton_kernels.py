@@ -6,22 +6,30 @@ flattened over the leading dims: the residual state ``x`` is ``(T, N, D)`` (bf16
 generator ``fn`` ``((2+N)·N, N·D)`` fp32, ``scale`` ``(3,)``, ``base`` ``((2+N)·N,)``. All mHC math
 runs in fp32 on-chip; only the streams and branch tensors keep their storage dtype.
 
-Launches. ``hc_pre`` forward: a split-K projection pass (``x_flat @ fnᵀ`` and ``Σ x²``, tf32x3 tensor-core
-dots) writes small per-token partials; a per-token pass sums them and keeps everything else in registers
-(the RMS scale, the gates, all ``K`` Sinkhorn steps) before the pre-weighted collapse. ``hc_pre`` backward:
-the projection pass again (with ``⟨∂L/∂y, x_i⟩``), a per-token pass through the gates' and Sinkhorn's
-backward, and a column-tiled pass writing ∂L/∂x while accumulating ∂L/∂fn. ``hc_post``: one launch each way.
+Launches. ``hc_pre`` forward: a split-K projection pass (``x_flat @ fnᵀ`` and ``Σ x²``) writes small
+per-token partials; a per-token pass sums them and keeps everything else in registers (the RMS scale, the
+gates, all ``K`` Sinkhorn steps), while other programs of the same launch do the pre-weighted collapse.
+``hc_pre`` backward: the projection pass again (with ``⟨∂L/∂y, x_i⟩``), a per-token pass through the gates'
+and Sinkhorn's backward, and a column-tiled pass writing ∂L/∂x while accumulating ∂L/∂fn. ``hc_post``: one
+launch each way.
+
+**fp32 accuracy on the tensor cores.** With bf16 streams the dots against x take x as a bf16 operand and
+split the fp32 factor (fn, or ∂L/∂mixes) into three bf16 parts that sum to it exactly: every product is
+then exact in fp32 and the result is the fp32 dot up to the accumulation's round-off, at bf16 speed. fp16
+and fp32 streams use tf32x3 dots (three tf32 products per fp32 product).
 
 **Backward of the Sinkhorn steps.** The kernels differentiate the K unrolled steps exactly, as autograd
 through :func:`mhc_mup.ops.sinkhorn_knopp` does, not the fixed point: at K = 1 or 2 the iterate is far
 from doubly stochastic and the implicit-function gradient would be a different (wrong) gradient, and the
 fixed-point linear system is singular along the gauge directions. The iterates are recomputed on-chip from
-the logits: for the step ``k`` being differentiated the kernel re-runs steps ``1…k-1`` in registers
-(K(K-1)/2 row/column rounds in all, ~200 at K = 20, a few µs per launch), so nothing per iterate
-touches memory and the result is the reverse-mode derivative of exactly the forward's arithmetic.
+the logits with the forward's arithmetic, each round's input kept in a per-program scratch slice
+(``(K-1)·16`` floats per token at ``n_s`` = 4, which stays in L2), and the rounds are then differentiated
+last first: O(K) work, and the result is the reverse-mode derivative of exactly the forward's arithmetic.
 """
 
 from __future__ import annotations
+
+import os
 
 import torch
 import triton
@@ -30,18 +38,23 @@ import triton.language as tl
 # Tile shapes, chosen on the H100 (benchmarks/bench_fused.py --tune times the variants).
 PROJ_BLOCK_T = 128  # split-K projection: token block, column chunk, splits of each stream's columns, warps
 PROJ_BLOCK_D = 64
-PROJ_SPLITS = 4
+PROJ_SPLITS = 8
 PROJ_WARPS = 8
-PROJ_STAGES = 1  # the stream loop is unrolled: each pipeline stage holds N tiles, too many for shared memory
-PRE_BLOCK_T = 16  # gates, Sinkhorn and collapse
-PRE_BLOCK_D = 64
+PROJ_STAGES = 1  # the stream loop is unrolled: each pipeline stage holds N tiles of x and of fn
+PRE_BLOCK_T = 8  # gates and Sinkhorn: token block, warps (latency-bound: small blocks, one warp)
+GATE_WARPS = 1
+PRE_BLOCK_D = 64  # the collapse y = Σ pre_i x_i: column chunk, programs per token block
+COLLAPSE_SPLITS = 4
 GRAD_BLOCK_T = 64  # ∂L/∂x and ∂L/∂fn: token chunk and column block of x_flat
 GRAD_BLOCK_C = 128
-GRAD_STAGES = 1
+GRAD_STAGES = 2
+GRAD_WARPS = 4
+GRAD_PROGRAMS_PER_SM = 2  # token splits of the ∂L/∂x pass: more programs hide latency, more ∂L/∂fn partials
 POST_BLOCK_T = 16
 POST_BLOCK_D = 128
 NUM_WARPS = 4
 DOT_PRECISION = "tf32x3"  # three tf32 products per fp32 product: fp32-accurate on the tensor cores
+BF16_SPLIT = True  # bf16 streams: dots with x as a bf16 operand against fp32 factors split in 3 bf16 parts
 
 _FILL = tl.constexpr(-1.0e30)  # logit of a padded Sinkhorn entry: exp underflows to exactly 0 after the max shift
 
@@ -104,21 +117,26 @@ def _sinkhorn_fwd(Z, valid, K, eps):
 
 
 @triton.jit
-def _sinkhorn_bwd(Z, g, valid, K, eps):
-    """∂L/∂Z from ∂L/∂comb ``g`` through the K unrolled steps (iterates recomputed in registers).
+def _sinkhorn_bwd(Z, g, valid, K, eps, scratch_ptr, off3, smask, stride):
+    """∂L/∂Z from ∂L/∂comb ``g`` through the K unrolled steps.
 
+    A forward sweep stores each round's input ``[BT, NP, NP]`` at ``scratch_ptr + (k-1)·stride + off3`` (the
+    program's own slice, read back by the same program), then the rounds are differentiated last first.
     For ``u = a / (Σ a + eps)`` along one axis, ``∂L/∂a = (g − Σ g·u) / (Σ a + eps)`` along that axis;
     for ``p = softmax(Z)``, ``∂L/∂Z = p·(g − Σ g·p)`` along the rows.
     """
     p = _softmax_rows(Z, valid)
     c0 = tl.where(valid, p + eps, 0.0)
+    a = _col_norm(c0, eps)
+    for k in range(1, K):  # the input of round k: rounds 1…k-1 applied, exactly as in the forward
+        tl.store(scratch_ptr + (k - 1) * stride + off3, a, mask=smask)
+        a = _col_norm(_row_norm(a, eps), eps)
+    tl.debug_barrier()
     g = tl.where(valid, g, 0.0)
     # rounds K-1 … 1, last first; counted up, since a negative-step range gave wrong gradients on the H100
     for j in range(0, K - 1):
         k = K - 1 - j
-        a = _col_norm(c0, eps)  # the input of round k: rounds 1…k-1 applied
-        for _ in range(1, k):
-            a = _col_norm(_row_norm(a, eps), eps)
+        a = tl.load(scratch_ptr + (k - 1) * stride + off3, mask=smask, other=0.0)
         s_row = tl.sum(a, 2)[:, :, None] + eps
         b = a / s_row  # round k's row step; its column step follows
         s_col = tl.sum(b, 1)[:, None, :] + eps
@@ -129,6 +147,46 @@ def _sinkhorn_bwd(Z, g, valid, K, eps):
     u = c0 / s_col
     g = (g - tl.sum(g * u, 1)[:, None, :]) / s_col
     return tl.where(valid, p * (g - tl.sum(g * p, 2)[:, :, None]), 0.0)
+
+
+# ── fp32-accurate dots on bf16 tensor cores ─────────────────────────────────────────────────────
+@triton.jit
+def _split_bf16(w):
+    """fp32 ``w`` as three bf16 parts that sum to it exactly: 8 significant bits each, and bf16 has fp32's
+    exponent range. (Exact under round-to-nearest and under truncation alike.)"""
+    hi = w.to(tl.bfloat16)
+    rest = w - hi.to(tl.float32)
+    mid = rest.to(tl.bfloat16)
+    lo = (rest - mid.to(tl.float32)).to(tl.bfloat16)
+    return hi, mid, lo
+
+
+@triton.jit
+def _dot_bf16(a, b, acc, EMULATE: tl.constexpr):
+    """``acc + a @ b`` for bf16 ``a`` and ``b`` with fp32 accumulation. ``EMULATE``: as an fp32 dot of the same
+    (exactly representable) values, for Triton's interpreter, which does not do bf16 arithmetic."""
+    if EMULATE:
+        return tl.dot(a.to(tl.float32), b.to(tl.float32), acc, input_precision="ieee")
+    return tl.dot(a, b, acc)
+
+
+@triton.jit
+def _dot_bf16_fp32(a, b, acc, EMULATE: tl.constexpr):
+    """``acc + a @ b`` for bf16 ``a`` and fp32 ``b``: each product of ``a`` with a bf16 part of ``b`` is exact
+    in fp32, so this is the fp32 dot up to the accumulation's round-off, at bf16 tensor-core speed."""
+    hi, mid, lo = _split_bf16(b)
+    acc = _dot_bf16(a, lo, acc, EMULATE)
+    acc = _dot_bf16(a, mid, acc, EMULATE)
+    return _dot_bf16(a, hi, acc, EMULATE)
+
+
+@triton.jit
+def _dot_fp32_bf16(a, b, acc, EMULATE: tl.constexpr):
+    """``acc + a @ b`` for fp32 ``a`` and bf16 ``b``, as :func:`_dot_bf16_fp32`."""
+    hi, mid, lo = _split_bf16(a)
+    acc = _dot_bf16(lo, b, acc, EMULATE)
+    acc = _dot_bf16(mid, b, acc, EMULATE)
+    return _dot_bf16(hi, b, acc, EMULATE)
 
 
 # ── shared pieces of the hc_pre kernels ─────────────────────────────────────────────────────────
@@ -219,10 +277,13 @@ def _projection_kernel(
     BT: tl.constexpr,
     BD: tl.constexpr,
     WITH_GY: tl.constexpr,
+    SPLIT: tl.constexpr,
+    EMULATE: tl.constexpr,
     PREC: tl.constexpr,
 ):
     """Split-K pass over the streams, program (token block, column split): partial ``x_flat @ fnᵀ``
-    ``(split, T, GW)`` in gate layout (tf32x3 tensor-core dots: fp32 accuracy), partial ``Σ x_flat²``
+    ``(split, T, GW)`` in gate layout (fp32-accurate tensor-core dots: bf16 x against fn split in three bf16
+    parts with ``SPLIT``, else ``PREC`` on fp32 operands), partial ``Σ x_flat²``
     ``(split, T)`` and, with ``WITH_GY``, partial ``⟨gy, x_i⟩`` ``(split, T, NP)`` (∂L/∂pre of the collapse)."""
     t = tl.program_id(0) * BT + tl.arange(0, BT)
     tmask = t < T
@@ -243,13 +304,14 @@ def _projection_kernel(
         if WITH_GY:
             gy = tl.load(gy_ptr + t64[:, None] * D + dd[None, :], mask=m2, other=0.0).to(tl.float32)
         for i in tl.static_range(N):
-            xi = tl.load(x_ptr + t64[:, None] * ND + i * D + dd[None, :], mask=m2, other=0.0).to(tl.float32)
-            w = tl.load(fn_ptr + rows[:, None] * ND + (i * D + dd)[None, :], mask=(rows[:, None] < R) & dmask[None, :],
-                        other=0.0)  # fmt: skip
-            acc = tl.dot(xi, tl.trans(w), acc, input_precision=PREC)
-            sumsq += tl.sum(xi * xi, 1)
+            xi = tl.load(x_ptr + t64[:, None] * ND + i * D + dd[None, :], mask=m2, other=0.0)
+            w = tl.load(fn_ptr + rows[None, :] * ND + (i * D + dd)[:, None], mask=(rows[None, :] < R) & dmask[:, None],
+                        other=0.0)  # fmt: skip  # fnᵀ tile [BD, RP]
+            xf = xi.to(tl.float32)
+            acc = _dot_bf16_fp32(xi, w, acc, EMULATE) if SPLIT else tl.dot(xf, w, acc, input_precision=PREC)
+            sumsq += tl.sum(xf * xf, 1)
             if WITH_GY:
-                gy_dot += tl.where(iv[None, :] == i, tl.sum(xi * gy, 1)[:, None], 0.0)
+                gy_dot += tl.where(iv[None, :] == i, tl.sum(xf * gy, 1)[:, None], 0.0)
     base = split.to(tl.int64) * T
     col, exists = _gate_columns(N, NP, RP)
     tl.store(proj_ptr + (base + t64[:, None]) * GW + col[None, :], acc, mask=tmask[:, None] & exists[None, :])
@@ -274,6 +336,7 @@ def _hc_pre_gates_kernel(
     K,
     hc_eps,
     norm_eps,
+    cols_per_split,
     N: tl.constexpr,
     NP: tl.constexpr,
     GW: tl.constexpr,
@@ -281,32 +344,37 @@ def _hc_pre_gates_kernel(
     BT: tl.constexpr,
     BD: tl.constexpr,
 ):
-    """Per token block: the gates and all K Sinkhorn steps in registers, then the collapse ``y = Σ pre_i x_i``."""
+    """Program (token block, role). Role 0: the gates and all K Sinkhorn steps in registers, storing post and
+    comb. Role s ≥ 1: pre and the collapse ``y = Σ pre_i x_i`` over the s-th column range. (pre needs no
+    Sinkhorn; as separate programs the latency-bound Sinkhorn overlaps the bandwidth-bound collapse.)"""
     t = tl.program_id(0) * BT + tl.arange(0, BT)
     tmask = t < T
     t64 = t.to(tl.int64)
     ND = N * D
+    iv = tl.arange(0, NP)
     pre_m, post_m, comb_m, _ = _load_mixes(proj_ptr, sumsq_ptr, t64, tmask, T, D, norm_eps, N, NP, GW, SPLITS, BT)
     a_pre, a_post, z = _gate_logits(pre_m, post_m, comb_m, scale_ptr, base_ptr, N, NP)
-    pre = tl.sigmoid(a_pre) + hc_eps
-    post = 2.0 * tl.sigmoid(a_post)
-    valid = _row_col_valid(N, NP)
-    comb = _sinkhorn_fwd(z, valid, K, hc_eps)
-
-    iv = tl.arange(0, NP)
-    tl.store(post_ptr + t64[:, None] * N + iv[None, :], post, mask=tmask[:, None] & (iv[None, :] < N))
-    off3 = t64[:, None, None] * (N * N) + iv[None, :, None] * N + iv[None, None, :]
-    tl.store(comb_ptr + off3, comb, mask=tmask[:, None, None] & valid)
-
-    for d0 in range(0, D, BD):
-        dd = d0 + tl.arange(0, BD)
-        m2 = tmask[:, None] & (dd[None, :] < D)
-        y = tl.zeros((BT, BD), tl.float32)
-        for i in tl.static_range(N):
-            xi = tl.load(x_ptr + t64[:, None] * ND + i * D + dd[None, :], mask=m2, other=0.0).to(tl.float32)
-            pre_i = tl.sum(tl.where(iv[None, :] == i, pre, 0.0), 1)
-            y += pre_i[:, None] * xi
-        tl.store(y_ptr + t64[:, None] * D + dd[None, :], y.to(y_ptr.dtype.element_ty), mask=m2)
+    role = tl.program_id(1)
+    if role == 0:
+        post = 2.0 * tl.sigmoid(a_post)
+        valid = _row_col_valid(N, NP)
+        comb = _sinkhorn_fwd(z, valid, K, hc_eps)
+        tl.store(post_ptr + t64[:, None] * N + iv[None, :], post, mask=tmask[:, None] & (iv[None, :] < N))
+        off3 = t64[:, None, None] * (N * N) + iv[None, :, None] * N + iv[None, None, :]
+        tl.store(comb_ptr + off3, comb, mask=tmask[:, None, None] & valid)
+    else:
+        pre = tl.sigmoid(a_pre) + hc_eps
+        d_start = (role - 1) * cols_per_split
+        d_end = tl.minimum(d_start + cols_per_split, D)
+        for d0 in range(d_start, d_end, BD):
+            dd = d0 + tl.arange(0, BD)
+            m2 = tmask[:, None] & (dd[None, :] < d_end)
+            y = tl.zeros((BT, BD), tl.float32)
+            for i in tl.static_range(N):
+                xi = tl.load(x_ptr + t64[:, None] * ND + i * D + dd[None, :], mask=m2, other=0.0).to(tl.float32)
+                pre_i = tl.sum(tl.where(iv[None, :] == i, pre, 0.0), 1)
+                y += pre_i[:, None] * xi
+            tl.store(y_ptr + t64[:, None] * D + dd[None, :], y.to(y_ptr.dtype.element_ty), mask=m2)
 
 
 @triton.jit
@@ -323,6 +391,7 @@ def _hc_pre_gate_grad_kernel(
     gm_r_ptr,
     coef_ptr,
     pre_ptr,
+    scratch_ptr,
     T,
     D,
     K,
@@ -334,7 +403,8 @@ def _hc_pre_gate_grad_kernel(
     SPLITS: tl.constexpr,
     BT: tl.constexpr,
 ):
-    """Per token block, the gates' backward (the K Sinkhorn steps differentiated in registers). Writes
+    """Per token block, the gates' backward (the K Sinkhorn steps differentiated on-chip, their iterates
+    kept in ``scratch`` ``(K-1, T, NP, NP)``, the program's own slice, which stays in L2). Writes
     ``r·∂L/∂mixes`` ``(T, R)`` in fn's row order; the RMS term's coefficient ``−(r²/ND)·⟨∂L/∂mixes, mixes⟩``
     ``(T,)``; pre ``(T, N)``; and this block's sums ∂L/∂base ``(R,)`` and ∂L/∂scale ``(3,)``."""
     t = tl.program_id(0) * BT + tl.arange(0, BT)
@@ -360,7 +430,9 @@ def _hc_pre_gate_grad_kernel(
     sig_post = tl.sigmoid(a_post)
     ga_pre = tl.where(v_gate[None, :], g_pre * sig_pre * (1.0 - sig_pre), 0.0)
     ga_post = tl.where(v_gate[None, :], g_post * 2.0 * sig_post * (1.0 - sig_post), 0.0)
-    ga_comb = _sinkhorn_bwd(z, g_comb, valid, K, hc_eps)
+    off_np = t64[:, None, None] * (NP * NP) + iv[None, :, None] * NP + iv[None, None, :]
+    smask = tmask[:, None, None] & (iv[None, :, None] < NP) & (iv[None, None, :] < NP)
+    ga_comb = _sinkhorn_bwd(z, g_comb, valid, K, hc_eps, scratch_ptr, off_np, smask, T * NP * NP)
     s0 = tl.load(scale_ptr)
     s1 = tl.load(scale_ptr + 1)
     s2 = tl.load(scale_ptr + 2)
@@ -400,21 +472,27 @@ def _hc_pre_input_grad_kernel(
     RP: tl.constexpr,
     BT: tl.constexpr,
     BC: tl.constexpr,
+    UNIFORM: tl.constexpr,
+    SPLIT: tl.constexpr,
+    EMULATE: tl.constexpr,
     PREC: tl.constexpr,
 ):
     """Program (column block of x_flat, token split): for each token block
     ``∂L/∂x_flat = (r·∂L/∂mixes) @ fn + coef·x_flat + pre_i·gy`` (stored), while accumulating the partial
-    ``∂L/∂fn = Σ_t (r·∂L/∂mixes)_t ⊗ x_flat_t`` in registers, written once as ``gfn[split]`` ``(R, ND)``."""
+    ``∂L/∂fn = Σ_t (r·∂L/∂mixes)_t ⊗ x_flat_t`` in registers as its transpose ``x_flatᵀ @ g`` (the long
+    column axis as the dot's M), written once as ``gfn[split]`` ``(R, ND)``. ``UNIFORM``: every column block
+    lies in one stream (``BC`` divides D), so pre is one value per token and gy one contiguous tile.
+    ``SPLIT``: x is bf16 and the ∂L/∂fn dot runs on bf16 tensor cores, exactly."""
     ND = N * D
     c = tl.program_id(0) * BC + tl.arange(0, BC)
     cmask = c < ND
-    stream = c // D
+    stream = (tl.program_id(0) * BC) // D if UNIFORM else c // D
     col_d = c - stream * D
     split = tl.program_id(1)
     rows = tl.arange(0, RP)
     rmask = rows < R
     w = tl.load(fn_ptr + rows[:, None] * ND + c[None, :], mask=rmask[:, None] & cmask[None, :], other=0.0)
-    acc = tl.zeros((RP, BC), tl.float32)
+    acc = tl.zeros((BC, RP), tl.float32)
     t_start = split * tokens_per_split
     t_end = tl.minimum(t_start + tokens_per_split, T)
     for t0 in range(t_start, t_end, BT):
@@ -423,15 +501,22 @@ def _hc_pre_input_grad_kernel(
         t64 = t.to(tl.int64)
         m2 = tmask[:, None] & cmask[None, :]
         g = tl.load(gm_r_ptr + t64[:, None] * R + rows[None, :], mask=tmask[:, None] & rmask[None, :], other=0.0)
-        x = tl.load(x_ptr + t64[:, None] * ND + c[None, :], mask=m2, other=0.0).to(tl.float32)
+        x = tl.load(x_ptr + t64[:, None] * ND + c[None, :], mask=m2, other=0.0)
         gy = tl.load(gy_ptr + t64[:, None] * D + col_d[None, :], mask=m2, other=0.0).to(tl.float32)
-        pre = tl.load(pre_ptr + t64[:, None] * N + stream[None, :], mask=m2, other=0.0)
+        if UNIFORM:
+            pre = tl.load(pre_ptr + t64 * N + stream, mask=tmask, other=0.0)[:, None]
+        else:
+            pre = tl.load(pre_ptr + t64[:, None] * N + stream[None, :], mask=m2, other=0.0)
         coef = tl.load(coef_ptr + t64, mask=tmask, other=0.0)
-        gx = tl.dot(g, w, coef[:, None] * x + pre * gy, input_precision=PREC)
+        xf = x.to(tl.float32)
+        gx = tl.dot(g, w, coef[:, None] * xf + pre * gy, input_precision=PREC)
         tl.store(gx_ptr + t64[:, None] * ND + c[None, :], gx.to(gx_ptr.dtype.element_ty), mask=m2)
-        acc = tl.dot(tl.trans(g), x, acc, input_precision=PREC)
+        if SPLIT:
+            acc = _dot_bf16_fp32(tl.trans(x), g, acc, EMULATE)
+        else:
+            acc = tl.dot(tl.trans(xf), g, acc, input_precision=PREC)
     out = gfn_ptr + split.to(tl.int64) * R * ND
-    tl.store(out + rows[:, None] * ND + c[None, :], acc, mask=rmask[:, None] & cmask[None, :])
+    tl.store(out + rows[None, :] * ND + c[:, None], acc, mask=rmask[None, :] & cmask[:, None])
 
 
 # ── hc_post ────────────────────────────────────────────────────────────────────────────────────
@@ -525,6 +610,16 @@ def _split_range(total: int, splits: int, block: int) -> tuple[int, int]:
     return length, triton.cdiv(total, length)
 
 
+def _interpreted() -> bool:
+    """Whether the kernels run in Triton's interpreter (the CPU tests), which has no bf16 arithmetic."""
+    return os.environ.get("TRITON_INTERPRET") == "1"
+
+
+def _bf16_split(x: torch.Tensor) -> bool:
+    """Whether the dots against x run on bf16 tensor cores with the fp32 factor split in three (bf16 x only)."""
+    return BF16_SPLIT and x.dtype == torch.bfloat16
+
+
 def _projection(x: torch.Tensor, fn: torch.Tensor, grad_y: torch.Tensor | None):
     """Split-K projection partials (and ⟨gy, x_i⟩ partials when ``grad_y`` is given)."""
     T, N, D = x.shape
@@ -551,6 +646,8 @@ def _projection(x: torch.Tensor, fn: torch.Tensor, grad_y: torch.Tensor | None):
         BT=PROJ_BLOCK_T,
         BD=PROJ_BLOCK_D,
         WITH_GY=grad_y is not None,
+        SPLIT=_bf16_split(x),
+        EMULATE=_interpreted(),
         PREC=DOT_PRECISION,
         num_warps=PROJ_WARPS,
         num_stages=PROJ_STAGES,
@@ -567,7 +664,8 @@ def hc_pre_forward(
     post = _new((T, N), torch.float32, x.device)
     comb = _new((T, N, N), torch.float32, x.device)
     proj, sumsq, _, splits = _projection(x, fn, None)
-    _hc_pre_gates_kernel[(triton.cdiv(T, PRE_BLOCK_T),)](
+    cols, collapse_splits = _split_range(D, COLLAPSE_SPLITS, PRE_BLOCK_D)
+    _hc_pre_gates_kernel[(triton.cdiv(T, PRE_BLOCK_T), 1 + collapse_splits)](
         x,
         proj,
         sumsq,
@@ -581,13 +679,14 @@ def hc_pre_forward(
         K,
         hc_eps,
         norm_eps,
+        cols,
         N=N,
         NP=padded_streams(N),
         GW=gate_layout_width(N),
         SPLITS=splits,
         BT=PRE_BLOCK_T,
         BD=PRE_BLOCK_D,
-        num_warps=NUM_WARPS,
+        num_warps=GATE_WARPS,
     )
     return y, post, comb
 
@@ -616,6 +715,8 @@ def hc_pre_backward(
     gm_r = _new((T, R), torch.float32, dev)
     coef = _new((T,), torch.float32, dev)
     pre = _new((T, N), torch.float32, dev)
+    NP = padded_streams(N)
+    scratch = torch.empty((max(K - 1, 1), T, NP, NP), dtype=torch.float32, device=dev)  # written before read
     _hc_pre_gate_grad_kernel[(blocks,)](
         proj,
         sumsq,
@@ -629,21 +730,22 @@ def hc_pre_backward(
         gm_r,
         coef,
         pre,
+        scratch,
         T,
         D,
         K,
         hc_eps,
         norm_eps,
         N=N,
-        NP=padded_streams(N),
+        NP=NP,
         GW=gate_layout_width(N),
         SPLITS=splits,
         BT=PRE_BLOCK_T,
-        num_warps=NUM_WARPS,
+        num_warps=GATE_WARPS,
     )
     col_blocks = triton.cdiv(ND, GRAD_BLOCK_C)
     n_sm = torch.cuda.get_device_properties(dev).multi_processor_count if dev.type == "cuda" else 4
-    tokens_per_split, token_splits = _split_range(T, triton.cdiv(2 * n_sm, col_blocks), GRAD_BLOCK_T)
+    tokens_per_split, token_splits = _split_range(T, triton.cdiv(GRAD_PROGRAMS_PER_SM * n_sm, col_blocks), GRAD_BLOCK_T)
     grad_x = _new(x.shape, x.dtype, dev)
     partial = _new((token_splits, R, ND), torch.float32, dev)
     _hc_pre_input_grad_kernel[(col_blocks, token_splits)](
@@ -663,8 +765,11 @@ def hc_pre_backward(
         RP=RP,
         BT=GRAD_BLOCK_T,
         BC=GRAD_BLOCK_C,
+        UNIFORM=D % GRAD_BLOCK_C == 0,
+        SPLIT=_bf16_split(x),
+        EMULATE=_interpreted(),
         PREC=DOT_PRECISION,
-        num_warps=NUM_WARPS,
+        num_warps=GRAD_WARPS,
         num_stages=GRAD_STAGES,
     )
     grad_fn = partial.sum(0) if token_splits > 1 else partial[0]
