@@ -179,6 +179,24 @@ def test_bf16_streams_round_once(device, poisoned, rng):
 
 
 @pytest.mark.parametrize("device", DEVICES)
+def test_bf16_split_is_exact(device, poisoned, rng):
+    """The kernels' three-way bf16 split of an fp32 value sums back to it exactly (the basis of the exact bf16
+    tensor-core dots), largest part first, for |w| ≥ 2^-103, where the smallest part is still a normal number;
+    below that what is lost is under 2^-126 in absolute value."""
+    from mhc_mup import triton_kernels
+
+    mantissa = torch.rand(4096, generator=rng) + 1.0
+    exponent = torch.randint(-103, 127, (4096,), generator=rng).float()
+    sign = torch.randint(0, 2, (4096,), generator=rng) * 2.0 - 1.0
+    w = (sign * mantissa * torch.exp2(exponent)).to(device)
+    parts = triton_kernels.split_bf16(w)
+    assert parts.dtype == torch.bfloat16
+    hi, mid, lo = parts.double()
+    assert torch.equal(hi + mid + lo, w.double())
+    assert (hi.abs() >= mid.abs()).all() and (mid.abs() >= lo.abs()).all()
+
+
+@pytest.mark.parametrize("device", DEVICES)
 def test_custom_ops_pass_opcheck(device, rng):
     """Schemas, fake (meta) implementations and autograd registration as torch.compile needs them."""
     x, fn, scale, base = _inputs(5, 4, 16, 1.0, rng, device)

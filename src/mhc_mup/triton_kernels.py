@@ -153,12 +153,30 @@ def _sinkhorn_bwd(Z, g, valid, K, eps, scratch_ptr, off3, smask, stride):
 @triton.jit
 def _split_bf16(w):
     """fp32 ``w`` as three bf16 parts that sum to it exactly: 8 significant bits each, and bf16 has fp32's
-    exponent range. (Exact under round-to-nearest and under truncation alike.)"""
+    exponent range (exact for |w| ≥ 2^-103, where the smallest part is still normal; below, what is lost is
+    under 2^-126). Exact under round-to-nearest and under truncation alike."""
     hi = w.to(tl.bfloat16)
     rest = w - hi.to(tl.float32)
     mid = rest.to(tl.bfloat16)
     lo = (rest - mid.to(tl.float32)).to(tl.bfloat16)
     return hi, mid, lo
+
+
+@triton.jit
+def _split_bf16_kernel(w_ptr, parts_ptr, n, B: tl.constexpr):
+    i = tl.program_id(0) * B + tl.arange(0, B)
+    hi, mid, lo = _split_bf16(tl.load(w_ptr + i, mask=i < n, other=0.0))
+    tl.store(parts_ptr + i, hi, mask=i < n)
+    tl.store(parts_ptr + n + i, mid, mask=i < n)
+    tl.store(parts_ptr + 2 * n + i, lo, mask=i < n)
+
+
+def split_bf16(w: torch.Tensor) -> torch.Tensor:
+    """The kernels' split of fp32 ``w`` into three bf16 parts, ``(3, *w.shape)`` bf16 (for inspection and tests)."""
+    w = w.to(torch.float32).contiguous()
+    parts = _new((3, *w.shape), torch.bfloat16, w.device)
+    _split_bf16_kernel[(triton.cdiv(w.numel(), 1024),)](w, parts, w.numel(), B=1024)
+    return parts
 
 
 @triton.jit
