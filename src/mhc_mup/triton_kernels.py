@@ -47,7 +47,7 @@ PRE_BLOCK_D = 64  # the collapse y = Σ pre_i x_i: column chunk, programs per to
 COLLAPSE_SPLITS = 4
 GRAD_BLOCK_T = 64  # ∂L/∂x and ∂L/∂fn: token chunk and column block of x_flat
 GRAD_BLOCK_C = 128
-GRAD_STAGES = 2
+GRAD_STAGES = 2  # (bf16 and fp16 streams; fp32 ones run unpipelined)
 GRAD_WARPS = 4
 GRAD_PROGRAMS_PER_SM = 2  # token splits of the ∂L/∂x pass: more programs hide latency, more ∂L/∂fn partials
 POST_BLOCK_T = 16
@@ -788,7 +788,7 @@ def hc_pre_backward(
         EMULATE=_interpreted(),
         PREC=DOT_PRECISION,
         num_warps=GRAD_WARPS,
-        num_stages=GRAD_STAGES,
+        num_stages=GRAD_STAGES if x.element_size() == 2 else 1,  # fp32 tiles: two stages overflow shared memory
     )
     grad_fn = partial.sum(0) if token_splits > 1 else partial[0]
     return grad_x, grad_fn, gscale.sum(0).to(scale.dtype), gbase.sum(0).to(base.dtype)
