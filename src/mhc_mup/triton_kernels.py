@@ -198,15 +198,6 @@ def _dot_bf16_fp32(a, b, acc, EMULATE: tl.constexpr):
     return _dot_bf16(a, hi, acc, EMULATE)
 
 
-@triton.jit
-def _dot_fp32_bf16(a, b, acc, EMULATE: tl.constexpr):
-    """``acc + a @ b`` for fp32 ``a`` and bf16 ``b``, as :func:`_dot_bf16_fp32`."""
-    hi, mid, lo = _split_bf16(a)
-    acc = _dot_bf16(lo, b, acc, EMULATE)
-    acc = _dot_bf16(mid, b, acc, EMULATE)
-    return _dot_bf16(hi, b, acc, EMULATE)
-
-
 # ── shared pieces of the hc_pre kernels ─────────────────────────────────────────────────────────
 # The projection runs over all R = (2+N)·N generator rows at once (R padded to a power of two ≥ 16, the
 # smallest tensor-core dot) and is stored in "gate layout", GW = 2·NP + NP·NP columns per token:
