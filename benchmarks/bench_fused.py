@@ -39,11 +39,16 @@ def _tiles() -> dict:
     return {k: getattr(tk, k) for k in dir(tk) if k.isupper() and not k.startswith("_")}
 
 
+def l2_flush_buffer() -> torch.Tensor:
+    """256 MiB, over 5× the H100's L2: ``zero_()`` on it evicts everything a timed call could find cached."""
+    return torch.empty(2**26, dtype=torch.int32, device="cuda")
+
+
 def gpu_ms(fn, reps: int = 50) -> float:
     """Median device time of ``fn()`` in ms, with L2 flushed before each call. The call's launches queue
     behind a GPU sleep, so the host's launch overhead (Python, custom-op dispatch) is not in the figure:
     this times the kernels, as the memory-traffic floor assumes."""
-    flush = torch.empty(2**26, dtype=torch.int32, device="cuda")  # 256 MiB, over 5× the L2
+    flush = l2_flush_buffer()
     fn()
     events = []
     for _ in range(reps):
@@ -169,7 +174,7 @@ def kernel_us(calls: list, repeats: int = 10) -> dict[str, float]:
     """Device µs per kernel name for one round of ``calls`` (torch.profiler; L2 flushed before each call)."""
     from torch.profiler import ProfilerActivity, profile
 
-    flush = torch.empty(2**26, dtype=torch.int32, device="cuda")
+    flush = l2_flush_buffer()
     for c in calls:
         c()
     with profile(activities=[ProfilerActivity.CUDA]) as prof:

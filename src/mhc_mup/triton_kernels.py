@@ -440,8 +440,7 @@ def _hc_pre_gate_grad_kernel(
     ga_pre = tl.where(v_gate[None, :], g_pre * sig_pre * (1.0 - sig_pre), 0.0)
     ga_post = tl.where(v_gate[None, :], g_post * 2.0 * sig_post * (1.0 - sig_post), 0.0)
     off_np = t64[:, None, None] * (NP * NP) + iv[None, :, None] * NP + iv[None, None, :]
-    smask = tmask[:, None, None] & (iv[None, :, None] < NP) & (iv[None, None, :] < NP)
-    ga_comb = _sinkhorn_bwd(z, g_comb, valid, K, hc_eps, scratch_ptr, off_np, smask, T * NP * NP)
+    ga_comb = _sinkhorn_bwd(z, g_comb, valid, K, hc_eps, scratch_ptr, off_np, tmask[:, None, None], T * NP * NP)
     s0 = tl.load(scale_ptr)
     s1 = tl.load(scale_ptr + 1)
     s2 = tl.load(scale_ptr + 2)
