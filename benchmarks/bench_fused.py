@@ -108,11 +108,11 @@ def floor_bytes(T: int, d: int) -> dict[str, int]:
 def bench_ops(T: int, d: int, bandwidth: float) -> list[dict]:
     inp = op_inputs(T, d, torch.Generator("cuda").manual_seed(d))
     x, fn, scale, base = inp["x"], inp["fn"], inp["scale"], inp["base"]
-    _y, post, comb = tk.hc_pre_forward(x, fn, scale, base, K, ops.HC_EPS, ops.NORM_EPS)
+    _y, post, comb, mixes, rstd = tk.hc_pre_forward(x, fn, scale, base, K, ops.HC_EPS, ops.NORM_EPS)
     runs = {
         "hc_pre fwd": lambda: tk.hc_pre_forward(x, fn, scale, base, K, ops.HC_EPS, ops.NORM_EPS),
         "hc_pre bwd": lambda: tk.hc_pre_backward(
-            x, fn, scale, base, inp["gy"], inp["gpost"], inp["gcomb"], K, ops.HC_EPS, ops.NORM_EPS
+            x, fn, scale, base, mixes, rstd, inp["gy"], inp["gpost"], inp["gcomb"], K, ops.HC_EPS
         ),
         "hc_post fwd": lambda: tk.hc_post_forward(inp["f"], x, post, comb),
         "hc_post bwd": lambda: tk.hc_post_backward(inp["gout"], inp["f"], x, post, comb),
@@ -153,20 +153,24 @@ def bench_ops(T: int, d: int, bandwidth: float) -> list[dict]:
 TUNE_GRID = [  # overrides of triton_kernels' tile constants (on top of any --set), one variant per entry
     {},
     {"BF16_SPLIT": False},  # tf32x3 dots on x converted to fp32, as before the bf16 split
-    {"PROJ_STAGES": 2},
-    {"PROJ_SPLITS": 4},
-    {"PROJ_SPLITS": 16},
-    {"PROJ_BLOCK_T": 64, "PROJ_WARPS": 4},
-    {"PROJ_BLOCK_D": 128},
-    {"PRE_BLOCK_T": 16},
+    {"FWD_STAGES": 1},
+    {"FWD_STAGES": 3},
+    {"FWD_WARPS": 8},
+    {"FWD_BLOCK_T": 32},
+    {"FWD_BLOCK_T": 32, "FWD_WARPS": 8},
+    {"FWD_BLOCK_D": 32},
+    {"FWD_BLOCK_D": 128, "FWD_WARPS": 8},
+    {"GATE_BLOCK_T": 8},
+    {"GATE_BLOCK_T": 32},
+    {"GATE_WARPS": 8},
     {"GATE_WARPS": 2},
-    {"COLLAPSE_SPLITS": 8},
-    {"GRAD_STAGES": 1},
+    {"GATE_BLOCK_D": 128},
     {"GRAD_STAGES": 3},
     {"GRAD_WARPS": 8},
     {"GRAD_BLOCK_T": 32},
-    {"GRAD_BLOCK_C": 64, "GRAD_PROGRAMS_PER_SM": 4},
+    {"GRAD_BLOCK_T": 128, "GRAD_WARPS": 8},
     {"GRAD_PROGRAMS_PER_SM": 4},
+    {"GRAD_BLOCK_C": 64, "GRAD_PROGRAMS_PER_SM": 4},
 ]
 
 
@@ -194,12 +198,12 @@ def kernel_us(calls: list, repeats: int = 10) -> dict[str, float]:
 def _op_calls(T: int, d: int) -> dict[str, list]:
     inp = op_inputs(T, d, torch.Generator("cuda").manual_seed(d))
     x, fn, scale, base = inp["x"], inp["fn"], inp["scale"], inp["base"]
-    consts = (K, ops.HC_EPS, ops.NORM_EPS)
-    _, post, comb = tk.hc_pre_forward(x, fn, scale, base, *consts)
+    _, post, comb, mixes, rstd = tk.hc_pre_forward(x, fn, scale, base, K, ops.HC_EPS, ops.NORM_EPS)
+    grads = (inp["gy"], inp["gpost"], inp["gcomb"])
     return {
         "hc_pre": [
-            lambda: tk.hc_pre_forward(x, fn, scale, base, *consts),
-            lambda: tk.hc_pre_backward(*(x, fn, scale, base, inp["gy"], inp["gpost"], inp["gcomb"]), *consts),
+            lambda: tk.hc_pre_forward(x, fn, scale, base, K, ops.HC_EPS, ops.NORM_EPS),
+            lambda: tk.hc_pre_backward(x, fn, scale, base, mixes, rstd, *grads, K, ops.HC_EPS),
         ],
         "hc_post": [
             lambda: tk.hc_post_forward(inp["f"], x, post, comb),
@@ -224,8 +228,8 @@ def tune(T: int, d: int) -> list[dict]:
     """hc_pre's kernels at each variant of :data:`TUNE_GRID`: device µs per kernel and in all."""
     calls = _op_calls(T, d)["hc_pre"]
     rows = []
-    short = {"_projection_kernel": "proj ×2", "_hc_pre_gates_kernel": "gates", "_hc_pre_gate_grad_kernel": "gate_grad",
-             "_hc_pre_input_grad_kernel": "input_grad"}  # fmt: skip
+    short = {"_hc_pre_fwd_kernel": "fwd", "_hc_pre_gate_grad_kernel": "gate_grad",
+             "_hc_pre_input_grad_kernel": "input_grad", "_sum_partials_kernel": "sums"}  # fmt: skip
     print(f"{'variant':64s} " + " ".join(f"{v:>10s}" for v in short.values()) + f" {'other':>8s} {'total µs':>9s}")
     for overrides in TUNE_GRID:
         saved = {k: getattr(tk, k) for k in overrides}
@@ -325,6 +329,11 @@ def main() -> None:
     parser.add_argument("--stream-dtype", default="bfloat16", choices=("bfloat16", "float32"))
     parser.add_argument("--json", help="also write every number to this file")
     parser.add_argument(
+        "--once",
+        action="store_true",
+        help="only run hc_pre and hc_post, forward and backward, three times at each width (a target for ncu)",
+    )
+    parser.add_argument(
         "--set",
         action="append",
         default=[],
@@ -343,6 +352,13 @@ def main() -> None:
     if not torch.cuda.is_available():
         sys.exit("bench_fused.py needs a CUDA device")
     widths = [int(w) for w in args.widths.split(",")]
+    if args.once:
+        for d in widths:
+            for _ in range(3):
+                for call in (c for calls in _op_calls(args.tokens, d).values() for c in calls):
+                    call()
+        torch.cuda.synchronize()
+        return
     report: dict = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "triton": triton.__version__,
                     "args": vars(args), "tiles": _tiles()}  # fmt: skip
     bw = copy_bandwidth()

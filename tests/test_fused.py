@@ -94,6 +94,13 @@ def _reference_pre(x, fn, scale, base, K, grads, dtype=torch.float64):
     return [o.detach() for o in outs], torch.autograd.grad(loss, leaves)
 
 
+def _fused_pre(x, fn, scale, base, K, grads):
+    """The fused op's outputs, and ∂/∂(x, fn, scale, base) through its registered backward, for ``grads``."""
+    leaves = [t.detach().requires_grad_() for t in (x, fn, scale, base)]
+    outs = fused.hc_pre(*leaves, K)
+    return [o.detach() for o in outs], torch.autograd.grad(outs, leaves, grads)
+
+
 def within_fp32_roundoff(got, exact, fp32) -> tuple[bool, float, float]:
     """``got`` within 1e-5 of the fp64 ``exact``, or, where the problem's conditioning puts fp32 itself further
     away, within 8× the error of the fp32 reference ops (``fp32``): 'to fp32 round-off'. (The reference's
@@ -121,11 +128,10 @@ def test_hc_pre_matches_reference_forward_and_backward(device, K, comb_scale, po
     underflows = 0
     for T, n_s, d in SHAPES[device]:
         x, fn, scale, base = _inputs(T, n_s, d, comb_scale, rng, device)
-        y, post, comb = fused.hc_pre(x, fn, scale, base, K)
-        grads = [torch.randn(t.shape, generator=rng).to(device) for t in (y, post, comb)]
+        grads = [torch.randn(shape, generator=rng).to(device) for shape in ((T, d), (T, n_s), (T, n_s, n_s))]
+        (y, post, comb), got = _fused_pre(x, fn, scale, base, K, grads)
         ref_out, ref_grads = _reference_pre(x, fn, scale, base, K, grads)
         out32, grads32 = _reference_pre(x, fn, scale, base, K, grads, torch.float32)
-        got = fused._hc_pre_backward(x, fn, scale, base, *grads, K, ops.HC_EPS, ops.NORM_EPS)
         names = ("y", "post", "comb", "grad x", "grad fn", "grad scale", "grad base")
         for name, a, b, c in zip(names, (y, post, comb, *got), (*ref_out, *ref_grads), (*out32, *grads32), strict=True):
             ok, err, err32 = within_fp32_roundoff(a, b, c)
@@ -162,10 +168,10 @@ def test_bf16_streams_round_once(device, poisoned, rng):
     with the fp32 factor split in three parts: exact products, so fp32 accuracy."""
     for T, n_s, d in (SHAPES[device][0], SHAPES[device][-1]):
         x, fn, scale, base = _inputs(T, n_s, d, 1.0, rng, device, torch.bfloat16)
-        y, post, comb = fused.hc_pre(x, fn, scale, base, 20)
-        grads = [torch.randn(t.shape, generator=rng).to(device, t.dtype) for t in (y, post, comb)]
+        grads = [torch.randn((T, d), generator=rng).to(device, torch.bfloat16)]
+        grads += [torch.randn(shape, generator=rng).to(device) for shape in ((T, n_s), (T, n_s, n_s))]
+        (y, post, comb), got = _fused_pre(x, fn, scale, base, 20, grads)
         ref_out, ref_grads = _reference_pre(x, fn, scale, base, 20, grads)
-        got = fused._hc_pre_backward(x, fn, scale, base, *grads, 20, ops.HC_EPS, ops.NORM_EPS)
         assert y.dtype == got[0].dtype == torch.bfloat16
         for a, b in ((y, ref_out[0]), (got[0], ref_grads[0])):
             assert within_one_bf16_ulp(a, b), (T, n_s, d)

@@ -93,17 +93,26 @@ def _fp32(t: Tensor) -> Tensor:
 @torch.library.custom_op("mhc_mup::hc_pre", mutates_args=())
 def _hc_pre(
     x: Tensor, fn: Tensor, scale: Tensor, base: Tensor, K: int, hc_eps: float, norm_eps: float
-) -> tuple[Tensor, Tensor, Tensor]:
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """``(y, post, comb)`` and, for the backward, the mixes ``(..., (2+n_s)·n_s)`` and RMS scale ``(...,)``."""
     lead, (n_s, d) = x.shape[:-2], x.shape[-2:]
-    y, post, comb = _kernels().hc_pre_forward(_streams(x), _fp32(fn), _fp32(scale), _fp32(base), K, hc_eps, norm_eps)
-    return y.view(*lead, d), post.view(*lead, n_s), comb.view(*lead, n_s, n_s)
+    y, post, comb, mixes, rstd = _kernels().hc_pre_forward(
+        _streams(x), _fp32(fn), _fp32(scale), _fp32(base), K, hc_eps, norm_eps
+    )
+    return y.view(*lead, d), post.view(*lead, n_s), comb.view(*lead, n_s, n_s), mixes.view(*lead, -1), rstd.view(lead)
 
 
 @_hc_pre.register_fake
 def _(x, fn, scale, base, K, hc_eps, norm_eps):
     lead, (n_s, d) = x.shape[:-2], x.shape[-2:]
     f32 = torch.float32
-    return x.new_empty((*lead, d)), x.new_empty((*lead, n_s), dtype=f32), x.new_empty((*lead, n_s, n_s), dtype=f32)
+    return (
+        x.new_empty((*lead, d)),
+        x.new_empty((*lead, n_s), dtype=f32),
+        x.new_empty((*lead, n_s, n_s), dtype=f32),
+        x.new_empty((*lead, fn.shape[0]), dtype=f32),
+        x.new_empty(lead, dtype=f32),
+    )
 
 
 @torch.library.custom_op("mhc_mup::hc_pre_backward", mutates_args=())
@@ -112,12 +121,13 @@ def _hc_pre_backward(
     fn: Tensor,
     scale: Tensor,
     base: Tensor,
+    mixes: Tensor,
+    rstd: Tensor,
     grad_y: Tensor,
     grad_post: Tensor,
     grad_comb: Tensor,
     K: int,
     hc_eps: float,
-    norm_eps: float,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     n_s, d = x.shape[-2:]
     gx, gfn, gscale, gbase = _kernels().hc_pre_backward(
@@ -125,30 +135,42 @@ def _hc_pre_backward(
         _fp32(fn),
         _fp32(scale),
         _fp32(base),
+        mixes.reshape(-1, mixes.shape[-1]).contiguous(),
+        rstd.reshape(-1).contiguous(),
         grad_y.reshape(-1, d).contiguous(),
         _fp32(grad_post.reshape(-1, n_s)),
         _fp32(grad_comb.reshape(-1, n_s, n_s)),
         K,
         hc_eps,
-        norm_eps,
     )
     return gx.view(x.shape), gfn.to(fn.dtype), gscale.to(scale.dtype), gbase.to(base.dtype)
 
 
 @_hc_pre_backward.register_fake
-def _(x, fn, scale, base, grad_y, grad_post, grad_comb, K, hc_eps, norm_eps):
+def _(x, fn, scale, base, mixes, rstd, grad_y, grad_post, grad_comb, K, hc_eps):
     return torch.empty_like(x), torch.empty_like(fn), torch.empty_like(scale), torch.empty_like(base)
 
 
 def _hc_pre_setup(ctx, inputs, output) -> None:
-    x, fn, scale, base, K, hc_eps, norm_eps = inputs
-    ctx.save_for_backward(x, fn, scale, base)
-    ctx.consts = (K, hc_eps, norm_eps)
+    x, fn, scale, base, K, hc_eps, _norm_eps = inputs
+    mixes, rstd = output[3:]
+    ctx.mark_non_differentiable(mixes, rstd)
+    ctx.set_materialize_grads(False)  # no zero-filled gradients for the mixes and r, which nothing uses
+    ctx.save_for_backward(x, fn, scale, base, mixes, rstd)
+    ctx.consts = (K, hc_eps)
 
 
-def _hc_pre_grad(ctx, grad_y, grad_post, grad_comb):
-    x, fn, scale, base = ctx.saved_tensors
-    gx, gfn, gscale, gbase = _hc_pre_backward(x, fn, scale, base, grad_y, grad_post, grad_comb, *ctx.consts)
+def _hc_pre_grad(ctx, grad_y, grad_post, grad_comb, _grad_mixes, _grad_rstd):
+    x, fn, scale, base, mixes, rstd = ctx.saved_tensors
+    if grad_y is None:  # an output that nothing downstream used
+        grad_y = x.new_zeros(x.shape[:-2] + x.shape[-1:])
+    if grad_post is None:
+        grad_post = torch.zeros(x.shape[:-1], dtype=torch.float32, device=x.device)
+    if grad_comb is None:
+        grad_comb = torch.zeros(x.shape[:-1] + x.shape[-2:-1], dtype=torch.float32, device=x.device)
+    gx, gfn, gscale, gbase = _hc_pre_backward(
+        x, fn, scale, base, mixes, rstd, grad_y, grad_post, grad_comb, *ctx.consts
+    )
     return gx, gfn, gscale, gbase, None, None, None
 
 
@@ -217,7 +239,8 @@ def hc_pre(
     """Fused :func:`mhc_mup.ops.hc_pre`: ``x`` ``(..., n_s, d)`` → ``y`` ``(..., d)`` (x's dtype),
     ``post`` ``(..., n_s)`` and ``comb`` ``(..., n_s, n_s)`` (fp32). Differentiable in x, fn, scale, base."""
     _check_pre(x, fn, scale, base, K)
-    return torch.ops.mhc_mup.hc_pre(x, fn, scale, base, int(K), float(hc_eps), float(norm_eps))
+    y, post, comb, _mixes, _rstd = torch.ops.mhc_mup.hc_pre(x, fn, scale, base, int(K), float(hc_eps), float(norm_eps))
+    return y, post, comb
 
 
 def hc_post(branch_out: Tensor, residual: Tensor, post: Tensor, comb: Tensor) -> Tensor:

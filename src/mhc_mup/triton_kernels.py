@@ -6,12 +6,13 @@ flattened over the leading dims: the residual state ``x`` is ``(T, N, D)`` (bf16
 generator ``fn`` ``((2+N)·N, N·D)`` fp32, ``scale`` ``(3,)``, ``base`` ``((2+N)·N,)``. All mHC math
 runs in fp32 on-chip; only the streams and branch tensors keep their storage dtype.
 
-Launches. ``hc_pre`` forward: a split-K projection pass (``x_flat @ fnᵀ`` and ``Σ x²``) writes small
-per-token partials; a per-token pass sums them and keeps everything else in registers (the RMS scale, the
-gates, all ``K`` Sinkhorn steps), while other programs of the same launch do the pre-weighted collapse.
-``hc_pre`` backward: the projection pass again (with ``⟨∂L/∂y, x_i⟩``), a per-token pass through the gates'
-and Sinkhorn's backward, and a column-tiled pass writing ∂L/∂x while accumulating ∂L/∂fn. ``hc_post``: one
-launch each way.
+Launches. ``hc_pre`` forward: one program per token block does it all: a pass over its streams for the
+projection ``x_flat @ fnᵀ`` and ``Σ x²``, the gates and all ``K`` Sinkhorn steps in registers, and a second
+pass for the pre-weighted collapse, which finds the block's streams still in L2; it also stores the mixes and
+the RMS scale ``r`` for the backward (``(2+N)·N + 1`` floats per token). ``hc_pre`` backward: a per-token-
+block pass for ``⟨∂L/∂y, x_i⟩`` and the gates' and Sinkhorn's backward, a column-tiled pass writing ∂L/∂x
+while accumulating ∂L/∂fn, and one launch for the fixed-order sums of the partial parameter gradients.
+``hc_post``: one launch each way.
 
 **fp32 accuracy on the tensor cores.** With bf16 streams the dots against x take x as a bf16 operand and
 split the fp32 factor (fn, or ∂L/∂mixes) into three bf16 parts that sum to it exactly: every product is
@@ -36,15 +37,13 @@ import triton
 import triton.language as tl
 
 # Tile shapes, chosen on the H100 (benchmarks/bench_fused.py --tune times the variants).
-PROJ_BLOCK_T = 128  # split-K projection: token block, column chunk, splits of each stream's columns, warps
-PROJ_BLOCK_D = 64
-PROJ_SPLITS = 8
-PROJ_WARPS = 8
-PROJ_STAGES = 1  # the stream loop is unrolled: each pipeline stage holds N tiles of x and of fn
-PRE_BLOCK_T = 8  # gates and Sinkhorn: token block, warps (latency-bound: small blocks, one warp)
-GATE_WARPS = 1
-PRE_BLOCK_D = 64  # the collapse y = Σ pre_i x_i: column chunk, programs per token block
-COLLAPSE_SPLITS = 4
+FWD_BLOCK_T = 16  # forward, one program per token block: tokens, columns of each stream per chunk, warps, stages
+FWD_BLOCK_D = 64
+FWD_WARPS = 4
+FWD_STAGES = 2
+GATE_BLOCK_T = 16  # backward's ⟨∂L/∂y, x_i⟩ pass and gates' backward: tokens, columns per chunk, warps
+GATE_BLOCK_D = 64
+GATE_WARPS = 4
 GRAD_BLOCK_T = 64  # ∂L/∂x and ∂L/∂fn: token chunk and column block of x_flat
 GRAD_BLOCK_C = 128
 GRAD_STAGES = 2  # (bf16 and fp16 streams; fp32 ones run unpipelined)
@@ -53,6 +52,8 @@ GRAD_PROGRAMS_PER_SM = 2  # token splits of the ∂L/∂x pass: more programs hi
 POST_BLOCK_T = 16
 POST_BLOCK_D = 128
 NUM_WARPS = 4
+SUM_BLOCK = 1024  # the ∂L/∂fn partials' sum: elements per program; rows of the ∂L/∂(base, scale) partials per step
+SUM_ROWS = 64
 DOT_PRECISION = "tf32x3"  # three tf32 products per fp32 product: fp32-accurate on the tensor cores
 BF16_SPLIT = True  # bf16 streams: dots with x as a bf16 operand against fp32 factors split in 3 bf16 parts
 
@@ -67,12 +68,6 @@ def _new(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> to
 def generator_rows_padded(n_s: int) -> int:
     """The generator's ``(2+n_s)·n_s`` rows padded to a power of two ≥ 16 (the smallest tensor-core dot)."""
     return max(16, triton.next_power_of_2((2 + n_s) * n_s))
-
-
-def gate_layout_width(n_s: int) -> int:
-    """Columns per token of the projection partials: pre and post ``NP`` each, comb ``NP·NP``."""
-    n = padded_streams(n_s)
-    return 2 * n + n * n
 
 
 def padded_streams(n_s: int) -> int:
@@ -133,16 +128,19 @@ def _sinkhorn_bwd(Z, g, valid, K, eps, scratch_ptr, off3, smask, stride):
         a = _col_norm(_row_norm(a, eps), eps)
     tl.debug_barrier()
     g = tl.where(valid, g, 0.0)
+    a = tl.load(scratch_ptr + tl.maximum(K - 2, 0) * stride + off3, mask=smask, other=0.0)  # (unused if K = 1)
     # rounds K-1 … 1, last first; counted up, since a negative-step range gave wrong gradients on the H100
     for j in range(0, K - 1):
         k = K - 1 - j
-        a = tl.load(scratch_ptr + (k - 1) * stride + off3, mask=smask, other=0.0)
+        # round k-1's input, fetched now so that its latency overlaps round k's arithmetic
+        a_next = tl.load(scratch_ptr + tl.maximum(k - 2, 0) * stride + off3, mask=smask, other=0.0)
         s_row = tl.sum(a, 2)[:, :, None] + eps
         b = a / s_row  # round k's row step; its column step follows
         s_col = tl.sum(b, 1)[:, None, :] + eps
         u = b / s_col
         g = tl.where(valid, (g - tl.sum(g * u, 1)[:, None, :]) / s_col, 0.0)  # padded entries stay 0, not g/eps
         g = tl.where(valid, (g - tl.sum(g * b, 2)[:, :, None]) / s_row, 0.0)
+        a = a_next
     s_col = tl.sum(c0, 1)[:, None, :] + eps
     u = c0 / s_col
     g = (g - tl.sum(g * u, 1)[:, None, :]) / s_col
@@ -200,34 +198,21 @@ def _dot_bf16_fp32(a, b, acc, EMULATE: tl.constexpr):
 
 # ── shared pieces of the hc_pre kernels ─────────────────────────────────────────────────────────
 # The projection runs over all R = (2+N)·N generator rows at once (R padded to a power of two ≥ 16, the
-# smallest tensor-core dot) and is stored in "gate layout", GW = 2·NP + NP·NP columns per token:
-# pre [0, NP), post [NP, 2NP), comb [2NP, GW) row-major with row length NP, so the per-token kernels read
-# each gate with plain 2-D/3-D loads (padding columns are never written and always masked on load).
-@triton.jit
-def _gate_columns(N: tl.constexpr, NP: tl.constexpr, RP: tl.constexpr):
-    """For fn's rows ``j`` ``[RP]``: the gate-layout column of each row and whether the row exists."""
-    j = tl.arange(0, RP)
-    k = j - 2 * N
-    col = tl.where(j < N, j, tl.where(j < 2 * N, NP + j - N, 2 * NP + (k // N) * NP + k % N))
-    return col, j < (2 + N) * N
-
-
+# smallest tensor-core dot); per token, its rows (the mixes, and their gradients) are stored in fn's row
+# order, pre [0, N), post [N, 2N), comb [2N, R) row-major, and read back per gate as [NP] / [NP, NP] tiles.
 @triton.jit
 def _gate_offsets(N: tl.constexpr, NP: tl.constexpr):
-    """Offsets and masks of the pre/post ``[NP]`` and comb ``[NP, NP]`` entries, in fn's row order (``rows_*``,
-    for the base and the per-token gradients) and in gate layout (``cols_*``)."""
+    """Offsets in fn's row order of the pre/post ``[NP]`` and comb ``[NP, NP]`` entries, and their masks."""
     i = tl.arange(0, NP)
     a = i[:, None]
     b = i[None, :]
-    v_gate = i < N
-    v_comb = (a < N) & (b < N)
-    return i, N + i, 2 * N + a * N + b, i, NP + i, 2 * NP + a * NP + b, v_gate, v_comb
+    return i, N + i, 2 * N + a * N + b, i < N, (a < N) & (b < N)
 
 
 @triton.jit
 def _gate_logits(pre_m, post_m, comb_m, scale_ptr, base_ptr, N: tl.constexpr, NP: tl.constexpr):
     """Each gate's pre-activation ``mixes·s + b`` (``ops.gate_logits``) from its mixes."""
-    r_pre, r_post, r_comb, _, _, _, v_gate, v_comb = _gate_offsets(N, NP)
+    r_pre, r_post, r_comb, v_gate, v_comb = _gate_offsets(N, NP)
     a_pre = pre_m * tl.load(scale_ptr) + tl.load(base_ptr + r_pre, mask=v_gate, other=0.0)[None, :]
     a_post = post_m * tl.load(scale_ptr + 1) + tl.load(base_ptr + r_post, mask=v_gate, other=0.0)[None, :]
     z = comb_m * tl.load(scale_ptr + 2) + tl.load(base_ptr + r_comb, mask=v_comb, other=0.0)[None, :, :]
@@ -235,168 +220,114 @@ def _gate_logits(pre_m, post_m, comb_m, scale_ptr, base_ptr, N: tl.constexpr, NP
 
 
 @triton.jit
-def _load_mixes(
-    proj_ptr,
-    sumsq_ptr,
-    t64,
-    tmask,
-    T,
-    D,
-    norm_eps,
-    N: tl.constexpr,
-    NP: tl.constexpr,
-    GW: tl.constexpr,
-    SPLITS: tl.constexpr,
-    BT: tl.constexpr,
-):
-    """Sum the split-K partials: the mixes ``[BT, NP]``, ``[BT, NP]``, ``[BT, NP, NP]`` and ``r`` ``[BT]``."""
-    _, _, _, c_pre, c_post, c_comb, v_gate, v_comb = _gate_offsets(N, NP)
+def _load_mixes(mixes_ptr, t64, tmask, R: tl.constexpr, N: tl.constexpr, NP: tl.constexpr):
+    """A token block's mixes ``[BT, NP]``, ``[BT, NP]``, ``[BT, NP, NP]`` from their rows ``(T, R)`` in fn's order."""
+    r_pre, r_post, r_comb, v_gate, v_comb = _gate_offsets(N, NP)
+    row = t64 * R
     m2 = tmask[:, None] & v_gate[None, :]
+    pre = tl.load(mixes_ptr + row[:, None] + r_pre[None, :], mask=m2, other=0.0)
+    post = tl.load(mixes_ptr + row[:, None] + r_post[None, :], mask=m2, other=0.0)
     m3 = tmask[:, None, None] & v_comb[None, :, :]
-    pre = tl.zeros((BT, NP), tl.float32)
-    post = tl.zeros((BT, NP), tl.float32)
-    comb = tl.zeros((BT, NP, NP), tl.float32)
-    sumsq = tl.zeros((BT,), tl.float32)
-    for sp in tl.static_range(SPLITS):
-        row = (sp * T + t64) * GW
-        pre += tl.load(proj_ptr + row[:, None] + c_pre[None, :], mask=m2, other=0.0)
-        post += tl.load(proj_ptr + row[:, None] + c_post[None, :], mask=m2, other=0.0)
-        comb += tl.load(proj_ptr + row[:, None, None] + c_comb[None, :, :], mask=m3, other=0.0)
-        sumsq += tl.load(sumsq_ptr + sp * T + t64, mask=tmask, other=0.0)
-    r = 1.0 / tl.sqrt(sumsq / (N * D) + norm_eps)
-    return pre * r[:, None], post * r[:, None], comb * r[:, None, None], r
+    return pre, post, tl.load(mixes_ptr + row[:, None, None] + r_comb[None, :, :], mask=m3, other=0.0)
 
 
 @triton.jit
-def _projection_kernel(
-    x_ptr,
-    fn_ptr,
-    gy_ptr,
-    proj_ptr,
-    sumsq_ptr,
-    gpre_ptr,
-    T,
-    D,
-    cols_per_split,
-    N: tl.constexpr,
-    NP: tl.constexpr,
-    R: tl.constexpr,
-    RP: tl.constexpr,
-    GW: tl.constexpr,
-    BT: tl.constexpr,
-    BD: tl.constexpr,
-    WITH_GY: tl.constexpr,
-    SPLIT: tl.constexpr,
-    EMULATE: tl.constexpr,
-    PREC: tl.constexpr,
-):
-    """Split-K pass over the streams, program (token block, column split): partial ``x_flat @ fnᵀ``
-    ``(split, T, GW)`` in gate layout (fp32-accurate tensor-core dots: bf16 x against fn split in three bf16
-    parts with ``SPLIT``, else ``PREC`` on fp32 operands), partial ``Σ x_flat²``
-    ``(split, T)`` and, with ``WITH_GY``, partial ``⟨gy, x_i⟩`` ``(split, T, NP)`` (∂L/∂pre of the collapse)."""
-    t = tl.program_id(0) * BT + tl.arange(0, BT)
-    tmask = t < T
-    t64 = t.to(tl.int64)
-    split = tl.program_id(1)
-    ND = N * D
-    rows = tl.arange(0, RP)
+def _stream_tile(x_ptr, t64, tmask, d0, D, N: tl.constexpr, NP: tl.constexpr, BD: tl.constexpr):
+    """Columns ``d0 … d0+BD`` of every stream of a token block, ``[BT, NP, BD]`` in fp32 (padding 0)."""
     iv = tl.arange(0, NP)
-    acc = tl.zeros((BT, RP), tl.float32)
-    sumsq = tl.zeros((BT,), tl.float32)
-    gy_dot = tl.zeros((BT, NP), tl.float32)
-    d_start = split * cols_per_split
-    d_end = tl.minimum(d_start + cols_per_split, D)
-    for d0 in range(d_start, d_end, BD):
-        dd = d0 + tl.arange(0, BD)
-        dmask = dd < d_end
-        m2 = tmask[:, None] & dmask[None, :]
-        if WITH_GY:
-            gy = tl.load(gy_ptr + t64[:, None] * D + dd[None, :], mask=m2, other=0.0).to(tl.float32)
-        for i in tl.static_range(N):
-            xi = tl.load(x_ptr + t64[:, None] * ND + i * D + dd[None, :], mask=m2, other=0.0)
-            w = tl.load(fn_ptr + rows[None, :] * ND + (i * D + dd)[:, None], mask=(rows[None, :] < R) & dmask[:, None],
-                        other=0.0)  # fmt: skip  # fnᵀ tile [BD, RP]
-            xf = xi.to(tl.float32)
-            acc = _dot_bf16_fp32(xi, w, acc, EMULATE) if SPLIT else tl.dot(xf, w, acc, input_precision=PREC)
-            sumsq += tl.sum(xf * xf, 1)
-            if WITH_GY:
-                gy_dot += tl.where(iv[None, :] == i, tl.sum(xf * gy, 1)[:, None], 0.0)
-    base = split.to(tl.int64) * T
-    col, exists = _gate_columns(N, NP, RP)
-    tl.store(proj_ptr + (base + t64[:, None]) * GW + col[None, :], acc, mask=tmask[:, None] & exists[None, :])
-    tl.store(sumsq_ptr + base + t64, sumsq, mask=tmask)
-    if WITH_GY:
-        tl.store(gpre_ptr + (base + t64[:, None]) * NP + iv[None, :], gy_dot, mask=tmask[:, None])
+    dd = d0 + tl.arange(0, BD)
+    off = t64[:, None, None] * (N * D) + iv[None, :, None] * D + dd[None, None, :]
+    mask = tmask[:, None, None] & (iv[None, :, None] < N) & (dd[None, None, :] < D)
+    return tl.load(x_ptr + off, mask=mask, other=0.0).to(tl.float32)
 
 
 # ── hc_pre ─────────────────────────────────────────────────────────────────────────────────────
 @triton.jit
-def _hc_pre_gates_kernel(
+def _hc_pre_fwd_kernel(
     x_ptr,
-    proj_ptr,
-    sumsq_ptr,
+    fn_ptr,
     scale_ptr,
     base_ptr,
     y_ptr,
     post_ptr,
     comb_ptr,
+    mixes_ptr,
+    rstd_ptr,
     T,
     D,
     K,
     hc_eps,
     norm_eps,
-    cols_per_split,
     N: tl.constexpr,
     NP: tl.constexpr,
-    GW: tl.constexpr,
-    SPLITS: tl.constexpr,
+    R: tl.constexpr,
+    RP: tl.constexpr,
     BT: tl.constexpr,
     BD: tl.constexpr,
+    SPLIT: tl.constexpr,
+    EMULATE: tl.constexpr,
+    PREC: tl.constexpr,
 ):
-    """Program (token block, role). Role 0: the gates and all K Sinkhorn steps in registers, storing post and
-    comb. Role s ≥ 1: pre and the collapse ``y = Σ pre_i x_i`` over the s-th column range. (pre needs no
-    Sinkhorn; as separate programs the latency-bound Sinkhorn overlaps the bandwidth-bound collapse.)"""
+    """The whole forward of a token block. (1) One pass over its streams: ``x_flat @ fnᵀ`` on the tensor cores
+    (fp32-accurate: bf16 x against fn split in three bf16 parts with ``SPLIT``, else ``PREC`` on fp32
+    operands) and ``Σ x_flat²``, each chunk of every stream as one ``[BT, NP·BD]`` tile. (2) The mixes
+    ``proj·r`` and ``r`` are stored (the backward's inputs) and read back per gate; pre, then (3) a second
+    pass over the streams, which the first left in L2, for the collapse ``y = Σ pre_i x_i``; last (4) post
+    and all K Sinkhorn steps in registers."""
     t = tl.program_id(0) * BT + tl.arange(0, BT)
     tmask = t < T
     t64 = t.to(tl.int64)
     ND = N * D
+    rows = tl.arange(0, RP)
+    k = tl.arange(0, NP * BD)  # the tile's columns: stream k // BD, column d0 + k % BD
+    k_stream = k // BD
+    acc = tl.zeros((BT, RP), tl.float32)
+    sq = tl.zeros((BT, NP * BD), tl.float32)
+    for d0 in range(0, D, BD):
+        d = d0 + k % BD
+        kmask = (k_stream < N) & (d < D)
+        col = k_stream * D + d
+        xt = tl.load(x_ptr + t64[:, None] * ND + col[None, :], mask=tmask[:, None] & kmask[None, :], other=0.0)
+        w = tl.load(fn_ptr + rows[None, :] * ND + col[:, None], mask=kmask[:, None] & (rows[None, :] < R), other=0.0)
+        xf = xt.to(tl.float32)
+        acc = _dot_bf16_fp32(xt, w, acc, EMULATE) if SPLIT else tl.dot(xf, w, acc, input_precision=PREC)
+        sq += xf * xf
+    r = 1.0 / tl.sqrt(tl.sum(sq, 1) / ND + norm_eps)
+    tl.store(mixes_ptr + t64[:, None] * R + rows[None, :], acc * r[:, None], mask=tmask[:, None] & (rows < R)[None, :])
+    tl.store(rstd_ptr + t64, r, mask=tmask)
+    tl.debug_barrier()  # the mixes are read back per gate, by other threads of this program
+    m_pre, m_post, m_comb = _load_mixes(mixes_ptr, t64, tmask, R, N, NP)
+    a_pre, a_post, z = _gate_logits(m_pre, m_post, m_comb, scale_ptr, base_ptr, N, NP)
+    pre = tl.sigmoid(a_pre) + hc_eps
+    for d0 in range(0, D, BD):
+        dd = d0 + tl.arange(0, BD)
+        y = tl.sum(pre[:, :, None] * _stream_tile(x_ptr, t64, tmask, d0, D, N, NP, BD), 1)
+        tl.store(
+            y_ptr + t64[:, None] * D + dd[None, :],
+            y.to(y_ptr.dtype.element_ty),
+            mask=tmask[:, None] & (dd < D)[None, :],
+        )
     iv = tl.arange(0, NP)
-    pre_m, post_m, comb_m, _ = _load_mixes(proj_ptr, sumsq_ptr, t64, tmask, T, D, norm_eps, N, NP, GW, SPLITS, BT)
-    a_pre, a_post, z = _gate_logits(pre_m, post_m, comb_m, scale_ptr, base_ptr, N, NP)
-    role = tl.program_id(1)
-    if role == 0:
-        post = 2.0 * tl.sigmoid(a_post)
-        valid = _row_col_valid(N, NP)
-        comb = _sinkhorn_fwd(z, valid, K, hc_eps)
-        tl.store(post_ptr + t64[:, None] * N + iv[None, :], post, mask=tmask[:, None] & (iv[None, :] < N))
-        off3 = t64[:, None, None] * (N * N) + iv[None, :, None] * N + iv[None, None, :]
-        tl.store(comb_ptr + off3, comb, mask=tmask[:, None, None] & valid)
-    else:
-        pre = tl.sigmoid(a_pre) + hc_eps
-        d_start = (role - 1) * cols_per_split
-        d_end = tl.minimum(d_start + cols_per_split, D)
-        for d0 in range(d_start, d_end, BD):
-            dd = d0 + tl.arange(0, BD)
-            m2 = tmask[:, None] & (dd[None, :] < d_end)
-            y = tl.zeros((BT, BD), tl.float32)
-            for i in tl.static_range(N):
-                xi = tl.load(x_ptr + t64[:, None] * ND + i * D + dd[None, :], mask=m2, other=0.0).to(tl.float32)
-                pre_i = tl.sum(tl.where(iv[None, :] == i, pre, 0.0), 1)
-                y += pre_i[:, None] * xi
-            tl.store(y_ptr + t64[:, None] * D + dd[None, :], y.to(y_ptr.dtype.element_ty), mask=m2)
+    valid = _row_col_valid(N, NP)
+    tl.store(
+        post_ptr + t64[:, None] * N + iv[None, :], 2.0 * tl.sigmoid(a_post), mask=tmask[:, None] & (iv < N)[None, :]
+    )
+    comb = _sinkhorn_fwd(z, valid, K, hc_eps)
+    off3 = t64[:, None, None] * (N * N) + iv[None, :, None] * N + iv[None, None, :]
+    tl.store(comb_ptr + off3, comb, mask=tmask[:, None, None] & valid)
 
 
 @triton.jit
 def _hc_pre_gate_grad_kernel(
-    proj_ptr,
-    sumsq_ptr,
-    gpre_ptr,
+    x_ptr,
+    gy_ptr,
+    mixes_ptr,
+    rstd_ptr,
     scale_ptr,
     base_ptr,
     gpost_ptr,
     gcomb_ptr,
-    gbase_ptr,
-    gscale_ptr,
+    gparam_ptr,
     gm_r_ptr,
     coef_ptr,
     pre_ptr,
@@ -405,39 +336,43 @@ def _hc_pre_gate_grad_kernel(
     D,
     K,
     hc_eps,
-    norm_eps,
     N: tl.constexpr,
     NP: tl.constexpr,
-    GW: tl.constexpr,
-    SPLITS: tl.constexpr,
     BT: tl.constexpr,
+    BD: tl.constexpr,
 ):
-    """Per token block, the gates' backward (the K Sinkhorn steps differentiated on-chip, their iterates
-    kept in ``scratch`` ``(K-1, T, NP, NP)``, the program's own slice, which stays in L2). Writes
-    ``r·∂L/∂mixes`` ``(T, R)`` in fn's row order; the RMS term's coefficient ``−(r²/ND)·⟨∂L/∂mixes, mixes⟩``
-    ``(T,)``; pre ``(T, N)``; and this block's sums ∂L/∂base ``(R,)`` and ∂L/∂scale ``(3,)``."""
+    """Per token block: ∂L/∂pre_i ``= ⟨gy, x_i⟩`` in one pass over the streams, then the gates' backward from
+    the forward's mixes and r (the K Sinkhorn steps differentiated on-chip, their iterates kept in
+    ``scratch`` ``(K-1, T, NP, NP)``, the program's own slice, which stays in L2). Writes ``r·∂L/∂mixes``
+    ``(T, R)`` in fn's row order; the RMS term's coefficient ``−(r²/ND)·⟨∂L/∂mixes, mixes⟩`` ``(T,)``; pre
+    ``(T, N)``; and this block's sums ∂L/∂base and ∂L/∂scale as ``gparam[block]`` ``(R + 3,)``."""
     t = tl.program_id(0) * BT + tl.arange(0, BT)
     tmask = t < T
     t64 = t.to(tl.int64)
     ND = N * D
-    R = (2 + N) * N
-    r_pre, r_post, r_comb, _, _, _, v_gate, v_comb = _gate_offsets(N, NP)
+    R: tl.constexpr = (2 + N) * N
+    acc = tl.zeros((BT, NP, BD), tl.float32)
+    for d0 in range(0, D, BD):
+        dd = d0 + tl.arange(0, BD)
+        gy = tl.load(gy_ptr + t64[:, None] * D + dd[None, :], mask=tmask[:, None] & (dd < D)[None, :], other=0.0)
+        acc += _stream_tile(x_ptr, t64, tmask, d0, D, N, NP, BD) * gy.to(tl.float32)[:, None, :]
+    g_pre = tl.sum(acc, 2)
+
+    r_pre, r_post, r_comb, v_gate, v_comb = _gate_offsets(N, NP)
     iv = tl.arange(0, NP)
     valid = _row_col_valid(N, NP)
-    m_pre, m_post, m_comb, r = _load_mixes(proj_ptr, sumsq_ptr, t64, tmask, T, D, norm_eps, N, NP, GW, SPLITS, BT)
+    m_pre, m_post, m_comb = _load_mixes(mixes_ptr, t64, tmask, R, N, NP)
+    r = tl.load(rstd_ptr + t64, mask=tmask, other=0.0)
     a_pre, a_post, z = _gate_logits(m_pre, m_post, m_comb, scale_ptr, base_ptr, N, NP)
     gate_mask = tmask[:, None] & v_gate[None, :]
     comb_mask = tmask[:, None, None] & valid
-    g_pre = tl.zeros((BT, NP), tl.float32)
-    for sp in tl.static_range(SPLITS):
-        g_pre += tl.load(gpre_ptr + (sp * T + t64[:, None]) * NP + iv[None, :], mask=gate_mask, other=0.0)
     g_post = tl.load(gpost_ptr + t64[:, None] * N + iv[None, :], mask=gate_mask, other=0.0)
     off3 = t64[:, None, None] * (N * N) + iv[None, :, None] * N + iv[None, None, :]
     g_comb = tl.load(gcomb_ptr + off3, mask=comb_mask, other=0.0)
 
     sig_pre = tl.sigmoid(a_pre)
     sig_post = tl.sigmoid(a_post)
-    ga_pre = tl.where(v_gate[None, :], g_pre * sig_pre * (1.0 - sig_pre), 0.0)
+    ga_pre = tl.where(gate_mask, g_pre * sig_pre * (1.0 - sig_pre), 0.0)
     ga_post = tl.where(v_gate[None, :], g_post * 2.0 * sig_post * (1.0 - sig_post), 0.0)
     off_np = t64[:, None, None] * (NP * NP) + iv[None, :, None] * NP + iv[None, None, :]
     ga_comb = _sinkhorn_bwd(z, g_comb, valid, K, hc_eps, scratch_ptr, off_np, tmask[:, None, None], T * NP * NP)
@@ -450,13 +385,13 @@ def _hc_pre_gate_grad_kernel(
     tl.store(coef_ptr + t64, -(r * r / ND) * gm_dot_m, mask=tmask)
     tl.store(pre_ptr + t64[:, None] * N + iv[None, :], sig_pre + hc_eps, mask=gate_mask)
     row = t64 * R
-    block = tl.program_id(0).to(tl.int64)
-    tl.store(gbase_ptr + block * R + r_pre, tl.sum(ga_pre, 0), mask=v_gate)  # masked tokens have ga = 0
-    tl.store(gbase_ptr + block * R + r_post, tl.sum(ga_post, 0), mask=v_gate)
-    tl.store(gbase_ptr + block * R + r_comb, tl.sum(ga_comb, 0), mask=v_comb)
-    tl.store(gscale_ptr + block * 3, tl.sum(tl.sum(ga_pre * m_pre, 1), 0))
-    tl.store(gscale_ptr + block * 3 + 1, tl.sum(tl.sum(ga_post * m_post, 1), 0))
-    tl.store(gscale_ptr + block * 3 + 2, tl.sum(tl.sum(tl.sum(ga_comb * m_comb, 2), 1), 0))
+    out = gparam_ptr + tl.program_id(0).to(tl.int64) * (R + 3)  # masked tokens have ga = 0
+    tl.store(out + r_pre, tl.sum(ga_pre, 0), mask=v_gate)
+    tl.store(out + r_post, tl.sum(ga_post, 0), mask=v_gate)
+    tl.store(out + r_comb, tl.sum(ga_comb, 0), mask=v_comb)
+    tl.store(out + R, tl.sum(tl.sum(ga_pre * m_pre, 1), 0))
+    tl.store(out + R + 1, tl.sum(tl.sum(ga_post * m_post, 1), 0))
+    tl.store(out + R + 2, tl.sum(tl.sum(tl.sum(ga_comb * m_comb, 2), 1), 0))
     tl.store(gm_r_ptr + row[:, None] + r_pre[None, :], ga_pre * (s0 * r[:, None]), mask=gate_mask)
     tl.store(gm_r_ptr + row[:, None] + r_post[None, :], ga_post * (s1 * r[:, None]), mask=gate_mask)
     tl.store(gm_r_ptr + row[:, None, None] + r_comb[None, :, :], ga_comb * (s2 * r[:, None, None]), mask=comb_mask)
@@ -525,6 +460,47 @@ def _hc_pre_input_grad_kernel(
             acc = tl.dot(tl.trans(xf), g, acc, input_precision=PREC)
     out = gfn_ptr + split.to(tl.int64) * R * ND
     tl.store(out + rows[None, :] * ND + c[:, None], acc, mask=rmask[None, :] & cmask[:, None])
+
+
+@triton.jit
+def _sum_partials_kernel(
+    partial_ptr,
+    gfn_ptr,
+    n,
+    splits,
+    gparam_ptr,
+    gbase_ptr,
+    gscale_ptr,
+    blocks,
+    R: tl.constexpr,
+    RW: tl.constexpr,
+    RB: tl.constexpr,
+    B: tl.constexpr,
+):
+    """The backward's last sums, in a fixed order (deterministic, unlike atomics). Programs 0 … P-2: ∂L/∂fn
+    ``= Σ_split partial[split]`` over ``B`` of its ``n`` elements each. Program P-1: ∂L/∂base and ∂L/∂scale,
+    the column sums of the per-token-block ``gparam`` ``(blocks, R + 3)`` (``RW`` ≥ R + 3, a power of two)."""
+    pid = tl.program_id(0)
+    if pid < tl.num_programs(0) - 1:
+        i = pid * B + tl.arange(0, B)
+        m = i < n
+        acc = tl.zeros((B,), tl.float32)
+        src = partial_ptr + i
+        for _ in range(splits):
+            acc += tl.load(src, mask=m, other=0.0)
+            src += n  # pointer arithmetic is 64-bit
+        tl.store(gfn_ptr + i, acc, mask=m)
+    else:
+        c = tl.arange(0, RW)
+        cmask = c < R + 3
+        acc2 = tl.zeros((RB, RW), tl.float32)
+        for b0 in range(0, blocks, RB):
+            b = b0 + tl.arange(0, RB)
+            m2 = (b < blocks)[:, None] & cmask[None, :]
+            acc2 += tl.load(gparam_ptr + b.to(tl.int64)[:, None] * (R + 3) + c[None, :], mask=m2, other=0.0)
+        total = tl.sum(acc2, 0)
+        tl.store(gbase_ptr + c, total, mask=c < R)
+        tl.store(gscale_ptr + (c - R), total, mask=(c >= R) & cmask)
 
 
 # ── hc_post ────────────────────────────────────────────────────────────────────────────────────
@@ -628,75 +604,46 @@ def _bf16_split(x: torch.Tensor) -> bool:
     return BF16_SPLIT and x.dtype == torch.bfloat16
 
 
-def _projection(x: torch.Tensor, fn: torch.Tensor, grad_y: torch.Tensor | None):
-    """Split-K projection partials (and ⟨gy, x_i⟩ partials when ``grad_y`` is given)."""
-    T, N, D = x.shape
-    RP, NP = generator_rows_padded(N), padded_streams(N)
-    cols, splits = _split_range(D, PROJ_SPLITS, PROJ_BLOCK_D)
-    proj = _new((splits, T, gate_layout_width(N)), torch.float32, x.device)
-    sumsq = _new((splits, T), torch.float32, x.device)
-    gpre = _new((splits, T, NP), torch.float32, x.device) if grad_y is not None else sumsq
-    _projection_kernel[(triton.cdiv(T, PROJ_BLOCK_T), splits)](
-        x,
-        fn,
-        x if grad_y is None else grad_y,
-        proj,
-        sumsq,
-        gpre,
-        T,
-        D,
-        cols,
-        N=N,
-        NP=NP,
-        R=(2 + N) * N,
-        RP=RP,
-        GW=gate_layout_width(N),
-        BT=PROJ_BLOCK_T,
-        BD=PROJ_BLOCK_D,
-        WITH_GY=grad_y is not None,
-        SPLIT=_bf16_split(x),
-        EMULATE=_interpreted(),
-        PREC=DOT_PRECISION,
-        num_warps=PROJ_WARPS,
-        num_stages=PROJ_STAGES,
-    )
-    return proj, sumsq, gpre, splits
-
-
 def hc_pre_forward(
     x: torch.Tensor, fn: torch.Tensor, scale: torch.Tensor, base: torch.Tensor, K: int, hc_eps: float, norm_eps: float
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(T, N, D)`` streams → ``y`` ``(T, D)`` in x's dtype, ``post`` ``(T, N)``, ``comb`` ``(T, N, N)`` fp32."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(T, N, D)`` streams → ``y`` ``(T, D)`` in x's dtype, ``post`` ``(T, N)``, ``comb`` ``(T, N, N)`` fp32,
+    and what the backward needs besides x: the mixes ``(T, (2+N)·N)`` (fn's row order) and ``r`` ``(T,)``."""
     T, N, D = x.shape
+    R = (2 + N) * N
     y = _new((T, D), x.dtype, x.device)
     post = _new((T, N), torch.float32, x.device)
     comb = _new((T, N, N), torch.float32, x.device)
-    proj, sumsq, _, splits = _projection(x, fn, None)
-    cols, collapse_splits = _split_range(D, COLLAPSE_SPLITS, PRE_BLOCK_D)
-    _hc_pre_gates_kernel[(triton.cdiv(T, PRE_BLOCK_T), 1 + collapse_splits)](
+    mixes = _new((T, R), torch.float32, x.device)
+    rstd = _new((T,), torch.float32, x.device)
+    _hc_pre_fwd_kernel[(triton.cdiv(T, FWD_BLOCK_T),)](
         x,
-        proj,
-        sumsq,
+        fn,
         scale,
         base,
         y,
         post,
         comb,
+        mixes,
+        rstd,
         T,
         D,
         K,
         hc_eps,
         norm_eps,
-        cols,
         N=N,
         NP=padded_streams(N),
-        GW=gate_layout_width(N),
-        SPLITS=splits,
-        BT=PRE_BLOCK_T,
-        BD=PRE_BLOCK_D,
-        num_warps=GATE_WARPS,
+        R=R,
+        RP=generator_rows_padded(N),
+        BT=FWD_BLOCK_T,
+        BD=FWD_BLOCK_D,
+        SPLIT=_bf16_split(x),
+        EMULATE=_interpreted(),
+        PREC=DOT_PRECISION,
+        num_warps=FWD_WARPS,
+        num_stages=FWD_STAGES,
     )
-    return y, post, comb
+    return y, post, comb, mixes, rstd
 
 
 def hc_pre_backward(
@@ -704,37 +651,37 @@ def hc_pre_backward(
     fn: torch.Tensor,
     scale: torch.Tensor,
     base: torch.Tensor,
+    mixes: torch.Tensor,
+    rstd: torch.Tensor,
     grad_y: torch.Tensor,
     grad_post: torch.Tensor,
     grad_comb: torch.Tensor,
     K: int,
     hc_eps: float,
-    norm_eps: float,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Gradients of ``hc_pre`` w.r.t. ``(x, fn, scale, base)`` given those of ``(y, post, comb)``."""
+    """Gradients of ``hc_pre`` w.r.t. ``(x, fn, scale, base)`` given those of ``(y, post, comb)`` and the
+    forward's ``mixes`` and ``rstd``."""
     T, N, D = x.shape
     R, ND = fn.shape
     RP = generator_rows_padded(N)
     dev = x.device
-    proj, sumsq, gpre, splits = _projection(x, fn, grad_y)
-    blocks = triton.cdiv(T, PRE_BLOCK_T)
-    gbase = _new((blocks, R), torch.float32, dev)
-    gscale = _new((blocks, 3), torch.float32, dev)
+    blocks = triton.cdiv(T, GATE_BLOCK_T)
+    gparam = _new((blocks, R + 3), torch.float32, dev)
     gm_r = _new((T, R), torch.float32, dev)
     coef = _new((T,), torch.float32, dev)
     pre = _new((T, N), torch.float32, dev)
     NP = padded_streams(N)
     scratch = torch.empty((max(K - 1, 1), T, NP, NP), dtype=torch.float32, device=dev)  # written before read
     _hc_pre_gate_grad_kernel[(blocks,)](
-        proj,
-        sumsq,
-        gpre,
+        x,
+        grad_y,
+        mixes,
+        rstd,
         scale,
         base,
         grad_post,
         grad_comb,
-        gbase,
-        gscale,
+        gparam,
         gm_r,
         coef,
         pre,
@@ -743,12 +690,10 @@ def hc_pre_backward(
         D,
         K,
         hc_eps,
-        norm_eps,
         N=N,
         NP=NP,
-        GW=gate_layout_width(N),
-        SPLITS=splits,
-        BT=PRE_BLOCK_T,
+        BT=GATE_BLOCK_T,
+        BD=GATE_BLOCK_D,
         num_warps=GATE_WARPS,
     )
     col_blocks = triton.cdiv(ND, GRAD_BLOCK_C)
@@ -780,8 +725,25 @@ def hc_pre_backward(
         num_warps=GRAD_WARPS,
         num_stages=GRAD_STAGES if x.element_size() == 2 else 1,  # fp32 tiles: two stages overflow shared memory
     )
-    grad_fn = partial.sum(0) if token_splits > 1 else partial[0]
-    return grad_x, grad_fn, gscale.sum(0).to(scale.dtype), gbase.sum(0).to(base.dtype)
+    grad_fn = _new((R, ND), torch.float32, dev)
+    grad_base = _new((R,), torch.float32, dev)
+    grad_scale = _new((3,), torch.float32, dev)
+    n = R * ND
+    _sum_partials_kernel[(triton.cdiv(n, SUM_BLOCK) + 1,)](
+        partial,
+        grad_fn,
+        n,
+        token_splits,
+        gparam,
+        grad_base,
+        grad_scale,
+        blocks,
+        R=R,
+        RW=triton.next_power_of_2(R + 3),
+        RB=SUM_ROWS,
+        B=SUM_BLOCK,
+    )
+    return grad_x, grad_fn, grad_scale, grad_base
 
 
 def hc_post_forward(branch_out: torch.Tensor, x: torch.Tensor, post: torch.Tensor, comb: torch.Tensor) -> torch.Tensor:
