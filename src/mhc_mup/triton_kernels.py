@@ -37,13 +37,19 @@ import triton
 import triton.language as tl
 
 # Tile shapes, chosen on the H100 (benchmarks/bench_fused.py --tune times the variants).
-FWD_BLOCK_T = 16  # forward, one program per token block: tokens, columns of each stream per chunk, warps, stages
-FWD_BLOCK_D = 64
-FWD_WARPS = 4
-FWD_STAGES = 2
-GATE_BLOCK_T = 16  # backward's ⟨∂L/∂y, x_i⟩ pass and gates' backward: tokens, columns per chunk, warps
-GATE_BLOCK_D = 64
-GATE_WARPS = 4
+PROJ_BLOCK_T = 64  # split-K projection: token block, columns of each stream per chunk, splits of D, warps, stages
+PROJ_BLOCK_D = 32
+PROJ_SPLITS = 8
+PROJ_WARPS = 4
+PROJ_STAGES = 2
+PRE_BLOCK_T = 8  # gates and Sinkhorn: token block, warps (latency-bound: small blocks, one warp)
+GATE_WARPS = 1
+PRE_BLOCK_D = 64  # the collapse y = Σ pre_i x_i: column chunk, programs per token block
+COLLAPSE_SPLITS = 4
+GY_BLOCK_T = 32  # the backward's ⟨∂L/∂y, x_i⟩ partials: token block, column chunk, splits of D, warps
+GY_BLOCK_D = 64
+GY_SPLITS = 8
+GY_WARPS = 4
 GRAD_BLOCK_T = 64  # ∂L/∂x and ∂L/∂fn: token chunk and column block of x_flat
 GRAD_BLOCK_C = 128
 GRAD_STAGES = 2  # (bf16 and fp16 streams; fp32 ones run unpipelined)
@@ -196,6 +202,19 @@ def _dot_bf16_fp32(a, b, acc, EMULATE: tl.constexpr):
     return _dot_bf16(a, hi, acc, EMULATE)
 
 
+@triton.jit
+def _dot_split_parts(a_hi, a_mid, a_lo, b_hi, b_mid, b_lo, acc, EMULATE: tl.constexpr):
+    """``acc + a @ b`` for fp32 ``a`` and ``b`` given as their three bf16 parts: the six exact products of parts
+    whose orders sum to at most 2, smallest first. The three dropped ones are under 2^-24·|a||b|, fp32's
+    own round-off, so this is the fp32 dot to fp32 accuracy (more accurate than tf32x3), on bf16 tensor cores."""
+    acc = _dot_bf16(a_lo, b_hi, acc, EMULATE)
+    acc = _dot_bf16(a_mid, b_mid, acc, EMULATE)
+    acc = _dot_bf16(a_hi, b_lo, acc, EMULATE)
+    acc = _dot_bf16(a_mid, b_hi, acc, EMULATE)
+    acc = _dot_bf16(a_hi, b_mid, acc, EMULATE)
+    return _dot_bf16(a_hi, b_hi, acc, EMULATE)
+
+
 # ── shared pieces of the hc_pre kernels ─────────────────────────────────────────────────────────
 # The projection runs over all R = (2+N)·N generator rows at once (R padded to a power of two ≥ 16, the
 # smallest tensor-core dot); per token, its rows (the mixes, and their gradients) are stored in fn's row
@@ -220,32 +239,90 @@ def _gate_logits(pre_m, post_m, comb_m, scale_ptr, base_ptr, N: tl.constexpr, NP
 
 
 @triton.jit
-def _load_mixes(mixes_ptr, t64, tmask, R: tl.constexpr, N: tl.constexpr, NP: tl.constexpr):
-    """A token block's mixes ``[BT, NP]``, ``[BT, NP]``, ``[BT, NP, NP]`` from their rows ``(T, R)`` in fn's order."""
+def _load_mixes(
+    mixes_ptr, t64, tmask, T, SPLITS: tl.constexpr, R: tl.constexpr, N: tl.constexpr, NP: tl.constexpr, BT: tl.constexpr
+):
+    """A token block's mixes ``[BT, NP]``, ``[BT, NP]``, ``[BT, NP, NP]`` from rows ``(SPLITS, T, R)`` in fn's order,
+    summed over the splits (split-K partials of the projection; ``SPLITS`` = 1: the stored mixes)."""
     r_pre, r_post, r_comb, v_gate, v_comb = _gate_offsets(N, NP)
-    row = t64 * R
     m2 = tmask[:, None] & v_gate[None, :]
-    pre = tl.load(mixes_ptr + row[:, None] + r_pre[None, :], mask=m2, other=0.0)
-    post = tl.load(mixes_ptr + row[:, None] + r_post[None, :], mask=m2, other=0.0)
     m3 = tmask[:, None, None] & v_comb[None, :, :]
-    return pre, post, tl.load(mixes_ptr + row[:, None, None] + r_comb[None, :, :], mask=m3, other=0.0)
+    pre = tl.zeros((BT, NP), tl.float32)
+    post = tl.zeros((BT, NP), tl.float32)
+    comb = tl.zeros((BT, NP, NP), tl.float32)
+    for sp in tl.static_range(SPLITS):
+        row = (sp * T + t64) * R
+        pre += tl.load(mixes_ptr + row[:, None] + r_pre[None, :], mask=m2, other=0.0)
+        post += tl.load(mixes_ptr + row[:, None] + r_post[None, :], mask=m2, other=0.0)
+        comb += tl.load(mixes_ptr + row[:, None, None] + r_comb[None, :, :], mask=m3, other=0.0)
+    return pre, post, comb
 
 
 @triton.jit
-def _stream_tile(x_ptr, t64, tmask, d0, D, N: tl.constexpr, NP: tl.constexpr, BD: tl.constexpr):
-    """Columns ``d0 … d0+BD`` of every stream of a token block, ``[BT, NP, BD]`` in fp32 (padding 0)."""
+def _stream_tile(x_ptr, t64, tmask, d0, d_end, N: tl.constexpr, D, NP: tl.constexpr, BD: tl.constexpr):
+    """Columns ``d0 … min(d0+BD, d_end)`` of every stream of a token block, ``[BT, NP, BD]`` in fp32 (padding 0)."""
     iv = tl.arange(0, NP)
     dd = d0 + tl.arange(0, BD)
     off = t64[:, None, None] * (N * D) + iv[None, :, None] * D + dd[None, None, :]
-    mask = tmask[:, None, None] & (iv[None, :, None] < N) & (dd[None, None, :] < D)
+    mask = tmask[:, None, None] & (iv[None, :, None] < N) & (dd[None, None, :] < d_end)
     return tl.load(x_ptr + off, mask=mask, other=0.0).to(tl.float32)
 
 
 # ── hc_pre ─────────────────────────────────────────────────────────────────────────────────────
 @triton.jit
-def _hc_pre_fwd_kernel(
+def _projection_kernel(
     x_ptr,
     fn_ptr,
+    proj_ptr,
+    sumsq_ptr,
+    T,
+    D,
+    cols_per_split,
+    N: tl.constexpr,
+    NP: tl.constexpr,
+    R: tl.constexpr,
+    RP: tl.constexpr,
+    BT: tl.constexpr,
+    BD: tl.constexpr,
+    SPLIT: tl.constexpr,
+    EMULATE: tl.constexpr,
+    PREC: tl.constexpr,
+):
+    """Split-K pass, program (token block, column split): partial ``x_flat @ fnᵀ`` ``(split, T, R)`` in fn's row
+    order (fp32-accurate tensor-core dots: bf16 x against fn split in three bf16 parts with ``SPLIT``, else
+    ``PREC`` on fp32 operands) and partial ``Σ x_flat²`` ``(split, T)``. A chunk of every stream is one
+    ``[BT, NP·BD]`` tile (stream ``k // BD``, column ``d0 + k % BD``): one dot per chunk."""
+    t = tl.program_id(0) * BT + tl.arange(0, BT)
+    tmask = t < T
+    t64 = t.to(tl.int64)
+    split = tl.program_id(1)
+    ND = N * D
+    rows = tl.arange(0, RP)
+    k = tl.arange(0, NP * BD)
+    k_stream = k // BD
+    acc = tl.zeros((BT, RP), tl.float32)
+    sumsq = tl.zeros((BT,), tl.float32)
+    d_start = split * cols_per_split
+    d_end = tl.minimum(d_start + cols_per_split, D)
+    for d0 in range(d_start, d_end, BD):
+        d = d0 + k % BD
+        kmask = (k_stream < N) & (d < d_end)
+        col = k_stream * D + d
+        xt = tl.load(x_ptr + t64[:, None] * ND + col[None, :], mask=tmask[:, None] & kmask[None, :], other=0.0)
+        w = tl.load(fn_ptr + rows[None, :] * ND + col[:, None], mask=kmask[:, None] & (rows < R)[None, :], other=0.0)
+        xf = xt.to(tl.float32)
+        acc = _dot_bf16_fp32(xt, w, acc, EMULATE) if SPLIT else tl.dot(xf, w, acc, input_precision=PREC)
+        sumsq += tl.sum(xf * xf, 1)
+    row = split.to(tl.int64) * T + t64
+    tl.store(proj_ptr + row[:, None] * R + rows[None, :], acc, mask=tmask[:, None] & (rows < R)[None, :])
+    tl.store(sumsq_ptr + row, sumsq, mask=tmask)
+
+
+@triton.jit
+def _hc_pre_gates_kernel(
+    x_ptr,
+    proj_ptr,
+    sumsq_ptr,
     scale_ptr,
     base_ptr,
     y_ptr,
@@ -258,69 +335,93 @@ def _hc_pre_fwd_kernel(
     K,
     hc_eps,
     norm_eps,
+    cols_per_split,
     N: tl.constexpr,
     NP: tl.constexpr,
-    R: tl.constexpr,
-    RP: tl.constexpr,
+    SPLITS: tl.constexpr,
     BT: tl.constexpr,
     BD: tl.constexpr,
-    SPLIT: tl.constexpr,
-    EMULATE: tl.constexpr,
-    PREC: tl.constexpr,
 ):
-    """The whole forward of a token block. (1) One pass over its streams: ``x_flat @ fnᵀ`` on the tensor cores
-    (fp32-accurate: bf16 x against fn split in three bf16 parts with ``SPLIT``, else ``PREC`` on fp32
-    operands) and ``Σ x_flat²``, each chunk of every stream as one ``[BT, NP·BD]`` tile. (2) The mixes
-    ``proj·r`` and ``r`` are stored (the backward's inputs) and read back per gate; pre, then (3) a second
-    pass over the streams, which the first left in L2, for the collapse ``y = Σ pre_i x_i``; last (4) post
-    and all K Sinkhorn steps in registers."""
+    """Program (token block, role), after summing the projection's partials. Role 0: the gates and all K
+    Sinkhorn steps in registers, storing post and comb, and the mixes and ``r`` for the backward. Role s ≥ 1:
+    pre and the collapse ``y = Σ pre_i x_i`` over the s-th column range. (pre needs no Sinkhorn; as separate
+    programs the latency-bound Sinkhorn overlaps the bandwidth-bound collapse.)"""
     t = tl.program_id(0) * BT + tl.arange(0, BT)
     tmask = t < T
     t64 = t.to(tl.int64)
-    ND = N * D
-    rows = tl.arange(0, RP)
-    k = tl.arange(0, NP * BD)  # the tile's columns: stream k // BD, column d0 + k % BD
-    k_stream = k // BD
-    acc = tl.zeros((BT, RP), tl.float32)
-    sq = tl.zeros((BT, NP * BD), tl.float32)
-    for d0 in range(0, D, BD):
-        d = d0 + k % BD
-        kmask = (k_stream < N) & (d < D)
-        col = k_stream * D + d
-        xt = tl.load(x_ptr + t64[:, None] * ND + col[None, :], mask=tmask[:, None] & kmask[None, :], other=0.0)
-        w = tl.load(fn_ptr + rows[None, :] * ND + col[:, None], mask=kmask[:, None] & (rows[None, :] < R), other=0.0)
-        xf = xt.to(tl.float32)
-        acc = _dot_bf16_fp32(xt, w, acc, EMULATE) if SPLIT else tl.dot(xf, w, acc, input_precision=PREC)
-        sq += xf * xf
-    r = 1.0 / tl.sqrt(tl.sum(sq, 1) / ND + norm_eps)
-    tl.store(mixes_ptr + t64[:, None] * R + rows[None, :], acc * r[:, None], mask=tmask[:, None] & (rows < R)[None, :])
-    tl.store(rstd_ptr + t64, r, mask=tmask)
-    tl.debug_barrier()  # the mixes are read back per gate, by other threads of this program
-    m_pre, m_post, m_comb = _load_mixes(mixes_ptr, t64, tmask, R, N, NP)
-    a_pre, a_post, z = _gate_logits(m_pre, m_post, m_comb, scale_ptr, base_ptr, N, NP)
-    pre = tl.sigmoid(a_pre) + hc_eps
-    for d0 in range(0, D, BD):
-        dd = d0 + tl.arange(0, BD)
-        y = tl.sum(pre[:, :, None] * _stream_tile(x_ptr, t64, tmask, d0, D, N, NP, BD), 1)
-        tl.store(
-            y_ptr + t64[:, None] * D + dd[None, :],
-            y.to(y_ptr.dtype.element_ty),
-            mask=tmask[:, None] & (dd < D)[None, :],
-        )
+    R: tl.constexpr = (2 + N) * N
     iv = tl.arange(0, NP)
-    valid = _row_col_valid(N, NP)
-    tl.store(
-        post_ptr + t64[:, None] * N + iv[None, :], 2.0 * tl.sigmoid(a_post), mask=tmask[:, None] & (iv < N)[None, :]
-    )
-    comb = _sinkhorn_fwd(z, valid, K, hc_eps)
-    off3 = t64[:, None, None] * (N * N) + iv[None, :, None] * N + iv[None, None, :]
-    tl.store(comb_ptr + off3, comb, mask=tmask[:, None, None] & valid)
+    p_pre, p_post, p_comb = _load_mixes(proj_ptr, t64, tmask, T, SPLITS, R, N, NP, BT)
+    sumsq = tl.zeros((BT,), tl.float32)
+    for sp in tl.static_range(SPLITS):
+        sumsq += tl.load(sumsq_ptr + sp * T + t64, mask=tmask, other=0.0)
+    r = 1.0 / tl.sqrt(sumsq / (N * D) + norm_eps)
+    m_pre = p_pre * r[:, None]
+    m_post = p_post * r[:, None]
+    m_comb = p_comb * r[:, None, None]
+    a_pre, a_post, z = _gate_logits(m_pre, m_post, m_comb, scale_ptr, base_ptr, N, NP)
+    role = tl.program_id(1)
+    if role == 0:
+        r_pre, r_post, r_comb, v_gate, v_comb = _gate_offsets(N, NP)
+        m2 = tmask[:, None] & v_gate[None, :]
+        row = t64 * R
+        tl.store(mixes_ptr + row[:, None] + r_pre[None, :], m_pre, mask=m2)
+        tl.store(mixes_ptr + row[:, None] + r_post[None, :], m_post, mask=m2)
+        tl.store(mixes_ptr + row[:, None, None] + r_comb[None, :, :], m_comb, mask=tmask[:, None, None] & v_comb)
+        tl.store(rstd_ptr + t64, r, mask=tmask)
+        tl.store(post_ptr + t64[:, None] * N + iv[None, :], 2.0 * tl.sigmoid(a_post), mask=m2)
+        valid = _row_col_valid(N, NP)
+        comb = _sinkhorn_fwd(z, valid, K, hc_eps)
+        off3 = t64[:, None, None] * (N * N) + iv[None, :, None] * N + iv[None, None, :]
+        tl.store(comb_ptr + off3, comb, mask=tmask[:, None, None] & valid)
+    else:
+        pre = tl.sigmoid(a_pre) + hc_eps
+        d_start = (role - 1) * cols_per_split
+        d_end = tl.minimum(d_start + cols_per_split, D)
+        for d0 in range(d_start, d_end, BD):
+            dd = d0 + tl.arange(0, BD)
+            y = tl.sum(pre[:, :, None] * _stream_tile(x_ptr, t64, tmask, d0, d_end, N, D, NP, BD), 1)
+            tl.store(
+                y_ptr + t64[:, None] * D + dd[None, :],
+                y.to(y_ptr.dtype.element_ty),
+                mask=tmask[:, None] & (dd < d_end)[None, :],
+            )
+
+
+@triton.jit
+def _gy_dot_kernel(
+    x_ptr,
+    gy_ptr,
+    gpre_ptr,
+    T,
+    D,
+    cols_per_split,
+    N: tl.constexpr,
+    NP: tl.constexpr,
+    BT: tl.constexpr,
+    BD: tl.constexpr,
+):
+    """Split-K pass, program (token block, column split): partial ∂L/∂pre_i ``= ⟨∂L/∂y, x_i⟩`` ``(split, T, NP)``
+    (the collapse's backward), summed elementwise over the range and reduced once."""
+    t = tl.program_id(0) * BT + tl.arange(0, BT)
+    tmask = t < T
+    t64 = t.to(tl.int64)
+    split = tl.program_id(1)
+    d_start = split * cols_per_split
+    d_end = tl.minimum(d_start + cols_per_split, D)
+    acc = tl.zeros((BT, NP, BD), tl.float32)
+    for d0 in range(d_start, d_end, BD):
+        dd = d0 + tl.arange(0, BD)
+        gy = tl.load(gy_ptr + t64[:, None] * D + dd[None, :], mask=tmask[:, None] & (dd < d_end)[None, :], other=0.0)
+        acc += _stream_tile(x_ptr, t64, tmask, d0, d_end, N, D, NP, BD) * gy.to(tl.float32)[:, None, :]
+    iv = tl.arange(0, NP)
+    row = split.to(tl.int64) * T + t64
+    tl.store(gpre_ptr + row[:, None] * NP + iv[None, :], tl.sum(acc, 2), mask=tmask[:, None])
 
 
 @triton.jit
 def _hc_pre_gate_grad_kernel(
-    x_ptr,
-    gy_ptr,
+    gpre_ptr,
     mixes_ptr,
     rstd_ptr,
     scale_ptr,
@@ -338,30 +439,26 @@ def _hc_pre_gate_grad_kernel(
     hc_eps,
     N: tl.constexpr,
     NP: tl.constexpr,
+    SPLITS: tl.constexpr,
     BT: tl.constexpr,
-    BD: tl.constexpr,
 ):
-    """Per token block: ∂L/∂pre_i ``= ⟨gy, x_i⟩`` in one pass over the streams, then the gates' backward from
-    the forward's mixes and r (the K Sinkhorn steps differentiated on-chip, their iterates kept in
-    ``scratch`` ``(K-1, T, NP, NP)``, the program's own slice, which stays in L2). Writes ``r·∂L/∂mixes``
-    ``(T, R)`` in fn's row order; the RMS term's coefficient ``−(r²/ND)·⟨∂L/∂mixes, mixes⟩`` ``(T,)``; pre
-    ``(T, N)``; and this block's sums ∂L/∂base and ∂L/∂scale as ``gparam[block]`` ``(R + 3,)``."""
+    """Per token block, the gates' backward from the forward's mixes and r and the ``⟨∂L/∂y, x_i⟩`` partials
+    (the K Sinkhorn steps differentiated on-chip, their iterates kept in ``scratch`` ``(K-1, T, NP, NP)``, the
+    program's own slice, which stays in L2). Writes ``r·∂L/∂mixes`` ``(T, R)`` in fn's row order; the RMS
+    term's coefficient ``−(r²/ND)·⟨∂L/∂mixes, mixes⟩`` ``(T,)``; pre ``(T, N)``; and this block's sums
+    ∂L/∂base and ∂L/∂scale as ``gparam[block]`` ``(R + 3,)``."""
     t = tl.program_id(0) * BT + tl.arange(0, BT)
     tmask = t < T
     t64 = t.to(tl.int64)
     ND = N * D
     R: tl.constexpr = (2 + N) * N
-    acc = tl.zeros((BT, NP, BD), tl.float32)
-    for d0 in range(0, D, BD):
-        dd = d0 + tl.arange(0, BD)
-        gy = tl.load(gy_ptr + t64[:, None] * D + dd[None, :], mask=tmask[:, None] & (dd < D)[None, :], other=0.0)
-        acc += _stream_tile(x_ptr, t64, tmask, d0, D, N, NP, BD) * gy.to(tl.float32)[:, None, :]
-    g_pre = tl.sum(acc, 2)
-
     r_pre, r_post, r_comb, v_gate, v_comb = _gate_offsets(N, NP)
     iv = tl.arange(0, NP)
+    g_pre = tl.zeros((BT, NP), tl.float32)
+    for sp in tl.static_range(SPLITS):
+        g_pre += tl.load(gpre_ptr + (sp * T + t64[:, None]) * NP + iv[None, :], mask=tmask[:, None], other=0.0)
     valid = _row_col_valid(N, NP)
-    m_pre, m_post, m_comb = _load_mixes(mixes_ptr, t64, tmask, R, N, NP)
+    m_pre, m_post, m_comb = _load_mixes(mixes_ptr, t64, tmask, T, 1, R, N, NP, BT)
     r = tl.load(rstd_ptr + t64, mask=tmask, other=0.0)
     a_pre, a_post, z = _gate_logits(m_pre, m_post, m_comb, scale_ptr, base_ptr, N, NP)
     gate_mask = tmask[:, None] & v_gate[None, :]
@@ -425,7 +522,8 @@ def _hc_pre_input_grad_kernel(
     ``∂L/∂fn = Σ_t (r·∂L/∂mixes)_t ⊗ x_flat_t`` in registers as its transpose ``x_flatᵀ @ g`` (the long
     column axis as the dot's M), written once as ``gfn[split]`` ``(R, ND)``. ``UNIFORM``: every column block
     lies in one stream (``BC`` divides D), so pre is one value per token and gy one contiguous tile.
-    ``SPLIT``: x is bf16 and the ∂L/∂fn dot runs on bf16 tensor cores, exactly."""
+    ``SPLIT``: x is bf16 and both dots run on bf16 tensor cores: ∂L/∂fn's exactly (x against g's three bf16
+    parts), ∂L/∂x's to fp32 accuracy (the six products of g's and fn's parts that matter)."""
     ND = N * D
     c = tl.program_id(0) * BC + tl.arange(0, BC)
     cmask = c < ND
@@ -435,6 +533,7 @@ def _hc_pre_input_grad_kernel(
     rows = tl.arange(0, RP)
     rmask = rows < R
     w = tl.load(fn_ptr + rows[:, None] * ND + c[None, :], mask=rmask[:, None] & cmask[None, :], other=0.0)
+    w_hi, w_mid, w_lo = _split_bf16(w)  # once per program (used with SPLIT only)
     acc = tl.zeros((BC, RP), tl.float32)
     t_start = split * tokens_per_split
     t_end = tl.minimum(t_start + tokens_per_split, T)
@@ -452,12 +551,17 @@ def _hc_pre_input_grad_kernel(
             pre = tl.load(pre_ptr + t64[:, None] * N + stream[None, :], mask=m2, other=0.0)
         coef = tl.load(coef_ptr + t64, mask=tmask, other=0.0)
         xf = x.to(tl.float32)
-        gx = tl.dot(g, w, coef[:, None] * xf + pre * gy, input_precision=PREC)
-        tl.store(gx_ptr + t64[:, None] * ND + c[None, :], gx.to(gx_ptr.dtype.element_ty), mask=m2)
         if SPLIT:
-            acc = _dot_bf16_fp32(tl.trans(x), g, acc, EMULATE)
+            g_hi, g_mid, g_lo = _split_bf16(g)
+            gx = _dot_split_parts(g_hi, g_mid, g_lo, w_hi, w_mid, w_lo, coef[:, None] * xf + pre * gy, EMULATE)
+            x_t = tl.trans(x)
+            acc = _dot_bf16(x_t, g_lo, acc, EMULATE)
+            acc = _dot_bf16(x_t, g_mid, acc, EMULATE)
+            acc = _dot_bf16(x_t, g_hi, acc, EMULATE)
         else:
+            gx = tl.dot(g, w, coef[:, None] * xf + pre * gy, input_precision=PREC)
             acc = tl.dot(tl.trans(xf), g, acc, input_precision=PREC)
+        tl.store(gx_ptr + t64[:, None] * ND + c[None, :], gx.to(gx_ptr.dtype.element_ty), mask=m2)
     out = gfn_ptr + split.to(tl.int64) * R * ND
     tl.store(out + rows[None, :] * ND + c[:, None], acc, mask=rmask[None, :] & cmask[:, None])
 
@@ -611,14 +715,40 @@ def hc_pre_forward(
     and what the backward needs besides x: the mixes ``(T, (2+N)·N)`` (fn's row order) and ``r`` ``(T,)``."""
     T, N, D = x.shape
     R = (2 + N) * N
-    y = _new((T, D), x.dtype, x.device)
-    post = _new((T, N), torch.float32, x.device)
-    comb = _new((T, N, N), torch.float32, x.device)
-    mixes = _new((T, R), torch.float32, x.device)
-    rstd = _new((T,), torch.float32, x.device)
-    _hc_pre_fwd_kernel[(triton.cdiv(T, FWD_BLOCK_T),)](
+    dev = x.device
+    cols, splits = _split_range(D, PROJ_SPLITS, PROJ_BLOCK_D)
+    proj = _new((splits, T, R), torch.float32, dev)
+    sumsq = _new((splits, T), torch.float32, dev)
+    _projection_kernel[(triton.cdiv(T, PROJ_BLOCK_T), splits)](
         x,
         fn,
+        proj,
+        sumsq,
+        T,
+        D,
+        cols,
+        N=N,
+        NP=padded_streams(N),
+        R=R,
+        RP=generator_rows_padded(N),
+        BT=PROJ_BLOCK_T,
+        BD=PROJ_BLOCK_D,
+        SPLIT=_bf16_split(x),
+        EMULATE=_interpreted(),
+        PREC=DOT_PRECISION,
+        num_warps=PROJ_WARPS,
+        num_stages=PROJ_STAGES if x.element_size() == 2 else 1,  # fp32 tiles: two stages overflow shared memory
+    )
+    y = _new((T, D), x.dtype, dev)
+    post = _new((T, N), torch.float32, dev)
+    comb = _new((T, N, N), torch.float32, dev)
+    mixes = _new((T, R), torch.float32, dev)
+    rstd = _new((T,), torch.float32, dev)
+    cols, collapse_splits = _split_range(D, COLLAPSE_SPLITS, PRE_BLOCK_D)
+    _hc_pre_gates_kernel[(triton.cdiv(T, PRE_BLOCK_T), 1 + collapse_splits)](
+        x,
+        proj,
+        sumsq,
         scale,
         base,
         y,
@@ -631,17 +761,13 @@ def hc_pre_forward(
         K,
         hc_eps,
         norm_eps,
+        cols,
         N=N,
         NP=padded_streams(N),
-        R=R,
-        RP=generator_rows_padded(N),
-        BT=FWD_BLOCK_T,
-        BD=FWD_BLOCK_D,
-        SPLIT=_bf16_split(x),
-        EMULATE=_interpreted(),
-        PREC=DOT_PRECISION,
-        num_warps=FWD_WARPS,
-        num_stages=FWD_STAGES,
+        SPLITS=splits,
+        BT=PRE_BLOCK_T,
+        BD=PRE_BLOCK_D,
+        num_warps=GATE_WARPS,
     )
     return y, post, comb, mixes, rstd
 
@@ -664,17 +790,21 @@ def hc_pre_backward(
     T, N, D = x.shape
     R, ND = fn.shape
     RP = generator_rows_padded(N)
+    NP = padded_streams(N)
     dev = x.device
-    blocks = triton.cdiv(T, GATE_BLOCK_T)
+    cols, splits = _split_range(D, GY_SPLITS, GY_BLOCK_D)
+    gpre = _new((splits, T, NP), torch.float32, dev)
+    _gy_dot_kernel[(triton.cdiv(T, GY_BLOCK_T), splits)](
+        x, grad_y, gpre, T, D, cols, N=N, NP=NP, BT=GY_BLOCK_T, BD=GY_BLOCK_D, num_warps=GY_WARPS
+    )
+    blocks = triton.cdiv(T, PRE_BLOCK_T)
     gparam = _new((blocks, R + 3), torch.float32, dev)
     gm_r = _new((T, R), torch.float32, dev)
     coef = _new((T,), torch.float32, dev)
     pre = _new((T, N), torch.float32, dev)
-    NP = padded_streams(N)
     scratch = torch.empty((max(K - 1, 1), T, NP, NP), dtype=torch.float32, device=dev)  # written before read
     _hc_pre_gate_grad_kernel[(blocks,)](
-        x,
-        grad_y,
+        gpre,
         mixes,
         rstd,
         scale,
@@ -692,8 +822,8 @@ def hc_pre_backward(
         hc_eps,
         N=N,
         NP=NP,
-        BT=GATE_BLOCK_T,
-        BD=GATE_BLOCK_D,
+        SPLITS=splits,
+        BT=PRE_BLOCK_T,
         num_warps=GATE_WARPS,
     )
     col_blocks = triton.cdiv(ND, GRAD_BLOCK_C)
