@@ -153,25 +153,21 @@ def bench_ops(T: int, d: int, bandwidth: float) -> list[dict]:
 TUNE_GRID = [  # overrides of triton_kernels' tile constants (on top of any --set), one variant per entry
     {},
     {"BF16_SPLIT": False},  # tf32x3 dots on x converted to fp32, as before the bf16 split
-    {"PROJ_BLOCK_T": 32},
-    {"PROJ_BLOCK_T": 128, "PROJ_WARPS": 8},
-    {"PROJ_BLOCK_D": 64},
-    {"PROJ_STAGES": 1},
     {"PROJ_STAGES": 3},
-    {"PROJ_SPLITS": 16},
-    {"PRE_BLOCK_T": 16},
+    {"PROJ_BLOCK_T": 64, "PROJ_WARPS": 4},
+    {"PROJ_BLOCK_D": 64},
+    {"PROJ_SPLITS": 4},
+    {"PRE_BLOCK_T": 8},
+    {"GATE_WARPS": 2},
     {"COLLAPSE_SPLITS": 8},
-    {"GY_BLOCK_T": 16},
-    {"GY_BLOCK_T": 64, "GY_WARPS": 8},
-    {"GY_BLOCK_D": 128},
-    {"GY_SPLITS": 4},
-    {"GY_SPLITS": 16},
-    {"GRAD_STAGES": 1},
-    {"GRAD_STAGES": 3},
-    {"GRAD_WARPS": 8},
-    {"GRAD_BLOCK_T": 32},
-    {"GRAD_PROGRAMS_PER_SM": 4},
-    {"GRAD_BLOCK_C": 64},
+    {"GY_BLOCK_D": 64},
+    {"GY_SPLITS": 2},
+    {"GY_SPLITS": 8},
+    {"GRAD_BLOCK_C": 256, "GRAD_WARPS": 8},
+    {"GRAD_BLOCK_T": 128},
+    {"GRAD_PROGRAMS_PER_SM": 1},
+    {"GRAD_PROGRAMS_PER_SM": 3},
+    {"SUM_BLOCK": 4096},
 ]
 
 
@@ -229,8 +225,8 @@ def tune(T: int, d: int) -> list[dict]:
     """hc_pre's kernels at each variant of :data:`TUNE_GRID`: device µs per kernel and in all."""
     calls = _op_calls(T, d)["hc_pre"]
     rows = []
-    short = {"_projection_kernel": "proj", "_hc_pre_gates_kernel": "gates", "_gy_dot_kernel": "gy_dot",
-             "_hc_pre_gate_grad_kernel": "gate_grad", "_hc_pre_input_grad_kernel": "input_grad",
+    short = {"_projection_kernel": "proj", "_hc_pre_gates_kernel": "gates", "_hc_pre_gate_grad_kernel": "gate_grad",
+             "_hc_pre_pre_grad_kernel": "pre_grad", "_hc_pre_input_grad_kernel": "input_grad",
              "_sum_partials_kernel": "sums"}  # fmt: skip
     print(f"{'variant':64s} " + " ".join(f"{v:>10s}" for v in short.values()) + f" {'other':>8s} {'total µs':>9s}")
     for overrides in TUNE_GRID:

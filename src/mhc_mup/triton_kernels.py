@@ -37,19 +37,18 @@ import triton
 import triton.language as tl
 
 # Tile shapes, chosen on the H100 (benchmarks/bench_fused.py --tune times the variants).
-PROJ_BLOCK_T = 64  # split-K projection: token block, columns of each stream per chunk, splits of D, warps, stages
+PROJ_BLOCK_T = 128  # split-K projection: token block, columns of each stream per chunk, splits of D, warps, stages
 PROJ_BLOCK_D = 32
 PROJ_SPLITS = 8
-PROJ_WARPS = 4
+PROJ_WARPS = 8
 PROJ_STAGES = 2
-PRE_BLOCK_T = 8  # gates and Sinkhorn: token block, warps (latency-bound: small blocks, one warp)
+PROJ_FP32 = (32, 16, 4)  # fp32 streams' tiles (token block, columns per stream, warps; one stage): shared memory
+PRE_BLOCK_T = 16  # gates and Sinkhorn: token block, warps (latency-bound: small blocks, one warp)
 GATE_WARPS = 1
 PRE_BLOCK_D = 64  # the collapse y = Σ pre_i x_i: column chunk, programs per token block
 COLLAPSE_SPLITS = 4
-GY_BLOCK_T = 32  # the backward's ⟨∂L/∂y, x_i⟩ partials: token block, column chunk, splits of D, warps
-GY_BLOCK_D = 64
-GY_SPLITS = 8
-GY_WARPS = 4
+GY_BLOCK_D = 32  # the backward's ⟨∂L/∂y, x_i⟩ programs (beside the Sinkhorn backward's): column chunk, splits of D
+GY_SPLITS = 4
 GRAD_BLOCK_T = 64  # ∂L/∂x and ∂L/∂fn: token chunk and column block of x_flat
 GRAD_BLOCK_C = 128
 GRAD_STAGES = 2  # (bf16 and fp16 streams; fp32 ones run unpipelined)
@@ -59,7 +58,8 @@ POST_BLOCK_T = 16
 POST_BLOCK_D = 128
 NUM_WARPS = 4
 SUM_BLOCK = 1024  # the ∂L/∂fn partials' sum: elements per program; rows of the ∂L/∂(base, scale) partials per step
-SUM_ROWS = 64
+SUM_ROWS = 256
+SUM_WARPS = 8
 DOT_PRECISION = "tf32x3"  # three tf32 products per fp32 product: fp32-accurate on the tensor cores
 BF16_SPLIT = True  # bf16 streams: dots with x as a bf16 operand against fp32 factors split in 3 bf16 parts
 
@@ -389,109 +389,129 @@ def _hc_pre_gates_kernel(
 
 
 @triton.jit
-def _gy_dot_kernel(
+def _hc_pre_gate_grad_kernel(
     x_ptr,
     gy_ptr,
-    gpre_ptr,
-    T,
-    D,
-    cols_per_split,
-    N: tl.constexpr,
-    NP: tl.constexpr,
-    BT: tl.constexpr,
-    BD: tl.constexpr,
-):
-    """Split-K pass, program (token block, column split): partial ∂L/∂pre_i ``= ⟨∂L/∂y, x_i⟩`` ``(split, T, NP)``
-    (the collapse's backward), summed elementwise over the range and reduced once."""
-    t = tl.program_id(0) * BT + tl.arange(0, BT)
-    tmask = t < T
-    t64 = t.to(tl.int64)
-    split = tl.program_id(1)
-    d_start = split * cols_per_split
-    d_end = tl.minimum(d_start + cols_per_split, D)
-    acc = tl.zeros((BT, NP, BD), tl.float32)
-    for d0 in range(d_start, d_end, BD):
-        dd = d0 + tl.arange(0, BD)
-        gy = tl.load(gy_ptr + t64[:, None] * D + dd[None, :], mask=tmask[:, None] & (dd < d_end)[None, :], other=0.0)
-        acc += _stream_tile(x_ptr, t64, tmask, d0, d_end, N, D, NP, BD) * gy.to(tl.float32)[:, None, :]
-    iv = tl.arange(0, NP)
-    row = split.to(tl.int64) * T + t64
-    tl.store(gpre_ptr + row[:, None] * NP + iv[None, :], tl.sum(acc, 2), mask=tmask[:, None])
-
-
-@triton.jit
-def _hc_pre_gate_grad_kernel(
-    gpre_ptr,
     mixes_ptr,
     rstd_ptr,
     scale_ptr,
     base_ptr,
     gpost_ptr,
     gcomb_ptr,
+    gpre_ptr,
     gparam_ptr,
     gm_r_ptr,
     coef_ptr,
-    pre_ptr,
     scratch_ptr,
     T,
     D,
     K,
+    hc_eps,
+    cols_per_split,
+    N: tl.constexpr,
+    NP: tl.constexpr,
+    BT: tl.constexpr,
+    BD: tl.constexpr,
+):
+    """Program (token block, role); the backward's first launch. Role 0: the post and comb gates' backward
+    from the forward's mixes and r (the K Sinkhorn steps differentiated on-chip, their iterates kept in
+    ``scratch`` ``(K-1, T, NP, NP)``, the program's own slice, which stays in L2): their rows of
+    ``r·∂L/∂mixes`` ``(T, R)`` (fn's row order), their part of the RMS term's coefficient
+    ``−(r²/ND)·⟨∂L/∂mixes, mixes⟩`` ``(T,)`` and their entries of this block's ∂L/∂base, ∂L/∂scale sums
+    ``gparam[block]`` ``(R + 3,)``. Role s ≥ 1: the partial ∂L/∂pre_i ``= ⟨∂L/∂y, x_i⟩`` over the s-th column
+    range, ``(s-1, T, NP)``. (The pre gate needs no Sinkhorn: as separate programs, the latency-bound
+    Sinkhorn backward overlaps this bandwidth-bound pass; :func:`_hc_pre_pre_grad_kernel` finishes pre.)"""
+    t = tl.program_id(0) * BT + tl.arange(0, BT)
+    tmask = t < T
+    t64 = t.to(tl.int64)
+    iv = tl.arange(0, NP)
+    role = tl.program_id(1)
+    if role == 0:
+        R: tl.constexpr = (2 + N) * N
+        _, r_post, r_comb, v_gate, v_comb = _gate_offsets(N, NP)
+        valid = _row_col_valid(N, NP)
+        m_pre, m_post, m_comb = _load_mixes(mixes_ptr, t64, tmask, T, 1, R, N, NP, BT)
+        r = tl.load(rstd_ptr + t64, mask=tmask, other=0.0)
+        _, a_post, z = _gate_logits(m_pre, m_post, m_comb, scale_ptr, base_ptr, N, NP)
+        gate_mask = tmask[:, None] & v_gate[None, :]
+        comb_mask = tmask[:, None, None] & valid
+        g_post = tl.load(gpost_ptr + t64[:, None] * N + iv[None, :], mask=gate_mask, other=0.0)
+        off3 = t64[:, None, None] * (N * N) + iv[None, :, None] * N + iv[None, None, :]
+        g_comb = tl.load(gcomb_ptr + off3, mask=comb_mask, other=0.0)
+        sig_post = tl.sigmoid(a_post)
+        ga_post = tl.where(gate_mask, g_post * 2.0 * sig_post * (1.0 - sig_post), 0.0)
+        off_np = t64[:, None, None] * (NP * NP) + iv[None, :, None] * NP + iv[None, None, :]
+        ga_comb = _sinkhorn_bwd(z, g_comb, valid, K, hc_eps, scratch_ptr, off_np, tmask[:, None, None], T * NP * NP)
+        s1 = tl.load(scale_ptr + 1)
+        s2 = tl.load(scale_ptr + 2)
+        # mixes = proj·r with r = (Σx²/ND + eps)^-1/2: ∂/∂x_flat = r·fnᵀ gm − (r²/ND)(gm·mixes)·x_flat
+        gm_dot_m = tl.sum(ga_post * s1 * m_post, 1) + tl.sum(tl.sum(ga_comb * s2 * m_comb, 2), 1)
+        tl.store(coef_ptr + t64, -(r * r / (N * D)) * gm_dot_m, mask=tmask)
+        out = gparam_ptr + tl.program_id(0).to(tl.int64) * (R + 3)  # masked tokens have ga = 0
+        tl.store(out + r_post, tl.sum(ga_post, 0), mask=v_gate)
+        tl.store(out + r_comb, tl.sum(ga_comb, 0), mask=v_comb)
+        tl.store(out + R + 1, tl.sum(tl.sum(ga_post * m_post, 1), 0))
+        tl.store(out + R + 2, tl.sum(tl.sum(tl.sum(ga_comb * m_comb, 2), 1), 0))
+        row = t64 * R
+        tl.store(gm_r_ptr + row[:, None] + r_post[None, :], ga_post * (s1 * r[:, None]), mask=gate_mask)
+        tl.store(gm_r_ptr + row[:, None, None] + r_comb[None, :, :], ga_comb * (s2 * r[:, None, None]), mask=comb_mask)
+    else:
+        d_start = (role - 1) * cols_per_split
+        d_end = tl.minimum(d_start + cols_per_split, D)
+        acc = tl.zeros((BT, NP, BD), tl.float32)
+        for d0 in range(d_start, d_end, BD):
+            dd = d0 + tl.arange(0, BD)
+            gy = tl.load(
+                gy_ptr + t64[:, None] * D + dd[None, :], mask=tmask[:, None] & (dd < d_end)[None, :], other=0.0
+            )
+            acc += _stream_tile(x_ptr, t64, tmask, d0, d_end, N, D, NP, BD) * gy.to(tl.float32)[:, None, :]
+        row = (role - 1).to(tl.int64) * T + t64
+        tl.store(gpre_ptr + row[:, None] * NP + iv[None, :], tl.sum(acc, 2), mask=tmask[:, None])
+
+
+@triton.jit
+def _hc_pre_pre_grad_kernel(
+    gpre_ptr,
+    mixes_ptr,
+    rstd_ptr,
+    scale_ptr,
+    base_ptr,
+    gparam_ptr,
+    gm_r_ptr,
+    coef_ptr,
+    pre_ptr,
+    T,
+    D,
     hc_eps,
     N: tl.constexpr,
     NP: tl.constexpr,
     SPLITS: tl.constexpr,
     BT: tl.constexpr,
 ):
-    """Per token block, the gates' backward from the forward's mixes and r and the ``⟨∂L/∂y, x_i⟩`` partials
-    (the K Sinkhorn steps differentiated on-chip, their iterates kept in ``scratch`` ``(K-1, T, NP, NP)``, the
-    program's own slice, which stays in L2). Writes ``r·∂L/∂mixes`` ``(T, R)`` in fn's row order; the RMS
-    term's coefficient ``−(r²/ND)·⟨∂L/∂mixes, mixes⟩`` ``(T,)``; pre ``(T, N)``; and this block's sums
-    ∂L/∂base and ∂L/∂scale as ``gparam[block]`` ``(R + 3,)``."""
+    """Per token block, the pre gate's backward, from the sum of the ``⟨∂L/∂y, x_i⟩`` partials: its rows of
+    ``r·∂L/∂mixes``, its part added to the RMS term's coefficient, its entries of ``gparam[block]``, and pre
+    ``(T, N)`` itself (the ∂L/∂x pass's ``pre_i·∂L/∂y`` term)."""
     t = tl.program_id(0) * BT + tl.arange(0, BT)
     tmask = t < T
     t64 = t.to(tl.int64)
-    ND = N * D
     R: tl.constexpr = (2 + N) * N
-    r_pre, r_post, r_comb, v_gate, v_comb = _gate_offsets(N, NP)
-    iv = tl.arange(0, NP)
+    r_pre, _, _, v_gate, _ = _gate_offsets(N, NP)
+    gate_mask = tmask[:, None] & v_gate[None, :]
     g_pre = tl.zeros((BT, NP), tl.float32)
     for sp in tl.static_range(SPLITS):
-        g_pre += tl.load(gpre_ptr + (sp * T + t64[:, None]) * NP + iv[None, :], mask=tmask[:, None], other=0.0)
-    valid = _row_col_valid(N, NP)
-    m_pre, m_post, m_comb = _load_mixes(mixes_ptr, t64, tmask, T, 1, R, N, NP, BT)
+        g_pre += tl.load(gpre_ptr + (sp * T + t64[:, None]) * NP + r_pre[None, :], mask=gate_mask, other=0.0)
+    m_pre = tl.load(mixes_ptr + t64[:, None] * R + r_pre[None, :], mask=gate_mask, other=0.0)
     r = tl.load(rstd_ptr + t64, mask=tmask, other=0.0)
-    a_pre, a_post, z = _gate_logits(m_pre, m_post, m_comb, scale_ptr, base_ptr, N, NP)
-    gate_mask = tmask[:, None] & v_gate[None, :]
-    comb_mask = tmask[:, None, None] & valid
-    g_post = tl.load(gpost_ptr + t64[:, None] * N + iv[None, :], mask=gate_mask, other=0.0)
-    off3 = t64[:, None, None] * (N * N) + iv[None, :, None] * N + iv[None, None, :]
-    g_comb = tl.load(gcomb_ptr + off3, mask=comb_mask, other=0.0)
-
-    sig_pre = tl.sigmoid(a_pre)
-    sig_post = tl.sigmoid(a_post)
-    ga_pre = tl.where(gate_mask, g_pre * sig_pre * (1.0 - sig_pre), 0.0)
-    ga_post = tl.where(v_gate[None, :], g_post * 2.0 * sig_post * (1.0 - sig_post), 0.0)
-    off_np = t64[:, None, None] * (NP * NP) + iv[None, :, None] * NP + iv[None, None, :]
-    ga_comb = _sinkhorn_bwd(z, g_comb, valid, K, hc_eps, scratch_ptr, off_np, tmask[:, None, None], T * NP * NP)
     s0 = tl.load(scale_ptr)
-    s1 = tl.load(scale_ptr + 1)
-    s2 = tl.load(scale_ptr + 2)
-    # mixes = proj·r with r = (Σx²/ND + eps)^-1/2: ∂/∂x_flat = r·fnᵀ gm − (r²/ND)(gm·mixes)·x_flat
-    gm_dot_m = tl.sum(ga_pre * s0 * m_pre, 1) + tl.sum(ga_post * s1 * m_post, 1)
-    gm_dot_m += tl.sum(tl.sum(ga_comb * s2 * m_comb, 2), 1)
-    tl.store(coef_ptr + t64, -(r * r / ND) * gm_dot_m, mask=tmask)
-    tl.store(pre_ptr + t64[:, None] * N + iv[None, :], sig_pre + hc_eps, mask=gate_mask)
-    row = t64 * R
-    out = gparam_ptr + tl.program_id(0).to(tl.int64) * (R + 3)  # masked tokens have ga = 0
+    sig_pre = tl.sigmoid(m_pre * s0 + tl.load(base_ptr + r_pre, mask=v_gate, other=0.0)[None, :])
+    ga_pre = tl.where(gate_mask, g_pre * sig_pre * (1.0 - sig_pre), 0.0)
+    coef = tl.load(coef_ptr + t64, mask=tmask, other=0.0)
+    tl.store(coef_ptr + t64, coef - (r * r / (N * D)) * tl.sum(ga_pre * s0 * m_pre, 1), mask=tmask)
+    tl.store(pre_ptr + t64[:, None] * N + r_pre[None, :], sig_pre + hc_eps, mask=gate_mask)
+    out = gparam_ptr + tl.program_id(0).to(tl.int64) * (R + 3)
     tl.store(out + r_pre, tl.sum(ga_pre, 0), mask=v_gate)
-    tl.store(out + r_post, tl.sum(ga_post, 0), mask=v_gate)
-    tl.store(out + r_comb, tl.sum(ga_comb, 0), mask=v_comb)
     tl.store(out + R, tl.sum(tl.sum(ga_pre * m_pre, 1), 0))
-    tl.store(out + R + 1, tl.sum(tl.sum(ga_post * m_post, 1), 0))
-    tl.store(out + R + 2, tl.sum(tl.sum(tl.sum(ga_comb * m_comb, 2), 1), 0))
-    tl.store(gm_r_ptr + row[:, None] + r_pre[None, :], ga_pre * (s0 * r[:, None]), mask=gate_mask)
-    tl.store(gm_r_ptr + row[:, None] + r_post[None, :], ga_post * (s1 * r[:, None]), mask=gate_mask)
-    tl.store(gm_r_ptr + row[:, None, None] + r_comb[None, :, :], ga_comb * (s2 * r[:, None, None]), mask=comb_mask)
+    tl.store(gm_r_ptr + t64[:, None] * R + r_pre[None, :], ga_pre * (s0 * r[:, None]), mask=gate_mask)
 
 
 @triton.jit
@@ -716,10 +736,13 @@ def hc_pre_forward(
     T, N, D = x.shape
     R = (2 + N) * N
     dev = x.device
-    cols, splits = _split_range(D, PROJ_SPLITS, PROJ_BLOCK_D)
+    bt, bd, warps, stages = (
+        (*PROJ_FP32, 1) if x.element_size() == 4 else (PROJ_BLOCK_T, PROJ_BLOCK_D, PROJ_WARPS, PROJ_STAGES)
+    )
+    cols, splits = _split_range(D, PROJ_SPLITS, bd)
     proj = _new((splits, T, R), torch.float32, dev)
     sumsq = _new((splits, T), torch.float32, dev)
-    _projection_kernel[(triton.cdiv(T, PROJ_BLOCK_T), splits)](
+    _projection_kernel[(triton.cdiv(T, bt), splits)](
         x,
         fn,
         proj,
@@ -731,13 +754,13 @@ def hc_pre_forward(
         NP=padded_streams(N),
         R=R,
         RP=generator_rows_padded(N),
-        BT=PROJ_BLOCK_T,
-        BD=PROJ_BLOCK_D,
+        BT=bt,
+        BD=bd,
         SPLIT=_bf16_split(x),
         EMULATE=_interpreted(),
         PREC=DOT_PRECISION,
-        num_warps=PROJ_WARPS,
-        num_stages=PROJ_STAGES if x.element_size() == 2 else 1,  # fp32 tiles: two stages overflow shared memory
+        num_warps=warps,
+        num_stages=stages,
     )
     y = _new((T, D), x.dtype, dev)
     post = _new((T, N), torch.float32, dev)
@@ -793,32 +816,50 @@ def hc_pre_backward(
     NP = padded_streams(N)
     dev = x.device
     cols, splits = _split_range(D, GY_SPLITS, GY_BLOCK_D)
-    gpre = _new((splits, T, NP), torch.float32, dev)
-    _gy_dot_kernel[(triton.cdiv(T, GY_BLOCK_T), splits)](
-        x, grad_y, gpre, T, D, cols, N=N, NP=NP, BT=GY_BLOCK_T, BD=GY_BLOCK_D, num_warps=GY_WARPS
-    )
     blocks = triton.cdiv(T, PRE_BLOCK_T)
+    gpre = _new((splits, T, NP), torch.float32, dev)
     gparam = _new((blocks, R + 3), torch.float32, dev)
     gm_r = _new((T, R), torch.float32, dev)
     coef = _new((T,), torch.float32, dev)
     pre = _new((T, N), torch.float32, dev)
     scratch = torch.empty((max(K - 1, 1), T, NP, NP), dtype=torch.float32, device=dev)  # written before read
-    _hc_pre_gate_grad_kernel[(blocks,)](
-        gpre,
+    _hc_pre_gate_grad_kernel[(blocks, 1 + splits)](
+        x,
+        grad_y,
         mixes,
         rstd,
         scale,
         base,
         grad_post,
         grad_comb,
+        gpre,
         gparam,
         gm_r,
         coef,
-        pre,
         scratch,
         T,
         D,
         K,
+        hc_eps,
+        cols,
+        N=N,
+        NP=NP,
+        BT=PRE_BLOCK_T,
+        BD=GY_BLOCK_D,
+        num_warps=GATE_WARPS,
+    )
+    _hc_pre_pre_grad_kernel[(blocks,)](
+        gpre,
+        mixes,
+        rstd,
+        scale,
+        base,
+        gparam,
+        gm_r,
+        coef,
+        pre,
+        T,
+        D,
         hc_eps,
         N=N,
         NP=NP,
@@ -872,6 +913,7 @@ def hc_pre_backward(
         RW=triton.next_power_of_2(R + 3),
         RB=SUM_ROWS,
         B=SUM_BLOCK,
+        num_warps=SUM_WARPS,
     )
     return grad_x, grad_fn, grad_scale, grad_base
 
