@@ -47,7 +47,7 @@ PRE_BLOCK_T = 16  # gates and Sinkhorn: token block, warps (latency-bound: small
 GATE_WARPS = 1
 PRE_BLOCK_D = 64  # the collapse y = Σ pre_i x_i: column chunk, programs per token block
 COLLAPSE_SPLITS = 4
-GY_BLOCK_D = 32  # the backward's ⟨∂L/∂y, x_i⟩ programs (beside the Sinkhorn backward's): column chunk, splits of D
+GY_BLOCK_D = 64  # the backward's ⟨∂L/∂y, x_i⟩ programs (beside the Sinkhorn backward's): column chunk, splits of D
 GY_SPLITS = 4
 GRAD_BLOCK_T = 64  # ∂L/∂x and ∂L/∂fn: token chunk and column block of x_flat
 GRAD_BLOCK_C = 128
