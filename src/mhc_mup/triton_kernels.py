@@ -6,17 +6,19 @@ flattened over the leading dims: the residual state ``x`` is ``(T, N, D)`` (bf16
 generator ``fn`` ``((2+N)·N, N·D)`` fp32, ``scale`` ``(3,)``, ``base`` ``((2+N)·N,)``. All mHC math
 runs in fp32 on-chip; only the streams and branch tensors keep their storage dtype.
 
-Launches. ``hc_pre`` forward: one program per token block does it all: a pass over its streams for the
-projection ``x_flat @ fnᵀ`` and ``Σ x²``, the gates and all ``K`` Sinkhorn steps in registers, and a second
-pass for the pre-weighted collapse, which finds the block's streams still in L2; it also stores the mixes and
-the RMS scale ``r`` for the backward (``(2+N)·N + 1`` floats per token). ``hc_pre`` backward: a per-token-
-block pass for ``⟨∂L/∂y, x_i⟩`` and the gates' and Sinkhorn's backward, a column-tiled pass writing ∂L/∂x
-while accumulating ∂L/∂fn, and one launch for the fixed-order sums of the partial parameter gradients.
-``hc_post``: one launch each way.
+Launches. ``hc_pre`` forward: a split-K projection pass (``x_flat @ fnᵀ`` and ``Σ x²``) writes small
+per-token partials; a per-token pass sums them and keeps everything else in registers (the RMS scale, the
+gates, all ``K`` Sinkhorn steps), while other programs of the same launch do the pre-weighted collapse; it
+stores the mixes and ``r`` ((2+N)·N + 1 floats per token) so that the backward need not recompute the
+projection. ``hc_pre`` backward: ``⟨∂L/∂y, x_i⟩`` in programs beside the post and comb gates' backward (the
+Sinkhorn's), a small per-token launch for the pre gate, a column-tiled pass writing ∂L/∂x while accumulating
+∂L/∂fn, and one launch for the fixed-order sums of the parameter gradients' partials. ``hc_post``: one launch
+each way.
 
 **fp32 accuracy on the tensor cores.** With bf16 streams the dots against x take x as a bf16 operand and
 split the fp32 factor (fn, or ∂L/∂mixes) into three bf16 parts that sum to it exactly: every product is
-then exact in fp32 and the result is the fp32 dot up to the accumulation's round-off, at bf16 speed. fp16
+then exact in fp32 and the result is the fp32 dot up to the accumulation's round-off, at bf16 speed. The one
+dot of two fp32 factors (∂L/∂mixes @ fn, for ∂L/∂x) takes the six products of their parts that matter. fp16
 and fp32 streams use tf32x3 dots (three tf32 products per fp32 product).
 
 **Backward of the Sinkhorn steps.** The kernels differentiate the K unrolled steps exactly, as autograd
