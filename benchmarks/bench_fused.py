@@ -352,8 +352,9 @@ def main() -> None:
     widths = [int(w) for w in args.widths.split(",")]
     if args.once:
         for d in widths:
+            calls = [c for group in _op_calls(args.tokens, d).values() for c in group]
             for _ in range(3):
-                for call in (c for calls in _op_calls(args.tokens, d).values() for c in calls):
+                for call in calls:
                     call()
         torch.cuda.synchronize()
         return

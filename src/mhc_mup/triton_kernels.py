@@ -498,10 +498,11 @@ def _hc_pre_pre_grad_kernel(
     t64 = t.to(tl.int64)
     R: tl.constexpr = (2 + N) * N
     r_pre, _, _, v_gate, _ = _gate_offsets(N, NP)
+    iv = tl.arange(0, NP)
     gate_mask = tmask[:, None] & v_gate[None, :]
     g_pre = tl.zeros((BT, NP), tl.float32)
     for sp in tl.static_range(SPLITS):
-        g_pre += tl.load(gpre_ptr + (sp * T + t64[:, None]) * NP + r_pre[None, :], mask=gate_mask, other=0.0)
+        g_pre += tl.load(gpre_ptr + (sp * T + t64[:, None]) * NP + iv[None, :], mask=gate_mask, other=0.0)
     m_pre = tl.load(mixes_ptr + t64[:, None] * R + r_pre[None, :], mask=gate_mask, other=0.0)
     r = tl.load(rstd_ptr + t64, mask=tmask, other=0.0)
     s0 = tl.load(scale_ptr)
@@ -509,7 +510,7 @@ def _hc_pre_pre_grad_kernel(
     ga_pre = tl.where(gate_mask, g_pre * sig_pre * (1.0 - sig_pre), 0.0)
     coef = tl.load(coef_ptr + t64, mask=tmask, other=0.0)
     tl.store(coef_ptr + t64, coef - (r * r / (N * D)) * tl.sum(ga_pre * s0 * m_pre, 1), mask=tmask)
-    tl.store(pre_ptr + t64[:, None] * N + r_pre[None, :], sig_pre + hc_eps, mask=gate_mask)
+    tl.store(pre_ptr + t64[:, None] * N + iv[None, :], sig_pre + hc_eps, mask=gate_mask)
     out = gparam_ptr + tl.program_id(0).to(tl.int64) * (R + 3)
     tl.store(out + r_pre, tl.sum(ga_pre, 0), mask=v_gate)
     tl.store(out + R, tl.sum(tl.sum(ga_pre * m_pre, 1), 0))
