@@ -152,22 +152,23 @@ def bench_ops(T: int, d: int, bandwidth: float) -> list[dict]:
 
 TUNE_GRID = [  # overrides of triton_kernels' tile constants (on top of any --set), one variant per entry
     {},
+    {"PDL": False},  # each kernel launched only after the previous one ends
     {"BF16_SPLIT": False},  # tf32x3 dots on x converted to fp32, as before the bf16 split
+    {"PROJ_SPLITS": 16},
+    {"PROJ_BLOCK_T": 64, "PROJ_WARPS": 4, "PROJ_SPLITS": 16},
+    {"PROJ_BLOCK_D": 16},
     {"PROJ_STAGES": 3},
-    {"PROJ_BLOCK_T": 64, "PROJ_WARPS": 4},
-    {"PROJ_BLOCK_D": 64},
-    {"PROJ_SPLITS": 4},
-    {"PRE_BLOCK_T": 8},
-    {"GATE_WARPS": 2},
-    {"COLLAPSE_SPLITS": 8},
-    {"GY_BLOCK_D": 64},
-    {"GY_SPLITS": 2},
-    {"GY_SPLITS": 8},
-    {"GRAD_BLOCK_C": 256, "GRAD_WARPS": 8},
-    {"GRAD_BLOCK_T": 128},
-    {"GRAD_PROGRAMS_PER_SM": 1},
-    {"GRAD_PROGRAMS_PER_SM": 3},
-    {"SUM_BLOCK": 4096},
+    {"COLLAPSE_SPLITS": 2},
+    {"GY_SUM_EACH": True},
+    {"GY_SUM_EACH": True, "GY_BLOCK_D": 128},
+    {"GY_BLOCK_D": 128},
+    {"GY_SUM_EACH": True, "GY_SPLITS": 8},
+    {"GRAD_WARPS": 8},
+    {"GRAD_BLOCK_T": 32},
+    {"GRAD_BLOCK_C": 64},
+    {"GRAD_BLOCK_C": 64, "GRAD_PROGRAMS_PER_SM": 4},
+    {"GRAD_STAGES": 3},
+    {"GRAD_STAGES": 1},
 ]
 
 
@@ -222,28 +223,32 @@ def breakdown(T: int, d: int) -> list[dict]:
 
 
 def tune(T: int, d: int) -> list[dict]:
-    """hc_pre's kernels at each variant of :data:`TUNE_GRID`: device µs per kernel and in all."""
+    """hc_pre's kernels at each variant of :data:`TUNE_GRID`: device µs per kernel, their sum, and the op's
+    forward + backward as :func:`gpu_ms` times it (the figure that counts: with programmatic dependent
+    launch a kernel starts before the previous one ends, so the per-kernel times overlap)."""
     calls = _op_calls(T, d)["hc_pre"]
     rows = []
     short = {"_projection_kernel": "proj", "_hc_pre_gates_kernel": "gates", "_hc_pre_gate_grad_kernel": "gate_grad",
              "_hc_pre_pre_grad_kernel": "pre_grad", "_hc_pre_input_grad_kernel": "input_grad",
              "_sum_partials_kernel": "sums"}  # fmt: skip
-    print(f"{'variant':64s} " + " ".join(f"{v:>10s}" for v in short.values()) + f" {'other':>8s} {'total µs':>9s}")
+    head = " ".join(f"{v:>10s}" for v in short.values())
+    print(f"{'variant':64s} {head} {'other':>8s} {'sum µs':>8s} {'op µs':>8s}")
     for overrides in TUNE_GRID:
         saved = {k: getattr(tk, k) for k in overrides}
         for k, v in overrides.items():
             setattr(tk, k, v)
         try:
             times = kernel_us(calls)
+            op_us = 1e3 * sum(gpu_ms(c, reps=50) for c in calls)
         finally:
             for k, v in saved.items():
                 setattr(tk, k, v)
         named = {v: times.get(k, 0.0) for k, v in short.items()}
         other = sum(v for k, v in times.items() if k not in short)
         total = sum(times.values())
-        rows.append({**overrides, "kernels_us": times, "total_us": total})
+        rows.append({**overrides, "kernels_us": times, "total_us": total, "op_us": op_us})
         cells = " ".join(f"{v:10.1f}" for v in named.values())
-        print(f"{overrides!s:64s} {cells} {other:8.1f} {total:9.1f}", flush=True)
+        print(f"{overrides!s:64s} {cells} {other:8.1f} {total:8.1f} {op_us:8.1f}", flush=True)
     print()
     return rows
 
@@ -310,6 +315,52 @@ def profile_step(d: int, batch: int, seq: int, stream_dtype: str) -> list[dict]:
     return rows
 
 
+FUSED_KERNEL_PREFIXES = ("_projection_kernel", "_hc_pre_", "_hc_post_", "_sum_partials_kernel")
+
+
+def device_profile_step(d: int, batch: int, seq: int, stream_dtype: str) -> dict:
+    """Device time per step, by kernel, of the compiled control step and the compiled fused mHC step
+    (torch.profiler, CUDA side: the kernels that a CUDA-graph replay of the step runs): how much of mHC's
+    extra time is the fused ops' own kernels and how much the rest of the model (the sums of the streams'
+    two gradients, the stream expansion and the head)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    per_model: dict[str, dict[str, float]] = {}
+    steps = 5
+    for name, hc in (("control", False), ("mhc", True)):
+        torch._dynamo.reset()
+        cfg = ModelConfig(d=d, depth=4, heads=max(1, d // 64), n_s=N_S, K=K, hc=hc, stream_dtype=stream_dtype)
+        model = torch.compile(MHCLM(cfg, seed=0, kernels="triton" if hc else "reference").cuda())
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0, fused=True)
+        b = torch.randint(0, 256, (batch, seq + 1), device="cuda", generator=torch.Generator("cuda").manual_seed(0))
+        dev = torch.device("cuda")
+        for _ in range(5):
+            train_step(model, opt, b[:, :-1], b[:, 1:], dev)
+        torch.cuda.synchronize()
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            for _ in range(steps):
+                train_step(model, opt, b[:, :-1], b[:, 1:], dev)
+            torch.cuda.synchronize()
+        events = [e for e in prof.key_averages() if e.self_device_time_total > 0]
+        per_model[name] = {e.key[:70]: e.self_device_time_total / steps / 1e3 for e in events}
+    control_ms = sum(per_model["control"].values())
+    fused = {k: v for k, v in per_model["mhc"].items() if k.startswith(FUSED_KERNEL_PREFIXES)}
+    rest = {k: v for k, v in per_model["mhc"].items() if k not in fused}
+    fused_ms, rest_ms = sum(fused.values()), sum(rest.values())
+    print(f"device time per compiled step at d={d} (sum of kernel times, ms)")
+    print(f"  control: {control_ms:.3f}; mHC: {fused_ms + rest_ms:.3f} = fused ops {fused_ms:.3f} + rest {rest_ms:.3f}")
+    print(f"  mHC - control = {fused_ms + rest_ms - control_ms:.3f}: fused ops {fused_ms:.3f}, "
+          f"rest of the model {rest_ms - control_ms:+.3f}")  # fmt: skip
+    for k, v in sorted(fused.items(), key=lambda kv: -kv[1]):
+        print(f"    {k:70s} {v:7.3f}")
+    print("  the mHC step's largest other kernels:")
+    for k, v in sorted(rest.items(), key=lambda kv: -kv[1])[:12]:
+        print(f"    {k:70s} {v:7.3f}  (control {per_model['control'].get(k[:70], 0.0):.3f})")
+    print()
+    return {"d": d, "control": per_model["control"], "mhc": per_model["mhc"], "control_ms": control_ms,
+            "fused_ops_ms": fused_ms, "rest_ms": rest_ms}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--widths", default="256,1024,2048")
@@ -324,6 +375,11 @@ def main() -> None:
     parser.add_argument("--tune", action="store_true", help="time hc_pre's tile shapes at d=1024 first")
     parser.add_argument("--skip-steps", action="store_true")
     parser.add_argument("--profile-step", action="store_true", help="host time per op of one eager step at d=1024")
+    parser.add_argument(
+        "--profile-device-step",
+        action="store_true",
+        help="device time per kernel of the compiled control and fused mHC steps at d=1024",
+    )
     parser.add_argument("--stream-dtype", default="bfloat16", choices=("bfloat16", "float32"))
     parser.add_argument("--json", help="also write every number to this file")
     parser.add_argument(
@@ -371,6 +427,8 @@ def main() -> None:
         report["breakdown"] = breakdown(args.tokens, 1024)
     if args.profile_step:
         report["profile_step"] = profile_step(1024, args.batch, args.seq, args.stream_dtype)
+    if args.profile_device_step:
+        report["profile_device_step"] = device_profile_step(1024, args.batch, args.seq, args.stream_dtype)
     if not args.skip_ops:
         rows = [r for d in widths for r in bench_ops(args.tokens, d, bw)]
         report["ops"] = rows
