@@ -152,23 +152,17 @@ def bench_ops(T: int, d: int, bandwidth: float) -> list[dict]:
 
 TUNE_GRID = [  # overrides of triton_kernels' tile constants (on top of any --set), one variant per entry
     {},
-    {"PDL": False},  # each kernel launched only after the previous one ends
-    {"BF16_SPLIT": False},  # tf32x3 dots on x converted to fp32, as before the bf16 split
-    {"PROJ_SPLITS": 16},
-    {"PROJ_BLOCK_T": 64, "PROJ_WARPS": 4, "PROJ_SPLITS": 16},
     {"PROJ_BLOCK_D": 16},
     {"PROJ_STAGES": 3},
-    {"COLLAPSE_SPLITS": 2},
-    {"GY_SUM_EACH": True},
-    {"GY_SUM_EACH": True, "GY_BLOCK_D": 128},
-    {"GY_BLOCK_D": 128},
-    {"GY_SUM_EACH": True, "GY_SPLITS": 8},
-    {"GRAD_WARPS": 8},
-    {"GRAD_BLOCK_T": 32},
-    {"GRAD_BLOCK_C": 64},
-    {"GRAD_BLOCK_C": 64, "GRAD_PROGRAMS_PER_SM": 4},
-    {"GRAD_STAGES": 3},
-    {"GRAD_STAGES": 1},
+    {"POST_BLOCK_T": 8},
+    {"POST_BLOCK_D": 256},
+    {"NUM_WARPS": 8},
+    {"POST_BWD_BLOCK_T": 8},
+    {"POST_BWD_BLOCK_T": 8, "POST_BWD_WARPS": 2},
+    {"POST_BWD_BLOCK_T": 4, "POST_BWD_WARPS": 2},
+    {"POST_BWD_BLOCK_T": 8, "POST_BWD_BLOCK_D": 256},
+    {"POST_BWD_BLOCK_D": 64},
+    {"POST_BWD_WARPS": 8},
 ]
 
 
@@ -222,33 +216,39 @@ def breakdown(T: int, d: int) -> list[dict]:
     return rows
 
 
+TUNE_KERNELS = {  # kernel → column name in the tune table
+    "_projection_kernel": "proj",
+    "_hc_pre_gates_kernel": "gates",
+    "_hc_pre_gate_grad_kernel": "gate_grad",
+    "_hc_pre_pre_grad_kernel": "pre_grad",
+    "_hc_pre_input_grad_kernel": "input_grad",
+    "_sum_partials_kernel": "sums",
+    "_hc_post_fwd_kernel": "post_fwd",
+    "_hc_post_bwd_kernel": "post_bwd",
+}
+
+
 def tune(T: int, d: int) -> list[dict]:
-    """hc_pre's kernels at each variant of :data:`TUNE_GRID`: device µs per kernel, their sum, and the op's
-    forward + backward as :func:`gpu_ms` times it (the figure that counts: with programmatic dependent
-    launch a kernel starts before the previous one ends, so the per-kernel times overlap)."""
-    calls = _op_calls(T, d)["hc_pre"]
+    """Both ops' kernels at each variant of :data:`TUNE_GRID`: device µs per kernel, and each op's forward +
+    backward as :func:`gpu_ms` times it (the figure that counts: it includes the gaps between kernels)."""
+    ops_calls = _op_calls(T, d)
     rows = []
-    short = {"_projection_kernel": "proj", "_hc_pre_gates_kernel": "gates", "_hc_pre_gate_grad_kernel": "gate_grad",
-             "_hc_pre_pre_grad_kernel": "pre_grad", "_hc_pre_input_grad_kernel": "input_grad",
-             "_sum_partials_kernel": "sums"}  # fmt: skip
-    head = " ".join(f"{v:>10s}" for v in short.values())
-    print(f"{'variant':64s} {head} {'other':>8s} {'sum µs':>8s} {'op µs':>8s}")
+    head = " ".join(f"{v:>10s}" for v in TUNE_KERNELS.values())
+    print(f"{'variant':56s} {head} {'other':>6s} {'pre µs':>7s} {'post µs':>7s}")
     for overrides in TUNE_GRID:
         saved = {k: getattr(tk, k) for k in overrides}
         for k, v in overrides.items():
             setattr(tk, k, v)
         try:
-            times = kernel_us(calls)
-            op_us = 1e3 * sum(gpu_ms(c, reps=50) for c in calls)
+            times = kernel_us(ops_calls["hc_pre"] + ops_calls["hc_post"])
+            op_us = {op: 1e3 * sum(gpu_ms(c, reps=50) for c in calls) for op, calls in ops_calls.items()}
         finally:
             for k, v in saved.items():
                 setattr(tk, k, v)
-        named = {v: times.get(k, 0.0) for k, v in short.items()}
-        other = sum(v for k, v in times.items() if k not in short)
-        total = sum(times.values())
-        rows.append({**overrides, "kernels_us": times, "total_us": total, "op_us": op_us})
-        cells = " ".join(f"{v:10.1f}" for v in named.values())
-        print(f"{overrides!s:64s} {cells} {other:8.1f} {total:8.1f} {op_us:8.1f}", flush=True)
+        other = sum(v for k, v in times.items() if k not in TUNE_KERNELS)
+        rows.append({**overrides, "kernels_us": times, "op_us": op_us})
+        cells = " ".join(f"{times.get(k, 0.0):10.1f}" for k in TUNE_KERNELS)
+        print(f"{overrides!s:56s} {cells} {other:6.1f} {op_us['hc_pre']:7.1f} {op_us['hc_post']:7.1f}", flush=True)
     print()
     return rows
 

@@ -76,6 +76,8 @@ def test_embedding_is_copied_into_every_stream(tokens):
     assert x.shape == (2, 12, 4, 32)
     for i in range(4):
         torch.testing.assert_close(x[..., i, :], model.embed(tokens))
+    # materialised, not a stride-0 view: the fused ops would each copy a view, forward and backward
+    assert x.is_contiguous()
 
 
 def test_control_has_no_mhc_parameters_and_same_branches(tokens):

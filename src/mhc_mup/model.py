@@ -288,8 +288,9 @@ class MHCLM(nn.Module):
         x = self.embed(tokens)
         if self.config.stream_dtype == "bfloat16":  # "float32" keeps the parameters' dtype (fp64 in tests)
             x = x.to(torch.bfloat16)
-        if self.config.hc:
-            x = x.unsqueeze(-2).expand(*x.shape[:-1], self.config.n_s, self.config.d)
+        if self.config.hc:  # n_s copies of the embedding, materialised once: the fused ops take contiguous
+            # streams, and each op reading a stride-0 view would copy it, element by element, forward and backward
+            x = x.unsqueeze(-2).expand(*x.shape[:-1], self.config.n_s, self.config.d).contiguous()
         for block in self.blocks:
             x = block(x)
         if self.head is not None:

@@ -38,14 +38,6 @@ import torch
 import triton
 import triton.language as tl
 
-try:  # programmatic dependent launch (Hopper and later): Triton ≥ 3.4 has the grid-dependency intrinsics
-    from triton.backends.nvidia.compiler import CUDAOptions
-    from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
-
-    _HAS_PDL = "launch_pdl" in CUDAOptions.__dataclass_fields__
-except ImportError:  # pragma: no cover - older Triton
-    _HAS_PDL = False
-
 # Tile shapes, chosen on the H100 (benchmarks/bench_fused.py --tune times the variants).
 PROJ_BLOCK_T = 128  # split-K projection: token block, columns of each stream per chunk, splits of D, warps, stages
 PROJ_BLOCK_D = 32
@@ -59,21 +51,22 @@ PRE_BLOCK_D = 64  # the collapse y = Σ pre_i x_i: column chunk, programs per to
 COLLAPSE_SPLITS = 4
 GY_BLOCK_D = 64  # the backward's ⟨∂L/∂y, x_i⟩ programs (beside the Sinkhorn backward's): column chunk, splits of D
 GY_SPLITS = 4
-GY_SUM_EACH = False  # reduce ⟨∂L/∂y, x_i⟩ over each chunk's columns at once ([BT, NP] accumulator, few registers)
 GRAD_BLOCK_T = 64  # ∂L/∂x and ∂L/∂fn: token chunk and column block of x_flat
 GRAD_BLOCK_C = 128
 GRAD_STAGES = 2  # (bf16 and fp16 streams; fp32 ones run unpipelined)
 GRAD_WARPS = 4
 GRAD_PROGRAMS_PER_SM = 2  # token splits of the ∂L/∂x pass: more programs hide latency, more ∂L/∂fn partials
-POST_BLOCK_T = 16
+POST_BLOCK_T = 16  # hc_post forward: token block, column block, warps
 POST_BLOCK_D = 128
 NUM_WARPS = 4
+POST_BWD_BLOCK_T = 16  # hc_post backward (one token block per program, looping over the columns)
+POST_BWD_BLOCK_D = 128
+POST_BWD_WARPS = 4
 SUM_BLOCK = 1024  # the ∂L/∂fn partials' sum: elements per program; rows of the ∂L/∂(base, scale) partials per step
 SUM_ROWS = 256
 SUM_WARPS = 8
 DOT_PRECISION = "tf32x3"  # three tf32 products per fp32 product: fp32-accurate on the tensor cores
 BF16_SPLIT = True  # bf16 streams: dots with x as a bf16 operand against fp32 factors split in 3 bf16 parts
-PDL = True  # launch each kernel as a programmatic dependent of the one before (Hopper+): hides launch latency
 
 _FILL = tl.constexpr(-1.0e30)  # logit of a padded Sinkhorn entry: exp underflows to exactly 0 after the max shift
 
@@ -91,16 +84,6 @@ def generator_rows_padded(n_s: int) -> int:
 def padded_streams(n_s: int) -> int:
     """The power of two ≥ ``n_s`` that the kernels pad the stream axis to."""
     return triton.next_power_of_2(n_s)
-
-
-@triton.jit
-def _await_previous_kernel(PDL: tl.constexpr):
-    """With programmatic dependent launch, a kernel may start before the previous one in the stream ends:
-    each program first waits for it to complete (so every read sees its writes, and no write races its
-    reads), then lets the next kernel start its own launch. Without PDL, nothing."""
-    if PDL:
-        gdc_wait()
-        gdc_launch_dependents()
 
 
 # ── Sinkhorn in registers ──────────────────────────────────────────────────────────────────────
@@ -309,13 +292,11 @@ def _projection_kernel(
     SPLIT: tl.constexpr,
     EMULATE: tl.constexpr,
     PREC: tl.constexpr,
-    PDL: tl.constexpr,
 ):
     """Split-K pass, program (token block, column split): partial ``x_flat @ fnᵀ`` ``(split, T, R)`` in fn's row
     order (fp32-accurate tensor-core dots: bf16 x against fn split in three bf16 parts with ``SPLIT``, else
     ``PREC`` on fp32 operands) and partial ``Σ x_flat²`` ``(split, T)``. A chunk of every stream is one
     ``[BT, NP·BD]`` tile (stream ``k // BD``, column ``d0 + k % BD``): one dot per chunk."""
-    _await_previous_kernel(PDL)
     t = tl.program_id(0) * BT + tl.arange(0, BT)
     tmask = t < T
     t64 = t.to(tl.int64)
@@ -365,13 +346,11 @@ def _hc_pre_gates_kernel(
     SPLITS: tl.constexpr,
     BT: tl.constexpr,
     BD: tl.constexpr,
-    PDL: tl.constexpr,
 ):
     """Program (token block, role), after summing the projection's partials. Role 0: the gates and all K
     Sinkhorn steps in registers, storing post and comb, and the mixes and ``r`` for the backward. Role s ≥ 1:
     pre and the collapse ``y = Σ pre_i x_i`` over the s-th column range. (pre needs no Sinkhorn; as separate
     programs the latency-bound Sinkhorn overlaps the bandwidth-bound collapse.)"""
-    _await_previous_kernel(PDL)
     t = tl.program_id(0) * BT + tl.arange(0, BT)
     tmask = t < T
     t64 = t.to(tl.int64)
@@ -438,8 +417,6 @@ def _hc_pre_gate_grad_kernel(
     NP: tl.constexpr,
     BT: tl.constexpr,
     BD: tl.constexpr,
-    SUM_EACH: tl.constexpr,
-    PDL: tl.constexpr,
 ):
     """Program (token block, role); the backward's first launch. Role 0: the post and comb gates' backward
     from the forward's mixes and r (the K Sinkhorn steps differentiated on-chip, their iterates kept in
@@ -449,7 +426,6 @@ def _hc_pre_gate_grad_kernel(
     ``gparam[block]`` ``(R + 3,)``. Role s ≥ 1: the partial ∂L/∂pre_i ``= ⟨∂L/∂y, x_i⟩`` over the s-th column
     range, ``(s-1, T, NP)``. (The pre gate needs no Sinkhorn: as separate programs, the latency-bound
     Sinkhorn backward overlaps this bandwidth-bound pass; :func:`_hc_pre_pre_grad_kernel` finishes pre.)"""
-    _await_previous_kernel(PDL)
     t = tl.program_id(0) * BT + tl.arange(0, BT)
     tmask = t < T
     t64 = t.to(tl.int64)
@@ -487,19 +463,15 @@ def _hc_pre_gate_grad_kernel(
     else:
         d_start = (role - 1) * cols_per_split
         d_end = tl.minimum(d_start + cols_per_split, D)
-        acc = tl.zeros((BT, NP), tl.float32) if SUM_EACH else tl.zeros((BT, NP, BD), tl.float32)
+        acc = tl.zeros((BT, NP, BD), tl.float32)
         for d0 in range(d_start, d_end, BD):
             dd = d0 + tl.arange(0, BD)
             gy = tl.load(
                 gy_ptr + t64[:, None] * D + dd[None, :], mask=tmask[:, None] & (dd < d_end)[None, :], other=0.0
             )
-            prod = _stream_tile(x_ptr, t64, tmask, d0, d_end, N, D, NP, BD) * gy.to(tl.float32)[:, None, :]
-            if SUM_EACH:
-                acc += tl.sum(prod, 2)
-            else:
-                acc += prod
+            acc += _stream_tile(x_ptr, t64, tmask, d0, d_end, N, D, NP, BD) * gy.to(tl.float32)[:, None, :]
         row = (role - 1).to(tl.int64) * T + t64
-        tl.store(gpre_ptr + row[:, None] * NP + iv[None, :], acc if SUM_EACH else tl.sum(acc, 2), mask=tmask[:, None])
+        tl.store(gpre_ptr + row[:, None] * NP + iv[None, :], tl.sum(acc, 2), mask=tmask[:, None])
 
 
 @triton.jit
@@ -520,12 +492,10 @@ def _hc_pre_pre_grad_kernel(
     NP: tl.constexpr,
     SPLITS: tl.constexpr,
     BT: tl.constexpr,
-    PDL: tl.constexpr,
 ):
     """Per token block, the pre gate's backward, from the sum of the ``⟨∂L/∂y, x_i⟩`` partials: its rows of
     ``r·∂L/∂mixes``, its part added to the RMS term's coefficient, its entries of ``gparam[block]``, and pre
     ``(T, N)`` itself (the ∂L/∂x pass's ``pre_i·∂L/∂y`` term)."""
-    _await_previous_kernel(PDL)
     t = tl.program_id(0) * BT + tl.arange(0, BT)
     tmask = t < T
     t64 = t.to(tl.int64)
@@ -572,7 +542,6 @@ def _hc_pre_input_grad_kernel(
     SPLIT: tl.constexpr,
     EMULATE: tl.constexpr,
     PREC: tl.constexpr,
-    PDL: tl.constexpr,
 ):
     """Program (column block of x_flat, token split): for each token block
     ``∂L/∂x_flat = (r·∂L/∂mixes) @ fn + coef·x_flat + pre_i·gy`` (stored), while accumulating the partial
@@ -581,7 +550,6 @@ def _hc_pre_input_grad_kernel(
     lies in one stream (``BC`` divides D), so pre is one value per token and gy one contiguous tile.
     ``SPLIT``: x is bf16 and both dots run on bf16 tensor cores: ∂L/∂fn's exactly (x against g's three bf16
     parts), ∂L/∂x's to fp32 accuracy (the six products of g's and fn's parts that matter)."""
-    _await_previous_kernel(PDL)
     ND = N * D
     c = tl.program_id(0) * BC + tl.arange(0, BC)
     cmask = c < ND
@@ -638,12 +606,10 @@ def _sum_partials_kernel(
     RW: tl.constexpr,
     RB: tl.constexpr,
     B: tl.constexpr,
-    PDL: tl.constexpr,
 ):
     """The backward's last sums, in a fixed order (deterministic, unlike atomics). Programs 0 … P-2: ∂L/∂fn
     ``= Σ_split partial[split]`` over ``B`` of its ``n`` elements each. Program P-1: ∂L/∂base and ∂L/∂scale,
     the column sums of the per-token-block ``gparam`` ``(blocks, R + 3)`` (``RW`` ≥ R + 3, a power of two)."""
-    _await_previous_kernel(PDL)
     pid = tl.program_id(0)
     if pid < tl.num_programs(0) - 1:
         i = pid * B + tl.arange(0, B)
@@ -681,10 +647,8 @@ def _hc_post_fwd_kernel(
     NP: tl.constexpr,
     BT: tl.constexpr,
     BD: tl.constexpr,
-    PDL: tl.constexpr,
 ):
     """``out[o] = post[o]·f + Σ_i comb[i, o]·x[i]`` for a (token block, column block) tile."""
-    _await_previous_kernel(PDL)
     t = tl.program_id(0) * BT + tl.arange(0, BT)
     tmask = t < T
     t64 = t.to(tl.int64)
@@ -720,11 +684,9 @@ def _hc_post_bwd_kernel(
     NP: tl.constexpr,
     BT: tl.constexpr,
     BD: tl.constexpr,
-    PDL: tl.constexpr,
 ):
     """∂L/∂f ``= Σ_o post[o]·g[o]``, ∂L/∂x[i] ``= Σ_o comb[i, o]·g[o]``, ∂L/∂post[o] ``= ⟨g[o], f⟩``,
     ∂L/∂comb[i, o] ``= ⟨x[i], g[o]⟩``, one token block per program, looping over the columns."""
-    _await_previous_kernel(PDL)
     t = tl.program_id(0) * BT + tl.arange(0, BT)
     tmask = t < T
     t64 = t.to(tl.int64)
@@ -767,19 +729,6 @@ def _interpreted() -> bool:
     return os.environ.get("TRITON_INTERPRET") == "1"
 
 
-def _pdl(device: torch.device) -> dict[str, bool]:
-    """The launch options for programmatic dependent launch: on with :data:`PDL` on a Hopper or later GPU
-    where Triton supports it (never in the interpreter)."""
-    on = (
-        PDL
-        and _HAS_PDL
-        and not _interpreted()
-        and device.type == "cuda"
-        and torch.cuda.get_device_capability(device)[0] >= 9
-    )
-    return {"PDL": on, "launch_pdl": on}
-
-
 def _bf16_split(x: torch.Tensor) -> bool:
     """Whether the dots against x run on bf16 tensor cores with the fp32 factor split in three (bf16 x only)."""
     return BF16_SPLIT and x.dtype == torch.bfloat16
@@ -793,7 +742,6 @@ def hc_pre_forward(
     T, N, D = x.shape
     R = (2 + N) * N
     dev = x.device
-    pdl = _pdl(dev)
     bt, bd, warps, stages = (
         (*PROJ_FP32, 1) if x.element_size() == 4 else (PROJ_BLOCK_T, PROJ_BLOCK_D, PROJ_WARPS, PROJ_STAGES)
     )
@@ -817,7 +765,6 @@ def hc_pre_forward(
         SPLIT=_bf16_split(x),
         EMULATE=_interpreted(),
         PREC=DOT_PRECISION,
-        **pdl,
         num_warps=warps,
         num_stages=stages,
     )
@@ -849,7 +796,6 @@ def hc_pre_forward(
         SPLITS=splits,
         BT=PRE_BLOCK_T,
         BD=PRE_BLOCK_D,
-        **pdl,
         num_warps=GATE_WARPS,
     )
     return y, post, comb, mixes, rstd
@@ -875,7 +821,6 @@ def hc_pre_backward(
     RP = generator_rows_padded(N)
     NP = padded_streams(N)
     dev = x.device
-    pdl = _pdl(dev)
     cols, splits = _split_range(D, GY_SPLITS, GY_BLOCK_D)
     blocks = triton.cdiv(T, PRE_BLOCK_T)
     gpre = _new((splits, T, NP), torch.float32, dev)
@@ -907,8 +852,6 @@ def hc_pre_backward(
         NP=NP,
         BT=PRE_BLOCK_T,
         BD=GY_BLOCK_D,
-        SUM_EACH=GY_SUM_EACH,
-        **pdl,
         num_warps=GATE_WARPS,
     )
     _hc_pre_pre_grad_kernel[(blocks,)](
@@ -928,7 +871,6 @@ def hc_pre_backward(
         NP=NP,
         SPLITS=splits,
         BT=PRE_BLOCK_T,
-        **pdl,
         num_warps=GATE_WARPS,
     )
     col_blocks = triton.cdiv(ND, GRAD_BLOCK_C)
@@ -957,7 +899,6 @@ def hc_pre_backward(
         SPLIT=_bf16_split(x),
         EMULATE=_interpreted(),
         PREC=DOT_PRECISION,
-        **pdl,
         num_warps=GRAD_WARPS,
         num_stages=GRAD_STAGES if x.element_size() == 2 else 1,  # fp32 tiles: two stages overflow shared memory
     )
@@ -978,7 +919,6 @@ def hc_pre_backward(
         RW=triton.next_power_of_2(R + 3),
         RB=SUM_ROWS,
         B=SUM_BLOCK,
-        **pdl,
         num_warps=SUM_WARPS,
     )
     return grad_x, grad_fn, grad_scale, grad_base
@@ -988,7 +928,6 @@ def hc_post_forward(branch_out: torch.Tensor, x: torch.Tensor, post: torch.Tenso
     """``(T, D)`` branch output, ``(T, N, D)`` streams → ``(T, N, D)`` in x's dtype."""
     T, N, D = x.shape
     out = _new(x.shape, x.dtype, x.device)
-    pdl = _pdl(x.device)
     grid = (triton.cdiv(T, POST_BLOCK_T), triton.cdiv(D, POST_BLOCK_D))
     _hc_post_fwd_kernel[grid](
         branch_out,
@@ -1002,7 +941,6 @@ def hc_post_forward(branch_out: torch.Tensor, x: torch.Tensor, post: torch.Tenso
         NP=padded_streams(N),
         BT=POST_BLOCK_T,
         BD=POST_BLOCK_D,
-        **pdl,
         num_warps=NUM_WARPS,
     )
     return out
@@ -1017,8 +955,7 @@ def hc_post_backward(
     grad_x = _new(x.shape, x.dtype, x.device)
     grad_post = _new((T, N), torch.float32, x.device)
     grad_comb = _new((T, N, N), torch.float32, x.device)
-    pdl = _pdl(x.device)
-    _hc_post_bwd_kernel[(triton.cdiv(T, POST_BLOCK_T),)](
+    _hc_post_bwd_kernel[(triton.cdiv(T, POST_BWD_BLOCK_T),)](
         grad_out,
         branch_out,
         x,
@@ -1032,9 +969,8 @@ def hc_post_backward(
         D,
         N=N,
         NP=padded_streams(N),
-        BT=POST_BLOCK_T,
-        BD=POST_BLOCK_D,
-        **pdl,
-        num_warps=NUM_WARPS,
+        BT=POST_BWD_BLOCK_T,
+        BD=POST_BWD_BLOCK_D,
+        num_warps=POST_BWD_WARPS,
     )
     return grad_f, grad_x, grad_post, grad_comb
