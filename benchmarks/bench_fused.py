@@ -100,6 +100,7 @@ def floor_bytes(T: int, d: int) -> dict[str, int]:
     return {
         "hc_pre fwd": T * n * d * b + gen_bytes + T * d * b + gates,
         "hc_pre bwd": T * n * d * b + gen_bytes + T * d * b + gates + T * n * d * b + gen_bytes,
+        "hc_pre bwd, routed": T * n * d * b + gen_bytes + T * d * b + gates + 2 * T * n * d * b + gen_bytes,
         "hc_post fwd": T * d * b + T * n * d * b + gates + T * n * d * b,
         "hc_post bwd": T * n * d * b + T * d * b + T * n * d * b + gates + T * d * b + T * n * d * b + gates,
     }
@@ -114,6 +115,9 @@ def bench_ops(T: int, d: int, bandwidth: float) -> list[dict]:
         "hc_pre bwd": lambda: tk.hc_pre_backward(
             x, fn, scale, base, mixes, rstd, inp["gy"], inp["gpost"], inp["gcomb"], K, ops.HC_EPS
         ),
+        "hc_pre bwd, routed": lambda: tk.hc_pre_backward(
+            x, fn, scale, base, mixes, rstd, inp["gy"], inp["gpost"], inp["gcomb"], K, ops.HC_EPS, inp["gout"]
+        ),
         "hc_post fwd": lambda: tk.hc_post_forward(inp["f"], x, post, comb),
         "hc_post bwd": lambda: tk.hc_post_backward(inp["gout"], inp["f"], x, post, comb),
     }
@@ -125,7 +129,7 @@ def bench_ops(T: int, d: int, bandwidth: float) -> list[dict]:
         rows.append({"op": name, "d": d, "tokens": T, "ms": ms, "floor_bytes": floors[name], "floor_ms": floor_ms,
                      "ratio": ms / floor_ms})  # fmt: skip
     for op in ("hc_pre", "hc_post"):
-        fwd, bwd = (r for r in rows if r["op"].startswith(op))
+        fwd, bwd = (r for r in rows if r["op"] in (f"{op} fwd", f"{op} bwd"))
         rows.append({"op": f"{op} fwd+bwd", "d": d, "tokens": T, "ms": fwd["ms"] + bwd["ms"],
                      "floor_bytes": fwd["floor_bytes"] + bwd["floor_bytes"],
                      "floor_ms": fwd["floor_ms"] + bwd["floor_ms"],
@@ -152,17 +156,13 @@ def bench_ops(T: int, d: int, bandwidth: float) -> list[dict]:
 
 TUNE_GRID = [  # overrides of triton_kernels' tile constants (on top of any --set), one variant per entry
     {},
-    {"PROJ_BLOCK_D": 16},
-    {"PROJ_STAGES": 3},
-    {"POST_BLOCK_T": 8},
-    {"POST_BLOCK_D": 256},
-    {"NUM_WARPS": 8},
+    {"POST_WARPS": 4},
     {"POST_BWD_BLOCK_T": 8},
-    {"POST_BWD_BLOCK_T": 8, "POST_BWD_WARPS": 2},
-    {"POST_BWD_BLOCK_T": 4, "POST_BWD_WARPS": 2},
-    {"POST_BWD_BLOCK_T": 8, "POST_BWD_BLOCK_D": 256},
-    {"POST_BWD_BLOCK_D": 64},
-    {"POST_BWD_WARPS": 8},
+    {"POST_BWD_BLOCK_T": 2, "POST_BWD_WARPS": 1},
+    {"POST_BWD_WARPS": 4},
+    {"POST_BWD_BLOCK_D": 256, "POST_BWD_WARPS": 4},
+    {"GRAD_STAGES": 3},
+    {"GRAD_PROGRAMS_PER_SM": 3},
 ]
 
 
@@ -193,9 +193,9 @@ def _op_calls(T: int, d: int) -> dict[str, list]:
     _, post, comb, mixes, rstd = tk.hc_pre_forward(x, fn, scale, base, K, ops.HC_EPS, ops.NORM_EPS)
     grads = (inp["gy"], inp["gpost"], inp["gcomb"])
     return {
-        "hc_pre": [
+        "hc_pre": [  # the backward as the model runs it: with hc_post's gradient of x routed in
             lambda: tk.hc_pre_forward(x, fn, scale, base, K, ops.HC_EPS, ops.NORM_EPS),
-            lambda: tk.hc_pre_backward(x, fn, scale, base, mixes, rstd, *grads, K, ops.HC_EPS),
+            lambda: tk.hc_pre_backward(x, fn, scale, base, mixes, rstd, *grads, K, ops.HC_EPS, inp["gout"]),
         ],
         "hc_post": [
             lambda: tk.hc_post_forward(inp["f"], x, post, comb),

@@ -160,6 +160,42 @@ def test_hc_post_matches_reference_forward_and_backward(device, poisoned, rng):
             assert rel_err(a, b) <= TOL, (name, (T, n_s, d), rel_err(a, b))
 
 
+def _sublayer_grads(inputs, cotangents, hc_pre_, hc_post_, dtype):
+    """∂/∂(x, fn, scale, base, f) of ``⟨y, gy⟩ + ⟨hc_post(f, x, post, comb), g_out⟩`` with ``(y, post, comb) =
+    hc_pre(x)``: x feeds both ops, as in a sublayer. ``hc_pre_`` may return a route for ``hc_post_``."""
+    leaves = [t.detach().to(dtype).requires_grad_() for t in inputs]
+    y, post, comb, *route = hc_pre_(*leaves[:4])
+    out = hc_post_(leaves[4], leaves[0], post, comb, *route)
+    gy, g_out = (g.to(dtype) for g in cotangents)
+    return torch.autograd.grad((y * gy).sum() + (out * g_out).sum(), leaves), route
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_routed_sublayer_adds_hc_posts_gradient_of_x_inside_hc_pres_backward(device, poisoned, rng):
+    """hc_pre and hc_post on the same x, with hc_post's gradient of x routed into hc_pre's backward: every
+    gradient (x's is the sum of both ops') within fp32 round-off of fp64 autograd through the reference ops,
+    where autograd adds the two; and the route itself is zeros held in one element."""
+    for T, n_s, d in SHAPES[device]:
+        inputs = (*_inputs(T, n_s, d, 1.0, rng, device), torch.randn(T, d, generator=rng).to(device))
+        cotangents = (torch.randn(T, d, generator=rng).to(device), torch.randn(T, n_s, d, generator=rng).to(device))
+        got, (route,) = _sublayer_grads(
+            inputs, cotangents, lambda *a: fused.hc_pre_routed(*a, K=20), fused.hc_post, torch.float32
+        )
+        reference = lambda *a: ops.hc_pre(*a, K=20)  # noqa: E731
+        exact, _ = _sublayer_grads(inputs, cotangents, reference, ops.hc_post, torch.float64)
+        fp32, _ = _sublayer_grads(inputs, cotangents, reference, ops.hc_post, torch.float32)
+        for name, a, b, c in zip(("x", "fn", "scale", "base", "f"), got, exact, fp32, strict=True):
+            ok, err, err32 = within_fp32_roundoff(a, b, c)
+            assert ok, (name, (T, n_s, d), err, err32)
+        assert route.shape == (T, n_s, d) and route.stride() == (0, 0, 0) and not route.any()
+
+
+def test_routed_hc_post_checks_the_routes_shape():
+    x, post, comb = torch.zeros(2, 4, 8), torch.zeros(2, 4), torch.zeros(2, 4, 4)
+    with pytest.raises(ValueError, match=r"x_grad_route has shape \(2, 4, 9\), expected \(2, 4, 8\)"):
+        fused.hc_post(torch.zeros(2, 8), x, post, comb, x_grad_route=torch.zeros(2, 4, 9))
+
+
 @pytest.mark.parametrize("device", DEVICES)
 def test_bf16_streams_round_once(device, poisoned, rng):
     """With bf16 streams the fp32 results match the reference to 1e-5 and the bf16 ones are the reference's
@@ -211,6 +247,8 @@ def test_custom_ops_pass_opcheck(device, rng):
     comb = torch.rand(5, 4, 4, device=device)
     f = torch.randn(5, 16, device=device, requires_grad=True)
     torch.library.opcheck(torch.ops.mhc_mup.hc_post, (f, x.requires_grad_(), post, comb))
+    route = torch.zeros((), device=device).expand(x.shape).requires_grad_()
+    torch.library.opcheck(torch.ops.mhc_mup.hc_post_routed, (f, x, post, comb, route))
 
 
 def _asymmetric_model(cfg: ModelConfig, kernels: str) -> MHCLM:

@@ -90,16 +90,30 @@ def _fp32(t: Tensor) -> Tensor:
 
 
 # ── hc_pre ─────────────────────────────────────────────────────────────────────────────────────
+def _route(x: Tensor) -> Tensor:
+    """hc_pre's route output: zeros of x's shape as a stride-0 view of one element, so it costs nothing; only
+    its gradient matters (see :func:`hc_pre_routed`)."""
+    return x.new_zeros(()).expand(x.shape)
+
+
 @torch.library.custom_op("mhc_mup::hc_pre", mutates_args=())
 def _hc_pre(
     x: Tensor, fn: Tensor, scale: Tensor, base: Tensor, K: int, hc_eps: float, norm_eps: float
-) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """``(y, post, comb)`` and, for the backward, the mixes ``(..., (2+n_s)·n_s)`` and RMS scale ``(...,)``."""
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """``(y, post, comb)``; for the backward, the mixes ``(..., (2+n_s)·n_s)`` and RMS scale ``(...,)``; and the
+    route for hc_post's gradient of x."""
     lead, (n_s, d) = x.shape[:-2], x.shape[-2:]
     y, post, comb, mixes, rstd = _kernels().hc_pre_forward(
         _streams(x), _fp32(fn), _fp32(scale), _fp32(base), K, hc_eps, norm_eps
     )
-    return y.view(*lead, d), post.view(*lead, n_s), comb.view(*lead, n_s, n_s), mixes.view(*lead, -1), rstd.view(lead)
+    return (
+        y.view(*lead, d),
+        post.view(*lead, n_s),
+        comb.view(*lead, n_s, n_s),
+        mixes.view(*lead, -1),
+        rstd.view(lead),
+        _route(x),
+    )
 
 
 @_hc_pre.register_fake
@@ -112,6 +126,7 @@ def _(x, fn, scale, base, K, hc_eps, norm_eps):
         x.new_empty((*lead, n_s, n_s), dtype=f32),
         x.new_empty((*lead, fn.shape[0]), dtype=f32),
         x.new_empty(lead, dtype=f32),
+        _route(x),
     )
 
 
@@ -126,6 +141,7 @@ def _hc_pre_backward(
     grad_y: Tensor,
     grad_post: Tensor,
     grad_comb: Tensor,
+    grad_route: Tensor | None,
     K: int,
     hc_eps: float,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -142,25 +158,26 @@ def _hc_pre_backward(
         _fp32(grad_comb.reshape(-1, n_s, n_s)),
         K,
         hc_eps,
+        None if grad_route is None else _streams(grad_route).to(x.dtype),
     )
     return gx.view(x.shape), gfn.to(fn.dtype), gscale.to(scale.dtype), gbase.to(base.dtype)
 
 
 @_hc_pre_backward.register_fake
-def _(x, fn, scale, base, mixes, rstd, grad_y, grad_post, grad_comb, K, hc_eps):
+def _(x, fn, scale, base, mixes, rstd, grad_y, grad_post, grad_comb, grad_route, K, hc_eps):
     return torch.empty_like(x), torch.empty_like(fn), torch.empty_like(scale), torch.empty_like(base)
 
 
 def _hc_pre_setup(ctx, inputs, output) -> None:
     x, fn, scale, base, K, hc_eps, _norm_eps = inputs
-    mixes, rstd = output[3:]
+    mixes, rstd = output[3:5]
     ctx.mark_non_differentiable(mixes, rstd)
-    ctx.set_materialize_grads(False)  # no zero-filled gradients for the mixes and r, which nothing uses
+    ctx.set_materialize_grads(False)  # no zero-filled gradients for the mixes, r, or an unused route
     ctx.save_for_backward(x, fn, scale, base, mixes, rstd)
     ctx.consts = (K, hc_eps)
 
 
-def _hc_pre_grad(ctx, grad_y, grad_post, grad_comb, _grad_mixes, _grad_rstd):
+def _hc_pre_grad(ctx, grad_y, grad_post, grad_comb, _grad_mixes, _grad_rstd, grad_route):
     x, fn, scale, base, mixes, rstd = ctx.saved_tensors
     if grad_y is None:  # an output that nothing downstream used
         grad_y = x.new_zeros(x.shape[:-2] + x.shape[-1:])
@@ -169,7 +186,7 @@ def _hc_pre_grad(ctx, grad_y, grad_post, grad_comb, _grad_mixes, _grad_rstd):
     if grad_comb is None:
         grad_comb = torch.zeros(x.shape[:-1] + x.shape[-2:-1], dtype=torch.float32, device=x.device)
     gx, gfn, gscale, gbase = _hc_pre_backward(
-        x, fn, scale, base, mixes, rstd, grad_y, grad_post, grad_comb, *ctx.consts
+        x, fn, scale, base, mixes, rstd, grad_y, grad_post, grad_comb, grad_route, *ctx.consts
     )
     return gx, gfn, gscale, gbase, None, None, None
 
@@ -178,8 +195,7 @@ _hc_pre.register_autograd(_hc_pre_grad, setup_context=_hc_pre_setup)
 
 
 # ── hc_post ────────────────────────────────────────────────────────────────────────────────────
-@torch.library.custom_op("mhc_mup::hc_post", mutates_args=())
-def _hc_post(branch_out: Tensor, x: Tensor, post: Tensor, comb: Tensor) -> Tensor:
+def _hc_post_forward(branch_out: Tensor, x: Tensor, post: Tensor, comb: Tensor) -> Tensor:
     n_s, d = x.shape[-2:]
     out = _kernels().hc_post_forward(
         branch_out.reshape(-1, d).contiguous(),
@@ -190,8 +206,24 @@ def _hc_post(branch_out: Tensor, x: Tensor, post: Tensor, comb: Tensor) -> Tenso
     return out.view(x.shape)
 
 
+@torch.library.custom_op("mhc_mup::hc_post", mutates_args=())
+def _hc_post(branch_out: Tensor, x: Tensor, post: Tensor, comb: Tensor) -> Tensor:
+    return _hc_post_forward(branch_out, x, post, comb)
+
+
 @_hc_post.register_fake
 def _(branch_out, x, post, comb):
+    return torch.empty_like(x)
+
+
+@torch.library.custom_op("mhc_mup::hc_post_routed", mutates_args=())
+def _hc_post_routed(branch_out: Tensor, x: Tensor, post: Tensor, comb: Tensor, route: Tensor) -> Tensor:
+    """hc_post whose gradient of ``x`` goes to ``route`` (an output of hc_pre on the same x), not to x."""
+    return _hc_post_forward(branch_out, x, post, comb)
+
+
+@_hc_post_routed.register_fake
+def _(branch_out, x, post, comb, route):
     return torch.empty_like(x)
 
 
@@ -232,29 +264,65 @@ def _hc_post_grad(ctx, grad_out):
 _hc_post.register_autograd(_hc_post_grad, setup_context=_hc_post_setup)
 
 
+def _hc_post_routed_setup(ctx, inputs, output) -> None:
+    ctx.save_for_backward(*inputs[:4])  # not the route, whose values nothing reads
+
+
+def _hc_post_routed_grad(ctx, grad_out):
+    branch_out, x, post, comb = ctx.saved_tensors
+    gf, gx, gpost, gcomb = _hc_post_backward(grad_out, branch_out, x, post, comb)
+    return gf, None, gpost, gcomb, gx
+
+
+_hc_post_routed.register_autograd(_hc_post_routed_grad, setup_context=_hc_post_routed_setup)
+
+
 # ── the public functions ──────────────────────────────────────────────────────────────────────
 def hc_pre(
     x: Tensor, fn: Tensor, scale: Tensor, base: Tensor, K: int = 20, hc_eps: float = 1e-6, norm_eps: float = 1e-6
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Fused :func:`mhc_mup.ops.hc_pre`: ``x`` ``(..., n_s, d)`` → ``y`` ``(..., d)`` (x's dtype),
     ``post`` ``(..., n_s)`` and ``comb`` ``(..., n_s, n_s)`` (fp32). Differentiable in x, fn, scale, base."""
+    return hc_pre_routed(x, fn, scale, base, K, hc_eps, norm_eps)[:3]
+
+
+def hc_pre_routed(
+    x: Tensor, fn: Tensor, scale: Tensor, base: Tensor, K: int = 20, hc_eps: float = 1e-6, norm_eps: float = 1e-6
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """:func:`hc_pre`, and ``route``: pass it to :func:`hc_post` with the same ``x`` as ``x_grad_route``.
+
+    In a sublayer, x feeds both hc_pre and hc_post, so autograd would add their two gradients of x in a pass
+    of its own (two stream-sized reads and a write). Routed, hc_post's gradient of x flows back through
+    ``route`` (zeros of x's shape that occupy one element) into hc_pre's backward, whose ∂L/∂x kernel adds it
+    as it writes: one stream-sized read. The gradients are the same; only where the sum happens changes.
+    """
     _check_pre(x, fn, scale, base, K)
-    y, post, comb, _mixes, _rstd = torch.ops.mhc_mup.hc_pre(x, fn, scale, base, int(K), float(hc_eps), float(norm_eps))
-    return y, post, comb
+    y, post, comb, _mixes, _rstd, route = torch.ops.mhc_mup.hc_pre(
+        x, fn, scale, base, int(K), float(hc_eps), float(norm_eps)
+    )
+    return y, post, comb, route
 
 
-def hc_post(branch_out: Tensor, residual: Tensor, post: Tensor, comb: Tensor) -> Tensor:
+def hc_post(
+    branch_out: Tensor, residual: Tensor, post: Tensor, comb: Tensor, x_grad_route: Tensor | None = None
+) -> Tensor:
     """Fused :func:`mhc_mup.ops.hc_post`: ``out[o] = post[o]·f + Σ_i comb[i, o]·residual[i]``,
-    ``(..., n_s, d)`` in the residual's dtype. Differentiable in all four inputs."""
+    ``(..., n_s, d)`` in the residual's dtype. Differentiable in all four inputs; with ``x_grad_route`` (the
+    route of :func:`hc_pre_routed` on this same ``residual``) its gradient of the residual goes there instead,
+    to be added inside that hc_pre's backward."""
     n_s, d = residual.shape[-2:]
     lead = residual.shape[:-2]
     expected = {"branch_out": (*lead, d), "post": (*lead, n_s), "comb": (*lead, n_s, n_s)}
-    for name, t in (("branch_out", branch_out), ("post", post), ("comb", comb)):
-        if tuple(t.shape) != expected[name]:
+    if x_grad_route is not None:
+        expected["x_grad_route"] = tuple(residual.shape)
+    for name, t in (("branch_out", branch_out), ("post", post), ("comb", comb), ("x_grad_route", x_grad_route)):
+        if t is not None and tuple(t.shape) != expected[name]:
             raise ValueError(
                 f"{name} has shape {tuple(t.shape)}, expected {expected[name]} for residual {tuple(residual.shape)}"
             )
-    return torch.ops.mhc_mup.hc_post(branch_out, residual, post, comb)
+    if x_grad_route is None:
+        return torch.ops.mhc_mup.hc_post(branch_out, residual, post, comb)
+    return torch.ops.mhc_mup.hc_post_routed(branch_out, residual, post, comb, x_grad_route)
 
 
 def _check_pre(x: Tensor, fn: Tensor, scale: Tensor, base: Tensor, K: int) -> None:

@@ -109,6 +109,11 @@ class HyperConnection(nn.Module):
         observed = any(tap._forward_hooks or tap._forward_pre_hooks for tap in self._taps())
         return not observed and fused.use_triton(self.kernels, x)
 
+    def fused_routed(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The fused hc_pre, and the route for hc_post's gradient of ``x`` (:func:`mhc_mup.fused.hc_pre_routed`)."""
+        with _fp32(x.device.type):
+            return fused.hc_pre_routed(x, self.fn, self.scale, self.base, self.K, self.hc_eps, self.norm_eps)
+
     def _taps(self) -> tuple[Tap, Tap, Tap]:
         return self.pre_logits, self.post_logits, self.comb_logits
 
@@ -189,11 +194,15 @@ class Sublayer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.hc is None:
             return x + self.branch(self.norm(_branch_input(x)))
-        fused_path = self.hc.fused_for(x)  # hc_pre and hc_post take the same path
-        y, post, comb = self.hc(x, fused_path)
+        if self.hc.fused_for(x):  # hc_post's gradient of x is added inside hc_pre's backward, not by autograd
+            y, post, comb, route = self.hc.fused_routed(x)
+            out = self.branch(self.norm(_branch_input(y)))
+            with _fp32(x.device.type):
+                return fused.hc_post(out, x, post, comb, x_grad_route=route)
+        y, post, comb = self.hc(x, fused_path=False)
         out = self.branch(self.norm(_branch_input(y)))
         with _fp32(x.device.type):
-            return fused.hc_post(out, x, post, comb) if fused_path else hc_post(out, x, post, comb)
+            return hc_post(out, x, post, comb)
 
 
 def _branch_input(y: torch.Tensor) -> torch.Tensor:

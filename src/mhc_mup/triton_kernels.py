@@ -58,10 +58,10 @@ GRAD_WARPS = 4
 GRAD_PROGRAMS_PER_SM = 2  # token splits of the ∂L/∂x pass: more programs hide latency, more ∂L/∂fn partials
 POST_BLOCK_T = 16  # hc_post forward: token block, column block, warps
 POST_BLOCK_D = 128
-NUM_WARPS = 4
-POST_BWD_BLOCK_T = 16  # hc_post backward (one token block per program, looping over the columns)
+POST_WARPS = 8
+POST_BWD_BLOCK_T = 4  # hc_post backward (one token block per program, looping over the columns)
 POST_BWD_BLOCK_D = 128
-POST_BWD_WARPS = 4
+POST_BWD_WARPS = 2
 SUM_BLOCK = 1024  # the ∂L/∂fn partials' sum: elements per program; rows of the ∂L/∂(base, scale) partials per step
 SUM_ROWS = 256
 SUM_WARPS = 8
@@ -528,6 +528,7 @@ def _hc_pre_input_grad_kernel(
     gm_r_ptr,
     coef_ptr,
     pre_ptr,
+    groute_ptr,
     gx_ptr,
     gfn_ptr,
     T,
@@ -539,6 +540,7 @@ def _hc_pre_input_grad_kernel(
     BT: tl.constexpr,
     BC: tl.constexpr,
     UNIFORM: tl.constexpr,
+    ROUTED: tl.constexpr,
     SPLIT: tl.constexpr,
     EMULATE: tl.constexpr,
     PREC: tl.constexpr,
@@ -548,6 +550,7 @@ def _hc_pre_input_grad_kernel(
     ``∂L/∂fn = Σ_t (r·∂L/∂mixes)_t ⊗ x_flat_t`` in registers as its transpose ``x_flatᵀ @ g`` (the long
     column axis as the dot's M), written once as ``gfn[split]`` ``(R, ND)``. ``UNIFORM``: every column block
     lies in one stream (``BC`` divides D), so pre is one value per token and gy one contiguous tile.
+    ``ROUTED``: ``groute`` ``(T, N·D)``, the gradient that hc_post sent for the same x, is added (once, in fp32).
     ``SPLIT``: x is bf16 and both dots run on bf16 tensor cores: ∂L/∂fn's exactly (x against g's three bf16
     parts), ∂L/∂x's to fp32 accuracy (the six products of g's and fn's parts that matter)."""
     ND = N * D
@@ -577,15 +580,18 @@ def _hc_pre_input_grad_kernel(
             pre = tl.load(pre_ptr + t64[:, None] * N + stream[None, :], mask=m2, other=0.0)
         coef = tl.load(coef_ptr + t64, mask=tmask, other=0.0)
         xf = x.to(tl.float32)
+        local = coef[:, None] * xf + pre * gy
+        if ROUTED:
+            local += tl.load(groute_ptr + t64[:, None] * ND + c[None, :], mask=m2, other=0.0).to(tl.float32)
         if SPLIT:
             g_hi, g_mid, g_lo = _split_bf16(g)
-            gx = _dot_split_parts(g_hi, g_mid, g_lo, w_hi, w_mid, w_lo, coef[:, None] * xf + pre * gy, EMULATE)
+            gx = _dot_split_parts(g_hi, g_mid, g_lo, w_hi, w_mid, w_lo, local, EMULATE)
             x_t = tl.trans(x)
             acc = _dot_bf16(x_t, g_lo, acc, EMULATE)
             acc = _dot_bf16(x_t, g_mid, acc, EMULATE)
             acc = _dot_bf16(x_t, g_hi, acc, EMULATE)
         else:
-            gx = tl.dot(g, w, coef[:, None] * xf + pre * gy, input_precision=PREC)
+            gx = tl.dot(g, w, local, input_precision=PREC)
             acc = tl.dot(tl.trans(xf), g, acc, input_precision=PREC)
         tl.store(gx_ptr + t64[:, None] * ND + c[None, :], gx.to(gx_ptr.dtype.element_ty), mask=m2)
     out = gfn_ptr + split.to(tl.int64) * R * ND
@@ -813,9 +819,11 @@ def hc_pre_backward(
     grad_comb: torch.Tensor,
     K: int,
     hc_eps: float,
+    grad_route: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Gradients of ``hc_pre`` w.r.t. ``(x, fn, scale, base)`` given those of ``(y, post, comb)`` and the
-    forward's ``mixes`` and ``rstd``."""
+    forward's ``mixes`` and ``rstd``. ``grad_route`` ``(T, N, D)``: another gradient of x (hc_post's, see
+    :func:`mhc_mup.fused.hc_pre_routed`), added to ∂L/∂x in its own kernel instead of in a separate sum."""
     T, N, D = x.shape
     R, ND = fn.shape
     RP = generator_rows_padded(N)
@@ -885,6 +893,7 @@ def hc_pre_backward(
         gm_r,
         coef,
         pre,
+        grad_x if grad_route is None else grad_route,  # (not read unless ROUTED)
         grad_x,
         partial,
         T,
@@ -896,6 +905,7 @@ def hc_pre_backward(
         BT=GRAD_BLOCK_T,
         BC=GRAD_BLOCK_C,
         UNIFORM=D % GRAD_BLOCK_C == 0,
+        ROUTED=grad_route is not None,
         SPLIT=_bf16_split(x),
         EMULATE=_interpreted(),
         PREC=DOT_PRECISION,
@@ -941,7 +951,7 @@ def hc_post_forward(branch_out: torch.Tensor, x: torch.Tensor, post: torch.Tenso
         NP=padded_streams(N),
         BT=POST_BLOCK_T,
         BD=POST_BLOCK_D,
-        num_warps=NUM_WARPS,
+        num_warps=POST_WARPS,
     )
     return out
 
