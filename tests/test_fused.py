@@ -198,21 +198,32 @@ def test_routed_hc_post_checks_the_routes_shape():
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_bf16_streams_round_once(device, poisoned, rng):
-    """With bf16 streams the fp32 results match the reference to 1e-5 and the bf16 ones are the reference's
-    values rounded once: within one bf16 ulp (2^-7 relative) element by element. (The GPU rounds to
-    nearest, half an ulp; Triton's interpreter truncates.) The dots against bf16 x run on bf16 tensor cores
-    with the fp32 factor split in three parts: exact products, so fp32 accuracy."""
+    """With bf16 streams the fp32 results match the reference to fp32 round-off (1e-5, or 8× the fp32 reference
+    ops' own error where conditioning puts that higher: ∂L/∂scale is a sum of T·n_s terms that cancel, and the
+    fp32 reference ops are up to 8e-6 off it at d = 1024) and the bf16 ones are the reference's values
+    rounded once: within one bf16 ulp (2^-7 relative) element by element. (The GPU rounds to nearest, half
+    an ulp; Triton's interpreter truncates.) The dots against bf16 x run on bf16 tensor cores with the fp32
+    factor split in three parts: exact products, so fp32 accuracy."""
     for T, n_s, d in (SHAPES[device][0], SHAPES[device][-1]):
         x, fn, scale, base = _inputs(T, n_s, d, 1.0, rng, device, torch.bfloat16)
         grads = [torch.randn((T, d), generator=rng).to(device, torch.bfloat16)]
         grads += [torch.randn(shape, generator=rng).to(device) for shape in ((T, n_s), (T, n_s, n_s))]
         (y, post, comb), got = _fused_pre(x, fn, scale, base, 20, grads)
         ref_out, ref_grads = _reference_pre(x, fn, scale, base, 20, grads)
+        out32, grads32 = _reference_pre(x, fn, scale, base, 20, grads, torch.float32)
         assert y.dtype == got[0].dtype == torch.bfloat16
         for a, b in ((y, ref_out[0]), (got[0], ref_grads[0])):
             assert within_one_bf16_ulp(a, b), (T, n_s, d)
-        for a, b in ((post, ref_out[1]), (comb, ref_out[2]), *zip(got[1:], ref_grads[1:], strict=True)):
-            assert rel_err(a, b) <= TOL, ((T, n_s, d), rel_err(a, b))
+        fp32_results = zip(
+            ("post", "comb", "grad fn", "grad scale", "grad base"),
+            (post, comb, *got[1:]),
+            (*ref_out[1:], *ref_grads[1:]),
+            (*out32[1:], *grads32[1:]),
+            strict=True,
+        )
+        for name, a, b, c in fp32_results:
+            ok, err, err32 = within_fp32_roundoff(a, b, c)
+            assert ok, (name, (T, n_s, d), err, err32)
         f = torch.randn(T, d, generator=rng).to(device, torch.bfloat16)
         out = fused.hc_post(f, x, post, comb)
         ref = ops.hc_post(f.double(), x.double(), post.double(), comb.double())
