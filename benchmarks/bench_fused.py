@@ -432,7 +432,8 @@ def main() -> None:
     if args.profile_step:
         report["profile_step"] = profile_step(1024, args.batch, args.seq, args.stream_dtype)
     if args.profile_device_step:
-        report["profile_device_step"] = [device_profile_step(d, args.batch, args.seq, args.stream_dtype) for d in widths]
+        profiles = [device_profile_step(d, args.batch, args.seq, args.stream_dtype) for d in widths]
+        report["profile_device_step"] = profiles
     if not args.skip_ops:
         rows = [r for d in widths for r in bench_ops(args.tokens, d, bw)]
         report["ops"] = rows
