@@ -2,11 +2,13 @@
 
 ``hc_pre(x, fn, scale, base, K, hc_eps, norm_eps)`` and ``hc_post(branch_out, x, post, comb)`` compute
 exactly :func:`mhc_mup.ops.hc_pre` and :func:`mhc_mup.ops.hc_post` (same shapes, same dtypes: outputs that
-live on the residual stream keep its storage dtype, gates are fp32) in one kernel launch each way. They
-are registered with ``torch.library.custom_op`` (``torch.ops.mhc_mup.hc_pre`` …) with fake
-implementations and an autograd formula whose backward is itself a custom op, so ``torch.compile`` traces
-whole models through them without graph breaks. :mod:`mhc_mup.ops` stays the specification and the CPU
-path; :func:`use_triton` is the one place that decides between them.
+live on the residual stream keep its storage dtype, gates are fp32) in a few Triton launches each way
+(:mod:`mhc_mup.triton_kernels`). They are registered with ``torch.library.custom_op``
+(``torch.ops.mhc_mup.hc_pre`` …) with fake implementations and an autograd formula whose backward is itself a
+custom op, so ``torch.compile`` traces whole models through them without graph breaks. :func:`hc_pre_routed`
+and ``hc_post(..., x_grad_route=...)`` are the pair a sublayer uses: hc_post's gradient of the shared x is
+added inside hc_pre's backward instead of in a separate autograd sum. :mod:`mhc_mup.ops` stays the
+specification and the CPU path; :func:`use_triton` is the one place that decides between them.
 """
 
 from __future__ import annotations
