@@ -97,10 +97,11 @@ def floor_bytes(T: int, d: int) -> dict[str, int]:
     rows = (2 + n) * n
     gen_bytes = 4 * (rows * n * d + 3 + rows)  # fn, scale, base (read, or their gradients written)
     gates = 4 * T * (n + n * n)  # post and comb (or their gradients)
+    pre_bwd = T * n * d * b + gen_bytes + T * d * b + gates + T * n * d * b + gen_bytes
     return {
         "hc_pre fwd": T * n * d * b + gen_bytes + T * d * b + gates,
-        "hc_pre bwd": T * n * d * b + gen_bytes + T * d * b + gates + T * n * d * b + gen_bytes,
-        "hc_pre bwd, routed": T * n * d * b + gen_bytes + T * d * b + gates + 2 * T * n * d * b + gen_bytes,
+        "hc_pre bwd": pre_bwd,
+        "hc_pre bwd, routed": pre_bwd + T * n * d * b,  # also reads hc_post's gradient of x
         "hc_post fwd": T * d * b + T * n * d * b + gates + T * n * d * b,
         "hc_post bwd": T * n * d * b + T * d * b + T * n * d * b + gates + T * d * b + T * n * d * b + gates,
     }
@@ -286,24 +287,35 @@ def step_time(cfg: ModelConfig, kernels: str, mode: str, batch: int, seq: int, s
             "warmup_s": warm_s}  # fmt: skip
 
 
-def profile_step(d: int, batch: int, seq: int, stream_dtype: str) -> list[dict]:
-    """Host time per op of one eager fused mHC training step (torch.profiler, CPU side): where launch
-    overhead goes when the step is not replayed as CUDA graphs."""
-    from torch.profiler import ProfilerActivity, profile
+def _profiled_steps(cfg: ModelConfig, kernels: str, batch: int, seq: int, activity, *, compiled: bool, warmup: int):
+    """torch.profiler (``activity``: CPU or CUDA) over 5 training steps of a fresh model, after ``warmup`` steps;
+    ``(profiler, steps)``."""
+    from torch.profiler import profile
 
-    cfg = ModelConfig(d=d, depth=4, heads=max(1, d // 64), n_s=N_S, K=K, stream_dtype=stream_dtype)
-    model = MHCLM(cfg, seed=0, kernels="triton").cuda()
+    model = MHCLM(cfg, seed=0, kernels=kernels).cuda()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0, fused=True)
+    if compiled:
+        model = torch.compile(model)
     b = torch.randint(0, 256, (batch, seq + 1), device="cuda", generator=torch.Generator("cuda").manual_seed(0))
     dev = torch.device("cuda")
-    for _ in range(3):
+    for _ in range(warmup):
         train_step(model, opt, b[:, :-1], b[:, 1:], dev)
     torch.cuda.synchronize()
     steps = 5
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    with profile(activities=[activity]) as prof:
         for _ in range(steps):
             train_step(model, opt, b[:, :-1], b[:, 1:], dev)
         torch.cuda.synchronize()
+    return prof, steps
+
+
+def profile_step(d: int, batch: int, seq: int, stream_dtype: str) -> list[dict]:
+    """Host time per op of one eager fused mHC training step (torch.profiler, CPU side): where launch
+    overhead goes when the step is not replayed as CUDA graphs."""
+    from torch.profiler import ProfilerActivity
+
+    cfg = ModelConfig(d=d, depth=4, heads=max(1, d // 64), n_s=N_S, K=K, stream_dtype=stream_dtype)
+    prof, steps = _profiled_steps(cfg, "triton", batch, seq, ProfilerActivity.CPU, compiled=False, warmup=3)
     rows = [{"op": e.key[:70], "self_cpu_us": e.self_cpu_time_total / steps, "calls": e.count / steps}
             for e in prof.key_averages()]  # fmt: skip
     rows.sort(key=lambda r: -r["self_cpu_us"])
@@ -321,26 +333,16 @@ FUSED_KERNEL_PREFIXES = ("_projection_kernel", "_hc_pre_", "_hc_post_", "_sum_pa
 def device_profile_step(d: int, batch: int, seq: int, stream_dtype: str) -> dict:
     """Device time per step, by kernel, of the compiled control step and the compiled fused mHC step
     (torch.profiler, CUDA side: the kernels that a CUDA-graph replay of the step runs): how much of mHC's
-    extra time is the fused ops' own kernels and how much the rest of the model (the sums of the streams'
-    two gradients, the stream expansion and the head)."""
-    from torch.profiler import ProfilerActivity, profile
+    extra time is the fused ops' own kernels and how much the rest of the model (the stream expansion and
+    the head)."""
+    from torch.profiler import ProfilerActivity
 
     per_model: dict[str, dict[str, float]] = {}
-    steps = 5
     for name, hc in (("control", False), ("mhc", True)):
         torch._dynamo.reset()
         cfg = ModelConfig(d=d, depth=4, heads=max(1, d // 64), n_s=N_S, K=K, hc=hc, stream_dtype=stream_dtype)
-        model = torch.compile(MHCLM(cfg, seed=0, kernels="triton" if hc else "reference").cuda())
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0, fused=True)
-        b = torch.randint(0, 256, (batch, seq + 1), device="cuda", generator=torch.Generator("cuda").manual_seed(0))
-        dev = torch.device("cuda")
-        for _ in range(5):
-            train_step(model, opt, b[:, :-1], b[:, 1:], dev)
-        torch.cuda.synchronize()
-        with profile(activities=[ProfilerActivity.CUDA]) as prof:
-            for _ in range(steps):
-                train_step(model, opt, b[:, :-1], b[:, 1:], dev)
-            torch.cuda.synchronize()
+        kernels = "triton" if hc else "reference"
+        prof, steps = _profiled_steps(cfg, kernels, batch, seq, ProfilerActivity.CUDA, compiled=True, warmup=5)
         events = [e for e in prof.key_averages() if e.self_device_time_total > 0]
         per_model[name] = {e.key[:70]: e.self_device_time_total / steps / 1e3 for e in events}
     control_ms = sum(per_model["control"].values())

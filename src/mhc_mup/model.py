@@ -123,9 +123,9 @@ class HyperConnection(nn.Module):
         """``fused_path``: the caller's :meth:`fused_for` decision, so that it is made once per sublayer."""
         if fused_path is None:
             fused_path = self.fused_for(x)
+        if fused_path:
+            return self.fused_routed(x)[:3]
         with _fp32(x.device.type):
-            if fused_path:
-                return fused.hc_pre(x, self.fn, self.scale, self.base, self.K, self.hc_eps, self.norm_eps)
             mixes = hc_mixes(x, self.fn, self.norm_eps)
             a_pre, a_post, z = gate_logits(mixes, self.scale, self.base, self.n_s)
             self.pre_logits(a_pre)
@@ -194,15 +194,14 @@ class Sublayer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.hc is None:
             return x + self.branch(self.norm(_branch_input(x)))
-        if self.hc.fused_for(x):  # hc_post's gradient of x is added inside hc_pre's backward, not by autograd
+        fused_path = self.hc.fused_for(x)  # hc_pre and hc_post take the same path
+        if fused_path:  # hc_post's gradient of x is added inside hc_pre's backward, not by autograd
             y, post, comb, route = self.hc.fused_routed(x)
-            out = self.branch(self.norm(_branch_input(y)))
-            with _fp32(x.device.type):
-                return fused.hc_post(out, x, post, comb, x_grad_route=route)
-        y, post, comb = self.hc(x, fused_path=False)
+        else:
+            (y, post, comb), route = self.hc(x, fused_path=False), None
         out = self.branch(self.norm(_branch_input(y)))
         with _fp32(x.device.type):
-            return hc_post(out, x, post, comb)
+            return fused.hc_post(out, x, post, comb, x_grad_route=route) if fused_path else hc_post(out, x, post, comb)
 
 
 def _branch_input(y: torch.Tensor) -> torch.Tensor:
