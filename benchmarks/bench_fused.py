@@ -157,16 +157,13 @@ def bench_ops(T: int, d: int, bandwidth: float) -> list[dict]:
 
 TUNE_GRID = [  # overrides of triton_kernels' tile constants (on top of any --set), one variant per entry
     {},
-    {"PRE_FUSED": False, "FN_PRESPLIT": False},
-    {"PRE_FUSED": False},
-    {"FUSED_WARPS": 2},
-    {"FUSED_BLOCK_D": 64},
-    {"FUSED_BLOCK_D": 64, "FUSED_WARPS": 2},
-    {"FUSED_BLOCK_T": 32},
-    {"FUSED_BLOCK_T": 32, "FUSED_BLOCK_D": 64},
-    {"FUSED_BLOCK_T": 32, "FUSED_WARPS": 2},
-    {"FUSED_BLOCK_T": 32, "FUSED_WARPS": 8},
-    {"FUSED_BLOCK_D": 64, "FUSED_STAGES": 3},
+    {"POST_WARPS": 4},
+    {"POST_BWD_BLOCK_T": 8},
+    {"POST_BWD_BLOCK_T": 2, "POST_BWD_WARPS": 1},
+    {"POST_BWD_WARPS": 4},
+    {"POST_BWD_BLOCK_D": 256, "POST_BWD_WARPS": 4},
+    {"GRAD_STAGES": 3},
+    {"GRAD_PROGRAMS_PER_SM": 3},
 ]
 
 
@@ -221,8 +218,6 @@ def breakdown(T: int, d: int) -> list[dict]:
 
 
 TUNE_KERNELS = {  # kernel → column name in the tune table
-    "_hc_pre_fused_kernel": "pre_fwd",
-    "_split_bf16_kernel": "split",
     "_projection_kernel": "proj",
     "_hc_pre_gates_kernel": "gates",
     "_hc_pre_gate_grad_kernel": "gate_grad",

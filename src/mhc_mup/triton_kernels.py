@@ -45,12 +45,6 @@ PROJ_SPLITS = 8
 PROJ_WARPS = 8
 PROJ_STAGES = 2
 PROJ_FP32 = (32, 16, 4)  # fp32 streams' tiles (token block, columns per stream, warps; one stage): shared memory
-PRE_FUSED = True  # hc_pre's forward in one launch per token block (else split-K projection, then the gates)
-FUSED_BLOCK_T = 16  # the one-launch forward: token block, columns of each stream per chunk, warps, stages
-FUSED_BLOCK_D = 32
-FUSED_WARPS = 4
-FUSED_STAGES = 2
-FUSED_FP32 = (16, 16, 4)  # fp32 streams' tiles (token block, columns per stream, warps; one stage)
 PRE_BLOCK_T = 16  # gates and Sinkhorn: token block, warps (latency-bound: small blocks, one warp)
 GATE_WARPS = 1
 PRE_BLOCK_D = 64  # the collapse y = Σ pre_i x_i: column chunk, programs per token block
@@ -72,7 +66,6 @@ SUM_BLOCK = 1024  # the ∂L/∂fn partials' sum: elements per program; rows of 
 SUM_ROWS = 256
 SUM_WARPS = 8
 DOT_PRECISION = "tf32x3"  # three tf32 products per fp32 product: fp32-accurate on the tensor cores
-FN_PRESPLIT = True  # bf16 streams: fn split into its bf16 parts once per forward, not in every program
 BF16_SPLIT = True  # bf16 streams: dots with x as a bf16 operand against fp32 factors split in 3 bf16 parts
 
 _FILL = tl.constexpr(-1.0e30)  # logit of a padded Sinkhorn entry: exp underflows to exactly 0 after the max shift
@@ -282,128 +275,6 @@ def _stream_tile(x_ptr, t64, tmask, d0, d_end, N: tl.constexpr, D, NP: tl.conste
 
 # ── hc_pre ─────────────────────────────────────────────────────────────────────────────────────
 @triton.jit
-def _project(
-    x_ptr,
-    fn_ptr,
-    t64,
-    tmask,
-    d_start,
-    d_end,
-    D,
-    N: tl.constexpr,
-    NP: tl.constexpr,
-    R: tl.constexpr,
-    RP: tl.constexpr,
-    BT: tl.constexpr,
-    BD: tl.constexpr,
-    SPLIT: tl.constexpr,
-    PRESPLIT: tl.constexpr,
-    EMULATE: tl.constexpr,
-    PREC: tl.constexpr,
-):
-    """A token block's ``x_flat @ fnᵀ`` ``[BT, RP]`` (fn's row order) and ``Σ x_flat²`` ``[BT]`` over columns
-    ``d_start … d_end`` of every stream (fp32-accurate tensor-core dots: bf16 x against fn split in three bf16
-    parts with ``SPLIT``, else ``PREC`` on fp32 operands). A chunk of every stream is one ``[BT, NP·BD]`` tile
-    (stream ``k // BD``, column ``d0 + k % BD``): one dot per chunk."""
-    ND = N * D
-    rows = tl.arange(0, RP)
-    k = tl.arange(0, NP * BD)
-    k_stream = k // BD
-    acc = tl.zeros((BT, RP), tl.float32)
-    sumsq = tl.zeros((BT,), tl.float32)
-    for d0 in range(d_start, d_end, BD):
-        d = d0 + k % BD
-        kmask = (k_stream < N) & (d < d_end)
-        col = k_stream * D + d
-        xt = tl.load(x_ptr + t64[:, None] * ND + col[None, :], mask=tmask[:, None] & kmask[None, :], other=0.0)
-        w_off = rows[None, :] * ND + col[:, None]
-        w_mask = kmask[:, None] & (rows < R)[None, :]
-        xf = xt.to(tl.float32)
-        if PRESPLIT:  # fn_ptr: fn's three bf16 parts (3, R, ND), lo last
-            acc = _dot_bf16(xt, tl.load(fn_ptr + 2 * R * ND + w_off, mask=w_mask, other=0.0), acc, EMULATE)
-            acc = _dot_bf16(xt, tl.load(fn_ptr + R * ND + w_off, mask=w_mask, other=0.0), acc, EMULATE)
-            acc = _dot_bf16(xt, tl.load(fn_ptr + w_off, mask=w_mask, other=0.0), acc, EMULATE)
-        elif SPLIT:
-            acc = _dot_bf16_fp32(xt, tl.load(fn_ptr + w_off, mask=w_mask, other=0.0), acc, EMULATE)
-        else:
-            acc = tl.dot(xf, tl.load(fn_ptr + w_off, mask=w_mask, other=0.0), acc, input_precision=PREC)
-        sumsq += tl.sum(xf * xf, 1)
-    return acc, sumsq
-
-
-@triton.jit
-def _collapse(x_ptr, y_ptr, pre, t64, tmask, d_start, d_end, D, N: tl.constexpr, NP: tl.constexpr, BD: tl.constexpr):
-    """``y = Σ_i pre_i·x_i`` ``(T, D)`` in y's dtype over columns ``d_start … d_end``, for a token block's
-    pre ``[BT, NP]``."""
-    for d0 in range(d_start, d_end, BD):
-        dd = d0 + tl.arange(0, BD)
-        y = tl.sum(pre[:, :, None] * _stream_tile(x_ptr, t64, tmask, d0, d_end, N, D, NP, BD), 1)
-        tl.store(
-            y_ptr + t64[:, None] * D + dd[None, :],
-            y.to(y_ptr.dtype.element_ty),
-            mask=tmask[:, None] & (dd < d_end)[None, :],
-        )
-
-
-@triton.jit
-def _post_and_comb(a_post, z, post_ptr, comb_ptr, t64, tmask, K, hc_eps, N: tl.constexpr, NP: tl.constexpr):
-    """Store a token block's ``post = 2σ(a_post)`` ``(T, N)`` and ``comb`` ``(T, N, N)``, the K Sinkhorn steps
-    of its logits ``z`` ``[BT, NP, NP]`` run in registers."""
-    iv = tl.arange(0, NP)
-    gate_mask = tmask[:, None] & (iv < N)[None, :]
-    tl.store(post_ptr + t64[:, None] * N + iv[None, :], 2.0 * tl.sigmoid(a_post), mask=gate_mask)
-    valid = _row_col_valid(N, NP)
-    comb = _sinkhorn_fwd(z, valid, K, hc_eps)
-    off3 = t64[:, None, None] * (N * N) + iv[None, :, None] * N + iv[None, None, :]
-    tl.store(comb_ptr + off3, comb, mask=tmask[:, None, None] & valid)
-
-
-@triton.jit
-def _hc_pre_fused_kernel(
-    x_ptr,
-    fn_ptr,
-    scale_ptr,
-    base_ptr,
-    y_ptr,
-    post_ptr,
-    comb_ptr,
-    mixes_ptr,
-    rstd_ptr,
-    T,
-    D,
-    K,
-    hc_eps,
-    norm_eps,
-    N: tl.constexpr,
-    NP: tl.constexpr,
-    R: tl.constexpr,
-    RP: tl.constexpr,
-    BT: tl.constexpr,
-    BD: tl.constexpr,
-    SPLIT: tl.constexpr,
-    PRESPLIT: tl.constexpr,
-    EMULATE: tl.constexpr,
-    PREC: tl.constexpr,
-):
-    """The whole forward of a token block in one program: the projection over all of x's columns, the RMS
-    scale, the mixes and ``r`` (stored for the backward), pre and the collapse (a second pass over the block's
-    columns, which the first has just brought into L2), then post and the K Sinkhorn steps."""
-    t = tl.program_id(0) * BT + tl.arange(0, BT)
-    tmask = t < T
-    t64 = t.to(tl.int64)
-    proj, sumsq = _project(x_ptr, fn_ptr, t64, tmask, 0, D, D, N, NP, R, RP, BT, BD, SPLIT, PRESPLIT, EMULATE, PREC)
-    r = 1.0 / tl.sqrt(sumsq / (N * D) + norm_eps)
-    rows = tl.arange(0, RP)
-    tl.store(mixes_ptr + t64[:, None] * R + rows[None, :], proj * r[:, None], mask=tmask[:, None] & (rows < R)[None, :])
-    tl.store(rstd_ptr + t64, r, mask=tmask)
-    tl.debug_barrier()  # the mixes are read back per gate, by other threads of this program
-    m_pre, m_post, m_comb = _load_mixes(mixes_ptr, t64, tmask, T, 1, R, N, NP, BT)
-    a_pre, a_post, z = _gate_logits(m_pre, m_post, m_comb, scale_ptr, base_ptr, N, NP)
-    _collapse(x_ptr, y_ptr, tl.sigmoid(a_pre) + hc_eps, t64, tmask, 0, D, D, N, NP, BD)
-    _post_and_comb(a_post, z, post_ptr, comb_ptr, t64, tmask, K, hc_eps, N, NP)
-
-
-@triton.jit
 def _projection_kernel(
     x_ptr,
     fn_ptr,
@@ -419,22 +290,34 @@ def _projection_kernel(
     BT: tl.constexpr,
     BD: tl.constexpr,
     SPLIT: tl.constexpr,
-    PRESPLIT: tl.constexpr,
     EMULATE: tl.constexpr,
     PREC: tl.constexpr,
 ):
-    """Split-K pass, program (token block, column split): partial ``x_flat @ fnᵀ`` ``(split, T, R)`` and partial
-    ``Σ x_flat²`` ``(split, T)`` (see :func:`_project`)."""
+    """Split-K pass, program (token block, column split): partial ``x_flat @ fnᵀ`` ``(split, T, R)`` in fn's row
+    order (fp32-accurate tensor-core dots: bf16 x against fn split in three bf16 parts with ``SPLIT``, else
+    ``PREC`` on fp32 operands) and partial ``Σ x_flat²`` ``(split, T)``. A chunk of every stream is one
+    ``[BT, NP·BD]`` tile (stream ``k // BD``, column ``d0 + k % BD``): one dot per chunk."""
     t = tl.program_id(0) * BT + tl.arange(0, BT)
     tmask = t < T
     t64 = t.to(tl.int64)
     split = tl.program_id(1)
+    ND = N * D
+    rows = tl.arange(0, RP)
+    k = tl.arange(0, NP * BD)
+    k_stream = k // BD
+    acc = tl.zeros((BT, RP), tl.float32)
+    sumsq = tl.zeros((BT,), tl.float32)
     d_start = split * cols_per_split
     d_end = tl.minimum(d_start + cols_per_split, D)
-    acc, sumsq = _project(
-        x_ptr, fn_ptr, t64, tmask, d_start, d_end, D, N, NP, R, RP, BT, BD, SPLIT, PRESPLIT, EMULATE, PREC
-    )
-    rows = tl.arange(0, RP)
+    for d0 in range(d_start, d_end, BD):
+        d = d0 + k % BD
+        kmask = (k_stream < N) & (d < d_end)
+        col = k_stream * D + d
+        xt = tl.load(x_ptr + t64[:, None] * ND + col[None, :], mask=tmask[:, None] & kmask[None, :], other=0.0)
+        w = tl.load(fn_ptr + rows[None, :] * ND + col[:, None], mask=kmask[:, None] & (rows < R)[None, :], other=0.0)
+        xf = xt.to(tl.float32)
+        acc = _dot_bf16_fp32(xt, w, acc, EMULATE) if SPLIT else tl.dot(xf, w, acc, input_precision=PREC)
+        sumsq += tl.sum(xf * xf, 1)
     row = split.to(tl.int64) * T + t64
     tl.store(proj_ptr + row[:, None] * R + rows[None, :], acc, mask=tmask[:, None] & (rows < R)[None, :])
     tl.store(sumsq_ptr + row, sumsq, mask=tmask)
@@ -472,6 +355,7 @@ def _hc_pre_gates_kernel(
     tmask = t < T
     t64 = t.to(tl.int64)
     R: tl.constexpr = (2 + N) * N
+    iv = tl.arange(0, NP)
     p_pre, p_post, p_comb = _load_mixes(proj_ptr, t64, tmask, T, SPLITS, R, N, NP, BT)
     sumsq = tl.zeros((BT,), tl.float32)
     for sp in tl.static_range(SPLITS):
@@ -490,11 +374,23 @@ def _hc_pre_gates_kernel(
         tl.store(mixes_ptr + row[:, None] + r_post[None, :], m_post, mask=m2)
         tl.store(mixes_ptr + row[:, None, None] + r_comb[None, :, :], m_comb, mask=tmask[:, None, None] & v_comb)
         tl.store(rstd_ptr + t64, r, mask=tmask)
-        _post_and_comb(a_post, z, post_ptr, comb_ptr, t64, tmask, K, hc_eps, N, NP)
+        tl.store(post_ptr + t64[:, None] * N + iv[None, :], 2.0 * tl.sigmoid(a_post), mask=m2)
+        valid = _row_col_valid(N, NP)
+        comb = _sinkhorn_fwd(z, valid, K, hc_eps)
+        off3 = t64[:, None, None] * (N * N) + iv[None, :, None] * N + iv[None, None, :]
+        tl.store(comb_ptr + off3, comb, mask=tmask[:, None, None] & valid)
     else:
+        pre = tl.sigmoid(a_pre) + hc_eps
         d_start = (role - 1) * cols_per_split
         d_end = tl.minimum(d_start + cols_per_split, D)
-        _collapse(x_ptr, y_ptr, tl.sigmoid(a_pre) + hc_eps, t64, tmask, d_start, d_end, D, N, NP, BD)
+        for d0 in range(d_start, d_end, BD):
+            dd = d0 + tl.arange(0, BD)
+            y = tl.sum(pre[:, :, None] * _stream_tile(x_ptr, t64, tmask, d0, d_end, N, D, NP, BD), 1)
+            tl.store(
+                y_ptr + t64[:, None] * D + dd[None, :],
+                y.to(y_ptr.dtype.element_ty),
+                mask=tmask[:, None] & (dd < d_end)[None, :],
+            )
 
 
 @triton.jit
@@ -852,45 +748,6 @@ def hc_pre_forward(
     T, N, D = x.shape
     R = (2 + N) * N
     dev = x.device
-    y = _new((T, D), x.dtype, dev)
-    post = _new((T, N), torch.float32, dev)
-    comb = _new((T, N, N), torch.float32, dev)
-    mixes = _new((T, R), torch.float32, dev)
-    rstd = _new((T,), torch.float32, dev)
-    presplit = FN_PRESPLIT and _bf16_split(x)
-    fn_arg = split_bf16(fn) if presplit else fn
-    if PRE_FUSED:
-        fp32 = x.element_size() == 4
-        bt, bd, warps, stages = (*FUSED_FP32, 1) if fp32 else (FUSED_BLOCK_T, FUSED_BLOCK_D, FUSED_WARPS, FUSED_STAGES)
-        _hc_pre_fused_kernel[(triton.cdiv(T, bt),)](
-            x,
-            fn_arg,
-            scale,
-            base,
-            y,
-            post,
-            comb,
-            mixes,
-            rstd,
-            T,
-            D,
-            K,
-            hc_eps,
-            norm_eps,
-            N=N,
-            NP=padded_streams(N),
-            R=R,
-            RP=generator_rows_padded(N),
-            BT=bt,
-            BD=bd,
-            SPLIT=_bf16_split(x),
-            PRESPLIT=presplit,
-            EMULATE=_interpreted(),
-            PREC=DOT_PRECISION,
-            num_warps=warps,
-            num_stages=stages,
-        )
-        return y, post, comb, mixes, rstd
     bt, bd, warps, stages = (
         (*PROJ_FP32, 1) if x.element_size() == 4 else (PROJ_BLOCK_T, PROJ_BLOCK_D, PROJ_WARPS, PROJ_STAGES)
     )
@@ -899,7 +756,7 @@ def hc_pre_forward(
     sumsq = _new((splits, T), torch.float32, dev)
     _projection_kernel[(triton.cdiv(T, bt), splits)](
         x,
-        fn_arg,
+        fn,
         proj,
         sumsq,
         T,
@@ -912,12 +769,16 @@ def hc_pre_forward(
         BT=bt,
         BD=bd,
         SPLIT=_bf16_split(x),
-        PRESPLIT=presplit,
         EMULATE=_interpreted(),
         PREC=DOT_PRECISION,
         num_warps=warps,
         num_stages=stages,
     )
+    y = _new((T, D), x.dtype, dev)
+    post = _new((T, N), torch.float32, dev)
+    comb = _new((T, N, N), torch.float32, dev)
+    mixes = _new((T, R), torch.float32, dev)
+    rstd = _new((T,), torch.float32, dev)
     cols, collapse_splits = _split_range(D, COLLAPSE_SPLITS, PRE_BLOCK_D)
     _hc_pre_gates_kernel[(triton.cdiv(T, PRE_BLOCK_T), 1 + collapse_splits)](
         x,
