@@ -238,6 +238,8 @@ def test_cli_writes_every_output(small_corpus, tmp_path, capsys):
         (["--widths", "16,30"], "width 30 must be a positive multiple of heads=4"),
         (["--diverge-factor", "1"], "divergence factor must be a finite number > 1"),
         (["--backend", "ray", "--workers", "2"], "--workers is for the local backend"),
+        (["--stream-dtype", "float16"], "argument --stream-dtype: invalid choice: 'float16'"),
+        (["--kernels", "cuda"], "argument --kernels: invalid choice: 'cuda'"),
     ],
 )
 def test_cli_bad_input_is_one_line_exit_2_nothing_written(args, message, small_corpus, tmp_path, capsys):
@@ -253,6 +255,22 @@ def test_cli_bad_input_is_one_line_exit_2_nothing_written(args, message, small_c
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
     assert not out.exists()
+
+
+def test_cli_fused_kernels_where_they_cannot_run_is_one_line_exit_2_nothing_written(
+    small_corpus, tmp_path, capsys, monkeypatch
+):
+    """``--kernels triton`` on the CPU outside Triton's interpreter: refused before any run, with the reason; a
+    control-only sweep has no mHC op to run and is not refused."""
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    out = tmp_path / "out"
+    mhc = [a if a != "control-mup" else "mup" for a in FAST]
+    assert main(["transfer", *mhc, "--kernels", "triton", "--corpus", str(small_corpus), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["mhc-mup: error: kernels='triton' cannot run: the fused kernels run on CUDA devices, not on cpu"]
+    assert not out.exists()
+    args = ["transfer", *FAST, "--kernels", "triton", "--corpus", str(small_corpus), "--out", str(out), "--quiet"]
+    assert main(args) == 0
 
 
 def test_cli_mismatched_resume_is_one_line_exit_2_nothing_written(small_corpus, tmp_path, capsys):
@@ -311,6 +329,17 @@ def test_cuda_sweep_runs_one_run_per_gpu_and_records_the_device(small_corpus, tm
     assert kernels == {"mup": "triton", "control-mup": "none"}  # CUDA runs take the fused kernels
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU: the fused kernels on bf16 streams")
+def test_cuda_sweep_on_bf16_streams_through_the_fused_kernels(small_corpus, tmp_path):
+    cfg = tiny_cfg(small_corpus, device="cuda", configs=(BUILTIN_CONFIGS["mup"],), stream_dtype="bfloat16",
+                   kernels="triton", steps=20)  # fmt: skip
+    result = run_transfer(cfg, tmp_path / "gpu")
+    assert (result.runs.mhc_kernels == "triton").all() and np.isfinite(result.runs.final_val_loss).all()
+    assert (result.runs.final_val_loss < result.runs.initial_loss).any()  # it trains
+    rec = json.loads(next((tmp_path / "gpu/runs").rglob("*.json")).read_text())
+    assert rec["settings"]["stream_dtype"] == "bfloat16" and rec["settings"]["kernels"] == "triton"
+
+
 def test_ray_backend_without_ray_is_one_line_with_the_install_hint(small_corpus, tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
     out = tmp_path / "out"
@@ -334,6 +363,40 @@ def test_quick_and_explicit_flags_build_the_grid():
     assert [c.name for c in mine.configs] == ["slow", "ctl"] and mine.steps == 7
     assert mine.configs[0].hc_param.rules["lr_fn_adam"].text == "1/(n_s*d)" and mine.configs[1].hc_param is None
     assert mine.lrs == pytest.approx((1e-3, 2**-8, 0.01))
+
+
+def test_bf16_streams_reach_the_model_and_are_recorded(small_corpus, tmp_path):
+    """``stream_dtype='bfloat16'`` trains the mHC model with bf16 residual streams: its losses differ from the
+    fp32-stream run's at the same grid point by bf16 round-off (not at all if the setting were dropped), and
+    the setting is stored with the run, so that a resume with the other storage is refused."""
+    cfg = tiny_cfg(small_corpus, configs=(BUILTIN_CONFIGS["mup"],), widths=(16,), steps=3)
+    fp32 = run_transfer(cfg, tmp_path / "fp32").runs.sort_values("lr")
+    bf16_cfg = dataclasses.replace(cfg, stream_dtype="bfloat16")
+    bf16 = run_transfer(bf16_cfg, tmp_path / "bf16").runs.sort_values("lr")
+    a, b = np.array(fp32.final_val_loss), np.array(bf16.final_val_loss)
+    assert np.isfinite(b).all() and (a != b).all() and np.allclose(a, b, rtol=2e-2), (a, b)
+    rec = json.loads(stored_runs(tmp_path / "bf16")[0].read_text())
+    assert rec["settings"]["stream_dtype"] == "bfloat16" and rec["settings"]["kernels"] == "auto"
+    with pytest.raises(TransferError, match=r"other settings \(stream_dtype: 'bfloat16' there, 'float32' now\)"):
+        plan(cfg, tmp_path / "bf16")
+
+
+def test_sweeps_stored_before_the_stream_and_kernel_settings_still_resume(small_corpus, tmp_path):
+    """Folders written before ``stream_dtype`` and ``kernels`` were settings hold fp32-stream runs on the
+    default kernels: they resume under those settings and are refused under others."""
+    out = tmp_path / "out"
+    cfg = tiny_cfg(small_corpus, widths=(16,))
+    run_transfer(cfg, out)
+    for path in [out / "sweep.json", *stored_runs(out)]:
+        doc = json.loads(path.read_text())
+        assert {"stream_dtype", "kernels"} <= set(doc["settings"])
+        for key in ("stream_dtype", "kernels"):
+            del doc["settings"][key]
+        path.write_text(json.dumps(doc))
+    finished, pending = plan(cfg, out)
+    assert len(finished) == len(cfg.runs()) and not pending
+    with pytest.raises(TransferError, match=r"stream_dtype: 'float32' there, 'bfloat16' now"):
+        plan(dataclasses.replace(cfg, stream_dtype="bfloat16"), out)
 
 
 def test_each_run_records_which_mhc_kernels_ran(small_corpus, tmp_path):

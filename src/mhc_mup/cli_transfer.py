@@ -15,6 +15,8 @@ from pathlib import Path
 from rich.console import Console
 
 from .cli import UsageError, _check_out_dir, _consoles, _int_at_least, _int_list, _positive_float, _progress_bar, _table
+from .fused import KERNEL_CHOICES
+from .model import STREAM_DTYPES
 from .transfer import (
     BUILTIN_CONFIGS,
     DEFAULT_CONFIGS,
@@ -149,6 +151,13 @@ def add_transfer_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentPar
                    help="width at which µP and SP coincide (default: the smallest width)")  # fmt: skip
     g.add_argument("--corpus", type=Path, metavar="PATH",
                    help="a text file or folder (default: the Python standard library's .py sources)")  # fmt: skip
+    g.add_argument("--stream-dtype", choices=STREAM_DTYPES,
+                   help="storage of the n_s residual streams (default float32); bfloat16 stores them as V4 does, "
+                        "halving the mHC ops' memory traffic (their math stays fp32)")  # fmt: skip
+    g.add_argument("--kernels", choices=KERNEL_CHOICES,
+                   help="the mHC ops: auto (default) runs the fused Triton kernels on CUDA and the reference ops "
+                        "elsewhere; reference always the reference ops; triton insists on the fused kernels (an "
+                        "error where they cannot run). Each run records which ran (mhc_kernels)")  # fmt: skip
 
     g = p.add_argument_group("analysis")
     g.add_argument("--tolerance", type=_positive_float("tolerance"), metavar="T",
@@ -215,7 +224,7 @@ def transfer_config(args: argparse.Namespace) -> TransferConfig:
     if args.corpus is not None:
         changes["corpus"] = str(args.corpus.expanduser().resolve())
     for name in ("seeds", "steps", "optimizer", "warmup", "batch_size", "seq_len", "eval_every", "eval_batches",
-                 "depth", "heads", "n_s", "K", "tolerance", "device"):  # fmt: skip
+                 "depth", "heads", "n_s", "K", "tolerance", "device", "stream_dtype", "kernels"):  # fmt: skip
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)
     return dataclasses.replace(DEFAULTS, **changes).validate()

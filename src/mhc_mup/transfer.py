@@ -45,7 +45,7 @@ import torch
 from . import fused
 from .data import CorpusError, load_corpus, sample_batch
 from .fitting import bootstrap_estimate, fit_power_law
-from .model import MHCLM, ModelConfig
+from .model import MHCLM, STREAM_DTYPES, ModelConfig
 from .optim_groups import MODEL_PARAMS, WidthParameterization, make_optimizer
 from .parameterizations import OPTIMIZERS, PARAMETERIZATIONS, Parameterization, ParameterizationError, parse_spec
 from .results_io import _clean, atomic_write_bytes, atomic_write_text, software_versions
@@ -203,6 +203,8 @@ class TransferConfig:
     data_seed: int = 0
     corpus: str | None = None  # None: the Python standard library's .py sources
     device: str = "auto"
+    stream_dtype: str = "float32"  # the residual streams' storage: "bfloat16" stores them as V4 does
+    kernels: str = "auto"  # the mHC ops: fused Triton kernels on CUDA ("auto"), "reference" or "triton"
     fit_halfwidth: int = 1
     tolerance: float = 0.1
     n_boot: int = 1000
@@ -257,7 +259,19 @@ class TransferConfig:
                     c.hc_param.check(self.n_s, self.widths)
                 except ParameterizationError as exc:
                     raise TransferError(f"configuration {c.name!r}: {exc}") from None
-        self.resolved_device()
+        if self.stream_dtype not in STREAM_DTYPES:
+            raise TransferError(f"stream dtype must be one of {', '.join(STREAM_DTYPES)}, got {self.stream_dtype!r}")
+        try:
+            fused.check_kernel_choice(self.kernels)
+        except ValueError as exc:
+            raise TransferError(str(exc)) from None
+        device = self.resolved_device()
+        if self.kernels == "triton" and any(c.hc for c in self.configs):
+            streams = torch.empty(0, self.n_s, 1, dtype=getattr(torch, self.stream_dtype), device=device)
+            try:
+                fused.use_triton("triton", streams)
+            except fused.KernelUnavailableError as exc:
+                raise TransferError(str(exc)) from None
         return self
 
     def resolved_device(self) -> torch.device:
@@ -281,7 +295,8 @@ class TransferConfig:
             "optimizer": self.optimizer, "warmup": self.warmup, "eval_every": self.eval_every,
             "eval_batches": self.eval_batches, "divergence_factor": self.divergence_factor,
             "data_seed": self.data_seed, "corpus": self.corpus,
-            "precision": precision_of(self.resolved_device()),
+            "precision": precision_of(self.resolved_device()), "stream_dtype": self.stream_dtype,
+            "kernels": self.kernels,
         }  # fmt: skip
 
     def grid(self) -> dict:
@@ -312,6 +327,7 @@ class TransferConfig:
             f"{self.warmup:g}, cosine to 0.1×); depth {self.depth}, {self.heads} heads, n_s={self.n_s}, K={self.K}; "
             f"base width {self.base_width}; {self.seeds} seed(s); η = 2^{math.log2(self.lrs[0]):.2f} … "
             f"2^{math.log2(self.lrs[-1]):.2f} ({len(self.lrs)} points)"
+            + ("; bf16 residual streams" if self.stream_dtype == "bfloat16" else "")
         )
 
 
@@ -367,8 +383,10 @@ def execute_run(settings: Mapping, configuration: Mapping, width: int, seed: int
     cfg = Configuration.from_dict(configuration)
     dev = torch.device(device)
     corpus = _corpus(s["corpus"])
-    model_cfg = ModelConfig(d=width, depth=s["depth"], heads=s["heads"], n_s=s["n_s"], K=s["K"], hc=cfg.hc)
-    model = MHCLM(model_cfg, cfg.width_param(s["base_d"]), seed=seed).to(dev)
+    model_cfg = ModelConfig(
+        d=width, depth=s["depth"], heads=s["heads"], n_s=s["n_s"], K=s["K"], hc=cfg.hc, stream_dtype=s["stream_dtype"]
+    )
+    model = MHCLM(model_cfg, cfg.width_param(s["base_d"]), seed=seed, kernels=s["kernels"]).to(dev)
     opt = make_optimizer(model, s["optimizer"], lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: lr_factor(k, s["steps"], s["warmup"]))
     train_gen = torch.Generator().manual_seed(1_000_003 * s["data_seed"] + seed)
@@ -453,6 +471,14 @@ def _read_json(path: Path) -> dict:
         raise TransferError(f"cannot read '{path}': {exc}") from None
 
 
+SETTINGS_ADDED = {"stream_dtype": "float32", "kernels": "auto"}
+"""Settings added after the first format: what runs stored before them were made with."""
+
+
+def _stored_settings(doc: Mapping) -> dict:
+    return {**SETTINGS_ADDED, **doc.get("settings", {})}
+
+
 def _first_difference(a: Mapping, b: Mapping) -> str:
     for k in sorted(set(a) | set(b)):
         if a.get(k) != b.get(k):
@@ -474,7 +500,7 @@ def plan(cfg: TransferConfig, out: Path) -> tuple[list[RunKey], list[RunKey]]:
         stored = _read_json(sweep_file)
         if stored.get("format") != SWEEP_FORMAT:
             raise TransferError(f"'{sweep_file}' is not a transfer sweep's (format {stored.get('format')!r})")
-        diff = _first_difference(stored.get("settings", {}), settings)
+        diff = _first_difference(_stored_settings(stored), settings)
         if diff:
             raise TransferError(f"'{out}' holds a sweep made with other settings ({diff}); use another --out")
         for c in stored.get("grid", {}).get("configs", []):
@@ -491,7 +517,7 @@ def plan(cfg: TransferConfig, out: Path) -> tuple[list[RunKey], list[RunKey]]:
             pending.append(key)
             continue
         record = _read_json(path)
-        diff = _first_difference(record.get("settings", {}), settings)
+        diff = _first_difference(_stored_settings(record), settings)
         if record.get("format") != RUN_FORMAT or diff or record.get("configuration") != configs[key.config]:
             why = diff or "its configuration differs"
             raise TransferError(f"stored run '{path}' was made with other settings ({why}); use another --out")
@@ -567,7 +593,8 @@ def _mhc_kernels(model: MHCLM, device: torch.device) -> str:
     """Which implementation ran the model's mHC sublayers: 'triton' (fused), 'reference', or 'none' (control)."""
     if not model.config.hc:
         return "none"
-    streams = torch.empty(0, model.config.n_s, model.config.d, device=device)
+    dtype = getattr(torch, model.config.stream_dtype)
+    streams = torch.empty(0, model.config.n_s, model.config.d, dtype=dtype, device=device)
     return "triton" if fused.use_triton(model.kernels, streams) else "reference"
 
 
