@@ -157,13 +157,18 @@ def bench_ops(T: int, d: int, bandwidth: float) -> list[dict]:
 
 TUNE_GRID = [  # overrides of triton_kernels' tile constants (on top of any --set), one variant per entry
     {},
-    {"POST_WARPS": 4},
-    {"POST_BWD_BLOCK_T": 8},
-    {"POST_BWD_BLOCK_T": 2, "POST_BWD_WARPS": 1},
-    {"POST_BWD_WARPS": 4},
-    {"POST_BWD_BLOCK_D": 256, "POST_BWD_WARPS": 4},
-    {"GRAD_STAGES": 3},
-    {"GRAD_PROGRAMS_PER_SM": 3},
+    {"GY_BLOCK_D": 32},
+    {"GY_SPLITS": 8},
+    {"GY_SPLITS": 8, "GY_BLOCK_D": 32},
+    {"GY_SPLITS": 2},
+    {"PRE_BLOCK_T": 32},
+    {"PRE_BLOCK_T": 8},
+    {"COLLAPSE_SPLITS": 8},
+    {"PRE_BLOCK_D": 128},
+    {"PRE_BLOCK_D": 32},
+    {"PROJ_SPLITS": 4},
+    {"PROJ_STAGES": 3},
+    {"PROJ_BLOCK_D": 64, "PROJ_STAGES": 1},
 ]
 
 
