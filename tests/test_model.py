@@ -7,10 +7,12 @@ import copy
 import io
 import math
 import pickle
+import warnings
 
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from mhc_mup.model import MHCLM, HeadCollapse, HyperConnection, ModelConfig, ModelConfigError
 from mhc_mup.ops import hc_head, hc_post, hc_pre
@@ -65,6 +67,25 @@ def test_hyper_connection_equals_hc_pre_and_sublayer_equals_hc_post():
         torch.testing.assert_close(out, ref, rtol=0, atol=0)
         head: HeadCollapse = model.head
         torch.testing.assert_close(head(x), hc_head(x, head.fn, head.scale, head.base), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("hc", [True, False], ids=["mhc", "control"])
+def test_norms_get_their_input_in_their_gains_dtype_under_autocast(hc, tokens):
+    """bf16 streams under bf16 autocast: every RMSNorm sees its input in its gain's dtype (fp32), so it computes
+    in fp32 and takes torch's fused kernel. Given bf16 and fp32, torch.rms_norm warns and falls back to a
+    composite of ~20 small ops each way, which made bf16-stream eager steps slower than fp32-stream ones on
+    the H100."""
+    model = MHCLM(ModelConfig(d=32, depth=1, heads=4, n_s=4, K=3, stream_dtype="bfloat16", hc=hc), seed=0)
+    seen = []
+    for module in model.modules():
+        if isinstance(module, nn.RMSNorm):
+            module.register_forward_pre_hook(lambda m, args: seen.append((args[0].dtype, m.weight.dtype)))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="Mismatch dtype between input and weight")
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = model(tokens).float().mean()
+        loss.backward()
+    assert len(seen) == 3 and all(a == b == torch.float32 for a, b in seen), seen
 
 
 def test_embedding_is_copied_into_every_stream(tokens):

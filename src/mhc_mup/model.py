@@ -193,22 +193,22 @@ class Sublayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.hc is None:
-            return x + self.branch(self.norm(_branch_input(x)))
+            return x + self.branch(self.norm(_norm_input(x, self.norm)))
         fused_path = self.hc.fused_for(x)  # hc_pre and hc_post take the same path
         if fused_path:  # hc_post's gradient of x is added inside hc_pre's backward, not by autograd
             y, post, comb, route = self.hc.fused_routed(x)
         else:
             (y, post, comb), route = self.hc(x, fused_path=False), None
-        out = self.branch(self.norm(_branch_input(y)))
+        out = self.branch(self.norm(_norm_input(y, self.norm)))
         with _fp32(x.device.type):
             return fused.hc_post(out, x, post, comb, x_grad_route=route) if fused_path else hc_post(out, x, post, comb)
 
 
-def _branch_input(y: torch.Tensor) -> torch.Tensor:
-    """The branch sees bf16 streams as they are under autocast and upcast to fp32 without it (CPU)."""
-    if y.dtype in (torch.bfloat16, torch.float16) and not torch.is_autocast_enabled(y.device.type):
-        return y.float()
-    return y
+def _norm_input(y: torch.Tensor, norm: nn.RMSNorm) -> torch.Tensor:
+    """``y`` in the dtype of ``norm``'s gain: bf16 streams are upcast, so the RMSNorm computes in fp32 as V4's
+    does (autocast rounds its output to bf16 once, at the branch's first matmul). Given bf16 ``y`` and an fp32
+    gain, ``torch.rms_norm`` cannot take its fused kernel and runs a composite of ~20 small ops each way."""
+    return y.to(norm.weight.dtype)
 
 
 class Block(nn.Module):
@@ -303,7 +303,7 @@ class MHCLM(nn.Module):
             x = block(x)
         if self.head is not None:
             x = self.head(x)
-        return self.readout(self.norm_f(_branch_input(x)))
+        return self.readout(self.norm_f(_norm_input(x, self.norm_f)))
 
     # ── metadata in the state_dict ────────────────────────────────────────────────────────────
     def get_extra_state(self) -> dict:
