@@ -152,8 +152,8 @@ def add_transfer_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentPar
     g.add_argument("--corpus", type=Path, metavar="PATH",
                    help="a text file or folder (default: the Python standard library's .py sources)")  # fmt: skip
     g.add_argument("--stream-dtype", choices=STREAM_DTYPES,
-                   help="storage of the n_s residual streams (default float32); bfloat16 stores them as V4 does, "
-                        "halving the mHC ops' memory traffic (their math stays fp32)")  # fmt: skip
+                   help="storage of the n_s residual streams (default float32); bfloat16 stores them as V4 does "
+                        "(the mHC math stays fp32): V4's numerics, and half the fused ops' stream traffic")  # fmt: skip
     g.add_argument("--kernels", choices=KERNEL_CHOICES,
                    help="the mHC ops: auto (default) runs the fused Triton kernels on CUDA and the reference ops "
                         "elsewhere; reference always the reference ops; triton insists on the fused kernels (an "

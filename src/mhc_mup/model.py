@@ -207,7 +207,8 @@ class Sublayer(nn.Module):
 def _norm_input(y: torch.Tensor, norm: nn.RMSNorm) -> torch.Tensor:
     """``y`` in the dtype of ``norm``'s gain: bf16 streams are upcast, so the RMSNorm computes in fp32 as V4's
     does (autocast rounds its output to bf16 once, at the branch's first matmul). Given bf16 ``y`` and an fp32
-    gain, ``torch.rms_norm`` cannot take its fused kernel and runs a composite of ~20 small ops each way."""
+    gain, ``torch.rms_norm`` cannot take its fused kernel: it runs a composite of small ops (about 7 per call
+    forward and 20 backward, on the H100 profile)."""
     return y.to(norm.weight.dtype)
 
 
