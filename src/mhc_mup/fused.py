@@ -255,28 +255,22 @@ def _(grad_out, branch_out, x, post, comb):
 
 
 def _hc_post_setup(ctx, inputs, output) -> None:
-    ctx.save_for_backward(*inputs)
+    ctx.save_for_backward(*inputs[:4])  # (branch_out, x, post, comb); not a route, whose values nothing reads
 
 
 def _hc_post_grad(ctx, grad_out):
-    branch_out, x, post, comb = ctx.saved_tensors
-    return _hc_post_backward(grad_out, branch_out, x, post, comb)
+    return _hc_post_backward(grad_out, *ctx.saved_tensors)
 
 
 _hc_post.register_autograd(_hc_post_grad, setup_context=_hc_post_setup)
 
 
-def _hc_post_routed_setup(ctx, inputs, output) -> None:
-    ctx.save_for_backward(*inputs[:4])  # not the route, whose values nothing reads
-
-
 def _hc_post_routed_grad(ctx, grad_out):
-    branch_out, x, post, comb = ctx.saved_tensors
-    gf, gx, gpost, gcomb = _hc_post_backward(grad_out, branch_out, x, post, comb)
+    gf, gx, gpost, gcomb = _hc_post_grad(ctx, grad_out)
     return gf, None, gpost, gcomb, gx
 
 
-_hc_post_routed.register_autograd(_hc_post_routed_grad, setup_context=_hc_post_routed_setup)
+_hc_post_routed.register_autograd(_hc_post_routed_grad, setup_context=_hc_post_setup)
 
 
 # ── the public functions ──────────────────────────────────────────────────────────────────────

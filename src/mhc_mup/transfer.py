@@ -267,9 +267,8 @@ class TransferConfig:
             raise TransferError(str(exc)) from None
         device = self.resolved_device()
         if self.kernels == "triton" and any(c.hc for c in self.configs):
-            streams = torch.empty(0, self.n_s, 1, dtype=getattr(torch, self.stream_dtype), device=device)
             try:
-                fused.use_triton("triton", streams)
+                fused.use_triton("triton", _stream_probe(self.n_s, 1, self.stream_dtype, device))
             except fused.KernelUnavailableError as exc:
                 raise TransferError(str(exc)) from None
         return self
@@ -593,9 +592,14 @@ def _mhc_kernels(model: MHCLM, device: torch.device) -> str:
     """Which implementation ran the model's mHC sublayers: 'triton' (fused), 'reference', or 'none' (control)."""
     if not model.config.hc:
         return "none"
-    dtype = getattr(torch, model.config.stream_dtype)
-    streams = torch.empty(0, model.config.n_s, model.config.d, dtype=dtype, device=device)
+    streams = _stream_probe(model.config.n_s, model.config.d, model.config.stream_dtype, device)
     return "triton" if fused.use_triton(model.kernels, streams) else "reference"
+
+
+def _stream_probe(n_s: int, d: int, stream_dtype: str, device: torch.device) -> torch.Tensor:
+    """An empty ``(0, n_s, d)`` stream tensor of the model's storage, to ask :func:`mhc_mup.fused.use_triton`
+    which path the mHC ops take."""
+    return torch.empty(0, n_s, d, dtype=getattr(torch, stream_dtype), device=device)
 
 
 def _args(cfg: TransferConfig, key: RunKey) -> tuple:

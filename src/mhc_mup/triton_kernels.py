@@ -32,6 +32,7 @@ last first: O(K) work, and the result is the reverse-mode derivative of exactly 
 
 from __future__ import annotations
 
+import functools
 import os
 
 import torch
@@ -730,6 +731,13 @@ def _split_range(total: int, splits: int, block: int) -> tuple[int, int]:
     return length, triton.cdiv(total, length)
 
 
+@functools.cache
+def _sm_count(device: torch.device) -> int:
+    """Streaming multiprocessors of ``device`` (4 under the interpreter), looked up once: the launchers run
+    every step."""
+    return torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 4
+
+
 def _interpreted() -> bool:
     """Whether the kernels run in Triton's interpreter (the CPU tests), which has no bf16 arithmetic."""
     return os.environ.get("TRITON_INTERPRET") == "1"
@@ -882,7 +890,7 @@ def hc_pre_backward(
         num_warps=GATE_WARPS,
     )
     col_blocks = triton.cdiv(ND, GRAD_BLOCK_C)
-    n_sm = torch.cuda.get_device_properties(dev).multi_processor_count if dev.type == "cuda" else 4
+    n_sm = _sm_count(dev)
     tokens_per_split, token_splits = _split_range(T, triton.cdiv(GRAD_PROGRAMS_PER_SM * n_sm, col_blocks), GRAD_BLOCK_T)
     grad_x = _new(x.shape, x.dtype, dev)
     partial = _new((token_splits, R, ND), torch.float32, dev)
