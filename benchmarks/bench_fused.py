@@ -26,10 +26,10 @@ import torch
 import triton
 from triton.testing import do_bench
 
-from mhc_mup import ops
-from mhc_mup import triton_kernels as tk
-from mhc_mup.model import MHCLM, ModelConfig
-from mhc_mup.training import train_step
+from mhc_mup.kernels import triton_kernels as tk
+from mhc_mup.mhc import ops
+from mhc_mup.training.model import MHCLM, ModelConfig
+from mhc_mup.training.step import train_step
 
 N_S, K = 4, 20
 

@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from mhc_mup.sweep import SweepConfig, run_sweep
+from mhc_mup.diagnostics.sweep import SweepConfig, run_sweep
 
 WORKLOADS = {
     "seed-default": SweepConfig(),

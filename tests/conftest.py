@@ -10,7 +10,7 @@ import pytest
 import torch
 
 # Without a GPU, Triton's interpreter runs the fused kernels on the CPU (tests/test_fused.py). Triton reads
-# this when its kernels are defined, so it is set before any test module imports mhc_mup.triton_kernels.
+# this when its kernels are defined, so it is set before any test module imports mhc_mup.kernels.triton_kernels.
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
@@ -32,12 +32,3 @@ def reference():
 @pytest.fixture
 def gen() -> torch.Generator:
     return torch.Generator().manual_seed(1234)
-
-
-def random_params(n_s: int, d: int, gen: torch.Generator, dtype=torch.float64, batch=(), sigma=0.5, scale_mag=1.0):
-    """Generator parameters with non-trivial scales and bases, so no term of the math hides behind 0."""
-    rows = (2 + n_s) * n_s
-    fn = torch.randn(*batch, rows, n_s * d, generator=gen, dtype=dtype) * sigma / (n_s * d) ** 0.5
-    scale = (torch.rand(*batch, 3, generator=gen, dtype=dtype) + 0.5) * scale_mag
-    base = torch.randn(*batch, rows, generator=gen, dtype=dtype) * 0.3
-    return fn, scale, base

@@ -1,68 +1,57 @@
 """mhc-mup: does a dynamic mHC parameterization transfer across width?
 
-The layers, bottom up: :mod:`~mhc_mup.ops` (V4's mHC, exactly), :mod:`~mhc_mup.gauge` (the
-Sinkhorn gauge and the Birkhoff tangent space), :mod:`~mhc_mup.jacobians` (batched closed-form
-Jacobians), :mod:`~mhc_mup.diagnostics` (the six diagnostics), :mod:`~mhc_mup.fitting`
-(power laws with confidence intervals), :mod:`~mhc_mup.expressions` and
-:mod:`~mhc_mup.parameterizations` (init and LR rules as functions of n_s and d),
-:mod:`~mhc_mup.sweep` (the width sweep), :mod:`~mhc_mup.compare` (one sweep per
-parameterization, the corrections table), :mod:`~mhc_mup.verdict` (O(1) readings, the Theorem D
-checklist), :mod:`~mhc_mup.results_io` and :mod:`~mhc_mup.cli`.
+The package, bottom layer first (each imports only from the layers below it; ``lint-imports`` checks):
+
+- :mod:`mhc_mup.mhc`: V4's mHC as pure functions on tensors, the gauge, Jacobians, parameterizations;
+- :mod:`mhc_mup.kernels`: the fused Triton path behind ``torch.library`` custom ops;
+- :mod:`mhc_mup.stats`: power-law fits with intervals and their O(1)/grows/decays readings;
+- :mod:`mhc_mup.reporting`: the report block model, its renderers and the plotting style;
+- :mod:`mhc_mup.diagnostics`: the width sweep of the six diagnostics, the comparison, Theorem D, its report;
+- :mod:`mhc_mup.training`: the mHC language model, its width rules, the coordinate check and transfer;
+- :mod:`mhc_mup.interop`: real implementations (adapters) and checkpoints;
+- :mod:`mhc_mup.cli`: the ``mhc-mup`` command, which nothing imports.
+
+Every name below is importable from here (``from mhc_mup import run_sweep``); it is loaded on first use,
+so ``import mhc_mup`` itself costs nothing.
 """
 
 __version__ = "0.1.0"
 
-from .compare import corrections_rows, run_compare
-from .config import PRESETS, MHCConfig, preset
-from .expressions import Expr, ExpressionError
-from .fitting import PowerLawFit, fit_power_law
-from .ops import collapse, hc_head, hc_mixes, hc_post, hc_pre, hc_weights, sinkhorn_knopp, split_mixes
-from .parameterizations import (
-    PARAMETERIZATIONS,
-    SEED_INIT,
-    GeneratorInit,
-    Parameterization,
-    ParameterizationError,
-    get_parameterization,
-    parameterization,
-    parse_spec,
-)
-from .sweep import ConfigError, SweepConfig, SweepResult, run_sweep
-from .verdict import Verdict, VerdictConfig, classify, theorem_d
+from mhc_mup._lazy import lazy_exports
 
-__all__ = [
-    "PARAMETERIZATIONS",
-    "PRESETS",
-    "SEED_INIT",
-    "ConfigError",
-    "Expr",
-    "ExpressionError",
-    "GeneratorInit",
-    "MHCConfig",
-    "Parameterization",
-    "ParameterizationError",
-    "PowerLawFit",
-    "SweepConfig",
-    "SweepResult",
-    "Verdict",
-    "VerdictConfig",
-    "__version__",
-    "classify",
-    "collapse",
-    "corrections_rows",
-    "fit_power_law",
-    "get_parameterization",
-    "hc_head",
-    "hc_mixes",
-    "hc_post",
-    "hc_pre",
-    "hc_weights",
-    "parameterization",
-    "parse_spec",
-    "preset",
-    "run_compare",
-    "run_sweep",
-    "sinkhorn_knopp",
-    "split_mixes",
-    "theorem_d",
-]
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "mhc_mup.errors": ("ConfigError", "ExpressionError", "MhcMupError", "ParameterizationError"),
+        # the mathematics
+        "mhc_mup.mhc.ops": (
+            "collapse", "hc_head", "hc_mixes", "hc_post", "hc_pre", "hc_weights", "sinkhorn_knopp", "split_mixes",
+        ),
+        "mhc_mup.mhc.expressions": ("Expr",),
+        "mhc_mup.mhc.parameterizations": (
+            "PARAMETERIZATIONS", "SEED_INIT", "GeneratorInit", "Parameterization", "get_parameterization",
+            "parameterization", "parse_spec",
+        ),
+        "mhc_mup.mhc.presets": ("PRESETS", "MHCConfig", "preset"),
+        # fits and readings
+        "mhc_mup.stats.fitting": ("PowerLawFit", "fit_power_law"),
+        "mhc_mup.stats.readings": ("classify",),
+        # the width sweep
+        "mhc_mup.diagnostics.sweep": ("SweepConfig", "SweepResult", "run_sweep"),
+        "mhc_mup.diagnostics.compare": ("corrections_rows", "run_compare"),
+        "mhc_mup.diagnostics.verdict": ("Verdict", "VerdictConfig", "theorem_d"),
+        "mhc_mup.diagnostics.results": ("write_results",),
+        "mhc_mup.diagnostics.report": ("write_report",),
+        # training: the LM and its width rules, the coordinate check, transfer
+        "mhc_mup.training.model": ("MHCLM", "ModelConfig"),
+        "mhc_mup.training.width_rules": ("WidthParameterization", "make_optimizer", "param_groups"),
+        "mhc_mup.training.coordcheck": ("CoordCheckConfig", "run_coord_check", "write_coord_check"),
+        "mhc_mup.training.transfer.core": ("TransferConfig", "run_transfer"),
+        # real implementations and checkpoints
+        "mhc_mup.interop.adapters": ("FunctionAdapter", "HyperConnectionsAdapter", "TransformersV4Adapter", "V4Params"),
+        "mhc_mup.interop.adapter_diagnostics": ("diagnose", "sweep_adapter"),
+        "mhc_mup.interop.inspection": ("inspect_checkpoint",),
+    },
+    submodules=("mhc", "kernels", "stats", "reporting", "diagnostics", "training", "interop", "errors"),
+)
+__all__ = [*__all__, "__version__"]

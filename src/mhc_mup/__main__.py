@@ -1,3 +1,3 @@
-from .cli import main
+from mhc_mup.cli.app import main
 
 raise SystemExit(main())

@@ -1,0 +1,25 @@
+"""Which torch device a command runs on."""
+
+from __future__ import annotations
+
+import torch
+
+from mhc_mup.errors import ConfigError
+
+__all__ = ["resolve_device"]
+
+
+def resolve_device(device: str) -> torch.device:
+    """``torch.device`` for ``device``, or :class:`ConfigError` if it is unknown or absent here."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ConfigError(f"unknown device {device!r} (use cpu, cuda or cuda:N)") from exc
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {device!r} requested but CUDA is not available on this machine")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(f"device {device!r} does not exist: {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type != "cpu":
+        raise ConfigError(f"unsupported device {device!r} (use cpu, cuda or cuda:N)")
+    return dev

@@ -1,0 +1,116 @@
+"""Writing files safely and in formats pandas reads: atomic writes, JSON-safe values, CSV text, versions.
+
+Every file the package writes goes through :func:`atomic_write_bytes`: a temporary name in the same
+directory, then a rename, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import platform
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mhc_mup import __version__
+
+__all__ = [
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "csv_text",
+    "json_safe",
+    "json_text",
+    "software_versions",
+    "write_bundle",
+]
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same directory and a rename."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically, as :func:`atomic_write_bytes`."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def json_safe(value):
+    """JSON-safe: NaN/inf → None, numpy scalars → Python numbers."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        f = float(value)
+        return f if math.isfinite(f) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def software_versions() -> dict[str, str]:
+    return {
+        "mhc_mup": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def csv_text(rows: Sequence[Mapping], columns: Sequence[str]) -> str:
+    """CSV of ``rows`` with ``columns`` in that order: keys outside them are left out, a missing key or a
+    non-finite float is an empty cell (pandas reads it as NaN)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({c: _csv_cell(row.get(c, "")) for c in columns})
+    return buf.getvalue()
+
+
+def _csv_cell(value: object) -> object:
+    return "" if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def json_text(document: dict) -> str:
+    return json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def write_bundle(out_dir: Path, files: Mapping[str, str | bytes]) -> list[Path]:
+    """Write a set of output files into ``out_dir`` (created if needed), each atomically; ``files`` maps a
+    path relative to ``out_dir`` (``"figures/gates.png"``) to its text (UTF-8) or bytes. Render everything
+    before calling: a failure mid-way leaves each file either old or new, never half-written."""
+    out_dir = Path(out_dir)
+    paths = []
+    for name, content in files.items():
+        path = out_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, content.encode("utf-8") if isinstance(content, str) else content)
+        paths.append(path)
+    return paths

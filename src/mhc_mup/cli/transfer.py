@@ -1,0 +1,310 @@
+"""``mhc-mup transfer``: learning-rate transfer sweeps across width, resumable, one run per GPU.
+
+Registered by :func:`mhc_mup.cli.app.build_parser` through :func:`add_transfer_parser`; bad input is one line on
+stderr, exit code 2, nothing written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import re
+from pathlib import Path
+
+from rich.console import Console
+
+from mhc_mup.cli.app import (
+    UsageError,
+    _check_out_dir,
+    _consoles,
+    _int_at_least,
+    _int_list,
+    _positive_float,
+    _progress_bar,
+    _table,
+)
+from mhc_mup.kernels.fused import KERNEL_CHOICES
+from mhc_mup.training.model import STREAM_DTYPES
+from mhc_mup.training.transfer.core import (
+    BUILTIN_CONFIGS,
+    DEFAULT_CONFIGS,
+    TransferConfig,
+    TransferError,
+    TransferResult,
+    drift_sentence,
+    lr_grid,
+    parse_configuration,
+    run_transfer,
+)
+
+DEFAULTS = TransferConfig()
+DEFAULT_GRID = (2.0**-12, 2.0**-4, 9)
+QUICK = {
+    "configs": ("mup", "control-mup"),
+    "widths": (32, 64, 128),
+    "grid": (2.0**-9, 2.0**-3, 5),
+    "seeds": 2,
+    "steps": 20,
+    "batch_size": 8,
+    "seq_len": 64,
+    "eval_every": 10,
+    "eval_batches": 2,
+    "n_boot": 300,
+}
+WRITES = (
+    "runs/<config>/d<width>/seed<seed>/log2lr<x>.json (one per run, as it finishes), sweep.json, transfer.csv, "
+    "curves.csv, optima_seeds.csv, optima.csv, drift.csv, transfer.png and transfer_report.md/.html"
+)
+CONFIG_HELP = "; ".join(f"{c.name}: {c.describe()}" for c in BUILTIN_CONFIGS.values())
+
+
+def _learning_rate(text: str) -> float:
+    """``1e-3``, ``0.001``, ``2^-10`` or ``2**-10``."""
+    m = re.fullmatch(r"\s*2\s*(?:\^|\*\*)\s*([-+]?\d+(?:\.\d+)?)\s*", text)
+    try:
+        value = 2.0 ** float(m.group(1)) if m else float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"learning rate {text!r} is not a number (e.g. 1e-3 or 2^-10)") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"learning rate must be a positive finite number, got {text!r}")
+    return value
+
+
+def _lr_list(text: str) -> list[float]:
+    parts = [p for p in (q.strip() for q in text.split(",")) if p]
+    if not parts:
+        raise argparse.ArgumentTypeError(f"no learning rate given in {text!r}")
+    return [_learning_rate(p) for p in parts]
+
+
+def add_transfer_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the ``transfer`` subcommand to ``sub`` (the parser's subparsers) and return it."""
+    d = DEFAULTS
+    p = sub.add_parser(
+        "transfer",
+        help="LR sweep per width and configuration: does the optimal learning rate transfer across width?",
+        description=(
+            "Train the mHC language model at every configuration × width × seed × learning rate (log2-spaced), "
+            "find the optimal LR per width from a parabola in log2 LR around the minimum of the final validation "
+            "loss, fit its drift η* ∝ d^β with a 95% interval, and read it: transfers when the interval lies in "
+            "±tolerance, drifts when β lies outside and its interval excludes 0, unclear otherwise. "
+            f"Writes DIR/{WRITES}. Finished runs are kept: the same command again skips them."
+        ),
+    )
+    g = p.add_argument_group("configurations")
+    g.add_argument(
+        "--configs",
+        metavar="NAMES",
+        help=f"comma-separated built-in configurations (default {','.join(DEFAULT_CONFIGS)}): {CONFIG_HELP}",
+    )
+    g.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="NAME=MODEL:PARAM",
+        help="add one (repeatable) to --configs; without --configs only these run. MODEL sp or mup (embedding, "
+        "hidden, readout, gains, attention); PARAM an mHC generator preset, a rule set such as "
+        "'slow: from=mup, lr_fn=1/(n_s*d)', or control (no mHC); e.g. "
+        "--config mine=mup:C --config ctl=sp:control",
+    )
+
+    g = p.add_argument_group("grid")
+    g.add_argument(
+        "--widths",
+        nargs="+",
+        type=_int_list("width", 1),
+        metavar="D",
+        help=f"model widths, multiples of --heads (default {','.join(map(str, d.widths))})",
+    )
+    g.add_argument(
+        "--lrs",
+        type=_lr_list,
+        metavar="LR,LR,...",
+        help="explicit base learning rates, increasing (1e-3 or 2^-10 forms); at least 3",
+    )
+    lo, hi = (f"2^{math.log2(x):g}" for x in DEFAULT_GRID[:2])
+    g.add_argument("--lr-min", type=_learning_rate, metavar="LR", help=f"smallest LR (default {lo})")
+    g.add_argument("--lr-max", type=_learning_rate, metavar="LR", help=f"largest LR (default {hi})")
+    g.add_argument("--lr-points", type=_int_at_least("LR points", 3), metavar="N",
+                   help=f"LRs evenly spaced in log2 from --lr-min to --lr-max (default {DEFAULT_GRID[2]})")  # fmt: skip
+    g.add_argument("--seeds", type=_int_at_least("seeds", 1), metavar="N", help=f"seeds per point (default {d.seeds})")
+    g.add_argument(
+        "--quick",
+        action="store_true",
+        help="configs mup,control-mup, widths 32,64,128, LRs 2^-9…2^-3 (5), 2 seeds, 20 steps of 8×64 bytes: "
+        "about a minute on a CPU (flags given explicitly still win)",
+    )
+
+    g = p.add_argument_group("each run")
+    g.add_argument("--steps", type=_int_at_least("steps", 1), metavar="N", help=f"optimizer steps (default {d.steps})")
+    g.add_argument("--optimizer", choices=("adam", "sgd"), help="default adam")
+    g.add_argument("--warmup", type=_positive_float("warmup", allow_zero=True), metavar="F",
+                   help=f"linear warmup over this fraction of the steps, then cosine to 0.1× "
+                        f"(default {d.warmup:g})")  # fmt: skip
+    g.add_argument("--batch-size", type=_int_at_least("batch size", 1), metavar="B", help=f"default {d.batch_size}")
+    g.add_argument("--seq-len", type=_int_at_least("sequence length", 1), metavar="T", help=f"default {d.seq_len}")
+    g.add_argument("--eval-every", type=_int_at_least("eval every", 0), metavar="N",
+                   help=f"validation loss every N steps, 0: only at the end (default {d.eval_every})")  # fmt: skip
+    g.add_argument("--eval-batches", type=_int_at_least("eval batches", 1), metavar="N",
+                   help=f"fixed validation batches (default {d.eval_batches})")  # fmt: skip
+    g.add_argument("--diverge-factor", type=_positive_float("divergence factor"), metavar="F",
+                   help=f"a run diverged when a loss is NaN/inf or above F × its first-step loss "
+                        f"(default {d.divergence_factor:g})")  # fmt: skip
+    g.add_argument("--depth", type=_int_at_least("depth", 1), metavar="L", help=f"blocks (default {d.depth})")
+    g.add_argument("--heads", type=_int_at_least("heads", 1), metavar="H", help=f"attention heads (default {d.heads})")
+    g.add_argument("--n-s", type=_int_at_least("n_s", 2), metavar="N", help=f"residual streams (default {d.n_s})")
+    g.add_argument("-K", "--sinkhorn-iters", dest="K", type=_int_at_least("K", 1), metavar="K",
+                   help=f"Sinkhorn iterations (default {d.K})")  # fmt: skip
+    g.add_argument("--base-width", type=_int_at_least("base width", 1), metavar="D",
+                   help="width at which µP and SP coincide (default: the smallest width)")  # fmt: skip
+    g.add_argument("--corpus", type=Path, metavar="PATH",
+                   help="a text file or folder (default: the Python standard library's .py sources)")  # fmt: skip
+    g.add_argument("--stream-dtype", choices=STREAM_DTYPES,
+                   help="storage of the n_s residual streams (default float32); bfloat16 stores them as V4 does "
+                        "(the mHC math stays fp32): V4's numerics, and half the fused ops' stream traffic")  # fmt: skip
+    g.add_argument("--kernels", choices=KERNEL_CHOICES,
+                   help="the mHC ops: auto (default) runs the fused Triton kernels on CUDA and the reference ops "
+                        "elsewhere; reference always the reference ops; triton insists on the fused kernels (an "
+                        "error where they cannot run). Each run records which ran (mhc_kernels)")  # fmt: skip
+
+    g = p.add_argument_group("analysis")
+    g.add_argument("--tolerance", type=_positive_float("tolerance"), metavar="T",
+                   help=f"transfers when the drift exponent's interval lies in [-T, +T] "
+                        f"(default {d.tolerance:g})")  # fmt: skip
+    g.add_argument("--bootstrap", type=_int_at_least("bootstrap", 1), metavar="B",
+                   help=f"bootstrap resamples (default {d.n_boot})")  # fmt: skip
+
+    g = p.add_argument_group("execution")
+    g.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="auto (default): every CUDA GPU if there is one, else the CPU; CUDA runs in bf16 "
+                        "autocast")  # fmt: skip
+    g.add_argument("--workers", type=_int_at_least("workers", 1), metavar="N",
+                   help="local backend: parallel runs (default: one per GPU on CUDA, 1 on CPU)")  # fmt: skip
+    g.add_argument("--backend", choices=("local", "ray"), default="local",
+                   help="local (default) or ray: each run a Ray task with one GPU "
+                        "(pip install mhc-mup[ray])")  # fmt: skip
+    g.add_argument("--ray-address", metavar="ADDR", help="Ray cluster to join (default: RAY_ADDRESS or a local one)")
+    g.add_argument("--time-budget", type=_positive_float("time budget"), metavar="SECONDS",
+                   help="start no run after this many seconds; write the tables from the finished runs "
+                        "(the same command again continues)")  # fmt: skip
+    g.add_argument("--out", type=Path, default=Path("mhc-mup-transfer"), metavar="DIR",
+                   help="output folder (default ./mhc-mup-transfer); reused to resume")  # fmt: skip
+    g.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no tables; errors only")
+    p.set_defaults(handler=run_transfer_command)
+    return p
+
+
+def transfer_config(args: argparse.Namespace) -> TransferConfig:
+    """A validated :class:`TransferConfig`: defaults, then ``--quick``, then explicit flags."""
+    changes: dict = {}
+    quick = dict(QUICK) if args.quick else {}
+    grid = quick.pop("grid", DEFAULT_GRID)
+    names = quick.pop("configs", DEFAULT_CONFIGS)
+    changes.update(quick)
+    if args.configs is not None:
+        names = tuple(n.strip() for n in args.configs.split(",") if n.strip())
+        if not names and not args.config:
+            raise UsageError(f"--configs names no configuration: {args.configs!r}")
+    if args.config and args.configs is None:
+        names = ()  # --config alone: only those
+    try:
+        changes["configs"] = tuple(parse_configuration(n) for n in names) + tuple(
+            parse_configuration(c) for c in args.config
+        )
+    except TransferError as exc:
+        raise UsageError(str(exc)) from None
+    if args.widths:
+        changes["widths"] = tuple(w for group in args.widths for w in group)
+    if args.lrs is not None:
+        if any(x is not None for x in (args.lr_min, args.lr_max, args.lr_points)):
+            raise UsageError("give either --lrs or --lr-min/--lr-max/--lr-points, not both")
+        changes["lrs"] = tuple(args.lrs)
+    else:
+        lo = args.lr_min if args.lr_min is not None else grid[0]
+        hi = args.lr_max if args.lr_max is not None else grid[1]
+        changes["lrs"] = lr_grid(lo, hi, args.lr_points if args.lr_points is not None else grid[2])
+    if args.diverge_factor is not None:
+        changes["divergence_factor"] = args.diverge_factor
+    if args.base_width is not None:
+        changes["base_d"] = args.base_width
+    if args.bootstrap is not None:
+        changes["n_boot"] = args.bootstrap
+    if args.corpus is not None:
+        changes["corpus"] = str(args.corpus.expanduser().resolve())
+    for name in ("seeds", "steps", "optimizer", "warmup", "batch_size", "seq_len", "eval_every", "eval_batches",
+                 "depth", "heads", "n_s", "K", "tolerance", "device", "stream_dtype", "kernels"):  # fmt: skip
+        if getattr(args, name) is not None:
+            changes[name] = getattr(args, name)
+    return dataclasses.replace(DEFAULTS, **changes).validate()
+
+
+def run_transfer_command(args: argparse.Namespace) -> int:
+    """The ``transfer`` handler: validate everything (and the resume folder), run the pending runs, write."""
+    _check_out_dir(args.out)
+    cfg = transfer_config(args)
+    console, err, show_progress = _consoles(args.quiet)
+    n_total = len(cfg.runs())
+    kwargs = {"backend": args.backend, "workers": args.workers, "time_budget": args.time_budget,
+              "ray_address": args.ray_address}  # fmt: skip
+    try:
+        if show_progress:
+            with _progress_bar(err) as bar:
+                task = bar.add_task("transfer", total=n_total)
+
+                def on_run(record: dict, done: int, total: int) -> None:
+                    what = f"{record['config']} d={record['width']} seed {record['seed']} η=2^{record['log2_lr']:.2f}"
+                    bar.update(task, description=what, completed=done, total=total)
+
+                result = run_transfer(cfg, args.out, on_run=on_run, **kwargs)
+        else:
+            result = run_transfer(cfg, args.out, **kwargs)
+    except TransferError as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"cannot write results to '{args.out}': {exc.strerror or exc}") from None
+    if not args.quiet:
+        print_transfer(result, console)
+        console.print(f"wrote {args.out}/: transfer.csv, optima.csv, drift.csv, transfer.png, transfer_report.md")
+    return 0
+
+
+def print_transfer(result: TransferResult, console: Console) -> None:
+    """Optima per configuration and width, the drift fits with their verdicts, and the sweep's cost."""
+    cfg = result.config
+    t = _table(f"Optimal learning rate per width: parabola in log2 η around the argmin ({cfg.describe()})")
+    for col in ("config", "width", "log2 η*", f"{cfg.confidence:.0%} interval", "η*", "loss at η*", "seeds"):
+        t.add_column(col, justify="left" if col == "config" else "right", no_wrap=True)
+    t.add_column("note", overflow="fold")
+    for r in result.optima.to_dict("records"):
+        ok = math.isfinite(r["log2_lr_opt"])
+        interval = f"[{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]" if math.isfinite(r["ci_low"]) else "—"
+        t.add_row(r["config"], str(r["width"]), f"{r['log2_lr_opt']:+.2f}" if ok else "—", interval,
+                  f"{r['lr_opt']:.3g}" if ok else "—", f"{r['loss_at_opt']:.4f}" if ok else "—",
+                  f"{r['n_seeds_fit']}/{r['n_seeds']}", r["note"])  # fmt: skip
+    console.print(t)
+    t = _table(f"Drift of the optimum: η* ∝ d^β, transfers when the interval lies in ±{cfg.tolerance:g}")
+    for col in ("config", "β", f"{cfg.confidence:.0%} interval", "verdict"):
+        t.add_column(col, justify="left" if col in ("config", "verdict") else "right", no_wrap=True)
+    for r in result.drift.to_dict("records"):
+        ok = math.isfinite(r["exponent"])
+        colour = {"transfers": "green", "drifts": "red"}.get(r["verdict"], "yellow")
+        verdict = r["verdict"] + (f" ({r['direction']})" if r["direction"] else "")
+        t.add_row(r["config"], f"{r['exponent']:+.3f}" if ok else "—",
+                  f"[{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]" if math.isfinite(r["ci_low"]) else "—",
+                  f"[{colour}]{verdict}[/{colour}]")  # fmt: skip
+    console.print(t)
+    for r in result.drift.to_dict("records"):
+        console.print(f"  {drift_sentence(r, cfg.confidence)}", soft_wrap=True)
+    runs = result.runs
+    if len(runs):
+        console.print(
+            f"{len(runs)} runs in the grid stored ({result.executed} by this call, {result.missing} left), "
+            f"{int(runs.diverged.astype(bool).sum())} diverged; {runs.seconds.sum():.1f} s of run time in all, "
+            f"median {runs.seconds.median():.2f} s and {runs.tokens_per_s.median():,.0f} tokens/s per run",
+            soft_wrap=True,
+        )
+    for note in result.notes:
+        console.print(f"  {note}", soft_wrap=True)
+    if result.missing:
+        console.print(f"[yellow]sweep incomplete: {result.missing} run(s) left; the same command continues it[/yellow]")

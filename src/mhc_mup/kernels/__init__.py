@@ -1,0 +1,19 @@
+"""The fused GPU path: V4's ``hc_pre`` and ``hc_post`` as Triton kernels behind ``torch.library`` custom ops.
+
+``fused`` holds the ops, their autograd and the choice of path (``auto``, ``reference``, ``triton``);
+``triton_kernels`` the kernels themselves, imported only where Triton is installed. The reference ops in
+:mod:`mhc_mup.mhc.ops` stay the specification and the CPU path.
+"""
+
+from mhc_mup._lazy import lazy_exports
+
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "mhc_mup.kernels.fused": (
+            "KERNEL_CHOICES", "MAX_STREAMS", "KernelChoice", "check_kernel_choice", "hc_post", "hc_pre",
+            "hc_pre_routed", "triton_unavailable_reason", "use_triton",
+        ),
+    },
+    submodules=("fused", "triton_kernels"),
+)

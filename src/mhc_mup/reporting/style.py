@@ -1,0 +1,36 @@
+"""The look every figure shares: one palette, one marker cycle, one resolution, one way to render a PNG.
+
+Colours are the Okabe–Ito palette (distinguishable with the common colour-vision deficiencies); every
+series also gets its own marker, so a figure still reads in grey.
+"""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: never opens a window, works without a display
+
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+
+__all__ = ["DPI", "MARKERS", "OKABE_ITO", "READING_COLOURS", "READING_RICH_STYLES", "png_bytes"]
+
+OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+DPI = 120
+
+# A reading of an exponent (mhc_mup.stats.readings) → its colour, in figures and in the terminal.
+READING_COLOURS = {"O(1)": OKABE_ITO[2], "grows": OKABE_ITO[1], "decays": OKABE_ITO[0], "unclear": OKABE_ITO[3]}
+READING_RICH_STYLES = {"O(1)": "green", "grows": "red", "decays": "cyan", "unclear": "yellow"}
+
+
+def png_bytes(fig: Figure, dpi: float = DPI) -> bytes:
+    """The figure as PNG bytes (the figure is closed afterwards)."""
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format="png", dpi=dpi)
+    finally:
+        plt.close(fig)
+    return buf.getvalue()

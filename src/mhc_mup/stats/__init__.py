@@ -1,0 +1,19 @@
+"""Scaling fits with intervals, and their readings.
+
+``fitting``: ``metric ≈ c·d^α`` by least squares on log-log means, with an interval that covers both a
+bootstrap over samples and the regression's t-interval across widths. ``readings``: an exponent read as
+O(1), grows, decays or unclear against a tolerance band.
+"""
+
+from mhc_mup._lazy import lazy_exports
+
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "mhc_mup.stats.fitting": (
+            "Estimate", "FitSettings", "PowerLawFit", "bootstrap_estimate", "fit_power_law", "fit_power_laws", "mean",
+        ),
+        "mhc_mup.stats.readings": ("DECAYS", "GROWS", "O1", "UNCLEAR", "classify"),
+    },
+    submodules=("fitting", "readings"),
+)

@@ -1,0 +1,30 @@
+"""Reading a fitted exponent: O(1), grows, decays or unclear.
+
+A quantity is O(1) in width when the whole confidence interval of its exponent lies inside
+``[-tolerance, +tolerance]``; it grows (decays) when the exponent lies above (below) the band and the
+interval excludes 0; otherwise the data cannot tell.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mhc_mup.stats.fitting import PowerLawFit
+
+__all__ = ["DECAYS", "GROWS", "O1", "UNCLEAR", "classify"]
+
+O1, GROWS, DECAYS, UNCLEAR = "O(1)", "grows", "decays", "unclear"
+
+
+def classify(fit: PowerLawFit, tolerance: float = 0.1) -> str:
+    """``O(1)`` if the interval lies inside ``±tolerance``; ``grows`` / ``decays`` if the exponent lies
+    outside the band and the interval excludes 0; ``unclear`` otherwise (the data cannot tell)."""
+    if not np.isfinite(fit.exponent):
+        return UNCLEAR
+    if -tolerance <= fit.ci_low and fit.ci_high <= tolerance:
+        return O1
+    if fit.exponent > tolerance and fit.ci_low > 0:
+        return GROWS
+    if fit.exponent < -tolerance and fit.ci_high < 0:
+        return DECAYS
+    return UNCLEAR

@@ -1,0 +1,360 @@
+"""Coordinate checks of the mHC language model across width (microsoft/mup's ``get_coord_data``, for mHC).
+
+For every width × seed the model is trained for a few optimizer steps on the same byte batches;
+forward hooks on every module record the size of its output at each step ``t`` (``t = 1`` is the
+model at init, ``t = k`` after ``k-1`` updates, as in mup):
+
+* ``l1`` = mean |x| and ``l2`` = RMS = √mean(x²) over all coordinates of the output tensor.
+
+The taps of :mod:`~mhc_mup.training.model` make the gate pre-activations (``pre_logits``, ``post_logits``,
+``comb_logits``) and the residual streams (block outputs) modules like any other. Under a width
+parameterization that transfers, each curve of size vs width is flat once training starts. The
+fitted exponent ``size ≈ c·d^α`` of every module (and of each module kind, the geometric mean over
+its modules) comes with a bootstrap-over-seeds and regression interval
+(:func:`~mhc_mup.stats.fitting.fit_power_law`) and a reading: O(1), grows, decays or unclear.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from mhc_mup._device import resolve_device
+from mhc_mup._io import atomic_write_bytes, atomic_write_text
+from mhc_mup.errors import ConfigError
+from mhc_mup.mhc.parameterizations import OPTIMIZERS, PARAMETERIZATIONS, Parameterization
+from mhc_mup.stats.fitting import fit_power_laws
+from mhc_mup.stats.readings import classify
+from mhc_mup.training.data import Corpus, sample_batch
+from mhc_mup.training.model import MHCLM, ModelConfig
+from mhc_mup.training.step import train_step
+from mhc_mup.training.width_rules import MODEL_PARAMS, WidthParameterization, make_optimizer
+
+COORD_COLUMNS = ("width", "module", "t", "l1", "l2", "optimizer", "lr", "seed", "kind")
+"""coord.csv: microsoft/mup's ``get_coord_data`` columns (width, module, t, l1, l2, optimizer, lr) plus seed
+and kind."""
+EXPONENT_COLUMNS = (
+    "level",
+    "name",
+    "kind",
+    "t",
+    "metric",
+    "exponent",
+    "ci_low",
+    "ci_high",
+    "prefactor",
+    "r2",
+    "n_widths",
+    "n_seeds",
+    "reading",
+)
+METRICS = ("l1", "l2")
+
+# Paul Tol's "muted" qualitative scheme: distinguishable under the common colour-vision deficiencies.
+KIND_COLOURS: dict[str, str] = {
+    "comb logits": "#882255",
+    "pre logits": "#CC6677",
+    "post logits": "#DDCC77",
+    "residual stream": "#332288",
+    "attention": "#88CCEE",
+    "MLP": "#44AA99",
+    "norm": "#999933",
+    "embedding": "#117733",
+    "output logits": "#AA4499",
+    "other": "#BBBBBB",
+}
+KINDS = tuple(KIND_COLOURS)
+
+
+def module_kind(name: str) -> str:
+    """The kind of a recorded module name, for the figure's colours and the per-kind fits."""
+    if name == "embed":
+        return "embedding"
+    if name.endswith("pre_logits") or name == "head.logits":
+        return "pre logits"
+    if name.endswith("post_logits"):
+        return "post logits"
+    if name.endswith("comb_logits"):
+        return "comb logits"
+    if re.fullmatch(r"blocks\.\d+(\.(attn|mlp))?", name):
+        return "residual stream"
+    if name.endswith(".norm") or name == "norm_f":
+        return "norm"
+    if ".attn.branch" in name:
+        return "attention"
+    if ".mlp.branch" in name:
+        return "MLP"
+    if name == "readout":
+        return "output logits"
+    return "other"
+
+
+@dataclass(frozen=True)
+class CoordCheckConfig:
+    """Widths × steps × seeds of a coordinate check, the model's shape and its parameterization."""
+
+    widths: tuple[int, ...] = (32, 64, 128, 256)
+    steps: int = 5
+    seeds: int = 3
+    hc_param: Parameterization = field(default_factory=lambda: PARAMETERIZATIONS["mup"])
+    model_param: str = "mup"
+    optimizer: str = "adam"
+    lr: float = 1e-2
+    depth: int = 2
+    heads: int = 4
+    n_s: int = 4
+    K: int = 20
+    batch_size: int = 8
+    seq_len: int = 64
+    base_d: int | None = None  # None: the smallest width
+    control: bool = False
+    device: str = "cpu"
+    data_seed: int = 0
+    n_boot: int = 1000
+    confidence: float = 0.95
+    tolerance: float = 0.1
+
+    def validate(self) -> CoordCheckConfig:
+        """Self, or :class:`~mhc_mup.diagnostics.sweep.ConfigError` naming the first bad value."""
+        if len(set(self.widths)) < 2:
+            raise ConfigError(f"a coordinate check needs at least 2 distinct widths, got {list(self.widths)}")
+        for w in self.widths:
+            if w < 1 or w % self.heads:
+                raise ConfigError(f"width {w} must be a positive multiple of heads={self.heads}")
+        if self.model_param not in MODEL_PARAMS:
+            raise ConfigError(f"model parameterization must be sp or mup, got {self.model_param!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        for name in ("steps", "seeds", "depth", "heads", "K", "batch_size", "seq_len"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.n_s < 2:
+            raise ConfigError(f"n_s must be >= 2, got {self.n_s}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"learning rate must be a positive number, got {self.lr!r}")
+        if self.n_boot < 1 or not (math.isfinite(self.tolerance) and self.tolerance > 0):
+            raise ConfigError(f"need n_boot >= 1 and a positive tolerance, got {self.n_boot}, {self.tolerance!r}")
+        if not 0 < self.confidence < 1:
+            raise ConfigError(f"confidence must be in (0, 1), got {self.confidence!r}")
+        self.hc_param.check(self.n_s, self.widths)
+        resolve_device(self.device)
+        return self
+
+    @property
+    def width_param(self) -> WidthParameterization:
+        return WidthParameterization(self.model_param, self.hc_param, self.base_d or min(self.widths))
+
+    def model_config(self, width: int) -> ModelConfig:
+        return ModelConfig(d=width, depth=self.depth, heads=self.heads, n_s=self.n_s, K=self.K, hc=not self.control)
+
+    def describe(self) -> str:
+        model = "plain-residual control" if self.control else f"mHC (n_s={self.n_s}, K={self.K})"
+        return (
+            f"{model}, depth {self.depth}, {self.heads} heads; model {self.model_param}, mHC generator "
+            f"{self.hc_param.name}; {self.optimizer} η={self.lr:g}; base width {self.base_d or min(self.widths)}"
+        )
+
+
+@dataclass
+class CoordCheckResult:
+    """``coords``: one row per width × seed × step × module (:data:`COORD_COLUMNS`);
+    ``losses``: width, seed, t, loss; ``exponents``: the fits (:data:`EXPONENT_COLUMNS`)."""
+
+    config: CoordCheckConfig
+    coords: pd.DataFrame
+    losses: pd.DataFrame
+    exponents: pd.DataFrame
+
+    def exponent(self, name: str, t: int, metric: str = "l2", level: str = "kind") -> pd.Series:
+        """The fit row of ``name`` (a kind or a module) at step ``t``."""
+        e = self.exponents
+        rows = e[(e.level == level) & (e.name == name) & (e.t == t) & (e.metric == metric)]
+        if len(rows) != 1:
+            raise KeyError(f"no {level} exponent for {name!r} at t={t} ({metric})")
+        return rows.iloc[0]
+
+
+def _stat_hook(store: list, name: str) -> Callable:
+    """A forward hook appending ``(module name, mean|x|, RMS)`` of each output tensor to ``store``."""
+
+    def record(key: str, x: torch.Tensor) -> None:
+        x = x.detach().float()
+        store.append((key, x.abs().mean(), x.square().mean().sqrt()))
+
+    def hook(module, inputs, output) -> None:
+        if isinstance(output, torch.Tensor):
+            record(name, output)
+        elif isinstance(output, (tuple, list)):
+            for i, o in enumerate(output):
+                if isinstance(o, torch.Tensor):
+                    record(f"{name}:out[{i}]", o)
+
+    return hook
+
+
+def _batches(cfg: CoordCheckConfig, corpus: Corpus) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    gen = torch.Generator().manual_seed(cfg.data_seed)
+    return [sample_batch(corpus.train, cfg.batch_size, cfg.seq_len, gen) for _ in range(cfg.steps)]
+
+
+def train_and_record(
+    model: MHCLM, batches: list[tuple[torch.Tensor, torch.Tensor]], optimizer: str, lr: float, device: torch.device
+) -> tuple[list[tuple[int, str, float, float]], list[float]]:
+    """Train ``model`` one step per batch, recording every module's output size at each step.
+
+    Returns rows ``(t, module, l1, l2)`` and the loss at each step. On CUDA the forward pass runs under
+    bf16 autocast (the model keeps the mHC math in fp32).
+    """
+    model.to(device).train()
+    opt = make_optimizer(model, optimizer, lr)
+    store: list = []
+    handles = [m.register_forward_hook(_stat_hook(store, n)) for n, m in model.named_modules() if n]
+    rows, losses = [], []
+    try:
+        for t, (x, y) in enumerate(batches, 1):
+            store.clear()
+            losses.append(train_step(model, opt, x, y, device))
+            stats = torch.stack([torch.stack([a, b]) for _, a, b in store]).cpu().tolist()
+            rows += [(t, key, l1, l2) for (key, _, _), (l1, l2) in zip(store, stats, strict=True)]
+    finally:
+        for h in handles:
+            h.remove()
+    return rows, torch.stack(losses).float().cpu().tolist()
+
+
+def run_coord_check(
+    cfg: CoordCheckConfig, corpus: Corpus, progress: Callable[[str, int, int], None] | None = None
+) -> CoordCheckResult:
+    """Train every width × seed for ``cfg.steps`` steps on the same batches and fit each module's size vs width."""
+    cfg.validate()
+    device = resolve_device(cfg.device)
+    batches = _batches(cfg, corpus)
+    param = cfg.width_param
+    coord_rows, loss_rows = [], []
+    total, done = cfg.seeds * len(cfg.widths), 0
+    for seed in range(cfg.seeds):
+        for width in cfg.widths:
+            if progress:
+                progress(f"width {width}, seed {seed}", done, total)
+            model = MHCLM(cfg.model_config(width), param, seed=seed)
+            rows, losses = train_and_record(model, batches, cfg.optimizer, cfg.lr, device)
+            coord_rows += [
+                (width, module, t, l1, l2, cfg.optimizer, cfg.lr, seed, module_kind(module))
+                for t, module, l1, l2 in rows
+            ]
+            loss_rows += [(width, seed, t, loss) for t, loss in enumerate(losses, 1)]
+            done += 1
+    if progress:
+        progress("fitting exponents", done, total)
+    coords = pd.DataFrame(coord_rows, columns=list(COORD_COLUMNS))
+    losses = pd.DataFrame(loss_rows, columns=["width", "seed", "t", "loss"])
+    return CoordCheckResult(cfg, coords, losses, fit_exponents(coords, cfg))
+
+
+def fit_exponents(coords: pd.DataFrame, cfg: CoordCheckConfig) -> pd.DataFrame:
+    """Fit ``size ≈ c·d^α`` per module and per kind (geometric mean over its modules), per step and metric.
+
+    The samples at each width are the seeds; the statistic is their mean. A kind's value for one seed
+    is ``exp(mean log size)`` over its modules, so its exponent is the mean of its modules' exponents.
+    """
+    widths = sorted(coords.width.unique())
+    rows = []
+    levels = {
+        "module": coords,
+        "kind": coords.assign(log_l1=np.log(coords.l1), log_l2=np.log(coords.l2))
+        .groupby(["width", "kind", "t", "seed"], as_index=False)[["log_l1", "log_l2"]]
+        .mean()
+        .assign(l1=lambda f: np.exp(f.log_l1), l2=lambda f: np.exp(f.log_l2), module=lambda f: f.kind),
+    }
+    for level, frame in levels.items():
+        for (name, t), group in frame.groupby(["module", "t"], sort=False):
+            per_width = {w: g.sort_values("seed") for w, g in group.groupby("width")}
+            if sorted(per_width) != widths:
+                continue  # a module that exists at some widths only: no fit
+            samples = {m: [per_width[w][m].to_numpy() for w in widths] for m in METRICS}
+            fits = {
+                m: fit_power_laws(widths, samples[m], {"mean": lambda a: a.mean(axis=-1)},
+                                  n_boot=cfg.n_boot, confidence=cfg.confidence, seed=0)["mean"]
+                for m in METRICS
+            }  # fmt: skip
+            kind = name if level == "kind" else module_kind(name)
+            for m, fit in fits.items():
+                rows.append(
+                    (level, name, kind, int(t), m, fit.exponent, fit.ci_low, fit.ci_high, fit.prefactor, fit.r2,
+                     fit.n_widths, len(per_width[widths[0]]), classify(fit, cfg.tolerance))
+                )  # fmt: skip
+    return pd.DataFrame(rows, columns=list(EXPONENT_COLUMNS))
+
+
+# ── figure ──────────────────────────────────────────────────────────────────────────────────────
+def panel_steps(steps: int, most: int = 6) -> list[int]:
+    """The steps that get a panel: all of them up to ``most``, else ``most`` spread from 1 to ``steps``."""
+    if steps <= most:
+        return list(range(1, steps + 1))
+    return sorted({round(float(x)) for x in np.linspace(1, steps, most)})
+
+
+def plot_coords(result: CoordCheckResult, metric: str = "l2", title: str | None = None):
+    """One log-log panel per step: ``metric`` (mean over seeds) vs width, one line per module coloured by
+    its kind. Returns the matplotlib figure (Agg backend; nothing is shown)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    coords = result.coords
+    mean = coords.groupby(["t", "module", "kind", "width"], as_index=False)[metric].mean()
+    steps = panel_steps(int(coords.t.max()))
+    fig, axes = plt.subplots(1, len(steps), figsize=(3.2 * len(steps) + 2.2, 4.0), sharey=True, squeeze=False)
+    order = {k: i for i, k in enumerate(KINDS)}
+    for ax, t in zip(axes[0], steps, strict=True):
+        at_t = mean[mean.t == t]
+        modules = sorted(at_t.module.unique(), key=lambda n: (-order[module_kind(n)], n))  # key kinds on top
+        for module in modules:
+            kind = module_kind(module)
+            line = at_t[at_t.module == module].sort_values("width")
+            ax.plot(line.width, line[metric], color=KIND_COLOURS[kind], marker="o", ms=2.5,
+                    lw=1.8 if kind == "comb logits" else 1.0, alpha=0.55 if kind == "other" else 0.9)  # fmt: skip
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_title(f"t = {t}" + (" (init)" if t == 1 else ""), fontsize=10)
+        ax.set_xlabel("width d")
+        ax.grid(True, which="major", alpha=0.3)
+    axes[0][0].set_ylabel({"l2": "RMS of output", "l1": "mean |output|"}[metric])
+    present = [k for k in KINDS if k in set(coords.kind)]
+    handles = [Line2D([], [], color=KIND_COLOURS[k], marker="o", ms=3, lw=1.5, label=k) for k in present]
+    fig.legend(handles=handles, loc="center right", fontsize=8, frameon=False, title="module kind")
+    fig.suptitle(title or f"Coordinate check: {result.config.describe()}", fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1 - 2.0 / fig.get_figwidth(), 0.95))
+    return fig
+
+
+def figure_png(result: CoordCheckResult, metric: str = "l2") -> bytes:
+    """:func:`plot_coords` rendered to PNG bytes (for an atomic write)."""
+    from mhc_mup.reporting.style import png_bytes
+
+    return png_bytes(plot_coords(result, metric), dpi=130)
+
+
+# ── files ───────────────────────────────────────────────────────────────────────────────────────
+def write_coord_check(result: CoordCheckResult, out_dir: str | Path) -> list[Path]:
+    """Write ``coord.csv``, ``exponents.csv`` and ``coord.png`` into ``out_dir``; every file's contents are
+    made before the first is written, and each is written atomically."""
+    out_dir = Path(out_dir)
+    coords = result.coords[list(COORD_COLUMNS)].to_csv(index=False, float_format="%.9g", lineterminator="\n")
+    exps = result.exponents[list(EXPONENT_COLUMNS)].to_csv(index=False, float_format="%.6g", lineterminator="\n")
+    png = figure_png(result)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / "coord.csv", out_dir / "exponents.csv", out_dir / "coord.png"]
+    atomic_write_text(paths[0], coords)
+    atomic_write_text(paths[1], exps)
+    atomic_write_bytes(paths[2], png)
+    return paths

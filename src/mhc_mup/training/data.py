@@ -1,0 +1,143 @@
+"""Byte-level language-modelling data from a real text corpus, with no download.
+
+The corpus is a text file or a folder of them. The default is the Python standard library's own
+``.py`` sources (``sysconfig.get_paths()["stdlib"]`` without ``site-packages``), present on every
+machine. A folder is split into train and validation **by file**, deterministically: a file goes to
+validation when the first byte of the SHA-256 of its relative path is below ``256·val_fraction``.
+A single file (or a folder whose hash split leaves one side empty) is split by bytes instead: the
+last ``val_fraction`` of the concatenated text is validation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sysconfig
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from mhc_mup.errors import CorpusError
+
+SKIP_DIRS = frozenset({"site-packages", "dist-packages", "__pycache__"})
+DEFAULT_MAX_BYTES = 16 * 2**20
+
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """Train and validation bytes, ``(N,)`` uint8 tensors, and where they came from."""
+
+    train: torch.Tensor
+    val: torch.Tensor
+    source: str
+    n_files: int
+    split: str  # "by file" or "by bytes"
+
+    def describe(self) -> str:
+        return (
+            f"{self.source}: {self.n_files} file(s), {self.train.numel():,} train / {self.val.numel():,} "
+            f"validation bytes (split {self.split})"
+        )
+
+
+def default_corpus() -> Path:
+    """The standard library's source folder."""
+    return Path(sysconfig.get_paths()["stdlib"])
+
+
+def _is_text(path: Path) -> bool:
+    with path.open("rb") as fh:
+        return b"\0" not in fh.read(8192)
+
+
+def corpus_files(root: Path, pattern: str = "*") -> list[Path]:
+    """Text files under ``root`` matching ``pattern``, sorted by relative path; hidden folders,
+    ``site-packages``, ``dist-packages``, ``__pycache__`` and binary files (a NUL in the first
+    8 KiB) are skipped."""
+    files = []
+    for path in sorted(root.rglob(pattern)):
+        parts = path.relative_to(root).parts
+        if any(p.startswith(".") or p in SKIP_DIRS for p in parts) or not path.is_file():
+            continue
+        try:
+            if _is_text(path):
+                files.append(path)
+        except OSError:
+            continue
+    return files
+
+
+def _hash_byte(relative: Path) -> int:
+    """First byte of the SHA-256 of a relative path (POSIX form): the file's place in the split."""
+    return hashlib.sha256(relative.as_posix().encode()).digest()[0]
+
+
+def _to_tensor(chunks: list[bytes]) -> torch.Tensor:
+    data = b"".join(chunks)
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8) if data else torch.empty(0, dtype=torch.uint8)
+
+
+def load_corpus(
+    path: str | Path | None = None,
+    *,
+    val_fraction: float = 0.1,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    pattern: str | None = None,
+) -> Corpus:
+    """Read a corpus and split it into train and validation bytes.
+
+    ``path`` None → :func:`default_corpus` with ``pattern`` ``*.py``; a folder uses every text file
+    (``pattern`` ``*`` unless given). Each split keeps at most ``max_bytes`` bytes (whole files, in
+    path order). :class:`CorpusError` if the path is missing, holds no text or only empty files.
+    """
+    if not 0 < val_fraction < 1:
+        raise CorpusError(f"validation fraction must be in (0, 1), got {val_fraction!r}")
+    root = default_corpus() if path is None else Path(path).expanduser()
+    pattern = pattern or ("*.py" if path is None else "*")
+    if not root.exists():
+        raise CorpusError(f"corpus '{root}' does not exist")
+    if root.is_file():
+        files, base = [root], root.parent
+    elif root.is_dir():
+        files, base = corpus_files(root, pattern), root
+        if not files:
+            raise CorpusError(f"corpus folder '{root}' has no text files matching {pattern!r}")
+    else:
+        raise CorpusError(f"corpus '{root}' is neither a file nor a folder")
+    threshold = int(256 * val_fraction)
+    parts: dict[str, list[bytes]] = {"train": [], "val": []}
+    sizes = {"train": 0, "val": 0}
+    used = 0
+    for f in files:
+        side = "val" if len(files) > 1 and _hash_byte(f.relative_to(base)) < threshold else "train"
+        if sizes[side] >= max_bytes:
+            continue
+        try:
+            text = f.read_bytes()[: max_bytes - sizes[side]]
+        except OSError as exc:
+            raise CorpusError(f"cannot read corpus file '{f}': {exc.strerror or exc}") from None
+        if text:
+            parts[side].append(text)
+            sizes[side] += len(text)
+            used += 1
+    if not used:
+        raise CorpusError(f"corpus '{root}' is empty")
+    if sizes["train"] and sizes["val"]:
+        return Corpus(_to_tensor(parts["train"]), _to_tensor(parts["val"]), str(root), used, "by file")
+    data = _to_tensor(parts["train"] + parts["val"])
+    cut = max(1, round(data.numel() * (1 - val_fraction)))
+    return Corpus(data[:cut], data[cut:], str(root), used, "by bytes")
+
+
+def sample_batch(
+    data: torch.Tensor, batch_size: int, seq_len: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``batch_size`` random windows of ``data``: inputs ``(B, T)`` and next-byte targets ``(B, T)``, int64."""
+    n = data.numel() - seq_len - 1
+    if n < 0:
+        raise CorpusError(f"corpus split has {data.numel()} bytes; need at least seq_len + 1 = {seq_len + 1}")
+    starts = torch.randint(0, n + 1, (batch_size,), generator=generator)
+    idx = starts.unsqueeze(1) + torch.arange(seq_len + 1)
+    windows = data[idx].long()
+    return windows[:, :-1], windows[:, 1:]

@@ -1,0 +1,336 @@
+"""A small DeepSeek-V4-style mHC language model and its plain-residual control.
+
+mHC model (``hc=True``), with ``B`` batch, ``T`` tokens, ``n_s`` streams of width ``d``::
+
+    x = embed(tokens)                         (B, T, d) → copied into n_s streams (B, T, n_s, d)
+    for each block, for f in (attention, MLP):
+        y, post, comb = hc_pre(x)             y = Σ_i pre[i]·x[i]                       (B, T, d)
+        x = hc_post(f(RMSNorm(y)), x, ...)    x[o] ← post[o]·f(·) + Σ_i comb[i, o]·x[i]  (B, T, n_s, d)
+    logits = readout(RMSNorm(hc_head(x)))     (B, T, vocab)
+
+The control (``hc=False``) has the same embedding, blocks and readout on one stream with the usual
+pre-norm residual ``x ← x + f(RMSNorm(x))`` and no mHC parameter. The mHC math calls
+:mod:`mhc_mup.mhc.ops` (on CUDA, by default, the fused kernels of :mod:`mhc_mup.kernels.fused`, which compute the same
+function) and runs in fp32 even under autocast, as V4 does; branches follow the autocast
+context (bf16 on CUDA in the coordinate check). Identity "taps" expose the gate pre-activations
+(``pre_logits``, ``post_logits``, ``comb_logits``, ``head.logits``) to forward hooks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mhc_mup.errors import ModelConfigError
+from mhc_mup.kernels import fused
+from mhc_mup.mhc.ops import HC_EPS, NORM_EPS, collapse, gate_logits, hc_head, hc_mixes, hc_post, split_mixes
+from mhc_mup.training.width_rules import WidthParameterization
+
+STREAM_DTYPES = ("float32", "bfloat16")
+
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Shape of :class:`MHCLM`: width ``d``, ``depth`` blocks of attention (``heads`` heads of
+    ``d/heads``) and MLP (hidden ``mlp_ratio·d``), ``n_s`` streams, ``K`` Sinkhorn iterations,
+    byte vocabulary; ``hc=False`` builds the plain-residual control. ``stream_dtype`` is the storage
+    dtype of the residual stream(s) between sublayers: ``"float32"``, or ``"bfloat16"`` as V4 stores them
+    (for training under bf16 autocast; the mHC math stays fp32 either way)."""
+
+    d: int = 64
+    depth: int = 2
+    heads: int = 4
+    n_s: int = 4
+    K: int = 20
+    vocab: int = 256
+    mlp_ratio: int = 4
+    hc: bool = True
+    hc_eps: float = HC_EPS
+    norm_eps: float = NORM_EPS
+    stream_dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        for name, low in (("d", 1), ("depth", 1), ("heads", 1), ("n_s", 2), ("K", 1), ("vocab", 2), ("mlp_ratio", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ModelConfigError(f"{name} must be an integer >= {low}, got {value!r}")
+        if self.d % self.heads:
+            raise ModelConfigError(f"width d={self.d} is not divisible by heads={self.heads}")
+        if not (self.hc_eps >= 0 and self.norm_eps >= 0):
+            raise ModelConfigError(f"hc_eps and norm_eps must be >= 0, got {self.hc_eps!r}, {self.norm_eps!r}")
+        if self.stream_dtype not in STREAM_DTYPES:
+            raise ModelConfigError(f"stream_dtype must be one of {', '.join(STREAM_DTYPES)}, got {self.stream_dtype!r}")
+
+    @property
+    def d_head(self) -> int:
+        return self.d // self.heads
+
+    def replace(self, **changes: object) -> ModelConfig:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+class Tap(nn.Identity):
+    """Returns its input unchanged; a named place for a forward hook to read an intermediate value."""
+
+
+def _fp32(device_type: str):
+    """Autocast switched off: the mHC math runs in fp32 as in V4."""
+    return torch.autocast(device_type=device_type, enabled=False)
+
+
+class HyperConnection(nn.Module):
+    """One sublayer's mHC generator: ``fn`` ``((2+n_s)·n_s, n_s·d)``, ``scale`` ``(3,)``, ``base``
+    ``((2+n_s)·n_s,)``. ``forward(x)`` ``(..., n_s, d)`` → V4's ``hc_pre``: ``(y (..., d), post
+    (..., n_s), comb (..., n_s, n_s))``, with the gate pre-activations passed through taps.
+
+    ``kernels`` (see :func:`mhc_mup.kernels.fused.use_triton`) picks the fused Triton kernels or the reference
+    ops; while a forward hook watches a tap, the reference ops run so that the hook sees the logits."""
+
+    def __init__(self, n_s: int, d: int, K: int, hc_eps: float, norm_eps: float) -> None:
+        super().__init__()
+        rows = (2 + n_s) * n_s
+        self.n_s, self.K, self.hc_eps, self.norm_eps = n_s, K, hc_eps, norm_eps
+        self.fn = nn.Parameter(torch.empty(rows, n_s * d))
+        self.scale = nn.Parameter(torch.empty(3))
+        self.base = nn.Parameter(torch.empty(rows))
+        self.pre_logits, self.post_logits, self.comb_logits = Tap(), Tap(), Tap()
+        self.kernels = "auto"
+
+    def fused_for(self, x: torch.Tensor) -> bool:
+        """Whether this hyper-connection runs the fused kernels on ``x`` (and its hc_post with it)."""
+        observed = any(tap._forward_hooks or tap._forward_pre_hooks for tap in self._taps())
+        return not observed and fused.use_triton(self.kernels, x)
+
+    def fused_routed(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The fused hc_pre, and the route for hc_post's gradient of ``x``
+        (:func:`mhc_mup.kernels.fused.hc_pre_routed`)."""
+        with _fp32(x.device.type):
+            return fused.hc_pre_routed(x, self.fn, self.scale, self.base, self.K, self.hc_eps, self.norm_eps)
+
+    def _taps(self) -> tuple[Tap, Tap, Tap]:
+        return self.pre_logits, self.post_logits, self.comb_logits
+
+    def forward(
+        self, x: torch.Tensor, fused_path: bool | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``fused_path``: the caller's :meth:`fused_for` decision, so that it is made once per sublayer."""
+        if fused_path is None:
+            fused_path = self.fused_for(x)
+        if fused_path:
+            return self.fused_routed(x)[:3]
+        with _fp32(x.device.type):
+            mixes = hc_mixes(x, self.fn, self.norm_eps)
+            a_pre, a_post, z = gate_logits(mixes, self.scale, self.base, self.n_s)
+            self.pre_logits(a_pre)
+            self.post_logits(a_post)
+            self.comb_logits(z)
+            pre, post, comb = split_mixes(mixes, self.scale, self.base, self.n_s, self.K, self.hc_eps)
+            return collapse(x, pre), post, comb
+
+
+class HeadCollapse(nn.Module):
+    """V4's head: ``Σ_i (σ(mixes_i·s + b_i) + hc_eps)·x[i]``; ``fn`` ``(n_s, n_s·d)``, ``scale`` ``(1,)``,
+    ``base`` ``(n_s,)``; ``(..., n_s, d)`` → ``(..., d)``."""
+
+    def __init__(self, n_s: int, d: int, hc_eps: float, norm_eps: float) -> None:
+        super().__init__()
+        self.hc_eps, self.norm_eps = hc_eps, norm_eps
+        self.fn = nn.Parameter(torch.empty(n_s, n_s * d))
+        self.scale = nn.Parameter(torch.empty(1))
+        self.base = nn.Parameter(torch.empty(n_s))
+        self.logits = Tap()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with _fp32(x.device.type):
+            self.logits(hc_mixes(x, self.fn, self.norm_eps) * self.scale + self.base)  # hc_head's gate input
+            return hc_head(x, self.fn, self.scale, self.base, self.hc_eps, self.norm_eps)
+
+
+class Attention(nn.Module):
+    """Causal multi-head self-attention without biases: ``softmax(q·kᵀ · scale + causal mask)·v``,
+    ``(B, T, d)`` → ``(B, T, d)``; ``scale`` is set by the width parameterization."""
+
+    def __init__(self, d: int, heads: int, scale: float) -> None:
+        super().__init__()
+        self.heads, self.scale = heads, scale
+        self.q, self.k, self.v, self.o = (nn.Linear(d, d, bias=False) for _ in range(4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, d = x.shape
+        q, k, v = (lin(x).view(B, T, self.heads, d // self.heads).transpose(1, 2) for lin in (self.q, self.k, self.v))
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=self.scale)
+        return self.o(y.transpose(1, 2).reshape(B, T, d))
+
+
+class MLP(nn.Module):
+    """``down(GELU(up(x)))``, ``(..., d)`` → ``(..., d)`` through a hidden width ``ratio·d``."""
+
+    def __init__(self, d: int, ratio: int) -> None:
+        super().__init__()
+        self.up = nn.Linear(d, ratio * d, bias=False)
+        self.down = nn.Linear(ratio * d, d, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down(F.gelu(self.up(x)))
+
+
+class Sublayer(nn.Module):
+    """One residual sublayer: ``hc_post(f(RMSNorm(y)), x, post, comb)`` with ``(y, post, comb) =
+    hc_pre(x)`` (mHC, ``x`` ``(B, T, n_s, d)``), or ``x + f(RMSNorm(x))`` (control, ``x`` ``(B, T, d)``)."""
+
+    def __init__(self, cfg: ModelConfig, branch: nn.Module) -> None:
+        super().__init__()
+        self.hc = HyperConnection(cfg.n_s, cfg.d, cfg.K, cfg.hc_eps, cfg.norm_eps) if cfg.hc else None
+        self.norm = nn.RMSNorm(cfg.d, eps=cfg.norm_eps)
+        self.branch = branch
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.hc is None:
+            return x + self.branch(self.norm(_norm_input(x, self.norm)))
+        fused_path = self.hc.fused_for(x)  # hc_pre and hc_post take the same path
+        if fused_path:  # hc_post's gradient of x is added inside hc_pre's backward, not by autograd
+            y, post, comb, route = self.hc.fused_routed(x)
+        else:
+            (y, post, comb), route = self.hc(x, fused_path=False), None
+        out = self.branch(self.norm(_norm_input(y, self.norm)))
+        with _fp32(x.device.type):
+            return fused.hc_post(out, x, post, comb, x_grad_route=route) if fused_path else hc_post(out, x, post, comb)
+
+
+def _norm_input(y: torch.Tensor, norm: nn.RMSNorm) -> torch.Tensor:
+    """``y`` in the dtype of ``norm``'s gain: bf16 streams are upcast, so the RMSNorm computes in fp32 as V4's
+    does (autocast rounds its output to bf16 once, at the branch's first matmul). Given bf16 ``y`` and an fp32
+    gain, ``torch.rms_norm`` cannot take its fused kernel: it runs a composite of small ops (about 7 per call
+    forward and 20 backward, on the H100 profile)."""
+    return y.to(norm.weight.dtype)
+
+
+class Block(nn.Module):
+    """An attention sublayer then an MLP sublayer; the output is the residual stream."""
+
+    def __init__(self, cfg: ModelConfig, attn_scale: float) -> None:
+        super().__init__()
+        self.attn = Sublayer(cfg, Attention(cfg.d, cfg.heads, attn_scale))
+        self.mlp = Sublayer(cfg, MLP(cfg.d, cfg.mlp_ratio))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mlp(self.attn(x))
+
+
+class MHCLM(nn.Module):
+    """Byte-level causal LM: ``tokens`` ``(B, T)`` int64 → next-token logits ``(B, T, vocab)``.
+
+    ``config`` fixes the shape; ``param`` (a :class:`WidthParameterization`) the init, the
+    attention scale and, through :func:`~mhc_mup.training.width_rules.param_groups`, the learning rates.
+    Both travel with the model: as attributes under ``copy.deepcopy`` and pickling, and as the
+    ``_extra_state`` entry of ``state_dict`` (:meth:`from_state_dict` rebuilds the model from it;
+    loading into a model built differently is an error, never a silent mismatch).
+    """
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        param: WidthParameterization | None = None,
+        *,
+        seed: int | None = 0,
+        kernels: str = "auto",
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.param = param or WidthParameterization()
+        base_heads_width = max(1, self.param.base_d // config.heads)
+        attn_scale = self.param.attention_scale(config.d_head, base_heads_width)
+        self.embed = nn.Embedding(config.vocab, config.d)
+        self.blocks = nn.ModuleList(Block(config, attn_scale) for _ in range(config.depth))
+        self.head = HeadCollapse(config.n_s, config.d, config.hc_eps, config.norm_eps) if config.hc else None
+        self.norm_f = nn.RMSNorm(config.d, eps=config.norm_eps)
+        self.readout = nn.Linear(config.d, config.vocab, bias=False)
+        self.set_kernels(kernels)
+        if seed is not None:
+            self.reset_parameters(torch.Generator().manual_seed(seed))
+
+    def set_kernels(self, kernels: str) -> MHCLM:
+        """Run the mHC sublayers through ``kernels``: ``'auto'`` (fused Triton kernels on CUDA, the
+        reference ops elsewhere), ``'reference'`` or ``'triton'`` (see :func:`mhc_mup.kernels.fused.use_triton`)."""
+        fused.check_kernel_choice(kernels)
+        self.kernels = kernels
+        for module in self.modules():
+            if isinstance(module, HyperConnection):
+                module.kernels = kernels
+        return self
+
+    @torch.no_grad()
+    def reset_parameters(self, generator: torch.Generator) -> None:
+        """Initialise every parameter by its rule (on CPU draws from ``generator``, so the same seed gives
+        the same model on any device): matrices by :meth:`WidthParameterization.init_std`, gains 1, and
+        the mHC generators by the preset's :meth:`~mhc_mup.mhc.parameterizations.Parameterization.init`."""
+        cfg, param = self.config, self.param
+        for name, p in self.named_parameters():
+            owner = name.rsplit(".", 2)[-2] if name.count(".") else ""
+            if owner in ("hc", "head"):
+                continue
+            if owner in ("norm", "norm_f"):
+                p.fill_(1.0)
+                continue
+            kind = "embedding" if name == "embed.weight" else "readout" if name == "readout.weight" else "hidden"
+            std = param.init_std(kind, p.shape[-1], cfg.d)
+            p.copy_(torch.randn(p.shape, generator=generator) * std)
+        init = param.hc.init(cfg.n_s, cfg.d)
+        for module in self.modules():
+            if isinstance(module, HyperConnection):
+                module.fn.copy_(init.sample_fn(cfg.n_s, cfg.n_s * cfg.d, generator=generator))
+                module.scale.copy_(init.scale_tensor(torch.float32))
+                module.base.copy_(init.base_tensor(cfg.n_s, torch.float32))
+            elif isinstance(module, HeadCollapse):
+                module.fn.copy_(init.sample_fn(cfg.n_s, cfg.n_s * cfg.d, generator=generator, gate="pre"))
+                module.scale.fill_(init.scale[0])
+                module.base.copy_(init.base_tensor(cfg.n_s, torch.float32, gate="pre"))
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        x = self.embed(tokens)
+        if self.config.stream_dtype == "bfloat16":  # "float32" keeps the parameters' dtype (fp64 in tests)
+            x = x.to(torch.bfloat16)
+        if self.config.hc:  # n_s copies of the embedding, materialised once: the fused ops take contiguous
+            # streams, and each op reading a stride-0 view would copy it, element by element, forward and backward
+            x = x.unsqueeze(-2).expand(*x.shape[:-1], self.config.n_s, self.config.d).contiguous()
+        for block in self.blocks:
+            x = block(x)
+        if self.head is not None:
+            x = self.head(x)
+        return self.readout(self.norm_f(_norm_input(x, self.norm_f)))
+
+    # ── metadata in the state_dict ────────────────────────────────────────────────────────────
+    def get_extra_state(self) -> dict:
+        return {"config": dataclasses.asdict(self.config), "param": self.param.to_dict()}
+
+    def set_extra_state(self, state: Mapping) -> None:
+        mine = self.get_extra_state()
+        state = dict(state)
+        if isinstance(state.get("config"), Mapping):  # saved before a config field existed: its default
+            state["config"] = {**dataclasses.asdict(ModelConfig()), **state["config"]}
+        if state != mine:
+            raise ModelConfigError(
+                "state_dict was saved from a different model: "
+                f"{state.get('param', {}).get('model')}+{state.get('param', {}).get('hc', {}).get('name')} "
+                f"config {state.get('config')} vs this model's {self.param.name} config {mine['config']}; "
+                "build it with MHCLM.from_state_dict"
+            )
+
+    @classmethod
+    def from_state_dict(cls, state_dict: Mapping[str, torch.Tensor]) -> MHCLM:
+        """The model (config, parameterization and weights) saved by ``state_dict()``."""
+        extra = state_dict.get("_extra_state")
+        if not isinstance(extra, Mapping):
+            raise ModelConfigError("state_dict has no _extra_state (config and parameterization); not from MHCLM")
+        model = cls(ModelConfig(**extra["config"]), WidthParameterization.from_dict(extra["param"]), seed=None)
+        model.load_state_dict(state_dict)
+        return model
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())

@@ -1,0 +1,69 @@
+"""Byte-level corpus: the standard library by default, a deterministic split by file, clear errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mhc_mup.training.data import CorpusError, corpus_files, default_corpus, load_corpus, sample_batch
+
+
+def test_default_corpus_is_the_stdlib_without_site_packages():
+    root = default_corpus()
+    files = corpus_files(root, "*.py")
+    assert root.is_dir() and len(files) > 100
+    assert not any("site-packages" in f.parts or "__pycache__" in f.parts for f in files)
+    assert root / "os.py" in files
+    corpus = load_corpus(max_bytes=2**18)
+    assert corpus.split == "by file" and corpus.train.dtype == torch.uint8
+    assert 0 < corpus.train.numel() <= 2**18 and 0 < corpus.val.numel() <= 2**18
+
+
+def test_split_by_file_is_deterministic_and_disjoint(tmp_path):
+    for i in range(40):
+        (tmp_path / f"doc{i:02d}.txt").write_text(f"<{i:02d}>" * 10)
+    a, b = load_corpus(tmp_path), load_corpus(tmp_path)
+    assert torch.equal(a.train, b.train) and torch.equal(a.val, b.val) and a.split == "by file"
+    train, val = bytes(a.train.tolist()).decode(), bytes(a.val.tolist()).decode()
+    in_train = {i for i in range(40) if f"<{i:02d}>" in train}
+    in_val = {i for i in range(40) if f"<{i:02d}>" in val}
+    assert in_train and in_val and not in_train & in_val and in_train | in_val == set(range(40))
+
+
+def test_single_file_is_split_by_bytes(tmp_path):
+    path = tmp_path / "one.txt"
+    path.write_bytes(bytes(range(32, 127)) * 10)
+    c = load_corpus(path, val_fraction=0.2)
+    assert c.split == "by bytes" and c.n_files == 1
+    assert c.train.numel() == 760 and c.val.numel() == 190
+    assert bytes(torch.cat([c.train, c.val]).tolist()) == path.read_bytes()
+
+
+def test_binary_and_hidden_files_are_skipped(tmp_path):
+    (tmp_path / "a.txt").write_text("hello world " * 20)
+    (tmp_path / "b.bin").write_bytes(b"\0\1\2" * 100)
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "c.txt").write_text("secret")
+    assert [f.name for f in corpus_files(tmp_path)] == ["a.txt"]
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: p / "missing", "does not exist"),
+        (lambda p: p, "has no text files"),
+        (lambda p: (p / "e.txt").write_text("") or p, "is empty"),
+    ],
+)
+def test_bad_corpus_raises_a_one_line_error(tmp_path, make, message):
+    with pytest.raises(CorpusError, match=message):
+        load_corpus(make(tmp_path))
+
+
+def test_batches_are_next_byte_windows():
+    data = torch.arange(200, dtype=torch.uint8)
+    x, y = sample_batch(data, 4, 16, torch.Generator().manual_seed(0))
+    assert x.shape == y.shape == (4, 16) and x.dtype == torch.int64
+    assert torch.equal(y[:, :-1], x[:, 1:]) and torch.equal(y[:, -1], x[:, -1] + 1)
+    with pytest.raises(CorpusError, match="need at least seq_len"):
+        sample_batch(data, 1, 200, torch.Generator())

@@ -1,0 +1,272 @@
+"""The mHC language model: its blocks are V4's ops, the control has no mHC, the init follows the rules,
+and the optimizer groups' multipliers are exact and survive deepcopy, pickling and state_dict round trips."""
+
+from __future__ import annotations
+
+import copy
+import io
+import math
+import pickle
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mhc_mup.mhc.ops import hc_head, hc_post, hc_pre
+from mhc_mup.mhc.parameterizations import PARAMETERIZATIONS
+from mhc_mup.training.model import MHCLM, HeadCollapse, HyperConnection, ModelConfig, ModelConfigError
+from mhc_mup.training.width_rules import (
+    KINDS,
+    WidthParamError,
+    WidthParameterization,
+    lr_multipliers,
+    make_optimizer,
+    param_groups,
+    parameter_kind,
+)
+
+SMALL = ModelConfig(d=32, depth=2, heads=4, n_s=4, K=20)
+
+
+def _model(model: str = "mup", hc: str = "mup", d: int = 32, base_d: int = 16, **kw) -> MHCLM:
+    return MHCLM(SMALL.replace(d=d, **kw), WidthParameterization(model, PARAMETERIZATIONS[hc], base_d), seed=3)
+
+
+@pytest.fixture
+def tokens() -> torch.Tensor:
+    return torch.randint(0, 256, (2, 12), generator=torch.Generator().manual_seed(0))
+
+
+def test_forward_shape_and_finite_loss(tokens):
+    model = _model()
+    logits = model(tokens)
+    assert logits.shape == (2, 12, 256)
+    loss = F.cross_entropy(logits.flatten(0, 1), tokens.flatten())
+    assert torch.isfinite(loss)
+    # a byte model at init predicts close to uniformly: loss near log(256)
+    assert abs(loss.item() - math.log(256)) < 1.5
+
+
+def test_hyper_connection_equals_hc_pre_and_sublayer_equals_hc_post():
+    model = _model(hc="hf-v4")  # scale 1: the gates are far from trivial
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(2, 5, 4, 32, generator=gen)
+    sub = model.blocks[0].attn
+    hc: HyperConnection = sub.hc
+    with torch.no_grad():
+        hc.base.copy_(torch.randn(hc.base.shape, generator=gen) * 0.5)
+        y, post, comb = hc(x)
+        y_ref, post_ref, comb_ref = hc_pre(x, hc.fn, hc.scale, hc.base, K=20)
+        torch.testing.assert_close(y, y_ref, rtol=0, atol=0)
+        torch.testing.assert_close(post, post_ref, rtol=0, atol=0)
+        torch.testing.assert_close(comb, comb_ref, rtol=0, atol=0)
+        out = sub(x)
+        ref = hc_post(sub.branch(sub.norm(y_ref)), x, post_ref, comb_ref)
+        torch.testing.assert_close(out, ref, rtol=0, atol=0)
+        head: HeadCollapse = model.head
+        torch.testing.assert_close(head(x), hc_head(x, head.fn, head.scale, head.base), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("hc", [True, False], ids=["mhc", "control"])
+def test_norms_get_their_input_in_their_gains_dtype_under_autocast(hc, tokens):
+    """bf16 streams under bf16 autocast: every RMSNorm sees its input in its gain's dtype (fp32), so it computes
+    in fp32 and takes torch's fused kernel. Given bf16 and fp32, torch.rms_norm warns and falls back to a
+    composite of small ops, which made bf16-stream eager steps slower than fp32-stream ones on the H100."""
+    model = MHCLM(ModelConfig(d=32, depth=1, heads=4, n_s=4, K=3, stream_dtype="bfloat16", hc=hc), seed=0)
+    seen = []
+    for module in model.modules():
+        if isinstance(module, nn.RMSNorm):
+            module.register_forward_pre_hook(lambda m, args: seen.append((args[0].dtype, m.weight.dtype)))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="Mismatch dtype between input and weight")
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = model(tokens).float().mean()
+        loss.backward()
+    assert len(seen) == 3 and all(a == b == torch.float32 for a, b in seen), seen
+
+
+def test_embedding_is_copied_into_every_stream(tokens):
+    model = _model()
+    seen = {}
+    model.blocks[0].attn.register_forward_pre_hook(lambda m, args: seen.setdefault("x", args[0]))
+    model(tokens)
+    x = seen["x"]
+    assert x.shape == (2, 12, 4, 32)
+    for i in range(4):
+        torch.testing.assert_close(x[..., i, :], model.embed(tokens))
+    # materialised, not a stride-0 view: the fused ops would each copy a view, forward and backward
+    assert x.is_contiguous()
+
+
+def test_control_has_no_mhc_parameters_and_same_branches(tokens):
+    control = MHCLM(SMALL.replace(hc=False), WidthParameterization(), seed=3)
+    names = [n for n, _ in control.named_parameters()]
+    assert not any(k.startswith("hc_") for k in {parameter_kind(n) for n in names})
+    assert not any(".hc." in n or n.startswith("head.") for n in names)
+    assert control.head is None and all(b.attn.hc is None and b.mlp.hc is None for b in control.blocks)
+    mhc = _model(base_d=32)
+    non_hc = {n: p.shape for n, p in mhc.named_parameters() if not parameter_kind(n).startswith("hc_")}
+    assert non_hc == {n: p.shape for n, p in control.named_parameters()}
+    assert control(tokens).shape == (2, 12, 256)
+
+
+def test_parameter_kinds_cover_the_model():
+    model = _model()
+    kinds = {n: parameter_kind(n) for n, _ in model.named_parameters()}
+    assert kinds["embed.weight"] == "embedding" and kinds["readout.weight"] == "readout"
+    assert kinds["blocks.0.attn.hc.fn"] == "hc_fn" and kinds["head.scale"] == "hc_scale"
+    assert kinds["blocks.1.mlp.norm.weight"] == "gain" and kinds["norm_f.weight"] == "gain"
+    assert kinds["blocks.0.attn.branch.q.weight"] == "hidden" and kinds["blocks.1.mlp.branch.down.weight"] == "hidden"
+    assert set(kinds.values()) == set(KINDS)
+    with pytest.raises(WidthParamError):
+        parameter_kind("blocks.0.attn.branch.q.bias")
+
+
+@pytest.mark.parametrize("model_param", ["sp", "mup"])
+def test_init_follows_the_rules(model_param):
+    d, base = 256, 32
+    model = _model(model_param, "C", d=d, base_d=base, depth=1)
+    m = d / base
+    std = {n: p.std().item() for n, p in model.named_parameters() if p.numel() > 1}
+    assert std["embed.weight"] == pytest.approx(1.0, rel=0.02)
+    assert std["blocks.0.attn.branch.q.weight"] == pytest.approx(1 / math.sqrt(d), rel=0.02)
+    assert std["blocks.0.mlp.branch.down.weight"] == pytest.approx(1 / math.sqrt(4 * d), rel=0.02)
+    readout = 1 / math.sqrt(d * (m if model_param == "mup" else 1))
+    assert std["readout.weight"] == pytest.approx(readout, rel=0.03)
+    assert torch.all(model.norm_f.weight == 1)
+    hc = model.blocks[0].attn.hc
+    assert hc.fn.std().item() == pytest.approx(1 / (4 * d), rel=0.02)  # preset C: σ_W = 1/(n_s·d)
+    assert hc.scale.tolist() == pytest.approx([0.1] * 3) and torch.all(hc.base == 0)
+    assert model.head.fn.shape == (4, 4 * d) and model.head.scale.item() == pytest.approx(0.1)
+    d_head = d // 4
+    scale = model.blocks[0].attn.branch.scale
+    assert scale == pytest.approx(1 / math.sqrt(d_head) if model_param == "sp" else math.sqrt(base // 4) / d_head)
+
+
+def test_same_seed_same_model_different_seed_different_model():
+    a, b = _model(), _model()
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+    c = MHCLM(SMALL, WidthParameterization(), seed=4)
+    assert not torch.equal(a.embed.weight, c.embed.weight)
+
+
+def test_config_errors_name_the_value():
+    with pytest.raises(ModelConfigError, match="d=30 is not divisible by heads=4"):
+        ModelConfig(d=30)
+    with pytest.raises(ModelConfigError, match="n_s"):
+        ModelConfig(n_s=1)
+    with pytest.raises(WidthParamError, match="'xp'"):
+        WidthParameterization("xp")
+
+
+# ── optimizer groups ────────────────────────────────────────────────────────────────────────────
+EXPECTED = {  # kind → (SP, µP) multiplier at m = d/base_d = 4, per optimizer; mHC from the mup preset (1/d for fn)
+    "adam": {"embedding": (1, 1), "hidden": (1, 1 / 4), "readout": (1, 1 / 4), "gain": (1, 1)},
+    "sgd": {"embedding": (1, 4), "hidden": (1, 1), "readout": (1, 1 / 4), "gain": (1, 4)},
+}
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+@pytest.mark.parametrize("model_param", ["sp", "mup"])
+def test_param_groups_carry_the_table_multipliers(optimizer, model_param):
+    d = 64
+    model = _model(model_param, "mup", d=d, base_d=16)
+    groups = param_groups(model, optimizer, 0.5)
+    assert [g["kind"] for g in groups] == list(KINDS)
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+    for g in groups:
+        if g["kind"].startswith("hc_"):
+            want = 1 / d if g["kind"] == "hc_fn" else 1.0
+        else:
+            want = EXPECTED[optimizer][g["kind"]][model_param == "mup"]
+        assert g["lr_mult"] == pytest.approx(want) and g["lr"] == pytest.approx(0.5 * want)
+
+
+def _loss(model: MHCLM, tokens: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(model(tokens).flatten(0, 1).double(), tokens.flatten())
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_one_step_moves_each_group_by_exactly_its_multiplier(optimizer, tokens):
+    """SGD: Δp = −η·m·g. Adam's first step (bias-corrected m̂ = g, v̂ = g²): Δp = −η·m·g/(|g| + eps)."""
+    lr, eps = 1e-2, 1e-8
+    model = _model("mup", "mup", d=64, base_d=16).double()  # fp64: Δp is exact to ~1e-12 of p
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    opt = make_optimizer(model, optimizer, lr, **({"eps": eps} if optimizer == "adam" else {}))
+    opt.zero_grad()
+    _loss(model, tokens).backward()
+    grads = {n: p.grad.detach().clone() for n, p in model.named_parameters()}
+    opt.step()
+    mults = lr_multipliers(model, optimizer)
+    assert len({round(m, 12) for m in mults.values()}) >= 3  # the test compares genuinely different rates
+    for n, p in model.named_parameters():
+        g = grads[n]
+        expected = -lr * mults[n] * (g if optimizer == "sgd" else g / (g.abs() + eps))
+        torch.testing.assert_close(p.detach() - before[n], expected, rtol=1e-6, atol=1e-12, msg=n)
+
+
+def _roundtrip_state_dict(model: MHCLM) -> MHCLM:
+    buf = io.BytesIO()
+    torch.save(model.state_dict(), buf)
+    buf.seek(0)
+    return MHCLM.from_state_dict(torch.load(buf, weights_only=True))
+
+
+@pytest.mark.parametrize(
+    "roundtrip",
+    [copy.deepcopy, lambda m: pickle.loads(pickle.dumps(m)), _roundtrip_state_dict],
+    ids=["deepcopy", "pickle", "state_dict"],
+)
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_multipliers_survive_round_trips(roundtrip, optimizer, tokens):
+    model = _model("mup", "mup", d=64, base_d=16)
+    copied = roundtrip(model)
+    assert copied is not model
+    assert lr_multipliers(copied, optimizer) == lr_multipliers(model, optimizer)
+    assert [(g["kind"], g["lr"]) for g in param_groups(copied, optimizer, 0.1)] == [
+        (g["kind"], g["lr"]) for g in param_groups(model, optimizer, 0.1)
+    ]
+    assert copied.param == model.param and copied.config == model.config
+    torch.testing.assert_close(copied(tokens), model(tokens), rtol=0, atol=0)
+
+
+def test_optimizer_state_dict_keeps_group_rates(tokens):
+    model = _model("mup", "mup", d=64, base_d=16)
+    opt = make_optimizer(model, "adam", 1e-3)
+    _loss(model, tokens).backward()
+    opt.step()
+    buf = io.BytesIO()
+    torch.save(opt.state_dict(), buf)
+    buf.seek(0)
+    fresh = make_optimizer(copy.deepcopy(model), "adam", 1.0)  # wrong rates, overwritten by the load
+    fresh.load_state_dict(torch.load(buf, weights_only=True))
+    assert [(g["kind"], g["lr"], g["lr_mult"]) for g in fresh.param_groups] == [
+        (g["kind"], g["lr"], g["lr_mult"]) for g in opt.param_groups
+    ]
+
+
+def test_loading_weights_into_a_differently_parameterized_model_fails():
+    sd = _model("mup", "mup", d=64, base_d=16).state_dict()
+    other = _model("sp", "mup", d=64, base_d=16)
+    with pytest.raises(ModelConfigError, match="different model"):
+        other.load_state_dict(sd)
+    with pytest.raises(ModelConfigError, match="_extra_state"):
+        MHCLM.from_state_dict({k: v for k, v in sd.items() if k != "_extra_state"})
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU: bf16 autocast branches, fp32 mHC")
+def test_cuda_bf16_branches_keep_the_mhc_math_in_fp32(tokens):
+    model = _model(hc="hf-v4").cuda()
+    seen = {}
+    hc = model.blocks[0].attn.hc
+    hc.comb_logits.register_forward_hook(lambda m, i, o: seen.setdefault("z", o))
+    model.blocks[0].attn.branch.register_forward_hook(lambda m, i, o: seen.setdefault("branch", o))
+    model.blocks[0].attn.register_forward_hook(lambda m, i, o: seen.setdefault("stream", o))
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        logits = model(tokens.cuda())
+    assert seen["z"].dtype == torch.float32 and seen["stream"].dtype == torch.float32
+    assert seen["branch"].dtype == torch.bfloat16
+    ref = _model(hc="hf-v4")(tokens)
+    torch.testing.assert_close(logits.float().cpu(), ref, rtol=0.1, atol=0.1)
