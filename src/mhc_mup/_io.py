@@ -1,4 +1,5 @@
-"""Writing files safely and in formats pandas reads: atomic writes, JSON-safe values, CSV text, versions.
+"""Writing files safely and in formats pandas reads: atomic writes, JSON-safe values, CSV text, versions,
+and the ``str`` enum whose members print and serialise as their bare value.
 
 Every file the package writes goes through :func:`atomic_write_bytes`: a temporary name in the same
 directory, then a rename, so a reader never sees half a file.
@@ -7,21 +8,23 @@ directory, then a rename, so a reader never sees half a file.
 from __future__ import annotations
 
 import csv
+import enum
 import io
 import json
 import math
 import os
 import platform
+import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from mhc_mup import __version__
 
 __all__ = [
+    "StrEnum",
     "atomic_write_bytes",
     "atomic_write_text",
     "csv_text",
@@ -30,6 +33,23 @@ __all__ = [
     "software_versions",
     "write_bundle",
 ]
+
+
+class _StrEnumFallback(str, enum.Enum):
+    """``enum.StrEnum`` for Python 3.10: ``str()``, f-strings and ``format`` give the bare value (``"O(1)"``,
+    not ``"Reading.O1"``); json, csv and pandas see a ``str`` and write the value too."""
+
+    def __str__(self) -> str:
+        return str.__str__(self)
+
+    def __format__(self, format_spec: str) -> str:
+        return str.__format__(self, format_spec)
+
+
+if sys.version_info >= (3, 11):
+    from enum import StrEnum
+else:  # pragma: no cover - exercised on Python 3.10
+    StrEnum = _StrEnumFallback
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -74,6 +94,8 @@ def json_safe(value):
 
 
 def software_versions() -> dict[str, str]:
+    import torch  # here: the writers of plain files need no torch
+
     return {
         "mhc_mup": __version__,
         "python": platform.python_version(),

@@ -13,7 +13,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "mhc_mup.stats.fitting": (
             "Estimate", "FitSettings", "PowerLawFit", "bootstrap_estimate", "fit_power_law", "fit_power_laws", "mean",
         ),
-        "mhc_mup.stats.readings": ("DECAYS", "GROWS", "O1", "UNCLEAR", "classify"),
+        "mhc_mup.stats.readings": ("DECAYS", "GROWS", "O1", "UNCLEAR", "Reading", "classify"),
     },
     submodules=("fitting", "readings"),
 )

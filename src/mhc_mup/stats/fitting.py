@@ -21,7 +21,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy import stats
 
 from mhc_mup.errors import ConfigError
 
@@ -191,9 +190,13 @@ def _fit_one(
     b_lo, b_hi = np.quantile(boot_slopes, [alpha, 1.0 - alpha]) if len(boot_slopes) else (nan, nan)
     dof = len(point) - 2
     if dof > 0:
+        # Student's t quantile; scipy.special's is the same function as scipy.stats.t.ppf, bit for bit, and
+        # imports in a third of the time (the command line pays every import).
+        from scipy.special import stdtrit
+
         xc = log_d - log_d.mean()
         se = np.sqrt(float((resid**2).sum()) / dof / float((xc * xc).sum()))
-        half = float(stats.t.ppf(1.0 - alpha, dof)) * se
+        half = float(stdtrit(dof, 1.0 - alpha)) * se
         o_lo, o_hi = slope - half, slope + half
     else:
         o_lo = o_hi = nan

@@ -2,21 +2,33 @@
 
 A quantity is O(1) in width when the whole confidence interval of its exponent lies inside
 ``[-tolerance, +tolerance]``; it grows (decays) when the exponent lies above (below) the band and the
-interval excludes 0; otherwise the data cannot tell.
+interval excludes 0; otherwise the data cannot tell. A reading is a ``str`` enum: JSON, CSV, pandas and
+f-strings see its bare value (``"O(1)"``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from mhc_mup._io import StrEnum
 from mhc_mup.stats.fitting import PowerLawFit
 
-__all__ = ["DECAYS", "GROWS", "O1", "UNCLEAR", "classify"]
-
-O1, GROWS, DECAYS, UNCLEAR = "O(1)", "grows", "decays", "unclear"
+__all__ = ["DECAYS", "GROWS", "O1", "UNCLEAR", "Reading", "classify"]
 
 
-def classify(fit: PowerLawFit, tolerance: float = 0.1) -> str:
+class Reading(StrEnum):
+    """How a fitted exponent reads against the O(1) band."""
+
+    O1 = "O(1)"
+    GROWS = "grows"
+    DECAYS = "decays"
+    UNCLEAR = "unclear"
+
+
+O1, GROWS, DECAYS, UNCLEAR = Reading.O1, Reading.GROWS, Reading.DECAYS, Reading.UNCLEAR
+
+
+def classify(fit: PowerLawFit, tolerance: float = 0.1) -> Reading:
     """``O(1)`` if the interval lies inside ``±tolerance``; ``grows`` / ``decays`` if the exponent lies
     outside the band and the interval excludes 0; ``unclear`` otherwise (the data cannot tell)."""
     if not np.isfinite(fit.exponent):

@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from mhc_mup.stats.fitting import fit_power_law, fit_power_laws, mean
+from mhc_mup.errors import ConfigError
+from mhc_mup.stats.fitting import FitSettings, fit_power_law, fit_power_laws, mean
 
 WIDTHS = [64, 128, 256, 512, 1024]
 
@@ -41,6 +42,19 @@ def test_curvature_widens_the_interval_beyond_the_bootstrap():
     assert fit.ols_high - fit.ols_low > 0.01
     assert fit.ci_low == fit.ols_low and fit.ci_high == fit.ols_high
 
+
+
+@pytest.mark.parametrize("confidence", [0.95, 0.8])
+def test_regression_interval_is_the_textbook_t_interval(confidence):
+    """``[ols_low, ols_high]`` = slope ± t_{W−2}((1+c)/2)·se, as scipy.stats computes it from ``linregress``."""
+    from scipy import stats
+
+    samples = [np.full(3, w * (1 - 4 / math.sqrt(w))) for w in WIDTHS]
+    fit = fit_power_law(WIDTHS, samples, confidence=confidence)
+    line = stats.linregress(np.log(WIDTHS), np.log([s[0] for s in samples]))
+    half = stats.t.ppf((1 + confidence) / 2, len(WIDTHS) - 2) * line.stderr
+    assert fit.ols_low == pytest.approx(line.slope - half, rel=1e-12)
+    assert fit.ols_high == pytest.approx(line.slope + half, rel=1e-12)
 
 def test_statistics_other_than_the_mean():
     rng = np.random.default_rng(1)
@@ -84,3 +98,26 @@ def test_paired_series_share_resamples():
     assert fits["b_std"] == fit_power_law(widths, b, lambda v: v.std(axis=-1), seed=9)
     with pytest.raises(ValueError, match="same number of samples"):
         fit_power_laws(widths, {"a": a, "c": [x[:10] for x in b]}, {"m": ("a", mean)})
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"n_boot": 0}, "n_boot must be an integer >= 1, got 0"),
+        ({"n_boot": 10.0}, "n_boot must be an integer >= 1, got 10.0"),
+        ({"confidence": 1.0}, "confidence must lie strictly between 0 and 1, got 1.0"),
+        ({"confidence": 0}, "confidence must lie strictly between 0 and 1, got 0"),
+    ],
+)
+def test_fit_settings_name_the_bad_value(change, message):
+    with pytest.raises(ConfigError, match=message):
+        FitSettings(**change)
+
+
+def test_scipy_is_imported_only_when_a_regression_interval_is_needed():
+    """``import mhc_mup.stats.fitting`` must not pay for scipy.stats (CLI start-up)."""
+    import subprocess
+    import sys
+
+    code = "import sys, mhc_mup.stats.fitting; print('scipy.stats' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
