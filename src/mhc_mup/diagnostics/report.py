@@ -12,10 +12,10 @@ The report is a list of blocks (headings, paragraphs, tables, figures) rendered 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from mhc_mup._io import atomic_write_bytes, atomic_write_text
+from mhc_mup._io import write_bundle
 from mhc_mup.diagnostics import figures as fg
 from mhc_mup.diagnostics.compare import CORRECTION_QUANTITIES, corrections_rows
 from mhc_mup.diagnostics.results import CHAIN_FACTORS, LoadedRun, load_results_folder
@@ -133,14 +133,23 @@ def _executive_summary(
 
 
 def _diagnostic_sections(run: LoadedRun, runs: Mapping[str, LoadedRun], verdict: dict, tol: float) -> list[Block]:
-    name, cfg, widths = run.name, run.config, run.widths
-    span = f"{widths[0]}–{widths[-1]}"
-    out: list[Block] = [Heading(f"Diagnostics ({name})")]
+    """One section per diagnostic for ``run``; figures with one line per run of ``runs``."""
     by_number = {c["number"]: c for c in verdict["conditions"]}
+    out: list[Block] = [Heading(f"Diagnostics ({run.name})")]
+    for section in DIAGNOSTIC_SECTIONS:
+        out += section(run, runs, by_number, tol)
+    return out
 
-    # 1. Sinkhorn error
+
+def _span(run: LoadedRun) -> str:
+    return f"{run.widths[0]}–{run.widths[-1]}"
+
+
+def _sinkhorn_section(run: LoadedRun, runs: Mapping[str, LoadedRun], conditions: dict, tol: float) -> list[Block]:
+    """Diagnostic 1: ε_K per width, with condition 2's sentence."""
+    cfg = run.config
     eps_mean, eps_max = _column(run, "sinkhorn_error", "eps_K_mean"), _column(run, "sinkhorn_error", "eps_K_max")
-    out += [
+    return [
         Heading("1. Finite-K Sinkhorn error ε_K", 3),
         _per_width_table(
             run,
@@ -148,19 +157,21 @@ def _diagnostic_sections(run: LoadedRun, runs: Mapping[str, LoadedRun], verdict:
             "Largest |row or column sum − 1| of the realised comb, over token states.",
         ),
         Paragraph(
-            f"ε_K stays within {_range(eps_mean + eps_max)} over widths {span} (K = {cfg['K']}, hc_eps = "
+            f"ε_K stays within {_range(eps_mean + eps_max)} over widths {_span(run)} (K = {cfg['K']}, hc_eps = "
             f"{cfg['hc_eps']:g}); {scaling_phrase('its mean', run.fit('sinkhorn_error', 'eps_K_mean'), tol)}. "
-            f"{by_number[2]['sentence']}"
+            f"{conditions[2]['sentence']}"
         ),
     ]
 
-    # 2. spectral norm
+
+def _spectral_section(run: LoadedRun, runs: Mapping[str, LoadedRun], conditions: dict, tol: float) -> list[Block]:
+    """Diagnostic 2: ‖C‖₂ and κ(C) per width."""
     s_max = _column(run, "spectral_norm", "spectral_norm_max")
     k_mean, k_med = (
         _column(run, "spectral_norm", "condition_number_mean"),
         _column(run, "spectral_norm", "condition_number_median"),
     )
-    out += [
+    return [
         Heading("2. Spectral norm of the realised comb", 3),
         _per_width_table(
             run,
@@ -180,8 +191,11 @@ def _diagnostic_sections(run: LoadedRun, runs: Mapping[str, LoadedRun], verdict:
         ),
     ]
 
-    # 3. quotient Jacobian
-    q = run.summary(widths[0])["quotient_jacobian"]
+
+def _quotient_section(run: LoadedRun, runs: Mapping[str, LoadedRun], conditions: dict, tol: float) -> list[Block]:
+    """Diagnostic 3: the quotient Jacobian's spectrum and gauge leakage per K, with condition 3's sentence."""
+    cfg = run.config
+    q = run.summary(run.widths[0])["quotient_jacobian"]
     ks = sorted(int(k.removeprefix("K=")) for k in q)
     keys = (
         "sigma_max_mean",
@@ -194,7 +208,7 @@ def _diagnostic_sections(run: LoadedRun, runs: Mapping[str, LoadedRun], verdict:
     qrows = [[str(k)] + [fmt_value(q[f"K={k}"][key]) for key in keys] for k in ks]
     model_k = cfg["K"]
     at_k = q[f"K={model_k}"]
-    out += [
+    return [
         Heading("3. Sinkhorn quotient Jacobian", 3),
         Table(
             ["K", "σ_max", "σ_min", "κ mean", "κ median", "leakage mean", "leakage median"],
@@ -209,7 +223,7 @@ def _diagnostic_sections(run: LoadedRun, runs: Mapping[str, LoadedRun], verdict:
             f"{fmt_value(q[f'K={ks[0]}']['gauge_leakage_mean'])} at K = {ks[0]} to "
             f"{fmt_value(q[f'K={ks[-1]}']['gauge_leakage_mean'])} at K = {ks[-1]} (medians "
             f"{fmt_value(q[f'K={ks[0]}']['gauge_leakage_median'])} and "
-            f"{fmt_value(q[f'K={ks[-1]}']['gauge_leakage_median'])}). {by_number[3]['sentence']}"
+            f"{fmt_value(q[f'K={ks[-1]}']['gauge_leakage_median'])}). {conditions[3]['sentence']}"
         ),
         FigureBlock(
             "quotient_jacobian.png",
@@ -218,10 +232,12 @@ def _diagnostic_sections(run: LoadedRun, runs: Mapping[str, LoadedRun], verdict:
         ),
     ]
 
-    # 4. dynamic sensitivity
-    fit = run.fit
+
+def _sensitivity_section(run: LoadedRun, runs: Mapping[str, LoadedRun], conditions: dict, tol: float) -> list[Block]:
+    """Diagnostic 4: each gate's sensitivity per width, and whether a gradient direction sees the worst case."""
+    cfg, fit = run.config, run.fit
     worst, grad, random = (fit("dynamic_sensitivity", f"dc_x{s}_mean") for s in ("", "_grad", "_random"))
-    out += [
+    return [
         Heading("4. Dynamic sensitivity", 3),
         _per_width_table(
             run,
@@ -251,9 +267,12 @@ def _diagnostic_sections(run: LoadedRun, runs: Mapping[str, LoadedRun], verdict:
         ),
     ]
 
-    # 5. generated-logit update
+
+def _logit_update_section(run: LoadedRun, runs: Mapping[str, LoadedRun], conditions: dict, tol: float) -> list[Block]:
+    """Diagnostic 5: ‖Π⊥ΔZ‖ after one SGD and one Adam step per width, and the share of ΔZ in G⊥."""
+    cfg, fit = run.config, run.fit
     ratio = _column(run, "logit_update", "perp_ratio_mean") + _column(run, "logit_update", "adam_perp_ratio_mean")
-    out += [
+    return [
         Heading("5. Generated-logit update", 3),
         _per_width_table(
             run,
@@ -264,7 +283,7 @@ def _diagnostic_sections(run: LoadedRun, runs: Mapping[str, LoadedRun], verdict:
                 ("perp ratio Adam", "logit_update", "adam_perp_ratio_mean"),
             ],
             f"One step on ‖C − I‖²_F from the init, each group at η = {cfg['lr']:g} × its multiplier under "
-            f"{name}'s learning-rate rule; {cfg['update_samples']} draws per width.",
+            f"{run.name}'s learning-rate rule; {cfg['update_samples']} draws per width.",
         ),
         Paragraph(
             f"After one SGD step {scaling_phrase('‖Π⊥ΔZ‖', fit('logit_update', 'proj_perp_norm_mean'), tol)}; "
@@ -274,9 +293,11 @@ def _diagnostic_sections(run: LoadedRun, runs: Mapping[str, LoadedRun], verdict:
         ),
     ]
 
-    # 6. gates
+
+def _gates_section(run: LoadedRun, runs: Mapping[str, LoadedRun], conditions: dict, tol: float) -> list[Block]:
+    """Diagnostic 6: the pre and post gates' statistics per width."""
     pre, post = _column(run, "gate_stats", "pre_mean"), _column(run, "gate_stats", "post_mean")
-    out += [
+    return [
         Heading("6. Gate statistics", 3),
         _per_width_table(
             run,
@@ -289,14 +310,25 @@ def _diagnostic_sections(run: LoadedRun, runs: Mapping[str, LoadedRun], verdict:
             "Means over token states.",
         ),
         Paragraph(
-            f"Mean pre stays within {_range(pre)} and mean post within {_range(post)} over widths {span}; "
-            f"{scaling_phrase('‖post‖∞', fit('gate_stats', 'post_linf_mean'), tol)}."
+            f"Mean pre stays within {_range(pre)} and mean post within {_range(post)} over widths {_span(run)}; "
+            f"{scaling_phrase('‖post‖∞', run.fit('gate_stats', 'post_linf_mean'), tol)}."
         ),
         FigureBlock(
             "gates.png", "Gate statistics vs width, one line per parameterization.", png_bytes(fg.gates_figure(runs))
         ),
     ]
-    return out
+
+
+# (run, every run, verdict conditions by number, tolerance) → the section's blocks
+DiagnosticSection = Callable[[LoadedRun, Mapping[str, LoadedRun], dict, float], list[Block]]
+DIAGNOSTIC_SECTIONS: tuple[DiagnosticSection, ...] = (
+    _sinkhorn_section,
+    _spectral_section,
+    _quotient_section,
+    _sensitivity_section,
+    _logit_update_section,
+    _gates_section,
+)
 
 
 def _corrections_section(runs: Mapping[str, LoadedRun], tol: float) -> list[Block]:
@@ -462,12 +494,6 @@ def write_report(folder: Path) -> list[Path]:
     folder = Path(folder)
     runs, verdicts, comparison = load_results_folder(folder)
     report = build_report(runs, verdicts, comparison)
-    markdown, page = render_markdown(report), render_html(report)  # everything rendered before writing
-    (folder / "figures").mkdir(exist_ok=True)
-    paths = []
-    for fig in report.figures:
-        atomic_write_bytes(folder / "figures" / fig.name, fig.png)
-        paths.append(folder / "figures" / fig.name)
-    atomic_write_text(folder / "report.md", markdown)
-    atomic_write_text(folder / "report.html", page)
-    return [*paths, folder / "report.md", folder / "report.html"]
+    files: dict[str, str | bytes] = {f"figures/{fig.name}": fig.png for fig in report.figures}
+    files |= {"report.md": render_markdown(report), "report.html": render_html(report)}  # all rendered first
+    return write_bundle(folder, files)

@@ -15,14 +15,15 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from mhc_mup._io import atomic_write_text, csv_text, json_safe, json_text, software_versions
+from mhc_mup._io import csv_text, json_safe, json_text, software_versions, write_bundle
 from mhc_mup.diagnostics.compare import CORRECTIONS_CSV_COLUMNS, FittedRun, corrections_rows
 from mhc_mup.diagnostics.measures import DIAGNOSTICS, SUMMARY_KEYS
 from mhc_mup.diagnostics.sweep import SweepResult
-from mhc_mup.diagnostics.verdict import Verdict, VerdictConfig, classify, theorem_d
+from mhc_mup.diagnostics.verdict import Verdict, VerdictConfig, theorem_d
 from mhc_mup.errors import ResultsError
 from mhc_mup.mhc.parameterizations import OPTIMIZERS
 from mhc_mup.stats.fitting import PowerLawFit
+from mhc_mup.stats.readings import classify
 
 RESULTS_CSV_COLUMNS = ("width", "diagnostic", "metric", "value", "n_samples")
 FITS_CSV_COLUMNS = (
@@ -58,23 +59,20 @@ CHAIN_FACTORS: tuple[tuple[str, str], ...] = (
 def results_document(result: SweepResult) -> dict:
     """The ``results.json`` document: config, software, per-width results in the seed's layout,
     fits keyed ``diagnostic.metric``, and timings."""
-    widths = sorted(result.samples)
+    widths, cfg = sorted(result.samples), result.config
     return json_safe(
         {
             "format": "mhc-mup/results/v1",
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "command": " ".join(sys.argv),
-            "config": result.config.to_dict(),
+            "config": cfg.to_dict(),
             "software": software_versions(),
             "parameterization": {
-                "rules": result.config.parameterization.to_dict(),
+                "rules": cfg.parameterization.to_dict(),
                 "evaluated": {
                     str(w): {
-                        "init": dataclasses.asdict(result.config.parameterization.init(result.config.n_s, w)),
-                        "lr": {
-                            opt: result.config.parameterization.lr_multipliers(opt, result.config.n_s, w)
-                            for opt in OPTIMIZERS
-                        },
+                        "init": dataclasses.asdict(cfg.parameterization.init(cfg.shape.n_s, w)),
+                        "lr": {opt: cfg.parameterization.lr_multipliers(opt, cfg.shape.n_s, w) for opt in OPTIMIZERS},
                     }
                     for w in widths
                 },
@@ -153,15 +151,6 @@ def verdict_document(verdicts: dict[str, Verdict]) -> dict:
     return json_safe({"format": "mhc-mup/verdict/v1", "verdicts": {k: v.to_dict() for k, v in verdicts.items()}})
 
 
-def _write_all(out_dir: Path, texts: dict[str, str]) -> list[Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name, text in texts.items():
-        atomic_write_text(out_dir / name, text)
-        paths.append(out_dir / name)
-    return paths
-
-
 def result_texts(result: SweepResult, verdict: Verdict) -> dict[str, str]:
     """File name → contents for one sweep: results.json, results.csv, fits.csv, chain.csv, verdict.json."""
     widths = sorted(result.samples)
@@ -179,7 +168,7 @@ def write_results(
 ) -> list[Path]:
     """Write results.json, results.csv, fits.csv, chain.csv and verdict.json into ``out_dir`` (``verdict``:
     the run's checklist if the caller has it already)."""
-    return _write_all(Path(out_dir), result_texts(result, verdict or theorem_d(result, verdict_config)))
+    return write_bundle(Path(out_dir), result_texts(result, verdict or theorem_d(result, verdict_config)))
 
 
 def write_comparison(
@@ -202,16 +191,13 @@ def write_comparison(
         ),
         "verdict.json": json_text(verdict_document(verdicts)),
     }
-    paths = []
-    for name, per in texts.items():
-        paths += _write_all(out_dir / name, per)
-    return paths + _write_all(out_dir, top)
+    nested = {f"{name}/{file}": text for name, per in texts.items() for file, text in per.items()}
+    return write_bundle(out_dir, nested | top)
 
 
 # ── reading results back ─────────────────────────────────────────────────────────────────────────
 RESULTS_FORMAT = "mhc-mup/results/v1"
 VERDICT_FORMAT = "mhc-mup/verdict/v1"
-
 
 
 def _read_json(path: Path, fmt: str) -> dict:

@@ -13,6 +13,7 @@ import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,7 +24,8 @@ from mhc_mup.errors import ConfigError
 from mhc_mup.mhc.jacobians import sinkhorn_jacobians
 from mhc_mup.mhc.ops import hc_weights
 from mhc_mup.mhc.parameterizations import PARAMETERIZATIONS, Parameterization, ParameterizationError
-from mhc_mup.stats.fitting import PowerLawFit, fit_power_laws
+from mhc_mup.mhc.presets import MHCShape
+from mhc_mup.stats.fitting import FitSettings, PowerLawFit, fit_power_laws
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 WIDTH_DIAGNOSTICS = (
@@ -37,22 +39,57 @@ WIDTH_DIAGNOSTICS = (
 _STREAM_IDS = {"state": 1, "quotient": 3, "dynamic_sensitivity": 4, "logit_update": 5, "gradient_directions": 6}
 
 
+def _positive_int(name: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
 
 @dataclass(frozen=True)
-class SweepConfig:
-    """Everything that determines a sweep's numbers."""
+class SamplingSettings:
+    """How many draws each diagnostic takes (the module docstring gives the design)."""
 
-    widths: tuple[int, ...] = (64, 128, 256, 512, 1024)
-    n_s: int = 4
-    K: int = 20
-    hc_eps: float = 1e-6
-    norm_eps: float = 1e-6
-    parameterization: Parameterization = PARAMETERIZATIONS["baseline"]
     state_tokens: int = 64  # diagnostics 1, 2, 6: the seed's (4, 16) batch of token states
     quotient_samples: int = 100  # diagnostic 3
-    quotient_K: tuple[int, ...] = (1, 2, 5, 10, 20, 50)
+    quotient_K: tuple[int, ...] = (1, 2, 5, 10, 20, 50)  # diagnostic 3's Sinkhorn iteration counts
     sensitivity_samples: int = 30  # diagnostic 4
     update_samples: int = 30  # diagnostic 5
+
+    def __post_init__(self) -> None:
+        for k in self.quotient_K:
+            _positive_int("quotient K", k, minimum=1)
+        if not self.quotient_K:
+            raise ConfigError("quotient K values must not be empty")
+        for name in ("state_tokens", "quotient_samples", "sensitivity_samples", "update_samples"):
+            _positive_int(name.replace("_", " "), getattr(self, name), minimum=2)
+
+
+_PARTS: dict[str, type] = {"shape": MHCShape, "sampling": SamplingSettings, "fit": FitSettings}
+_PART_OF = {f.name: part for part, cls in _PARTS.items() for f in dataclasses.fields(cls)}  # flat name → part
+
+
+def _default(f: dataclasses.Field) -> Any:
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+
+
+def _delegate(part: str, name: str) -> property:
+    return property(lambda self: getattr(getattr(self, part), name), doc=f"``{part}.{name}`` (read-only)")
+
+
+@dataclass(frozen=True, init=False)
+class SweepConfig:
+    """Everything that determines a sweep's numbers.
+
+    Build it from its fields (``SweepConfig(shape=MHCShape(n_s=8), fit=FitSettings(n_boot=500))``) or from
+    the flat names of results.json's ``config`` (``SweepConfig(n_s=8, n_boot=500)``): each flat name goes
+    to its part, on top of that part when both are given. The flat names also read back (``cfg.n_s``).
+    The parts check themselves when built (:class:`ConfigError` naming the bad value); :meth:`validate`
+    checks the rest.
+    """
+
+    widths: tuple[int, ...] = (64, 128, 256, 512, 1024)
+    shape: MHCShape = field(default_factory=MHCShape)
+    parameterization: Parameterization = PARAMETERIZATIONS["baseline"]
+    sampling: SamplingSettings = field(default_factory=SamplingSettings)
     lr: float = 1e-3  # diagnostic 5's base learning rate η; each group steps with η × its multiplier
     seed: int = 0
     device: str = "cpu"
@@ -60,9 +97,30 @@ class SweepConfig:
     # Diagnostic 3 is a 16×16 Jacobian: fp64 costs nothing and keeps the gauge leakage above
     # round-off (fp32 floors it at ~1e-7, which K ≥ 20 reaches).
     quotient_dtype: str = "float64"
-    n_boot: int = 2000
-    confidence: float = 0.95
+    fit: FitSettings = field(default_factory=lambda: FitSettings(n_boot=2000))
     chunk_elements: int = 1 << 24  # cap on generator entries held at once (memory bound)
+
+    def __init__(self, **values: Any) -> None:
+        """Keyword arguments only: the fields above and the parts' flat names (see the class docstring)."""
+        flat = {name: values.pop(name) for name in list(values) if name in _PART_OF}
+        for f in dataclasses.fields(self):
+            value = values.pop(f.name) if f.name in values else _default(f)
+            own = {name: v for name, v in flat.items() if _PART_OF[name] == f.name}
+            object.__setattr__(self, f.name, dataclasses.replace(value, **own) if own else value)
+        if values:
+            raise TypeError(f"SweepConfig got an unexpected keyword argument {next(iter(values))!r}")
+
+    n_s = _delegate("shape", "n_s")
+    K = _delegate("shape", "K")
+    hc_eps = _delegate("shape", "hc_eps")
+    norm_eps = _delegate("shape", "norm_eps")
+    state_tokens = _delegate("sampling", "state_tokens")
+    quotient_samples = _delegate("sampling", "quotient_samples")
+    quotient_K = _delegate("sampling", "quotient_K")
+    sensitivity_samples = _delegate("sampling", "sensitivity_samples")
+    update_samples = _delegate("sampling", "update_samples")
+    n_boot = _delegate("fit", "n_boot")
+    confidence = _delegate("fit", "confidence")
 
     def validate(self) -> SweepConfig:
         """Raise :class:`ConfigError` naming the first bad value; return self when all is well."""
@@ -74,45 +132,35 @@ class SweepConfig:
             raise ConfigError(f"width {dup} is given more than once")
         if len(self.widths) < 2:
             raise ConfigError(f"a scaling fit needs at least 2 widths, got {len(self.widths)}: {list(self.widths)}")
-        _positive_int("n_s", self.n_s, minimum=2)
-        _positive_int("K", self.K, minimum=1)
-        for k in self.quotient_K:
-            _positive_int("quotient K", k, minimum=1)
-        if not self.quotient_K:
-            raise ConfigError("quotient K values must not be empty")
-        for name in ("state_tokens", "quotient_samples", "sensitivity_samples", "update_samples"):
-            _positive_int(name.replace("_", " "), getattr(self, name), minimum=2)
         if not (np.isfinite(self.lr) and self.lr > 0):
             raise ConfigError(f"lr must be a positive number, got {self.lr!r}")
-        for name in ("hc_eps", "norm_eps"):
-            value = getattr(self, name)
-            if not (np.isfinite(value) and value >= 0):
-                raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
         for name in ("dtype", "quotient_dtype"):
             if getattr(self, name) not in DTYPES:
                 raise ConfigError(f"{name} must be one of {', '.join(DTYPES)}, got {getattr(self, name)!r}")
-        _positive_int("n_boot", self.n_boot, minimum=1)
-        if not 0 < self.confidence < 1:
-            raise ConfigError(f"confidence must lie strictly between 0 and 1, got {self.confidence!r}")
         try:
-            self.parameterization.check(self.n_s, self.widths)
+            self.parameterization.check(self.shape.n_s, self.widths)
         except ParameterizationError as exc:
             raise ConfigError(str(exc)) from None
         resolve_device(self.device)
         return self
 
     def to_dict(self) -> dict:
-        out = dataclasses.asdict(self)
-        out["widths"] = list(self.widths)
-        out.pop("parameterization")
-        out["quotient_K"] = list(self.quotient_K)
-        out["parameterization"] = self.parameterization.to_dict()
-        return out
+        """Flat and JSON-ready: the parts' fields in place of the parts, the parameterization last."""
+        out: dict = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in _PARTS:
+                out.update(dataclasses.asdict(value))
+            elif f.name != "parameterization":
+                out[f.name] = value
+        out = {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+        return out | {"parameterization": self.parameterization.to_dict()}
 
     @classmethod
     def from_dict(cls, data: dict) -> SweepConfig:
-        """Inverse of :meth:`to_dict` (e.g. the ``config`` of a results.json)."""
-        known = {f.name for f in dataclasses.fields(cls)}
+        """Inverse of :meth:`to_dict` (e.g. the ``config`` of a results.json, today's or an older one's);
+        unknown keys are ignored, missing ones keep their defaults."""
+        known = ({f.name for f in dataclasses.fields(cls)} - set(_PARTS)) | set(_PART_OF)
         values = {k: v for k, v in data.items() if k in known}
         for name in ("widths", "quotient_K"):
             if name in values:
@@ -120,11 +168,6 @@ class SweepConfig:
         if "parameterization" in values:
             values["parameterization"] = Parameterization.from_dict(values["parameterization"])
         return cls(**values)
-
-
-def _positive_int(name: str, value: object, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
 def make_generator(seed: int, width: int, stream: str, device: torch.device) -> torch.Generator:
@@ -172,13 +215,13 @@ class SweepResult:
 
     def n_samples(self, diagnostic: str) -> int:
         return {
-            "sinkhorn_error": self.config.state_tokens,
-            "spectral_norm": self.config.state_tokens,
-            "gate_stats": self.config.state_tokens,
-            "quotient_jacobian": self.config.quotient_samples,
-            "dynamic_sensitivity": self.config.sensitivity_samples,
-            "chain_decomposition": self.config.sensitivity_samples,
-            "logit_update": self.config.update_samples,
+            "sinkhorn_error": self.config.sampling.state_tokens,
+            "spectral_norm": self.config.sampling.state_tokens,
+            "gate_stats": self.config.sampling.state_tokens,
+            "quotient_jacobian": self.config.sampling.quotient_samples,
+            "dynamic_sensitivity": self.config.sampling.sensitivity_samples,
+            "chain_decomposition": self.config.sampling.sensitivity_samples,
+            "logit_update": self.config.sampling.update_samples,
         }[diagnostic]
 
     def fit(self, diagnostic: str, key: str) -> PowerLawFit:
@@ -189,18 +232,19 @@ ProgressFn = Callable[[str, int, int], None]  # (description, done, total)
 
 
 def _state_diagnostics(cfg: SweepConfig, width: int, dev: torch.device, dtype: torch.dtype) -> dict:
+    mhc, n_s = cfg.shape, cfg.shape.n_s
     gen = make_generator(cfg.seed, width, "state", dev)
-    init = cfg.parameterization.init(cfg.n_s, width)
-    fn = init.sample_fn(cfg.n_s, cfg.n_s * width, generator=gen, dtype=dtype, device=dev)
-    x = torch.randn(cfg.state_tokens, cfg.n_s, width, generator=gen, dtype=dtype, device=dev)
+    init = cfg.parameterization.init(n_s, width)
+    fn = init.sample_fn(n_s, n_s * width, generator=gen, dtype=dtype, device=dev)
+    x = torch.randn(cfg.sampling.state_tokens, n_s, width, generator=gen, dtype=dtype, device=dev)
     pre, post, comb = hc_weights(
         x,
         fn,
         init.scale_tensor(dtype, dev),
-        init.base_tensor(cfg.n_s, dtype, dev),
-        cfg.K,
-        cfg.hc_eps,
-        cfg.norm_eps,
+        init.base_tensor(n_s, dtype, dev),
+        mhc.K,
+        mhc.hc_eps,
+        mhc.norm_eps,
     )
     spectral = dg.spectral_stats(comb)
     gates = dg.gate_stats(pre, post)
@@ -218,16 +262,17 @@ def _chunks(total: int, per_sample: int, budget: int):
 
 
 def _sensitivity(cfg: SweepConfig, width: int, dev: torch.device, dtype: torch.dtype) -> dict:
+    mhc, n_s = cfg.shape, cfg.shape.n_s
     gen = make_generator(cfg.seed, width, "dynamic_sensitivity", dev)
     directions = make_generator(cfg.seed, width, "gradient_directions", dev)
-    init = cfg.parameterization.init(cfg.n_s, width)
-    rows, fan_in = (2 + cfg.n_s) * cfg.n_s, cfg.n_s * width
-    scale, base = init.scale_tensor(dtype, dev), init.base_tensor(cfg.n_s, dtype, dev)
+    init = cfg.parameterization.init(n_s, width)
+    rows, fan_in = (2 + n_s) * n_s, n_s * width
+    scale, base = init.scale_tensor(dtype, dev), init.base_tensor(n_s, dtype, dev)
     sens, chain = [], []
-    for b in _chunks(cfg.sensitivity_samples, rows * fan_in, cfg.chunk_elements):
-        fn = init.sample_fn(cfg.n_s, fan_in, (b,), generator=gen, dtype=dtype, device=dev)
-        x = torch.randn(b, cfg.n_s, width, generator=gen, dtype=dtype, device=dev)
-        s, c = dg.sensitivity_and_chain(x, fn, scale, base, cfg.K, cfg.hc_eps, cfg.norm_eps, generator=directions)
+    for b in _chunks(cfg.sampling.sensitivity_samples, rows * fan_in, cfg.chunk_elements):
+        fn = init.sample_fn(n_s, fan_in, (b,), generator=gen, dtype=dtype, device=dev)
+        x = torch.randn(b, n_s, width, generator=gen, dtype=dtype, device=dev)
+        s, c = dg.sensitivity_and_chain(x, fn, scale, base, mhc.K, mhc.hc_eps, mhc.norm_eps, generator=directions)
         sens.append(s)
         chain.append(c)
     return {
@@ -238,20 +283,21 @@ def _sensitivity(cfg: SweepConfig, width: int, dev: torch.device, dtype: torch.d
 
 def _logit_update(cfg: SweepConfig, width: int, dev: torch.device, dtype: torch.dtype) -> dict:
     """Diagnostic 5 with one SGD and one Adam step, each under the parameterization's own LR rule."""
+    mhc, n_s = cfg.shape, cfg.shape.n_s
     gen = make_generator(cfg.seed, width, "logit_update", dev)
     p = cfg.parameterization
-    init = p.init(cfg.n_s, width)
-    rows, fan_in = cfg.n_s * cfg.n_s, cfg.n_s * width
+    init = p.init(n_s, width)
+    rows, fan_in = n_s * n_s, n_s * width
     s = torch.tensor([init.scale[2]], dtype=dtype, device=dev)
-    b_c = init.base_tensor(cfg.n_s, dtype, dev, gate="comb")
+    b_c = init.base_tensor(n_s, dtype, dev, gate="comb")
     rates = {
-        opt: tuple(cfg.lr * m for m in p.lr_multipliers(opt, cfg.n_s, width).values()) for opt in dg.OPTIMIZER_STEPS
+        opt: tuple(cfg.lr * m for m in p.lr_multipliers(opt, n_s, width).values()) for opt in dg.OPTIMIZER_STEPS
     }
     parts: dict[str, list] = {opt: [] for opt in dg.OPTIMIZER_STEPS}
-    for b in _chunks(cfg.update_samples, rows * fan_in, cfg.chunk_elements):
-        W = init.sample_fn(cfg.n_s, fan_in, (b,), generator=gen, gate="comb", dtype=dtype, device=dev)
-        x = torch.randn(b, cfg.n_s, width, generator=gen, dtype=dtype, device=dev)
-        steps = dg.logit_updates(x, W, s, b_c, rates, cfg.K, cfg.hc_eps, cfg.norm_eps)
+    for b in _chunks(cfg.sampling.update_samples, rows * fan_in, cfg.chunk_elements):
+        W = init.sample_fn(n_s, fan_in, (b,), generator=gen, gate="comb", dtype=dtype, device=dev)
+        x = torch.randn(b, n_s, width, generator=gen, dtype=dtype, device=dev)
+        steps = dg.logit_updates(x, W, s, b_c, rates, mhc.K, mhc.hc_eps, mhc.norm_eps)
         for opt, step in steps.items():
             parts[opt].append(step)
     out = {}
@@ -262,11 +308,12 @@ def _logit_update(cfg: SweepConfig, width: int, dev: torch.device, dtype: torch.
 
 
 def _quotient(cfg: SweepConfig, dev: torch.device) -> dict[int, dict]:
+    mhc, n_s = cfg.shape, cfg.shape.n_s
     dtype = DTYPES[cfg.quotient_dtype]
     gen = make_generator(cfg.seed, 0, "quotient", dev)
-    Z = torch.randn(cfg.quotient_samples, cfg.n_s, cfg.n_s, generator=gen, dtype=dtype, device=dev)
-    ks = tuple(dict.fromkeys((*cfg.quotient_K, cfg.K)))  # the model's K too: Theorem D's condition 3
-    jacobians = sinkhorn_jacobians(Z, ks, cfg.hc_eps)  # one run of max(K) rounds
+    Z = torch.randn(cfg.sampling.quotient_samples, n_s, n_s, generator=gen, dtype=dtype, device=dev)
+    ks = tuple(dict.fromkeys((*cfg.sampling.quotient_K, mhc.K)))  # the model's K too: Theorem D's condition 3
+    jacobians = sinkhorn_jacobians(Z, ks, mhc.hc_eps)  # one run of max(K) rounds
     return {k: dg.quotient_spectrum(J)._asdict() for k, J in jacobians.items()}
 
 
@@ -306,7 +353,7 @@ def run_sweep(cfg: SweepConfig, progress: ProgressFn | None = None) -> SweepResu
             seconds[name] = seconds.get(name, 0.0) + dt
     tick("scaling fits", len(widths) + 1)
     t0 = time.perf_counter()
-    fits = fit_all(widths, samples, n_boot=cfg.n_boot, confidence=cfg.confidence, seed=cfg.seed)
+    fits = fit_all(widths, samples, n_boot=cfg.fit.n_boot, confidence=cfg.fit.confidence, seed=cfg.seed)
     seconds["fits"] = time.perf_counter() - t0
     tick("done", total)
     return SweepResult(cfg, samples, quotient, fits, seconds)

@@ -14,15 +14,26 @@ Every sentence here is assembled from measured numbers; nothing is a fixed templ
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from mhc_mup._io import StrEnum
 from mhc_mup.diagnostics.sweep import SweepResult
 from mhc_mup.stats.fitting import PowerLawFit, bootstrap_estimate
-from mhc_mup.stats.readings import DECAYS, GROWS, O1, UNCLEAR, classify
+from mhc_mup.stats.readings import DECAYS, GROWS, O1, UNCLEAR, Reading, classify
 
-PASS, FAIL, ASSUMED = "pass", "fail", "assumed"
+
+class Status(StrEnum):
+    """A checklist entry's status; verdict.json holds the bare value (``"pass"``)."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    ASSUMED = "assumed"  # not measured by the sweep
+
+
+PASS, FAIL, ASSUMED = Status.PASS, Status.FAIL, Status.ASSUMED
 
 
 @dataclass(frozen=True)
@@ -59,8 +70,8 @@ class Check:
     ci_low: float | None
     ci_high: float | None
     threshold: str
-    reading: str
-    status: str
+    reading: Reading | str  # a Reading for an exponent; what the value is (e.g. "largest over widths") otherwise
+    status: Status
 
 
 @dataclass(frozen=True)
@@ -69,7 +80,7 @@ class Condition:
     name: str
     statement: str
     checks: tuple[Check, ...]
-    status: str
+    status: Status
     sentence: str
 
 
@@ -129,7 +140,7 @@ def scaling_phrase(label: str, fit: PowerLawFit, tolerance: float) -> str:
                    f"{fit.confidence:.0%}", tolerance)  # fmt: skip
 
 
-def _phrase(label: str, estimate: float, lo: float, hi: float, reading: str, level: str, tol: float) -> str:
+def _phrase(label: str, estimate: float, lo: float, hi: float, reading: Reading | str, level: str, tol: float) -> str:
     if not np.isfinite(estimate):
         return f"{label} has no power-law fit"
     interval = f"{level} interval {lo:.3f} – {hi:.3f}"
@@ -150,26 +161,35 @@ def _scaling_phrase(check: Check, level: str, tol: float) -> str:
 def theorem_d(result: SweepResult, config: VerdictConfig | None = None) -> Verdict:
     """The Theorem D checklist for one sweep, every sentence from its measured numbers."""
     vc = config or VerdictConfig()
-    cfg = result.config
-    level = f"{cfg.confidence:.0%}"
-    tol = vc.tolerance
-    widths = sorted(result.samples)
-    conditions: list[Condition] = []
+    level = f"{result.config.fit.confidence:.0%}"
+    conditions = [condition(result, vc, level) for condition in CONDITIONS]
+    notes = _gate_notes(result, vc.tolerance, level)
+    return Verdict(result.config.parameterization.name, conditions, _summary(conditions), notes, vc)
 
-    conditions.append(
-        Condition(
-            1,
-            "branch µP",
-            "every branch f satisfies spectral µP",
-            (),
-            ASSUMED,
-            "Condition 1 is assumed, not measured: the sweep has no branches (a coordinate check of a "
-            "trained model tests it).",
-        )
+
+def _holds(status: Status) -> str:
+    return "holds" if status == PASS else "fails"
+
+
+def _branch_mup(result: SweepResult, vc: VerdictConfig, level: str) -> Condition:
+    """Condition 1: assumed; the sweep has no branches to measure."""
+    return Condition(
+        1,
+        "branch µP",
+        "every branch f satisfies spectral µP",
+        (),
+        ASSUMED,
+        "Condition 1 is assumed, not measured: the sweep has no branches (a coordinate check of a "
+        "trained model tests it).",
     )
 
+
+def _sinkhorn_error(result: SweepResult, vc: VerdictConfig, level: str) -> Condition:
+    """Condition 2: the largest ε_K over every comb at every width stays below ``eps_k_max``."""
+    cfg, widths = result.config, sorted(result.samples)
     eps = max(float(np.max(result.samples[w]["sinkhorn_error"]["eps_K"])) for w in widths)
-    c2 = Check(
+    n_combs = cfg.sampling.state_tokens * len(widths)
+    check = Check(
         metric="sinkhorn_error.eps_K_max",
         label="ε_K",
         kind="value",
@@ -180,26 +200,27 @@ def theorem_d(result: SweepResult, config: VerdictConfig | None = None) -> Verdi
         reading="largest over widths",
         status=PASS if eps <= vc.eps_k_max else FAIL,
     )
-    n_combs = cfg.state_tokens * len(widths)
-    conditions.append(
-        Condition(
-            2,
-            "Sinkhorn error",
-            "the finite-K Sinkhorn error ε_K is O(1)",
-            (c2,),
-            c2.status,
-            f"Condition 2 {'holds' if c2.status == PASS else 'fails'}: the largest Sinkhorn error over "
-            f"{n_combs} combs at {len(widths)} widths is ε_K = {eps:.1e} at K={cfg.K}, "
-            f"{'within' if c2.status == PASS else 'above'} the threshold {vc.eps_k_max:g}.",
-        )
+    return Condition(
+        2,
+        "Sinkhorn error",
+        "the finite-K Sinkhorn error ε_K is O(1)",
+        (check,),
+        check.status,
+        f"Condition 2 {_holds(check.status)}: the largest Sinkhorn error over "
+        f"{n_combs} combs at {len(widths)} widths is ε_K = {eps:.1e} at K={cfg.shape.K}, "
+        f"{'within' if check.status == PASS else 'above'} the threshold {vc.eps_k_max:g}.",
     )
 
-    kappa = result.quotient[cfg.K]["kappa"]
+
+def _quotient_conditioning(result: SweepResult, vc: VerdictConfig, level: str) -> Condition:
+    """Condition 3: at the model's K the median κ of the quotient Jacobian has its interval below ``kappa_max``."""
+    cfg = result.config
+    kappa = result.quotient[cfg.shape.K]["kappa"]
     est = bootstrap_estimate(
-        kappa, lambda a: np.median(a, axis=-1), n_boot=cfg.n_boot, confidence=cfg.confidence, seed=cfg.seed
+        kappa, lambda a: np.median(a, axis=-1), n_boot=cfg.fit.n_boot, confidence=cfg.fit.confidence, seed=cfg.seed
     )
-    c3 = Check(
-        metric=f"quotient_jacobian.K={cfg.K}.kappa_median",
+    check = Check(
+        metric=f"quotient_jacobian.K={cfg.shape.K}.kappa_median",
         label="median κ of the quotient Jacobian",
         kind="value",
         estimate=est.value,
@@ -209,63 +230,73 @@ def theorem_d(result: SweepResult, config: VerdictConfig | None = None) -> Verdi
         reading="median over logit draws",
         status=PASS if est.ci_high < vc.kappa_max else FAIL,
     )
-    conditions.append(
-        Condition(
-            3,
-            "quotient conditioning",
-            "the Sinkhorn quotient Jacobian is well conditioned",
-            (c3,),
-            c3.status,
-            f"Condition 3 {'holds' if c3.status == PASS else 'fails'}: at K={cfg.K} the quotient Jacobian's "
-            f"median condition number is {est.value:.2f} ({level} interval {est.ci_low:.2f} – {est.ci_high:.2f}, "
-            f"{est.n_samples} draws of Z), {'below' if c3.status == PASS else 'not below'} {vc.kappa_max:g}.",
-        )
+    return Condition(
+        3,
+        "quotient conditioning",
+        "the Sinkhorn quotient Jacobian is well conditioned",
+        (check,),
+        check.status,
+        f"Condition 3 {_holds(check.status)}: at K={cfg.shape.K} the quotient Jacobian's "
+        f"median condition number is {est.value:.2f} ({level} interval {est.ci_low:.2f} – {est.ci_high:.2f}, "
+        f"{est.n_samples} draws of Z), {'below' if check.status == PASS else 'not below'} {vc.kappa_max:g}.",
     )
 
-    c4 = _exponent_check(result, "dynamic_sensitivity", "dc_x_mean", "‖DC(x)‖·‖x‖", tol)
-    conditions.append(
-        Condition(
-            4,
-            "dynamic sensitivity",
-            "the dynamic sensitivity ‖DC(x)‖·‖x‖ is O(1) in d",
-            (c4,),
-            c4.status,
-            f"Condition 4 {'holds' if c4.status == PASS else 'fails'}: {_scaling_phrase(c4, level, tol)}.",
-        )
+
+def _dynamic_sensitivity(result: SweepResult, vc: VerdictConfig, level: str) -> Condition:
+    """Condition 4: the exponent of ``‖DC(x)‖·‖x‖`` reads O(1)."""
+    check = _exponent_check(result, "dynamic_sensitivity", "dc_x_mean", "‖DC(x)‖·‖x‖", vc.tolerance)
+    return Condition(
+        4,
+        "dynamic sensitivity",
+        "the dynamic sensitivity ‖DC(x)‖·‖x‖ is O(1) in d",
+        (check,),
+        check.status,
+        f"Condition 4 {_holds(check.status)}: {_scaling_phrase(check, level, vc.tolerance)}.",
     )
 
-    c5 = (
+
+def _logit_update(result: SweepResult, vc: VerdictConfig, level: str) -> Condition:
+    """Condition 5: ``‖Π⊥ΔZ‖`` reads O(1) after one SGD step and after one Adam step."""
+    cfg, tol = result.config, vc.tolerance
+    checks = (
         _exponent_check(result, "logit_update", "proj_perp_norm_mean", "‖Π⊥ΔZ‖ after one SGD step", tol),
         _exponent_check(result, "logit_update", "adam_proj_perp_norm_mean", "‖Π⊥ΔZ‖ after one Adam step", tol),
     )
-    s5 = PASS if all(c.status == PASS for c in c5) else FAIL
-    conditions.append(
-        Condition(
-            5,
-            "logit update",
-            "the generated-logit update ‖Π⊥ΔZ‖ is O(1) under the learning-rate rule",
-            c5,
-            s5,
-            f"Condition 5 {'holds' if s5 == PASS else 'fails'} under {cfg.parameterization.name}'s learning-rate "
-            f"rule (η = {cfg.lr:g}): " + "; ".join(_scaling_phrase(c, level, tol) for c in c5) + ".",
-        )
+    status = PASS if all(c.status == PASS for c in checks) else FAIL
+    return Condition(
+        5,
+        "logit update",
+        "the generated-logit update ‖Π⊥ΔZ‖ is O(1) under the learning-rate rule",
+        checks,
+        status,
+        f"Condition 5 {_holds(status)} under {cfg.parameterization.name}'s learning-rate "
+        f"rule (η = {cfg.lr:g}): " + "; ".join(_scaling_phrase(c, level, tol) for c in checks) + ".",
     )
 
+
+ConditionFn = Callable[[SweepResult, VerdictConfig, str], Condition]  # (result, thresholds, confidence level)
+CONDITIONS: tuple[ConditionFn, ...] = (
+    _branch_mup,
+    _sinkhorn_error,
+    _quotient_conditioning,
+    _dynamic_sensitivity,
+    _logit_update,
+)
+
+
+def _summary(conditions: list[Condition]) -> str:
+    """One sentence: all hold, all measured hold (naming the assumed ones), or which fail."""
     failed = [c.number for c in conditions if c.status == FAIL]
     assumed = [c.number for c in conditions if c.status == ASSUMED]
     if not failed and not assumed:
-        summary = "All conditions hold."
-    elif not failed:
+        return "All conditions hold."
+    if not failed:
         measured = [c.number for c in conditions if c.status == PASS]
-        summary = (
+        return (
             f"All measured conditions ({join_numbers(measured)}) hold; condition{'s' if len(assumed) > 1 else ''} "
             f"{join_numbers(assumed)} {'are' if len(assumed) > 1 else 'is'} assumed, not measured."
         )
-    else:
-        summary = (
-            f"Theorem D's conditions do not all hold: {join_numbers(failed)} {'fail' if len(failed) > 1 else 'fails'}."
-        )
-    return Verdict(cfg.parameterization.name, conditions, summary, _gate_notes(result, tol, level), vc)
+    return f"Theorem D's conditions do not all hold: {join_numbers(failed)} {'fail' if len(failed) > 1 else 'fails'}."
 
 
 def _gate_notes(result: SweepResult, tol: float, level: str) -> list[str]:

@@ -51,7 +51,6 @@ class Report:
         return [b for b in self.blocks if isinstance(b, FigureBlock)]
 
 
-
 def _md_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 

@@ -2,28 +2,25 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 
-from mhc_mup.cli import main
 from mhc_mup.diagnostics.compare import corrections_rows, run_compare
-from mhc_mup.diagnostics.sweep import SweepConfig
-from mhc_mup.diagnostics.verdict import DECAYS, GROWS, O1, UNCLEAR, VerdictConfig, classify, theorem_d
-from mhc_mup.mhc.parameterizations import COMPARE_DEFAULT, PARAMETERIZATIONS, parse_spec
-from mhc_mup.stats.fitting import PowerLawFit
+from mhc_mup.diagnostics.results import verdict_document
+from mhc_mup.diagnostics.sweep import SamplingSettings, SweepConfig
+from mhc_mup.diagnostics.verdict import ASSUMED, FAIL, PASS, Status, VerdictConfig, theorem_d
+from mhc_mup.mhc.parameterizations import COMPARE_DEFAULT, PARAMETERIZATIONS
+from mhc_mup.stats.fitting import FitSettings
+from mhc_mup.stats.readings import GROWS, O1
 
 FAST = SweepConfig(
     widths=(64, 128, 256, 512),
-    sensitivity_samples=12,
-    update_samples=12,
-    quotient_samples=20,
-    quotient_K=(1, 20),
-    state_tokens=8,
-    n_boot=300,
+    sampling=SamplingSettings(
+        state_tokens=8, quotient_samples=20, quotient_K=(1, 20), sensitivity_samples=12, update_samples=12
+    ),
+    fit=FitSettings(n_boot=300),
 )
 
 # The report's corrections table (its comb column), and what the closed-form scaling says for pre/post:
@@ -109,55 +106,22 @@ def test_theorem_d_verdicts_follow_the_numbers(results):
     assert strict.conditions[2].status == "fail" and "not below 2" in strict.conditions[2].sentence
 
 
-def _fit(exponent, lo, hi):
-    return PowerLawFit(exponent, lo, hi, 1.0, 1.0, lo, hi, lo, hi, 4, 100, 0.95)
+def test_statuses_are_enum_members_that_serialise_as_their_values(results):
+    verdict = theorem_d(results["baseline"])
+    assert [c.status for c in verdict.conditions] == [ASSUMED, PASS, PASS, FAIL, FAIL]
+    assert all(isinstance(c.status, Status) for c in verdict.conditions)
+    assert (PASS, FAIL, ASSUMED) == ("pass", "fail", "assumed") and f"{FAIL}" == str(FAIL) == "fail"
+    doc = json.loads(json.dumps(verdict_document({"baseline": verdict})))
+    conditions = doc["verdicts"]["baseline"]["conditions"]
+    assert [c["status"] for c in conditions] == ["assumed", "pass", "pass", "fail", "fail"]
+    assert conditions[3]["checks"][0]["reading"] == "grows"
+    assert conditions[1]["checks"][0]["reading"] == "largest over widths"
 
 
-def test_classify():
-    assert classify(_fit(0.02, -0.05, 0.09)) == O1
-    assert classify(_fit(0.02, -0.05, 0.11)) == UNCLEAR  # estimate inside the band, interval not
-    assert classify(_fit(0.5, 0.45, 0.55)) == GROWS
-    assert classify(_fit(0.15, 0.05, 0.25)) == GROWS
-    assert classify(_fit(-0.3, -0.4, -0.2)) == DECAYS
-    assert classify(_fit(0.15, 0.05, 0.25), tolerance=0.3) == O1
-    assert classify(_fit(float("nan"), float("nan"), float("nan"))) == UNCLEAR
+def test_each_condition_is_its_own_function_and_theorem_d_assembles_them(results):
+    from mhc_mup.diagnostics.verdict import CONDITIONS
 
-
-def test_compare_cli_writes_tables_that_match_the_sweeps(tmp_path, capsys):
-    out = tmp_path / "cmp"
-    args = ["compare", "--widths", "32,64,128", "--samples", "6", "--quotient-samples", "10"]
-    args += ["--quotient-K", "1,20", "--state-tokens", "4", "--bootstrap", "100", "--params", "baseline,mup"]
-    args += ["--param", "slow: from=mup, lr_fn=1/(n_s*d)", "--out", str(out)]
-    assert main(args) == 0
-    printed = capsys.readouterr().out
-    assert sorted(p.name for p in out.iterdir()) == [
-        "baseline",
-        "chain.csv",
-        "corrections.csv",
-        "figures",
-        "mup",
-        "report.html",
-        "report.md",
-        "slow",
-        "verdict.json",
-    ]
-    corrections = pd.read_csv(out / "corrections.csv")
-    assert list(corrections.parameterization.unique()) == ["baseline", "mup", "slow"]
-    assert set(corrections.quantity) == {"comb", "pre", "post", "update_sgd", "update_adam"}
-    fits = pd.read_csv(out / "mup" / "fits.csv").set_index(["diagnostic", "metric"])
-    row = corrections.set_index(["parameterization", "quantity"]).loc[("mup", "comb")]
-    assert row.exponent == pytest.approx(fits.loc[("dynamic_sensitivity", "dc_x_mean")].exponent, rel=1e-12)
-    assert f"{row.exponent:+.2f} [{row.ci_low:+.2f}, {row.ci_high:+.2f}]" in printed
-    chain = pd.read_csv(out / "chain.csv")
-    assert {"d=32", "d=64", "d=128", "exponent", "ci_low", "ci_high"} <= set(chain.columns)
-    assert len(chain) == 3 * 8
-    verdicts = json.loads((out / "verdict.json").read_text())["verdicts"]
-    assert set(verdicts) == {"baseline", "mup", "slow"}
-    assert verdicts["baseline"]["conditions"][3]["status"] == "fail"
-    results = json.loads((out / "slow" / "results.json").read_text())
-    assert results["config"]["parameterization"]["rules"]["lr_fn_sgd"] == "1/(n_s*d)"
-    assert results["parameterization"]["evaluated"]["64"]["lr"]["sgd"]["fn"] == 1 / 256
-    back = SweepConfig.from_dict(results["config"])
-    assert back.parameterization == parse_spec("slow: from=mup, lr_fn=1/(n_s*d)")
-    assert dataclasses.replace(back, parameterization=PARAMETERIZATIONS["mup"]).widths == (32, 64, 128)
-    assert "Theorem D per parameterization" in printed
+    vc, result = VerdictConfig(), results["A"]
+    whole = theorem_d(result, vc)
+    assert [condition(result, vc, "95%") for condition in CONDITIONS] == whole.conditions
+    assert [c.number for c in whole.conditions] == [1, 2, 3, 4, 5]

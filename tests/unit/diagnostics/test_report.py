@@ -1,4 +1,4 @@
-"""The generated report: every number from the data files, valid figures, clean errors."""
+"""The generated report: every number from the data files, valid figures, rebuilt byte for byte."""
 
 from __future__ import annotations
 
@@ -9,24 +9,35 @@ import struct
 import pandas as pd
 import pytest
 
-from mhc_mup.cli import main
-from mhc_mup.diagnostics.report import fmt_exponent, fmt_value
+from mhc_mup.diagnostics.compare import run_compare
+from mhc_mup.diagnostics.report import fmt_exponent, fmt_value, write_report
+from mhc_mup.diagnostics.results import write_comparison, write_results
+from mhc_mup.diagnostics.sweep import SamplingSettings, SweepConfig, run_sweep
+from mhc_mup.mhc.parameterizations import PARAMETERIZATIONS
+from mhc_mup.stats.fitting import FitSettings
 
-SMALL = ["--widths", "32,64,128", "--samples", "6", "--quotient-samples", "10", "--quotient-K", "1,5,20"]
-SMALL += ["--state-tokens", "4", "--bootstrap", "100", "--quiet"]
+SMALL = SweepConfig(
+    widths=(32, 64, 128),
+    sampling=SamplingSettings(
+        state_tokens=4, quotient_samples=10, quotient_K=(1, 5, 20), sensitivity_samples=6, update_samples=6
+    ),
+    fit=FitSettings(n_boot=100),
+)
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("report") / "run"
-    assert main(["run", *SMALL, "--out", str(out)]) == 0
+    write_results(run_sweep(SMALL), out)
+    write_report(out)
     return out
 
 
 @pytest.fixture(scope="module")
 def compare_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("report") / "cmp"
-    assert main(["compare", *SMALL, "--params", "baseline,C,mup", "--out", str(out)]) == 0
+    write_comparison(run_compare(SMALL, [PARAMETERIZATIONS[n] for n in ("baseline", "C", "mup")]), out)
+    write_report(out)
     return out
 
 
@@ -133,43 +144,13 @@ def test_figures_are_valid_pngs_and_the_html_is_self_contained(folder_fixture, r
         assert f"## {section}" in markdown and f"<h2>{section}</h2>" in page
 
 
-def test_report_command_rebuilds_the_same_report(compare_dir, tmp_path, capsys):
-    before = (compare_dir / "report.md").read_text()
-    (compare_dir / "report.md").unlink()
-    assert main(["report", str(compare_dir)]) == 0
-    assert (compare_dir / "report.md").read_text() == before
-    assert "wrote" in capsys.readouterr().out
+def test_write_report_rebuilds_the_same_files(compare_dir):
+    names = ["report.md", "report.html", *(f"figures/{p.name}" for p in (compare_dir / "figures").iterdir())]
+    before = {name: (compare_dir / name).read_bytes() for name in names}
+    for name in names:
+        (compare_dir / name).unlink()
+    paths = write_report(compare_dir)
+    assert sorted(str(p.relative_to(compare_dir)) for p in paths) == sorted(names)
+    assert [p.name for p in paths[-2:]] == ["report.md", "report.html"]
+    assert {name: (compare_dir / name).read_bytes() for name in names} == before
 
-
-@pytest.mark.parametrize(
-    ("damage", "message"),
-    [
-        (lambda d: (d / "results.json").unlink(), "results.json' not found"),
-        (lambda d: (d / "results.json").write_text("{not json"), "results.json' is not valid JSON (line 1)"),
-        (lambda d: (d / "verdict.json").write_text('{"format": "other"}'), "has format 'other'"),
-        (lambda d: (d / "verdict.json").unlink(), "verdict.json' not found"),
-        (
-            lambda d: (d / "results.json").write_text(
-                json.dumps({**json.loads((d / "results.json").read_text()), "fits": {}})
-            ),
-            "is missing 'dynamic_sensitivity.dc_x_mean'",
-        ),
-    ],
-    ids=["missing results", "corrupt results", "wrong format", "missing verdict", "missing fits"],
-)
-def test_report_on_a_damaged_folder_is_one_line_exit_2(run_dir, tmp_path, capsys, damage, message):
-    import shutil
-
-    folder = tmp_path / "copy"
-    shutil.copytree(run_dir, folder)
-    (folder / "report.md").unlink()
-    damage(folder)
-    assert main(["report", str(folder)]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("mhc-mup: error: ") and message in err
-    assert not (folder / "report.md").exists()
-
-
-def test_report_on_a_missing_folder(tmp_path, capsys):
-    assert main(["report", str(tmp_path / "nope")]) == 2
-    assert capsys.readouterr().err == f"mhc-mup: error: '{tmp_path / 'nope'}' not found\n"

@@ -1,0 +1,62 @@
+"""``mhc-mup report``: rebuilds the report of a run folder; a damaged or missing folder is one line, exit 2."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from mhc_mup.cli import main
+
+SMALL = ["--widths", "32,64,128", "--samples", "6", "--quotient-samples", "10", "--quotient-K", "1,5,20"]
+SMALL += ["--state-tokens", "4", "--bootstrap", "100", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report") / "run"
+    assert main(["run", *SMALL, "--out", str(out)]) == 0
+    return out
+
+
+def test_report_command_rebuilds_the_same_report(run_dir, capsys):
+    before = (run_dir / "report.md").read_text()
+    (run_dir / "report.md").unlink()
+    assert main(["report", str(run_dir)]) == 0
+    assert (run_dir / "report.md").read_text() == before
+    assert capsys.readouterr().out == (
+        f"wrote {run_dir / 'report.md'}, {run_dir / 'report.html'} and 5 figures under {run_dir}/figures\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda d: (d / "results.json").unlink(), "results.json' not found"),
+        (lambda d: (d / "results.json").write_text("{not json"), "results.json' is not valid JSON (line 1)"),
+        (lambda d: (d / "verdict.json").write_text('{"format": "other"}'), "has format 'other'"),
+        (lambda d: (d / "verdict.json").unlink(), "verdict.json' not found"),
+        (
+            lambda d: (d / "results.json").write_text(
+                json.dumps({**json.loads((d / "results.json").read_text()), "fits": {}})
+            ),
+            "is missing 'dynamic_sensitivity.dc_x_mean'",
+        ),
+    ],
+    ids=["missing results", "corrupt results", "wrong format", "missing verdict", "missing fits"],
+)
+def test_report_on_a_damaged_folder_is_one_line_exit_2(run_dir, tmp_path, capsys, damage, message):
+    folder = tmp_path / "copy"
+    shutil.copytree(run_dir, folder)
+    (folder / "report.md").unlink()
+    damage(folder)
+    assert main(["report", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("mhc-mup: error: ") and message in err
+    assert not (folder / "report.md").exists()
+
+
+def test_report_on_a_missing_folder(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "nope")]) == 2
+    assert capsys.readouterr().err == f"mhc-mup: error: '{tmp_path / 'nope'}' not found\n"
