@@ -1,22 +1,33 @@
 """The report's figures, drawn headless with matplotlib from a run's summaries and fits.
 
 Every figure takes runs read back from disk or fresh (anything with ``widths``, ``summary(w)``,
-``fit(diag, key)``, ``name``) and returns a :class:`matplotlib.figure.Figure`; :func:`png_bytes`
-renders one. Colours are the Okabe–Ito palette (distinguishable with the common colour-vision
-deficiencies), and every series also has its own marker.
+``fit(diag, key)``, ``name``) and returns a :class:`matplotlib.figure.Figure`;
+:func:`mhc_mup.reporting.style.png_bytes` renders one. Colours are the Okabe–Ito palette
+(distinguishable with the common colour-vision deficiencies), and every series also has its own marker.
+
+The figures are plain :class:`~matplotlib.figure.Figure` objects, not pyplot ones: nothing registers them
+in pyplot's global state, so nothing has to close them, and ``matplotlib.pyplot`` is never imported.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Rectangle
 
 from mhc_mup.diagnostics.compare import CORRECTION_QUANTITIES, FittedRun
-from mhc_mup.reporting.style import MARKERS, OKABE_ITO
+from mhc_mup.reporting.style import MARKERS, OKABE_ITO, READING_COLOURS
 from mhc_mup.stats.readings import classify
+
+# Each panel's title sits at the top of its axes (matplotlib's default height), set explicitly. Left to
+# itself, matplotlib looks for tick labels above the axes before placing a title, at each layout pass and
+# draw: a sixth of the rendering time in a profile. These figures never put tick labels there (x ticks
+# are at the bottom; a y axis' offset text, when there is one, sits at the left corner, clear of the
+# centred title), so the pictures are the same, byte for byte (benchmarks/bench_figures.py checks).
+TITLE_Y = 1.0
 
 SENSITIVITY_PANELS = (
     ("dc_x", "‖∂C/∂x‖₂·‖x‖ (comb)"),
@@ -81,7 +92,8 @@ def _width_axis(ax, widths: Sequence[int]) -> None:
 def sensitivity_figure(runs: Mapping[str, FittedRun]) -> Figure:
     """Diagnostic 4 vs width, log-log, one line per parameterization: means ± standard error, the
     fitted power law with its confidence band, the exponent and interval in the legend."""
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2 + 0.22 * len(runs)), constrained_layout=True)
+    fig = Figure(figsize=(15, 4.2 + 0.22 * len(runs)), layout="constrained")
+    axes = fig.subplots(1, 3)
     for ax, (key, title) in zip(axes, SENSITIVITY_PANELS, strict=True):
         for i, (name, run) in enumerate(runs.items()):
             style = _hollow(i)
@@ -95,7 +107,7 @@ def sensitivity_figure(runs: Mapping[str, FittedRun]) -> Figure:
             _fit_line(ax, widths, fit, style["color"])
         _width_axis(ax, runs[next(iter(runs))].widths)
         ax.set_yscale("log")
-        ax.set_title(title)
+        ax.set_title(title, y=TITLE_Y)
         ax.set_ylabel("sensitivity (dimensionless)")
         ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
     fig.suptitle("Diagnostic 4: dynamic sensitivity vs width (mean ± s.e.; line: fit; band: exponent interval)")
@@ -107,22 +119,23 @@ def quotient_figure(run: FittedRun) -> Figure:
     q = run.summary(run.widths[0])["quotient_jacobian"]
     ks = sorted(int(k.removeprefix("K=")) for k in q)
     get = {key: np.array([q[f"K={k}"][key] for k in ks]) for key in next(iter(q.values()))}
-    fig, (a1, a2, a3) = plt.subplots(1, 3, figsize=(15, 4.4), constrained_layout=True)
+    fig = Figure(figsize=(15, 4.4), layout="constrained")
+    a1, a2, a3 = fig.subplots(1, 3)
     for i, (key, label) in enumerate((("sigma_max_mean", "σ_max (mean)"), ("sigma_min_mean", "σ_min (mean)"))):
         a1.plot(ks, get[key], label=label, **_style(i))
     a1.set_ylabel("singular value of Bᵀ J B")
-    a1.set_title("Quotient-Jacobian singular values")
+    a1.set_title("Quotient-Jacobian singular values", y=TITLE_Y)
     for i, (key, label) in enumerate((("kappa_mean", "κ mean"), ("kappa_median", "κ median"))):
         a2.plot(ks, get[key], label=label, **_style(i + 2))
     a2.set_ylabel("condition number κ = σ_max/σ_min")
-    a2.set_title("Quotient-Jacobian conditioning")
+    a2.set_title("Quotient-Jacobian conditioning", y=TITLE_Y)
     for i, (key, label) in enumerate((("gauge_leakage_mean", "mean"), ("gauge_leakage_median", "median"))):
         values = get[key]
         keep = values > 0  # exact zeros cannot be drawn on a log axis
         a3.plot(np.array(ks)[keep], values[keep], label=label, **_style(i + 4))
     a3.set_yscale("log")
     a3.set_ylabel("‖Π_G J B‖₂ / ‖J B‖₂")
-    a3.set_title("Gauge leakage")
+    a3.set_title("Gauge leakage", y=TITLE_Y)
     for ax in (a1, a2, a3):
         ax.set_xscale("log")
         ax.set_xticks(ks)
@@ -139,13 +152,14 @@ def quotient_figure(run: FittedRun) -> Figure:
 
 def gates_figure(runs: Mapping[str, FittedRun]) -> Figure:
     """Diagnostic 6 vs width: the gates' means and norms, one line per parameterization."""
-    fig, axes = plt.subplots(1, 4, figsize=(16, 4.0), constrained_layout=True)
+    fig = Figure(figsize=(16, 4.0), layout="constrained")
+    axes = fig.subplots(1, 4)
     for ax, (key, title) in zip(axes, GATE_PANELS, strict=True):
         for i, (name, run) in enumerate(runs.items()):
             values = [run.summary(w)["gate_stats"][key] for w in run.widths]
             ax.plot(run.widths, values, label=name, **_hollow(i))
         _width_axis(ax, runs[next(iter(runs))].widths)
-        ax.set_title(title)
+        ax.set_title(title, y=TITLE_Y)
         ax.set_ylabel("value")
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 8), fontsize=8, frameon=False)
@@ -155,7 +169,8 @@ def gates_figure(runs: Mapping[str, FittedRun]) -> Figure:
 
 def chain_figure(run: FittedRun) -> Figure:
     """The chain factors of ``‖DC(x)‖·‖x‖`` vs width, log-log, with their product and the measured value."""
-    fig, ax = plt.subplots(figsize=(8.5, 5.2), constrained_layout=True)
+    fig = Figure(figsize=(8.5, 5.2), layout="constrained")
+    ax = fig.subplots()
     widths = run.widths
     for i, (factor, label) in enumerate(CHAIN_SERIES):
         values = [run.summary(w)["chain_decomposition"][f"{factor}_mean"] for w in widths]
@@ -166,7 +181,7 @@ def chain_figure(run: FittedRun) -> Figure:
     _width_axis(ax, widths)
     ax.set_yscale("log")
     ax.set_ylabel("factor (mean over samples)")
-    ax.set_title(f"Chain decomposition of ‖DC(x)‖·‖x‖ — {run.name}")
+    ax.set_title(f"Chain decomposition of ‖DC(x)‖·‖x‖ — {run.name}", y=TITLE_Y)
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return fig
 
@@ -174,9 +189,8 @@ def chain_figure(run: FittedRun) -> Figure:
 def corrections_figure(runs: Mapping[str, FittedRun], tolerance: float) -> Figure:
     """Each parameterization's exponents with their intervals, against the O(1) band ±tolerance."""
     names = list(runs)
-    fig, axes = plt.subplots(1, len(CORRECTION_QUANTITIES), figsize=(16, 0.45 * len(names) + 2.2), sharey=True,
-                             constrained_layout=True)  # fmt: skip
-    colours = {"O(1)": OKABE_ITO[2], "grows": OKABE_ITO[1], "decays": OKABE_ITO[0], "unclear": OKABE_ITO[3]}
+    fig = Figure(figsize=(16, 0.45 * len(names) + 2.2), layout="constrained")
+    axes = fig.subplots(1, len(CORRECTION_QUANTITIES), sharey=True)
     for ax, (_, diag, key, label) in zip(np.atleast_1d(axes), CORRECTION_QUANTITIES, strict=True):
         ax.axvspan(-tolerance, tolerance, color="0.85", zorder=0, label=f"O(1) band ±{tolerance:g}")
         ax.axvline(0, color="0.5", lw=0.8)
@@ -186,18 +200,16 @@ def corrections_figure(runs: Mapping[str, FittedRun], tolerance: float) -> Figur
                 continue
             verdict = classify(fit, tolerance)
             ax.errorbar(fit.exponent, y, xerr=[[fit.exponent - fit.ci_low], [fit.ci_high - fit.exponent]],
-                        fmt="o", color=colours[verdict], capsize=3, ms=5)  # fmt: skip
-        ax.set_title(label, fontsize=10)
+                        fmt="o", color=READING_COLOURS[verdict], capsize=3, ms=5)  # fmt: skip
+        ax.set_title(label, fontsize=10, y=TITLE_Y)
         ax.set_xlabel("exponent of d")
         ax.grid(True, axis="x", alpha=0.3)
     first = np.atleast_1d(axes)[0]
     first.set_yticks(range(len(names)))
     first.set_yticklabels(names)
     first.invert_yaxis()
-    handles = [plt.Line2D([], [], marker="o", ls="none", color=c, label=v) for v, c in colours.items()]
-    handles.append(plt.Rectangle((0, 0), 1, 1, color="0.85", label=f"O(1) band ±{tolerance:g}"))
+    handles = [Line2D([], [], marker="o", ls="none", color=c, label=v) for v, c in READING_COLOURS.items()]
+    handles.append(Rectangle((0, 0), 1, 1, color="0.85", label=f"O(1) band ±{tolerance:g}"))
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=8)
     fig.suptitle("Corrections: exponent of each quantity with its interval (colour: verdict)")
     return fig
-
-

@@ -7,13 +7,14 @@ series also gets its own marker, so a figure still reads in grey.
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING
 
 import matplotlib
 
 matplotlib.use("Agg")  # headless: never opens a window, works without a display
 
-import matplotlib.pyplot as plt
-from matplotlib.figure import Figure
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["DPI", "MARKERS", "OKABE_ITO", "READING_COLOURS", "READING_RICH_STYLES", "png_bytes"]
 
@@ -27,10 +28,14 @@ READING_RICH_STYLES = {"O(1)": "green", "grows": "red", "decays": "cyan", "uncle
 
 
 def png_bytes(fig: Figure, dpi: float = DPI) -> bytes:
-    """The figure as PNG bytes (the figure is closed afterwards)."""
+    """The figure as PNG bytes, drawn by Agg. A figure made through pyplot is closed afterwards (pyplot keeps
+    every figure it made until then); a plain :class:`~matplotlib.figure.Figure` needs no closing."""
     buf = io.BytesIO()
     try:
         fig.savefig(buf, format="png", dpi=dpi)
     finally:
-        plt.close(fig)
+        if fig.canvas.manager is not None:  # only pyplot gives a figure a manager
+            import matplotlib.pyplot as plt
+
+            plt.close(fig)
     return buf.getvalue()
