@@ -46,7 +46,8 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "mhc_mup.training.model": ("MHCLM", "ModelConfig"),
         "mhc_mup.training.width_rules": ("WidthParameterization", "make_optimizer", "param_groups"),
         "mhc_mup.training.coordcheck": ("CoordCheckConfig", "run_coord_check", "write_coord_check"),
-        "mhc_mup.training.transfer.core": ("TransferConfig", "run_transfer"),
+        "mhc_mup.training.transfer.config": ("TransferConfig",),
+        "mhc_mup.training.transfer.sweep": ("run_transfer",),
         # real implementations and checkpoints
         "mhc_mup.interop.adapters": ("FunctionAdapter", "HyperConnectionsAdapter", "TransformersV4Adapter", "V4Params"),
         "mhc_mup.interop.adapter_diagnostics": ("diagnose", "sweep_adapter"),

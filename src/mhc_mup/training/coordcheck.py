@@ -27,11 +27,12 @@ import pandas as pd
 import torch
 
 from mhc_mup._device import resolve_device
-from mhc_mup._io import atomic_write_bytes, atomic_write_text
+from mhc_mup._io import write_bundle
 from mhc_mup.errors import ConfigError
-from mhc_mup.mhc.parameterizations import OPTIMIZERS, PARAMETERIZATIONS, Parameterization
-from mhc_mup.stats.fitting import fit_power_laws
+from mhc_mup.mhc.parameterizations import PARAMETERIZATIONS, Parameterization
+from mhc_mup.stats.fitting import FitSettings, fit_power_laws
 from mhc_mup.stats.readings import classify
+from mhc_mup.training.config import LEAF, FlatView, ModelShape, TrainingRecipe, check_at_least
 from mhc_mup.training.data import Corpus, sample_batch
 from mhc_mup.training.model import MHCLM, ModelConfig
 from mhc_mup.training.step import train_step
@@ -97,53 +98,41 @@ def module_kind(name: str) -> str:
 
 
 @dataclass(frozen=True)
-class CoordCheckConfig:
-    """Widths × steps × seeds of a coordinate check, the model's shape and its parameterization."""
+class CoordCheckConfig(FlatView):
+    """Widths × seeds of a coordinate check; the model's shape, its training recipe and base LR ``lr``; its
+    parameterization (the mHC generator ``hc_param``, the body's rule ``model_param``, the base width
+    ``base_d``, ``None``: the smallest width) or the plain-residual ``control``; the device; the fits'
+    settings and the O(1) band ``±tolerance``."""
 
     widths: tuple[int, ...] = (32, 64, 128, 256)
-    steps: int = 5
     seeds: int = 3
-    hc_param: Parameterization = field(default_factory=lambda: PARAMETERIZATIONS["mup"])
-    model_param: str = "mup"
-    optimizer: str = "adam"
+    model: ModelShape = field(default_factory=ModelShape)
+    recipe: TrainingRecipe = field(default_factory=lambda: TrainingRecipe(steps=5, batch_size=8, seq_len=64))
     lr: float = 1e-2
-    depth: int = 2
-    heads: int = 4
-    n_s: int = 4
-    K: int = 20
-    batch_size: int = 8
-    seq_len: int = 64
-    base_d: int | None = None  # None: the smallest width
+    hc_param: Parameterization = field(default_factory=lambda: PARAMETERIZATIONS["mup"], metadata=LEAF)
+    model_param: str = "mup"
+    base_d: int | None = None
     control: bool = False
     device: str = "cpu"
-    data_seed: int = 0
-    n_boot: int = 1000
-    confidence: float = 0.95
+    fit: FitSettings = field(default_factory=FitSettings)
     tolerance: float = 0.1
 
-    def validate(self) -> CoordCheckConfig:
-        """Self, or :class:`~mhc_mup.diagnostics.sweep.ConfigError` naming the first bad value."""
+    def __post_init__(self) -> None:
         if len(set(self.widths)) < 2:
             raise ConfigError(f"a coordinate check needs at least 2 distinct widths, got {list(self.widths)}")
-        for w in self.widths:
-            if w < 1 or w % self.heads:
-                raise ConfigError(f"width {w} must be a positive multiple of heads={self.heads}")
+        check_at_least(self, 1, ("seeds",))
         if self.model_param not in MODEL_PARAMS:
             raise ConfigError(f"model parameterization must be sp or mup, got {self.model_param!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
-        for name in ("steps", "seeds", "depth", "heads", "K", "batch_size", "seq_len"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.n_s < 2:
-            raise ConfigError(f"n_s must be >= 2, got {self.n_s}")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise ConfigError(f"learning rate must be a positive number, got {self.lr!r}")
-        if self.n_boot < 1 or not (math.isfinite(self.tolerance) and self.tolerance > 0):
-            raise ConfigError(f"need n_boot >= 1 and a positive tolerance, got {self.n_boot}, {self.tolerance!r}")
-        if not 0 < self.confidence < 1:
-            raise ConfigError(f"confidence must be in (0, 1), got {self.confidence!r}")
-        self.hc_param.check(self.n_s, self.widths)
+        if not (math.isfinite(self.tolerance) and self.tolerance > 0):
+            raise ConfigError(f"tolerance must be a positive finite number, got {self.tolerance!r}")
+
+    def validate(self) -> CoordCheckConfig:
+        """Self, or :class:`~mhc_mup.errors.ConfigError` naming the first value that does not fit with another
+        or with this machine (each part checked its own values when it was made)."""
+        self.model.check_widths(self.widths)
+        self.hc_param.check(self.model.mhc.n_s, self.widths)
         resolve_device(self.device)
         return self
 
@@ -152,13 +141,14 @@ class CoordCheckConfig:
         return WidthParameterization(self.model_param, self.hc_param, self.base_d or min(self.widths))
 
     def model_config(self, width: int) -> ModelConfig:
-        return ModelConfig(d=width, depth=self.depth, heads=self.heads, n_s=self.n_s, K=self.K, hc=not self.control)
+        return self.model.model_config(width, hc=not self.control)
 
     def describe(self) -> str:
-        model = "plain-residual control" if self.control else f"mHC (n_s={self.n_s}, K={self.K})"
+        shape = self.model
+        model = "plain-residual control" if self.control else f"mHC (n_s={shape.mhc.n_s}, K={shape.mhc.K})"
         return (
-            f"{model}, depth {self.depth}, {self.heads} heads; model {self.model_param}, mHC generator "
-            f"{self.hc_param.name}; {self.optimizer} η={self.lr:g}; base width {self.base_d or min(self.widths)}"
+            f"{model}, depth {shape.depth}, {shape.heads} heads; model {self.model_param}, mHC generator "
+            f"{self.hc_param.name}; {self.recipe.optimizer} η={self.lr:g}; base width {self.base_d or min(self.widths)}"
         )
 
 
@@ -200,8 +190,9 @@ def _stat_hook(store: list, name: str) -> Callable:
 
 
 def _batches(cfg: CoordCheckConfig, corpus: Corpus) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    gen = torch.Generator().manual_seed(cfg.data_seed)
-    return [sample_batch(corpus.train, cfg.batch_size, cfg.seq_len, gen) for _ in range(cfg.steps)]
+    r = cfg.recipe
+    gen = torch.Generator().manual_seed(r.data_seed)
+    return [sample_batch(corpus.train, r.batch_size, r.seq_len, gen) for _ in range(r.steps)]
 
 
 def train_and_record(
@@ -244,9 +235,9 @@ def run_coord_check(
             if progress:
                 progress(f"width {width}, seed {seed}", done, total)
             model = MHCLM(cfg.model_config(width), param, seed=seed)
-            rows, losses = train_and_record(model, batches, cfg.optimizer, cfg.lr, device)
+            rows, losses = train_and_record(model, batches, cfg.recipe.optimizer, cfg.lr, device)
             coord_rows += [
-                (width, module, t, l1, l2, cfg.optimizer, cfg.lr, seed, module_kind(module))
+                (width, module, t, l1, l2, cfg.recipe.optimizer, cfg.lr, seed, module_kind(module))
                 for t, module, l1, l2 in rows
             ]
             loss_rows += [(width, seed, t, loss) for t, loss in enumerate(losses, 1)]
@@ -281,7 +272,7 @@ def fit_exponents(coords: pd.DataFrame, cfg: CoordCheckConfig) -> pd.DataFrame:
             samples = {m: [per_width[w][m].to_numpy() for w in widths] for m in METRICS}
             fits = {
                 m: fit_power_laws(widths, samples[m], {"mean": lambda a: a.mean(axis=-1)},
-                                  n_boot=cfg.n_boot, confidence=cfg.confidence, seed=0)["mean"]
+                                  n_boot=cfg.fit.n_boot, confidence=cfg.fit.confidence, seed=0)["mean"]
                 for m in METRICS
             }  # fmt: skip
             kind = name if level == "kind" else module_kind(name)
@@ -348,13 +339,7 @@ def figure_png(result: CoordCheckResult, metric: str = "l2") -> bytes:
 def write_coord_check(result: CoordCheckResult, out_dir: str | Path) -> list[Path]:
     """Write ``coord.csv``, ``exponents.csv`` and ``coord.png`` into ``out_dir``; every file's contents are
     made before the first is written, and each is written atomically."""
-    out_dir = Path(out_dir)
     coords = result.coords[list(COORD_COLUMNS)].to_csv(index=False, float_format="%.9g", lineterminator="\n")
     exps = result.exponents[list(EXPONENT_COLUMNS)].to_csv(index=False, float_format="%.6g", lineterminator="\n")
     png = figure_png(result)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [out_dir / "coord.csv", out_dir / "exponents.csv", out_dir / "coord.png"]
-    atomic_write_text(paths[0], coords)
-    atomic_write_text(paths[1], exps)
-    atomic_write_bytes(paths[2], png)
-    return paths
+    return write_bundle(Path(out_dir), {"coord.csv": coords, "exponents.csv": exps, "coord.png": png})

@@ -23,7 +23,6 @@ SKIP_DIRS = frozenset({"site-packages", "dist-packages", "__pycache__"})
 DEFAULT_MAX_BYTES = 16 * 2**20
 
 
-
 @dataclass(frozen=True)
 class Corpus:
     """Train and validation bytes, ``(N,)`` uint8 tensors, and where they came from."""

@@ -34,6 +34,11 @@ from mhc_mup.training.width_rules import WidthParameterization
 STREAM_DTYPES = ("float32", "bfloat16")
 
 
+def stream_probe(n_s: int, d: int, stream_dtype: str, device: torch.device) -> torch.Tensor:
+    """An empty ``(0, n_s, d)`` stream tensor of the model's storage, to ask
+    :func:`mhc_mup.kernels.fused.use_triton` which path the mHC ops take."""
+    return torch.empty(0, n_s, d, dtype=getattr(torch, stream_dtype), device=device)
+
 
 @dataclass(frozen=True)
 class ModelConfig:

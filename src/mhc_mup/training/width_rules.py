@@ -43,7 +43,6 @@ KINDS = ("embedding", "hidden", "readout", "gain", "hc_fn", "hc_scale", "hc_base
 HC_KINDS = ("hc_fn", "hc_scale", "hc_base")
 
 
-
 def parameter_kind(name: str) -> str:
     """The kind of the parameter called ``name`` in :class:`~mhc_mup.training.model.MHCLM`.
 

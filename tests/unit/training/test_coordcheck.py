@@ -1,5 +1,5 @@
 """Coordinate checks: mup-compatible data, exponents that recover known scalings, the theory's
-separation of the baseline mHC generator from the µP one, and the ``coordcheck`` command."""
+separation of the baseline mHC generator from the µP one (the command: tests/cli/test_coordcheck.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import pandas as pd
 import pytest
 import torch
 
-from mhc_mup.cli import main
+from mhc_mup.errors import ConfigError
 from mhc_mup.mhc.parameterizations import PARAMETERIZATIONS
+from mhc_mup.stats.fitting import FitSettings
+from mhc_mup.training.config import ModelShape, TrainingRecipe
 from mhc_mup.training.coordcheck import (
     COORD_COLUMNS,
     CoordCheckConfig,
@@ -26,13 +28,15 @@ def corpus():
     return load_corpus(max_bytes=2**20)
 
 
-TINY = dict(widths=(16, 32), steps=2, seeds=1, depth=1, batch_size=2, seq_len=16, n_boot=50)
+TINY = CoordCheckConfig(widths=(16, 32), seeds=1, model=ModelShape(depth=1),
+                        recipe=TrainingRecipe(steps=2, batch_size=2, seq_len=16),
+                        fit=FitSettings(n_boot=50))  # fmt: skip
 TINY_LR = CoordCheckConfig().lr
 
 
 @pytest.fixture(scope="module")
 def tiny(corpus):
-    return run_coord_check(CoordCheckConfig(**TINY), corpus)
+    return run_coord_check(TINY, corpus)
 
 
 def test_records_every_module_the_streams_and_the_gate_logits(tiny):
@@ -57,7 +61,7 @@ def test_comb_logit_rows_are_the_sinkhorn_inputs(corpus):
     from mhc_mup.mhc.ops import gate_logits, hc_mixes
     from mhc_mup.training.model import MHCLM
 
-    cfg = CoordCheckConfig(**{**TINY, "steps": 1})
+    cfg = TINY.with_leaves(steps=1)
     result = run_coord_check(cfg, corpus)
     model = MHCLM(cfg.model_config(16), cfg.width_param, seed=0)
     from mhc_mup.training.coordcheck import _batches
@@ -82,7 +86,7 @@ def test_fit_exponents_recovers_known_scalings():
                 (w, "b", 1, 0.8 * 3.0 * noise, 3.0 * noise, "adam", 0.01, seed, "comb logits"),
             ]
     coords = pd.DataFrame(rows, columns=list(COORD_COLUMNS))
-    e = fit_exponents(coords, CoordCheckConfig(widths=widths, n_boot=200))
+    e = fit_exponents(coords, CoordCheckConfig(widths=widths, fit=FitSettings(n_boot=200)))
     get = lambda level, name, metric: e.query(f"level == '{level}' and name == '{name}' and metric == '{metric}'")  # noqa: E731
     assert get("module", "a", "l2").exponent.item() == pytest.approx(0.5, abs=1e-9)
     assert get("module", "b", "l1").exponent.item() == pytest.approx(0.0, abs=1e-9)
@@ -121,7 +125,7 @@ def test_our_figure_has_one_log_log_panel_per_step(tiny):
 
 
 def test_control_has_no_mhc_rows(corpus):
-    result = run_coord_check(CoordCheckConfig(**{**TINY, "steps": 1}, control=True), corpus)
+    result = run_coord_check(TINY.with_leaves(steps=1, control=True), corpus)
     kinds = set(result.coords.kind)
     assert not kinds & {"comb logits", "pre logits", "post logits"}
     assert not any(".hc" in m or m.startswith("head") for m in result.coords.module)
@@ -129,13 +133,15 @@ def test_control_has_no_mhc_rows(corpus):
 
 
 # ── the theory's prediction ─────────────────────────────────────────────────────────────────────
-SEPARATION = dict(widths=(32, 64, 128), steps=5, seeds=2, depth=2, batch_size=8, seq_len=64, lr=1e-2, n_boot=200)
+SEPARATION = CoordCheckConfig(widths=(32, 64, 128), seeds=2, model=ModelShape(depth=2),
+                              recipe=TrainingRecipe(steps=5, batch_size=8, seq_len=64), lr=1e-2,
+                              fit=FitSettings(n_boot=200))  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def separation(corpus):
     return {
-        name: run_coord_check(CoordCheckConfig(**SEPARATION, hc_param=PARAMETERIZATIONS[name]), corpus)
+        name: run_coord_check(SEPARATION.with_leaves(hc_param=PARAMETERIZATIONS[name]), corpus)
         for name in ("baseline", "mup")
     }
 
@@ -155,7 +161,7 @@ def test_coord_check_separates_baseline_from_mup(separation):
     under mup they keep decaying over these 5 steps rather than turning flat; see the README).
     """
     comb = {
-        name: [r.exponent("comb logits", t).exponent for t in range(1, SEPARATION["steps"] + 1)]
+        name: [r.exponent("comb logits", t).exponent for t in range(1, SEPARATION.recipe.steps + 1)]
         for name, r in separation.items()
     }
     base, mup = comb["baseline"], comb["mup"]
@@ -163,7 +169,7 @@ def test_coord_check_separates_baseline_from_mup(separation):
     assert base[-1] > 0.65 and base[-1] > base[0] + 0.15, comb
     assert max(mup) < 0.1, comb
     assert base[-1] - mup[-1] > 1.0, comb
-    final = separation["baseline"].exponent("comb logits", SEPARATION["steps"])
+    final = separation["baseline"].exponent("comb logits", SEPARATION.recipe.steps)
     assert final.reading == "grows", final  # its interval is wide: 3 widths leave the regression 1 dof
 
 
@@ -172,76 +178,37 @@ def test_mup_body_stays_flat_under_both_generators(separation):
     at every step), whichever mHC generator rule is used: the generator affects only the gates."""
     for name, r in separation.items():
         for kind in ("residual stream", "attention", "MLP", "embedding"):
-            for t in range(1, SEPARATION["steps"] + 1):
+            for t in range(1, SEPARATION.recipe.steps + 1):
                 assert abs(r.exponent(kind, t).exponent) < 0.15, (name, kind, t)
-
-
-# ── the command ─────────────────────────────────────────────────────────────────────────────────
-FAST = ["--widths", "16,32", "--steps", "2", "--seeds", "1", "--depth", "1", "--batch-size", "2",
-        "--seq-len", "16", "--bootstrap", "20"]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def small_corpus(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("corpus")
-    rng = np.random.default_rng(0)
-    for i in range(6):
-        (folder / f"f{i}.txt").write_text(" ".join(rng.choice(["alpha", "beta", "gamma", "delta"], 300)))
-    return folder
-
-
-def test_cli_writes_the_three_files(small_corpus, tmp_path, capsys):
-    out = tmp_path / "cc"
-    assert main(["coordcheck", *FAST, "--corpus", str(small_corpus), "--param", "baseline", "--sp",
-                 "--out", str(out)]) == 0  # fmt: skip
-    assert sorted(p.name for p in out.iterdir()) == ["coord.csv", "coord.png", "exponents.csv"]
-    coords = pd.read_csv(out / "coord.csv")
-    assert list(coords.columns) == list(COORD_COLUMNS) and set(coords.width) == {16, 32}
-    exps = pd.read_csv(out / "exponents.csv")
-    assert {"comb logits", "residual stream"} <= set(exps.query("level == 'kind'").name)
-    assert (out / "coord.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    printed = " ".join(capsys.readouterr().out.split())  # tables wrap long titles
-    assert "comb logits" in printed and "model sp, mHC generator baseline" in printed
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["--corpus", "/no/such/corpus"], "corpus '/no/such/corpus' does not exist"),
-        (["--corpus", "EMPTY_DIR"], "has no text files"),
-        (["--corpus", "EMPTY_FILE"], "is empty"),
-        (["--widths", "16,30"], "width 30 must be a positive multiple of heads=4"),
-        (["--widths", "16"], "at least 2 distinct widths"),
-        (["--lr", "-1"], "lr must be a positive finite number, got '-1'"),
-        (["--param", "nope"], "unknown parameterization 'nope'"),
-        (["--model-param", "xp"], "invalid choice: 'xp'"),
-        (["--sp", "--mup"], "not allowed with argument"),
-        (["--seq-len", "20000"], "needs at least 20001"),
-    ],
-)
-def test_cli_bad_input_is_one_line_exit_2_nothing_written(args, message, small_corpus, tmp_path, capsys):
-    empty_dir = tmp_path / "empty"
-    empty_dir.mkdir()
-    (tmp_path / "empty.txt").write_text("")
-    args = [{"EMPTY_DIR": str(empty_dir), "EMPTY_FILE": str(tmp_path / "empty.txt")}.get(a, a) for a in args]
-    if "--corpus" not in args:
-        args += ["--corpus", str(small_corpus)]
-    out = tmp_path / "out"
-    assert main(["coordcheck", *FAST, *args, "--out", str(out), "--quiet"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and message in err[0], err
-    assert not out.exists()
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU: bf16 autocast branches, fp32 mHC")
 def test_cuda_coord_check_matches_cpu_at_init(corpus):
     """On CUDA the branches run in bf16 and the mHC math in fp32: at init (t=1) every module's size agrees
     with the fp32 CPU run to bf16 accuracy, and the comb logits (fp32 math on bf16-fed streams) closely."""
-    cfg = CoordCheckConfig(**{**TINY, "steps": 2})
+    cfg = TINY.with_leaves(steps=2)
     cpu = run_coord_check(cfg, corpus).coords
-    gpu = run_coord_check(CoordCheckConfig(**{**TINY, "steps": 2}, device="cuda"), corpus).coords
+    gpu = run_coord_check(cfg.with_leaves(device="cuda"), corpus).coords
     merged = cpu.merge(gpu, on=["width", "module", "t", "seed"], suffixes=("_cpu", "_gpu"))
     assert len(merged) == len(cpu) == len(gpu)
     init = merged[merged.t == 1]
     np.testing.assert_allclose(init.l2_gpu, init.l2_cpu, rtol=0.05, atol=1e-4)
     assert np.isfinite(merged.l2_gpu).all()
+
+
+def test_the_configuration_nests_the_shared_parts_and_checks_them():
+    """The model's shape and the training recipe are the ones transfer uses; each part checks its values, the
+    whole checks how they fit together."""
+    cfg = CoordCheckConfig()
+    assert (cfg.recipe.steps, cfg.recipe.batch_size, cfg.recipe.seq_len, cfg.recipe.optimizer) == (5, 8, 64, "adam")
+    assert (cfg.steps, cfg.n_s, cfg.n_boot) == (5, 4, 1000)  # the flat view of the leaves
+    model = cfg.with_leaves(n_s=3, K=7, hc_eps=1e-5, control=True).model_config(64)
+    assert (model.d, model.n_s, model.K, model.hc_eps, model.hc) == (64, 3, 7, 1e-5, False)
+    with pytest.raises(ConfigError, match="at least 2 distinct widths"):
+        CoordCheckConfig(widths=(16, 16))
+    with pytest.raises(ConfigError, match="batch_size must be >= 1, got 0"):
+        cfg.with_leaves(batch_size=0)
+    with pytest.raises(ConfigError, match="width 30 must be a positive multiple of heads=4"):
+        cfg.with_leaves(widths=(16, 30)).validate()
+    with pytest.raises(ValueError, match="CoordCheckConfig has no setting warmup"):
+        cfg.with_leaves(warmup=0.1)

@@ -1,14 +1,34 @@
 """The learning-rate transfer sweep: train every configuration × width × seed × learning rate, find each
-width's optimal learning rate and fit how it drifts with width."""
+width's optimal learning rate and fit how it drifts with width.
+
+``configurations`` (the lines of the comparison), ``config`` (the sweep's nested configuration and a run's
+frozen spec), ``run`` (one run), ``store`` (the output folder: settings, resume checks, stored runs),
+``executors`` (in-process, spawn pool, Ray), ``analysis`` (parabola, optima, drift), ``report`` (figure,
+report, files) and ``sweep`` (:func:`run_transfer`, all of it in order).
+"""
 
 from mhc_mup._lazy import lazy_exports
 
 __all__, __getattr__, __dir__ = lazy_exports(
     __name__,
     {
-        "mhc_mup.training.transfer.core": (
-            "BUILTIN_CONFIGS", "Configuration", "TransferConfig", "TransferResult", "analyse", "fit_parabola",
-            "load_records", "parse_configuration", "plan", "run_transfer", "write_outputs",
+        "mhc_mup.errors": ("TransferError",),
+        "mhc_mup.training.transfer.configurations": (
+            "BUILTIN_CONFIGS", "DEFAULT_CONFIGS", "Configuration", "parse_configuration",
         ),
+        "mhc_mup.training.transfer.config": (
+            "Numerics", "RunKey", "RunRecipe", "RunSettings", "RunSpec", "SweepGrid", "TransferAnalysis",
+            "TransferConfig", "log2_key", "lr_grid",
+        ),
+        "mhc_mup.training.transfer.run": ("RUN_FORMAT", "execute_run", "lr_factor"),
+        "mhc_mup.training.transfer.store": ("SWEEP_FORMAT", "load_records", "plan"),
+        "mhc_mup.training.transfer.executors": ("worker_devices",),
+        "mhc_mup.training.transfer.analysis": (
+            "CURVE_COLUMNS", "DRIFT_COLUMNS", "OPTIMA_COLUMNS", "SEED_OPTIMA_COLUMNS", "TRANSFER_COLUMNS",
+            "ParabolaFit", "TransferResult", "Verdict", "analyse", "drift_sentence", "fit_parabola",
+        ),
+        "mhc_mup.training.transfer.report": ("build_transfer_report", "transfer_figure", "write_outputs"),
+        "mhc_mup.training.transfer.sweep": ("run_transfer",),
     },
-)
+    submodules=("configurations", "config", "run", "store", "executors", "analysis", "report", "sweep"),
+)  # fmt: skip

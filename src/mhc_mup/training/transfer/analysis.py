@@ -1,0 +1,298 @@
+"""The analysis of a transfer sweep, all from the final validation loss ``L(η)`` of each run:
+
+* **optimum per seed**: a parabola ``L ≈ a·x² + b·x + c`` in ``x = log2 η`` through the grid's argmin and its
+  ``fit_halfwidth`` neighbours on each side; ``log2 η* = −b / 2a``. An argmin at the edge of the grid, or next to
+  a diverged run, gives no optimum (a note says which side to extend), never a fake one.
+* **optimum per width**: the mean of ``log2 η*`` over the seeds that have one, with a percentile-bootstrap
+  interval over those seeds.
+* **drift**: ``η* ≈ c · d^β`` fitted by :func:`~mhc_mup.stats.fitting.fit_power_law` on the per-seed optima at each
+  width (statistic: their geometric mean; interval: the union of the bootstrap over seeds and the regression
+  t-interval across widths). Verdict: **transfers** when the whole interval of ``β`` lies in ``±tolerance``,
+  **drifts** (η* grows / shrinks with width) when ``β`` lies outside the band, **unclear** otherwise.
+
+Diverged runs are kept in the tables and left out of the parabola fits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from mhc_mup._io import StrEnum
+from mhc_mup.stats.fitting import bootstrap_estimate, fit_power_law
+from mhc_mup.stats.readings import DECAYS, GROWS, O1, classify
+from mhc_mup.stats.readings import UNCLEAR as UNCLEAR_READING
+from mhc_mup.training.transfer.config import TransferConfig, log2_key
+
+__all__ = [
+    "CURVE_COLUMNS", "DRIFTS", "DRIFT_COLUMNS", "OPTIMA_COLUMNS", "SEED_OPTIMA_COLUMNS", "TRANSFERS",
+    "TRANSFER_COLUMNS", "UNCLEAR", "ParabolaFit", "TransferResult", "Verdict", "analyse", "curves_table", "drift_row",
+    "drift_sentence", "fit_parabola", "runs_table",
+]  # fmt: skip
+
+TRANSFER_COLUMNS = (
+    "config", "width", "seed", "lr", "log2_lr", "final_train_loss", "final_val_loss", "initial_loss", "diverged",
+    "diverged_reason", "steps_done", "tokens_per_s", "seconds", "device", "mhc_kernels",
+)  # fmt: skip
+SEED_OPTIMA_COLUMNS = (
+    "config", "width", "seed", "log2_lr_opt", "lr_opt", "loss_at_opt", "curvature", "argmin_log2_lr", "edge", "note",
+)  # fmt: skip
+OPTIMA_COLUMNS = (
+    "config", "width", "log2_lr_opt", "lr_opt", "ci_low", "ci_high", "loss_at_opt", "n_seeds_fit", "n_seeds",
+    "argmin_log2_lr", "note",
+)  # fmt: skip
+DRIFT_COLUMNS = (
+    "config", "exponent", "ci_low", "ci_high", "boot_low", "boot_high", "ols_low", "ols_high", "r2", "n_widths",
+    "tolerance", "verdict", "direction", "note",
+)  # fmt: skip
+CURVE_COLUMNS = ("config", "width", "seed", "lr", "split", "step", "loss")
+
+
+class Verdict(StrEnum):
+    """Whether the optimal learning rate transfers across width."""
+
+    TRANSFERS = "transfers"
+    DRIFTS = "drifts"
+    UNCLEAR = "unclear"
+
+
+TRANSFERS, DRIFTS, UNCLEAR = Verdict.TRANSFERS, Verdict.DRIFTS, Verdict.UNCLEAR
+
+
+@dataclass
+class TransferResult:
+    """The sweep's tables (see the ``*_COLUMNS`` tuples) and its drift verdicts."""
+
+    config: TransferConfig
+    runs: pd.DataFrame
+    curves: pd.DataFrame
+    seed_optima: pd.DataFrame
+    optima: pd.DataFrame
+    drift: pd.DataFrame
+    missing: int = 0
+    executed: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+# ── the optimum of one seed's curve ────────────────────────────────────────────────────────────
+@dataclass(frozen=True)
+class ParabolaFit:
+    """``log2 η*`` and the loss there from ``L ≈ a·x² + b·x + c`` (``x = log2 η``) around the argmin;
+    NaN with ``edge`` (``low`` / ``high`` / ``""``) and ``note`` when there is no interior minimum."""
+
+    log2_opt: float
+    loss_opt: float
+    curvature: float
+    argmin: float
+    edge: str
+    note: str
+
+
+def fit_parabola(log2_lrs: Iterable[float], losses: Iterable[float], halfwidth: int = 1) -> ParabolaFit:
+    """The optimum of ``losses`` vs ``log2_lrs`` (ascending; NaN marks a diverged run) from a least-squares
+    parabola through the argmin and its ``halfwidth`` grid neighbours on each side: ``x* = −b/(2a)``.
+
+    No optimum (NaN) when the argmin's window leaves the grid or holds a diverged run (``edge`` says on which
+    side: the optimum may lie beyond it), or when the parabola opens downwards.
+    """
+    x = np.asarray(list(log2_lrs), dtype=np.float64)
+    y = np.asarray(list(losses), dtype=np.float64)
+    nan = math.nan
+    ok = np.isfinite(y)
+    if not ok.any():
+        return ParabolaFit(nan, nan, nan, nan, "", "every run diverged")
+    i = int(np.nanargmin(np.where(ok, y, np.inf)))
+    lo, hi = i - halfwidth, i + halfwidth
+
+    def at(j: int) -> str:
+        return f"2^{x[j]:.2f}"
+
+    if lo < 0:
+        note = f"minimum at the smallest learning rate {at(i)}: extend the grid down"
+        return ParabolaFit(nan, nan, nan, x[i], "low", note)
+    if hi >= len(x):
+        note = f"minimum at the largest learning rate {at(i)}: extend the grid up"
+        return ParabolaFit(nan, nan, nan, x[i], "high", note)
+    if not ok[lo : hi + 1].all():
+        side = "high" if not ok[i + 1 : hi + 1].all() else "low"
+        note = f"minimum at {at(i)} next to a diverged run ({side}er η): refine the grid there"
+        return ParabolaFit(nan, nan, nan, x[i], side, note)
+    a, b, c = np.polyfit(x[lo : hi + 1], y[lo : hi + 1], 2)
+    if not a > 0:
+        return ParabolaFit(nan, nan, nan, x[i], "", f"parabola around {at(i)} opens downwards (a = {a:.3g})")
+    xs = -b / (2 * a)
+    if not x[lo] <= xs <= x[hi]:
+        return ParabolaFit(nan, nan, a, x[i], "", f"parabola vertex 2^{xs:.2f} outside the fitted points")
+    return ParabolaFit(float(xs), float(c - b * b / (4 * a)), float(a), float(x[i]), "", "")
+
+
+# ── the whole grid ─────────────────────────────────────────────────────────────────────────────
+def analyse(cfg: TransferConfig, records: list[dict]) -> TransferResult:
+    """Tables, optima and drift fits from run records (the grid of ``cfg``; missing points are left out)."""
+    runs, curves = runs_table(records), curves_table(records)
+    seed_rows, opt_rows, drift_rows = [], [], []
+    for c in cfg.grid.configs:
+        per_width: dict[int, list[float]] = {}
+        for w in cfg.grid.widths:
+            fits = _seed_fits(cfg, runs[(runs.config == c.name) & (runs.width == w)])
+            seed_rows += [_seed_row(c.name, w, s, fit) for s, fit in fits]
+            row, optima = _width_optimum(cfg, c.name, w, fits)
+            opt_rows.append(row)
+            if optima:
+                per_width[w] = optima
+        drift_rows.append(drift_row(cfg, c.name, per_width))
+    seed_optima = pd.DataFrame(seed_rows, columns=list(SEED_OPTIMA_COLUMNS))
+    optima = pd.DataFrame(opt_rows, columns=list(OPTIMA_COLUMNS))
+    drift = pd.DataFrame(drift_rows, columns=list(DRIFT_COLUMNS))
+    return TransferResult(cfg, runs, curves, seed_optima, optima, drift, notes=_divergence_notes(runs))
+
+
+def runs_table(records: list[dict]) -> pd.DataFrame:
+    """One row per run (:data:`TRANSFER_COLUMNS`)."""
+    runs = pd.DataFrame([{c: r.get(c) for c in TRANSFER_COLUMNS} for r in records], columns=list(TRANSFER_COLUMNS))
+    for col in ("final_train_loss", "final_val_loss", "initial_loss", "tokens_per_s", "seconds"):
+        runs[col] = runs[col].astype(float)
+    return runs
+
+
+def curves_table(records: list[dict]) -> pd.DataFrame:
+    """Every training loss and every validation point of every run (:data:`CURVE_COLUMNS`)."""
+    rows = []
+    for r in records:
+        base = (r["config"], r["width"], r["seed"], r["lr"])
+        rows += [(*base, "train", k + 1, v) for k, v in enumerate(r["train_loss"])]
+        rows += [(*base, "val", int(step), v) for step, v in r["val_curve"]]
+    return pd.DataFrame(rows, columns=list(CURVE_COLUMNS))
+
+
+def _seed_fits(cfg: TransferConfig, runs: pd.DataFrame) -> list[tuple[int, ParabolaFit]]:
+    """``(seed, optimum)`` of each seed with a stored run among ``runs`` (one configuration at one width)."""
+    fits = []
+    for s in range(cfg.grid.seeds):
+        sel = runs[runs.seed == s]
+        if not sel.empty:
+            fits.append((s, _seed_fit(cfg, sel)))
+    return fits
+
+
+def _seed_fit(cfg: TransferConfig, sel: pd.DataFrame) -> ParabolaFit:
+    """The parabola's optimum over one seed's runs, once every learning rate of the grid has run; the
+    diverged runs left out of it and named in its note."""
+    lrs = cfg.grid.lrs
+    stored = set(map(log2_key, sel.lr))
+    missing = [lr for lr in lrs if log2_key(lr) not in stored]
+    if missing:
+        note = f"{len(missing)} of {len(lrs)} runs not finished yet"
+        return ParabolaFit(math.nan, math.nan, math.nan, math.nan, "", note)
+    by_lr = {log2_key(lr): v for lr, v, dv in zip(sel.lr, sel.final_val_loss, sel.diverged, strict=True) if not dv}
+    losses = [by_lr.get(log2_key(lr), math.nan) for lr in lrs]
+    fit = fit_parabola([math.log2(lr) for lr in lrs], losses, cfg.analysis.fit_halfwidth)
+    diverged = sel.diverged.astype(bool)
+    if not diverged.any():
+        return fit
+    div = ", ".join(f"2^{x:.2f}" for x in sorted(np.log2(sel.lr[diverged])))
+    note = "; ".join(filter(None, [fit.note, f"diverged, left out of the fit: η = {div}"]))
+    return dataclasses.replace(fit, note=note)
+
+
+def _seed_row(name: str, width: int, seed: int, fit: ParabolaFit) -> dict:
+    return {
+        "config": name, "width": width, "seed": seed, "log2_lr_opt": fit.log2_opt, "lr_opt": 2.0**fit.log2_opt,
+        "loss_at_opt": fit.loss_opt, "curvature": fit.curvature, "argmin_log2_lr": fit.argmin, "edge": fit.edge,
+        "note": fit.note,
+    }  # fmt: skip
+
+
+def _width_optimum(
+    cfg: TransferConfig, name: str, width: int, fits: list[tuple[int, ParabolaFit]]
+) -> tuple[dict, list[float]]:
+    """The width's row of the optima table (mean ``log2 η*`` over the seeds with an optimum, bootstrap
+    interval over them), and those seeds' ``η*``."""
+    good = [f for _, f in fits if math.isfinite(f.log2_opt)]
+    values = np.array([f.log2_opt for f in good])
+    notes = [f"seed {s}: {f.note}" for s, f in fits if f.note]
+    if len(values) >= 2:
+        fit = cfg.analysis.fit
+        est = bootstrap_estimate(values, n_boot=fit.n_boot, confidence=fit.confidence, seed=0)
+        mean, lo, hi = est.value, est.ci_low, est.ci_high
+    elif len(values) == 1:
+        mean, lo, hi = float(values[0]), math.nan, math.nan
+        notes.append("one seed has an optimum: no interval")
+    else:
+        mean = lo = hi = math.nan
+    argmins = [f.argmin for _, f in fits if math.isfinite(f.argmin)]
+    row = {
+        "config": name, "width": width, "log2_lr_opt": mean, "lr_opt": 2.0**mean, "ci_low": lo, "ci_high": hi,
+        "loss_at_opt": float(np.mean([f.loss_opt for f in good])) if good else math.nan,
+        "n_seeds_fit": len(values), "n_seeds": len(fits),
+        "argmin_log2_lr": float(np.median(argmins)) if argmins else math.nan, "note": "; ".join(notes),
+    }  # fmt: skip
+    return row, list(2.0**values)
+
+
+def _divergence_notes(runs: pd.DataFrame) -> list[str]:
+    n_div = int(runs.diverged.astype(bool).sum()) if len(runs) else 0
+    if not n_div:
+        return []
+    return [f"{n_div} of {len(runs)} runs diverged; they are kept in transfer.csv and left out of the fits"]
+
+
+# ── the drift of the optimum ───────────────────────────────────────────────────────────────────
+def _geomean(a: np.ndarray) -> np.ndarray:
+    return np.exp(np.log(a).mean(axis=-1))
+
+
+def drift_row(cfg: TransferConfig, name: str, per_width: Mapping[int, list[float]]) -> dict:
+    """Fit ``η* ≈ c·d^β`` over the widths that have an optimum; the verdict from ``β``'s interval."""
+    widths = sorted(per_width)
+    analysis = cfg.analysis
+    row = dict.fromkeys(DRIFT_COLUMNS, math.nan) | {"config": name, "tolerance": analysis.tolerance,
+                                                    "n_widths": len(widths)}  # fmt: skip
+    skipped = [w for w in cfg.grid.widths if w not in per_width]
+    note = f"no optimum at d = {', '.join(map(str, sorted(skipped)))}" if skipped else ""
+    if len(widths) < 2:
+        why = "; ".join(filter(None, [note, "optimum at < 2 widths: no drift fit"]))
+        return row | {"verdict": UNCLEAR, "direction": "", "note": why}
+    fit = fit_power_law(widths, [np.array(per_width[w]) for w in widths], _geomean, n_boot=analysis.fit.n_boot,
+                        confidence=analysis.fit.confidence, seed=0)  # fmt: skip
+    reading = classify(fit, analysis.tolerance)
+    # two widths and one seed at one of them: no regression interval and a bootstrap over one seed, a
+    # zero-width interval that says nothing
+    no_interval = len(widths) < 3 and min(len(per_width[w]) for w in widths) < 2
+    if no_interval:
+        reading = UNCLEAR_READING
+        why = f"{len(widths)} widths and 1 seed at some width: no interval, no verdict"
+        note = "; ".join(filter(None, [note, why]))
+    row |= {
+        "exponent": fit.exponent, "ci_low": fit.ci_low, "ci_high": fit.ci_high, "boot_low": fit.boot_low,
+        "boot_high": fit.boot_high, "ols_low": fit.ols_low, "ols_high": fit.ols_high, "r2": fit.r2,
+        "verdict": {O1: TRANSFERS, GROWS: DRIFTS, DECAYS: DRIFTS}.get(reading, UNCLEAR),
+        "direction": {GROWS: "η* grows with width", DECAYS: "η* shrinks with width"}.get(reading, ""),
+        "note": "; ".join(filter(None, [note, fit.note])),
+    }  # fmt: skip
+    if no_interval:
+        row |= {"ci_low": math.nan, "ci_high": math.nan}
+    return row
+
+
+def drift_sentence(row: Mapping, confidence: float = 0.95) -> str:
+    """One sentence per configuration, built from its fit row."""
+    name, tol = row["config"], row["tolerance"]
+    if not math.isfinite(row["exponent"]):
+        return f"{name}: no drift fit ({row['note']}); verdict unclear."
+    if not math.isfinite(row["ci_low"]):
+        return f"{name}: η* ∝ d^{row['exponent']:+.3f} without an interval ({row['note']}); verdict unclear."
+    head = (
+        f"{name}: η* ∝ d^{row['exponent']:+.3f} ({confidence:.0%} interval [{row['ci_low']:+.3f}, "
+        f"{row['ci_high']:+.3f}], {row['n_widths']} widths)"
+    )
+    if row["verdict"] == TRANSFERS:
+        return f"{head}; the whole interval lies inside ±{tol:g}: the optimal learning rate transfers."
+    if row["verdict"] == DRIFTS:
+        return f"{head}; the exponent lies outside ±{tol:g}: it drifts ({row['direction']})."
+    return f"{head}; the interval is neither inside ±{tol:g} nor clear of 0: unclear (more seeds or widths)."

@@ -1,0 +1,289 @@
+"""A transfer sweep's configuration: the grid, the model, each run's recipe, its numerics and the analysis, as
+nested frozen dataclasses; and a run's frozen spec (:class:`RunSpec`), which goes to the workers.
+
+What identifies a sweep's folder (:meth:`RunSettings.identity`) is every leaf of :class:`RunSettings`, derived
+from the dataclasses: a run's result depends on exactly these besides its grid point and configuration.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mhc_mup._device import resolve_device
+from mhc_mup.errors import ConfigError, ParameterizationError, TransferError
+from mhc_mup.kernels import fused
+from mhc_mup.mhc.presets import MHCShape
+from mhc_mup.stats.fitting import FitSettings
+from mhc_mup.training.config import FlatView, ModelShape, TrainingRecipe, check_at_least, flat_fields
+from mhc_mup.training.model import STREAM_DTYPES, stream_probe
+from mhc_mup.training.step import precision_of
+from mhc_mup.training.transfer.configurations import BUILTIN_CONFIGS, DEFAULT_CONFIGS, Configuration
+
+__all__ = [
+    "IMPLICIT_SETTINGS", "Numerics", "RunKey", "RunRecipe", "RunSettings", "RunSpec", "SweepGrid", "TransferAnalysis",
+    "TransferConfig", "log2_key", "lr_grid",
+]  # fmt: skip
+
+IMPLICIT_SETTINGS = {"hc_eps": MHCShape().hc_eps, "norm_eps": MHCShape().norm_eps}
+"""Settings the first sweep format did not store because they could not change: a folder stores them only
+when they differ from these values, and a folder without them was made with these values."""
+
+
+def log2_key(lr: float) -> str:
+    """The learning rate's place in file names: ``log2 η`` to 4 decimals, e.g. ``-10.0000``."""
+    return f"{math.log2(lr):+.4f}"
+
+
+def lr_grid(lr_min: float, lr_max: float, points: int) -> tuple[float, ...]:
+    """``points`` learning rates evenly spaced in ``log2 η`` from ``lr_min`` to ``lr_max`` (inclusive)."""
+    if not (0 < lr_min < lr_max and math.isfinite(lr_max)):
+        raise TransferError(f"need 0 < --lr-min < --lr-max, got {lr_min!r} and {lr_max!r}")
+    if points < 3:
+        raise TransferError(f"a parabola fit needs at least 3 learning rates, got --lr-points {points}")
+    return tuple(float(2.0**x) for x in np.linspace(math.log2(lr_min), math.log2(lr_max), points))
+
+
+@dataclass(frozen=True)
+class SweepGrid:
+    """Configurations × widths × seeds × base learning rates (increasing, distinct in ``log2`` to 1e-4)."""
+
+    configs: tuple[Configuration, ...] = tuple(BUILTIN_CONFIGS[n] for n in DEFAULT_CONFIGS)
+    widths: tuple[int, ...] = (64, 128, 256, 512)
+    lrs: tuple[float, ...] = lr_grid(2.0**-12, 2.0**-4, 9)
+    seeds: int = 2
+
+    def __post_init__(self) -> None:
+        self._check_configs()
+        if len(set(self.widths)) != len(self.widths) or len(self.widths) < 1:
+            raise TransferError(f"widths must be distinct, got {list(self.widths)}")
+        self._check_lrs()
+        check_at_least(self, 1, ("seeds",))
+
+    def _check_configs(self) -> None:
+        if not self.configs:
+            raise TransferError("no configuration to sweep")
+        names = [c.name for c in self.configs]
+        if len(set(names)) != len(names):
+            raise TransferError(f"configuration names must differ, got {names}")
+
+    def _check_lrs(self) -> None:
+        for lr in self.lrs:
+            if not (math.isfinite(lr) and lr > 0):
+                raise TransferError(f"learning rate {lr!r} must be a positive finite number")
+        keys = [log2_key(lr) for lr in self.lrs]
+        if len(set(keys)) != len(keys):
+            raise TransferError(f"learning rates must differ (by more than 1e-4 in log2), got {list(self.lrs)}")
+        if list(self.lrs) != sorted(self.lrs):
+            raise TransferError("learning rates must be given in increasing order")
+
+    def to_dict(self) -> dict:
+        """The grid as ``sweep.json`` stores it."""
+        return {"configs": [c.to_dict() for c in self.configs], "widths": list(self.widths), "seeds": self.seeds,
+                "lrs": list(self.lrs)}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RunRecipe:
+    """What each run does: the training recipe on ``corpus`` (``None``: the Python standard library's ``.py``
+    sources), with a linear warmup over the first ``warmup`` fraction of the steps and a cosine decay to 0.1×
+    after it; the validation loss over ``eval_batches`` fixed batches every ``eval_every`` steps (0: only at
+    the end) and at the end; a run diverged when a loss is not finite or above ``divergence_factor`` × its
+    first-step loss."""
+
+    train: TrainingRecipe = field(default_factory=TrainingRecipe)
+    warmup: float = 0.1
+    eval_every: int = 50
+    eval_batches: int = 8
+    divergence_factor: float = 2.0
+    corpus: str | None = None
+
+    def __post_init__(self) -> None:
+        check_at_least(self, 0, ("eval_every",))
+        check_at_least(self, 1, ("eval_batches",))
+        if not 0 <= self.warmup < 1:
+            raise TransferError(f"warmup is a fraction of the steps in [0, 1), got {self.warmup!r}")
+        if not (math.isfinite(self.divergence_factor) and self.divergence_factor > 1):
+            raise TransferError(f"divergence factor must be a finite number > 1, got {self.divergence_factor!r}")
+
+
+@dataclass(frozen=True)
+class Numerics:
+    """How a run computes its function: the residual streams' storage (``"bfloat16"`` stores them as V4 does)
+    and the mHC ops (fused Triton kernels on CUDA with ``"auto"``, ``"reference"`` or ``"triton"``)."""
+
+    stream_dtype: str = "float32"
+    kernels: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.stream_dtype not in STREAM_DTYPES:
+            raise TransferError(f"stream dtype must be one of {', '.join(STREAM_DTYPES)}, got {self.stream_dtype!r}")
+        try:
+            fused.check_kernel_choice(self.kernels)
+        except ValueError as exc:
+            raise TransferError(str(exc)) from None
+
+
+@dataclass(frozen=True)
+class TransferAnalysis:
+    """The parabola through the argmin and ``fit_halfwidth`` neighbours on each side; the drift fit's settings;
+    **transfers** when the drift exponent's interval lies in ``±tolerance``."""
+
+    fit_halfwidth: int = 1
+    tolerance: float = 0.1
+    fit: FitSettings = field(default_factory=FitSettings)
+
+    def __post_init__(self) -> None:
+        check_at_least(self, 1, ("fit_halfwidth",))
+        if not (math.isfinite(self.tolerance) and self.tolerance > 0):
+            raise TransferError(f"tolerance must be a positive finite number, got {self.tolerance!r}")
+
+
+@dataclass(frozen=True)
+class RunKey:
+    """One grid point."""
+
+    config: str
+    width: int
+    seed: int
+    lr: float
+
+    def path(self, out: Path) -> Path:
+        folder = Path(out) / "runs" / self.config / f"d{self.width}" / f"seed{self.seed}"
+        return folder / f"log2lr{log2_key(self.lr)}.json"
+
+    def label(self) -> str:
+        return f"{self.config} d={self.width} seed {self.seed} η=2^{math.log2(self.lr):.2f}"
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What a run's result depends on besides its grid point and configuration: compared on resume, stored
+    with every run. ``base_d`` is the width at which µP and SP coincide; ``precision`` follows the device."""
+
+    recipe: RunRecipe
+    model: ModelShape
+    base_d: int
+    precision: str
+    numerics: Numerics
+
+    def identity(self) -> dict:
+        """Every leaf, ``{name: value}``, less the :data:`IMPLICIT_SETTINGS` at their implicit values."""
+        return {k: v for k, v in flat_fields(self).items() if k not in IMPLICIT_SETTINGS or v != IMPLICIT_SETTINGS[k]}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything one run needs: its grid point, its configuration and the sweep's run settings. Frozen and
+    picklable: it is what the process pool and Ray send to a worker."""
+
+    configuration: Configuration
+    width: int
+    seed: int
+    lr: float
+    settings: RunSettings
+
+    @property
+    def key(self) -> RunKey:
+        return RunKey(self.configuration.name, self.width, self.seed, self.lr)
+
+
+@dataclass(frozen=True)
+class TransferConfig(FlatView):
+    """The grid, the model's shape, what each run does (:class:`RunRecipe`) and computes with
+    (:class:`Numerics`), the analysis, the base width (``None``: the smallest width) and the device
+    (``"auto"``: CUDA when present). Each run trains with base LR ``η``; each parameter group steps with ``η`` ×
+    its multiplier (:mod:`~mhc_mup.training.width_rules`)."""
+
+    grid: SweepGrid = field(default_factory=SweepGrid)
+    model: ModelShape = field(default_factory=ModelShape)
+    recipe: RunRecipe = field(default_factory=RunRecipe)
+    numerics: Numerics = field(default_factory=Numerics)
+    analysis: TransferAnalysis = field(default_factory=TransferAnalysis)
+    base_d: int | None = None
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.base_d is not None and self.base_d < 1:
+            raise TransferError(f"base width must be >= 1, got {self.base_d}")
+
+    def validate(self) -> TransferConfig:
+        """Self, or :class:`TransferError` naming the first value that does not fit with another or with this
+        machine (each part checked its own values when it was made)."""
+        try:
+            self.model.check_widths(self.grid.widths)
+        except ConfigError as exc:
+            raise TransferError(str(exc)) from None
+        need = 2 * self.analysis.fit_halfwidth + 1
+        if len(self.grid.lrs) < need:
+            raise TransferError(f"a parabola fit needs at least {need} learning rates, got {len(self.grid.lrs)}")
+        for c in self.grid.configs:
+            if c.hc_param is not None:
+                try:
+                    c.hc_param.check(self.model.mhc.n_s, self.grid.widths)
+                except ParameterizationError as exc:
+                    raise TransferError(f"configuration {c.name!r}: {exc}") from None
+        self._check_kernels_run_here(self.resolved_device())
+        return self
+
+    def _check_kernels_run_here(self, device: torch.device) -> None:
+        if self.numerics.kernels == "triton" and any(c.hc for c in self.grid.configs):
+            probe = stream_probe(self.model.mhc.n_s, 1, self.numerics.stream_dtype, device)
+            try:
+                fused.use_triton("triton", probe)
+            except fused.KernelUnavailableError as exc:
+                raise TransferError(str(exc)) from None
+
+    def resolved_device(self) -> torch.device:
+        """``auto`` → ``cuda`` when a GPU is present, else ``cpu``; :class:`TransferError` for an absent one."""
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        try:
+            return resolve_device(self.device)
+        except ConfigError as exc:
+            raise TransferError(str(exc)) from None
+
+    @property
+    def base_width(self) -> int:
+        return self.base_d or min(self.grid.widths)
+
+    def run_settings(self) -> RunSettings:
+        return RunSettings(self.recipe, self.model, self.base_width, precision_of(self.resolved_device()),
+                           self.numerics)  # fmt: skip
+
+    def settings(self) -> dict:
+        """What identifies the sweep's folder: :meth:`RunSettings.identity` of :meth:`run_settings`."""
+        return self.run_settings().identity()
+
+    def runs(self) -> list[RunKey]:
+        """Every grid point, seed-major (a partial sweep has whole seeds first) and widest first within a seed
+        (the longest runs start early, so parallel workers finish together)."""
+        g = self.grid
+        return [
+            RunKey(c.name, w, s, lr)
+            for s in range(g.seeds)
+            for w in sorted(g.widths, reverse=True)
+            for c in g.configs
+            for lr in g.lrs
+        ]
+
+    def config_named(self, name: str) -> Configuration:
+        return next(c for c in self.grid.configs if c.name == name)
+
+    def run_spec(self, key: RunKey, settings: RunSettings | None = None) -> RunSpec:
+        """The spec of grid point ``key`` (``settings``: :meth:`run_settings`, passed to make it once)."""
+        return RunSpec(self.config_named(key.config), key.width, key.seed, key.lr, settings or self.run_settings())
+
+    def describe(self) -> str:
+        train, shape, lrs = self.recipe.train, self.model, self.grid.lrs
+        return (
+            f"{train.optimizer} for {train.steps} steps of {train.batch_size}×{train.seq_len} bytes (warmup "
+            f"{self.recipe.warmup:g}, cosine to 0.1×); depth {shape.depth}, {shape.heads} heads, "
+            f"n_s={shape.mhc.n_s}, K={shape.mhc.K}; base width {self.base_width}; {self.grid.seeds} seed(s); "
+            f"η = 2^{math.log2(lrs[0]):.2f} … 2^{math.log2(lrs[-1]):.2f} ({len(lrs)} points)"
+            + ("; bf16 residual streams" if self.numerics.stream_dtype == "bfloat16" else "")
+        )

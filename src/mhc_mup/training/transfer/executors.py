@@ -1,0 +1,127 @@
+"""Executing a sweep's pending runs: serially in this process, in a spawn-context process pool with one worker per
+device, or as Ray tasks. Each gets :class:`~mhc_mup.training.transfer.config.RunSpec` values (frozen,
+picklable) and hands each record to a :class:`~mhc_mup.training.transfer.store.RunStore` as it arrives; none
+starts a run after ``deadline`` (``time.monotonic()``). Each returns how many runs it left pending.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import os
+import time
+
+import torch
+
+from mhc_mup.errors import TransferError
+from mhc_mup.training.transfer.config import RunSpec, TransferConfig
+from mhc_mup.training.transfer.run import execute_run
+from mhc_mup.training.transfer.store import RunStore
+
+__all__ = ["import_ray", "run_local", "run_ray", "worker_devices"]
+
+_WORKER_DEVICE = "cpu"
+
+
+def worker_devices(cfg: TransferConfig, workers: int | None) -> list[str]:
+    """The device of each worker: every CUDA device once (``--workers`` at most that many), or ``workers``
+    CPU workers (default 1: serial)."""
+    dev = cfg.resolved_device()
+    if dev.type == "cuda":
+        if dev.index is not None:
+            return [str(dev)]
+        n = torch.cuda.device_count()
+        if workers is not None and workers > n:
+            raise TransferError(f"--workers {workers}: only {n} CUDA device(s), one run per GPU at a time")
+        return [f"cuda:{i}" for i in range(workers or n)]
+    return ["cpu"] * (workers or 1)
+
+
+def import_ray():
+    """The ``ray`` module, or :class:`TransferError` with the install line."""
+    try:
+        import ray
+    except ImportError:
+        raise TransferError("--backend ray needs Ray: pip install mhc-mup[ray]") from None
+    return ray
+
+
+def run_local(specs: list[RunSpec], devices: list[str], store: RunStore, deadline: float) -> int:
+    """Serial in this process (one device) or a spawn-context process pool with one worker per device."""
+    if len(devices) == 1:
+        return _run_serial(specs, devices[0], store, deadline)
+    return _run_pool(specs, devices, store, deadline)
+
+
+def _run_serial(specs: list[RunSpec], device: str, store: RunStore, deadline: float) -> int:
+    for i, spec in enumerate(specs):
+        if time.monotonic() >= deadline:
+            return len(specs) - i
+        store(spec.key, execute_run(spec, device))
+    return 0
+
+
+def _init_worker(devices, threads: int) -> None:
+    """Pool initializer: take one device from the shared queue (one GPU per worker) and pin to it."""
+    global _WORKER_DEVICE
+    _WORKER_DEVICE = devices.get()
+    if _WORKER_DEVICE.startswith("cuda"):
+        torch.cuda.set_device(torch.device(_WORKER_DEVICE))
+    torch.set_num_threads(threads)
+
+
+def _pool_run(spec: RunSpec) -> dict:
+    return execute_run(spec, _WORKER_DEVICE)
+
+
+def _run_pool(specs: list[RunSpec], devices: list[str], store: RunStore, deadline: float) -> int:
+    ctx = torch.multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    for d in devices:
+        queue.put(d)
+    threads = max(1, (os.cpu_count() or 1) // len(devices))
+    todo = list(specs)
+    pool = cf.ProcessPoolExecutor(len(devices), mp_context=ctx, initializer=_init_worker, initargs=(queue, threads))
+    running: dict[cf.Future, RunSpec] = {}
+    try:
+        while todo or running:
+            while todo and len(running) < len(devices) and time.monotonic() < deadline:
+                spec = todo.pop(0)
+                running[pool.submit(_pool_run, spec)] = spec
+            if not running:
+                break
+            finished, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+            for fut in finished:
+                store(running.pop(fut).key, fut.result())
+    finally:
+        pool.shutdown(wait=not running, cancel_futures=True)
+    return len(todo)
+
+
+def run_ray(specs: list[RunSpec], cuda: bool, store: RunStore, deadline: float, address: str | None) -> int:
+    """Each run a Ray task with one GPU (``cuda``) or one CPU; results are stored as they complete."""
+    ray = import_ray()
+    started = False
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        started = True
+    task = ray.remote(num_gpus=1 if cuda else 0, num_cpus=1)(execute_run)
+    device = "cuda" if cuda else "cpu"  # Ray sets CUDA_VISIBLE_DEVICES: the task's GPU is cuda:0 there
+    slots = max(1, int(ray.cluster_resources().get("GPU" if cuda else "CPU", 1)))
+    todo = list(specs)
+    running: dict = {}
+    try:
+        while todo or running:
+            while todo and len(running) < slots and time.monotonic() < deadline:
+                spec = todo.pop(0)
+                running[task.remote(spec, device)] = spec
+            if not running:
+                break
+            ready, _ = ray.wait(list(running), num_returns=1)
+            for ref in ready:
+                store(running.pop(ref).key, ray.get(ref))
+    finally:
+        for ref in running:
+            ray.cancel(ref, force=True)
+        if started:
+            ray.shutdown()
+    return len(todo)

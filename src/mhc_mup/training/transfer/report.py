@@ -1,0 +1,182 @@
+"""A transfer sweep's figure (final validation loss vs learning rate per width), its report and its files."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mhc_mup._io import write_bundle
+from mhc_mup.training.transfer.analysis import (
+    CURVE_COLUMNS,
+    DRIFT_COLUMNS,
+    OPTIMA_COLUMNS,
+    SEED_OPTIMA_COLUMNS,
+    TRANSFER_COLUMNS,
+    TransferResult,
+    drift_sentence,
+)
+
+__all__ = ["build_transfer_report", "transfer_figure", "write_outputs"]
+
+
+def transfer_figure(result: TransferResult):
+    """Final validation loss (mean over seeds) vs log2 η, one panel per configuration, one line per width;
+    the optimum (star, with its interval) and diverged runs (×, at the panel's top) marked."""
+    import matplotlib.pyplot as plt
+
+    from mhc_mup.reporting.style import MARKERS, OKABE_ITO
+
+    cfg = result.config
+    n = len(cfg.grid.configs)
+    fig, axes = plt.subplots(1, n, figsize=(4.2 * n + 0.6, 4.2), sharey=True, squeeze=False)
+    ylim = _loss_range(result.runs)
+    for ax, c in zip(axes[0], cfg.grid.configs, strict=True):
+        for i, w in enumerate(sorted(cfg.grid.widths)):
+            _plot_width(ax, result, c.name, w, OKABE_ITO[i % len(OKABE_ITO)], MARKERS[i % len(MARKERS)], ylim)
+        ax.set_title(_panel_title(result, c.name), fontsize=9)
+        ax.set_xlabel("log2 learning rate η")
+        ax.set_ylim(*ylim)
+        ax.grid(True, alpha=0.3)
+    axes[0][0].set_ylabel("final validation loss (nats/byte, mean over seeds)")
+    if axes[0][-1].get_legend_handles_labels()[0]:
+        legend_title = "width (★ optimum, × diverged,\n▷ ◁ minimum at the grid's edge)"
+        axes[0][-1].legend(fontsize=8, frameon=False, title=legend_title, title_fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def _loss_range(runs: pd.DataFrame) -> tuple[float, float]:
+    """The panels' y range: the finite final losses, at most 1.5 nats above the lowest, with room at the top
+    for the diverged runs' marks."""
+    finite = runs.final_val_loss[np.isfinite(runs.final_val_loss)] if len(runs) else pd.Series(dtype=float)
+    if not len(finite):
+        return (0.0, 6.0)
+    low = float(finite.min())
+    top = min(float(finite.max()), low + 1.5)
+    pad = 0.05 * max(top - low, 0.05)
+    return (low - pad, top + 3 * pad)
+
+
+def _plot_width(ax, result: TransferResult, name: str, width: int, colour: str, marker: str, ylim) -> None:
+    """One width's line of configuration ``name``: the mean loss per learning rate, its diverged runs (×), its
+    optimum (★ with its interval) and each seed's minimum at the grid's edge (open triangle)."""
+    runs = result.runs
+    sel = runs[(runs.config == name) & (runs.width == width)]
+    if sel.empty:
+        return
+    x = np.log2(sel.lr.astype(float))
+    ok = sel.assign(x=x)[~sel.diverged.astype(bool)]
+    mean = ok.groupby("x").final_val_loss.mean()
+    ax.plot(mean.index, mean.values, color=colour, marker=marker, ms=4, lw=1.3, label=f"d={width}")
+    div = sorted(set(x[sel.diverged.astype(bool)]))
+    ax.plot(div, [ylim[1] - pad_of(ylim)] * len(div), ls="none", marker="x", color=colour, ms=6)
+    o = result.optima[(result.optima.config == name) & (result.optima.width == width)]
+    if len(o) and math.isfinite(o.log2_lr_opt.iloc[0]):
+        xo, yo = float(o.log2_lr_opt.iloc[0]), float(o.loss_at_opt.iloc[0])
+        lo, hi = o.ci_low.iloc[0], o.ci_high.iloc[0]
+        if math.isfinite(lo):
+            ax.errorbar([xo], [yo], xerr=[[xo - lo], [hi - xo]], color=colour, capsize=3, lw=1)
+        ax.plot([xo], [yo], marker="*", ms=13, color=colour, markeredgecolor="black", mew=0.6, ls="none")
+    edges = result.seed_optima[(result.seed_optima.config == name) & (result.seed_optima.width == width)]
+    for edge, tri in (("low", "<"), ("high", ">")):
+        # a seed's minimum at the grid's edge or next to a diverged run: an open triangle at that minimum
+        for xa in set(edges.loc[edges.edge == edge, "argmin_log2_lr"]):
+            near = np.isclose(mean.index, xa, atol=1e-6)
+            if near.any():
+                ax.plot([xa], [mean.values[near][0]], marker=tri, ms=11, mfc="none", mec=colour, mew=1.5, ls="none")
+
+
+def _panel_title(result: TransferResult, name: str) -> str:
+    """The configuration's name and, when fitted, its drift exponent, interval and verdict."""
+    d = result.drift[result.drift.config == name]
+    if not (len(d) and math.isfinite(d.exponent.iloc[0])):
+        return name
+    r = d.iloc[0]
+    interval = f"[{r.ci_low:+.2f}, {r.ci_high:+.2f}]" if math.isfinite(r.ci_low) else "(no interval)"
+    return f"{name}\nη* ∝ d^{r.exponent:+.2f} {interval}: {r.verdict}"
+
+
+def pad_of(ylim: tuple[float, float]) -> float:
+    return 0.04 * (ylim[1] - ylim[0])
+
+
+def _fmt(v: float, spec: str = ".3f") -> str:
+    return "—" if v is None or not math.isfinite(v) else format(v, spec)
+
+
+def build_transfer_report(result: TransferResult, png: bytes):
+    """The report's blocks (:mod:`mhc_mup.diagnostics.report`): settings, drift verdicts (sentences from the fits),
+    the optima table, the figure, the cost and the notes."""
+    from mhc_mup.reporting.blocks import FigureBlock, Heading, Paragraph, Report, Table
+
+    cfg = result.config
+    blocks: list = [Heading("Drift of the optimal learning rate")]
+    blocks += [Paragraph(drift_sentence(r, cfg.analysis.fit.confidence)) for r in result.drift.to_dict("records")]
+    blocks.append(Paragraph(
+        f"η* per seed: vertex of a parabola in log2 η through the argmin of the final validation loss and its "
+        f"{cfg.analysis.fit_halfwidth} neighbour(s) on each side; per width: mean of log2 η* over seeds with a "
+        f"bootstrap interval; drift: η* ≈ c·d^β by least squares on the per-seed optima (geometric mean per "
+        f"width), interval = union of the bootstrap over seeds and the regression t-interval. A run diverged "
+        f"when a loss was not finite or above {cfg.recipe.divergence_factor:g}× its first-step loss."
+    ))  # fmt: skip
+    blocks.append(Table(
+        ["configuration", "β (η* ∝ d^β)", f"{cfg.analysis.fit.confidence:.0%} interval", "widths", "verdict", "note"],
+        [[r["config"], _fmt(r["exponent"], "+.3f"), f"[{_fmt(r['ci_low'], '+.3f')}, {_fmt(r['ci_high'], '+.3f')}]",
+          str(r["n_widths"]), f"{r['verdict']}{' (' + r['direction'] + ')' if r['direction'] else ''}", r["note"]]
+         for r in result.drift.to_dict("records")],
+        f"Drift of log η* against log d; transfers when the interval lies inside ±{cfg.analysis.tolerance:g}",
+    ))  # fmt: skip
+    blocks.append(Heading("Optimal learning rate per width"))
+    blocks.append(Table(
+        ["configuration", "width", "log2 η*", "interval", "η*", "loss at η*", "seeds fitted", "note"],
+        [[r["config"], str(r["width"]), _fmt(r["log2_lr_opt"], "+.2f"),
+          f"[{_fmt(r['ci_low'], '+.2f')}, {_fmt(r['ci_high'], '+.2f')}]", _fmt(r["lr_opt"], ".3g"),
+          _fmt(r["loss_at_opt"], ".4f"), f"{r['n_seeds_fit']}/{r['n_seeds']}", r["note"]]
+         for r in result.optima.to_dict("records")],
+    ))  # fmt: skip
+    blocks.append(FigureBlock("transfer.png", "Final validation loss vs learning rate, one line per width", png))
+    blocks.append(Heading("Settings and cost"))
+    runs = result.runs
+    cost = (
+        f"{len(runs)} runs stored ({result.missing} of the grid still missing), {runs.seconds.sum() / 3600:.3g} "
+        f"device-hours in all; per run: median {runs.seconds.median():.3g} s, "
+        f"{runs.tokens_per_s.median():,.0f} tokens/s (median) on {', '.join(sorted(set(runs.device)))}."
+        if len(runs)
+        else "No run stored yet."
+    )
+    configurations = "; ".join(f"{c.name} = {c.describe()}" for c in cfg.grid.configs)
+    blocks.append(Paragraph(f"Configurations: {configurations}."))
+    blocks.append(Paragraph(f"Each run: {cfg.describe()}. {cost}"))
+    for note in result.notes:
+        blocks.append(Paragraph(note))
+    return Report("Learning-rate transfer across width", blocks)
+
+
+def _csv(frame: pd.DataFrame, columns: tuple[str, ...]) -> str:
+    return frame[list(columns)].to_csv(index=False, float_format="%.6g", lineterminator="\n")
+
+
+def write_outputs(result: TransferResult, out: str | Path) -> list[Path]:
+    """Write ``transfer.csv``, ``curves.csv``, ``optima_seeds.csv``, ``optima.csv``, ``drift.csv``, the report
+    (``transfer_report.md`` / ``.html``) and ``transfer.png`` into ``out``; every content is made before the
+    first write."""
+    from mhc_mup.reporting.blocks import render_html, render_markdown
+    from mhc_mup.reporting.style import png_bytes
+
+    png = png_bytes(transfer_figure(result))
+    report = build_transfer_report(result, png)
+    files = {
+        "transfer.csv": _csv(result.runs, TRANSFER_COLUMNS),
+        "curves.csv": _csv(result.curves, CURVE_COLUMNS),
+        "optima_seeds.csv": _csv(result.seed_optima, SEED_OPTIMA_COLUMNS),
+        "optima.csv": _csv(result.optima, OPTIMA_COLUMNS),
+        "drift.csv": _csv(result.drift, DRIFT_COLUMNS),
+        # report.py links figures under figures/; this report keeps its one figure beside it
+        "transfer_report.md": render_markdown(report).replace("](figures/transfer.png)", "](transfer.png)"),
+        "transfer_report.html": render_html(report),
+        "transfer.png": png,
+    }
+    return write_bundle(out, files)

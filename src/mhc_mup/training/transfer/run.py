@@ -1,0 +1,213 @@
+"""One run of a transfer sweep: train the model of a :class:`~mhc_mup.training.transfer.config.RunSpec` and return
+its record (a JSON-safe dict, :data:`RUN_FORMAT`).
+
+Stages: build the model, optimizer and schedule; train, copying the losses to the host every
+:data:`CHECK_EVERY` steps to check for divergence (a training loss not finite or above ``divergence_factor`` ×
+the first) and measuring the validation loss every ``eval_every`` steps; measure the final validation loss
+(divergence again); assemble the record. Training batches depend only on ``(data_seed, seed)`` and the
+validation batches only on ``data_seed``, so every learning rate and width of a seed sees the same data (the
+parabola compares like with like).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch.optim.lr_scheduler import LambdaLR
+
+from mhc_mup._io import json_safe, software_versions
+from mhc_mup.kernels import fused
+from mhc_mup.training.data import Corpus, load_corpus, sample_batch
+from mhc_mup.training.model import MHCLM, stream_probe
+from mhc_mup.training.step import eval_loss, train_step
+from mhc_mup.training.transfer.config import RunRecipe, RunSpec
+from mhc_mup.training.width_rules import make_optimizer
+
+__all__ = ["CHECK_EVERY", "RUN_FORMAT", "execute_run", "lr_factor", "mhc_kernels", "run_corpus"]
+
+RUN_FORMAT = "mhc-mup-transfer-run/1"
+CHECK_EVERY = 10  # training losses are copied to the host (a sync) and checked for divergence every this many steps
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+def lr_factor(step: int, steps: int, warmup: float) -> float:
+    """Multiplier of every group's LR at optimizer step ``step`` (0-based): ``(step+1)/w`` during the
+    ``w = round(warmup·steps)`` warmup steps, then ``0.1 + 0.9·(1 + cos(π·p))/2`` with ``p`` the fraction of
+    the remaining steps done."""
+    w = round(warmup * steps)
+    if step < w:
+        return (step + 1) / w
+    rest = max(1, steps - w - 1)
+    p = min(1.0, (step - w) / rest)
+    return 0.1 + 0.9 * (1 + math.cos(math.pi * p)) / 2
+
+
+@functools.lru_cache(maxsize=2)
+def run_corpus(path: str | None) -> Corpus:
+    """The corpus at ``path`` (``None``: the standard library's sources), loaded once per process."""
+    return load_corpus(path)
+
+
+def mhc_kernels(model: MHCLM, device: torch.device) -> str:
+    """Which implementation ran the model's mHC sublayers: 'triton' (fused), 'reference', or 'none' (control)."""
+    if not model.config.hc:
+        return "none"
+    streams = stream_probe(model.config.n_s, model.config.d, model.config.stream_dtype, device)
+    return "triton" if fused.use_triton(model.kernels, streams) else "reference"
+
+
+@dataclass
+class _Trace:
+    """What training has seen so far: the training losses on the host, the validation curve
+    ``[[step, loss], …]``, why the run diverged (``""`` while it has not), and the seconds spent training."""
+
+    train_losses: list[float] = field(default_factory=list)
+    val_curve: list[list] = field(default_factory=list)
+    reason: str = ""
+    train_seconds: float = 0.0
+
+    @property
+    def initial(self) -> float:
+        return self.train_losses[0] if self.train_losses else math.nan
+
+
+def execute_run(spec: RunSpec, device: str) -> dict:
+    """Train one grid point on ``device`` and return its record. Top-level and picklable with its argument:
+    the process pool and Ray call it."""
+    start = time.perf_counter()
+    dev = torch.device(device)
+    recipe = spec.settings.recipe
+    corpus = run_corpus(recipe.corpus)
+    model, opt, sched = _build(spec, dev)
+    val_batches = _validation_batches(corpus, recipe)
+    trace = _train(model, opt, sched, corpus, spec, val_batches, dev)
+    final_val = _final_validation(model, val_batches, trace, recipe.divergence_factor, dev)
+    return _record(spec, trace, final_val, model, corpus, dev, start)
+
+
+def _build(spec: RunSpec, dev: torch.device) -> tuple[MHCLM, torch.optim.Optimizer, LambdaLR]:
+    """The model at the spec's width and seed, its optimizer at base LR ``lr`` and the warmup-cosine schedule."""
+    s, cfg = spec.settings, spec.configuration
+    model_cfg = s.model.model_config(spec.width, hc=cfg.hc, stream_dtype=s.numerics.stream_dtype)
+    model = MHCLM(model_cfg, cfg.width_param(s.base_d), seed=spec.seed, kernels=s.numerics.kernels).to(dev)
+    train = s.recipe.train
+    opt = make_optimizer(model, train.optimizer, spec.lr)
+    sched = LambdaLR(opt, lambda k: lr_factor(k, train.steps, s.recipe.warmup))
+    return model, opt, sched
+
+
+def _validation_batches(corpus: Corpus, recipe: RunRecipe) -> list[Batch]:
+    train = recipe.train
+    gen = torch.Generator().manual_seed(2_000_003 + train.data_seed)
+    return [sample_batch(corpus.val, train.batch_size, train.seq_len, gen) for _ in range(recipe.eval_batches)]
+
+
+def _train(
+    model: MHCLM,
+    opt: torch.optim.Optimizer,
+    sched: LambdaLR,
+    corpus: Corpus,
+    spec: RunSpec,
+    val_batches: list[Batch],
+    dev: torch.device,
+) -> _Trace:
+    """``steps`` training steps, stopping at the first divergence; the validation loss every ``eval_every``
+    steps (its time is left out of ``train_seconds``)."""
+    recipe = spec.settings.recipe
+    train = recipe.train
+    gen = torch.Generator().manual_seed(1_000_003 * train.data_seed + spec.seed)
+    trace, pending = _Trace(), []
+    _sync(dev)
+    t0 = time.perf_counter()
+    for step in range(train.steps):
+        x, y = sample_batch(corpus.train, train.batch_size, train.seq_len, gen)
+        pending.append(train_step(model, opt, x, y, dev))
+        sched.step()
+        done = step + 1
+        if done % CHECK_EVERY == 0 or done == train.steps or done == 1:
+            _check_training_losses(trace, pending, done, recipe.divergence_factor)
+            if trace.reason:
+                break
+        if recipe.eval_every and done % recipe.eval_every == 0 and done < train.steps:
+            _sync(dev)
+            trace.train_seconds += time.perf_counter() - t0
+            trace.val_curve.append([done, eval_loss(model, val_batches, dev)])
+            t0 = time.perf_counter()
+    _sync(dev)
+    trace.train_seconds += time.perf_counter() - t0
+    return trace
+
+
+def _check_training_losses(trace: _Trace, pending: list[torch.Tensor], done: int, factor: float) -> None:
+    """Copy the pending losses to the host (the sync) and set ``trace.reason`` at the first diverged one."""
+    new = torch.stack(pending).float().cpu().tolist()
+    pending.clear()
+    trace.train_losses += new
+    bad = next((v for v in new if _diverged(v, factor * trace.initial)), None)
+    if bad is not None:
+        trace.reason = f"training loss {bad:.4g} at step ≤ {done}: {_why(bad, factor)}"
+
+
+def _final_validation(model: MHCLM, val_batches: list[Batch], trace: _Trace, factor: float, dev) -> float:
+    """The final validation loss (NaN for a run that diverged in training); a diverged one sets ``trace.reason``."""
+    if trace.reason:
+        return math.nan
+    final_val = eval_loss(model, val_batches, dev)
+    trace.val_curve.append([len(trace.train_losses), final_val])
+    if _diverged(final_val, factor * trace.initial):
+        trace.reason = f"final validation loss {final_val:.4g}: {_why(final_val, factor)}"
+    return final_val
+
+
+def _diverged(loss: float, limit: float) -> bool:
+    return not math.isfinite(loss) or loss > limit
+
+
+def _why(loss: float, factor: float) -> str:
+    return "not finite" if not math.isfinite(loss) else f"above {factor:g}× the first"
+
+
+def _record(spec: RunSpec, trace: _Trace, final_val: float, model: MHCLM, corpus: Corpus, dev, start: float) -> dict:
+    """The run's JSON-safe record: grid point, settings, curves, final losses, cost and provenance."""
+    train = spec.settings.recipe.train
+    ok = not trace.reason
+    steps_done = len(trace.train_losses)
+    tail = trace.train_losses[-max(1, train.steps // 10) :]
+    tokens = steps_done * train.batch_size * train.seq_len
+    return json_safe({
+        "format": RUN_FORMAT,
+        "config": spec.configuration.name,
+        "configuration": spec.configuration.to_dict(),
+        "width": spec.width,
+        "seed": spec.seed,
+        "lr": spec.lr,
+        "log2_lr": math.log2(spec.lr),
+        "settings": spec.settings.identity(),
+        "train_loss": trace.train_losses,
+        "val_curve": trace.val_curve,
+        "initial_loss": trace.initial,
+        "final_train_loss": float(np.mean(tail)) if ok else math.nan,
+        "final_val_loss": final_val if ok else math.nan,
+        "diverged": not ok,
+        "diverged_reason": trace.reason,
+        "steps_done": steps_done,
+        "tokens_per_s": tokens / trace.train_seconds if trace.train_seconds > 0 else None,
+        "train_seconds": trace.train_seconds,
+        "seconds": time.perf_counter() - start,
+        "device": f"{dev} ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else "cpu",
+        "mhc_kernels": mhc_kernels(model, dev),
+        "n_params": model.num_parameters(),
+        "corpus": corpus.describe(),
+        "versions": software_versions(),
+    })  # fmt: skip
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

@@ -1,0 +1,128 @@
+"""A transfer sweep's folder: ``sweep.json`` (the settings, fixed for the folder, and the union of every grid
+swept into it) and one record per finished run, ``runs/<config>/d<width>/seed<seed>/log2lr<x>.json``, written
+atomically as soon as the run ends. A restart with the same settings skips the stored runs; a run stored with
+other settings is an error, never reused.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from mhc_mup._io import atomic_write_text, json_safe, software_versions
+from mhc_mup.errors import TransferError
+from mhc_mup.training.transfer.config import IMPLICIT_SETTINGS, RunKey, TransferConfig
+from mhc_mup.training.transfer.run import RUN_FORMAT
+
+__all__ = ["SETTINGS_ADDED", "SWEEP_FORMAT", "OnRun", "RunStore", "load_records", "plan", "read_json",
+           "write_sweep_file"]  # fmt: skip
+
+SWEEP_FORMAT = "mhc-mup-transfer-sweep/1"
+SETTINGS_ADDED = {"stream_dtype": "float32", "kernels": "auto"}
+"""Settings added after the first format: what runs stored before them were made with."""
+
+OnRun = Callable[[dict, int, int], None]
+"""Called in the parent after each run is stored: ``(record, runs finished so far, runs in the grid)``."""
+
+
+def read_json(path: Path) -> dict:
+    """The JSON document at ``path``, or :class:`TransferError` naming the file."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise TransferError(f"cannot read '{path}': {exc}") from None
+
+
+def _complete(settings: Mapping) -> dict:
+    """Settings with the values the first format left implicit or had not yet added filled in."""
+    return {**SETTINGS_ADDED, **IMPLICIT_SETTINGS, **settings}
+
+
+def _first_difference(stored: Mapping, now: Mapping) -> str:
+    a, b = _complete(stored), _complete(now)
+    for k in sorted(set(a) | set(b)):
+        if a.get(k) != b.get(k):
+            return f"{k}: {a.get(k)!r} there, {b.get(k)!r} now"
+    return ""
+
+
+def plan(cfg: TransferConfig, out: Path) -> tuple[list[RunKey], list[RunKey]]:
+    """``(finished, pending)`` grid points of ``cfg`` in ``out``, reading nothing but ``out``, writing nothing.
+
+    :class:`TransferError` when ``out`` holds a sweep made with other settings (``sweep.json``, or any stored
+    run of this grid whose settings or configuration differ from ``cfg``'s). The grid itself (configurations,
+    widths, seeds, learning rates) may grow between calls.
+    """
+    out = Path(out)
+    settings = cfg.settings()
+    _check_sweep_file(cfg, out, settings)
+    configs = {c.name: c.to_dict() for c in cfg.grid.configs}
+    finished, pending = [], []
+    for key in cfg.runs():
+        path = key.path(out)
+        if not path.exists():
+            pending.append(key)
+            continue
+        record = read_json(path)
+        diff = _first_difference(record.get("settings", {}), settings)
+        if record.get("format") != RUN_FORMAT or diff or record.get("configuration") != configs[key.config]:
+            why = diff or "its configuration differs"
+            raise TransferError(f"stored run '{path}' was made with other settings ({why}); use another --out")
+        finished.append(key)
+    return finished, pending
+
+
+def _check_sweep_file(cfg: TransferConfig, out: Path, settings: Mapping) -> None:
+    """:class:`TransferError` when ``out/sweep.json`` was written with other settings or defines one of
+    ``cfg``'s configurations differently."""
+    sweep_file = out / "sweep.json"
+    if not sweep_file.exists():
+        return
+    stored = read_json(sweep_file)
+    if stored.get("format") != SWEEP_FORMAT:
+        raise TransferError(f"'{sweep_file}' is not a transfer sweep's (format {stored.get('format')!r})")
+    diff = _first_difference(stored.get("settings", {}), settings)
+    if diff:
+        raise TransferError(f"'{out}' holds a sweep made with other settings ({diff}); use another --out")
+    for c in stored.get("grid", {}).get("configs", []):
+        mine = next((m for m in cfg.grid.configs if m.name == c["name"]), None)
+        if mine is not None and mine.to_dict() != c:
+            raise TransferError(
+                f"'{out}' defines configuration {c['name']!r} differently; rename it or use another --out"
+            )
+
+
+def write_sweep_file(cfg: TransferConfig, out: Path) -> None:
+    """``sweep.json``: the settings (fixed for the folder) and the union of every grid swept into it."""
+    path = Path(out) / "sweep.json"
+    grid = cfg.grid.to_dict()
+    if path.exists():
+        old = read_json(path).get("grid", {})
+        names = {c["name"] for c in grid["configs"]}
+        grid["configs"] = grid["configs"] + [c for c in old.get("configs", []) if c["name"] not in names]
+        grid["widths"] = sorted(set(grid["widths"]) | set(old.get("widths", [])))
+        grid["seeds"] = max(grid["seeds"], old.get("seeds", 0))
+        grid["lrs"] = sorted(set(grid["lrs"]) | set(old.get("lrs", [])))
+    doc = {"format": SWEEP_FORMAT, "settings": cfg.settings(), "grid": grid, "versions": software_versions()}
+    atomic_write_text(path, json.dumps(json_safe(doc), indent=1) + "\n")
+
+
+class RunStore:
+    """Writes each finished run as it arrives and counts them."""
+
+    def __init__(self, out: Path, done: int, total: int, on_run: OnRun | None) -> None:
+        self.out, self.done, self.total, self.on_run = Path(out), done, total, on_run
+
+    def __call__(self, key: RunKey, record: dict) -> None:
+        path = key.path(self.out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(record) + "\n")
+        self.done += 1
+        if self.on_run:
+            self.on_run(record, self.done, self.total)
+
+
+def load_records(cfg: TransferConfig, out: str | Path) -> list[dict]:
+    """The stored records of ``cfg``'s grid points present in ``out`` (grid order)."""
+    return [read_json(k.path(Path(out))) for k in cfg.runs() if k.path(Path(out)).exists()]

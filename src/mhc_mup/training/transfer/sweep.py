@@ -1,0 +1,90 @@
+"""A whole transfer sweep: check everything, run the pending grid points (each stored as it ends), analyse
+every stored run of the grid and write the tables, the figure and the report.
+
+Does the optimal learning rate found at a small width hold at large width? A sweep trains the byte-level mHC
+language model (:class:`~mhc_mup.training.model.MHCLM`) at every point of a grid: configuration × width ``d``
+× seed × base learning rate ``η`` (log2-spaced). A configuration is the model rule (``sp`` or ``mup``), the mHC
+generator preset, or the plain-residual control (:mod:`~mhc_mup.training.transfer.configurations`). The
+analysis (:mod:`~mhc_mup.training.transfer.analysis`) finds each width's optimal ``η*`` and fits its drift
+``η* ≈ c·d^β``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+from mhc_mup.errors import CorpusError, TransferError
+from mhc_mup.training.transfer.analysis import TransferResult, analyse
+from mhc_mup.training.transfer.config import TransferConfig
+from mhc_mup.training.transfer.executors import import_ray, run_local, run_ray, worker_devices
+from mhc_mup.training.transfer.report import write_outputs
+from mhc_mup.training.transfer.run import run_corpus
+from mhc_mup.training.transfer.store import OnRun, RunStore, load_records, plan, write_sweep_file
+
+__all__ = ["run_transfer"]
+
+
+def run_transfer(
+    cfg: TransferConfig,
+    out: str | Path,
+    *,
+    backend: str = "local",
+    workers: int | None = None,
+    time_budget: float | None = None,
+    ray_address: str | None = None,
+    on_run: OnRun | None = None,
+) -> TransferResult:
+    """Run every pending grid point of ``cfg`` (storing each as it ends), then analyse the whole grid and write
+    ``transfer.csv``, ``curves.csv``, ``optima_seeds.csv``, ``optima.csv``, ``drift.csv``, ``transfer.png``
+    and ``transfer_report.md`` / ``.html`` into ``out``.
+
+    Every check runs before anything is written. No new run starts after ``time_budget`` seconds; the tables
+    are then written from the finished runs and ``missing`` counts the rest (run again to continue).
+    """
+    cfg.validate()
+    out = Path(out)
+    devices = _check_backend(cfg, backend, workers)
+    _check_corpus(cfg)
+    finished, pending = plan(cfg, out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_sweep_file(cfg, out)
+    store = RunStore(out, len(finished), len(finished) + len(pending), on_run)
+    deadline = time.monotonic() + (time_budget if time_budget is not None else math.inf)
+    settings = cfg.run_settings()
+    specs = [cfg.run_spec(key, settings) for key in pending]
+    if backend == "ray":
+        cuda = cfg.resolved_device().type == "cuda"
+        left = run_ray(specs, cuda, store, deadline, ray_address)
+    else:
+        left = run_local(specs, devices, store, deadline)
+    result = analyse(cfg, load_records(cfg, out))
+    result.missing, result.executed = left, len(pending) - left
+    write_outputs(result, out)
+    return result
+
+
+def _check_backend(cfg: TransferConfig, backend: str, workers: int | None) -> list[str]:
+    """The local workers' devices; :class:`TransferError` for an unknown backend, Ray missing or misused."""
+    if backend not in ("local", "ray"):
+        raise TransferError(f"unknown backend {backend!r} (use local or ray)")
+    if backend == "ray":
+        import_ray()
+        if workers is not None:
+            raise TransferError("--workers is for the local backend; Ray schedules by the cluster's resources")
+    return worker_devices(cfg, workers)
+
+
+def _check_corpus(cfg: TransferConfig) -> None:
+    """:class:`TransferError` for a corpus that cannot be read or is shorter than one sequence per split."""
+    try:
+        corpus = run_corpus(cfg.recipe.corpus)
+    except CorpusError as exc:
+        raise TransferError(str(exc)) from None
+    seq_len = cfg.recipe.train.seq_len
+    for split, data in (("train", corpus.train), ("validation", corpus.val)):
+        if data.numel() < seq_len + 1:
+            raise TransferError(
+                f"corpus '{corpus.source}' has {data.numel()} {split} bytes; seq_len {seq_len} needs {seq_len + 1}"
+            )
