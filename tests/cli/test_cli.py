@@ -1,15 +1,19 @@
-"""The command line: a small run end to end, the files it writes, and one test per bad input."""
+"""The command line: the subcommand table, the shared argument types, a small run end to end, the files it writes,
+and one test per bad input."""
 
 from __future__ import annotations
 
+import argparse
 import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from mhc_mup.cli import main
+from mhc_mup.cli import app, common, main
 from mhc_mup.diagnostics.measures import DIAGNOSTICS, SUMMARY_KEYS
 
 FAST = [
@@ -119,6 +123,7 @@ BAD_INPUTS = [
     (["-K", "0"], "K must be >= 1, got 0"),
     (["--widths", "0,64"], "width '0' must be >= 1"),
     (["--widths", "-64", "128"], "width '-64' must be >= 1"),
+    (["--widths", "-64,128"], "width '-64' must be >= 1"),
     (["--widths", "64.5,128"], "width '64.5' is not an integer"),
     (["--widths", "sixty-four"], "width 'sixty-four' is not an integer"),
     (["--widths", "64"], "a scaling fit needs at least 2 widths, got 1: [64]"),
@@ -188,3 +193,119 @@ def test_entry_point_bad_input_has_no_traceback():
     proc = subprocess.run([sys.executable, "-m", "mhc_mup", "run", "--widths", "64"], capture_output=True, text=True)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
+
+
+# ── the subcommand table and the shared argument types ────────────────────────────────────────
+def test_the_table_registers_every_command_with_a_handler():
+    names = [c.name for c in app.COMMANDS]
+    assert names == ["run", "compare", "report", "inspect", "adapter", "coordcheck", "transfer"]
+    top = app.build_parser().format_help()
+    for command in app.COMMANDS:
+        assert re.search(rf"^\s+{command.name}\s", top, re.M), command.name
+        parser = app.Parser(prog=f"mhc-mup {command.name}")
+        command.build(parser)
+        assert parser.description and callable(parser.get_default("handler")), command.name
+
+
+def test_a_subcommand_is_built_only_when_chosen():
+    parser = app.build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, app.Subcommands))
+    assert set(sub.unbuilt) == {c.name for c in app.COMMANDS}
+    args = parser.parse_args(["report", "somewhere"])
+    assert args.folder == Path("somewhere") and set(sub.unbuilt) == {c.name for c in app.COMMANDS} - {"report"}
+
+
+def _modules_after(argv: list[str]) -> set[str]:
+    """The modules a fresh interpreter holds after ``main(argv)`` (its output silenced)."""
+    probe = (
+        "import contextlib, io, sys\n"
+        "from mhc_mup.cli import app\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        f"    app.main({argv!r})\n"
+        "print(' '.join(sys.modules))"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return set(proc.stdout.split())
+
+
+def test_top_level_help_imports_neither_torch_nor_a_subcommand():
+    modules = _modules_after(["--help"])
+    assert "mhc_mup.cli.app" in modules
+    assert not modules & {"torch", "numpy", "rich", "mhc_mup.cli.diagnose", "mhc_mup.cli.transfer"}
+
+
+def test_run_imports_no_other_subcommand():
+    modules = _modules_after(["run", "--help"])
+    assert "mhc_mup.cli.diagnose" in modules and "torch" in modules
+    others = {"mhc_mup.cli.transfer", "mhc_mup.cli.coordcheck", "mhc_mup.cli.interop", "mhc_mup.training", "pandas"}
+    assert not modules & others, modules & others
+
+
+SHARED_FLAGS = ("--widths", "--n-s", "--sinkhorn-iters", "--hc-eps", "--norm-eps", "--samples", "--seed", "--lr",
+                "--device", "--bootstrap", "--tolerance", "--quick", "--steps", "--seeds", "--optimizer",
+                "--batch-size", "--seq-len", "--depth", "--heads", "--base-width", "--corpus", "--out", "--quiet",
+                "--param")  # fmt: skip
+
+
+def test_each_shared_flag_is_declared_once_in_common():
+    cli = Path(app.__file__).parent
+    for path in cli.glob("*.py"):
+        text = path.read_text()
+        declared = {f for f in SHARED_FLAGS if re.search(rf"add_argument\(\s*(\"-\w\", )?\"{f}\"", text)}
+        assert declared == (set(SHARED_FLAGS) if path.name == "common.py" else set()), path.name
+
+
+TYPE_ERRORS = [
+    (common.int_list("width", 1), "64,0", "width '0' must be >= 1"),
+    (common.int_list("width", 1), "-64,128", "width '-64' must be >= 1"),
+    (common.int_list("width", 1), "64,x", "width 'x' is not an integer"),
+    (common.int_list("width", 1), ",", "no width given in ','"),
+    (common.int_at_least("steps", 1), "0", "steps must be >= 1, got 0"),
+    (common.int_at_least("steps", 1), "1.5", "steps '1.5' is not an integer"),
+    (common.positive_float("lr"), "0", "lr must be a positive finite number, got '0'"),
+    (common.positive_float("lr"), "nan", "lr must be a positive finite number, got 'nan'"),
+    (common.positive_float("lr"), "fast", "lr 'fast' is not a number"),
+    (common.positive_float("hc_eps", allow_zero=True), "-1e-6", "hc_eps must be a non-negative finite number"),
+    (common.parameterization, "Z", "unknown parameterization 'Z'"),
+]
+
+
+@pytest.mark.parametrize(("parse", "text", "message"), TYPE_ERRORS, ids=[f"{t}:{m}" for _, t, m in TYPE_ERRORS])
+def test_argument_types_name_the_bad_value(parse, text, message):
+    with pytest.raises(argparse.ArgumentTypeError, match=re.escape(message)):
+        parse(text)
+
+
+def test_argument_types_parse_good_values():
+    assert common.int_list("width", 1)(" 64, 128 ,") == [64, 128]
+    assert common.int_at_least("seed", 0)("0") == 0
+    assert common.positive_float("eps", allow_zero=True)("0") == 0.0
+    assert common.flat([[16, 32], [64]]) == (16, 32, 64)
+
+
+OTHER_COMMANDS_BAD = [
+    (["coordcheck", "--steps", "0"], "argument --steps: steps must be >= 1, got 0"),
+    (["coordcheck", "--widths", "-32,64"], "argument --widths: width '-32' must be >= 1"),
+    (["transfer", "--seeds", "x"], "argument --seeds: seeds 'x' is not an integer"),
+    (["transfer", "--n-s", "1"], "argument --n-s: n_s must be >= 2, got 1"),
+    (["inspect", "ckpt", "--samples", "1"], "argument --samples: samples must be >= 2, got 1"),
+    (["adapter", "transformers", "-K", "0"], "argument -K/--sinkhorn-iters: K must be >= 1, got 0"),
+    (["adapter", "transformers", "--widths", "-16,32"], "argument --widths: width '-16' must be >= 1"),
+    (["report"], "the following arguments are required: DIR"),
+    (["bogus"], "argument COMMAND: invalid choice: 'bogus'"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), OTHER_COMMANDS_BAD, ids=[" ".join(a) for a, _ in OTHER_COMMANDS_BAD])
+def test_every_command_bad_flag_is_one_line_exit_2(args, message, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main([*args, "--out", str(out)] if args[0] not in ("report", "bogus") else args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("mhc-mup: error: ") and message in err, err
+    assert not out.exists()
+
+
+def test_no_command_prints_the_table_and_exits_2(capsys):
+    assert main([]) == 2
+    out = capsys.readouterr().out
+    assert all(c.name in out for c in app.COMMANDS)

@@ -1,5 +1,14 @@
-"""The ``mhc-mup`` command: a thin layer that parses, calls the library, prints and writes. Nothing imports it."""
+"""The ``mhc-mup`` command: a thin layer that parses, calls the library, prints and writes. Nothing imports it.
 
-from mhc_mup.cli.app import main
+``app`` holds ``main`` and the subcommand table, ``common`` the shared argument types, flags and helpers, and
+``diagnose`` (run, compare, report), ``interop`` (inspect, adapter), ``coordcheck`` and ``transfer`` one
+family of subcommands each.
+"""
 
-__all__ = ["main"]
+from mhc_mup._lazy import lazy_exports
+
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {"mhc_mup.cli.app": ("main",)},
+    submodules=("app", "common", "coordcheck", "diagnose", "interop", "transfer"),
+)

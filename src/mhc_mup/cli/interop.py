@@ -1,6 +1,6 @@
 """Subcommands on real implementations and checkpoints: ``mhc-mup inspect`` and ``mhc-mup adapter``.
 
-Registered from :func:`mhc_mup.cli.app.build_parser`; errors become one line and exit code 2 there.
+Registered from :data:`mhc_mup.cli.app.COMMANDS`; errors become one line and exit code 2 there.
 """
 
 from __future__ import annotations
@@ -8,122 +8,81 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from collections.abc import Sequence
 from pathlib import Path
 
-from rich import box
-from rich.console import Console
-from rich.table import Table
-
-from mhc_mup._io import atomic_write_bytes, atomic_write_text, csv_text
-from mhc_mup.cli.app import UsageError, _check_out_dir, _int_at_least, _int_list, _positive_float
+from mhc_mup._io import csv_text, write_bundle
+from mhc_mup.cli.common import (
+    add_eps,
+    add_n_s,
+    add_outputs,
+    add_samples,
+    add_seed,
+    add_sinkhorn_iters,
+    add_widths,
+    check_out_dir,
+    consoles,
+    flat,
+    positive_float,
+    table,
+    write_failure,
+)
 from mhc_mup.diagnostics.results import FITS_CSV_COLUMNS, RESULTS_CSV_COLUMNS
+from mhc_mup.errors import UsageError
+
+__all__ = ["register_adapter", "register_inspect", "run_adapter", "run_inspect", "write_outputs"]
 
 # the sweep's fits.csv columns less the two intervals an adapter sweep does not keep apart
 ADAPTER_FITS_COLUMNS = tuple(c for c in FITS_CSV_COLUMNS if c not in ("boot_low", "boot_high", "ols_low", "ols_high"))
+INSPECT_WRITES = "inspect.csv, inspect.json and inspect.png"
+ADAPTER_WRITES = "adapter_results.csv and adapter_fits.csv"
 
 
-def _widths_for_a_fit(text: str) -> list[int]:
-    values = _int_list("width", 1)(text)
-    if len(set(values)) < 2:
-        raise argparse.ArgumentTypeError(f"a scaling fit needs at least 2 distinct widths, got {text!r}")
-    return values
-
-
-def write_outputs(out: Path, texts: dict[str, str], blobs: dict[str, bytes]) -> list[Path]:
-    """Create ``out`` and write every file atomically; everything is rendered before the first write."""
+def write_outputs(out: Path, files: dict[str, str | bytes]) -> list[Path]:
+    """:func:`~mhc_mup._io.write_bundle` into ``out``, a failure as one line; render everything first."""
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        paths = []
-        for name, text in texts.items():
-            atomic_write_text(out / name, text)
-            paths.append(out / name)
-        for name, data in blobs.items():
-            atomic_write_bytes(out / name, data)
-            paths.append(out / name)
+        return write_bundle(out, files)
     except OSError as exc:
-        raise UsageError(f"cannot write to '{out}': {exc.strerror or exc}") from None
-    return paths
-
-
-def _console() -> Console:
-    console = Console(highlight=False)
-    return console if console.is_terminal else Console(highlight=False, width=140)
-
-
-def _table(title: str, columns: Sequence[str]) -> Table:
-    t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, title_style="bold")
-    for c in columns:
-        t.add_column(c, justify="right", no_wrap=True)
-    return t
+        raise write_failure(out, exc, "to") from None
 
 
 # ── inspect ────────────────────────────────────────────────────────────────────────────────────
-def add_inspect_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser(
-        "inspect",
-        help="report a safetensors checkpoint's mHC parameters per layer and across depth",
-        description=(
-            "Read only the mHC tensors (fn, base, scale of every attn/ffn sublayer and the head) of a "
-            "DeepSeek-V4-style safetensors checkpoint — a file, a model.safetensors.index.json or a directory; "
-            "transformers' or DeepSeek's naming — and report per sublayer: fn row norms and ‖fn‖₂ per gate block, "
-            "scales, the static comb Sinkhorn(base) (‖·‖₂, distance to I and to 11ᵀ/n), the dynamic sensitivity "
-            "(diagnostic 4) on synthetic states at the checkpoint's width, and σ₂ of the product of static combs "
-            "across depth. Writes DIR/inspect.csv, DIR/inspect.json and DIR/inspect.png."
-        ),
+def register_inspect(p: argparse.ArgumentParser) -> None:
+    """Fill in ``mhc-mup inspect``'s parser."""
+    p.description = (
+        "Read only the mHC tensors (fn, base, scale of every attn/ffn sublayer and the head) of a "
+        "DeepSeek-V4-style safetensors checkpoint — a file, a model.safetensors.index.json or a directory; "
+        "transformers' or DeepSeek's naming — and report per sublayer: fn row norms and ‖fn‖₂ per gate block, "
+        "scales, the static comb Sinkhorn(base) (‖·‖₂, distance to I and to 11ᵀ/n), the dynamic sensitivity "
+        "(diagnostic 4) on synthetic states at the checkpoint's width, and σ₂ of the product of static combs "
+        f"across depth. Writes DIR/{INSPECT_WRITES.replace(', ', ', DIR/').replace(' and ', ' and DIR/')}."
     )
     p.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", help="safetensors file, index JSON or directory")
-    p.add_argument(
-        "--samples",
-        type=_int_at_least("samples", 2),
-        default=32,
-        metavar="N",
-        help="synthetic residual states x ~ N(0,1) for the dynamic sensitivity (default 32)",
-    )
-    p.add_argument("--seed", type=_int_at_least("seed", 0), default=0, metavar="S", help="seed of the states")
-    p.add_argument(
-        "-K",
-        "--sinkhorn-iters",
-        dest="K",
-        type=_int_at_least("K", 1),
-        metavar="K",
-        help="Sinkhorn iterations (default: config.json's hc_sinkhorn_iters, else 20)",
-    )
-    p.add_argument(
-        "--hc-eps",
-        type=_positive_float("hc_eps", allow_zero=True),
-        metavar="EPS",
-        help="default: config.json's, else 1e-6",
-    )
-    p.add_argument(
-        "--norm-eps",
-        type=_positive_float("norm_eps", allow_zero=True),
-        metavar="EPS",
-        help="default: config.json's rms_norm_eps, else 1e-6",
-    )
-    p.add_argument("--out", type=Path, default=Path("mhc-mup-inspect"), metavar="DIR", help="default ./mhc-mup-inspect")
-    p.add_argument("--quiet", "-q", action="store_true", help="no table; errors only")
+    add_samples(p, "synthetic residual states x ~ N(0,1) for the dynamic sensitivity", 32, fill=True)
+    add_seed(p, "the states", 0, fill=True)
+    add_sinkhorn_iters(p, "config.json's hc_sinkhorn_iters, else 20")
+    add_eps(p, "config.json's hc_eps, else 1e-6", "config.json's rms_norm_eps, else 1e-6")
+    add_outputs(p, "mhc-mup-inspect", INSPECT_WRITES, quiet="no table")
     p.set_defaults(handler=run_inspect)
-    return p
 
 
 def run_inspect(args: argparse.Namespace) -> int:
-    from mhc_mup.interop.checkpoint import CheckpointError
+    """The ``inspect`` handler: read the checkpoint's mHC tensors, write the three files, print the table."""
     from mhc_mup.interop.inspection import figure_png, inspect_checkpoint, inspection_csv
 
-    _check_out_dir(args.out)
-    try:
-        result = inspect_checkpoint(
-            args.checkpoint, samples=args.samples, seed=args.seed, K=args.K, hc_eps=args.hc_eps, norm_eps=args.norm_eps
-        )
-    except CheckpointError as exc:
-        raise UsageError(str(exc)) from None
+    check_out_dir(args.out)
+    result = inspect_checkpoint(
+        args.checkpoint, samples=args.samples, seed=args.seed, K=args.K, hc_eps=args.hc_eps, norm_eps=args.norm_eps
+    )
     summary = result.summary()
-    texts = {"inspect.csv": inspection_csv(result), "inspect.json": json.dumps(summary, indent=2) + "\n"}
-    paths = write_outputs(args.out, texts, {"inspect.png": figure_png(result)})
+    files = {
+        "inspect.csv": inspection_csv(result),
+        "inspect.json": json.dumps(summary, indent=2) + "\n",
+        "inspect.png": figure_png(result),
+    }
+    paths = write_outputs(args.out, files)
     if not args.quiet:
-        console = _console()
-        t = _table(
+        console, _, _ = consoles(args.quiet)
+        t = table(
             f"{summary['checkpoint']}: {summary['n_layers']} layers, n_s = {summary['n_s']}, d = {summary['d']}, "
             f"K = {summary['K']} ({summary['naming']})",
             (
@@ -166,66 +125,54 @@ def run_inspect(args: argparse.Namespace) -> int:
 
 
 # ── adapter ────────────────────────────────────────────────────────────────────────────────────
-def add_adapter_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def register_adapter(p: argparse.ArgumentParser) -> None:
+    """Fill in ``mhc-mup adapter``'s parser."""
     from mhc_mup.interop.adapters import ADAPTER_BUILDERS
 
-    p = sub.add_parser(
-        "adapter",
-        help="diagnose a real mHC implementation (transformers, hyper-connections) across widths",
-        description=(
-            "Build a real mHC implementation at each width with its package's own initialisation, run "
-            "diagnostics 1, 2, 4 and 6 through its adapter on states x ~ N(0,1), and fit metric ~ d^exponent. "
-            "Needs the optional packages: pip install mhc-mup[adapters]. Writes DIR/adapter_results.csv and "
-            "DIR/adapter_fits.csv."
-        ),
+    p.description = (
+        "Build a real mHC implementation at each width with its package's own initialisation, run "
+        "diagnostics 1, 2, 4 and 6 through its adapter on states x ~ N(0,1), and fit metric ~ d^exponent. "
+        "Needs the optional packages: pip install mhc-mup[adapters]. Writes "
+        f"DIR/{ADAPTER_WRITES.replace(' and ', ' and DIR/')}."
     )
     p.add_argument("implementation", choices=sorted(ADAPTER_BUILDERS), help="which implementation to build")
-    p.add_argument(
-        "--widths",
-        type=_widths_for_a_fit,
-        default=[64, 128, 256, 512],
-        metavar="D,D,...",
-        help="default 64,128,256,512",
-    )
-    p.add_argument("--n-s", type=_int_at_least("n_s", 2), default=4, metavar="N", help="streams (default 4)")
-    p.add_argument(
-        "-K", "--sinkhorn-iters", dest="K", type=_int_at_least("K", 1), default=20, metavar="K", help="default 20"
-    )
-    p.add_argument("--samples", type=_int_at_least("samples", 2), default=32, metavar="N", help="states per width")
-    p.add_argument("--seed", type=_int_at_least("seed", 0), default=0, metavar="S")
+    add_widths(p, "widths d to build, at least 2 distinct for a fit", (64, 128, 256, 512), fill=True, spaced=False)
+    add_n_s(p, 4, fill=True)
+    add_sinkhorn_iters(p, 20, fill=True)
+    add_samples(p, "states x ~ N(0,1) per width", 32, fill=True)
+    add_seed(p, "the implementation's initialisation and the states", 0, fill=True)
     p.add_argument(
         "--dynamic-std",
-        type=_positive_float("dynamic std", allow_zero=True),
+        type=positive_float("dynamic std", allow_zero=True),
         default=0.0,
         metavar="STD",
         help="hyper-connections only: draw its zero-initialised dynamic weights from N(0, STD²) (default 0: "
         "the package's init, where the gates ignore the state and diagnostic 4 is exactly 0)",
     )
-    p.add_argument("--out", type=Path, default=Path("mhc-mup-adapter"), metavar="DIR")
-    p.add_argument("--quiet", "-q", action="store_true")
+    add_outputs(p, "mhc-mup-adapter", ADAPTER_WRITES, quiet="no table")
     p.set_defaults(handler=run_adapter)
-    return p
 
 
 def run_adapter(args: argparse.Namespace) -> int:
+    """The ``adapter`` handler: build the implementation at each width, run the diagnostics, fit, write, print."""
     from mhc_mup.interop.adapter_diagnostics import sweep_adapter
-    from mhc_mup.interop.adapters import ADAPTER_BUILDERS, MissingExtraError
+    from mhc_mup.interop.adapters import ADAPTER_BUILDERS
 
-    _check_out_dir(args.out)
+    widths = list(flat(args.widths))
+    if len(set(widths)) < 2:
+        raise UsageError(f"a scaling fit needs at least 2 distinct widths, got {','.join(map(str, widths))!r}")
+    check_out_dir(args.out)
     if args.dynamic_std and args.implementation != "hyper-connections":
         raise UsageError("--dynamic-std applies to hyper-connections only")
     build = ADAPTER_BUILDERS[args.implementation]
     extra = {"dynamic_std": args.dynamic_std} if args.implementation == "hyper-connections" else {}
-    try:
-        result = sweep_adapter(
-            lambda d: build(args.n_s, d, args.K, seed=args.seed, **extra),
-            args.widths,
-            samples=args.samples,
-            seed=args.seed,
-            name=args.implementation,
-        )
-    except MissingExtraError as exc:
-        raise UsageError(str(exc)) from None
+    result = sweep_adapter(
+        lambda d: build(args.n_s, d, args.K, seed=args.seed, **extra),
+        widths,
+        samples=args.samples,
+        seed=args.seed,
+        name=args.implementation,
+    )
     rows = [
         {"width": w, "diagnostic": diag, "metric": key, "value": value, "n_samples": args.samples}
         for w in result.widths
@@ -233,14 +180,14 @@ def run_adapter(args: argparse.Namespace) -> int:
         for key, value in keys.items()
     ]
     fit_rows = [{"diagnostic": diag, "metric": key, **fit.to_dict()} for (diag, key), fit in result.fits.items()]
-    texts = {
+    files = {
         "adapter_results.csv": csv_text(rows, RESULTS_CSV_COLUMNS),
         "adapter_fits.csv": csv_text(fit_rows, ADAPTER_FITS_COLUMNS),
     }
-    paths = write_outputs(args.out, texts, {})
+    paths = write_outputs(args.out, files)
     if not args.quiet:
-        console = _console()
-        t = _table(
+        console, _, _ = consoles(args.quiet)
+        t = table(
             f"{args.implementation}: diagnostics per width (means over {args.samples} states)",
             ("width", "‖DC‖·‖x‖", "‖Dp‖·‖x‖", "‖Dq‖·‖x‖", "‖C‖₂", "ε_K", "mean pre", "mean post"),
         )

@@ -1,32 +1,43 @@
 """``mhc-mup transfer``: learning-rate transfer sweeps across width, resumable, one run per GPU.
 
-Registered by :func:`mhc_mup.cli.app.build_parser` through :func:`add_transfer_parser`; bad input is one line on
-stderr, exit code 2, nothing written.
+Registered from :data:`mhc_mup.cli.app.COMMANDS` through :func:`register`; bad input is one line on stderr,
+exit code 2, nothing written.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 import re
-from pathlib import Path
 
 from rich.console import Console
 
-from mhc_mup.cli.app import (
-    UsageError,
-    _check_out_dir,
-    _consoles,
-    _int_at_least,
-    _int_list,
-    _positive_float,
-    _progress_bar,
-    _table,
+from mhc_mup.cli.common import (
+    add_base_width,
+    add_batch,
+    add_bootstrap,
+    add_corpus,
+    add_device,
+    add_model_shape,
+    add_optimizer,
+    add_outputs,
+    add_quick,
+    add_seeds,
+    add_steps,
+    add_tolerance,
+    add_widths,
+    check_out_dir,
+    consoles,
+    int_at_least,
+    positive_float,
+    progress_bar,
+    table,
+    write_failure,
 )
+from mhc_mup.errors import UsageError
 from mhc_mup.kernels.fused import KERNEL_CHOICES
 from mhc_mup.training.model import STREAM_DTYPES
-from mhc_mup.training.transfer.core import (
+from mhc_mup.training.transfer import (
     BUILTIN_CONFIGS,
     DEFAULT_CONFIGS,
     TransferConfig,
@@ -37,6 +48,8 @@ from mhc_mup.training.transfer.core import (
     parse_configuration,
     run_transfer,
 )
+
+__all__ = ["print_transfer", "register", "run_transfer_command", "transfer_config"]
 
 DEFAULTS = TransferConfig()
 DEFAULT_GRID = (2.0**-12, 2.0**-4, 9)
@@ -78,19 +91,15 @@ def _lr_list(text: str) -> list[float]:
     return [_learning_rate(p) for p in parts]
 
 
-def add_transfer_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add the ``transfer`` subcommand to ``sub`` (the parser's subparsers) and return it."""
+def register(p: argparse.ArgumentParser) -> None:
+    """Fill in ``mhc-mup transfer``'s parser."""
     d = DEFAULTS
-    p = sub.add_parser(
-        "transfer",
-        help="LR sweep per width and configuration: does the optimal learning rate transfer across width?",
-        description=(
-            "Train the mHC language model at every configuration × width × seed × learning rate (log2-spaced), "
-            "find the optimal LR per width from a parabola in log2 LR around the minimum of the final validation "
-            "loss, fit its drift η* ∝ d^β with a 95% interval, and read it: transfers when the interval lies in "
-            "±tolerance, drifts when β lies outside and its interval excludes 0, unclear otherwise. "
-            f"Writes DIR/{WRITES}. Finished runs are kept: the same command again skips them."
-        ),
+    p.description = (
+        "Train the mHC language model at every configuration × width × seed × learning rate (log2-spaced), "
+        "find the optimal LR per width from a parabola in log2 LR around the minimum of the final validation "
+        "loss, fit its drift η* ∝ d^β with a 95% interval, and read it: transfers when the interval lies in "
+        "±tolerance, drifts when β lies outside and its interval excludes 0, unclear otherwise. "
+        f"Writes DIR/{WRITES}. Finished runs are kept: the same command again skips them."
     )
     g = p.add_argument_group("configurations")
     g.add_argument(
@@ -110,13 +119,7 @@ def add_transfer_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentPar
     )
 
     g = p.add_argument_group("grid")
-    g.add_argument(
-        "--widths",
-        nargs="+",
-        type=_int_list("width", 1),
-        metavar="D",
-        help=f"model widths, multiples of --heads (default {','.join(map(str, d.widths))})",
-    )
+    add_widths(g, "model widths d, multiples of --heads", d.widths)
     g.add_argument(
         "--lrs",
         type=_lr_list,
@@ -126,40 +129,29 @@ def add_transfer_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentPar
     lo, hi = (f"2^{math.log2(x):g}" for x in DEFAULT_GRID[:2])
     g.add_argument("--lr-min", type=_learning_rate, metavar="LR", help=f"smallest LR (default {lo})")
     g.add_argument("--lr-max", type=_learning_rate, metavar="LR", help=f"largest LR (default {hi})")
-    g.add_argument("--lr-points", type=_int_at_least("LR points", 3), metavar="N",
+    g.add_argument("--lr-points", type=int_at_least("LR points", 3), metavar="N",
                    help=f"LRs evenly spaced in log2 from --lr-min to --lr-max (default {DEFAULT_GRID[2]})")  # fmt: skip
-    g.add_argument("--seeds", type=_int_at_least("seeds", 1), metavar="N", help=f"seeds per point (default {d.seeds})")
-    g.add_argument(
-        "--quick",
-        action="store_true",
-        help="configs mup,control-mup, widths 32,64,128, LRs 2^-9…2^-3 (5), 2 seeds, 20 steps of 8×64 bytes: "
-        "about a minute on a CPU (flags given explicitly still win)",
-    )
+    add_seeds(g, d.seeds, "point")
+    add_quick(g, "configs mup,control-mup, widths 32,64,128, LRs 2^-9…2^-3 (5), 2 seeds, 20 steps of 8×64 "
+              "bytes: about a minute on a CPU")  # fmt: skip
 
     g = p.add_argument_group("each run")
-    g.add_argument("--steps", type=_int_at_least("steps", 1), metavar="N", help=f"optimizer steps (default {d.steps})")
-    g.add_argument("--optimizer", choices=("adam", "sgd"), help="default adam")
-    g.add_argument("--warmup", type=_positive_float("warmup", allow_zero=True), metavar="F",
+    add_steps(g, d.steps)
+    add_optimizer(g)
+    g.add_argument("--warmup", type=positive_float("warmup", allow_zero=True), metavar="F",
                    help=f"linear warmup over this fraction of the steps, then cosine to 0.1× "
                         f"(default {d.warmup:g})")  # fmt: skip
-    g.add_argument("--batch-size", type=_int_at_least("batch size", 1), metavar="B", help=f"default {d.batch_size}")
-    g.add_argument("--seq-len", type=_int_at_least("sequence length", 1), metavar="T", help=f"default {d.seq_len}")
-    g.add_argument("--eval-every", type=_int_at_least("eval every", 0), metavar="N",
+    add_batch(g, d.batch_size, d.seq_len)
+    g.add_argument("--eval-every", type=int_at_least("eval every", 0), metavar="N",
                    help=f"validation loss every N steps, 0: only at the end (default {d.eval_every})")  # fmt: skip
-    g.add_argument("--eval-batches", type=_int_at_least("eval batches", 1), metavar="N",
+    g.add_argument("--eval-batches", type=int_at_least("eval batches", 1), metavar="N",
                    help=f"fixed validation batches (default {d.eval_batches})")  # fmt: skip
-    g.add_argument("--diverge-factor", type=_positive_float("divergence factor"), metavar="F",
+    g.add_argument("--diverge-factor", type=positive_float("divergence factor"), metavar="F",
                    help=f"a run diverged when a loss is NaN/inf or above F × its first-step loss "
                         f"(default {d.divergence_factor:g})")  # fmt: skip
-    g.add_argument("--depth", type=_int_at_least("depth", 1), metavar="L", help=f"blocks (default {d.depth})")
-    g.add_argument("--heads", type=_int_at_least("heads", 1), metavar="H", help=f"attention heads (default {d.heads})")
-    g.add_argument("--n-s", type=_int_at_least("n_s", 2), metavar="N", help=f"residual streams (default {d.n_s})")
-    g.add_argument("-K", "--sinkhorn-iters", dest="K", type=_int_at_least("K", 1), metavar="K",
-                   help=f"Sinkhorn iterations (default {d.K})")  # fmt: skip
-    g.add_argument("--base-width", type=_int_at_least("base width", 1), metavar="D",
-                   help="width at which µP and SP coincide (default: the smallest width)")  # fmt: skip
-    g.add_argument("--corpus", type=Path, metavar="PATH",
-                   help="a text file or folder (default: the Python standard library's .py sources)")  # fmt: skip
+    add_model_shape(g, d.depth, d.heads, d.n_s, d.K)
+    add_base_width(g)
+    add_corpus(g)
     g.add_argument("--stream-dtype", choices=STREAM_DTYPES,
                    help="storage of the n_s residual streams (default float32); bfloat16 stores them as V4 does "
                         "(the mHC math stays fp32): V4's numerics, and half the fused ops' stream traffic")  # fmt: skip
@@ -169,30 +161,22 @@ def add_transfer_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentPar
                         "error where they cannot run). Each run records which ran (mhc_kernels)")  # fmt: skip
 
     g = p.add_argument_group("analysis")
-    g.add_argument("--tolerance", type=_positive_float("tolerance"), metavar="T",
-                   help=f"transfers when the drift exponent's interval lies in [-T, +T] "
-                        f"(default {d.tolerance:g})")  # fmt: skip
-    g.add_argument("--bootstrap", type=_int_at_least("bootstrap", 1), metavar="B",
-                   help=f"bootstrap resamples (default {d.n_boot})")  # fmt: skip
+    add_tolerance(g, d.tolerance, reads="a configuration transfers when its drift exponent's")
+    add_bootstrap(g, d.n_boot)
 
     g = p.add_argument_group("execution")
-    g.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                   help="auto (default): every CUDA GPU if there is one, else the CPU; CUDA runs in bf16 "
-                        "autocast")  # fmt: skip
-    g.add_argument("--workers", type=_int_at_least("workers", 1), metavar="N",
+    add_device(g, "; CUDA runs in bf16 autocast", auto=True)
+    g.add_argument("--workers", type=int_at_least("workers", 1), metavar="N",
                    help="local backend: parallel runs (default: one per GPU on CUDA, 1 on CPU)")  # fmt: skip
     g.add_argument("--backend", choices=("local", "ray"), default="local",
                    help="local (default) or ray: each run a Ray task with one GPU "
                         "(pip install mhc-mup[ray])")  # fmt: skip
     g.add_argument("--ray-address", metavar="ADDR", help="Ray cluster to join (default: RAY_ADDRESS or a local one)")
-    g.add_argument("--time-budget", type=_positive_float("time budget"), metavar="SECONDS",
+    g.add_argument("--time-budget", type=positive_float("time budget"), metavar="SECONDS",
                    help="start no run after this many seconds; write the tables from the finished runs "
                         "(the same command again continues)")  # fmt: skip
-    g.add_argument("--out", type=Path, default=Path("mhc-mup-transfer"), metavar="DIR",
-                   help="output folder (default ./mhc-mup-transfer); reused to resume")  # fmt: skip
-    g.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no tables; errors only")
+    add_outputs(g, "mhc-mup-transfer", "the runs, tables and report, and reused to resume")
     p.set_defaults(handler=run_transfer_command)
-    return p
 
 
 def transfer_config(args: argparse.Namespace) -> TransferConfig:
@@ -236,20 +220,20 @@ def transfer_config(args: argparse.Namespace) -> TransferConfig:
                  "depth", "heads", "n_s", "K", "tolerance", "device", "stream_dtype", "kernels"):  # fmt: skip
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)
-    return dataclasses.replace(DEFAULTS, **changes).validate()
+    return DEFAULTS.with_leaves(**changes).validate()
 
 
 def run_transfer_command(args: argparse.Namespace) -> int:
     """The ``transfer`` handler: validate everything (and the resume folder), run the pending runs, write."""
-    _check_out_dir(args.out)
+    check_out_dir(args.out)
     cfg = transfer_config(args)
-    console, err, show_progress = _consoles(args.quiet)
+    console, err, show_progress = consoles(args.quiet)
     n_total = len(cfg.runs())
     kwargs = {"backend": args.backend, "workers": args.workers, "time_budget": args.time_budget,
               "ray_address": args.ray_address}  # fmt: skip
     try:
         if show_progress:
-            with _progress_bar(err) as bar:
+            with progress_bar(err) as bar:
                 task = bar.add_task("transfer", total=n_total)
 
                 def on_run(record: dict, done: int, total: int) -> None:
@@ -259,10 +243,8 @@ def run_transfer_command(args: argparse.Namespace) -> int:
                 result = run_transfer(cfg, args.out, on_run=on_run, **kwargs)
         else:
             result = run_transfer(cfg, args.out, **kwargs)
-    except TransferError as exc:
-        raise UsageError(str(exc)) from None
     except OSError as exc:
-        raise UsageError(f"cannot write results to '{args.out}': {exc.strerror or exc}") from None
+        raise write_failure(args.out, exc) from None
     if not args.quiet:
         print_transfer(result, console)
         console.print(f"wrote {args.out}/: transfer.csv, optima.csv, drift.csv, transfer.png, transfer_report.md")
@@ -272,7 +254,7 @@ def run_transfer_command(args: argparse.Namespace) -> int:
 def print_transfer(result: TransferResult, console: Console) -> None:
     """Optima per configuration and width, the drift fits with their verdicts, and the sweep's cost."""
     cfg = result.config
-    t = _table(f"Optimal learning rate per width: parabola in log2 η around the argmin ({cfg.describe()})")
+    t = table(f"Optimal learning rate per width: parabola in log2 η around the argmin ({cfg.describe()})")
     for col in ("config", "width", "log2 η*", f"{cfg.confidence:.0%} interval", "η*", "loss at η*", "seeds"):
         t.add_column(col, justify="left" if col == "config" else "right", no_wrap=True)
     t.add_column("note", overflow="fold")
@@ -283,7 +265,7 @@ def print_transfer(result: TransferResult, console: Console) -> None:
                   f"{r['lr_opt']:.3g}" if ok else "—", f"{r['loss_at_opt']:.4f}" if ok else "—",
                   f"{r['n_seeds_fit']}/{r['n_seeds']}", r["note"])  # fmt: skip
     console.print(t)
-    t = _table(f"Drift of the optimum: η* ∝ d^β, transfers when the interval lies in ±{cfg.tolerance:g}")
+    t = table(f"Drift of the optimum: η* ∝ d^β, transfers when the interval lies in ±{cfg.tolerance:g}")
     for col in ("config", "β", f"{cfg.confidence:.0%} interval", "verdict"):
         t.add_column(col, justify="left" if col in ("config", "verdict") else "right", no_wrap=True)
     for r in result.drift.to_dict("records"):

@@ -14,4 +14,4 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "mhc_mup.interop.inspection": ("Inspection", "inspect_checkpoint"),
     },
     submodules=("adapters", "adapter_diagnostics", "checkpoint", "inspection"),
-)
+)  # fmt: skip

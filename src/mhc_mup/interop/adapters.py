@@ -39,7 +39,6 @@ from mhc_mup.mhc.ops import HC_EPS, NORM_EPS, HCWeights, collapse, hc_head, hc_m
 INSTALL_HINT = "pip install mhc-mup[adapters]"
 
 
-
 def require(module: str, purpose: str) -> Any:
     """Import ``module`` or raise :class:`MissingExtraError` naming the package and the install command."""
     try:

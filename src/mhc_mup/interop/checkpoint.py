@@ -55,7 +55,6 @@ _SUBLAYER_FORMATS = {
 _HEAD_FORMATS = {"transformers": "{p}hc_head.hc_{part}", "deepseek": "{p}hc_head_{part}"}
 
 
-
 @dataclass(frozen=True)
 class HCSettings:
     """Numerics of the checkpoint's mHC: Sinkhorn iterations and the two eps, and where each came from."""

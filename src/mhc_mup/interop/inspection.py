@@ -29,7 +29,7 @@ from mhc_mup.diagnostics.measures import sinkhorn_error
 from mhc_mup.interop.adapter_diagnostics import autograd_jacobians, top_singular_values
 from mhc_mup.interop.checkpoint import HCLayout, HCSettings, iter_sublayers, locate, read_head, settings
 from mhc_mup.mhc.ops import sinkhorn_knopp
-from mhc_mup.reporting.style import png_bytes
+from mhc_mup.reporting.style import OKABE_ITO, png_bytes
 
 BLOCKS = ("pre", "post", "comb")
 COLUMNS: tuple[str, ...] = (
@@ -196,9 +196,9 @@ def inspection_csv(inspection: Inspection) -> str:
     return csv_text(inspection.rows, COLUMNS)
 
 
-# Okabe–Ito: distinguishable under the common colour-vision deficiencies.
 SIGMA2_FLOOR = 1e-15  # σ₂ of a rank-one product is fp64 round-off (~1e-17): drawn at this floor
-OKABE_ITO = {"pre": "#0072B2", "post": "#E69F00", "comb": "#009E73", "extra": "#CC79A7", "grey": "#000000"}
+# each gate's colour (and two more) from the package's Okabe–Ito palette: blue, orange, green, pink, black
+COLOURS = {"pre": OKABE_ITO[0], "post": OKABE_ITO[4], "comb": OKABE_ITO[2], "extra": OKABE_ITO[3], "grey": OKABE_ITO[6]}
 
 
 def figure_png(inspection: Inspection, dpi: int = 110) -> bytes:
@@ -227,7 +227,7 @@ def figure_png(inspection: Inspection, dpi: int = 110) -> bytes:
             ax.plot(x, np.maximum(y, SIGMA2_FLOOR), "-", marker=".", color=color, label=label)
             ax.set_ylim(SIGMA2_FLOOR / 3, 1.5)
             if np.any(y < SIGMA2_FLOOR):
-                ax.axhline(SIGMA2_FLOOR, color=OKABE_ITO["grey"], lw=0.8, ls=":")
+                ax.axhline(SIGMA2_FLOOR, color=COLOURS["grey"], lw=0.8, ls=":")
                 ax.text(x[0], SIGMA2_FLOOR * 1.6, f"≤ {SIGMA2_FLOOR:.0e}: rank one up to round-off", fontsize=8)
             return
         for sub, (marker, line) in styles.items():
@@ -241,30 +241,30 @@ def figure_png(inspection: Inspection, dpi: int = 110) -> bytes:
             ax.plot(x, y, line, marker=marker, ms=4, color=color, label=f"{label} ({sub})")
 
     panels = [
-        ("fn row norm (mean over the block's rows)", [(f"{b}_row_norm_mean", b, OKABE_ITO[b]) for b in BLOCKS], False),
-        ("‖fn block‖₂ (spectral norm)", [(f"{b}_fn_norm2", b, OKABE_ITO[b]) for b in BLOCKS], False),
-        ("scale", [(f"scale_{b}", b, OKABE_ITO[b]) for b in BLOCKS], False),
+        ("fn row norm (mean over the block's rows)", [(f"{b}_row_norm_mean", b, COLOURS[b]) for b in BLOCKS], False),
+        ("‖fn block‖₂ (spectral norm)", [(f"{b}_fn_norm2", b, COLOURS[b]) for b in BLOCKS], False),
+        ("scale", [(f"scale_{b}", b, COLOURS[b]) for b in BLOCKS], False),
         (
             "static comb C₀ = Sinkhorn(base)",
             [
-                ("static_comb_dist_identity", "‖C₀ − I‖_F", OKABE_ITO["comb"]),
-                ("static_comb_dist_uniform", "‖C₀ − 11ᵀ/n‖_F", OKABE_ITO["extra"]),
-                ("static_comb_norm2", "‖C₀‖₂", OKABE_ITO["grey"]),
+                ("static_comb_dist_identity", "‖C₀ − I‖_F", COLOURS["comb"]),
+                ("static_comb_dist_uniform", "‖C₀ − 11ᵀ/n‖_F", COLOURS["extra"]),
+                ("static_comb_norm2", "‖C₀‖₂", COLOURS["grey"]),
             ],
             False,
         ),
         (
             "dynamic sensitivity (diagnostic 4), x ~ N(0, 1)",
             [
-                ("dc_x_mean", "‖∂C/∂x‖·‖x‖", OKABE_ITO["comb"]),
-                ("dp_x_mean", "‖∂pre/∂x‖·‖x‖", OKABE_ITO["pre"]),
-                ("dq_x_mean", "‖∂post/∂x‖·‖x‖", OKABE_ITO["post"]),
+                ("dc_x_mean", "‖∂C/∂x‖·‖x‖", COLOURS["comb"]),
+                ("dp_x_mean", "‖∂pre/∂x‖·‖x‖", COLOURS["pre"]),
+                ("dq_x_mean", "‖∂post/∂x‖·‖x‖", COLOURS["post"]),
             ],
             True,
         ),
         (
             "σ₂ of the static comb product up to this sublayer",
-            [("depth_comb_sigma2", "σ₂(C₀¹⋯C₀ᵐ), m = 1 … sublayer (ffn at layer + ½)", OKABE_ITO["comb"])],
+            [("depth_comb_sigma2", "σ₂(C₀¹⋯C₀ᵐ), m = 1 … sublayer (ffn at layer + ½)", COLOURS["comb"])],
             True,
         ),
     ]

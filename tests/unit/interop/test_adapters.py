@@ -7,7 +7,6 @@ import pytest
 import torch
 from torch.overrides import TorchFunctionMode
 
-from mhc_mup.cli import main
 from mhc_mup.diagnostics import measures as dg
 from mhc_mup.interop.adapter_diagnostics import (
     autograd_gate_jacobian_norms,
@@ -103,30 +102,6 @@ def test_missing_extra_names_the_install_command(monkeypatch):
     monkeypatch.setattr(importlib, "import_module", absent)
     with pytest.raises(MissingExtraError, match=r"'hyper-connections' package: pip install mhc-mup\[adapters\]"):
         require("hyper_connections", "the hyper-connections adapter")
-
-
-def test_adapter_command_without_the_extra_says_what_to_install(monkeypatch, tmp_path, capsys):
-    import importlib
-
-    real = importlib.import_module
-
-    def absent(name, *args, **kwargs):
-        if name.startswith(("transformers", "hyper_connections")):
-            raise ImportError(f"No module named '{name}'")
-        return real(name, *args, **kwargs)
-
-    monkeypatch.setattr(importlib, "import_module", absent)
-    out = tmp_path / "out"
-    for impl in ("transformers", "hyper-connections"):
-        assert main(["adapter", impl, "--widths", "16,32", "--out", str(out)]) == 2
-        err = capsys.readouterr().err
-        assert err.count("\n") == 1 and "pip install mhc-mup[adapters]" in err, err
-    assert not out.exists()
-
-
-def test_adapter_command_rejects_one_width(tmp_path, capsys):
-    assert main(["adapter", "transformers", "--widths", "64", "--out", str(tmp_path / "o")]) == 2
-    assert "at least 2 distinct widths" in capsys.readouterr().err
 
 
 # ── transformers ───────────────────────────────────────────────────────────────────────────────
@@ -252,14 +227,6 @@ def test_transformers_init_is_what_the_adapter_builds(tf):
     assert torch.equal(a.module.fn, b.module.fn)  # seeded
 
 
-def test_adapter_command_on_transformers(tf, tmp_path, capsys):
-    out = tmp_path / "out"
-    assert main(["adapter", "transformers", "--widths", "16,32,64", "--samples", "4", "--out", str(out)]) == 0
-    text = capsys.readouterr().out
-    assert "dc_x_mean scales as d^" in text
-    assert sorted(p.name for p in out.iterdir()) == ["adapter_fits.csv", "adapter_results.csv"]
-
-
 # ── hyper-connections ──────────────────────────────────────────────────────────────────────────
 @pytest.fixture(scope="module")
 def hc_pkg():
@@ -331,10 +298,3 @@ def test_hyper_connections_adapter_rejects_unsupported_options(hc_pkg):
     module = hc_pkg.ManifoldConstrainedHyperConnections(4, dim=32, num_fracs=2)
     with pytest.raises(ValueError, match="num_fracs"):
         HyperConnectionsAdapter(module)
-
-
-def test_adapter_command_on_hyper_connections_reports_zero_sensitivity(hc_pkg, tmp_path, capsys):
-    out = tmp_path / "out"
-    assert main(["adapter", "hyper-connections", "--widths", "16,32", "--samples", "3", "--out", str(out)]) == 0
-    text = capsys.readouterr().out
-    assert "dc_x_mean scales as no fit: statistic not positive" in text
