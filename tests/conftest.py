@@ -1,4 +1,4 @@
-"""Shared fixtures: the seed's runnable script as an oracle, and fp64 defaults for exact checks."""
+"""Shared fixtures: the seed's runnable script as an oracle, a seeded generator, and small text corpora."""
 
 from __future__ import annotations
 
@@ -6,13 +6,20 @@ import importlib.util
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
-# Without a GPU, Triton's interpreter runs the fused kernels on the CPU (tests/test_fused.py). Triton reads
-# this when its kernels are defined, so it is set before any test module imports mhc_mup.kernels.triton_kernels.
+# Without a GPU, Triton's interpreter runs the fused kernels on the CPU (tests/unit/kernels/test_fused.py).
+# Triton reads this when its kernels are defined, so it is set before any test module imports
+# mhc_mup.kernels.triton_kernels (with pytest-xdist every worker imports this file first, so each worker has it).
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
+
+# Under pytest-xdist (.ci/run: -n 2) each worker takes its share of the cores for torch's intra-op threads, as
+# the transfer sweep's pool workers do: two workers of two threads each on two cores would contend.
+if workers := os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(workers)))
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "seeds" / "mhc_diagnostics_reference.py"
 
@@ -32,3 +39,23 @@ def reference():
 @pytest.fixture
 def gen() -> torch.Generator:
     return torch.Generator().manual_seed(1234)
+
+
+@pytest.fixture(scope="session")
+def small_corpus_file(tmp_path_factory) -> Path:
+    """One text file of 20,000 words drawn (seed 0) from a small code-like vocabulary."""
+    path = tmp_path_factory.mktemp("corpus_file") / "text.txt"
+    rng = np.random.default_rng(0)
+    words = ["alpha", "beta", "gamma", "delta", "def", "return", "(x)", "\n"]
+    path.write_text(" ".join(rng.choice(words, 20000)))
+    return path
+
+
+@pytest.fixture(scope="session")
+def small_corpus_folder(tmp_path_factory) -> Path:
+    """A folder of six text files, 300 words each, drawn (seed 0) from four words."""
+    folder = tmp_path_factory.mktemp("corpus_folder")
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        (folder / f"f{i}.txt").write_text(" ".join(rng.choice(["alpha", "beta", "gamma", "delta"], 300)))
+    return folder

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 
@@ -23,3 +25,29 @@ def per_entry_autograd_jacobian(f, x: torch.Tensor) -> torch.Tensor:
         (g,) = torch.autograd.grad(out[k], x, retain_graph=True)
         rows.append(g.reshape(-1))
     return torch.stack(rows)
+
+
+def tiny_transfer_config(corpus: Path, **changes):
+    """A transfer sweep small enough for a unit test: control models, 2 widths × 3 LRs × 1 seed × 3 steps of
+    2 × 16 bytes on ``corpus``; ``changes`` name leaves of the configuration (``steps=4``, ``widths=(16,)``)."""
+    from mhc_mup.stats.fitting import FitSettings
+    from mhc_mup.training.config import ModelShape, TrainingRecipe
+    from mhc_mup.training.transfer import (
+        BUILTIN_CONFIGS,
+        RunRecipe,
+        SweepGrid,
+        TransferAnalysis,
+        TransferConfig,
+        lr_grid,
+    )
+
+    base = TransferConfig(
+        grid=SweepGrid(configs=(BUILTIN_CONFIGS["control-mup"],), widths=(16, 32), lrs=lr_grid(2**-8, 2**-4, 3),
+                       seeds=1),
+        model=ModelShape(depth=1),
+        recipe=RunRecipe(TrainingRecipe(steps=3, batch_size=2, seq_len=16), eval_every=2, eval_batches=1,
+                         corpus=str(corpus)),
+        analysis=TransferAnalysis(fit=FitSettings(n_boot=50)),
+        device="cpu",
+    )  # fmt: skip
+    return base.with_leaves(**changes)

@@ -111,12 +111,19 @@ def within_fp32_roundoff(got, exact, fp32) -> tuple[bool, float, float]:
     return err <= max(TOL, 8 * err32), err, err32
 
 
-# (T, n_s, d): T not a multiple of the token block, d a multiple of the column block (∂L/∂x's one-stream-per-
-# block path) or not, n_s padded or not
+# (T, n_s, d): T not a multiple of the token block, over one block or under it; d a multiple of the column block
+# (∂L/∂x's one-stream-per-block path) or not; n_s padded (3) or not (2, 4, 8). In the interpreter a shape costs
+# about a second, so each one there adds a case the others lack. (A fifth, (11, 2, 16), was dropped: T under one
+# token block is (9, 8, 8)'s case; d a whole number of the projection's 16-column chunks, n_s = 2, (21, 2, 128)'s.)
 SHAPES = {
-    "cpu": [(37, 4, 40), (19, 3, 24), (11, 2, 16), (9, 8, 8), (21, 2, 128)],
+    "cpu": [(37, 4, 40), (19, 3, 24), (9, 8, 8), (21, 2, 128)],
     "cuda": [(1000, 4, 1024), (333, 3, 200), (77, 8, 96), (130, 2, 256)],
 }
+# K and the logits' scale reach only the Sinkhorn in registers, which works token by token on an NP×NP tile:
+# of the shapes, only n_s and its padding vary what it computes. So V4's setting (K = 20, logits ~1) runs every
+# shape and the other settings run, in the interpreter, the shapes of padded n_s and of the largest n_s (one with
+# T over one token block, one with T under it).
+SINKHORN_SHAPES = {"cpu": [(19, 3, 24), (9, 8, 8)], "cuda": SHAPES["cuda"]}
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -127,7 +134,8 @@ def test_hc_pre_matches_reference_forward_and_backward(device, K, comb_scale, po
     within 8× the fp32 reference ops' own error where conditioning puts that above 1e-5); with comb logits
     of std 60 the softmax's small entries underflow in fp32 (e^-104), as in the field."""
     underflows = 0
-    for T, n_s, d in SHAPES[device]:
+    shapes = SHAPES[device] if (K, comb_scale) == (20, 1.0) else SINKHORN_SHAPES[device]
+    for T, n_s, d in shapes:
         x, fn, scale, base = _inputs(T, n_s, d, comb_scale, rng, device)
         grads = [torch.randn(shape, generator=rng).to(device) for shape in ((T, d), (T, n_s), (T, n_s, n_s))]
         (y, post, comb), got = _fused_pre(x, fn, scale, base, K, grads)
