@@ -329,5 +329,5 @@ def test_each_part_of_the_configuration_checks_its_own_values():
 def test_verdicts_are_bare_words_in_the_tables():
     cfg, records = synthetic(0.0, noise=0.02)
     drift = analyse(cfg, records).drift
-    assert drift.verdict.iloc[0] is Verdict.TRANSFERS and f"{drift.verdict.iloc[0]}" == "transfers"
+    assert drift.verdict.iloc[0] == Verdict.TRANSFERS and f"{drift.verdict.iloc[0]}" == "transfers"
     assert "transfers" in drift.to_csv(index=False).splitlines()[1].split(",")
