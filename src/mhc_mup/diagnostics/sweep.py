@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from mhc_mup._device import resolve_device
+from mhc_mup._nested import LEAF, FlatView, flat_fields
 from mhc_mup.diagnostics import measures as dg
 from mhc_mup.errors import ConfigError
 from mhc_mup.mhc.jacobians import sinkhorn_jacobians
@@ -71,24 +72,21 @@ def _default(f: dataclasses.Field) -> Any:
     return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
 
 
-def _delegate(part: str, name: str) -> property:
-    return property(lambda self: getattr(getattr(self, part), name), doc=f"``{part}.{name}`` (read-only)")
-
-
 @dataclass(frozen=True, init=False)
-class SweepConfig:
+class SweepConfig(FlatView):
     """Everything that determines a sweep's numbers.
 
     Build it from its fields (``SweepConfig(shape=MHCShape(n_s=8), fit=FitSettings(n_boot=500))``) or from
     the flat names of results.json's ``config`` (``SweepConfig(n_s=8, n_boot=500)``): each flat name goes
-    to its part, on top of that part when both are given. The flat names also read back (``cfg.n_s``).
+    to its part, on top of that part when both are given. The flat names also read back (``cfg.n_s``,
+    through :class:`~mhc_mup._nested.FlatView`, as the training configurations do).
     The parts check themselves when built (:class:`ConfigError` naming the bad value); :meth:`validate`
     checks the rest.
     """
 
     widths: tuple[int, ...] = (64, 128, 256, 512, 1024)
     shape: MHCShape = field(default_factory=MHCShape)
-    parameterization: Parameterization = PARAMETERIZATIONS["baseline"]
+    parameterization: Parameterization = field(default=PARAMETERIZATIONS["baseline"], metadata=LEAF)
     sampling: SamplingSettings = field(default_factory=SamplingSettings)
     lr: float = 1e-3  # diagnostic 5's base learning rate η; each group steps with η × its multiplier
     seed: int = 0
@@ -109,18 +107,6 @@ class SweepConfig:
             object.__setattr__(self, f.name, dataclasses.replace(value, **own) if own else value)
         if values:
             raise TypeError(f"SweepConfig got an unexpected keyword argument {next(iter(values))!r}")
-
-    n_s = _delegate("shape", "n_s")
-    K = _delegate("shape", "K")
-    hc_eps = _delegate("shape", "hc_eps")
-    norm_eps = _delegate("shape", "norm_eps")
-    state_tokens = _delegate("sampling", "state_tokens")
-    quotient_samples = _delegate("sampling", "quotient_samples")
-    quotient_K = _delegate("sampling", "quotient_K")
-    sensitivity_samples = _delegate("sampling", "sensitivity_samples")
-    update_samples = _delegate("sampling", "update_samples")
-    n_boot = _delegate("fit", "n_boot")
-    confidence = _delegate("fit", "confidence")
 
     def validate(self) -> SweepConfig:
         """Raise :class:`ConfigError` naming the first bad value; return self when all is well."""
@@ -145,22 +131,16 @@ class SweepConfig:
         return self
 
     def to_dict(self) -> dict:
-        """Flat and JSON-ready: the parts' fields in place of the parts, the parameterization last."""
-        out: dict = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if f.name in _PARTS:
-                out.update(dataclasses.asdict(value))
-            elif f.name != "parameterization":
-                out[f.name] = value
-        out = {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+        """Flat and JSON-ready: the leaves in field order (tuples as lists), the parameterization last."""
+        out = {k: list(v) if isinstance(v, tuple) else v for k, v in flat_fields(self).items()}
+        del out["parameterization"]
         return out | {"parameterization": self.parameterization.to_dict()}
 
     @classmethod
     def from_dict(cls, data: dict) -> SweepConfig:
         """Inverse of :meth:`to_dict` (e.g. the ``config`` of a results.json, today's or an older one's);
         unknown keys are ignored, missing ones keep their defaults."""
-        known = ({f.name for f in dataclasses.fields(cls)} - set(_PARTS)) | set(_PART_OF)
+        known = set(flat_fields(cls()))
         values = {k: v for k, v in data.items() if k in known}
         for name in ("widths", "quotient_K"):
             if name in values:

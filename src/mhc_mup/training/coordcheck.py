@@ -28,11 +28,12 @@ import torch
 
 from mhc_mup._device import resolve_device
 from mhc_mup._io import write_bundle
+from mhc_mup._nested import LEAF, FlatView
 from mhc_mup.errors import ConfigError
 from mhc_mup.mhc.parameterizations import PARAMETERIZATIONS, Parameterization
 from mhc_mup.stats.fitting import FitSettings, fit_power_laws
 from mhc_mup.stats.readings import classify
-from mhc_mup.training.config import LEAF, FlatView, ModelShape, TrainingRecipe, check_at_least
+from mhc_mup.training.config import ModelShape, TrainingRecipe, check_at_least
 from mhc_mup.training.data import Corpus, sample_batch
 from mhc_mup.training.model import MHCLM, ModelConfig
 from mhc_mup.training.step import train_step

@@ -9,10 +9,11 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from mhc_mup._nested import LEAF, FlatView, flat_fields, replace_leaves
 from mhc_mup.errors import ConfigError
 from mhc_mup.mhc.parameterizations import PARAMETERIZATIONS, Parameterization
 from mhc_mup.mhc.presets import MHCShape
-from mhc_mup.training.config import LEAF, FlatView, ModelShape, TrainingRecipe, flat_fields, replace_leaves
+from mhc_mup.training.config import ModelShape, TrainingRecipe
 
 
 @dataclass(frozen=True)

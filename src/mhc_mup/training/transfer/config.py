@@ -15,11 +15,12 @@ import numpy as np
 import torch
 
 from mhc_mup._device import resolve_device
+from mhc_mup._nested import FlatView, flat_fields
 from mhc_mup.errors import ConfigError, ParameterizationError, TransferError
 from mhc_mup.kernels import fused
 from mhc_mup.mhc.presets import MHCShape
 from mhc_mup.stats.fitting import FitSettings
-from mhc_mup.training.config import FlatView, ModelShape, TrainingRecipe, check_at_least, flat_fields
+from mhc_mup.training.config import ModelShape, TrainingRecipe, check_at_least
 from mhc_mup.training.model import STREAM_DTYPES, stream_probe
 from mhc_mup.training.step import precision_of
 from mhc_mup.training.transfer.configurations import BUILTIN_CONFIGS, DEFAULT_CONFIGS, Configuration
