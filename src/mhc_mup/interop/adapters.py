@@ -83,6 +83,15 @@ def streams_from_rows(rows: int) -> int:
     return n
 
 
+def rms_norm_eps(norm: torch.nn.Module) -> float:
+    """The ε of a transformers RMSNorm: ``eps`` in the releases we first read, ``variance_epsilon`` since (5.x)."""
+    for name in ("eps", "variance_epsilon"):
+        value = getattr(norm, name, None)
+        if value is not None:
+            return float(value)
+    raise ValueError(f"{type(norm).__name__} has neither 'eps' nor 'variance_epsilon': cannot read its epsilon")
+
+
 @dataclass(frozen=True)
 class V4Params:
     """One sublayer's mHC parameters in V4's layout, run through :mod:`mhc_mup.mhc.ops`.
@@ -143,7 +152,7 @@ class V4Params:
             scale=module.scale.detach().float(),
             K=int(module.hc_sinkhorn_iters),
             hc_eps=float(module.hc_eps),
-            norm_eps=float(module.input_norm.eps),
+            norm_eps=rms_norm_eps(module.input_norm),
         )
 
 
@@ -191,7 +200,7 @@ class V4HeadParams:
             base=head.hc_base.detach().float(),
             scale=head.hc_scale.detach().float(),
             hc_eps=float(head.eps),
-            norm_eps=float(head.input_norm.eps),
+            norm_eps=rms_norm_eps(head.input_norm),
         )
 
 
