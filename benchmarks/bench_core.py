@@ -37,7 +37,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from mhc_mup.diagnostics.sweep import SweepConfig, SweepResult, run_sweep
+from mhc_mup.diagnostics.config import SweepConfig
+from mhc_mup.diagnostics.sweep import SweepResult, run_sweep
 
 HERE = Path(__file__).resolve()
 REPO_ROOT = HERE.parents[1]

@@ -1,7 +1,7 @@
 """Time each of the report's figures, and check the pictures against a saved set.
 
 Reads a results folder (written by ``mhc-mup run`` or ``mhc-mup compare``) and draws the figures its report
-draws (``mhc_mup.diagnostics.figures``, rendered by ``mhc_mup.reporting.style.png_bytes``): the quotient
+draws (``mhc_mup.diagnostics.figures``, rendered by ``mhc_mup.reporting.render.png_bytes``): the quotient
 Jacobian, sensitivity, gates and corrections figures and the chain figure of the reference parameterization
 (and, for a comparison, of the recommended one). Each figure is timed in two parts: *build* (the matplotlib
 calls of the figure function) and *render* (``png_bytes``: layout, drawing and PNG encoding). The first
@@ -33,7 +33,7 @@ from mhc_mup.diagnostics import figures
 from mhc_mup.diagnostics.report import recommend
 from mhc_mup.diagnostics.results import load_results_folder
 from mhc_mup.errors import MhcMupError
-from mhc_mup.reporting.style import png_bytes
+from mhc_mup.reporting.render import png_bytes
 
 
 def figure_makers(folder: Path) -> dict[str, Callable]:

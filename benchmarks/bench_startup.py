@@ -4,8 +4,10 @@ Each command runs in a fresh interpreter, so the time includes start-up, imports
 
 - ``mhc-mup --help``
 - ``mhc-mup run`` with defaults (the seed's workload; it writes its results, report and five figures into a
-  fresh temporary folder each time)
+  fresh temporary folder each time), and for this checkout the same with ``MHC_MUP_FIGURE_WORKERS=0`` (the
+  figures drawn in the command's own process rather than in the two workers it starts by default)
 - ``mhc-mup run --no-report``, only if ``run --help`` lists such a flag
+- ``python -c "import torch"``: the floor under any command that computes with torch
 - the seed's script, ``python mhc_diagnostics_reference.py`` (no arguments: its ``__main__`` runs the
   default workload and prints a summary), the reference the README's speed-up compares against
 
@@ -101,6 +103,9 @@ def mhc_mup_commands(python: str, label: str, src: Path | None, repeats: int) ->
         Command(f"{prefix}mhc-mup --help", (*mhc, "--help"), env, repeats),
         Command(f"{prefix}mhc-mup run", (*mhc, "run", "--out", "{out}"), env, repeats),
     ]
+    if src is None:  # this checkout: also with the report's figures drawn in the command's own process
+        in_process = (*env, ("MHC_MUP_FIGURE_WORKERS", "0"))
+        commands.append(Command(f"{prefix}mhc-mup run, figures in-process", commands[1].argv, in_process, repeats))
     if has_flag(python, dict(env), "run", "--no-report"):
         no_report = (*mhc, "run", "--no-report", "--out", "{out}")
         commands.append(Command(f"{prefix}mhc-mup run --no-report", no_report, env, repeats))
@@ -178,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.before is not None:
         commands += mhc_mup_commands(args.python, "before", args.before.resolve(), args.repeats)
     commands += mhc_mup_commands(args.python, "now" if args.before is not None else "", None, args.repeats)
+    # the floor under any command that computes with torch: start an interpreter, import torch, exit
+    commands.append(Command("floor: python -c 'import torch'", (args.python, "-c", "import torch"), (), args.repeats))
     if args.skip_reference:
         print("the seed's script: skipped (--skip-reference)")
     elif not args.reference.is_file():

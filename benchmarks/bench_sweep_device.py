@@ -15,7 +15,8 @@ import time
 
 import torch
 
-from mhc_mup.diagnostics.sweep import SweepConfig, run_sweep
+from mhc_mup.diagnostics.config import SweepConfig
+from mhc_mup.diagnostics.sweep import run_sweep
 
 WORKLOADS = {
     "seed-default": SweepConfig(),

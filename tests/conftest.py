@@ -21,6 +21,11 @@ if not torch.cuda.is_available():
 if workers := os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(workers)))
 
+# The commands draw their report's figures in-process in the tests: a run or compare per test would otherwise
+# start two figure workers each. tests/unit/reporting/test_figure_pool.py and tests/cli/test_figure_workers.py
+# test the workers themselves.
+os.environ.setdefault("MHC_MUP_FIGURE_WORKERS", "0")
+
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "seeds" / "mhc_diagnostics_reference.py"
 
 

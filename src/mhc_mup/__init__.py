@@ -37,8 +37,10 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "mhc_mup.stats.fitting": ("PowerLawFit", "fit_power_law"),
         "mhc_mup.stats.readings": ("classify",),
         # the width sweep
-        "mhc_mup.diagnostics.sweep": ("SweepConfig", "SweepResult", "run_sweep"),
-        "mhc_mup.diagnostics.compare": ("corrections_rows", "run_compare"),
+        "mhc_mup.diagnostics.config": ("SweepConfig",),
+        "mhc_mup.diagnostics.sweep": ("SweepResult", "run_sweep"),
+        "mhc_mup.diagnostics.compare": ("run_compare",),
+        "mhc_mup.diagnostics.corrections": ("corrections_rows",),
         "mhc_mup.diagnostics.verdict": ("Verdict", "VerdictConfig", "theorem_d"),
         "mhc_mup.diagnostics.results": ("write_results",),
         "mhc_mup.diagnostics.report": ("write_report",),

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from mhc_mup.errors import ConfigError
 
-__all__ = ["resolve_device"]
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["check_device", "resolve_device"]
 
 
 def resolve_device(device: str) -> torch.device:
     """``torch.device`` for ``device``, or :class:`ConfigError` if it is unknown or absent here."""
+    import torch
+
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
@@ -23,3 +28,10 @@ def resolve_device(device: str) -> torch.device:
     elif dev.type != "cpu":
         raise ConfigError(f"unsupported device {device!r} (use cpu, cuda or cuda:N)")
     return dev
+
+
+def check_device(device: str) -> None:
+    """:class:`ConfigError` unless ``device`` can run here. ``"cpu"`` is checked without importing torch, so a
+    configuration can be validated before a command pays for that import."""
+    if device != "cpu":
+        resolve_device(device)

@@ -1,6 +1,6 @@
 """Nested configuration dataclasses seen by their leaves' own names.
 
-A configuration is a tree of frozen dataclasses (the sweep's :class:`~mhc_mup.diagnostics.sweep.SweepConfig`,
+A configuration is a tree of frozen dataclasses (the sweep's :class:`~mhc_mup.diagnostics.config.SweepConfig`,
 the training experiments' configs). :func:`flat_fields` lists its leaves as one ``{name: value}`` dict (what
 a results file or a sweep folder stores), :func:`replace_leaves` changes leaves by name, rebuilding (and so
 validating) only the parts they live in, and :class:`FlatView` reads them back as attributes.

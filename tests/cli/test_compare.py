@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from mhc_mup.cli import main
-from mhc_mup.diagnostics.sweep import SweepConfig
+from mhc_mup.diagnostics.config import SweepConfig
 from mhc_mup.mhc.parameterizations import PARAMETERIZATIONS, parse_spec
 
 

@@ -60,3 +60,26 @@ def test_report_on_a_damaged_folder_is_one_line_exit_2(run_dir, tmp_path, capsys
 def test_report_on_a_missing_folder(tmp_path, capsys):
     assert main(["report", str(tmp_path / "nope")]) == 2
     assert capsys.readouterr().err == f"mhc-mup: error: '{tmp_path / 'nope'}' not found\n"
+
+
+@pytest.mark.slow
+def test_figures_drawn_by_workers_are_the_same_bytes(run_dir, tmp_path, monkeypatch):
+    """``MHC_MUP_FIGURE_WORKERS=2`` (what a two-core machine gets by default) changes where the figures are drawn,
+    not what they are."""
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    shutil.rmtree(copy / "figures")
+    monkeypatch.setenv("MHC_MUP_FIGURE_WORKERS", "2")
+    assert main(["report", str(copy), "--quiet"]) == 0
+    for png in sorted((run_dir / "figures").glob("*.png")):
+        assert (copy / "figures" / png.name).read_bytes() == png.read_bytes(), png.name
+    assert (copy / "report.html").read_bytes() == (run_dir / "report.html").read_bytes()
+
+
+@pytest.mark.parametrize("value", ["-1", "two", "1.5"])
+def test_bad_figure_worker_count_is_one_line(run_dir, value, monkeypatch, capsys):
+    monkeypatch.setenv("MHC_MUP_FIGURE_WORKERS", value)
+    assert main(["report", str(run_dir)]) == 2
+    err = capsys.readouterr().err
+    expected = f"MHC_MUP_FIGURE_WORKERS must be an integer >= 0 (0: draw in this process), got {value!r}"
+    assert err.strip().splitlines() == [f"mhc-mup: error: {expected}"]

@@ -11,7 +11,8 @@ import itertools
 
 import pytest
 
-from mhc_mup.diagnostics.sweep import SweepConfig, run_sweep
+from mhc_mup.diagnostics.config import SweepConfig
+from mhc_mup.diagnostics.sweep import run_sweep
 
 pytestmark = pytest.mark.slow
 

@@ -9,6 +9,7 @@ Importing this module imports neither torch nor rich (the helpers import rich wh
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from mhc_mup.mhc.parameterizations import Parameterization
+    from mhc_mup.reporting.figure_pool import FigurePool
 
 __all__ = [
     "PARAM_HELP",
@@ -47,6 +49,7 @@ __all__ = [
     "add_widths",
     "check_out_dir",
     "consoles",
+    "figure_pool",
     "flat",
     "int_at_least",
     "int_list",
@@ -296,6 +299,27 @@ def check_out_dir(out: Path) -> None:
 def write_failure(out: Path, exc: OSError, what: str = "results to") -> UsageError:
     """The one-line error for an output folder that cannot be written: "cannot write <what> '<out>': <why>"."""
     return UsageError(f"cannot write {what} '{out}': {exc.strerror or exc}")
+
+
+FIGURE_WORKERS_ENV = "MHC_MUP_FIGURE_WORKERS"
+
+
+def figure_pool(preload: Sequence[str] = ()) -> FigurePool:
+    """Where a command draws its report's figures: ``$MHC_MUP_FIGURE_WORKERS`` worker processes (0: in this
+    process), by default two where this process may use two cores or more. Enter it before the computation, so
+    that the workers import matplotlib (and ``preload``) meanwhile."""
+    from mhc_mup.reporting.figure_pool import FigurePool, default_workers
+
+    raw = os.environ.get(FIGURE_WORKERS_ENV, "").strip()
+    if not raw:
+        return FigurePool(default_workers(), preload)
+    try:
+        workers = int(raw)
+    except ValueError:
+        workers = -1
+    if workers < 0:
+        raise UsageError(f"{FIGURE_WORKERS_ENV} must be an integer >= 0 (0: draw in this process), got {raw!r}")
+    return FigurePool(workers, preload)
 
 
 def consoles(quiet: bool) -> tuple[Console, Console, bool]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from rich.console import Console
@@ -28,6 +29,7 @@ from mhc_mup.cli.common import (
     add_widths,
     check_out_dir,
     consoles,
+    figure_pool,
     int_at_least,
     int_list,
     positive_float,
@@ -35,9 +37,9 @@ from mhc_mup.cli.common import (
     table,
     write_failure,
 )
-from mhc_mup.diagnostics.compare import CORRECTION_QUANTITIES, corrections_rows, run_compare
+from mhc_mup.diagnostics.config import DTYPE_NAMES, SweepConfig
+from mhc_mup.diagnostics.corrections import CORRECTION_QUANTITIES, corrections_rows
 from mhc_mup.diagnostics.results import chain_rows
-from mhc_mup.diagnostics.sweep import DTYPES, SweepConfig, SweepResult, run_sweep
 from mhc_mup.diagnostics.verdict import Verdict, VerdictConfig, describe_scaling, theorem_d
 from mhc_mup.errors import UsageError
 from mhc_mup.mhc.parameterizations import (
@@ -50,6 +52,10 @@ from mhc_mup.mhc.parameterizations import (
 )
 from mhc_mup.mhc.presets import PRESETS
 from mhc_mup.reporting.style import READING_RICH_STYLES
+
+if TYPE_CHECKING:
+    from mhc_mup.diagnostics.sweep import SweepResult
+    from mhc_mup.reporting.figure_pool import FigurePool
 
 __all__ = [
     "compare_parameterizations",
@@ -65,6 +71,8 @@ __all__ = [
 ]
 
 DEFAULTS = SweepConfig()
+# What the report's figure workers import ahead: the figure functions and the runs they are given.
+REPORT_PRELOAD = ("mhc_mup.diagnostics.figures", "mhc_mup.diagnostics.results")
 RUN_WRITES = "results.json, results.csv, fits.csv, chain.csv, verdict.json, report.md, report.html and figures/"
 COMPARE_WRITES = (
     "one folder per parameterization (results as run) plus corrections.csv, chain.csv, verdict.json, "
@@ -199,7 +207,7 @@ def _add_sweep_arguments(p: argparse.ArgumentParser, writes: str) -> None:
     add_device(g)
     g.add_argument(
         "--dtype",
-        choices=sorted(DTYPES),
+        choices=DTYPE_NAMES,
         help="precision of the mHC math (default float32, as V4; diagnostic 3 always uses float64)",
     )
     add_bootstrap(g, d.n_boot)
@@ -457,22 +465,25 @@ def _run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     vc = _verdict_config(args)
     console, err, show_progress = consoles(args.quiet)
-    if show_progress:
-        with progress_bar(err) as bar:
-            task = bar.add_task("sweep", total=len(cfg.widths) + 2)
+    with figure_pool(REPORT_PRELOAD) as figures:  # its workers import matplotlib while the sweep runs
+        from mhc_mup.diagnostics.sweep import run_sweep
 
-            def progress(what: str, done: int, total: int) -> None:
-                bar.update(task, description=what, completed=done, total=total)
+        if show_progress:
+            with progress_bar(err) as bar:
+                task = bar.add_task("sweep", total=len(cfg.widths) + 2)
 
-            result = run_sweep(cfg, progress)
-    else:
-        result = run_sweep(cfg)
-    try:
-        verdict = theorem_d(result, vc)
-        paths = write_results(result, args.out, vc, verdict)
-        paths += _write_report(args.out, err, show_progress)
-    except OSError as exc:
-        raise write_failure(args.out, exc) from None
+                def progress(what: str, done: int, total: int) -> None:
+                    bar.update(task, description=what, completed=done, total=total)
+
+                result = run_sweep(cfg, progress)
+        else:
+            result = run_sweep(cfg)
+        try:
+            verdict = theorem_d(result, vc)
+            paths = write_results(result, args.out, vc, verdict)
+            paths += _write_report(args.out, err, show_progress, figures)
+        except OSError as exc:
+            raise write_failure(args.out, exc) from None
     if not args.quiet:
         print_summary(result, console)
         print_verdict(verdict, console)
@@ -480,23 +491,24 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_report(out: Path, err: Console, show_progress: bool) -> list[Path]:
+def _write_report(out: Path, err: Console, show_progress: bool, figures: FigurePool) -> list[Path]:
     """report.md, report.html and figures/ from the files just written (so they hold the same numbers)."""
     from mhc_mup.diagnostics.report import write_report
 
     if not show_progress:
-        return write_report(out)
+        return write_report(out, figures)
     with err.status("writing the report and its figures"):
-        return write_report(out)
+        return write_report(out, figures)
 
 
 def _report(args: argparse.Namespace) -> int:
     from mhc_mup.diagnostics.report import write_report
 
-    try:
-        paths = write_report(args.folder)
-    except OSError as exc:
-        raise write_failure(args.folder, exc, "the report into") from None
+    with figure_pool(REPORT_PRELOAD) as figures:
+        try:
+            paths = write_report(args.folder, figures)
+        except OSError as exc:
+            raise write_failure(args.folder, exc, "the report into") from None
     if not args.quiet:
         print(f"wrote {', '.join(str(p) for p in paths[-2:])} and {len(paths) - 2} figures under {args.folder}/figures")
     return 0
@@ -511,22 +523,25 @@ def _compare(args: argparse.Namespace) -> int:
     vc = _verdict_config(args)
     console, err, show_progress = consoles(args.quiet)
     steps = len(cfg.widths) + 2
-    if show_progress:
-        with progress_bar(err) as bar:
-            task = bar.add_task("compare", total=len(params) * steps)
+    with figure_pool(REPORT_PRELOAD) as figures:  # its workers import matplotlib while the sweeps run
+        from mhc_mup.diagnostics.compare import run_compare
 
-            def progress(name: str, i: int, n: int, what: str, done: int, total: int) -> None:
-                bar.update(task, description=f"{name} ({i + 1}/{n}): {what}", completed=i * steps + done)
+        if show_progress:
+            with progress_bar(err) as bar:
+                task = bar.add_task("compare", total=len(params) * steps)
 
-            results = run_compare(cfg, params, progress)
-    else:
-        results = run_compare(cfg, params)
-    try:
-        verdicts = {name: theorem_d(r, vc) for name, r in results.items()}
-        paths = write_comparison(results, args.out, vc, verdicts)
-        paths += _write_report(args.out, err, show_progress)
-    except OSError as exc:
-        raise write_failure(args.out, exc) from None
+                def progress(name: str, i: int, n: int, what: str, done: int, total: int) -> None:
+                    bar.update(task, description=f"{name} ({i + 1}/{n}): {what}", completed=i * steps + done)
+
+                results = run_compare(cfg, params, progress)
+        else:
+            results = run_compare(cfg, params)
+        try:
+            verdicts = {name: theorem_d(r, vc) for name, r in results.items()}
+            paths = write_comparison(results, args.out, vc, verdicts)
+            paths += _write_report(args.out, err, show_progress, figures)
+        except OSError as exc:
+            raise write_failure(args.out, exc) from None
     if not args.quiet:
         print_corrections(results, vc.tolerance, console)
         print_verdict_matrix(verdicts, console)

@@ -2,7 +2,7 @@
 
 Every figure takes runs read back from disk or fresh (anything with ``widths``, ``summary(w)``,
 ``fit(diag, key)``, ``name``) and returns a :class:`matplotlib.figure.Figure`;
-:func:`mhc_mup.reporting.style.png_bytes` renders one. Colours are the Okabe–Ito palette
+:func:`mhc_mup.reporting.render.png_bytes` renders one. Colours are the Okabe–Ito palette
 (distinguishable with the common colour-vision deficiencies), and every series also has its own marker.
 
 The figures are plain :class:`~matplotlib.figure.Figure` objects, not pyplot ones: nothing registers them
@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
-from mhc_mup.diagnostics.compare import CORRECTION_QUANTITIES, FittedRun
+from mhc_mup.diagnostics.corrections import CORRECTION_QUANTITIES, FittedRun
 from mhc_mup.reporting.style import MARKERS, OKABE_ITO, READING_COLOURS
 from mhc_mup.stats.readings import classify
 

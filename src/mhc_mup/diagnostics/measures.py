@@ -1,23 +1,20 @@
 """The six width-sweep diagnostics, as plain functions on tensors.
 
 Each function returns per-sample values (one entry per comb, per Jacobian, per token ...), so a
-caller can reduce them however it likes; :data:`SUMMARY_KEYS` maps them to the seed's output
-keys (``dc_x_mean`` ...) and the width sweep bootstraps the same reductions for its fits.
+caller can reduce them however it likes; :data:`mhc_mup.diagnostics.summaries.SUMMARY_KEYS` maps them to the
+seed's output keys (``dc_x_mean`` ...) and the width sweep bootstraps the same reductions for its fits.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import NamedTuple
 
-import numpy as np
 import torch
 
 from mhc_mup.mhc.gauge import project_perp, tangent_basis
 from mhc_mup.mhc.jacobians import generator_jacobian, sinkhorn_jacobian, top_singular_value
 from mhc_mup.mhc.ops import HC_EPS, NORM_EPS, compute_dtype, rms_rsqrt, sinkhorn_knopp
-from mhc_mup.stats.fitting import mean
 
 KAPPA_GUARD = 1e-10  # the seed's guard in σ_max / (σ_min + 1e-10)
 
@@ -304,103 +301,3 @@ class GateStats(NamedTuple):
 def gate_stats(pre: torch.Tensor, post: torch.Tensor) -> GateStats:
     """Per token: mean pre, ``‖pre‖₁``, mean post, ``‖post‖_∞``; ``(..., n_s)`` → ``(...,)`` each."""
     return GateStats(pre.mean(dim=-1), pre.abs().sum(dim=-1), post.mean(dim=-1), post.abs().amax(dim=-1))
-
-
-# ── Reductions to the seed's output keys ──────────────────────────────────────────────────────
-Reducer = Callable[[np.ndarray], np.ndarray]
-
-
-def _std(a: np.ndarray) -> np.ndarray:
-    return a.std(axis=-1)  # population std (ddof 0), as the seed's np.std
-
-
-def _max(a: np.ndarray) -> np.ndarray:
-    return a.max(axis=-1)
-
-
-def _median(a: np.ndarray) -> np.ndarray:
-    return np.median(a, axis=-1)
-
-
-REDUCERS: dict[str, Reducer] = {"mean": mean, "std": _std, "max": _max, "median": _median}
-
-
-@dataclass(frozen=True)
-class SummaryKey:
-    """Output key ``key`` of a diagnostic = ``reducer`` applied over samples of ``sample``."""
-
-    key: str
-    sample: str
-    reducer: str
-
-
-SUMMARY_KEYS: dict[str, tuple[SummaryKey, ...]] = {
-    "sinkhorn_error": (SummaryKey("eps_K_mean", "eps_K", "mean"), SummaryKey("eps_K_max", "eps_K", "max")),
-    "spectral_norm": (
-        SummaryKey("spectral_norm_mean", "sigma_max", "mean"),
-        SummaryKey("spectral_norm_max", "sigma_max", "max"),
-        SummaryKey("condition_number_mean", "kappa", "mean"),
-        SummaryKey("condition_number_median", "kappa", "median"),
-    ),
-    "quotient_jacobian": (
-        SummaryKey("sigma_max_mean", "sigma_max", "mean"),
-        SummaryKey("sigma_min_mean", "sigma_min", "mean"),
-        SummaryKey("kappa_mean", "kappa", "mean"),
-        SummaryKey("kappa_median", "kappa", "median"),
-        SummaryKey("gauge_leakage_mean", "gauge_leakage", "mean"),
-        SummaryKey("gauge_leakage_median", "gauge_leakage", "median"),  # the mean is ruled by a few slow Z
-    ),
-    "dynamic_sensitivity": (
-        SummaryKey("dc_x_mean", "dc_x", "mean"),
-        SummaryKey("dc_x_std", "dc_x", "std"),
-        SummaryKey("dp_x_mean", "dp_x", "mean"),
-        SummaryKey("dp_x_std", "dp_x", "std"),
-        SummaryKey("dq_x_mean", "dq_x", "mean"),
-        SummaryKey("dq_x_std", "dq_x", "std"),
-        # typical cases next to the worst case: random unit directions, gradient-step directions
-        SummaryKey("dc_x_random_mean", "dc_x_random", "mean"),
-        SummaryKey("dp_x_random_mean", "dp_x_random", "mean"),
-        SummaryKey("dq_x_random_mean", "dq_x_random", "mean"),
-        SummaryKey("dc_x_grad_mean", "dc_x_grad", "mean"),
-        SummaryKey("dp_x_grad_mean", "dp_x_grad", "mean"),
-        SummaryKey("dq_x_grad_mean", "dq_x_grad", "mean"),
-    ),
-    "chain_decomposition": (
-        SummaryKey("rms_jacobian_mean", "rms_jacobian", "mean"),
-        SummaryKey("scale_comb_mean", "scale_comb", "mean"),
-        SummaryKey("w_comb_mean", "w_comb", "mean"),
-        SummaryKey("sinkhorn_jacobian_mean", "sinkhorn_jacobian", "mean"),
-        SummaryKey("x_norm_mean", "x_norm", "mean"),
-        SummaryKey("bound_mean", "bound", "mean"),
-        SummaryKey("measured_mean", "measured", "mean"),
-        SummaryKey("tightness_mean", "tightness", "mean"),
-    ),
-    "logit_update": (
-        SummaryKey("proj_perp_norm_mean", "proj_perp_norm", "mean"),
-        SummaryKey("total_norm_mean", "total_norm", "mean"),
-        SummaryKey("perp_ratio_mean", "perp_ratio", "mean"),
-        # one step of Adam from fresh state, under the same parameterization's Adam LR rule
-        SummaryKey("adam_proj_perp_norm_mean", "adam_proj_perp_norm", "mean"),
-        SummaryKey("adam_total_norm_mean", "adam_total_norm", "mean"),
-        SummaryKey("adam_perp_ratio_mean", "adam_perp_ratio", "mean"),
-    ),
-    "gate_stats": (
-        SummaryKey("pre_mean", "pre_mean", "mean"),
-        SummaryKey("pre_l1_mean", "pre_l1", "mean"),
-        SummaryKey("post_mean", "post_mean", "mean"),
-        SummaryKey("post_linf_mean", "post_linf", "mean"),
-    ),
-}
-
-
-def summarize(diagnostic: str, samples: NamedTuple | dict[str, np.ndarray]) -> dict[str, float]:
-    """Reduce one diagnostic's per-sample values to the seed's keys, e.g. ``{"dc_x_mean": …}``.
-
-    Values of any shape are pooled: a ``(4, 16)`` batch of combs counts as 64 samples, as in the seed.
-    Keys whose samples are absent are left out (an adapter measures only the worst-case sensitivity)."""
-    values = samples._asdict() if hasattr(samples, "_asdict") else dict(samples)
-    arrays = {k: np.asarray(torch.as_tensor(v).detach().cpu().double()).reshape(-1) for k, v in values.items()}
-    return {s.key: float(REDUCERS[s.reducer](arrays[s.sample])) for s in SUMMARY_KEYS[diagnostic] if s.sample in arrays}
-
-
-DIAGNOSTICS: Sequence[str] = tuple(SUMMARY_KEYS)

@@ -16,18 +16,21 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from mhc_mup._io import write_bundle
-from mhc_mup.diagnostics import figures as fg
-from mhc_mup.diagnostics.compare import CORRECTION_QUANTITIES, corrections_rows
+from mhc_mup.diagnostics.corrections import CORRECTION_QUANTITIES, corrections_rows
 from mhc_mup.diagnostics.results import CHAIN_FACTORS, LoadedRun, load_results_folder
 from mhc_mup.diagnostics.verdict import join_numbers, scaling_phrase
 from mhc_mup.mhc.parameterizations import Parameterization
 from mhc_mup.reporting.blocks import Block, FigureBlock, Heading, Paragraph, Report, Table, render_html, render_markdown
-from mhc_mup.reporting.style import png_bytes
+from mhc_mup.reporting.figure_pool import FigureCall, FigurePool, render_figures
 from mhc_mup.stats.fitting import PowerLawFit
 from mhc_mup.stats.readings import O1, classify
 
 # ── number formats: the report's only ways of printing a number (the tests use them too) ─────────
 
+
+# The figures are drawn by name (FigureCall), possibly in worker processes: this module never imports them, nor
+# matplotlib, so a command pays for matplotlib only where the figures are drawn.
+FIGURES = "mhc_mup.diagnostics.figures"
 
 def fmt_value(v: float | None) -> str:
     """A measured value: 6 significant digits (enough to show ‖C‖₂ = 0.999999)."""
@@ -228,7 +231,7 @@ def _quotient_section(run: LoadedRun, runs: Mapping[str, LoadedRun], conditions:
         FigureBlock(
             "quotient_jacobian.png",
             "Quotient-Jacobian spectrum and gauge leakage vs K.",
-            png_bytes(fg.quotient_figure(run)),
+            draw=FigureCall(f"{FIGURES}:quotient_figure", (run,)),
         ),
     ]
 
@@ -263,7 +266,7 @@ def _sensitivity_section(run: LoadedRun, runs: Mapping[str, LoadedRun], conditio
             "sensitivity.png",
             "Dynamic sensitivity vs width, one line per parameterization (mean ± standard error; line: fit; band: "
             "exponents within the interval).",
-            png_bytes(fg.sensitivity_figure(runs)),
+            draw=FigureCall(f"{FIGURES}:sensitivity_figure", (runs,)),
         ),
     ]
 
@@ -314,7 +317,9 @@ def _gates_section(run: LoadedRun, runs: Mapping[str, LoadedRun], conditions: di
             f"{scaling_phrase('‖post‖∞', run.fit('gate_stats', 'post_linf_mean'), tol)}."
         ),
         FigureBlock(
-            "gates.png", "Gate statistics vs width, one line per parameterization.", png_bytes(fg.gates_figure(runs))
+            "gates.png",
+            "Gate statistics vs width, one line per parameterization.",
+            draw=FigureCall(f"{FIGURES}:gates_figure", (runs,)),
         ),
     ]
 
@@ -357,7 +362,7 @@ def _corrections_section(runs: Mapping[str, LoadedRun], tol: float) -> list[Bloc
         FigureBlock(
             "corrections.png",
             "Exponents with their intervals against the O(1) band.",
-            png_bytes(fg.corrections_figure(runs, tol)),
+            draw=FigureCall(f"{FIGURES}:corrections_figure", (runs, tol)),
         ),
     ]
 
@@ -391,7 +396,9 @@ def _chain_section(run: LoadedRun, tol: float) -> list[Block]:
             f"(measured / bound) is {_range(tight)}."
         ),
         FigureBlock(
-            f"chain_{run.name}.png", f"Chain factors vs width ({run.name}).", png_bytes(fg.chain_figure(run))
+            f"chain_{run.name}.png",
+            f"Chain factors vs width ({run.name}).",
+            draw=FigureCall(f"{FIGURES}:chain_figure", (run,)),
         ),
     ]
 
@@ -488,12 +495,13 @@ def build_report(runs: Mapping[str, LoadedRun], verdicts: Mapping[str, dict], co
     return Report(title, blocks)
 
 
-def write_report(folder: Path) -> list[Path]:
+def write_report(folder: Path, figures: FigurePool | None = None) -> list[Path]:
     """Read ``folder`` (a ``run`` or ``compare`` output), write ``figures/*.png``, ``report.md`` and
-    ``report.html`` there; :class:`~mhc_mup.diagnostics.results.ResultsError` if the folder cannot be read."""
+    ``report.html`` there; :class:`~mhc_mup.diagnostics.results.ResultsError` if the folder cannot be read.
+    The figures are drawn in ``figures``' worker processes when given, else in this process."""
     folder = Path(folder)
     runs, verdicts, comparison = load_results_folder(folder)
-    report = build_report(runs, verdicts, comparison)
+    report = render_figures(build_report(runs, verdicts, comparison), figures)
     files: dict[str, str | bytes] = {f"figures/{fig.name}": fig.png for fig in report.figures}
     files |= {"report.md": render_markdown(report), "report.html": render_html(report)}  # all rendered first
     return write_bundle(folder, files)

@@ -14,16 +14,19 @@ import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mhc_mup._io import csv_text, json_safe, json_text, software_versions, write_bundle
-from mhc_mup.diagnostics.compare import CORRECTIONS_CSV_COLUMNS, FittedRun, corrections_rows
-from mhc_mup.diagnostics.measures import DIAGNOSTICS, SUMMARY_KEYS
-from mhc_mup.diagnostics.sweep import SweepResult
+from mhc_mup.diagnostics.corrections import CORRECTIONS_CSV_COLUMNS, FittedRun, corrections_rows
+from mhc_mup.diagnostics.summaries import DIAGNOSTICS, SUMMARY_KEYS
 from mhc_mup.diagnostics.verdict import Verdict, VerdictConfig, theorem_d
 from mhc_mup.errors import ResultsError
 from mhc_mup.mhc.parameterizations import OPTIMIZERS
 from mhc_mup.stats.fitting import PowerLawFit
 from mhc_mup.stats.readings import classify
+
+if TYPE_CHECKING:
+    from mhc_mup.diagnostics.sweep import SweepResult
 
 RESULTS_CSV_COLUMNS = ("width", "diagnostic", "metric", "value", "n_samples")
 FITS_CSV_COLUMNS = (

@@ -9,26 +9,22 @@ not depend on which other widths are in the sweep, and the same config gives the
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
 
 from mhc_mup._device import resolve_device
-from mhc_mup._nested import LEAF, FlatView, flat_fields
 from mhc_mup.diagnostics import measures as dg
-from mhc_mup.errors import ConfigError
+from mhc_mup.diagnostics.config import DTYPE_NAMES, SweepConfig
+from mhc_mup.diagnostics.summaries import DIAGNOSTICS, REDUCERS, SUMMARY_KEYS, summarize
 from mhc_mup.mhc.jacobians import sinkhorn_jacobians
 from mhc_mup.mhc.ops import hc_weights
-from mhc_mup.mhc.parameterizations import PARAMETERIZATIONS, Parameterization, ParameterizationError
-from mhc_mup.mhc.presets import MHCShape
-from mhc_mup.stats.fitting import FitSettings, PowerLawFit, fit_power_laws
+from mhc_mup.stats.fitting import PowerLawFit, fit_power_laws
 
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
+DTYPES = {name: getattr(torch, name) for name in DTYPE_NAMES}
 WIDTH_DIAGNOSTICS = (
     "sinkhorn_error",
     "spectral_norm",
@@ -38,116 +34,6 @@ WIDTH_DIAGNOSTICS = (
     "gate_stats",
 )
 _STREAM_IDS = {"state": 1, "quotient": 3, "dynamic_sensitivity": 4, "logit_update": 5, "gradient_directions": 6}
-
-
-def _positive_int(name: str, value: object, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
-
-
-@dataclass(frozen=True)
-class SamplingSettings:
-    """How many draws each diagnostic takes (the module docstring gives the design)."""
-
-    state_tokens: int = 64  # diagnostics 1, 2, 6: the seed's (4, 16) batch of token states
-    quotient_samples: int = 100  # diagnostic 3
-    quotient_K: tuple[int, ...] = (1, 2, 5, 10, 20, 50)  # diagnostic 3's Sinkhorn iteration counts
-    sensitivity_samples: int = 30  # diagnostic 4
-    update_samples: int = 30  # diagnostic 5
-
-    def __post_init__(self) -> None:
-        for k in self.quotient_K:
-            _positive_int("quotient K", k, minimum=1)
-        if not self.quotient_K:
-            raise ConfigError("quotient K values must not be empty")
-        for name in ("state_tokens", "quotient_samples", "sensitivity_samples", "update_samples"):
-            _positive_int(name.replace("_", " "), getattr(self, name), minimum=2)
-
-
-_PARTS: dict[str, type] = {"shape": MHCShape, "sampling": SamplingSettings, "fit": FitSettings}
-_PART_OF = {f.name: part for part, cls in _PARTS.items() for f in dataclasses.fields(cls)}  # flat name → part
-
-
-def _default(f: dataclasses.Field) -> Any:
-    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-
-
-@dataclass(frozen=True, init=False)
-class SweepConfig(FlatView):
-    """Everything that determines a sweep's numbers.
-
-    Build it from its fields (``SweepConfig(shape=MHCShape(n_s=8), fit=FitSettings(n_boot=500))``) or from
-    the flat names of results.json's ``config`` (``SweepConfig(n_s=8, n_boot=500)``): each flat name goes
-    to its part, on top of that part when both are given. The flat names also read back (``cfg.n_s``,
-    through :class:`~mhc_mup._nested.FlatView`, as the training configurations do).
-    The parts check themselves when built (:class:`ConfigError` naming the bad value); :meth:`validate`
-    checks the rest.
-    """
-
-    widths: tuple[int, ...] = (64, 128, 256, 512, 1024)
-    shape: MHCShape = field(default_factory=MHCShape)
-    parameterization: Parameterization = field(default=PARAMETERIZATIONS["baseline"], metadata=LEAF)
-    sampling: SamplingSettings = field(default_factory=SamplingSettings)
-    lr: float = 1e-3  # diagnostic 5's base learning rate η; each group steps with η × its multiplier
-    seed: int = 0
-    device: str = "cpu"
-    dtype: str = "float32"
-    # Diagnostic 3 is a 16×16 Jacobian: fp64 costs nothing and keeps the gauge leakage above
-    # round-off (fp32 floors it at ~1e-7, which K ≥ 20 reaches).
-    quotient_dtype: str = "float64"
-    fit: FitSettings = field(default_factory=lambda: FitSettings(n_boot=2000))
-    chunk_elements: int = 1 << 24  # cap on generator entries held at once (memory bound)
-
-    def __init__(self, **values: Any) -> None:
-        """Keyword arguments only: the fields above and the parts' flat names (see the class docstring)."""
-        flat = {name: values.pop(name) for name in list(values) if name in _PART_OF}
-        for f in dataclasses.fields(self):
-            value = values.pop(f.name) if f.name in values else _default(f)
-            own = {name: v for name, v in flat.items() if _PART_OF[name] == f.name}
-            object.__setattr__(self, f.name, dataclasses.replace(value, **own) if own else value)
-        if values:
-            raise TypeError(f"SweepConfig got an unexpected keyword argument {next(iter(values))!r}")
-
-    def validate(self) -> SweepConfig:
-        """Raise :class:`ConfigError` naming the first bad value; return self when all is well."""
-        for w in self.widths:
-            if isinstance(w, bool) or not isinstance(w, int) or w < 1:
-                raise ConfigError(f"widths must be positive integers, got {w!r}")
-        if len(set(self.widths)) != len(self.widths):
-            dup = next(w for w in self.widths if self.widths.count(w) > 1)
-            raise ConfigError(f"width {dup} is given more than once")
-        if len(self.widths) < 2:
-            raise ConfigError(f"a scaling fit needs at least 2 widths, got {len(self.widths)}: {list(self.widths)}")
-        if not (np.isfinite(self.lr) and self.lr > 0):
-            raise ConfigError(f"lr must be a positive number, got {self.lr!r}")
-        for name in ("dtype", "quotient_dtype"):
-            if getattr(self, name) not in DTYPES:
-                raise ConfigError(f"{name} must be one of {', '.join(DTYPES)}, got {getattr(self, name)!r}")
-        try:
-            self.parameterization.check(self.shape.n_s, self.widths)
-        except ParameterizationError as exc:
-            raise ConfigError(str(exc)) from None
-        resolve_device(self.device)
-        return self
-
-    def to_dict(self) -> dict:
-        """Flat and JSON-ready: the leaves in field order (tuples as lists), the parameterization last."""
-        out = {k: list(v) if isinstance(v, tuple) else v for k, v in flat_fields(self).items()}
-        del out["parameterization"]
-        return out | {"parameterization": self.parameterization.to_dict()}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> SweepConfig:
-        """Inverse of :meth:`to_dict` (e.g. the ``config`` of a results.json, today's or an older one's);
-        unknown keys are ignored, missing ones keep their defaults."""
-        known = set(flat_fields(cls()))
-        values = {k: v for k, v in data.items() if k in known}
-        for name in ("widths", "quotient_K"):
-            if name in values:
-                values[name] = tuple(values[name])
-        if "parameterization" in values:
-            values["parameterization"] = Parameterization.from_dict(values["parameterization"])
-        return cls(**values)
 
 
 def make_generator(seed: int, width: int, stream: str, device: torch.device) -> torch.Generator:
@@ -186,11 +72,11 @@ class SweepResult:
     def summary(self, width: int) -> dict[str, dict]:
         """The seed's nested layout for one width (diagnostic → key → value)."""
         out: dict[str, dict] = {}
-        for diag in dg.DIAGNOSTICS:
+        for diag in DIAGNOSTICS:
             if diag == "quotient_jacobian":
-                out[diag] = {f"K={k}": dg.summarize(diag, s) for k, s in self.quotient.items()}
+                out[diag] = {f"K={k}": summarize(diag, s) for k, s in self.quotient.items()}
             else:
-                out[diag] = dg.summarize(diag, self.samples[width][diag])
+                out[diag] = summarize(diag, self.samples[width][diag])
         return out
 
     def n_samples(self, diagnostic: str) -> int:
@@ -350,10 +236,10 @@ def fit_all(
     """A power-law fit of every width-dependent summary key over ``widths``."""
     fits: dict[tuple[str, str], PowerLawFit] = {}
     for i, diag in enumerate(WIDTH_DIAGNOSTICS):
-        keys = dg.SUMMARY_KEYS[diag]
+        keys = SUMMARY_KEYS[diag]
         series = {sk.sample: [samples[w][diag][sk.sample] for w in widths] for sk in keys}
-        stats = {sk.key: (sk.sample, dg.REDUCERS[sk.reducer]) for sk in keys}
+        stats = {sk.key: (sk.sample, REDUCERS[sk.reducer]) for sk in keys}
         # one set of resamples per diagnostic: its values are measured on the same draws
         group = fit_power_laws(widths, series, stats, n_boot=n_boot, confidence=confidence, seed=seed * 1000 + i * 50)
         fits.update({(diag, key): fit for key, fit in group.items()})
-    return {(diag, sk.key): fits[(diag, sk.key)] for diag in WIDTH_DIAGNOSTICS for sk in dg.SUMMARY_KEYS[diag]}
+    return {(diag, sk.key): fits[(diag, sk.key)] for diag in WIDTH_DIAGNOSTICS for sk in SUMMARY_KEYS[diag]}

@@ -16,13 +16,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mhc_mup._io import StrEnum
-from mhc_mup.diagnostics.sweep import SweepResult
 from mhc_mup.stats.fitting import PowerLawFit, bootstrap_estimate
 from mhc_mup.stats.readings import DECAYS, GROWS, O1, UNCLEAR, Reading, classify
+
+if TYPE_CHECKING:
+    from mhc_mup.diagnostics.sweep import SweepResult
 
 
 class Status(StrEnum):
@@ -274,7 +277,7 @@ def _logit_update(result: SweepResult, vc: VerdictConfig, level: str) -> Conditi
     )
 
 
-ConditionFn = Callable[[SweepResult, VerdictConfig, str], Condition]  # (result, thresholds, confidence level)
+ConditionFn = Callable[["SweepResult", VerdictConfig, str], Condition]  # (result, thresholds, confidence level)
 CONDITIONS: tuple[ConditionFn, ...] = (
     _branch_mup,
     _sinkhorn_error,

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from mhc_mup.diagnostics import measures as dg
+from mhc_mup.diagnostics import summaries as sm
 from mhc_mup.interop.adapters import MHCAdapter
 from mhc_mup.mhc.ops import HCWeights
 from mhc_mup.stats.fitting import PowerLawFit, fit_power_laws
@@ -82,9 +83,9 @@ def check_shapes(adapter: MHCAdapter, weights: HCWeights, batch: tuple[int, ...]
             raise ValueError(f"adapter returned {name} of shape {got}, expected {shape}")
 
 
-def _measured_keys(diag: str, measured: dict[str, dict]) -> list[dg.SummaryKey]:
+def _measured_keys(diag: str, measured: dict[str, dict]) -> list[sm.SummaryKey]:
     """The summary keys of ``diag`` whose samples an adapter measures (no typical-direction keys)."""
-    return [sk for sk in dg.SUMMARY_KEYS[diag] if sk.sample in measured[diag]]
+    return [sk for sk in sm.SUMMARY_KEYS[diag] if sk.sample in measured[diag]]
 
 
 def diagnose(
@@ -97,7 +98,7 @@ def diagnose(
     """Diagnostics 1, 2, 4 and 6 of ``adapter`` on residual states ``(B, n_s, d)``, one value per state.
 
     Returns ``{diagnostic: {sample name: (B,) tensor}}`` in the layout of
-    :data:`mhc_mup.diagnostics.measures.SUMMARY_KEYS`, so ``dg.summarize(name, result[name])`` gives the seed's keys.
+    :data:`mhc_mup.diagnostics.summaries.SUMMARY_KEYS`, so ``sm.summarize(name, result[name])`` gives the seed's keys.
     Diagnostic 4 is ``‖∂C/∂x‖₂·‖x‖`` etc.; 1, 2 and 6 are evaluated on the same states.
     """
     if states.dim() != 3 or tuple(states.shape[1:]) != (adapter.n_s, adapter.d):
@@ -121,7 +122,7 @@ def diagnose(
 
 def summarize(result: dict[str, dict[str, torch.Tensor]]) -> dict[str, dict[str, float]]:
     """:func:`diagnose`'s per-sample values reduced to the seed's keys (``dc_x_mean`` …)."""
-    return {name: dg.summarize(name, samples) for name, samples in result.items()}
+    return {name: sm.summarize(name, samples) for name, samples in result.items()}
 
 
 @dataclass
@@ -134,7 +135,7 @@ class AdapterSweep:
     fits: dict[tuple[str, str], PowerLawFit]
 
     def summary(self, width: int) -> dict[str, dict[str, float]]:
-        return {name: dg.summarize(name, s) for name, s in self.samples[width].items()}
+        return {name: sm.summarize(name, s) for name, s in self.samples[width].items()}
 
 
 def sweep_adapter(
@@ -163,9 +164,9 @@ def sweep_adapter(
         }
     fits: dict[tuple[str, str], PowerLawFit] = {}
     for i, diag in enumerate(ADAPTER_DIAGNOSTICS):
-        by_sample: dict[str, dict[str, dg.Reducer]] = {}
+        by_sample: dict[str, dict[str, sm.Reducer]] = {}
         for sk in _measured_keys(diag, per_width[widths[0]]):
-            by_sample.setdefault(sk.sample, {})[sk.key] = dg.REDUCERS[sk.reducer]
+            by_sample.setdefault(sk.sample, {})[sk.key] = sm.REDUCERS[sk.reducer]
         for j, (sample, stats) in enumerate(by_sample.items()):
             group = fit_power_laws(
                 widths,

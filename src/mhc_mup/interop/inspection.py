@@ -29,7 +29,8 @@ from mhc_mup.diagnostics.measures import sinkhorn_error
 from mhc_mup.interop.adapter_diagnostics import autograd_jacobians, top_singular_values
 from mhc_mup.interop.checkpoint import HCLayout, HCSettings, iter_sublayers, locate, read_head, settings
 from mhc_mup.mhc.ops import sinkhorn_knopp
-from mhc_mup.reporting.style import OKABE_ITO, png_bytes
+from mhc_mup.reporting.render import png_bytes
+from mhc_mup.reporting.style import OKABE_ITO
 
 BLOCKS = ("pre", "post", "comb")
 COLUMNS: tuple[str, ...] = (

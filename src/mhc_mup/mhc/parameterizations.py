@@ -22,11 +22,13 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-
-import torch
+from typing import TYPE_CHECKING
 
 from mhc_mup.errors import ParameterizationError
 from mhc_mup.mhc.expressions import Expr, ExpressionError
+
+if TYPE_CHECKING:
+    import torch
 
 GATES = ("pre", "post", "comb")
 GROUPS = ("fn", "scale", "base")
@@ -76,7 +78,11 @@ class GeneratorInit:
         if not all(math.isfinite(b) for b in self.base):
             raise ValueError(f"base must be finite numbers, got {self.base!r}")
 
+    # torch is imported where a tensor is built: a parameterization's rules and numbers (what the CLI validates
+    # and a report reads) need no torch.
     def _per_row(self, values: tuple[float, float, float], n_s: int, gate: str | None, dtype, device) -> torch.Tensor:
+        import torch
+
         rows = _gate_rows(n_s)
         gates = GATES if gate is None else (gate,)
         parts = [torch.full((rows[g].stop - rows[g].start,), values[GATES.index(g)]) for g in gates]
@@ -84,6 +90,8 @@ class GeneratorInit:
 
     def scale_tensor(self, dtype: torch.dtype, device=None) -> torch.Tensor:
         """``(3,)``: ``(s_pre, s_post, s_comb)``."""
+        import torch
+
         return torch.tensor(self.scale, dtype=dtype, device=device)
 
     def base_tensor(self, n_s: int, dtype: torch.dtype, device=None, *, gate: str | None = None) -> torch.Tensor:
@@ -98,11 +106,14 @@ class GeneratorInit:
         *,
         generator: torch.Generator,
         gate: str | None = None,
-        dtype: torch.dtype = torch.float32,
+        dtype: torch.dtype | None = None,
         device=None,
     ) -> torch.Tensor:
-        """A ``(*batch, rows, fan_in)`` generator weight, each gate's rows ``~ N(0, σ_gate²)``: all
-        ``(2+n_s)·n_s`` rows in V4 layout, or only ``gate``'s."""
+        """A ``(*batch, rows, fan_in)`` generator weight (``dtype`` default float32), each gate's rows
+        ``~ N(0, σ_gate²)``: all ``(2+n_s)·n_s`` rows in V4 layout, or only ``gate``'s."""
+        import torch
+
+        dtype = torch.float32 if dtype is None else dtype
         std = self._per_row(self.sigma_w, n_s, gate, dtype, device)
         w = torch.randn(*batch, std.shape[0], fan_in, generator=generator, dtype=dtype, device=device)
         return w.mul_(std.unsqueeze(-1))

@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import base64
 import html
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["Block", "FigureBlock", "Heading", "Paragraph", "Report", "Table", "render_html", "render_markdown"]
 
@@ -33,9 +38,12 @@ class Table:
 
 @dataclass
 class FigureBlock:
+    """A figure: its PNG bytes, or the job that draws it (``render_figures`` turns one into the other)."""
+
     name: str  # file name under figures/
     caption: str
-    png: bytes = field(repr=False)
+    png: bytes = field(default=b"", repr=False)
+    draw: Callable[[], Figure] | None = field(default=None, repr=False, compare=False)
 
 
 Block = Heading | Paragraph | Table | FigureBlock
@@ -109,6 +117,8 @@ def render_html(report: Report) -> str:
             caption = f"<caption>{html.escape(b.caption)}</caption>" if b.caption else ""
             body.append(f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
         else:
+            if not b.png:
+                raise ValueError(f"figure {b.name} is not drawn yet: pass the report through render_figures first")
             data = base64.b64encode(b.png).decode("ascii")
             body.append(
                 f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(b.caption)}">'

@@ -331,7 +331,7 @@ def plot_coords(result: CoordCheckResult, metric: str = "l2", title: str | None 
 
 def figure_png(result: CoordCheckResult, metric: str = "l2") -> bytes:
     """:func:`plot_coords` rendered to PNG bytes (for an atomic write)."""
-    from mhc_mup.reporting.style import png_bytes
+    from mhc_mup.reporting.render import png_bytes
 
     return png_bytes(plot_coords(result, metric), dpi=130)
 

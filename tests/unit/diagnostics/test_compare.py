@@ -7,9 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from mhc_mup.diagnostics.compare import corrections_rows, run_compare
+from mhc_mup.diagnostics.compare import run_compare
+from mhc_mup.diagnostics.config import SamplingSettings, SweepConfig
+from mhc_mup.diagnostics.corrections import corrections_rows
 from mhc_mup.diagnostics.results import verdict_document
-from mhc_mup.diagnostics.sweep import SamplingSettings, SweepConfig
 from mhc_mup.diagnostics.verdict import ASSUMED, FAIL, PASS, Status, VerdictConfig, theorem_d
 from mhc_mup.mhc.parameterizations import COMPARE_DEFAULT, PARAMETERIZATIONS
 from mhc_mup.stats.fitting import FitSettings

@@ -10,9 +10,10 @@ import pandas as pd
 import pytest
 
 from mhc_mup.diagnostics.compare import run_compare
+from mhc_mup.diagnostics.config import SamplingSettings, SweepConfig
 from mhc_mup.diagnostics.report import fmt_exponent, fmt_value, write_report
 from mhc_mup.diagnostics.results import write_comparison, write_results
-from mhc_mup.diagnostics.sweep import SamplingSettings, SweepConfig, run_sweep
+from mhc_mup.diagnostics.sweep import run_sweep
 from mhc_mup.mhc.parameterizations import PARAMETERIZATIONS
 from mhc_mup.stats.fitting import FitSettings
 

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from mhc_mup.diagnostics.sweep import ConfigError, SweepConfig, run_sweep
+from mhc_mup.diagnostics.config import SweepConfig
+from mhc_mup.diagnostics.sweep import run_sweep
+from mhc_mup.errors import ConfigError
 
 SMALL = SweepConfig(
     widths=(16, 32, 64),

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from mhc_mup.diagnostics.sweep import SamplingSettings, SweepConfig, run_sweep
+from mhc_mup.diagnostics.config import SamplingSettings, SweepConfig
+from mhc_mup.diagnostics.sweep import run_sweep
 from mhc_mup.errors import ConfigError
 from mhc_mup.mhc.parameterizations import PARAMETERIZATIONS
 from mhc_mup.mhc.presets import MHCShape

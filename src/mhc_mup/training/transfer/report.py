@@ -164,7 +164,7 @@ def write_outputs(result: TransferResult, out: str | Path) -> list[Path]:
     (``transfer_report.md`` / ``.html``) and ``transfer.png`` into ``out``; every content is made before the
     first write."""
     from mhc_mup.reporting.blocks import render_html, render_markdown
-    from mhc_mup.reporting.style import png_bytes
+    from mhc_mup.reporting.render import png_bytes
 
     png = png_bytes(transfer_figure(result))
     report = build_transfer_report(result, png)
