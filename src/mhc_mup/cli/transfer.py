@@ -48,6 +48,7 @@ from mhc_mup.training.transfer import (
     parse_configuration,
     run_transfer,
 )
+from mhc_mup.training.transfer.config import CUDA_GRAPH_CHOICES
 
 __all__ = ["print_transfer", "register", "run_transfer_command", "transfer_config"]
 
@@ -159,6 +160,12 @@ def register(p: argparse.ArgumentParser) -> None:
                    help="the mHC ops: auto (default) runs the fused Triton kernels on CUDA and the reference ops "
                         "elsewhere; reference always the reference ops; triton insists on the fused kernels (an "
                         "error where they cannot run). Each run records which ran (mhc_kernels)")  # fmt: skip
+    g.add_argument("--cuda-graphs", choices=CUDA_GRAPH_CHOICES,
+                   help="auto (default): on CUDA each training step is one CUDA graph replay (forward, backward and "
+                        "the optimizer, batches and LR schedule on the GPU), several times faster for small "
+                        "models; off: eager steps; on: insist (an error without CUDA). A step that cannot be "
+                        "captured runs eagerly and its run records why (cuda_graph_fallback). Part of the sweep "
+                        "folder's settings")  # fmt: skip
 
     g = p.add_argument_group("analysis")
     add_tolerance(g, d.tolerance, reads="a configuration transfers when its drift exponent's")
@@ -168,6 +175,9 @@ def register(p: argparse.ArgumentParser) -> None:
     add_device(g, "; CUDA runs in bf16 autocast", auto=True)
     g.add_argument("--workers", type=int_at_least("workers", 1), metavar="N",
                    help="local backend: parallel runs (default: one per GPU on CUDA, 1 on CPU)")  # fmt: skip
+    g.add_argument("--runs-per-gpu", type=int_at_least("runs per GPU", 1), metavar="N", default=1,
+                   help="runs sharing each GPU at once, for small widths where one run leaves the GPU idle "
+                        "(local pool and Ray; default 1)")  # fmt: skip
     g.add_argument("--backend", choices=("local", "ray"), default="local",
                    help="local (default) or ray: each run a Ray task with one GPU "
                         "(pip install mhc-mup[ray])")  # fmt: skip
@@ -217,7 +227,8 @@ def transfer_config(args: argparse.Namespace) -> TransferConfig:
     if args.corpus is not None:
         changes["corpus"] = str(args.corpus.expanduser().resolve())
     for name in ("seeds", "steps", "optimizer", "warmup", "batch_size", "seq_len", "eval_every", "eval_batches",
-                 "depth", "heads", "n_s", "K", "tolerance", "device", "stream_dtype", "kernels"):  # fmt: skip
+                 "depth", "heads", "n_s", "K", "tolerance", "device", "stream_dtype", "kernels",
+                 "cuda_graphs"):  # fmt: skip
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)
     return DEFAULTS.with_leaves(**changes).validate()
@@ -230,7 +241,7 @@ def run_transfer_command(args: argparse.Namespace) -> int:
     console, err, show_progress = consoles(args.quiet)
     n_total = len(cfg.runs())
     kwargs = {"backend": args.backend, "workers": args.workers, "time_budget": args.time_budget,
-              "ray_address": args.ray_address}  # fmt: skip
+              "ray_address": args.ray_address, "runs_per_gpu": args.runs_per_gpu}  # fmt: skip
     try:
         if show_progress:
             with progress_bar(err) as bar:

@@ -129,14 +129,18 @@ def load_corpus(
     return Corpus(data[:cut], data[cut:], str(root), used, "by bytes")
 
 
-def sample_batch(
-    data: torch.Tensor, batch_size: int, seq_len: int, generator: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``batch_size`` random windows of ``data``: inputs ``(B, T)`` and next-byte targets ``(B, T)``, int64."""
+def sample_windows(data: torch.Tensor, batch_size: int, seq_len: int, generator: torch.Generator) -> torch.Tensor:
+    """``batch_size`` random windows of ``seq_len + 1`` bytes of ``data``: ``(B, T+1)``, in ``data``'s dtype."""
     n = data.numel() - seq_len - 1
     if n < 0:
         raise CorpusError(f"corpus split has {data.numel()} bytes; need at least seq_len + 1 = {seq_len + 1}")
     starts = torch.randint(0, n + 1, (batch_size,), generator=generator)
-    idx = starts.unsqueeze(1) + torch.arange(seq_len + 1)
-    windows = data[idx].long()
+    return data[starts.unsqueeze(1) + torch.arange(seq_len + 1)]
+
+
+def sample_batch(
+    data: torch.Tensor, batch_size: int, seq_len: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``batch_size`` random windows of ``data``: inputs ``(B, T)`` and next-byte targets ``(B, T)``, int64."""
+    windows = sample_windows(data, batch_size, seq_len, generator).long()
     return windows[:, :-1], windows[:, 1:]

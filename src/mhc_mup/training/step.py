@@ -15,9 +15,10 @@ from torch import nn
 
 
 def autocast_for(device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA, nothing on CPU."""
+    """bf16 autocast on CUDA, nothing on CPU. Without autocast's cache of cast weights, which CUDA graph capture
+    cannot hold and which saves nothing here: each weight is cast once per forward pass anyway."""
     if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+        return torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False)
     return contextlib.nullcontext()
 
 

@@ -7,6 +7,7 @@ from the dataclasses: a run's result depends on exactly these besides its grid p
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,10 +27,11 @@ from mhc_mup.training.step import precision_of
 from mhc_mup.training.transfer.configurations import BUILTIN_CONFIGS, DEFAULT_CONFIGS, Configuration
 
 __all__ = [
-    "IMPLICIT_SETTINGS", "Numerics", "RunKey", "RunRecipe", "RunSettings", "RunSpec", "SweepGrid", "TransferAnalysis",
-    "TransferConfig", "log2_key", "lr_grid",
+    "CUDA_GRAPH_CHOICES", "IMPLICIT_SETTINGS", "Numerics", "RunKey", "RunRecipe", "RunSettings", "RunSpec",
+    "SweepGrid", "TransferAnalysis", "TransferConfig", "log2_key", "lr_grid",
 ]  # fmt: skip
 
+CUDA_GRAPH_CHOICES = ("auto", "on", "off")
 IMPLICIT_SETTINGS = {"hc_eps": MHCShape().hc_eps, "norm_eps": MHCShape().norm_eps}
 """Settings the first sweep format did not store because they could not change: a folder stores them only
 when they differ from these values, and a folder without them was made with these values."""
@@ -114,13 +116,20 @@ class RunRecipe:
 
 @dataclass(frozen=True)
 class Numerics:
-    """How a run computes its function: the residual streams' storage (``"bfloat16"`` stores them as V4 does)
-    and the mHC ops (fused Triton kernels on CUDA with ``"auto"``, ``"reference"`` or ``"triton"``)."""
+    """How a run computes its function: the residual streams' storage (``"bfloat16"`` stores them as V4 does),
+    the mHC ops (fused Triton kernels on CUDA with ``"auto"``, ``"reference"`` or ``"triton"``) and whether each
+    training step is one CUDA graph replay (``"auto"``: on CUDA; ``"on"``; ``"off"``: eager). A sweep's settings
+    record ``cuda_graphs`` resolved to ``"on"`` or ``"off"``: a captured step computes the same function with a
+    capturable optimizer, equal to the eager one to round-off, not bit for bit."""
 
     stream_dtype: str = "float32"
     kernels: str = "auto"
+    cuda_graphs: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.cuda_graphs not in CUDA_GRAPH_CHOICES:
+            choices = ", ".join(CUDA_GRAPH_CHOICES)
+            raise TransferError(f"cuda graphs must be one of {choices}, got {self.cuda_graphs!r}")
         if self.stream_dtype not in STREAM_DTYPES:
             raise TransferError(f"stream dtype must be one of {', '.join(STREAM_DTYPES)}, got {self.stream_dtype!r}")
         try:
@@ -228,7 +237,10 @@ class TransferConfig(FlatView):
                     c.hc_param.check(self.model.mhc.n_s, self.grid.widths)
                 except ParameterizationError as exc:
                     raise TransferError(f"configuration {c.name!r}: {exc}") from None
-        self._check_kernels_run_here(self.resolved_device())
+        device = self.resolved_device()
+        self._check_kernels_run_here(device)
+        if self.numerics.cuda_graphs == "on" and device.type != "cuda":
+            raise TransferError(f"--cuda-graphs on needs a CUDA device; this sweep runs on {device}")
         return self
 
     def _check_kernels_run_here(self, device: torch.device) -> None:
@@ -253,8 +265,12 @@ class TransferConfig(FlatView):
         return self.base_d or min(self.grid.widths)
 
     def run_settings(self) -> RunSettings:
-        return RunSettings(self.recipe, self.model, self.base_width, precision_of(self.resolved_device()),
-                           self.numerics)  # fmt: skip
+        device = self.resolved_device()
+        graphs = self.numerics.cuda_graphs
+        if graphs == "auto":
+            graphs = "on" if device.type == "cuda" else "off"
+        numerics = dataclasses.replace(self.numerics, cuda_graphs=graphs)
+        return RunSettings(self.recipe, self.model, self.base_width, precision_of(device), numerics)
 
     def settings(self) -> dict:
         """What identifies the sweep's folder: :meth:`RunSettings.identity` of :meth:`run_settings`."""

@@ -22,17 +22,19 @@ __all__ = ["import_ray", "run_local", "run_ray", "worker_devices"]
 _WORKER_DEVICE = "cpu"
 
 
-def worker_devices(cfg: TransferConfig, workers: int | None) -> list[str]:
-    """The device of each worker: every CUDA device once (``--workers`` at most that many), or ``workers``
-    CPU workers (default 1: serial)."""
+def worker_devices(cfg: TransferConfig, workers: int | None, runs_per_gpu: int = 1) -> list[str]:
+    """The device of each worker: every CUDA device ``runs_per_gpu`` times (``--workers`` GPUs at most), or
+    ``workers`` CPU workers (default 1: serial)."""
+    if isinstance(runs_per_gpu, bool) or not isinstance(runs_per_gpu, int) or runs_per_gpu < 1:
+        raise TransferError(f"runs per GPU must be an integer >= 1, got {runs_per_gpu!r}")
     dev = cfg.resolved_device()
     if dev.type == "cuda":
         if dev.index is not None:
-            return [str(dev)]
+            return [str(dev)] * runs_per_gpu
         n = torch.cuda.device_count()
         if workers is not None and workers > n:
-            raise TransferError(f"--workers {workers}: only {n} CUDA device(s), one run per GPU at a time")
-        return [f"cuda:{i}" for i in range(workers or n)]
+            raise TransferError(f"--workers {workers}: only {n} CUDA device(s); --runs-per-gpu shares one GPU")
+        return [f"cuda:{i}" for i in range(workers or n) for _ in range(runs_per_gpu)]
     return ["cpu"] * (workers or 1)
 
 
@@ -97,16 +99,19 @@ def _run_pool(specs: list[RunSpec], devices: list[str], store: RunStore, deadlin
     return len(todo)
 
 
-def run_ray(specs: list[RunSpec], cuda: bool, store: RunStore, deadline: float, address: str | None) -> int:
-    """Each run a Ray task with one GPU (``cuda``) or one CPU; results are stored as they complete."""
+def run_ray(
+    specs: list[RunSpec], cuda: bool, store: RunStore, deadline: float, address: str | None, runs_per_gpu: int = 1
+) -> int:
+    """Each run a Ray task with ``1/runs_per_gpu`` of a GPU (``cuda``) or one CPU; results are stored as they
+    complete."""
     ray = import_ray()
     started = False
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
         started = True
-    task = ray.remote(num_gpus=1 if cuda else 0, num_cpus=1)(execute_run)
+    task = ray.remote(num_gpus=1 / runs_per_gpu if cuda else 0, num_cpus=1)(execute_run)
     device = "cuda" if cuda else "cpu"  # Ray sets CUDA_VISIBLE_DEVICES: the task's GPU is cuda:0 there
-    slots = max(1, int(ray.cluster_resources().get("GPU" if cuda else "CPU", 1)))
+    slots = max(1, int(ray.cluster_resources().get("GPU" if cuda else "CPU", 1) * (runs_per_gpu if cuda else 1)))
     todo = list(specs)
     running: dict = {}
     try:

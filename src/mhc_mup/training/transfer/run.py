@@ -1,12 +1,12 @@
 """One run of a transfer sweep: train the model of a :class:`~mhc_mup.training.transfer.config.RunSpec` and return
 its record (a JSON-safe dict, :data:`RUN_FORMAT`).
 
-Stages: build the model, optimizer and schedule; train, copying the losses to the host every
-:data:`CHECK_EVERY` steps to check for divergence (a training loss not finite or above ``divergence_factor`` ×
-the first) and measuring the validation loss every ``eval_every`` steps; measure the final validation loss
-(divergence again); assemble the record. Training batches depend only on ``(data_seed, seed)`` and the
-validation batches only on ``data_seed``, so every learning rate and width of a seed sees the same data (the
-parabola compares like with like).
+Stages: build the model, optimizer and schedule; train (eagerly, or each step one CUDA graph replay:
+:mod:`mhc_mup.training.graphed`), copying the losses to the host every :data:`CHECK_EVERY` steps to check for
+divergence (a training loss not finite or above ``divergence_factor`` × the first) and measuring the validation
+loss every ``eval_every`` steps; measure the final validation loss (divergence again); assemble the record.
+Training batches depend only on ``(data_seed, seed)`` and the validation batches only on ``data_seed``, so every
+learning rate and width of a seed sees the same data (the parabola compares like with like).
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from torch.optim.lr_scheduler import LambdaLR
 
 from mhc_mup._io import json_safe, software_versions
 from mhc_mup.kernels import fused
-from mhc_mup.training.data import Corpus, load_corpus, sample_batch
+from mhc_mup.training.data import Corpus, load_corpus, sample_batch, sample_windows
+from mhc_mup.training.graphed import GraphedSteps, graph_ready_optimizer, lr_table
 from mhc_mup.training.model import MHCLM, stream_probe
 from mhc_mup.training.step import eval_loss, train_step
 from mhc_mup.training.transfer.config import RunRecipe, RunSpec
@@ -77,6 +78,47 @@ class _Trace:
         return self.train_losses[0] if self.train_losses else math.nan
 
 
+class _EagerSteps:
+    """The eager loop's steps: a batch from the generator, :func:`train_step`, the schedule's step."""
+
+    def __init__(self, model: MHCLM, spec: RunSpec, corpus: Corpus, dev: torch.device) -> None:
+        s, train = spec.settings, spec.settings.recipe.train
+        self.model, self.corpus, self.train, self.dev = model, corpus, train, dev
+        self.opt = make_optimizer(model, train.optimizer, spec.lr)
+        self.sched = LambdaLR(self.opt, lambda k: lr_factor(k, train.steps, s.recipe.warmup))
+        self.gen = _training_generator(spec)
+        self.pending: list[torch.Tensor] = []
+        self.captured, self.fallback = False, ""
+
+    def advance(self) -> None:
+        x, y = sample_batch(self.corpus.train, self.train.batch_size, self.train.seq_len, self.gen)
+        self.pending.append(train_step(self.model, self.opt, x, y, self.dev))
+        self.sched.step()
+
+    def take_losses(self) -> list[float]:
+        new = torch.stack(self.pending).float().cpu().tolist()
+        self.pending.clear()
+        return new
+
+
+def _graphed_steps(model: MHCLM, spec: RunSpec, corpus: Corpus, dev: torch.device) -> GraphedSteps:
+    """The same steps, each one CUDA graph replay: the same batches (drawn up front from the same generator) and
+    the same schedule (a device table)."""
+    s, train = spec.settings, spec.settings.recipe.train
+    gen = _training_generator(spec)
+    windows = [sample_windows(corpus.train, train.batch_size, train.seq_len, gen) for _ in range(train.steps)]
+    opt = graph_ready_optimizer(model, train.optimizer, spec.lr)
+    lrs = lr_table(opt, lambda k: lr_factor(k, train.steps, s.recipe.warmup), train.steps)
+    return GraphedSteps(model, opt, torch.stack(windows).to(dev), lrs)
+
+
+Steps = _EagerSteps | GraphedSteps
+
+
+def _training_generator(spec: RunSpec) -> torch.Generator:
+    return torch.Generator().manual_seed(1_000_003 * spec.settings.recipe.train.data_seed + spec.seed)
+
+
 def execute_run(spec: RunSpec, device: str) -> dict:
     """Train one grid point on ``device`` and return its record. Top-level and picklable with its argument:
     the process pool and Ray call it."""
@@ -84,22 +126,20 @@ def execute_run(spec: RunSpec, device: str) -> dict:
     dev = torch.device(device)
     recipe = spec.settings.recipe
     corpus = run_corpus(recipe.corpus)
-    model, opt, sched = _build(spec, dev)
+    model = _build_model(spec, dev)
+    graphs = spec.settings.numerics.cuda_graphs == "on" and dev.type == "cuda"
+    steps = _graphed_steps(model, spec, corpus, dev) if graphs else _EagerSteps(model, spec, corpus, dev)
     val_batches = _validation_batches(corpus, recipe)
-    trace = _train(model, opt, sched, corpus, spec, val_batches, dev)
+    trace = _train(model, steps, spec, val_batches, dev)
     final_val = _final_validation(model, val_batches, trace, recipe.divergence_factor, dev)
-    return _record(spec, trace, final_val, model, corpus, dev, start)
+    return _record(spec, trace, final_val, model, steps, corpus, dev, start)
 
 
-def _build(spec: RunSpec, dev: torch.device) -> tuple[MHCLM, torch.optim.Optimizer, LambdaLR]:
-    """The model at the spec's width and seed, its optimizer at base LR ``lr`` and the warmup-cosine schedule."""
+def _build_model(spec: RunSpec, dev: torch.device) -> MHCLM:
+    """The model at the spec's width and seed."""
     s, cfg = spec.settings, spec.configuration
     model_cfg = s.model.model_config(spec.width, hc=cfg.hc, stream_dtype=s.numerics.stream_dtype)
-    model = MHCLM(model_cfg, cfg.width_param(s.base_d), seed=spec.seed, kernels=s.numerics.kernels).to(dev)
-    train = s.recipe.train
-    opt = make_optimizer(model, train.optimizer, spec.lr)
-    sched = LambdaLR(opt, lambda k: lr_factor(k, train.steps, s.recipe.warmup))
-    return model, opt, sched
+    return MHCLM(model_cfg, cfg.width_param(s.base_d), seed=spec.seed, kernels=s.numerics.kernels).to(dev)
 
 
 def _validation_batches(corpus: Corpus, recipe: RunRecipe) -> list[Batch]:
@@ -108,33 +148,21 @@ def _validation_batches(corpus: Corpus, recipe: RunRecipe) -> list[Batch]:
     return [sample_batch(corpus.val, train.batch_size, train.seq_len, gen) for _ in range(recipe.eval_batches)]
 
 
-def _train(
-    model: MHCLM,
-    opt: torch.optim.Optimizer,
-    sched: LambdaLR,
-    corpus: Corpus,
-    spec: RunSpec,
-    val_batches: list[Batch],
-    dev: torch.device,
-) -> _Trace:
+def _train(model: MHCLM, steps: Steps, spec: RunSpec, val_batches: list[Batch], dev: torch.device) -> _Trace:
     """``steps`` training steps, stopping at the first divergence; the validation loss every ``eval_every``
     steps (its time is left out of ``train_seconds``)."""
     recipe = spec.settings.recipe
-    train = recipe.train
-    gen = torch.Generator().manual_seed(1_000_003 * train.data_seed + spec.seed)
-    trace, pending = _Trace(), []
+    total = recipe.train.steps
+    trace = _Trace()
     _sync(dev)
     t0 = time.perf_counter()
-    for step in range(train.steps):
-        x, y = sample_batch(corpus.train, train.batch_size, train.seq_len, gen)
-        pending.append(train_step(model, opt, x, y, dev))
-        sched.step()
-        done = step + 1
-        if done % CHECK_EVERY == 0 or done == train.steps or done == 1:
-            _check_training_losses(trace, pending, done, recipe.divergence_factor)
+    for done in range(1, total + 1):
+        steps.advance()
+        if done % CHECK_EVERY == 0 or done == total or done == 1:
+            _check_training_losses(trace, steps.take_losses(), done, recipe.divergence_factor)
             if trace.reason:
                 break
-        if recipe.eval_every and done % recipe.eval_every == 0 and done < train.steps:
+        if recipe.eval_every and done % recipe.eval_every == 0 and done < total:
             _sync(dev)
             trace.train_seconds += time.perf_counter() - t0
             trace.val_curve.append([done, eval_loss(model, val_batches, dev)])
@@ -144,10 +172,8 @@ def _train(
     return trace
 
 
-def _check_training_losses(trace: _Trace, pending: list[torch.Tensor], done: int, factor: float) -> None:
-    """Copy the pending losses to the host (the sync) and set ``trace.reason`` at the first diverged one."""
-    new = torch.stack(pending).float().cpu().tolist()
-    pending.clear()
+def _check_training_losses(trace: _Trace, new: list[float], done: int, factor: float) -> None:
+    """Append the losses just copied to the host and set ``trace.reason`` at the first diverged one."""
     trace.train_losses += new
     bad = next((v for v in new if _diverged(v, factor * trace.initial)), None)
     if bad is not None:
@@ -173,8 +199,11 @@ def _why(loss: float, factor: float) -> str:
     return "not finite" if not math.isfinite(loss) else f"above {factor:g}× the first"
 
 
-def _record(spec: RunSpec, trace: _Trace, final_val: float, model: MHCLM, corpus: Corpus, dev, start: float) -> dict:
-    """The run's JSON-safe record: grid point, settings, curves, final losses, cost and provenance."""
+def _record(
+    spec: RunSpec, trace: _Trace, final_val: float, model: MHCLM, steps: Steps, corpus: Corpus, dev, start: float
+) -> dict:
+    """The run's JSON-safe record: grid point, settings, curves, final losses, cost and provenance (``step``:
+    ``"cuda-graph"`` or ``"eager"``; ``cuda_graph_fallback``: why a step asked to be captured was not)."""
     train = spec.settings.recipe.train
     ok = not trace.reason
     steps_done = len(trace.train_losses)
@@ -202,6 +231,8 @@ def _record(spec: RunSpec, trace: _Trace, final_val: float, model: MHCLM, corpus
         "seconds": time.perf_counter() - start,
         "device": f"{dev} ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else "cpu",
         "mhc_kernels": mhc_kernels(model, dev),
+        "step": "cuda-graph" if steps.captured else "eager",
+        "cuda_graph_fallback": steps.fallback,
         "n_params": model.num_parameters(),
         "corpus": corpus.describe(),
         "versions": software_versions(),

@@ -19,7 +19,7 @@ __all__ = ["SETTINGS_ADDED", "SWEEP_FORMAT", "OnRun", "RunStore", "load_records"
            "write_sweep_file"]  # fmt: skip
 
 SWEEP_FORMAT = "mhc-mup-transfer-sweep/1"
-SETTINGS_ADDED = {"stream_dtype": "float32", "kernels": "auto"}
+SETTINGS_ADDED = {"stream_dtype": "float32", "kernels": "auto", "cuda_graphs": "off"}
 """Settings added after the first format: what runs stored before them were made with."""
 
 OnRun = Callable[[dict, int, int], None]

@@ -34,18 +34,20 @@ def run_transfer(
     workers: int | None = None,
     time_budget: float | None = None,
     ray_address: str | None = None,
+    runs_per_gpu: int = 1,
     on_run: OnRun | None = None,
 ) -> TransferResult:
     """Run every pending grid point of ``cfg`` (storing each as it ends), then analyse the whole grid and write
     ``transfer.csv``, ``curves.csv``, ``optima_seeds.csv``, ``optima.csv``, ``drift.csv``, ``transfer.png``
     and ``transfer_report.md`` / ``.html`` into ``out``.
 
-    Every check runs before anything is written. No new run starts after ``time_budget`` seconds; the tables
+    ``runs_per_gpu`` runs share each GPU at once (local pool and Ray). Every check runs before anything is
+    written. No new run starts after ``time_budget`` seconds; the tables
     are then written from the finished runs and ``missing`` counts the rest (run again to continue).
     """
     cfg.validate()
     out = Path(out)
-    devices = _check_backend(cfg, backend, workers)
+    devices = _check_backend(cfg, backend, workers, runs_per_gpu)
     _check_corpus(cfg)
     finished, pending = plan(cfg, out)
     out.mkdir(parents=True, exist_ok=True)
@@ -56,7 +58,7 @@ def run_transfer(
     specs = [cfg.run_spec(key, settings) for key in pending]
     if backend == "ray":
         cuda = cfg.resolved_device().type == "cuda"
-        left = run_ray(specs, cuda, store, deadline, ray_address)
+        left = run_ray(specs, cuda, store, deadline, ray_address, runs_per_gpu)
     else:
         left = run_local(specs, devices, store, deadline)
     result = analyse(cfg, load_records(cfg, out))
@@ -65,7 +67,7 @@ def run_transfer(
     return result
 
 
-def _check_backend(cfg: TransferConfig, backend: str, workers: int | None) -> list[str]:
+def _check_backend(cfg: TransferConfig, backend: str, workers: int | None, runs_per_gpu: int) -> list[str]:
     """The local workers' devices; :class:`TransferError` for an unknown backend, Ray missing or misused."""
     if backend not in ("local", "ray"):
         raise TransferError(f"unknown backend {backend!r} (use local or ray)")
@@ -73,7 +75,7 @@ def _check_backend(cfg: TransferConfig, backend: str, workers: int | None) -> li
         import_ray()
         if workers is not None:
             raise TransferError("--workers is for the local backend; Ray schedules by the cluster's resources")
-    return worker_devices(cfg, workers)
+    return worker_devices(cfg, workers, runs_per_gpu)
 
 
 def _check_corpus(cfg: TransferConfig) -> None:
