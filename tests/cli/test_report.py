@@ -83,3 +83,26 @@ def test_bad_figure_worker_count_is_one_line(run_dir, value, monkeypatch, capsys
     err = capsys.readouterr().err
     expected = f"MHC_MUP_FIGURE_WORKERS must be an integer >= 0 (0: draw in this process), got {value!r}"
     assert err.strip().splitlines() == [f"mhc-mup: error: {expected}"]
+
+
+@pytest.mark.parametrize(
+    ("file", "edit", "message"),
+    [
+        ("results.json", lambda d: d["results"]["32"]["dynamic_sensitivity"].update(dc_x_mean="abc"),
+         "results.32.dynamic_sensitivity.dc_x_mean must be a number, got 'abc'"),
+        ("results.json", lambda d: d["config"].update(widths="xyz"), "config.widths must be a list, got 'xyz'"),
+        ("results.json", lambda d: d["fits"]["logit_update.proj_perp_norm_mean"].update(n_boot=1.5),
+         "fits.logit_update.proj_perp_norm_mean.n_boot must be an integer, got 1.5"),
+        ("verdict.json", lambda d: next(iter(d["verdicts"].values()))["conditions"][1]["checks"][0].update(
+            estimate=[1]), "conditions.1.checks.0.estimate must be a number, got [1]"),
+    ],
+)  # fmt: skip
+def test_a_value_of_the_wrong_type_is_one_line_naming_file_and_key(run_dir, tmp_path, file, edit, message, capsys):
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    doc = json.loads((copy / file).read_text())
+    edit(doc)
+    (copy / file).write_text(json.dumps(doc))
+    assert main(["report", str(copy)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"'{copy / file}'" in err and err.endswith(message), err

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mhc_mup._io import csv_text, json_safe, json_text, software_versions, write_bundle
+from mhc_mup._schema import ListOf, MapOf, Optional, first_problem
 from mhc_mup.diagnostics.corrections import CORRECTIONS_CSV_COLUMNS, FittedRun, corrections_rows
 from mhc_mup.diagnostics.summaries import DIAGNOSTICS, SUMMARY_KEYS
 from mhc_mup.diagnostics.verdict import Verdict, VerdictConfig, theorem_d
@@ -203,7 +204,28 @@ RESULTS_FORMAT = "mhc-mup/results/v1"
 VERDICT_FORMAT = "mhc-mup/verdict/v1"
 
 
-def _read_json(path: Path, fmt: str) -> dict:
+_FIT_SHAPE = {"exponent": float, "ci_low": float, "ci_high": float, "prefactor": float, "r2": float,
+              "boot_low": float, "boot_high": float, "ols_low": float, "ols_high": float, "n_widths": int,
+              "n_boot": int, "confidence": float, "note": Optional(str)}  # fmt: skip
+RESULTS_SHAPE = {
+    "config": {"widths": ListOf(int), "n_s": int, "K": int, "seed": int, "parameterization": {"name": str}},
+    "results": MapOf({d: MapOf(MapOf(float) if d == "quotient_jacobian" else float) for d in DIAGNOSTICS}),
+    "fits": MapOf(_FIT_SHAPE),
+}
+"""What the readers of results.json use, by type (:func:`mhc_mup._schema.first_problem`)."""
+_CHECK_SHAPE = {"metric": str, "estimate": float, "ci_low": float, "ci_high": float, "status": str}
+VERDICT_SHAPE = {
+    "verdicts": MapOf({
+        "summary": str,
+        "notes": ListOf(str),
+        "conditions": ListOf({"number": int, "name": str, "status": str, "sentence": str,
+                              "checks": ListOf(_CHECK_SHAPE)}),
+    }),
+}  # fmt: skip
+"""What the readers of verdict.json use, by type."""
+
+
+def _read_json(path: Path, fmt: str, shape: dict) -> dict:
     if not path.is_file():
         raise ResultsError(f"'{path}' not found" if not path.exists() else f"'{path}' is not a file")
     try:
@@ -214,6 +236,8 @@ def _read_json(path: Path, fmt: str) -> dict:
     if not isinstance(doc, dict) or doc.get("format") != fmt:
         got = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
         raise ResultsError(f"'{path}' has format {got!r}, expected {fmt!r}")
+    if problem := first_problem(doc, shape):
+        raise ResultsError(f"'{path}': {problem}")
     return doc
 
 
@@ -254,7 +278,7 @@ def load_run(path: Path) -> LoadedRun:
     """Read ``results.json`` (or a folder holding one); :class:`ResultsError` names what is wrong."""
     path = Path(path)
     file = path / "results.json" if path.is_dir() else path
-    doc = _read_json(file, RESULTS_FORMAT)
+    doc = _read_json(file, RESULTS_FORMAT, RESULTS_SHAPE)
     try:
         run = LoadedRun(doc, file)
         for w in run.widths:
@@ -277,7 +301,7 @@ def load_results_folder(path: Path) -> tuple[dict[str, LoadedRun], dict[str, dic
     path = Path(path)
     if not path.is_dir():
         raise ResultsError(f"'{path}' is not a results folder" if path.exists() else f"'{path}' not found")
-    verdict_doc = _read_json(path / "verdict.json", VERDICT_FORMAT)
+    verdict_doc = _read_json(path / "verdict.json", VERDICT_FORMAT, VERDICT_SHAPE)
     verdicts = verdict_doc.get("verdicts")
     if not isinstance(verdicts, dict) or not verdicts:
         raise ResultsError(f"'{path / 'verdict.json'}' holds no verdicts")
