@@ -105,6 +105,29 @@ def test_drift_slope_recovers_the_exponent_of_synthetic_optima(beta, verdict):
     opt = result.optima.set_index("width")
     assert opt.loc[64, "log2_lr_opt"] == pytest.approx(-6, abs=0.05)
     assert (opt.n_seeds_fit == 3).all()
+    # the joint fit, on the same runs: the same exponent, a narrower interval, the same verdict
+    assert row.joint_exponent == pytest.approx(beta, abs=0.02) and row.joint_low <= beta <= row.joint_high
+    assert row.joint_high - row.joint_low < row.ci_high - row.ci_low
+    assert row.joint_verdict == verdict and row.joint_widths == 5 and not opt.flat.any()
+    assert opt.loc[64, "joint_log2_opt"] == pytest.approx(-6, abs=0.05)
+
+
+def test_a_width_where_the_loss_is_flat_within_the_noise_has_no_optimum():
+    """At d = 256 the loss does not depend on η beyond the seeds' noise: no optimum there, in either table,
+    and the joint fit of the other widths still finds β = 0."""
+    cfg, records = synthetic(0.0, noise=0.0, seeds=3, widths=(64, 128, 256, 512))
+    rng = np.random.default_rng(0)  # a flat width passes the F-test at 95% in 95% of draws: not this one (p = 0.17)
+    for r in records:
+        x = r["log2_lr"] - (-6.0)
+        level = 3.0 if r["width"] == 256 else 3 + 0.2 * x * x
+        r["final_val_loss"] = level + 0.01 * rng.standard_normal()
+    result = analyse(cfg, records)
+    opt = result.optima.set_index("width")
+    assert list(opt.flat) == [False, False, True, False]
+    assert math.isnan(opt.loc[256, "log2_lr_opt"]) and "flat within the seeds' noise" in opt.loc[256, "note"]
+    row = result.drift.iloc[0]
+    assert row.flat_widths == 1 and row.joint_widths == 3 and "d = 256 (F = " in row.joint_note
+    assert row.n_widths == 3 and abs(row.joint_exponent) < 0.05
 
 
 def test_two_widths_and_one_seed_give_no_verdict():

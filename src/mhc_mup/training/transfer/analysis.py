@@ -5,10 +5,15 @@
   a diverged run, gives no optimum (a note says which side to extend), never a fake one.
 * **optimum per width**: the mean of ``log2 η*`` over the seeds that have one, with a percentile-bootstrap
   interval over those seeds.
-* **drift**: ``η* ≈ c · d^β`` fitted by :func:`~mhc_mup.stats.fitting.fit_power_law` on the per-seed optima at each
-  width (statistic: their geometric mean; interval: the union of the bootstrap over seeds and the regression
-  t-interval across widths). Verdict: **transfers** when the whole interval of ``β`` lies in ``±tolerance``,
-  **drifts** (η* grows / shrinks with width) when ``β`` lies outside the band, **unclear** otherwise.
+* **joint drift** (the headline, :mod:`~mhc_mup.training.transfer.joint`): every width and seed near the
+  optimum in one fit, ``L = c_g + a(d)·(x − x₀ − β·log2 d)²·(1 + κ·(x − x*))``; ``β``'s interval is the union of
+  the fit's t-interval and a bootstrap over seeds. A width whose loss is flat within the seeds' noise has no
+  optimum. The ``joint_*`` columns of ``drift.csv``; ``joint_log2_opt`` and ``flat`` in ``optima.csv``.
+* **drift** (per-seed optima, kept for comparison): ``η* ≈ c · d^β`` fitted by
+  :func:`~mhc_mup.stats.fitting.fit_power_law` on the per-seed optima at each width (statistic: their geometric
+  mean; interval: the union of the bootstrap over seeds and the regression t-interval across widths). Verdict:
+  **transfers** when the whole interval of ``β`` lies in ``±tolerance``, **drifts** (η* grows / shrinks with
+  width) when ``β`` lies outside the band, **unclear** otherwise.
 
 Diverged runs are kept in the tables and left out of the parabola fits.
 """
@@ -28,9 +33,10 @@ from mhc_mup.stats.fitting import bootstrap_estimate, fit_power_law
 from mhc_mup.stats.readings import DECAYS, GROWS, O1, classify
 from mhc_mup.stats.readings import UNCLEAR as UNCLEAR_READING
 from mhc_mup.training.transfer.config import TransferConfig, log2_key
+from mhc_mup.training.transfer.joint import joint_drift, width_curves
 
 __all__ = [
-    "CURVE_COLUMNS", "DRIFTS", "DRIFT_COLUMNS", "OPTIMA_COLUMNS", "SEED_OPTIMA_COLUMNS", "TRANSFERS",
+    "CURVE_COLUMNS", "DRIFTS", "DRIFT_COLUMNS", "JOINT_COLUMNS", "OPTIMA_COLUMNS", "SEED_OPTIMA_COLUMNS", "TRANSFERS",
     "TRANSFER_COLUMNS", "UNCLEAR", "ParabolaFit", "TransferResult", "Verdict", "analyse", "curves_table", "drift_row",
     "drift_sentence", "fit_parabola", "runs_table",
 ]  # fmt: skip
@@ -44,11 +50,17 @@ SEED_OPTIMA_COLUMNS = (
 )  # fmt: skip
 OPTIMA_COLUMNS = (
     "config", "width", "log2_lr_opt", "lr_opt", "ci_low", "ci_high", "loss_at_opt", "n_seeds_fit", "n_seeds",
-    "argmin_log2_lr", "note",
+    "argmin_log2_lr", "note", "joint_log2_opt", "flat",
 )  # fmt: skip
+JOINT_COLUMNS = (
+    "joint_exponent", "joint_low", "joint_high", "joint_se", "joint_fit_low", "joint_fit_high", "joint_boot_low",
+    "joint_boot_high", "joint_sigma", "joint_widths", "joint_verdict", "joint_direction", "flat_widths",
+    "joint_note",
+)  # fmt: skip
+"""The joint fit's columns of ``drift.csv`` (:mod:`~mhc_mup.training.transfer.joint`), after today's."""
 DRIFT_COLUMNS = (
     "config", "exponent", "ci_low", "ci_high", "boot_low", "boot_high", "ols_low", "ols_high", "r2", "n_widths",
-    "tolerance", "verdict", "direction", "note",
+    "tolerance", "verdict", "direction", "note", *JOINT_COLUMNS,
 )  # fmt: skip
 CURVE_COLUMNS = ("config", "width", "seed", "lr", "split", "step", "loss")
 
@@ -138,14 +150,18 @@ def analyse(cfg: TransferConfig, records: list[dict]) -> TransferResult:
     seed_rows, opt_rows, drift_rows = [], [], []
     for c in cfg.grid.configs:
         per_width: dict[int, list[float]] = {}
+        of_config = runs[runs.config == c.name]
+        curves = [wc for w in cfg.grid.widths if (wc := width_curves(cfg, of_config[of_config.width == w]))]
+        joint_row, joint_widths = joint_drift(cfg, curves)
         for w in cfg.grid.widths:
-            fits = _seed_fits(cfg, runs[(runs.config == c.name) & (runs.width == w)])
+            fits = _seed_fits(cfg, of_config[of_config.width == w])
             seed_rows += [_seed_row(c.name, w, s, fit) for s, fit in fits]
             row, optima = _width_optimum(cfg, c.name, w, fits)
+            row, optima = _with_joint(row, optima, *joint_widths.get(w, (False, math.nan)))
             opt_rows.append(row)
             if optima:
                 per_width[w] = optima
-        drift_rows.append(drift_row(cfg, c.name, per_width))
+        drift_rows.append(drift_row(cfg, c.name, per_width) | joint_row)
     seed_optima = pd.DataFrame(seed_rows, columns=list(SEED_OPTIMA_COLUMNS))
     optima = pd.DataFrame(opt_rows, columns=list(OPTIMA_COLUMNS))
     drift = pd.DataFrame(drift_rows, columns=list(DRIFT_COLUMNS))
@@ -233,6 +249,17 @@ def _width_optimum(
         "argmin_log2_lr": float(np.median(argmins)) if argmins else math.nan, "note": "; ".join(notes),
     }  # fmt: skip
     return row, list(2.0**values)
+
+
+def _with_joint(row: dict, optima: list[float], flat: bool, joint_x: float) -> tuple[dict, list[float]]:
+    """The width's row with the joint fit's optimum; at a width where the loss is flat within the seeds'
+    noise, no optimum (the per-seed parabolas' vertices there are noise) and a note saying so."""
+    row = row | {"joint_log2_opt": joint_x, "flat": flat}
+    if not flat:
+        return row, optima
+    note = "; ".join(filter(None, [row["note"], "loss flat within the seeds' noise: no optimum"]))
+    blank = dict.fromkeys(("log2_lr_opt", "lr_opt", "ci_low", "ci_high", "loss_at_opt"), math.nan)
+    return row | blank | {"note": note}, []
 
 
 def _divergence_notes(runs: pd.DataFrame) -> list[str]:

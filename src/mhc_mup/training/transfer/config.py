@@ -131,15 +131,17 @@ class Numerics:
 
 @dataclass(frozen=True)
 class TransferAnalysis:
-    """The parabola through the argmin and ``fit_halfwidth`` neighbours on each side; the drift fit's settings;
-    **transfers** when the drift exponent's interval lies in ``±tolerance``."""
+    """The parabola through the argmin and ``fit_halfwidth`` neighbours on each side; the joint fit's window,
+    the argmin and up to ``joint_halfwidth`` points on each side (:mod:`~mhc_mup.training.transfer.joint`); the
+    drift fits' settings; **transfers** when the drift exponent's interval lies in ``±tolerance``."""
 
     fit_halfwidth: int = 1
     tolerance: float = 0.1
     fit: FitSettings = field(default_factory=FitSettings)
+    joint_halfwidth: int = 2
 
     def __post_init__(self) -> None:
-        check_at_least(self, 1, ("fit_halfwidth",))
+        check_at_least(self, 1, ("fit_halfwidth", "joint_halfwidth"))
         if not (math.isfinite(self.tolerance) and self.tolerance > 0):
             raise TransferError(f"tolerance must be a positive finite number, got {self.tolerance!r}")
 
