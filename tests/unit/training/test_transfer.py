@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from mhc_mup.errors import ConfigError, TransferError
 from mhc_mup.mhc.presets import MHCShape
@@ -354,3 +355,30 @@ def test_verdicts_are_bare_words_in_the_tables():
     drift = analyse(cfg, records).drift
     assert drift.verdict.iloc[0] == Verdict.TRANSFERS and f"{drift.verdict.iloc[0]}" == "transfers"
     assert "transfers" in drift.to_csv(index=False).splitlines()[1].split(",")
+
+
+# ── what a sweep sweeps ───────────────────────────────────────────────────────────────────────────
+def test_each_multiplier_acts_on_its_own_part_and_only_there(small_corpus_file):
+    """The run's model and optimizer with each multiplier in place, against the rule's (multiplier 1): an LR
+    multiplier scales its group's LR alone, init_fn the fn matrices alone, output_mult the logits."""
+    from mhc_mup.training.transfer.run import _build
+
+    cfg = tiny_cfg(small_corpus_file, configs=(BUILTIN_CONFIGS["mup"],), widths=(16,))
+    ref_model, ref_opt, _ = _build(cfg.run_spec(cfg.runs()[0]), torch.device("cpu"))
+    ref_lrs = {g["kind"]: g["lr"] for g in ref_opt.param_groups}
+    tokens = torch.randint(0, 256, (1, 8), generator=torch.Generator().manual_seed(0))
+    for hyper, kind in [("lr_fn", "hc_fn"), ("lr_scale", "hc_scale"), ("lr_base", "hc_base"),
+                        ("lr_readout", "readout"), ("lr_embedding", "embedding"), ("lr_hidden", "hidden")]:  # fmt: skip
+        swept = cfg.with_leaves(hyper=hyper, base_lr=cfg.grid.lrs[0], lrs=(0.5, 1.0, 4.0))
+        _, opt, _ = _build(swept.run_spec(swept.runs()[-1]), torch.device("cpu"))  # multiplier 4
+        lrs = {g["kind"]: g["lr"] for g in opt.param_groups}
+        assert lrs == {k: v * (4.0 if k == kind else 1.0) for k, v in ref_lrs.items()}, hyper
+        assert [g["initial_lr"] for g in opt.param_groups] == list(lrs.values())  # the schedule starts from them
+    init = cfg.with_leaves(hyper="init_fn", base_lr=cfg.grid.lrs[0], lrs=(0.5, 1.0, 3.0))
+    model, _, _ = _build(init.run_spec(init.runs()[-1]), torch.device("cpu"))
+    ref = dict(ref_model.named_parameters())
+    for name, p in model.named_parameters():
+        assert torch.equal(p, ref[name] * (3.0 if name.endswith(".fn") else 1.0)), name
+    out = cfg.with_leaves(hyper="output_mult", base_lr=cfg.grid.lrs[0], lrs=(0.5, 1.0, 3.0))
+    model, _, _ = _build(out.run_spec(out.runs()[-1]), torch.device("cpu"))
+    torch.testing.assert_close(model(tokens), 3.0 * ref_model(tokens))

@@ -38,12 +38,12 @@ from mhc_mup.training.transfer.joint import joint_drift, width_curves
 __all__ = [
     "CURVE_COLUMNS", "DRIFTS", "DRIFT_COLUMNS", "JOINT_COLUMNS", "OPTIMA_COLUMNS", "SEED_OPTIMA_COLUMNS", "TRANSFERS",
     "TRANSFER_COLUMNS", "UNCLEAR", "ParabolaFit", "TransferResult", "Verdict", "analyse", "curves_table", "drift_row",
-    "drift_sentence", "fit_parabola", "runs_table",
+    "drift_sentence", "fit_parabola", "joint_sentence", "runs_table",
 ]  # fmt: skip
 
 TRANSFER_COLUMNS = (
     "config", "width", "seed", "lr", "log2_lr", "final_train_loss", "final_val_loss", "initial_loss", "diverged",
-    "diverged_reason", "steps_done", "tokens_per_s", "seconds", "device", "mhc_kernels",
+    "diverged_reason", "steps_done", "tokens_per_s", "seconds", "device", "mhc_kernels", "hyper", "value",
 )  # fmt: skip
 SEED_OPTIMA_COLUMNS = (
     "config", "width", "seed", "log2_lr_opt", "lr_opt", "loss_at_opt", "curvature", "argmin_log2_lr", "edge", "note",
@@ -62,7 +62,7 @@ DRIFT_COLUMNS = (
     "config", "exponent", "ci_low", "ci_high", "boot_low", "boot_high", "ols_low", "ols_high", "r2", "n_widths",
     "tolerance", "verdict", "direction", "note", *JOINT_COLUMNS,
 )  # fmt: skip
-CURVE_COLUMNS = ("config", "width", "seed", "lr", "split", "step", "loss")
+CURVE_COLUMNS = ("config", "width", "seed", "lr", "split", "step", "loss", "value")
 
 
 class Verdict(StrEnum):
@@ -151,8 +151,8 @@ def analyse(cfg: TransferConfig, records: list[dict]) -> TransferResult:
     for c in cfg.grid.configs:
         per_width: dict[int, list[float]] = {}
         of_config = runs[runs.config == c.name]
-        curves = [wc for w in cfg.grid.widths if (wc := width_curves(cfg, of_config[of_config.width == w]))]
-        joint_row, joint_widths = joint_drift(cfg, curves)
+        loss_grids = [wc for w in cfg.grid.widths if (wc := width_curves(cfg, of_config[of_config.width == w]))]
+        joint_row, joint_widths = joint_drift(cfg, loss_grids, cfg.sweep.symbol)
         for w in cfg.grid.widths:
             fits = _seed_fits(cfg, of_config[of_config.width == w])
             seed_rows += [_seed_row(c.name, w, s, fit) for s, fit in fits]
@@ -169,9 +169,12 @@ def analyse(cfg: TransferConfig, records: list[dict]) -> TransferResult:
 
 
 def runs_table(records: list[dict]) -> pd.DataFrame:
-    """One row per run (:data:`TRANSFER_COLUMNS`)."""
-    runs = pd.DataFrame([{c: r.get(c) for c in TRANSFER_COLUMNS} for r in records], columns=list(TRANSFER_COLUMNS))
-    for col in ("final_train_loss", "final_val_loss", "initial_loss", "tokens_per_s", "seconds"):
+    """One row per run (:data:`TRANSFER_COLUMNS`); ``value`` is the swept value (runs stored before other
+    hyperparameters could be swept are lr runs: ``hyper`` lr, ``value`` their lr)."""
+    rows = [{c: r.get(c) for c in TRANSFER_COLUMNS} | {"hyper": r.get("hyper", "lr"), "value": r.get("value", r["lr"])}
+            for r in records]  # fmt: skip
+    runs = pd.DataFrame(rows, columns=list(TRANSFER_COLUMNS))
+    for col in ("final_train_loss", "final_val_loss", "initial_loss", "tokens_per_s", "seconds", "value"):
         runs[col] = runs[col].astype(float)
     return runs
 
@@ -180,9 +183,9 @@ def curves_table(records: list[dict]) -> pd.DataFrame:
     """Every training loss and every validation point of every run (:data:`CURVE_COLUMNS`)."""
     rows = []
     for r in records:
-        base = (r["config"], r["width"], r["seed"], r["lr"])
-        rows += [(*base, "train", k + 1, v) for k, v in enumerate(r["train_loss"])]
-        rows += [(*base, "val", int(step), v) for step, v in r["val_curve"]]
+        base, value = (r["config"], r["width"], r["seed"], r["lr"]), r.get("value", r["lr"])
+        rows += [(*base, "train", k + 1, v, value) for k, v in enumerate(r["train_loss"])]
+        rows += [(*base, "val", int(step), v, value) for step, v in r["val_curve"]]
     return pd.DataFrame(rows, columns=list(CURVE_COLUMNS))
 
 
@@ -200,18 +203,18 @@ def _seed_fit(cfg: TransferConfig, sel: pd.DataFrame) -> ParabolaFit:
     """The parabola's optimum over one seed's runs, once every learning rate of the grid has run; the
     diverged runs left out of it and named in its note."""
     lrs = cfg.grid.lrs
-    stored = set(map(log2_key, sel.lr))
+    stored = set(map(log2_key, sel.value))
     missing = [lr for lr in lrs if log2_key(lr) not in stored]
     if missing:
         note = f"{len(missing)} of {len(lrs)} runs not finished yet"
         return ParabolaFit(math.nan, math.nan, math.nan, math.nan, "", note)
-    by_lr = {log2_key(lr): v for lr, v, dv in zip(sel.lr, sel.final_val_loss, sel.diverged, strict=True) if not dv}
+    by_lr = {log2_key(x): v for x, v, dv in zip(sel.value, sel.final_val_loss, sel.diverged, strict=True) if not dv}
     losses = [by_lr.get(log2_key(lr), math.nan) for lr in lrs]
     fit = fit_parabola([math.log2(lr) for lr in lrs], losses, cfg.analysis.fit_halfwidth)
     diverged = sel.diverged.astype(bool)
     if not diverged.any():
         return fit
-    div = ", ".join(f"2^{x:.2f}" for x in sorted(np.log2(sel.lr[diverged])))
+    div = ", ".join(f"2^{x:.2f}" for x in sorted(np.log2(sel.value[diverged])))
     note = "; ".join(filter(None, [fit.note, f"diverged, left out of the fit: η = {div}"]))
     return dataclasses.replace(fit, note=note)
 
@@ -322,4 +325,21 @@ def drift_sentence(row: Mapping, confidence: float = 0.95) -> str:
         return f"{head}; the whole interval lies inside ±{tol:g}: the optimal learning rate transfers."
     if row["verdict"] == DRIFTS:
         return f"{head}; the exponent lies outside ±{tol:g}: it drifts ({row['direction']})."
+    return f"{head}; the interval is neither inside ±{tol:g} nor clear of 0: unclear (more seeds or widths)."
+
+
+def joint_sentence(row: Mapping, confidence: float = 0.95, symbol: str = "η*") -> str:
+    """One sentence per configuration from the joint fit's columns of its drift row."""
+    name, tol = row["config"], row["tolerance"]
+    note = f" ({row['joint_note']})" if row["joint_note"] else ""
+    if not math.isfinite(row["joint_exponent"]):
+        return f"{name}: no joint fit{note}; verdict unclear."
+    head = (
+        f"{name}: {symbol} ∝ d^{row['joint_exponent']:+.3f} ({confidence:.0%} interval [{row['joint_low']:+.3f}, "
+        f"{row['joint_high']:+.3f}], joint fit of {row['joint_widths']} widths){note}"
+    )
+    if row["joint_verdict"] == TRANSFERS:
+        return f"{head}; the whole interval lies inside ±{tol:g}: it transfers."
+    if row["joint_verdict"] == DRIFTS:
+        return f"{head}; the exponent lies outside ±{tol:g}: it drifts ({row['joint_direction']})."
     return f"{head}; the interval is neither inside ±{tol:g} nor clear of 0: unclear (more seeds or widths)."

@@ -92,12 +92,14 @@ def execute_run(spec: RunSpec, device: str) -> dict:
 
 
 def _build(spec: RunSpec, dev: torch.device) -> tuple[MHCLM, torch.optim.Optimizer, LambdaLR]:
-    """The model at the spec's width and seed, its optimizer at base LR ``lr`` and the warmup-cosine schedule."""
+    """The model at the spec's width and seed, its optimizer at the run's base LR with the swept multiplier in
+    place (:class:`~mhc_mup.training.transfer.hyper.SweptValue`) and the warmup-cosine schedule."""
     s, cfg = spec.settings, spec.configuration
     model_cfg = s.model.model_config(spec.width, hc=cfg.hc, stream_dtype=s.numerics.stream_dtype)
     model = MHCLM(model_cfg, cfg.width_param(s.base_d), seed=spec.seed, kernels=s.numerics.kernels).to(dev)
     train = s.recipe.train
-    opt = make_optimizer(model, train.optimizer, spec.lr)
+    opt = make_optimizer(model, train.optimizer, s.sweep.run_lr(spec.lr))
+    s.sweep.apply(model, opt, spec.lr)
     sched = LambdaLR(opt, lambda k: lr_factor(k, train.steps, s.recipe.warmup))
     return model, opt, sched
 
@@ -186,8 +188,10 @@ def _record(spec: RunSpec, trace: _Trace, final_val: float, model: MHCLM, corpus
         "configuration": spec.configuration.to_dict(),
         "width": spec.width,
         "seed": spec.seed,
-        "lr": spec.lr,
-        "log2_lr": math.log2(spec.lr),
+        "lr": spec.settings.sweep.run_lr(spec.lr),
+        "log2_lr": math.log2(spec.settings.sweep.run_lr(spec.lr)),
+        "hyper": spec.settings.sweep.hyper,
+        "value": spec.lr,
         "settings": spec.settings.identity(),
         "train_loss": trace.train_losses,
         "val_curve": trace.val_curve,
