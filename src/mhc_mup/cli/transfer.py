@@ -204,6 +204,10 @@ def register(p: argparse.ArgumentParser) -> None:
 
     g = p.add_argument_group("analysis")
     add_tolerance(g, d.tolerance, reads="a configuration transfers when its drift exponent's")
+    g.add_argument("--joint-halfwidth", type=int_at_least("joint halfwidth", 1), metavar="N",
+                   help=f"the joint drift fit uses each width's argmin of the seed-mean loss and up to N grid "
+                        f"points on each side (default {d.joint_halfwidth}); a note says when the curve misfits "
+                        f"that window")  # fmt: skip
     add_bootstrap(g, d.n_boot)
 
     g = p.add_argument_group("execution")
@@ -252,7 +256,8 @@ def transfer_config(args: argparse.Namespace) -> TransferConfig:
     if args.corpus is not None:
         changes["corpus"] = str(args.corpus.expanduser().resolve())
     for name in ("seeds", "steps", "optimizer", "warmup", "batch_size", "seq_len", "eval_every", "eval_batches",
-                 "depth", "heads", "n_s", "K", "tolerance", "device", "stream_dtype", "kernels"):  # fmt: skip
+                 "depth", "heads", "n_s", "K", "tolerance", "device", "stream_dtype", "kernels",
+                 "joint_halfwidth"):  # fmt: skip
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)
     return DEFAULTS.with_leaves(**changes).validate()

@@ -382,3 +382,19 @@ def test_each_multiplier_acts_on_its_own_part_and_only_there(small_corpus_file):
     out = cfg.with_leaves(hyper="output_mult", base_lr=cfg.grid.lrs[0], lrs=(0.5, 1.0, 3.0))
     model, _, _ = _build(out.run_spec(out.runs()[-1]), torch.device("cpu"))
     torch.testing.assert_close(model(tokens), 3.0 * ref_model(tokens))
+
+
+def test_a_curve_that_misfits_its_window_says_so():
+    """A V-shaped loss (|t|, no parabola near its minimum) over a wide window: the fit's residuals exceed the
+    seeds' noise and the note says to narrow the window; a window of 1 follows it within the noise."""
+    from mhc_mup.training.transfer.joint import WidthCurves, joint_drift
+
+    rng = np.random.default_rng(0)
+    x = np.arange(-12.0, -1.0)
+    curves = [WidthCurves(w, x, 3 + 0.1 * np.abs(x + 6.5) + 0.002 * rng.standard_normal((2, len(x))), (0, 1))
+              for w in (64, 128, 256, 512)]  # fmt: skip
+    cfg = TransferConfig(analysis=TransferAnalysis(fit=FitSettings(n_boot=50), joint_halfwidth=4))
+    wide, _ = joint_drift(cfg, curves)
+    assert "the curve misfits its window" in wide["joint_note"]
+    narrow, _ = joint_drift(cfg.with_leaves(joint_halfwidth=1), curves)
+    assert "misfits" not in narrow["joint_note"] and narrow["joint_low"] <= 0 <= narrow["joint_high"]

@@ -4,13 +4,14 @@
 Per width, from the final validation losses ``(S seeds, J grid points)``:
 
 * **flat**: the seed-mean loss varies over the finished grid points no more than the seeds' noise explains (an
-  F-test at the analysis' confidence; ``σ``: one run's noise from the seeds' disagreement, pooled over the
-  configuration's widths): the swept value does not matter at that width; no optimum is reported there.
+  F-test at the analysis' confidence; ``σ``: one run's noise from the seeds' disagreement in the fit windows,
+  pooled over the configuration's widths): the swept value does not matter at that width; no optimum there.
 * **window**: the argmin of the seed-mean loss and up to ``joint_halfwidth`` grid points on each side, up to the
   first diverged point; an argmin at the grid's edge or next to a diverged run gives no window (the optimum
   may lie beyond it).
 
-The widths with a window enter the fit; ``β``'s interval is the union of the fit's t-interval and a bootstrap
+The widths with a window enter the fit; a note says when its residuals exceed the seeds' noise (the curve
+misfits the window: narrow it); ``β``'s interval is the union of the fit's t-interval and a bootstrap
 over seeds (:func:`~mhc_mup.stats.optimum.seed_bootstrap`), read like today's: transfers when it lies in
 ``±tolerance``.
 """
@@ -66,13 +67,17 @@ def width_curves(
     return WidthCurves(int(runs.width.iloc[0]), np.log2(np.asarray(values, dtype=np.float64)), loss, seeds)
 
 
-def seed_noise(curves: list[WidthCurves]) -> tuple[float, int]:
+def seed_noise(curves: list[WidthCurves], halfwidth: int | None = None) -> tuple[float, int]:
     """``(σ, dof)``: one run's loss noise from the seeds' disagreement. Per width, the residual of the two-way
-    fit ``loss[s, j] ≈ μ + seed_s + point_j`` (points where a seed diverged left out); ``σ² = Σ r² / Σ (S−1)(J−1)``
-    pooled over widths. ``(nan, 0)`` with one seed."""
+    fit ``loss[s, j] ≈ μ + seed_s + point_j`` over the width's fit window (:func:`fit_window` with
+    ``halfwidth``; every point without one, or with ``halfwidth=None``; points where a seed diverged left
+    out); ``σ² = Σ r² / Σ (S−1)(J−1)`` pooled over widths. ``(nan, 0)`` with one seed. The window keeps the
+    seeds' large disagreements on the way to divergence out of the noise near the optimum."""
     ss, dof = 0.0, 0
     for c in curves:
-        y = c.loss[:, np.isfinite(c.loss).all(axis=0)]
+        cols = fit_window(c, halfwidth)[0] if halfwidth is not None else None
+        y = c.loss[:, cols] if cols is not None else c.loss
+        y = y[:, np.isfinite(y).all(axis=0)]
         n_s, n_j = y.shape
         if n_s < 2 or n_j < 2:
             continue
@@ -125,6 +130,7 @@ def joint_drift(
     """The joint columns of one configuration's drift row (:data:`~.analysis.JOINT_COLUMNS`) and, per width,
     ``(flat, x*)`` (``x*`` NaN where the width is not fitted)."""
     fitted, flat, notes = _sort_widths(cfg, curves)
+    sigma, dof = seed_noise(curves, cfg.analysis.joint_halfwidth)
     per_width = {c.width: (c.width in flat, math.nan) for c in curves}
     row = dict.fromkeys(_JOINT, math.nan) | {"joint_widths": len(fitted), "joint_verdict": "unclear",
                                              "joint_direction": "", "flat_widths": len(flat)}  # fmt: skip
@@ -136,6 +142,7 @@ def joint_drift(
     if not math.isfinite(fit.beta):
         return row | {"joint_note": "; ".join(notes)}, per_width
     per_width |= {c.width: (False, fit.optimum(c.width)) for c, _ in fitted}
+    notes += _misfit(fit, sigma, dof)
     boot = seed_bootstrap(lw, x, seed, loss, n_boot=cfg.analysis.fit.n_boot, confidence=fit.confidence)
     return row | _fit_columns(fit, boot, cfg.analysis.tolerance, symbol, notes + _outside(fitted, fit)), per_width
 
@@ -145,7 +152,7 @@ def _sort_widths(
 ) -> tuple[list[tuple[WidthCurves, np.ndarray]], list[int], list[str]]:
     """``(fitted, flat, notes)``: the widths with a fit window (and its columns), the flat widths, and notes
     naming the flat and the left-out widths."""
-    sigma, dof = seed_noise(curves)
+    sigma, dof = seed_noise(curves, cfg.analysis.joint_halfwidth)
     fitted, flat, flat_notes, skipped = [], [], [], []
     for c in curves:
         is_flat, f, p = flatness(c, sigma, dof, cfg.analysis.fit.confidence)
@@ -181,6 +188,20 @@ _JOINT = (
     "joint_exponent", "joint_low", "joint_high", "joint_se", "joint_fit_low", "joint_fit_high", "joint_boot_low",
     "joint_boot_high", "joint_sigma", "joint_note",
 )  # fmt: skip
+
+
+def _misfit(fit: JointOptimumFit, sigma: float, dof: int) -> list[str]:
+    """A note when the fit's residuals exceed the seeds' noise (``F = σ_fit²/σ_seeds²`` beyond its 99th
+    percentile): the curve does not follow the losses over its window."""
+    from scipy.special import fdtrc
+
+    if not (math.isfinite(sigma) and sigma > 0 and dof > 0 and fit.dof > 0):
+        return []
+    p = float(fdtrc(fit.dof, dof, (fit.sigma / sigma) ** 2))
+    if p >= 0.01:
+        return []
+    return [f"the curve misfits its window (residual σ {fit.sigma:.4f} against the seeds' {sigma:.4f}, "
+            f"p = {p:.1g}): narrow it (--joint-halfwidth)"]  # fmt: skip
 
 
 def _stack(fitted: list[tuple[WidthCurves, np.ndarray]]) -> tuple[np.ndarray, ...]:
