@@ -23,12 +23,13 @@ def test_cli_writes_every_output(small_corpus_file, tmp_path, capsys):
     out = tmp_path / "t"
     assert main(["transfer", *FAST, "--corpus", str(small_corpus_file), "--out", str(out)]) == 0
     names = {p.name for p in out.iterdir()}
-    assert {"transfer.csv", "curves.csv", "optima.csv", "optima_seeds.csv", "drift.csv", "transfer.png",
+    assert {"transfer.csv", "curves.csv", "optima.csv", "optima_seeds.csv", "drift.csv", "routing.csv", "transfer.png",
             "transfer_report.md", "transfer_report.html", "sweep.json", "runs"} <= names  # fmt: skip
     assert list(pd.read_csv(out / "optima.csv").columns) == list(OPTIMA_COLUMNS)
     drift = pd.read_csv(out / "drift.csv")
     assert list(drift.columns) == list(DRIFT_COLUMNS) and set(drift.verdict) <= {"transfers", "drifts", "unclear"}
     assert (out / "transfer.png").read_bytes()[:4] == b"\x89PNG"
+    assert pd.read_csv(out / "routing.csv").empty  # a control has no routing
     report = (out / "transfer_report.md").read_text()
     assert "](transfer.png)" in report and "control-mup: " in report
     printed = " ".join(capsys.readouterr().out.split())
@@ -169,6 +170,11 @@ def test_a_sweep_of_the_fn_lr_multiplier_runs_resumes_and_names_what_it_swept(sm
     assert set(table.hyper) == {"lr_fn"} and sorted(set(table.value)) == [0.25, 1.0, 4.0] and set(table.lr) == {2**-6}
     report = (out / "transfer_report.md").read_text()
     assert report.startswith("# lr_fn (LR multiplier of the mHC generator's fn) transfer across width")
+    # the routing at each run's start and end, against width (issue 19 item 3)
+    assert table[["comb_rms", "comb_rms_init", "comb_to_identity", "pre_rms_init"]].notna().all().all()
+    routing = pd.read_csv(out / "routing.csv")
+    assert list(routing.width) == [16, 32] and (routing.n_seeds == 1).all()
+    assert "Is the mHC routing alive?" in report and "mHC routing, start → end of training" in printed
     assert main([*args, "--quiet"]) == 0  # resumed: nothing left to run
     assert sorted((out / "runs").rglob("*.json")) == runs
     assert main([*_fn_sweep("--base-lr", "2^-5"), "--corpus", str(small_corpus_file), "--out", str(out)]) == 2

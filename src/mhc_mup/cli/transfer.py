@@ -74,7 +74,7 @@ QUICK = {
 }
 WRITES = (
     "runs/<config>/d<width>/seed<seed>/log2lr<x>.json (one per run, as it finishes), sweep.json, transfer.csv, "
-    "curves.csv, optima_seeds.csv, optima.csv, drift.csv, transfer.png and transfer_report.md/.html"
+    "curves.csv, optima_seeds.csv, optima.csv, drift.csv, routing.csv, transfer.png and transfer_report.md/.html"
 )
 CONFIG_HELP = "; ".join(f"{c.name}: {c.describe()}" for c in BUILTIN_CONFIGS.values())
 
@@ -345,6 +345,20 @@ def _drift_cells(beta: float, low: float, high: float, verdict: str, direction: 
             f"[{low:+.3f}, {high:+.3f}]" if math.isfinite(low) else "—", f"[{colour}]{text}[/{colour}]")  # fmt: skip
 
 
+def _print_routing(result: TransferResult, console: Console) -> None:
+    """Is the mHC routing alive? Start → end of training at each width's best grid value (mHC runs only)."""
+    if result.routing.empty:
+        return
+    t = table("mHC routing, start → end of training (at each width's best grid value, mean over seeds)")
+    stats = ("comb_rms", "pre_rms", "post_rms", "comb_to_uniform", "comb_to_identity")
+    for col in ("config", "width", "comb logits RMS", "pre logits RMS", "post logits RMS", "comb−uniform",
+                "comb−identity"):  # fmt: skip
+        t.add_column(col, justify="left" if col == "config" else "right", no_wrap=True)
+    for r in result.routing.to_dict("records"):
+        t.add_row(r["config"], str(r["width"]), *(f"{r[k + '_init']:.3g} → {r[k]:.3g}" for k in stats))
+    console.print(t)
+
+
 def print_transfer(result: TransferResult, console: Console) -> None:
     """Optima per configuration and width, the drift fits with their verdicts, and the sweep's cost."""
     cfg = result.config
@@ -372,6 +386,7 @@ def print_transfer(result: TransferResult, console: Console) -> None:
     for r in result.drift.to_dict("records"):
         console.print(f"  joint fit: {joint_sentence(r, cfg.confidence, sym)}", soft_wrap=True)
         console.print(f"  per-seed optima: {drift_sentence(r, cfg.confidence)}", soft_wrap=True)
+    _print_routing(result, console)
     runs = result.runs
     if len(runs):
         console.print(

@@ -398,3 +398,31 @@ def test_a_curve_that_misfits_its_window_says_so():
     assert "the curve misfits its window" in wide["joint_note"]
     narrow, _ = joint_drift(cfg.with_leaves(joint_halfwidth=1), curves)
     assert "misfits" not in narrow["joint_note"] and narrow["joint_low"] <= 0 <= narrow["joint_high"]
+
+
+def test_routing_statistics_of_a_known_generator():
+    """fn = 0 and comb's base 0: every comb logit is 0, every pre / post logit its base, and Sinkhorn of a constant
+    matrix is uniform: 0 from uniform, ‖11ᵀ/n − I‖_F = √(n − 1) from the identity; a control has none."""
+    from mhc_mup.training.model import MHCLM, HyperConnection
+    from mhc_mup.training.transfer.routing import routing_stats
+
+    cfg = ModelShape(depth=2).model_config(16, hc=True)
+    model = MHCLM(cfg, seed=0)
+    bases = []
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, HyperConnection):
+                m.fn.zero_()
+                m.base.zero_()
+                m.base[: 2 * cfg.n_s] = torch.linspace(-1.0, 1.0, 2 * cfg.n_s)
+                bases.append(m.base[: 2 * cfg.n_s].clone())
+    tokens = torch.randint(0, 256, (2, 8), generator=torch.Generator().manual_seed(0))
+    stats = routing_stats(model, tokens)
+    pre = torch.cat([b[: cfg.n_s] for b in bases])
+    post = torch.cat([b[cfg.n_s :] for b in bases])
+    assert stats["comb_rms"] == pytest.approx(0.0, abs=1e-7)
+    assert stats["pre_rms"] == pytest.approx(float(pre.pow(2).mean().sqrt()), rel=1e-6)
+    assert stats["post_rms"] == pytest.approx(float(post.pow(2).mean().sqrt()), rel=1e-6)
+    assert stats["comb_to_uniform"] == pytest.approx(0.0, abs=1e-5)
+    assert stats["comb_to_identity"] == pytest.approx(math.sqrt(cfg.n_s - 1), rel=1e-5)
+    assert routing_stats(MHCLM(ModelShape(depth=1).model_config(16, hc=False), seed=0), tokens) == {}

@@ -34,16 +34,23 @@ from mhc_mup.stats.readings import DECAYS, GROWS, O1, classify
 from mhc_mup.stats.readings import UNCLEAR as UNCLEAR_READING
 from mhc_mup.training.transfer.config import TransferConfig, log2_key
 from mhc_mup.training.transfer.joint import joint_drift, width_curves
+from mhc_mup.training.transfer.routing import ROUTING_STATS
 
 __all__ = [
-    "CURVE_COLUMNS", "DRIFTS", "DRIFT_COLUMNS", "JOINT_COLUMNS", "OPTIMA_COLUMNS", "SEED_OPTIMA_COLUMNS", "TRANSFERS",
-    "TRANSFER_COLUMNS", "UNCLEAR", "ParabolaFit", "TransferResult", "Verdict", "analyse", "curves_table", "drift_row",
-    "drift_sentence", "fit_parabola", "joint_sentence", "runs_table",
+    "CURVE_COLUMNS", "DRIFTS", "DRIFT_COLUMNS", "JOINT_COLUMNS", "OPTIMA_COLUMNS", "ROUTING_COLUMNS",
+    "ROUTING_TABLE_COLUMNS", "SEED_OPTIMA_COLUMNS", "TRANSFERS", "TRANSFER_COLUMNS", "UNCLEAR", "ParabolaFit",
+    "TransferResult", "Verdict", "analyse", "curves_table", "drift_row", "drift_sentence", "fit_parabola",
+    "joint_sentence", "routing_table", "runs_table",
 ]  # fmt: skip
+
+ROUTING_COLUMNS = (*ROUTING_STATS, *(f"{k}_init" for k in ROUTING_STATS))
+"""What each mHC run's routing does at its end and at its start (:mod:`~mhc_mup.training.transfer.routing`)."""
+ROUTING_TABLE_COLUMNS = ("config", "width", "value", "n_seeds", *ROUTING_COLUMNS)
 
 TRANSFER_COLUMNS = (
     "config", "width", "seed", "lr", "log2_lr", "final_train_loss", "final_val_loss", "initial_loss", "diverged",
     "diverged_reason", "steps_done", "tokens_per_s", "seconds", "device", "mhc_kernels", "hyper", "value",
+    *ROUTING_COLUMNS,
 )  # fmt: skip
 SEED_OPTIMA_COLUMNS = (
     "config", "width", "seed", "log2_lr_opt", "lr_opt", "loss_at_opt", "curvature", "argmin_log2_lr", "edge", "note",
@@ -89,6 +96,7 @@ class TransferResult:
     missing: int = 0
     executed: int = 0
     notes: list[str] = field(default_factory=list)
+    routing: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(ROUTING_TABLE_COLUMNS)))
 
 
 # ── the optimum of one seed's curve ────────────────────────────────────────────────────────────
@@ -165,18 +173,48 @@ def analyse(cfg: TransferConfig, records: list[dict]) -> TransferResult:
     seed_optima = pd.DataFrame(seed_rows, columns=list(SEED_OPTIMA_COLUMNS))
     optima = pd.DataFrame(opt_rows, columns=list(OPTIMA_COLUMNS))
     drift = pd.DataFrame(drift_rows, columns=list(DRIFT_COLUMNS))
-    return TransferResult(cfg, runs, curves, seed_optima, optima, drift, notes=_divergence_notes(runs))
+    result = TransferResult(cfg, runs, curves, seed_optima, optima, drift, notes=_divergence_notes(runs))
+    result.routing = routing_table(runs)
+    return result
 
 
 def runs_table(records: list[dict]) -> pd.DataFrame:
     """One row per run (:data:`TRANSFER_COLUMNS`); ``value`` is the swept value (runs stored before other
     hyperparameters could be swept are lr runs: ``hyper`` lr, ``value`` their lr)."""
     rows = [{c: r.get(c) for c in TRANSFER_COLUMNS} | {"hyper": r.get("hyper", "lr"), "value": r.get("value", r["lr"])}
-            for r in records]  # fmt: skip
+            | _routing_of(r) for r in records]  # fmt: skip
     runs = pd.DataFrame(rows, columns=list(TRANSFER_COLUMNS))
-    for col in ("final_train_loss", "final_val_loss", "initial_loss", "tokens_per_s", "seconds", "value"):
+    for col in ("final_train_loss", "final_val_loss", "initial_loss", "tokens_per_s", "seconds", "value",
+                *ROUTING_COLUMNS):  # fmt: skip
         runs[col] = runs[col].astype(float)
     return runs
+
+
+def _routing_of(record: dict) -> dict:
+    """The record's routing statistics as :data:`ROUTING_COLUMNS` (NaN for a control or a run stored before
+    they were recorded)."""
+    end, start = record.get("routing") or {}, record.get("routing_init") or {}
+    out = {k: end.get(k) for k in ROUTING_STATS} | {f"{k}_init": start.get(k) for k in ROUTING_STATS}
+    return {k: math.nan if v is None else v for k, v in out.items()}
+
+
+def routing_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per configuration and width (:data:`ROUTING_TABLE_COLUMNS`): the routing statistics, mean over seeds, of
+    the runs at the grid value with the lowest seed-mean loss (the best runs of that width); mHC runs only, in
+    the configurations' order and increasing width."""
+    rows = []
+    hc = runs[runs.comb_rms.notna() | runs.comb_rms_init.notna()]
+    order = list(dict.fromkeys(hc.config))
+    for name, width in sorted(set(zip(hc.config, hc.width, strict=True)), key=lambda k: (order.index(k[0]), k[1])):
+        sel = hc[(hc.config == name) & (hc.width == width)]
+        ok = sel[~sel.diverged.astype(bool)]
+        if ok.empty:
+            continue
+        best = ok.groupby("value").final_val_loss.mean().idxmin()
+        at = ok[ok.value == best]
+        rows.append({"config": name, "width": width, "value": best, "n_seeds": len(at)}
+                    | {k: float(at[k].mean()) for k in ROUTING_COLUMNS})  # fmt: skip
+    return pd.DataFrame(rows, columns=list(ROUTING_TABLE_COLUMNS))
 
 
 def curves_table(records: list[dict]) -> pd.DataFrame:

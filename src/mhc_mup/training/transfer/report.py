@@ -13,6 +13,7 @@ from mhc_mup.training.transfer.analysis import (
     CURVE_COLUMNS,
     DRIFT_COLUMNS,
     OPTIMA_COLUMNS,
+    ROUTING_TABLE_COLUMNS,
     SEED_OPTIMA_COLUMNS,
     TRANSFER_COLUMNS,
     TransferResult,
@@ -126,6 +127,32 @@ def _method(result: TransferResult) -> str:
     )
 
 
+def _routing_blocks(result: TransferResult) -> list:
+    """Is the mHC routing alive? The routing statistics per configuration and width, start → end of training,
+    at each width's best grid value; nothing for a sweep without mHC runs."""
+    from mhc_mup.reporting.blocks import Heading, Paragraph, Table
+
+    if result.routing.empty:
+        return []
+    moved = [
+        [r["config"], str(r["width"]), f"2^{math.log2(r['value']):.2f}", str(r["n_seeds"]),
+         *(f"{_fmt(r[k + '_init'], '.3g')} → {_fmt(r[k], '.3g')}" for k in ROUTING_TABLE_COLUMNS[4:9])]
+        for r in result.routing.to_dict("records")
+    ]  # fmt: skip
+    return [
+        Heading("Is the mHC routing alive?"),
+        Paragraph(
+            "At the start → the end of each run, on the first validation batch: the RMS of the comb, pre and post "
+            "gate logits over every sublayer, and the Frobenius distance of each sublayer's token-mean comb from "
+            "the uniform matrix 11ᵀ/n_s and from the identity (averaged over sublayers); mean over seeds, at the "
+            "grid value with the lowest mean loss at that width. Routing that learns moves these at every width; "
+            "routing that stays at its initial value does not move them at large width."
+        ),
+        Table(["configuration", "width", "at", "seeds", "comb logits RMS", "pre logits RMS", "post logits RMS",
+               "comb to uniform", "comb to identity"], moved),
+    ]  # fmt: skip
+
+
 def _interval(low: float, high: float) -> str:
     return f"[{_fmt(low, '+.3f')}, {_fmt(high, '+.3f')}]"
 
@@ -175,6 +202,7 @@ def build_transfer_report(result: TransferResult, png: bytes):
           r["note"]]
          for r in result.optima.to_dict("records")],
     ))  # fmt: skip
+    blocks += _routing_blocks(result)
     blocks.append(FigureBlock("transfer.png", "Final validation loss vs learning rate, one line per width", png))
     blocks.append(Heading("Settings and cost"))
     runs = result.runs
@@ -199,7 +227,8 @@ def _csv(frame: pd.DataFrame, columns: tuple[str, ...]) -> str:
 
 
 def write_outputs(result: TransferResult, out: str | Path) -> list[Path]:
-    """Write ``transfer.csv``, ``curves.csv``, ``optima_seeds.csv``, ``optima.csv``, ``drift.csv``, the report
+    """Write ``transfer.csv``, ``curves.csv``, ``optima_seeds.csv``, ``optima.csv``, ``drift.csv``,
+    ``routing.csv``, the report
     (``transfer_report.md`` / ``.html``) and ``transfer.png`` into ``out``; every content is made before the
     first write."""
     from mhc_mup.reporting.blocks import render_html, render_markdown
@@ -213,6 +242,7 @@ def write_outputs(result: TransferResult, out: str | Path) -> list[Path]:
         "optima_seeds.csv": _csv(result.seed_optima, SEED_OPTIMA_COLUMNS),
         "optima.csv": _csv(result.optima, OPTIMA_COLUMNS),
         "drift.csv": _csv(result.drift, DRIFT_COLUMNS),
+        "routing.csv": _csv(result.routing, ROUTING_TABLE_COLUMNS),
         # report.py links figures under figures/; this report keeps its one figure beside it
         "transfer_report.md": render_markdown(report).replace("](figures/transfer.png)", "](transfer.png)"),
         "transfer_report.html": render_html(report),

@@ -6,7 +6,8 @@ Stages: build the model, optimizer and schedule; train, copying the losses to th
 the first) and measuring the validation loss every ``eval_every`` steps; measure the final validation loss
 (divergence again); assemble the record. Training batches depend only on ``(data_seed, seed)`` and the
 validation batches only on ``data_seed``, so every learning rate and width of a seed sees the same data (the
-parabola compares like with like).
+parabola compares like with like). At its start and end a run of an mHC model also records what its routing does
+on the first validation batch (:mod:`~mhc_mup.training.transfer.routing`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from mhc_mup.training.data import Corpus, load_corpus, sample_batch
 from mhc_mup.training.model import MHCLM, stream_probe
 from mhc_mup.training.step import eval_loss, train_step
 from mhc_mup.training.transfer.config import RunRecipe, RunSpec
+from mhc_mup.training.transfer.routing import routing_stats
 from mhc_mup.training.width_rules import make_optimizer
 
 __all__ = ["CHECK_EVERY", "RUN_FORMAT", "execute_run", "lr_factor", "mhc_kernels", "run_corpus"]
@@ -86,9 +88,11 @@ def execute_run(spec: RunSpec, device: str) -> dict:
     corpus = run_corpus(recipe.corpus)
     model, opt, sched = _build(spec, dev)
     val_batches = _validation_batches(corpus, recipe)
+    routing_init = routing_stats(model, val_batches[0][0].to(dev))
     trace = _train(model, opt, sched, corpus, spec, val_batches, dev)
     final_val = _final_validation(model, val_batches, trace, recipe.divergence_factor, dev)
-    return _record(spec, trace, final_val, model, corpus, dev, start)
+    routing = {"routing_init": routing_init, "routing": routing_stats(model, val_batches[0][0].to(dev))}
+    return _record(spec, trace, final_val, model, corpus, dev, start) | json_safe(routing)
 
 
 def _build(spec: RunSpec, dev: torch.device) -> tuple[MHCLM, torch.optim.Optimizer, LambdaLR]:
