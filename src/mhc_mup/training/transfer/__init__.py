@@ -5,7 +5,7 @@ multiplier on one part of the model), find each width's optimum and fit how it d
 configuration and a run's frozen spec), ``run`` (one run), ``store`` (the output folder: settings, resume
 checks, stored runs), ``executors`` (in-process, spawn pool, Ray), ``analysis`` (parabola, optima, drift),
 ``joint`` (the joint drift fit of every width and seed, flat widths), ``report`` (figure, report, files) and
-``sweep`` (:func:`run_transfer`, all of it in order).
+``sweep`` (:func:`run_transfer`, all of it in order); ``routing`` (what a run's mHC routing does).
 """
 
 from mhc_mup._lazy import lazy_exports
@@ -22,6 +22,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "TransferConfig", "log2_key", "lr_grid",
         ),
         "mhc_mup.training.transfer.hyper": ("HYPERPARAMETERS", "Hyper", "SweptValue"),
+        "mhc_mup.training.transfer.routing": ("ROUTING_STATS", "routing_stats"),
         "mhc_mup.training.transfer.run": ("RUN_FORMAT", "execute_run", "lr_factor"),
         "mhc_mup.training.transfer.store": ("SWEEP_FORMAT", "base_lr_from", "load_records", "plan"),
         "mhc_mup.training.transfer.executors": ("worker_devices",),
@@ -34,6 +35,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "mhc_mup.training.transfer.sweep": ("run_transfer",),
     },
     submodules=(
-        "configurations", "hyper", "config", "run", "store", "executors", "analysis", "joint", "report", "sweep",
+        "configurations", "hyper", "config", "routing", "run", "store", "executors", "analysis", "joint", "report",
+        "sweep",
     ),
 )  # fmt: skip
