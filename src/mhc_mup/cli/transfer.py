@@ -119,10 +119,11 @@ def register(p: argparse.ArgumentParser) -> None:
     """Fill in ``mhc-mup transfer``'s parser."""
     d = DEFAULTS
     p.description = (
-        "Train the mHC language model at every configuration × width × seed × learning rate (log2-spaced), "
-        "find the optimal LR per width from a parabola in log2 LR around the minimum of the final validation "
-        "loss, fit its drift η* ∝ d^β with a 95% interval, and read it: transfers when the interval lies in "
-        "±tolerance, drifts when β lies outside and its interval excludes 0, unclear otherwise. "
+        "Train the mHC language model at every configuration × width × seed × learning rate (log2-spaced), or "
+        "× multiplier of one part with --sweep; fit the final validation loss near its minimum at every width "
+        "and seed at once (a skewed parabola in log2 of the swept value whose optimum moves as d^β), and read "
+        "β's 95% interval: transfers when it lies in ±tolerance, drifts when β lies outside and its interval "
+        "excludes 0, unclear otherwise (the per-seed parabola optima and their drift are kept beside it). "
         f"Writes DIR/{WRITES}. Finished runs are kept: the same command again skips them."
     )
     g = p.add_argument_group("configurations")
