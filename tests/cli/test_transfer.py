@@ -3,6 +3,7 @@ mismatched resume refused, ``--quick`` and explicit flags building the configura
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 
@@ -22,12 +23,13 @@ def test_cli_writes_every_output(small_corpus_file, tmp_path, capsys):
     out = tmp_path / "t"
     assert main(["transfer", *FAST, "--corpus", str(small_corpus_file), "--out", str(out)]) == 0
     names = {p.name for p in out.iterdir()}
-    assert {"transfer.csv", "curves.csv", "optima.csv", "optima_seeds.csv", "drift.csv", "transfer.png",
+    assert {"transfer.csv", "curves.csv", "optima.csv", "optima_seeds.csv", "drift.csv", "routing.csv", "transfer.png",
             "transfer_report.md", "transfer_report.html", "sweep.json", "runs"} <= names  # fmt: skip
     assert list(pd.read_csv(out / "optima.csv").columns) == list(OPTIMA_COLUMNS)
     drift = pd.read_csv(out / "drift.csv")
     assert list(drift.columns) == list(DRIFT_COLUMNS) and set(drift.verdict) <= {"transfers", "drifts", "unclear"}
     assert (out / "transfer.png").read_bytes()[:4] == b"\x89PNG"
+    assert pd.read_csv(out / "routing.csv").empty  # a control has no routing
     report = (out / "transfer_report.md").read_text()
     assert "](transfer.png)" in report and "control-mup: " in report
     printed = " ".join(capsys.readouterr().out.split())
@@ -142,3 +144,101 @@ def test_every_flag_reaches_its_place_in_the_configuration(tmp_path):
     assert (cfg.numerics.stream_dtype, cfg.numerics.kernels, cfg.device) == ("bfloat16", "reference", "cpu")
     assert (cfg.analysis.tolerance, cfg.analysis.fit.n_boot, cfg.grid.seeds, cfg.grid.widths) == (0.2, 11, 3, (8, 16))
     assert [math.log2(x) for x in cfg.grid.lrs] == pytest.approx(np.linspace(math.log2(1e-4), math.log2(1e-2), 4))
+
+
+# ── sweeps of a multiplier (--sweep) ──────────────────────────────────────────────────────────────
+def _fn_sweep(*extra: str) -> list[str]:
+    """FAST as a sweep of the mHC generator's fn LR multiplier on ``mup`` (no --lrs: --grid)."""
+    base = [a for a in FAST if a not in ("--lrs", "2^-8,2^-6,2^-4")]
+    base[base.index("control-mup")] = "mup"
+    return ["transfer", *base, "--sweep", "lr_fn", "--grid", "2^-2,2^0,2^2", *extra]
+
+
+def test_a_sweep_of_the_fn_lr_multiplier_runs_resumes_and_names_what_it_swept(small_corpus_file, tmp_path, capsys):
+    out = tmp_path / "fn"
+    args = [*_fn_sweep("--base-lr", "2^-6"), "--corpus", str(small_corpus_file), "--out", str(out)]
+    assert main(args) == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "Optimal lr_fn per width" in printed and "6 runs in the grid stored (6 by this call, 0 left)" in printed
+    settings = json.loads((out / "sweep.json").read_text())["settings"]
+    assert (settings["hyper"], settings["base_lr"]) == ("lr_fn", 2**-6)
+    runs = sorted((out / "runs").rglob("*.json"))
+    assert [p.name for p in runs[:3]] == ["log2lr_fn+0.0000.json", "log2lr_fn+2.0000.json", "log2lr_fn-2.0000.json"]
+    record = json.loads(runs[0].read_text())
+    assert (record["hyper"], record["value"], record["lr"]) == ("lr_fn", 1.0, 2**-6)
+    table = pd.read_csv(out / "transfer.csv")
+    assert set(table.hyper) == {"lr_fn"} and sorted(set(table.value)) == [0.25, 1.0, 4.0] and set(table.lr) == {2**-6}
+    report = (out / "transfer_report.md").read_text()
+    assert report.startswith("# lr_fn (LR multiplier of the mHC generator's fn) transfer across width")
+    # the routing at each run's start and end, against width (issue 19 item 3)
+    assert table[["comb_rms", "comb_rms_init", "comb_to_identity", "pre_rms_init"]].notna().all().all()
+    routing = pd.read_csv(out / "routing.csv")
+    assert list(routing.width) == [16, 32] and (routing.n_seeds == 1).all()
+    assert "Is the mHC routing alive?" in report and "mHC routing, start → end of training" in printed
+    assert main([*args, "--quiet"]) == 0  # resumed: nothing left to run
+    assert sorted((out / "runs").rglob("*.json")) == runs
+    assert main([*_fn_sweep("--base-lr", "2^-5"), "--corpus", str(small_corpus_file), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "other settings (base_lr: 0.015625 there, 0.03125 now)" in err[0], err
+
+
+def _finished_lr_sweep(folder, optima: dict[str, float]) -> None:
+    """A folder as an lr sweep leaves it: sweep.json and optima.csv (log2 η* per configuration at d = 16, 32)."""
+    folder.mkdir()
+    (folder / "sweep.json").write_text(json.dumps({"format": "mhc-mup-transfer-sweep/1", "settings": {}}))
+    rows = [{"config": c, "width": w, "log2_lr_opt": x + 0.3, "joint_log2_opt": x + (w == 32)}
+            for c, x in optima.items() for w in (16, 32)]  # fmt: skip
+    pd.DataFrame(rows).to_csv(folder / "optima.csv", index=False)
+
+
+def test_the_base_lr_is_taken_from_an_earlier_sweep_or_refused_when_ambiguous(small_corpus_file, tmp_path, capsys):
+    from mhc_mup.cli.app import build_parser
+    from mhc_mup.cli.transfer import transfer_config
+
+    one, two = tmp_path / "one", tmp_path / "two"
+    _finished_lr_sweep(one, {"mup": -7.25})
+    _finished_lr_sweep(two, {"mup": -7.25, "baseline": -7.5})
+    cfg = transfer_config(build_parser().parse_args(_fn_sweep("--base-from", str(one))))
+    assert cfg.sweep.base_lr == 2**-7.25  # the joint fit's optimum at the smallest width
+    assert cfg.grid.lrs == (0.25, 1.0, 4.0) and cfg.runs()[0].hyper == "lr_fn"
+    out = tmp_path / "out"
+    for extra, message in [
+        (["--base-from", str(two), "--configs", "mup,baseline"],
+         "is ambiguous: the configurations' optimal learning rates differ (mup 2^-7.25, baseline 2^-7.50)"),
+        ([], "sweeping lr_fn needs the base learning rate it holds fixed: give --base-lr LR or --base-from DIR"),
+        (["--base-lr", "2^-6", "--base-from", str(one)], "give either --base-lr or --base-from, not both"),
+        (["--base-from", str(one), "--configs", "baseline"], "has no configuration 'baseline'"),
+    ]:  # fmt: skip
+        args = [*_fn_sweep(*extra), "--corpus", str(small_corpus_file), "--out", str(out), "--quiet"]
+        if "--configs" in extra:
+            i = args.index("--configs")
+            args = args[:i] + args[i + 2 :] + extra[-2:]
+        assert main(args) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], (extra, err)
+        assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--sweep", "lr_nope", "--grid", "1,2,4", "--base-lr", "1e-3"], "unknown hyperparameter 'lr_nope'"),
+        (["--sweep", "lr_fn", "--grid", "1,2", "--base-lr", "1e-3"], "--grid needs at least 3 values"),
+        (["--sweep", "lr_fn", "--grid", "4,2,1", "--base-lr", "1e-3"], "--grid values must increase"),
+        (["--sweep", "lr_fn", "--grid", "1,1,2", "--base-lr", "1e-3"], "--grid values must increase"),
+        (["--sweep", "lr_fn", "--grid", "1,x,2", "--base-lr", "1e-3"], "grid value 'x' is not a number"),
+        (["--sweep", "lr_fn", "--grid", "0,1,2", "--base-lr", "1e-3"], "grid value must be a positive finite"),
+        (["--sweep", "lr_fn", "--lrs", "1,2,4", "--base-lr", "1e-3"], "--sweep lr_fn takes its values from --grid"),
+        (["--base-lr", "1e-3"], "--sweep lr sweeps the base learning rate itself"),
+        (["--sweep", "lr_fn", "--base-lr", "1e-3", "--configs", "control-mup"], "'control-mup' has none"),
+    ],
+)
+def test_cli_bad_hyperparameters_and_grids_are_one_line_exit_2(args, message, small_corpus_file, tmp_path, capsys):
+    out = tmp_path / "out"
+    base = [a for a in FAST if a not in ("--lrs", "2^-8,2^-6,2^-4", "--configs", "control-mup")]
+    configs = [] if "--configs" in args else ["--configs", "mup"]
+    argv = ["transfer", *base, *configs, *args, "--corpus", str(small_corpus_file), "--out", str(out), "--quiet"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not out.exists()

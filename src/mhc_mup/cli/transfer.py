@@ -7,8 +7,10 @@ exit code 2, nothing written.
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import re
+from pathlib import Path
 
 from rich.console import Console
 
@@ -40,20 +42,25 @@ from mhc_mup.training.model import STREAM_DTYPES
 from mhc_mup.training.transfer import (
     BUILTIN_CONFIGS,
     DEFAULT_CONFIGS,
+    HYPERPARAMETERS,
     TransferConfig,
     TransferError,
     TransferResult,
     drift_sentence,
+    joint_sentence,
     lr_grid,
     parse_configuration,
     run_transfer,
 )
 from mhc_mup.training.transfer.config import CUDA_GRAPH_CHOICES
+from mhc_mup.training.transfer.store import base_lr_from
 
 __all__ = ["print_transfer", "register", "run_transfer_command", "transfer_config"]
 
 DEFAULTS = TransferConfig()
 DEFAULT_GRID = (2.0**-12, 2.0**-4, 9)
+MULTIPLIER_GRID = (2.0**-4, 2.0**4, 9)
+"""The default grid of a multiplier sweep: 1/16 … 16 × the rule's value (``--quick``: 5 points)."""
 QUICK = {
     "configs": ("mup", "control-mup"),
     "widths": (32, 64, 128),
@@ -68,21 +75,38 @@ QUICK = {
 }
 WRITES = (
     "runs/<config>/d<width>/seed<seed>/log2lr<x>.json (one per run, as it finishes), sweep.json, transfer.csv, "
-    "curves.csv, optima_seeds.csv, optima.csv, drift.csv, transfer.png and transfer_report.md/.html"
+    "curves.csv, optima_seeds.csv, optima.csv, drift.csv, routing.csv, transfer.png and transfer_report.md/.html"
 )
 CONFIG_HELP = "; ".join(f"{c.name}: {c.describe()}" for c in BUILTIN_CONFIGS.values())
 
 
-def _learning_rate(text: str) -> float:
-    """``1e-3``, ``0.001``, ``2^-10`` or ``2**-10``."""
+def _positive(text: str, what: str) -> float:
+    """``1e-3``, ``0.001``, ``2^-10`` or ``2**-10``; an error naming ``what`` and the text otherwise."""
     m = re.fullmatch(r"\s*2\s*(?:\^|\*\*)\s*([-+]?\d+(?:\.\d+)?)\s*", text)
     try:
         value = 2.0 ** float(m.group(1)) if m else float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"learning rate {text!r} is not a number (e.g. 1e-3 or 2^-10)") from None
+        raise argparse.ArgumentTypeError(f"{what} {text!r} is not a number (e.g. 1e-3 or 2^-10)") from None
     if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"learning rate must be a positive finite number, got {text!r}")
+        raise argparse.ArgumentTypeError(f"{what} must be a positive finite number, got {text!r}")
     return value
+
+
+def _learning_rate(text: str) -> float:
+    return _positive(text, "learning rate")
+
+
+def _grid(text: str) -> list[float]:
+    parts = [p for p in (q.strip() for q in text.split(",")) if p]
+    if not parts:
+        raise argparse.ArgumentTypeError(f"no grid value given in {text!r}")
+    return [_positive(p, "grid value") for p in parts]
+
+
+def _hyper(text: str) -> str:
+    if text not in HYPERPARAMETERS:
+        raise argparse.ArgumentTypeError(f"unknown hyperparameter {text!r}; sweep one of {', '.join(HYPERPARAMETERS)}")
+    return text
 
 
 def _lr_list(text: str) -> list[float]:
@@ -96,10 +120,11 @@ def register(p: argparse.ArgumentParser) -> None:
     """Fill in ``mhc-mup transfer``'s parser."""
     d = DEFAULTS
     p.description = (
-        "Train the mHC language model at every configuration × width × seed × learning rate (log2-spaced), "
-        "find the optimal LR per width from a parabola in log2 LR around the minimum of the final validation "
-        "loss, fit its drift η* ∝ d^β with a 95% interval, and read it: transfers when the interval lies in "
-        "±tolerance, drifts when β lies outside and its interval excludes 0, unclear otherwise. "
+        "Train the mHC language model at every configuration × width × seed × learning rate (log2-spaced), or "
+        "× multiplier of one part with --sweep; fit the final validation loss near its minimum at every width "
+        "and seed at once (a skewed parabola in log2 of the swept value whose optimum moves as d^β), and read "
+        "β's 95% interval: transfers when it lies in ±tolerance, drifts when β lies outside and its interval "
+        "excludes 0, unclear otherwise (the per-seed parabola optima and their drift are kept beside it). "
         f"Writes DIR/{WRITES}. Finished runs are kept: the same command again skips them."
     )
     g = p.add_argument_group("configurations")
@@ -136,6 +161,24 @@ def register(p: argparse.ArgumentParser) -> None:
     add_quick(g, "configs mup,control-mup, widths 32,64,128, LRs 2^-9…2^-3 (5), 2 seeds, 20 steps of 8×64 "
               "bytes: about a minute on a CPU")  # fmt: skip
 
+    g = p.add_argument_group("what is swept (default: the learning rate)")
+    g.add_argument("--sweep", type=_hyper, metavar="NAME",
+                   help="the hyperparameter swept across width: lr (default: the base learning rate η of every "
+                        "group) or a multiplier on the width rule's own value for one part, at a fixed base "
+                        "LR: " + "; ".join(f"{h.name}: {h.what}" for h in HYPERPARAMETERS.values() if h.name != "lr")
+                        + ". Under a rule that is right for that part the optimal multiplier stays put across "
+                          "width")  # fmt: skip
+    g.add_argument("--grid", type=_grid, metavar="V,V,...",
+                   help="the swept values, increasing, at least 3 (1e-3 or 2^-2 forms): multiples of the rule's "
+                        "value for a multiplier (1 = the rule; default 2^-4 … 2^4, 9 points, or 5 with --quick), "
+                        "learning rates for --sweep lr (the same as --lrs)")  # fmt: skip
+    g.add_argument("--base-lr", type=_learning_rate, metavar="LR",
+                   help="a multiplier sweep's base learning rate, held fixed (e.g. the optimum of an lr sweep)")
+    g.add_argument("--base-from", type=Path, metavar="DIR",
+                   help="take the base learning rate from an earlier lr sweep's folder: its optimum at its "
+                        "smallest width (refused when the swept configurations' optima differ there: sweep them "
+                        "one at a time)")  # fmt: skip
+
     g = p.add_argument_group("each run")
     add_steps(g, d.steps)
     add_optimizer(g)
@@ -169,6 +212,10 @@ def register(p: argparse.ArgumentParser) -> None:
 
     g = p.add_argument_group("analysis")
     add_tolerance(g, d.tolerance, reads="a configuration transfers when its drift exponent's")
+    g.add_argument("--joint-halfwidth", type=int_at_least("joint halfwidth", 1), metavar="N",
+                   help=f"the joint drift fit uses each width's argmin of the seed-mean loss and up to N grid "
+                        f"points on each side (default {d.joint_halfwidth}); a note says when the curve misfits "
+                        f"that window")  # fmt: skip
     add_bootstrap(g, d.n_boot)
 
     g = p.add_argument_group("execution")
@@ -210,14 +257,7 @@ def transfer_config(args: argparse.Namespace) -> TransferConfig:
         raise UsageError(str(exc)) from None
     if args.widths:
         changes["widths"] = tuple(w for group in args.widths for w in group)
-    if args.lrs is not None:
-        if any(x is not None for x in (args.lr_min, args.lr_max, args.lr_points)):
-            raise UsageError("give either --lrs or --lr-min/--lr-max/--lr-points, not both")
-        changes["lrs"] = tuple(args.lrs)
-    else:
-        lo = args.lr_min if args.lr_min is not None else grid[0]
-        hi = args.lr_max if args.lr_max is not None else grid[1]
-        changes["lrs"] = lr_grid(lo, hi, args.lr_points if args.lr_points is not None else grid[2])
+    changes |= _swept(args, grid, [c.name for c in changes["configs"]])
     if args.diverge_factor is not None:
         changes["divergence_factor"] = args.diverge_factor
     if args.base_width is not None:
@@ -228,10 +268,56 @@ def transfer_config(args: argparse.Namespace) -> TransferConfig:
         changes["corpus"] = str(args.corpus.expanduser().resolve())
     for name in ("seeds", "steps", "optimizer", "warmup", "batch_size", "seq_len", "eval_every", "eval_batches",
                  "depth", "heads", "n_s", "K", "tolerance", "device", "stream_dtype", "kernels",
-                 "cuda_graphs"):  # fmt: skip
+                 "cuda_graphs", "joint_halfwidth"):  # fmt: skip
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)
     return DEFAULTS.with_leaves(**changes).validate()
+
+
+def _swept(args: argparse.Namespace, grid: tuple, names: list[str]) -> dict:
+    """The grid's values (``lrs``) and, for a multiplier sweep, the swept name and the base learning rate."""
+    hyper = args.sweep or "lr"
+    lr_flags = args.lrs is not None or any(x is not None for x in (args.lr_min, args.lr_max, args.lr_points))
+    if hyper == "lr":
+        if args.base_lr is not None or args.base_from is not None:
+            raise UsageError("--base-lr and --base-from are for a multiplier sweep (--sweep lr_fn ...); "
+                             "--sweep lr sweeps the base learning rate itself")  # fmt: skip
+        if args.grid is not None:
+            if lr_flags:
+                raise UsageError("give either --grid or --lrs/--lr-min/--lr-max/--lr-points, not both")
+            return {"lrs": tuple(args.grid)}
+        return {"lrs": _lr_values(args, grid)}
+    if lr_flags:
+        raise UsageError(f"--sweep {hyper} takes its values from --grid (multiples of the rule's value), "
+                         "not from --lrs/--lr-min/--lr-max/--lr-points")  # fmt: skip
+    if args.base_lr is not None and args.base_from is not None:
+        raise UsageError("give either --base-lr or --base-from, not both")
+    base = base_lr_from(args.base_from, names) if args.base_from is not None else args.base_lr
+    lo, hi, n = MULTIPLIER_GRID[0], MULTIPLIER_GRID[1], 5 if args.quick else MULTIPLIER_GRID[2]
+    values = _checked_grid(args.grid) if args.grid is not None else lr_grid(lo, hi, n)
+    return {"lrs": values, "hyper": hyper, "base_lr": base}
+
+
+def _checked_grid(values: list[float]) -> tuple[float, ...]:
+    """A multiplier grid: at least 3 values, increasing, distinct in log2 to 1e-4 (:class:`UsageError` naming
+    the values otherwise)."""
+    shown = ",".join(f"2^{math.log2(v):g}" for v in values)
+    if len(values) < 3:
+        raise UsageError(f"--grid needs at least 3 values for a parabola fit, got {shown}")
+    if any(round(math.log2(b) - math.log2(a), 4) <= 0 for a, b in itertools.pairwise(values)):
+        raise UsageError(f"--grid values must increase (and differ), got {shown}")
+    return tuple(values)
+
+
+def _lr_values(args: argparse.Namespace, grid: tuple) -> tuple[float, ...]:
+    """The learning rates of an lr sweep: ``--lrs``, or ``--lr-min/--lr-max/--lr-points`` over ``grid``'s."""
+    if args.lrs is not None:
+        if any(x is not None for x in (args.lr_min, args.lr_max, args.lr_points)):
+            raise UsageError("give either --lrs or --lr-min/--lr-max/--lr-points, not both")
+        return tuple(args.lrs)
+    lo = args.lr_min if args.lr_min is not None else grid[0]
+    hi = args.lr_max if args.lr_max is not None else grid[1]
+    return lr_grid(lo, hi, args.lr_points if args.lr_points is not None else grid[2])
 
 
 def run_transfer_command(args: argparse.Namespace) -> int:
@@ -262,11 +348,35 @@ def run_transfer_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _drift_cells(beta: float, low: float, high: float, verdict: str, direction: str) -> tuple[str, str, str]:
+    """β, its interval and the coloured verdict, as a drift table prints them (— where there is none)."""
+    colour = {"transfers": "green", "drifts": "red"}.get(verdict, "yellow")
+    text = verdict + (f" ({direction})" if direction else "")
+    return (f"{beta:+.3f}" if math.isfinite(beta) else "—",
+            f"[{low:+.3f}, {high:+.3f}]" if math.isfinite(low) else "—", f"[{colour}]{text}[/{colour}]")  # fmt: skip
+
+
+def _print_routing(result: TransferResult, console: Console) -> None:
+    """Is the mHC routing alive? Start → end of training at each width's best grid value (mHC runs only)."""
+    if result.routing.empty:
+        return
+    t = table("mHC routing, start → end of training (at each width's best grid value, mean over seeds)")
+    stats = ("comb_rms", "pre_rms", "post_rms", "comb_to_uniform", "comb_to_identity")
+    for col in ("config", "width", "comb logits RMS", "pre logits RMS", "post logits RMS", "comb−uniform",
+                "comb−identity"):  # fmt: skip
+        t.add_column(col, justify="left" if col == "config" else "right", no_wrap=True)
+    for r in result.routing.to_dict("records"):
+        t.add_row(r["config"], str(r["width"]), *(f"{r[k + '_init']:.3g} → {r[k]:.3g}" for k in stats))
+    console.print(t)
+
+
 def print_transfer(result: TransferResult, console: Console) -> None:
     """Optima per configuration and width, the drift fits with their verdicts, and the sweep's cost."""
     cfg = result.config
-    t = table(f"Optimal learning rate per width: parabola in log2 η around the argmin ({cfg.describe()})")
-    for col in ("config", "width", "log2 η*", f"{cfg.confidence:.0%} interval", "η*", "loss at η*", "seeds"):
+    sym = cfg.sweep.symbol
+    what = "learning rate" if cfg.sweep.hyper == "lr" else cfg.sweep.hyper
+    t = table(f"Optimal {what} per width: parabola in log2 {sym[:-1]} around the argmin ({cfg.describe()})")
+    for col in ("config", "width", f"log2 {sym}", f"{cfg.confidence:.0%} interval", sym, f"loss at {sym}", "seeds"):
         t.add_column(col, justify="left" if col == "config" else "right", no_wrap=True)
     t.add_column("note", overflow="fold")
     for r in result.optima.to_dict("records"):
@@ -276,19 +386,18 @@ def print_transfer(result: TransferResult, console: Console) -> None:
                   f"{r['lr_opt']:.3g}" if ok else "—", f"{r['loss_at_opt']:.4f}" if ok else "—",
                   f"{r['n_seeds_fit']}/{r['n_seeds']}", r["note"])  # fmt: skip
     console.print(t)
-    t = table(f"Drift of the optimum: η* ∝ d^β, transfers when the interval lies in ±{cfg.tolerance:g}")
-    for col in ("config", "β", f"{cfg.confidence:.0%} interval", "verdict"):
-        t.add_column(col, justify="left" if col in ("config", "verdict") else "right", no_wrap=True)
+    t = table(f"Drift of the optimum: {sym} ∝ d^β, transfers when the interval lies in ±{cfg.tolerance:g}")
+    for col in ("config", "β", f"{cfg.confidence:.0%} interval", "verdict", "joint β", "interval", "joint verdict"):
+        t.add_column(col, justify="left" if col in ("config", "verdict", "joint verdict") else "right", no_wrap=True)
     for r in result.drift.to_dict("records"):
-        ok = math.isfinite(r["exponent"])
-        colour = {"transfers": "green", "drifts": "red"}.get(r["verdict"], "yellow")
-        verdict = r["verdict"] + (f" ({r['direction']})" if r["direction"] else "")
-        t.add_row(r["config"], f"{r['exponent']:+.3f}" if ok else "—",
-                  f"[{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]" if math.isfinite(r["ci_low"]) else "—",
-                  f"[{colour}]{verdict}[/{colour}]")  # fmt: skip
+        t.add_row(r["config"], *_drift_cells(r["exponent"], r["ci_low"], r["ci_high"], r["verdict"], r["direction"]),
+                  *_drift_cells(r["joint_exponent"], r["joint_low"], r["joint_high"], r["joint_verdict"],
+                                r["joint_direction"]))  # fmt: skip
     console.print(t)
     for r in result.drift.to_dict("records"):
-        console.print(f"  {drift_sentence(r, cfg.confidence)}", soft_wrap=True)
+        console.print(f"  joint fit: {joint_sentence(r, cfg.confidence, sym)}", soft_wrap=True)
+        console.print(f"  per-seed optima: {drift_sentence(r, cfg.confidence)}", soft_wrap=True)
+    _print_routing(result, console)
     runs = result.runs
     if len(runs):
         console.print(

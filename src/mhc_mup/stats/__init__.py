@@ -2,7 +2,8 @@
 
 ``fitting``: ``metric ≈ c·d^α`` by least squares on log-log means, with an interval that covers both a
 bootstrap over samples and the regression's t-interval across widths. ``readings``: an exponent read as
-O(1), grows, decays or unclear against a tolerance band.
+O(1), grows, decays or unclear against a tolerance band. ``optimum``: the drift of a loss surface's optimum
+across width from one joint fit of every width and seed.
 """
 
 from mhc_mup._lazy import lazy_exports
@@ -13,7 +14,8 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "mhc_mup.stats.fitting": (
             "Estimate", "FitSettings", "PowerLawFit", "bootstrap_estimate", "fit_power_law", "fit_power_laws", "mean",
         ),
-        "mhc_mup.stats.readings": ("DECAYS", "GROWS", "O1", "UNCLEAR", "Reading", "classify"),
+        "mhc_mup.stats.readings": ("DECAYS", "GROWS", "O1", "UNCLEAR", "Reading", "classify", "classify_interval"),
+        "mhc_mup.stats.optimum": ("JointOptimumFit", "fit_joint_optimum", "seed_bootstrap"),
     },
-    submodules=("fitting", "readings"),
+    submodules=("fitting", "readings", "optimum"),
 )

@@ -13,7 +13,7 @@ import numpy as np
 from mhc_mup._io import StrEnum
 from mhc_mup.stats.fitting import PowerLawFit
 
-__all__ = ["DECAYS", "GROWS", "O1", "UNCLEAR", "Reading", "classify"]
+__all__ = ["DECAYS", "GROWS", "O1", "UNCLEAR", "Reading", "classify", "classify_interval"]
 
 
 class Reading(StrEnum):
@@ -31,12 +31,17 @@ O1, GROWS, DECAYS, UNCLEAR = Reading.O1, Reading.GROWS, Reading.DECAYS, Reading.
 def classify(fit: PowerLawFit, tolerance: float = 0.1) -> Reading:
     """``O(1)`` if the interval lies inside ``±tolerance``; ``grows`` / ``decays`` if the exponent lies
     outside the band and the interval excludes 0; ``unclear`` otherwise (the data cannot tell)."""
-    if not np.isfinite(fit.exponent):
+    return classify_interval(fit.exponent, fit.ci_low, fit.ci_high, tolerance)
+
+
+def classify_interval(exponent: float, ci_low: float, ci_high: float, tolerance: float = 0.1) -> Reading:
+    """:func:`classify` of an exponent and its interval ``[ci_low, ci_high]`` from any fit."""
+    if not np.isfinite(exponent):
         return UNCLEAR
-    if -tolerance <= fit.ci_low and fit.ci_high <= tolerance:
+    if -tolerance <= ci_low and ci_high <= tolerance:
         return O1
-    if fit.exponent > tolerance and fit.ci_low > 0:
+    if exponent > tolerance and ci_low > 0:
         return GROWS
-    if fit.exponent < -tolerance and fit.ci_high < 0:
+    if exponent < -tolerance and ci_high < 0:
         return DECAYS
     return UNCLEAR

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from mhc_mup.errors import ConfigError, TransferError
 from mhc_mup.mhc.presets import MHCShape
@@ -105,6 +106,29 @@ def test_drift_slope_recovers_the_exponent_of_synthetic_optima(beta, verdict):
     opt = result.optima.set_index("width")
     assert opt.loc[64, "log2_lr_opt"] == pytest.approx(-6, abs=0.05)
     assert (opt.n_seeds_fit == 3).all()
+    # the joint fit, on the same runs: the same exponent, a narrower interval, the same verdict
+    assert row.joint_exponent == pytest.approx(beta, abs=0.02) and row.joint_low <= beta <= row.joint_high
+    assert row.joint_high - row.joint_low < row.ci_high - row.ci_low
+    assert row.joint_verdict == verdict and row.joint_widths == 5 and not opt.flat.any()
+    assert opt.loc[64, "joint_log2_opt"] == pytest.approx(-6, abs=0.05)
+
+
+def test_a_width_where_the_loss_is_flat_within_the_noise_has_no_optimum():
+    """At d = 256 the loss does not depend on η beyond the seeds' noise: no optimum there, in either table,
+    and the joint fit of the other widths still finds β = 0."""
+    cfg, records = synthetic(0.0, noise=0.0, seeds=3, widths=(64, 128, 256, 512))
+    rng = np.random.default_rng(0)  # a flat width passes the F-test at 95% in 95% of draws: not this one (p = 0.17)
+    for r in records:
+        x = r["log2_lr"] - (-6.0)
+        level = 3.0 if r["width"] == 256 else 3 + 0.2 * x * x
+        r["final_val_loss"] = level + 0.01 * rng.standard_normal()
+    result = analyse(cfg, records)
+    opt = result.optima.set_index("width")
+    assert list(opt.flat) == [False, False, True, False]
+    assert math.isnan(opt.loc[256, "log2_lr_opt"]) and "flat within the seeds' noise" in opt.loc[256, "note"]
+    row = result.drift.iloc[0]
+    assert row.flat_widths == 1 and row.joint_widths == 3 and "d = 256 (F = " in row.joint_note
+    assert row.n_widths == 3 and abs(row.joint_exponent) < 0.05
 
 
 def test_two_widths_and_one_seed_give_no_verdict():
@@ -331,3 +355,79 @@ def test_verdicts_are_bare_words_in_the_tables():
     drift = analyse(cfg, records).drift
     assert drift.verdict.iloc[0] == Verdict.TRANSFERS and f"{drift.verdict.iloc[0]}" == "transfers"
     assert "transfers" in drift.to_csv(index=False).splitlines()[1].split(",")
+
+
+# ── what a sweep sweeps ───────────────────────────────────────────────────────────────────────────
+def test_each_multiplier_acts_on_its_own_part_and_only_there(small_corpus_file):
+    """The run's model and optimizer with each multiplier in place, against the rule's (multiplier 1): an LR
+    multiplier scales its group's LR alone, init_fn the fn matrices alone, output_mult the logits."""
+    from mhc_mup.training.transfer.run import _build_model, _EagerSteps, run_corpus
+
+    def _build(spec, dev):
+        model = _build_model(spec, dev)
+        steps = _EagerSteps(model, spec, run_corpus(spec.settings.recipe.corpus), dev)
+        return model, steps.opt, steps.sched
+
+    cfg = tiny_cfg(small_corpus_file, configs=(BUILTIN_CONFIGS["mup"],), widths=(16,))
+    ref_model, ref_opt, _ = _build(cfg.run_spec(cfg.runs()[0]), torch.device("cpu"))
+    ref_lrs = {g["kind"]: g["lr"] for g in ref_opt.param_groups}
+    tokens = torch.randint(0, 256, (1, 8), generator=torch.Generator().manual_seed(0))
+    for hyper, kind in [("lr_fn", "hc_fn"), ("lr_scale", "hc_scale"), ("lr_base", "hc_base"),
+                        ("lr_readout", "readout"), ("lr_embedding", "embedding"), ("lr_hidden", "hidden")]:  # fmt: skip
+        swept = cfg.with_leaves(hyper=hyper, base_lr=cfg.grid.lrs[0], lrs=(0.5, 1.0, 4.0))
+        _, opt, _ = _build(swept.run_spec(swept.runs()[-1]), torch.device("cpu"))  # multiplier 4
+        lrs = {g["kind"]: g["lr"] for g in opt.param_groups}
+        assert lrs == {k: v * (4.0 if k == kind else 1.0) for k, v in ref_lrs.items()}, hyper
+        assert [g["initial_lr"] for g in opt.param_groups] == list(lrs.values())  # the schedule starts from them
+    init = cfg.with_leaves(hyper="init_fn", base_lr=cfg.grid.lrs[0], lrs=(0.5, 1.0, 3.0))
+    model, _, _ = _build(init.run_spec(init.runs()[-1]), torch.device("cpu"))
+    ref = dict(ref_model.named_parameters())
+    for name, p in model.named_parameters():
+        assert torch.equal(p, ref[name] * (3.0 if name.endswith(".fn") else 1.0)), name
+    out = cfg.with_leaves(hyper="output_mult", base_lr=cfg.grid.lrs[0], lrs=(0.5, 1.0, 3.0))
+    model, _, _ = _build(out.run_spec(out.runs()[-1]), torch.device("cpu"))
+    torch.testing.assert_close(model(tokens), 3.0 * ref_model(tokens))
+
+
+def test_a_curve_that_misfits_its_window_says_so():
+    """A V-shaped loss (|t|, no parabola near its minimum) over a wide window: the fit's residuals exceed the
+    seeds' noise and the note says to narrow the window; a window of 1 follows it within the noise."""
+    from mhc_mup.training.transfer.joint import WidthCurves, joint_drift
+
+    rng = np.random.default_rng(0)
+    x = np.arange(-12.0, -1.0)
+    curves = [WidthCurves(w, x, 3 + 0.1 * np.abs(x + 6.5) + 0.002 * rng.standard_normal((2, len(x))), (0, 1))
+              for w in (64, 128, 256, 512)]  # fmt: skip
+    cfg = TransferConfig(analysis=TransferAnalysis(fit=FitSettings(n_boot=50), joint_halfwidth=4))
+    wide, _ = joint_drift(cfg, curves)
+    assert "the curve misfits its window" in wide["joint_note"]
+    narrow, _ = joint_drift(cfg.with_leaves(joint_halfwidth=1), curves)
+    assert "misfits" not in narrow["joint_note"] and narrow["joint_low"] <= 0 <= narrow["joint_high"]
+
+
+def test_routing_statistics_of_a_known_generator():
+    """fn = 0 and comb's base 0: every comb logit is 0, every pre / post logit its base, and Sinkhorn of a constant
+    matrix is uniform: 0 from uniform, ‖11ᵀ/n − I‖_F = √(n − 1) from the identity; a control has none."""
+    from mhc_mup.training.model import MHCLM, HyperConnection
+    from mhc_mup.training.transfer.routing import routing_stats
+
+    cfg = ModelShape(depth=2).model_config(16, hc=True)
+    model = MHCLM(cfg, seed=0)
+    bases = []
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, HyperConnection):
+                m.fn.zero_()
+                m.base.zero_()
+                m.base[: 2 * cfg.n_s] = torch.linspace(-1.0, 1.0, 2 * cfg.n_s)
+                bases.append(m.base[: 2 * cfg.n_s].clone())
+    tokens = torch.randint(0, 256, (2, 8), generator=torch.Generator().manual_seed(0))
+    stats = routing_stats(model, tokens)
+    pre = torch.cat([b[: cfg.n_s] for b in bases])
+    post = torch.cat([b[cfg.n_s :] for b in bases])
+    assert stats["comb_rms"] == pytest.approx(0.0, abs=1e-7)
+    assert stats["pre_rms"] == pytest.approx(float(pre.pow(2).mean().sqrt()), rel=1e-6)
+    assert stats["post_rms"] == pytest.approx(float(post.pow(2).mean().sqrt()), rel=1e-6)
+    assert stats["comb_to_uniform"] == pytest.approx(0.0, abs=1e-5)
+    assert stats["comb_to_identity"] == pytest.approx(math.sqrt(cfg.n_s - 1), rel=1e-5)
+    assert routing_stats(MHCLM(ModelShape(depth=1).model_config(16, hc=False), seed=0), tokens) == {}

@@ -1,10 +1,11 @@
-"""The learning-rate transfer sweep: train every configuration × width × seed × learning rate, find each
-width's optimal learning rate and fit how it drifts with width.
+"""The transfer sweep: train every configuration × width × seed × swept value (the learning rate, or a
+multiplier on one part of the model), find each width's optimum and fit how it drifts with width.
 
-``configurations`` (the lines of the comparison), ``config`` (the sweep's nested configuration and a run's
-frozen spec), ``run`` (one run), ``store`` (the output folder: settings, resume checks, stored runs),
-``executors`` (in-process, spawn pool, Ray), ``analysis`` (parabola, optima, drift), ``report`` (figure,
-report, files) and ``sweep`` (:func:`run_transfer`, all of it in order).
+``configurations`` (the lines of the comparison), ``hyper`` (what is swept), ``config`` (the sweep's nested
+configuration and a run's frozen spec), ``run`` (one run), ``store`` (the output folder: settings, resume
+checks, stored runs), ``executors`` (in-process, spawn pool, Ray), ``analysis`` (parabola, optima, drift),
+``joint`` (the joint drift fit of every width and seed, flat widths), ``report`` (figure, report, files) and
+``sweep`` (:func:`run_transfer`, all of it in order); ``routing`` (what a run's mHC routing does).
 """
 
 from mhc_mup._lazy import lazy_exports
@@ -20,15 +21,21 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "Numerics", "RunKey", "RunRecipe", "RunSettings", "RunSpec", "SweepGrid", "TransferAnalysis",
             "TransferConfig", "log2_key", "lr_grid",
         ),
+        "mhc_mup.training.transfer.hyper": ("HYPERPARAMETERS", "Hyper", "SweptValue"),
+        "mhc_mup.training.transfer.routing": ("ROUTING_STATS", "routing_stats"),
         "mhc_mup.training.transfer.run": ("RUN_FORMAT", "execute_run", "lr_factor"),
-        "mhc_mup.training.transfer.store": ("SWEEP_FORMAT", "load_records", "plan"),
+        "mhc_mup.training.transfer.store": ("SWEEP_FORMAT", "base_lr_from", "load_records", "plan"),
         "mhc_mup.training.transfer.executors": ("worker_devices",),
         "mhc_mup.training.transfer.analysis": (
             "CURVE_COLUMNS", "DRIFT_COLUMNS", "OPTIMA_COLUMNS", "SEED_OPTIMA_COLUMNS", "TRANSFER_COLUMNS",
-            "ParabolaFit", "TransferResult", "Verdict", "analyse", "drift_sentence", "fit_parabola",
+            "JOINT_COLUMNS", "ParabolaFit", "TransferResult", "Verdict", "analyse", "drift_sentence", "fit_parabola",
+            "joint_sentence",
         ),
         "mhc_mup.training.transfer.report": ("build_transfer_report", "transfer_figure", "write_outputs"),
         "mhc_mup.training.transfer.sweep": ("run_transfer",),
     },
-    submodules=("configurations", "config", "run", "store", "executors", "analysis", "report", "sweep"),
+    submodules=(
+        "configurations", "hyper", "config", "routing", "run", "store", "executors", "analysis", "joint", "report",
+        "sweep",
+    ),
 )  # fmt: skip

@@ -5,10 +5,15 @@
   a diverged run, gives no optimum (a note says which side to extend), never a fake one.
 * **optimum per width**: the mean of ``log2 η*`` over the seeds that have one, with a percentile-bootstrap
   interval over those seeds.
-* **drift**: ``η* ≈ c · d^β`` fitted by :func:`~mhc_mup.stats.fitting.fit_power_law` on the per-seed optima at each
-  width (statistic: their geometric mean; interval: the union of the bootstrap over seeds and the regression
-  t-interval across widths). Verdict: **transfers** when the whole interval of ``β`` lies in ``±tolerance``,
-  **drifts** (η* grows / shrinks with width) when ``β`` lies outside the band, **unclear** otherwise.
+* **joint drift** (the headline, :mod:`~mhc_mup.training.transfer.joint`): every width and seed near the
+  optimum in one fit, ``L = c_g + a(d)·(x − x₀ − β·log2 d)²·(1 + κ·(x − x*))``; ``β``'s interval is the union of
+  the fit's t-interval and a bootstrap over seeds. A width whose loss is flat within the seeds' noise has no
+  optimum. The ``joint_*`` columns of ``drift.csv``; ``joint_log2_opt`` and ``flat`` in ``optima.csv``.
+* **drift** (per-seed optima, kept for comparison): ``η* ≈ c · d^β`` fitted by
+  :func:`~mhc_mup.stats.fitting.fit_power_law` on the per-seed optima at each width (statistic: their geometric
+  mean; interval: the union of the bootstrap over seeds and the regression t-interval across widths). Verdict:
+  **transfers** when the whole interval of ``β`` lies in ``±tolerance``, **drifts** (η* grows / shrinks with
+  width) when ``β`` lies outside the band, **unclear** otherwise.
 
 Diverged runs are kept in the tables and left out of the parabola fits.
 """
@@ -28,29 +33,43 @@ from mhc_mup.stats.fitting import bootstrap_estimate, fit_power_law
 from mhc_mup.stats.readings import DECAYS, GROWS, O1, classify
 from mhc_mup.stats.readings import UNCLEAR as UNCLEAR_READING
 from mhc_mup.training.transfer.config import TransferConfig, log2_key
+from mhc_mup.training.transfer.joint import joint_drift, width_curves
+from mhc_mup.training.transfer.routing import ROUTING_STATS
 
 __all__ = [
-    "CURVE_COLUMNS", "DRIFTS", "DRIFT_COLUMNS", "OPTIMA_COLUMNS", "SEED_OPTIMA_COLUMNS", "TRANSFERS",
-    "TRANSFER_COLUMNS", "UNCLEAR", "ParabolaFit", "TransferResult", "Verdict", "analyse", "curves_table", "drift_row",
-    "drift_sentence", "fit_parabola", "runs_table",
+    "CURVE_COLUMNS", "DRIFTS", "DRIFT_COLUMNS", "JOINT_COLUMNS", "OPTIMA_COLUMNS", "ROUTING_COLUMNS",
+    "ROUTING_TABLE_COLUMNS", "SEED_OPTIMA_COLUMNS", "TRANSFERS", "TRANSFER_COLUMNS", "UNCLEAR", "ParabolaFit",
+    "TransferResult", "Verdict", "analyse", "curves_table", "drift_row", "drift_sentence", "fit_parabola",
+    "joint_sentence", "routing_table", "runs_table",
 ]  # fmt: skip
+
+ROUTING_COLUMNS = (*ROUTING_STATS, *(f"{k}_init" for k in ROUTING_STATS))
+"""What each mHC run's routing does at its end and at its start (:mod:`~mhc_mup.training.transfer.routing`)."""
+ROUTING_TABLE_COLUMNS = ("config", "width", "value", "n_seeds", *ROUTING_COLUMNS)
 
 TRANSFER_COLUMNS = (
     "config", "width", "seed", "lr", "log2_lr", "final_train_loss", "final_val_loss", "initial_loss", "diverged",
-    "diverged_reason", "steps_done", "tokens_per_s", "seconds", "device", "mhc_kernels",
+    "diverged_reason", "steps_done", "tokens_per_s", "seconds", "device", "mhc_kernels", "hyper", "value",
+    *ROUTING_COLUMNS,
 )  # fmt: skip
 SEED_OPTIMA_COLUMNS = (
     "config", "width", "seed", "log2_lr_opt", "lr_opt", "loss_at_opt", "curvature", "argmin_log2_lr", "edge", "note",
 )  # fmt: skip
 OPTIMA_COLUMNS = (
     "config", "width", "log2_lr_opt", "lr_opt", "ci_low", "ci_high", "loss_at_opt", "n_seeds_fit", "n_seeds",
-    "argmin_log2_lr", "note",
+    "argmin_log2_lr", "note", "joint_log2_opt", "flat",
 )  # fmt: skip
+JOINT_COLUMNS = (
+    "joint_exponent", "joint_low", "joint_high", "joint_se", "joint_fit_low", "joint_fit_high", "joint_boot_low",
+    "joint_boot_high", "joint_sigma", "joint_widths", "joint_verdict", "joint_direction", "flat_widths",
+    "joint_note",
+)  # fmt: skip
+"""The joint fit's columns of ``drift.csv`` (:mod:`~mhc_mup.training.transfer.joint`), after today's."""
 DRIFT_COLUMNS = (
     "config", "exponent", "ci_low", "ci_high", "boot_low", "boot_high", "ols_low", "ols_high", "r2", "n_widths",
-    "tolerance", "verdict", "direction", "note",
+    "tolerance", "verdict", "direction", "note", *JOINT_COLUMNS,
 )  # fmt: skip
-CURVE_COLUMNS = ("config", "width", "seed", "lr", "split", "step", "loss")
+CURVE_COLUMNS = ("config", "width", "seed", "lr", "split", "step", "loss", "value")
 
 
 class Verdict(StrEnum):
@@ -77,6 +96,7 @@ class TransferResult:
     missing: int = 0
     executed: int = 0
     notes: list[str] = field(default_factory=list)
+    routing: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(ROUTING_TABLE_COLUMNS)))
 
 
 # ── the optimum of one seed's curve ────────────────────────────────────────────────────────────
@@ -138,35 +158,72 @@ def analyse(cfg: TransferConfig, records: list[dict]) -> TransferResult:
     seed_rows, opt_rows, drift_rows = [], [], []
     for c in cfg.grid.configs:
         per_width: dict[int, list[float]] = {}
+        of_config = runs[runs.config == c.name]
+        loss_grids = [wc for w in cfg.grid.widths if (wc := width_curves(cfg, of_config[of_config.width == w]))]
+        joint_row, joint_widths = joint_drift(cfg, loss_grids, cfg.sweep.symbol)
         for w in cfg.grid.widths:
-            fits = _seed_fits(cfg, runs[(runs.config == c.name) & (runs.width == w)])
+            fits = _seed_fits(cfg, of_config[of_config.width == w])
             seed_rows += [_seed_row(c.name, w, s, fit) for s, fit in fits]
             row, optima = _width_optimum(cfg, c.name, w, fits)
+            row, optima = _with_joint(row, optima, *joint_widths.get(w, (False, math.nan)))
             opt_rows.append(row)
             if optima:
                 per_width[w] = optima
-        drift_rows.append(drift_row(cfg, c.name, per_width))
+        drift_rows.append(drift_row(cfg, c.name, per_width) | joint_row)
     seed_optima = pd.DataFrame(seed_rows, columns=list(SEED_OPTIMA_COLUMNS))
     optima = pd.DataFrame(opt_rows, columns=list(OPTIMA_COLUMNS))
     drift = pd.DataFrame(drift_rows, columns=list(DRIFT_COLUMNS))
-    return TransferResult(cfg, runs, curves, seed_optima, optima, drift, notes=_divergence_notes(runs))
+    result = TransferResult(cfg, runs, curves, seed_optima, optima, drift, notes=_divergence_notes(runs))
+    result.routing = routing_table(runs)
+    return result
 
 
 def runs_table(records: list[dict]) -> pd.DataFrame:
-    """One row per run (:data:`TRANSFER_COLUMNS`)."""
-    runs = pd.DataFrame([{c: r.get(c) for c in TRANSFER_COLUMNS} for r in records], columns=list(TRANSFER_COLUMNS))
-    for col in ("final_train_loss", "final_val_loss", "initial_loss", "tokens_per_s", "seconds"):
+    """One row per run (:data:`TRANSFER_COLUMNS`); ``value`` is the swept value (runs stored before other
+    hyperparameters could be swept are lr runs: ``hyper`` lr, ``value`` their lr)."""
+    rows = [{c: r.get(c) for c in TRANSFER_COLUMNS} | {"hyper": r.get("hyper", "lr"), "value": r.get("value", r["lr"])}
+            | _routing_of(r) for r in records]  # fmt: skip
+    runs = pd.DataFrame(rows, columns=list(TRANSFER_COLUMNS))
+    for col in ("final_train_loss", "final_val_loss", "initial_loss", "tokens_per_s", "seconds", "value",
+                *ROUTING_COLUMNS):  # fmt: skip
         runs[col] = runs[col].astype(float)
     return runs
+
+
+def _routing_of(record: dict) -> dict:
+    """The record's routing statistics as :data:`ROUTING_COLUMNS` (NaN for a control or a run stored before
+    they were recorded)."""
+    end, start = record.get("routing") or {}, record.get("routing_init") or {}
+    out = {k: end.get(k) for k in ROUTING_STATS} | {f"{k}_init": start.get(k) for k in ROUTING_STATS}
+    return {k: math.nan if v is None else v for k, v in out.items()}
+
+
+def routing_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per configuration and width (:data:`ROUTING_TABLE_COLUMNS`): the routing statistics, mean over seeds, of
+    the runs at the grid value with the lowest seed-mean loss (the best runs of that width); mHC runs only, in
+    the configurations' order and increasing width."""
+    rows = []
+    hc = runs[runs.comb_rms.notna() | runs.comb_rms_init.notna()]
+    order = list(dict.fromkeys(hc.config))
+    for name, width in sorted(set(zip(hc.config, hc.width, strict=True)), key=lambda k: (order.index(k[0]), k[1])):
+        sel = hc[(hc.config == name) & (hc.width == width)]
+        ok = sel[~sel.diverged.astype(bool)]
+        if ok.empty:
+            continue
+        best = ok.groupby("value").final_val_loss.mean().idxmin()
+        at = ok[ok.value == best]
+        rows.append({"config": name, "width": width, "value": best, "n_seeds": len(at)}
+                    | {k: float(at[k].mean()) for k in ROUTING_COLUMNS})  # fmt: skip
+    return pd.DataFrame(rows, columns=list(ROUTING_TABLE_COLUMNS))
 
 
 def curves_table(records: list[dict]) -> pd.DataFrame:
     """Every training loss and every validation point of every run (:data:`CURVE_COLUMNS`)."""
     rows = []
     for r in records:
-        base = (r["config"], r["width"], r["seed"], r["lr"])
-        rows += [(*base, "train", k + 1, v) for k, v in enumerate(r["train_loss"])]
-        rows += [(*base, "val", int(step), v) for step, v in r["val_curve"]]
+        base, value = (r["config"], r["width"], r["seed"], r["lr"]), r.get("value", r["lr"])
+        rows += [(*base, "train", k + 1, v, value) for k, v in enumerate(r["train_loss"])]
+        rows += [(*base, "val", int(step), v, value) for step, v in r["val_curve"]]
     return pd.DataFrame(rows, columns=list(CURVE_COLUMNS))
 
 
@@ -184,18 +241,18 @@ def _seed_fit(cfg: TransferConfig, sel: pd.DataFrame) -> ParabolaFit:
     """The parabola's optimum over one seed's runs, once every learning rate of the grid has run; the
     diverged runs left out of it and named in its note."""
     lrs = cfg.grid.lrs
-    stored = set(map(log2_key, sel.lr))
+    stored = set(map(log2_key, sel.value))
     missing = [lr for lr in lrs if log2_key(lr) not in stored]
     if missing:
         note = f"{len(missing)} of {len(lrs)} runs not finished yet"
         return ParabolaFit(math.nan, math.nan, math.nan, math.nan, "", note)
-    by_lr = {log2_key(lr): v for lr, v, dv in zip(sel.lr, sel.final_val_loss, sel.diverged, strict=True) if not dv}
+    by_lr = {log2_key(x): v for x, v, dv in zip(sel.value, sel.final_val_loss, sel.diverged, strict=True) if not dv}
     losses = [by_lr.get(log2_key(lr), math.nan) for lr in lrs]
     fit = fit_parabola([math.log2(lr) for lr in lrs], losses, cfg.analysis.fit_halfwidth)
     diverged = sel.diverged.astype(bool)
     if not diverged.any():
         return fit
-    div = ", ".join(f"2^{x:.2f}" for x in sorted(np.log2(sel.lr[diverged])))
+    div = ", ".join(f"2^{x:.2f}" for x in sorted(np.log2(sel.value[diverged])))
     note = "; ".join(filter(None, [fit.note, f"diverged, left out of the fit: η = {div}"]))
     return dataclasses.replace(fit, note=note)
 
@@ -233,6 +290,17 @@ def _width_optimum(
         "argmin_log2_lr": float(np.median(argmins)) if argmins else math.nan, "note": "; ".join(notes),
     }  # fmt: skip
     return row, list(2.0**values)
+
+
+def _with_joint(row: dict, optima: list[float], flat: bool, joint_x: float) -> tuple[dict, list[float]]:
+    """The width's row with the joint fit's optimum; at a width where the loss is flat within the seeds'
+    noise, no optimum (the per-seed parabolas' vertices there are noise) and a note saying so."""
+    row = row | {"joint_log2_opt": joint_x, "flat": flat}
+    if not flat:
+        return row, optima
+    note = "; ".join(filter(None, [row["note"], "loss flat within the seeds' noise: no optimum"]))
+    blank = dict.fromkeys(("log2_lr_opt", "lr_opt", "ci_low", "ci_high", "loss_at_opt"), math.nan)
+    return row | blank | {"note": note}, []
 
 
 def _divergence_notes(runs: pd.DataFrame) -> list[str]:
@@ -295,4 +363,21 @@ def drift_sentence(row: Mapping, confidence: float = 0.95) -> str:
         return f"{head}; the whole interval lies inside ±{tol:g}: the optimal learning rate transfers."
     if row["verdict"] == DRIFTS:
         return f"{head}; the exponent lies outside ±{tol:g}: it drifts ({row['direction']})."
+    return f"{head}; the interval is neither inside ±{tol:g} nor clear of 0: unclear (more seeds or widths)."
+
+
+def joint_sentence(row: Mapping, confidence: float = 0.95, symbol: str = "η*") -> str:
+    """One sentence per configuration from the joint fit's columns of its drift row."""
+    name, tol = row["config"], row["tolerance"]
+    note = f" ({row['joint_note']})" if row["joint_note"] else ""
+    if not math.isfinite(row["joint_exponent"]):
+        return f"{name}: no joint fit{note}; verdict unclear."
+    head = (
+        f"{name}: {symbol} ∝ d^{row['joint_exponent']:+.3f} ({confidence:.0%} interval [{row['joint_low']:+.3f}, "
+        f"{row['joint_high']:+.3f}], joint fit of {row['joint_widths']} widths){note}"
+    )
+    if row["joint_verdict"] == TRANSFERS:
+        return f"{head}; the whole interval lies inside ±{tol:g}: it transfers."
+    if row["joint_verdict"] == DRIFTS:
+        return f"{head}; the exponent lies outside ±{tol:g}: it drifts ({row['joint_direction']})."
     return f"{head}; the interval is neither inside ±{tol:g} nor clear of 0: unclear (more seeds or widths)."

@@ -25,6 +25,7 @@ from mhc_mup.training.config import ModelShape, TrainingRecipe, check_at_least
 from mhc_mup.training.model import STREAM_DTYPES, stream_probe
 from mhc_mup.training.step import precision_of
 from mhc_mup.training.transfer.configurations import BUILTIN_CONFIGS, DEFAULT_CONFIGS, Configuration
+from mhc_mup.training.transfer.hyper import SweptValue
 
 __all__ = [
     "CUDA_GRAPH_CHOICES", "IMPLICIT_SETTINGS", "Numerics", "RunKey", "RunRecipe", "RunSettings", "RunSpec",
@@ -32,9 +33,9 @@ __all__ = [
 ]  # fmt: skip
 
 CUDA_GRAPH_CHOICES = ("auto", "on", "off")
-IMPLICIT_SETTINGS = {"hc_eps": MHCShape().hc_eps, "norm_eps": MHCShape().norm_eps}
+IMPLICIT_SETTINGS = {"hc_eps": MHCShape().hc_eps, "norm_eps": MHCShape().norm_eps, "hyper": "lr", "base_lr": None}
 """Settings the first sweep format did not store because they could not change: a folder stores them only
-when they differ from these values, and a folder without them was made with these values."""
+when they differ from these values, and a folder without them was made with these values (an lr sweep)."""
 
 
 def log2_key(lr: float) -> str:
@@ -53,7 +54,8 @@ def lr_grid(lr_min: float, lr_max: float, points: int) -> tuple[float, ...]:
 
 @dataclass(frozen=True)
 class SweepGrid:
-    """Configurations × widths × seeds × base learning rates (increasing, distinct in ``log2`` to 1e-4)."""
+    """Configurations × widths × seeds × the swept values ``lrs`` (increasing, distinct in ``log2`` to 1e-4):
+    base learning rates in an lr sweep, multipliers of the rule's value otherwise (:class:`SweptValue`)."""
 
     configs: tuple[Configuration, ...] = tuple(BUILTIN_CONFIGS[n] for n in DEFAULT_CONFIGS)
     widths: tuple[int, ...] = (64, 128, 256, 512)
@@ -140,46 +142,52 @@ class Numerics:
 
 @dataclass(frozen=True)
 class TransferAnalysis:
-    """The parabola through the argmin and ``fit_halfwidth`` neighbours on each side; the drift fit's settings;
-    **transfers** when the drift exponent's interval lies in ``±tolerance``."""
+    """The parabola through the argmin and ``fit_halfwidth`` neighbours on each side; the joint fit's window,
+    the argmin and up to ``joint_halfwidth`` points on each side (:mod:`~mhc_mup.training.transfer.joint`); the
+    drift fits' settings; **transfers** when the drift exponent's interval lies in ``±tolerance``."""
 
     fit_halfwidth: int = 1
     tolerance: float = 0.1
     fit: FitSettings = field(default_factory=FitSettings)
+    joint_halfwidth: int = 2
 
     def __post_init__(self) -> None:
-        check_at_least(self, 1, ("fit_halfwidth",))
+        check_at_least(self, 1, ("fit_halfwidth", "joint_halfwidth"))
         if not (math.isfinite(self.tolerance) and self.tolerance > 0):
             raise TransferError(f"tolerance must be a positive finite number, got {self.tolerance!r}")
 
 
 @dataclass(frozen=True)
 class RunKey:
-    """One grid point."""
+    """One grid point: ``lr`` is the swept value (a learning rate when ``hyper`` is ``lr``, else a multiplier)."""
 
     config: str
     width: int
     seed: int
     lr: float
+    hyper: str = "lr"
 
     def path(self, out: Path) -> Path:
         folder = Path(out) / "runs" / self.config / f"d{self.width}" / f"seed{self.seed}"
-        return folder / f"log2lr{log2_key(self.lr)}.json"
+        return folder / f"log2{self.hyper}{log2_key(self.lr)}.json"
 
     def label(self) -> str:
-        return f"{self.config} d={self.width} seed {self.seed} η=2^{math.log2(self.lr):.2f}"
+        what = "η" if self.hyper == "lr" else self.hyper
+        return f"{self.config} d={self.width} seed {self.seed} {what}=2^{math.log2(self.lr):.2f}"
 
 
 @dataclass(frozen=True)
 class RunSettings:
     """What a run's result depends on besides its grid point and configuration: compared on resume, stored
-    with every run. ``base_d`` is the width at which µP and SP coincide; ``precision`` follows the device."""
+    with every run. ``base_d`` is the width at which µP and SP coincide; ``precision`` follows the device;
+    ``sweep`` what the grid's values are."""
 
     recipe: RunRecipe
     model: ModelShape
     base_d: int
     precision: str
     numerics: Numerics
+    sweep: SweptValue = field(default_factory=SweptValue)
 
     def identity(self) -> dict:
         """Every leaf, ``{name: value}``, less the :data:`IMPLICIT_SETTINGS` at their implicit values."""
@@ -188,8 +196,8 @@ class RunSettings:
 
 @dataclass(frozen=True)
 class RunSpec:
-    """Everything one run needs: its grid point, its configuration and the sweep's run settings. Frozen and
-    picklable: it is what the process pool and Ray send to a worker."""
+    """Everything one run needs: its grid point (``lr``: the swept value), its configuration and the sweep's run
+    settings. Frozen and picklable: it is what the process pool and Ray send to a worker."""
 
     configuration: Configuration
     width: int
@@ -199,15 +207,16 @@ class RunSpec:
 
     @property
     def key(self) -> RunKey:
-        return RunKey(self.configuration.name, self.width, self.seed, self.lr)
+        return RunKey(self.configuration.name, self.width, self.seed, self.lr, self.settings.sweep.hyper)
 
 
 @dataclass(frozen=True)
 class TransferConfig(FlatView):
     """The grid, the model's shape, what each run does (:class:`RunRecipe`) and computes with
     (:class:`Numerics`), the analysis, the base width (``None``: the smallest width) and the device
-    (``"auto"``: CUDA when present). Each run trains with base LR ``η``; each parameter group steps with ``η`` ×
-    its multiplier (:mod:`~mhc_mup.training.width_rules`)."""
+    (``"auto"``: CUDA when present), and what is swept (``sweep``: the base LR, or a multiplier on top of
+    ``base_lr``). Each run trains with base LR ``η``; each parameter group steps with ``η`` × its multiplier
+    (:mod:`~mhc_mup.training.width_rules`)."""
 
     grid: SweepGrid = field(default_factory=SweepGrid)
     model: ModelShape = field(default_factory=ModelShape)
@@ -216,6 +225,7 @@ class TransferConfig(FlatView):
     analysis: TransferAnalysis = field(default_factory=TransferAnalysis)
     base_d: int | None = None
     device: str = "auto"
+    sweep: SweptValue = field(default_factory=SweptValue)
 
     def __post_init__(self) -> None:
         if self.base_d is not None and self.base_d < 1:
@@ -231,6 +241,9 @@ class TransferConfig(FlatView):
         need = 2 * self.analysis.fit_halfwidth + 1
         if len(self.grid.lrs) < need:
             raise TransferError(f"a parabola fit needs at least {need} learning rates, got {len(self.grid.lrs)}")
+        plain = [c.name for c in self.grid.configs if not c.hc]
+        if self.sweep.spec.needs_mhc and plain:
+            raise TransferError(f"--sweep {self.sweep.hyper} acts on the mHC generator; {plain[0]!r} has none")
         for c in self.grid.configs:
             if c.hc_param is not None:
                 try:
@@ -270,7 +283,7 @@ class TransferConfig(FlatView):
         if graphs == "auto":
             graphs = "on" if device.type == "cuda" else "off"
         numerics = dataclasses.replace(self.numerics, cuda_graphs=graphs)
-        return RunSettings(self.recipe, self.model, self.base_width, precision_of(device), numerics)
+        return RunSettings(self.recipe, self.model, self.base_width, precision_of(device), numerics, self.sweep)
 
     def settings(self) -> dict:
         """What identifies the sweep's folder: :meth:`RunSettings.identity` of :meth:`run_settings`."""
@@ -281,7 +294,7 @@ class TransferConfig(FlatView):
         (the longest runs start early, so parallel workers finish together)."""
         g = self.grid
         return [
-            RunKey(c.name, w, s, lr)
+            RunKey(c.name, w, s, lr, self.sweep.hyper)
             for s in range(g.seeds)
             for w in sorted(g.widths, reverse=True)
             for c in g.configs
@@ -296,11 +309,18 @@ class TransferConfig(FlatView):
         return RunSpec(self.config_named(key.config), key.width, key.seed, key.lr, settings or self.run_settings())
 
     def describe(self) -> str:
-        train, shape, lrs = self.recipe.train, self.model, self.grid.lrs
+        train, shape = self.recipe.train, self.model
         return (
             f"{train.optimizer} for {train.steps} steps of {train.batch_size}×{train.seq_len} bytes (warmup "
             f"{self.recipe.warmup:g}, cosine to 0.1×); depth {shape.depth}, {shape.heads} heads, "
             f"n_s={shape.mhc.n_s}, K={shape.mhc.K}; base width {self.base_width}; {self.grid.seeds} seed(s); "
-            f"η = 2^{math.log2(lrs[0]):.2f} … 2^{math.log2(lrs[-1]):.2f} ({len(lrs)} points)"
+            + self._describe_grid()
             + ("; bf16 residual streams" if self.numerics.stream_dtype == "bfloat16" else "")
         )
+
+    def _describe_grid(self) -> str:
+        lrs, sweep = self.grid.lrs, self.sweep
+        span = f"2^{math.log2(lrs[0]):.2f} … 2^{math.log2(lrs[-1]):.2f} ({len(lrs)} points)"
+        if sweep.hyper == "lr":
+            return f"η = {span}"
+        return f"{sweep.hyper} ({sweep.spec.what}) = {span} × the rule's, at η = 2^{math.log2(sweep.base_lr):.2f}"

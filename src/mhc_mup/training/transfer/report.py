@@ -13,10 +13,12 @@ from mhc_mup.training.transfer.analysis import (
     CURVE_COLUMNS,
     DRIFT_COLUMNS,
     OPTIMA_COLUMNS,
+    ROUTING_TABLE_COLUMNS,
     SEED_OPTIMA_COLUMNS,
     TRANSFER_COLUMNS,
     TransferResult,
     drift_sentence,
+    joint_sentence,
 )
 
 __all__ = ["build_transfer_report", "transfer_figure", "write_outputs"]
@@ -24,7 +26,8 @@ __all__ = ["build_transfer_report", "transfer_figure", "write_outputs"]
 
 def transfer_figure(result: TransferResult):
     """Final validation loss (mean over seeds) vs log2 η, one panel per configuration, one line per width;
-    the optimum (star, with its interval) and diverged runs (×, at the panel's top) marked."""
+    the per-seed optimum (star, with its interval), the joint fit's (tick at the foot) and diverged runs (×, at
+    the panel's top) marked."""
     import matplotlib.pyplot as plt
 
     from mhc_mup.reporting.style import MARKERS, OKABE_ITO
@@ -37,12 +40,12 @@ def transfer_figure(result: TransferResult):
         for i, w in enumerate(sorted(cfg.grid.widths)):
             _plot_width(ax, result, c.name, w, OKABE_ITO[i % len(OKABE_ITO)], MARKERS[i % len(MARKERS)], ylim)
         ax.set_title(_panel_title(result, c.name), fontsize=9)
-        ax.set_xlabel("log2 learning rate η")
+        ax.set_xlabel(cfg.sweep.axis)
         ax.set_ylim(*ylim)
         ax.grid(True, alpha=0.3)
     axes[0][0].set_ylabel("final validation loss (nats/byte, mean over seeds)")
     if axes[0][-1].get_legend_handles_labels()[0]:
-        legend_title = "width (★ optimum, × diverged,\n▷ ◁ minimum at the grid's edge)"
+        legend_title = "width (★ optimum per seed, | joint fit's,\n× diverged, ▷ ◁ minimum at the grid's edge)"
         axes[0][-1].legend(fontsize=8, frameon=False, title=legend_title, title_fontsize=8)
     fig.tight_layout()
     return fig
@@ -67,7 +70,7 @@ def _plot_width(ax, result: TransferResult, name: str, width: int, colour: str, 
     sel = runs[(runs.config == name) & (runs.width == width)]
     if sel.empty:
         return
-    x = np.log2(sel.lr.astype(float))
+    x = np.log2(sel.value.astype(float))
     ok = sel.assign(x=x)[~sel.diverged.astype(bool)]
     mean = ok.groupby("x").final_val_loss.mean()
     ax.plot(mean.index, mean.values, color=colour, marker=marker, ms=4, lw=1.3, label=f"d={width}")
@@ -80,6 +83,9 @@ def _plot_width(ax, result: TransferResult, name: str, width: int, colour: str, 
         if math.isfinite(lo):
             ax.errorbar([xo], [yo], xerr=[[xo - lo], [hi - xo]], color=colour, capsize=3, lw=1)
         ax.plot([xo], [yo], marker="*", ms=13, color=colour, markeredgecolor="black", mew=0.6, ls="none")
+    if len(o) and math.isfinite(o.joint_log2_opt.iloc[0]):
+        # the joint fit's optimum at this width: a tick at the panel's foot
+        ax.plot([o.joint_log2_opt.iloc[0]], [ylim[0] + pad_of(ylim)], marker="|", ms=14, mew=2, color=colour, ls="none")
     edges = result.seed_optima[(result.seed_optima.config == name) & (result.seed_optima.width == width)]
     for edge, tri in (("low", "<"), ("high", ">")):
         # a seed's minimum at the grid's edge or next to a diverged run: an open triangle at that minimum
@@ -90,13 +96,69 @@ def _plot_width(ax, result: TransferResult, name: str, width: int, colour: str, 
 
 
 def _panel_title(result: TransferResult, name: str) -> str:
-    """The configuration's name and, when fitted, its drift exponent, interval and verdict."""
+    """The configuration's name and, when fitted, its drift exponent, interval and verdict (the joint fit's;
+    the per-seed estimator's when there is no joint fit)."""
     d = result.drift[result.drift.config == name]
-    if not (len(d) and math.isfinite(d.exponent.iloc[0])):
+    if not len(d):
         return name
     r = d.iloc[0]
+    if math.isfinite(r.joint_exponent):
+        return f"{name}\nη* ∝ d^{r.joint_exponent:+.2f} [{r.joint_low:+.2f}, {r.joint_high:+.2f}]: {r.joint_verdict}"
+    if not math.isfinite(r.exponent):
+        return name
     interval = f"[{r.ci_low:+.2f}, {r.ci_high:+.2f}]" if math.isfinite(r.ci_low) else "(no interval)"
-    return f"{name}\nη* ∝ d^{r.exponent:+.2f} {interval}: {r.verdict}"
+    return f"{name}\nη* ∝ d^{r.exponent:+.2f} {interval}: {r.verdict} (per-seed optima)"
+
+
+def _method(result: TransferResult) -> str:
+    """How both drift estimates are made, with the sweep's own settings."""
+    a, recipe = result.config.analysis, result.config.recipe
+    return (
+        f"Joint fit: every run within {a.joint_halfwidth} grid point(s) of each width's argmin of the seed-mean "
+        f"final validation loss, all widths and seeds at once, L = c_curve + a(d)·t²·(1 + κ·t) with "
+        f"t = log2 η − x0 − β·log2 d (a free height per width and seed, curvature log-linear in width, a shared skew); "
+        f"interval = the fit's t-interval (widened by √F when the widths' optima leave the line) united with a "
+        f"bootstrap over seeds. A width whose loss does not depend on η beyond the seeds' noise (F-test) is flat: "
+        f"no optimum there. Per-seed optima (the earlier estimator, for comparison): the vertex of a parabola "
+        f"through each seed's argmin and its {a.fit_halfwidth} neighbour(s) on each side; per width the mean of "
+        f"log2 η* with a bootstrap interval; η* ≈ c·d^β by least squares on the per-seed optima, interval = union "
+        f"of the bootstrap over seeds and the regression t-interval. A run diverged when a loss was not finite or "
+        f"above {recipe.divergence_factor:g}× its first-step loss."
+    )
+
+
+def _routing_blocks(result: TransferResult) -> list:
+    """Is the mHC routing alive? The routing statistics per configuration and width, start → end of training,
+    at each width's best grid value; nothing for a sweep without mHC runs."""
+    from mhc_mup.reporting.blocks import Heading, Paragraph, Table
+
+    if result.routing.empty:
+        return []
+    moved = [
+        [r["config"], str(r["width"]), f"2^{math.log2(r['value']):.2f}", str(r["n_seeds"]),
+         *(f"{_fmt(r[k + '_init'], '.3g')} → {_fmt(r[k], '.3g')}" for k in ROUTING_TABLE_COLUMNS[4:9])]
+        for r in result.routing.to_dict("records")
+    ]  # fmt: skip
+    return [
+        Heading("Is the mHC routing alive?"),
+        Paragraph(
+            "At the start → the end of each run, on the first validation batch: the RMS of the comb, pre and post "
+            "gate logits over every sublayer, and the Frobenius distance of each sublayer's token-mean comb from "
+            "the uniform matrix 11ᵀ/n_s and from the identity (averaged over sublayers); mean over seeds, at the "
+            "grid value with the lowest mean loss at that width. Routing that learns moves these at every width; "
+            "routing that stays at its initial value does not move them at large width."
+        ),
+        Table(["configuration", "width", "at", "seeds", "comb logits RMS", "pre logits RMS", "post logits RMS",
+               "comb to uniform", "comb to identity"], moved),
+    ]  # fmt: skip
+
+
+def _interval(low: float, high: float) -> str:
+    return f"[{_fmt(low, '+.3f')}, {_fmt(high, '+.3f')}]"
+
+
+def _verdict(verdict: str, direction: str) -> str:
+    return f"{verdict}{' (' + direction + ')' if direction else ''}"
 
 
 def pad_of(ylim: tuple[float, float]) -> float:
@@ -113,30 +175,34 @@ def build_transfer_report(result: TransferResult, png: bytes):
     from mhc_mup.reporting.blocks import FigureBlock, Heading, Paragraph, Report, Table
 
     cfg = result.config
+    conf = cfg.analysis.fit.confidence
+    rows = result.drift.to_dict("records")
     blocks: list = [Heading("Drift of the optimal learning rate")]
-    blocks += [Paragraph(drift_sentence(r, cfg.analysis.fit.confidence)) for r in result.drift.to_dict("records")]
-    blocks.append(Paragraph(
-        f"η* per seed: vertex of a parabola in log2 η through the argmin of the final validation loss and its "
-        f"{cfg.analysis.fit_halfwidth} neighbour(s) on each side; per width: mean of log2 η* over seeds with a "
-        f"bootstrap interval; drift: η* ≈ c·d^β by least squares on the per-seed optima (geometric mean per "
-        f"width), interval = union of the bootstrap over seeds and the regression t-interval. A run diverged "
-        f"when a loss was not finite or above {cfg.recipe.divergence_factor:g}× its first-step loss."
-    ))  # fmt: skip
+    blocks += [Paragraph(joint_sentence(r, conf)) for r in rows]
+    blocks.append(Paragraph(_method(result)))
     blocks.append(Table(
-        ["configuration", "β (η* ∝ d^β)", f"{cfg.analysis.fit.confidence:.0%} interval", "widths", "verdict", "note"],
-        [[r["config"], _fmt(r["exponent"], "+.3f"), f"[{_fmt(r['ci_low'], '+.3f')}, {_fmt(r['ci_high'], '+.3f')}]",
-          str(r["n_widths"]), f"{r['verdict']}{' (' + r['direction'] + ')' if r['direction'] else ''}", r["note"]]
-         for r in result.drift.to_dict("records")],
-        f"Drift of log η* against log d; transfers when the interval lies inside ±{cfg.analysis.tolerance:g}",
+        ["configuration", "joint β", f"{conf:.0%} interval", "verdict", "per-seed β", f"{conf:.0%} interval",
+         "verdict", "note"],
+        [[r["config"], _fmt(r["joint_exponent"], "+.3f"), _interval(r["joint_low"], r["joint_high"]),
+          _verdict(r["joint_verdict"], r["joint_direction"]), _fmt(r["exponent"], "+.3f"),
+          _interval(r["ci_low"], r["ci_high"]), _verdict(r["verdict"], r["direction"]),
+          "; ".join(filter(None, [r["joint_note"], r["note"]]))]
+         for r in rows],
+        f"Drift of log η* against log d by both estimators; transfers when the interval lies inside "
+        f"±{cfg.analysis.tolerance:g}",
     ))  # fmt: skip
+    blocks += [Paragraph(f"Per-seed optima: {drift_sentence(r, conf)}") for r in rows]
     blocks.append(Heading("Optimal learning rate per width"))
     blocks.append(Table(
-        ["configuration", "width", "log2 η*", "interval", "η*", "loss at η*", "seeds fitted", "note"],
+        ["configuration", "width", "log2 η* (per seed)", "interval", "η*", "loss at η*", "seeds fitted",
+         "log2 η* (joint)", "note"],
         [[r["config"], str(r["width"]), _fmt(r["log2_lr_opt"], "+.2f"),
           f"[{_fmt(r['ci_low'], '+.2f')}, {_fmt(r['ci_high'], '+.2f')}]", _fmt(r["lr_opt"], ".3g"),
-          _fmt(r["loss_at_opt"], ".4f"), f"{r['n_seeds_fit']}/{r['n_seeds']}", r["note"]]
+          _fmt(r["loss_at_opt"], ".4f"), f"{r['n_seeds_fit']}/{r['n_seeds']}", _fmt(r["joint_log2_opt"], "+.2f"),
+          r["note"]]
          for r in result.optima.to_dict("records")],
     ))  # fmt: skip
+    blocks += _routing_blocks(result)
     blocks.append(FigureBlock("transfer.png", "Final validation loss vs learning rate, one line per width", png))
     blocks.append(Heading("Settings and cost"))
     runs = result.runs
@@ -152,7 +218,8 @@ def build_transfer_report(result: TransferResult, png: bytes):
     blocks.append(Paragraph(f"Each run: {cfg.describe()}. {cost}"))
     for note in result.notes:
         blocks.append(Paragraph(note))
-    return Report("Learning-rate transfer across width", blocks)
+    what = "Learning-rate" if cfg.sweep.hyper == "lr" else f"{cfg.sweep.hyper} ({cfg.sweep.spec.what})"
+    return Report(f"{what} transfer across width", blocks)
 
 
 def _csv(frame: pd.DataFrame, columns: tuple[str, ...]) -> str:
@@ -160,7 +227,8 @@ def _csv(frame: pd.DataFrame, columns: tuple[str, ...]) -> str:
 
 
 def write_outputs(result: TransferResult, out: str | Path) -> list[Path]:
-    """Write ``transfer.csv``, ``curves.csv``, ``optima_seeds.csv``, ``optima.csv``, ``drift.csv``, the report
+    """Write ``transfer.csv``, ``curves.csv``, ``optima_seeds.csv``, ``optima.csv``, ``drift.csv``,
+    ``routing.csv``, the report
     (``transfer_report.md`` / ``.html``) and ``transfer.png`` into ``out``; every content is made before the
     first write."""
     from mhc_mup.reporting.blocks import render_html, render_markdown
@@ -174,6 +242,7 @@ def write_outputs(result: TransferResult, out: str | Path) -> list[Path]:
         "optima_seeds.csv": _csv(result.seed_optima, SEED_OPTIMA_COLUMNS),
         "optima.csv": _csv(result.optima, OPTIMA_COLUMNS),
         "drift.csv": _csv(result.drift, DRIFT_COLUMNS),
+        "routing.csv": _csv(result.routing, ROUTING_TABLE_COLUMNS),
         # report.py links figures under figures/; this report keeps its one figure beside it
         "transfer_report.md": render_markdown(report).replace("](figures/transfer.png)", "](transfer.png)"),
         "transfer_report.html": render_html(report),

@@ -6,7 +6,9 @@ Stages: build the model, optimizer and schedule; train (eagerly, or each step on
 divergence (a training loss not finite or above ``divergence_factor`` × the first) and measuring the validation
 loss every ``eval_every`` steps; measure the final validation loss (divergence again); assemble the record.
 Training batches depend only on ``(data_seed, seed)`` and the validation batches only on ``data_seed``, so every
-learning rate and width of a seed sees the same data (the parabola compares like with like).
+learning rate and width of a seed sees the same data (the parabola compares like with like). At its start and end
+a run of an mHC model also records what its routing does on the first validation batch
+(:mod:`~mhc_mup.training.transfer.routing`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from mhc_mup.training.graphed import GraphedSteps, graph_ready_optimizer, lr_tab
 from mhc_mup.training.model import MHCLM, stream_probe
 from mhc_mup.training.step import eval_loss, train_step
 from mhc_mup.training.transfer.config import RunRecipe, RunSpec
+from mhc_mup.training.transfer.routing import routing_stats
 from mhc_mup.training.width_rules import make_optimizer
 
 __all__ = ["CHECK_EVERY", "RUN_FORMAT", "execute_run", "lr_factor", "mhc_kernels", "run_corpus"]
@@ -79,12 +82,15 @@ class _Trace:
 
 
 class _EagerSteps:
-    """The eager loop's steps: a batch from the generator, :func:`train_step`, the schedule's step."""
+    """The eager loop's steps: a batch from the generator, :func:`train_step`, the schedule's step. The optimizer
+    starts at the run's base LR with the swept multiplier in place
+    (:class:`~mhc_mup.training.transfer.hyper.SweptValue`)."""
 
     def __init__(self, model: MHCLM, spec: RunSpec, corpus: Corpus, dev: torch.device) -> None:
         s, train = spec.settings, spec.settings.recipe.train
         self.model, self.corpus, self.train, self.dev = model, corpus, train, dev
-        self.opt = make_optimizer(model, train.optimizer, spec.lr)
+        self.opt = make_optimizer(model, train.optimizer, s.sweep.run_lr(spec.lr))
+        s.sweep.apply(model, self.opt, spec.lr)  # the swept multiplier, before the schedule reads the group LRs
         self.sched = LambdaLR(self.opt, lambda k: lr_factor(k, train.steps, s.recipe.warmup))
         self.gen = _training_generator(spec)
         self.pending: list[torch.Tensor] = []
@@ -107,7 +113,8 @@ def _graphed_steps(model: MHCLM, spec: RunSpec, corpus: Corpus, dev: torch.devic
     s, train = spec.settings, spec.settings.recipe.train
     gen = _training_generator(spec)
     windows = [sample_windows(corpus.train, train.batch_size, train.seq_len, gen) for _ in range(train.steps)]
-    opt = graph_ready_optimizer(model, train.optimizer, spec.lr)
+    opt = graph_ready_optimizer(model, train.optimizer, s.sweep.run_lr(spec.lr))
+    s.sweep.apply(model, opt, spec.lr)
     lrs = lr_table(opt, lambda k: lr_factor(k, train.steps, s.recipe.warmup), train.steps)
     return GraphedSteps(model, opt, torch.stack(windows).to(dev), lrs)
 
@@ -130,9 +137,11 @@ def execute_run(spec: RunSpec, device: str) -> dict:
     graphs = spec.settings.numerics.cuda_graphs == "on" and dev.type == "cuda"
     steps = _graphed_steps(model, spec, corpus, dev) if graphs else _EagerSteps(model, spec, corpus, dev)
     val_batches = _validation_batches(corpus, recipe)
+    routing_init = routing_stats(model, val_batches[0][0].to(dev))
     trace = _train(model, steps, spec, val_batches, dev)
     final_val = _final_validation(model, val_batches, trace, recipe.divergence_factor, dev)
-    return _record(spec, trace, final_val, model, steps, corpus, dev, start)
+    routing = {"routing_init": routing_init, "routing": routing_stats(model, val_batches[0][0].to(dev))}
+    return _record(spec, trace, final_val, model, steps, corpus, dev, start) | json_safe(routing)
 
 
 def _build_model(spec: RunSpec, dev: torch.device) -> MHCLM:
@@ -215,8 +224,10 @@ def _record(
         "configuration": spec.configuration.to_dict(),
         "width": spec.width,
         "seed": spec.seed,
-        "lr": spec.lr,
-        "log2_lr": math.log2(spec.lr),
+        "lr": spec.settings.sweep.run_lr(spec.lr),
+        "log2_lr": math.log2(spec.settings.sweep.run_lr(spec.lr)),
+        "hyper": spec.settings.sweep.hyper,
+        "value": spec.lr,
         "settings": spec.settings.identity(),
         "train_loss": trace.train_losses,
         "val_curve": trace.val_curve,

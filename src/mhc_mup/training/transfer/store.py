@@ -15,8 +15,8 @@ from mhc_mup.errors import TransferError
 from mhc_mup.training.transfer.config import IMPLICIT_SETTINGS, RunKey, TransferConfig
 from mhc_mup.training.transfer.run import RUN_FORMAT
 
-__all__ = ["SETTINGS_ADDED", "SWEEP_FORMAT", "OnRun", "RunStore", "load_records", "plan", "read_json",
-           "write_sweep_file"]  # fmt: skip
+__all__ = ["SETTINGS_ADDED", "SWEEP_FORMAT", "OnRun", "RunStore", "base_lr_from", "load_records", "plan",
+           "read_json", "write_sweep_file"]  # fmt: skip
 
 SWEEP_FORMAT = "mhc-mup-transfer-sweep/1"
 SETTINGS_ADDED = {"stream_dtype": "float32", "kernels": "auto", "cuda_graphs": "off"}
@@ -126,3 +126,41 @@ class RunStore:
 def load_records(cfg: TransferConfig, out: str | Path) -> list[dict]:
     """The stored records of ``cfg``'s grid points present in ``out`` (grid order)."""
     return [read_json(k.path(Path(out))) for k in cfg.runs() if k.path(Path(out)).exists()]
+
+
+def base_lr_from(folder: str | Path, names: list[str]) -> float:
+    """The optimal learning rate an earlier lr sweep in ``folder`` found for configurations ``names``, at its
+    smallest width (the proxy model µTransfer tunes): the joint fit's optimum there, else the per-seed optima's
+    mean (folders analysed before the joint fit). :class:`TransferError` when ``folder`` holds no finished lr
+    sweep, lacks a configuration or its optimum, or when the configurations' optima differ: one base learning
+    rate serves every configuration of a sweep, so that is ambiguous."""
+    import math
+
+    import pandas as pd
+
+    folder = Path(folder)
+    sweep = read_json(folder / "sweep.json")
+    hyper = sweep.get("settings", {}).get("hyper", "lr")
+    if hyper != "lr":
+        raise TransferError(f"--base-from '{folder}' is a sweep of {hyper}, not of the learning rate")
+    if not (folder / "optima.csv").exists():
+        raise TransferError(f"--base-from '{folder}' has no optima.csv: finish that sweep first")
+    optima = pd.read_csv(folder / "optima.csv")
+    found = {}
+    for name in names:
+        rows = optima[optima.config == name].sort_values("width")
+        if rows.empty:
+            raise TransferError(f"--base-from '{folder}' has no configuration {name!r}")
+        row = rows.iloc[0]
+        x = row.get("joint_log2_opt", math.nan)
+        x = row.log2_lr_opt if not math.isfinite(x) else x
+        if not math.isfinite(x):
+            raise TransferError(f"--base-from '{folder}': {name!r} has no optimal learning rate at d = {row.width}")
+        found[name] = float(x)
+    if len({round(x, 9) for x in found.values()}) > 1:
+        each = ", ".join(f"{n} 2^{x:.2f}" for n, x in found.items())
+        raise TransferError(
+            f"--base-from '{folder}' is ambiguous: the configurations' optimal learning rates differ ({each}); "
+            "sweep one configuration at a time (--configs NAME) or give --base-lr"
+        )
+    return 2.0 ** next(iter(found.values()))

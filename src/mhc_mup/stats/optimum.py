@@ -1,0 +1,247 @@
+"""The drift of a loss surface's optimum across width, from one joint fit of every width and seed.
+
+With ``x`` the log2 of the swept value, ``u = log2 d − ū`` (``ū`` the mean log2 width of the fit) and
+``g = (width, seed)`` one curve, every run near the optimum is fitted at once by
+
+    L(x, d, s) = c_g + a(u)·t²·(1 + κ·t),    t = x − x₀ − β·u,    a(u) = exp(λ₀ + λ₁·u):
+
+a curve whose minimum ``x*(d) = x₀ + β·u`` moves linearly in log2 d (``β`` is the exponent of
+``value* ∝ d^β``), whose curvature varies smoothly (log-linearly) with width, and whose height ``c_g`` is free
+per curve (wider models and luckier seeds reach lower losses; that says nothing about where the minimum is).
+
+Why this curve: a loss is smooth at its minimum, so near it a parabola in log2 of the value is its Taylor
+expansion; the cubic term ``κ·t³`` is the next one. Losses against log2 η are skewed (they climb slowly
+towards small values and steeply towards divergence): a symmetric parabola through a window that the grid
+places differently at each width would move its vertex with the window, which is a drift that is not there.
+``κ`` absorbs the skew without moving the minimum (``∂L/∂t = a·t·(2 + 3κt)`` vanishes at ``t = 0``). ``x₀``, ``β``,
+``λ₀``, ``λ₁`` and ``κ`` are shared by every curve, so each width's optimum is informed by both seeds and by
+the curve's shape at the other widths, instead of by three points of one seed. The heights are profiled out
+(variable projection: the residuals are centred within each curve), which leaves five nonlinear parameters
+whatever the number of curves.
+
+The interval of ``β`` is the fit's own: ``β̂ ± t(n − 5 − G)·se``, ``se² = σ̂²·[(JᵀJ)⁻¹]_ββ·max(1, F)`` with
+``J`` the Jacobian of the centred residuals, ``σ̂²`` their mean square over the residual degrees of freedom
+(``G`` curves), and ``F`` the lack-of-fit ratio of the line against a free optimum per width: when the widths'
+optima scatter about the line more than the runs' noise explains (seeds that shift the whole curve, a drift
+that is not a power law), the interval widens by ``√F`` (Birge's ratio). :func:`seed_bootstrap` resamples
+whole curves within each width and refits: with two seeds it has three distinct draws per width and is too
+narrow to stand alone, so callers report the union of the two.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+__all__ = ["JointOptimumFit", "fit_joint_optimum", "seed_bootstrap"]
+
+
+@dataclass(frozen=True)
+class JointOptimumFit:
+    """``x*(d) = x₀ + β·(log2 d − ū)``, curvature ``a(d) = exp(λ₀ + λ₁·(log2 d − ū))`` and skew ``κ`` of a fit;
+    ``[ci_low, ci_high]`` is ``β``'s t-interval (NaN without residual degrees of freedom), ``sigma`` the
+    residual standard deviation of one run's loss, ``lack_of_fit`` the ``F`` ratio (and its ``p``) of the
+    widths' optima about the line (NaN with < 3 widths); ``note`` says why a value is NaN."""
+
+    beta: float
+    se_beta: float
+    ci_low: float
+    ci_high: float
+    x0: float
+    log_curvature: float
+    curvature_slope: float
+    skew: float
+    mean_log2_width: float
+    sigma: float
+    dof: int
+    n_points: int
+    n_curves: int
+    confidence: float
+    lack_of_fit: float = math.nan
+    lack_of_fit_p: float = math.nan
+    note: str = ""
+
+    def optimum(self, width: float) -> float:
+        """``x*(d)``: the fitted optimum (log2 of the swept value) at width ``width``."""
+        return self.x0 + self.beta * (math.log2(width) - self.mean_log2_width)
+
+    def curvature(self, width: float) -> float:
+        """``a(d)``: the loss rise per squared log2 unit away from the optimum at width ``width``."""
+        return math.exp(self.log_curvature + self.curvature_slope * (math.log2(width) - self.mean_log2_width))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _centred(v: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
+    """``v`` ``(n,)`` or ``(n, k)`` less its mean within each group (the profiled-out heights ``c_g``)."""
+    counts = np.bincount(group, minlength=n_groups).astype(np.float64)
+    if v.ndim == 1:
+        return v - (np.bincount(group, v, minlength=n_groups) / counts)[group]
+    means = np.stack([np.bincount(group, v[:, k], minlength=n_groups) for k in range(v.shape[1])], axis=1)
+    return v - (means / counts[:, None])[group]
+
+
+def _model(
+    theta: np.ndarray, vertex: np.ndarray, u: np.ndarray, x: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``f = a(u)·t²·(1 + κ·t)`` ``(n,)``, ``a`` and ``t = x − x*``, with ``x* = vertex @ theta[:p]`` (``vertex``
+    ``(n, p)``) and ``theta[p:] = (λ₀, λ₁, κ)``."""
+    p = vertex.shape[1]
+    l0, l1, k = theta[p:]
+    a = np.exp(l0 + l1 * u)
+    dx = x - vertex @ theta[:p]
+    return a * dx * dx * (1 + k * dx), a, dx
+
+
+def _least_squares(
+    vertex: np.ndarray, u: np.ndarray, x: np.ndarray, y: np.ndarray, g: np.ndarray, start: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+    """``(theta, centred residuals (n,), their Jacobian (n, p + 3), converged)`` of the fit of
+    :func:`_model` with the heights profiled out."""
+    from scipy.optimize import least_squares
+
+    n_groups = int(g.max()) + 1
+
+    def residuals(theta: np.ndarray) -> np.ndarray:
+        return _centred(y - _model(theta, vertex, u, x)[0], g, n_groups)
+
+    def jacobian(theta: np.ndarray) -> np.ndarray:
+        f, a, dx = _model(theta, vertex, u, x)
+        slope = -a * dx * (2 + 3 * theta[-1] * dx)
+        d_f = np.column_stack([slope[:, None] * vertex, f, f * u, a * dx**3])
+        return -_centred(d_f, g, n_groups)
+
+    with np.errstate(over="ignore", invalid="ignore"):
+        sol = least_squares(residuals, start, jac=jacobian, method="lm", x_scale="jac")
+    return sol.x, sol.fun, jacobian(sol.x), bool(sol.success)
+
+
+def _start(u: np.ndarray, x: np.ndarray, y: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
+    """A starting point ``(x₀, β, λ₀, λ₁, κ)``: one parabola ``y ≈ p·x² + q·x + r·u·x + heights`` fitted
+    linearly (its vertex, drift and curvature), else the lowest point with no drift."""
+    design = _centred(np.stack([x * x, x, u * x], axis=1), group, n_groups)
+    coef, *_ = np.linalg.lstsq(design, _centred(y, group, n_groups), rcond=None)
+    p, q, r = coef
+    if p > 0:
+        return np.array([-q / (2 * p), -r / (2 * p), math.log(p), 0.0, 0.0])
+    scale = max(float(np.ptp(y)), 1e-12) / max(float(np.ptp(x)) ** 2, 1e-12)
+    return np.array([float(x[np.argmin(y)]), 0.0, math.log(scale), 0.0, 0.0])
+
+
+def fit_joint_optimum(
+    log2_widths: np.ndarray,
+    x: np.ndarray,
+    group: np.ndarray,
+    loss: np.ndarray,
+    *,
+    confidence: float = 0.95,
+    lack_of_fit: bool = True,
+) -> JointOptimumFit:
+    """Fit ``L = c_g + a(u)·t²·(1 + κ·t)``, ``t = x − x₀ − β·u``, to the runs ``(log2_widths[i], x[i],
+    loss[i])`` of curves ``group[i]`` (all ``(n,)``; one curve = one width and seed; every value finite). Needs
+    ≥ 2 widths; a NaN fit with a ``note`` when the data cannot determine it, never an exception.
+    ``lack_of_fit=False`` skips the second fit of the lack-of-fit test (and its widening): the bootstrap's
+    refits need only ``β``."""
+    from scipy.special import stdtrit
+
+    lw, x, y = (np.asarray(v, dtype=np.float64) for v in (log2_widths, x, loss))
+    _, g = np.unique(np.asarray(group), return_inverse=True)
+    n_groups, n = int(g.max()) + 1 if len(g) else 0, len(y)
+    ubar = float(lw.mean()) if n else math.nan
+    u = lw - ubar
+    dof = n - 5 - n_groups
+    nan = math.nan
+    empty = JointOptimumFit(nan, nan, nan, nan, nan, nan, nan, nan, ubar, nan, dof, n, n_groups, confidence)
+    if len(np.unique(lw)) < 2:
+        return _with_note(empty, "fewer than 2 widths: no drift fit")
+    if dof < 1:
+        return _with_note(empty, f"{n} points for 5 + {n_groups} parameters: too few to fit")
+    line = np.column_stack([np.ones_like(u), u])
+    theta, r, jac, ok = _least_squares(line, u, x, y, g, _start(u, x, y, g, n_groups))
+    sigma2 = float(r @ r) / dof
+    try:
+        var = sigma2 * float(np.linalg.inv(jac.T @ jac)[1, 1])
+    except np.linalg.LinAlgError:
+        var = nan
+    lof = _lack_of_fit(lw, u, x, y, g, theta, float(r @ r)) if lack_of_fit else (nan, nan)
+    se = math.sqrt(var * max(1.0, lof[0] if math.isfinite(lof[0]) else 1.0)) if var >= 0 else nan
+    half = float(stdtrit(dof, 0.5 + confidence / 2)) * se
+    beta = float(theta[1])
+    return JointOptimumFit(
+        beta=beta, se_beta=se, ci_low=beta - half, ci_high=beta + half, x0=float(theta[0]),
+        log_curvature=float(theta[2]), curvature_slope=float(theta[3]), skew=float(theta[4]), mean_log2_width=ubar,
+        sigma=math.sqrt(sigma2), dof=dof, n_points=n, n_curves=n_groups, confidence=confidence,
+        lack_of_fit=lof[0], lack_of_fit_p=lof[1], note="" if ok else "least squares did not converge",
+    )  # fmt: skip
+
+
+def _lack_of_fit(
+    lw: np.ndarray, u: np.ndarray, x: np.ndarray, y: np.ndarray, g: np.ndarray, theta: np.ndarray, rss: float
+) -> tuple[float, float]:
+    """``(F, p)``: do the widths' optima lie on the line ``x₀ + β·u`` within the runs' noise? The same model
+    with a free optimum per width (``W`` of them) against the line: ``F = (ΔRSS/(W − 2)) / (RSS_free/dof_free)``
+    and its upper tail probability; NaN with < 3 widths or no residual degrees of freedom."""
+    from scipy.special import fdtrc
+
+    widths, w_idx = np.unique(lw, return_inverse=True)
+    n_w = len(widths)
+    dof_free = len(y) - n_w - 3 - (int(g.max()) + 1)
+    if n_w < 3 or dof_free < 1:
+        return math.nan, math.nan
+    free = np.eye(n_w)[w_idx]
+    start = np.concatenate([theta[0] + theta[1] * (widths - lw.mean()), theta[2:]])
+    _, r, _, _ = _least_squares(free, u, x, y, g, start)
+    rss_free = float(r @ r)
+    f = max(rss - rss_free, 0.0) / (n_w - 2) / (rss_free / dof_free) if rss_free > 0 else math.nan
+    return f, float(fdtrc(n_w - 2, dof_free, f)) if math.isfinite(f) else math.nan
+
+
+def _with_note(fit: JointOptimumFit, note: str) -> JointOptimumFit:
+    return JointOptimumFit(**{**fit.to_dict(), "note": note})
+
+
+def seed_bootstrap(
+    log2_widths: np.ndarray,
+    x: np.ndarray,
+    seed: np.ndarray,
+    loss: np.ndarray,
+    *,
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+    rng_seed: int = 0,
+) -> tuple[float, float]:
+    """The percentile interval of ``β`` over ``n_boot`` refits of :func:`fit_joint_optimum`, each on curves
+    (one per width and seed, all ``(n,)`` inputs) drawn with replacement among each width's seeds; a curve drawn
+    twice enters twice. Draws that pick the same seeds share one refit (two seeds at four widths have 81
+    distinct draws). ``(nan, nan)`` when fewer than half of the refits have a finite ``β``."""
+    lw, x, sd, y = (np.asarray(v) for v in (log2_widths, x, seed, loss))
+    rng = np.random.default_rng(rng_seed)
+    curves = {w: np.unique(sd[lw == w]) for w in np.unique(lw)}
+    cache: dict[tuple, float] = {}
+    betas = []
+    for _ in range(n_boot):
+        key = tuple(tuple(sorted(rng.choice(seeds, size=len(seeds)))) for seeds in curves.values())
+        if key not in cache:
+            cache[key] = _refit(lw, x, sd, y, dict(zip(curves, key, strict=True)))
+        betas.append(cache[key])
+    betas = np.array(betas)
+    if np.isfinite(betas).sum() < n_boot / 2:
+        return math.nan, math.nan
+    alpha = (1 - confidence) / 2
+    lo, hi = np.quantile(betas[np.isfinite(betas)], [alpha, 1 - alpha])
+    return float(lo), float(hi)
+
+
+def _refit(lw: np.ndarray, x: np.ndarray, sd: np.ndarray, y: np.ndarray, draw: dict) -> float:
+    """``β`` of the joint fit on the curves ``draw = {log2 width: seeds drawn}`` (each drawn curve its own)."""
+    idx, curve = [], []
+    for w, seeds in draw.items():
+        for s in seeds:
+            rows = np.flatnonzero((lw == w) & (sd == s))
+            idx.append(rows)
+            curve.append(np.full(len(rows), len(curve)))
+    rows = np.concatenate(idx)
+    return fit_joint_optimum(lw[rows], x[rows], np.concatenate(curve), y[rows], lack_of_fit=False).beta
