@@ -19,6 +19,7 @@ __all__ = [
     "MissingExtraError",
     "ModelConfigError",
     "ParameterizationError",
+    "ResourceError",
     "ResultsError",
     "TransferError",
     "UsageError",
@@ -36,6 +37,10 @@ class UsageError(MhcMupError):
 
 class ConfigError(MhcMupError, ValueError):
     """A configuration that cannot be run (a sweep's, a coordinate check's); the message names the bad value."""
+
+
+class ResourceError(ConfigError):
+    """Work that cannot fit on this machine (memory), refused before anything is allocated."""
 
 
 class TransferError(ConfigError):

@@ -310,3 +310,18 @@ def test_no_command_prints_the_table_and_exits_2(capsys):
     assert main([]) == 2
     out = capsys.readouterr().out
     assert all(c.name in out for c in app.COMMANDS)
+
+
+@pytest.mark.parametrize(
+    ("args", "start"),
+    [
+        (["--widths", "64,1000000000", "--samples", "4"], "width 1000000000 needs about"),
+        (["--widths", "32,64", "--samples", "99999999999999999999"], "99999999999999999999 samples need about"),
+    ],
+)
+def test_a_sweep_that_cannot_fit_is_refused_before_it_starts(args, start, tmp_path, capsys):
+    out = tmp_path / "o"
+    assert main(["run", *args, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"mhc-mup: error: {start}") and len(err.splitlines()) == 1 and "available" in err
+    assert not out.exists()

@@ -26,6 +26,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "mhc_mup.diagnostics.report": ("build_report", "write_report"),
     },
     submodules=(
-        "config", "measures", "summaries", "sweep", "compare", "corrections", "verdict", "results", "report", "figures",
+        "config", "budget", "measures", "summaries", "sweep", "compare", "corrections", "verdict", "results",
+        "report", "figures",
     ),
 )

@@ -18,6 +18,7 @@ import torch
 
 from mhc_mup._device import resolve_device
 from mhc_mup.diagnostics import measures as dg
+from mhc_mup.diagnostics.budget import check_memory
 from mhc_mup.diagnostics.config import DTYPE_NAMES, SweepConfig
 from mhc_mup.diagnostics.summaries import DIAGNOSTICS, REDUCERS, SUMMARY_KEYS, summarize
 from mhc_mup.mhc.jacobians import sinkhorn_jacobians
@@ -188,8 +189,10 @@ def _to_numpy(tree: dict) -> dict:
 
 
 def run_sweep(cfg: SweepConfig, progress: ProgressFn | None = None) -> SweepResult:
-    """Run every diagnostic at every width of ``cfg`` and fit each width-dependent metric."""
+    """Run every diagnostic at every width of ``cfg`` and fit each width-dependent metric;
+    :class:`~mhc_mup.errors.ResourceError` before anything is allocated if it cannot fit in the device's memory."""
     cfg.validate()
+    check_memory(cfg)
     dev = resolve_device(cfg.device)
     dtype = DTYPES[cfg.dtype]
     widths = sorted(cfg.widths)
