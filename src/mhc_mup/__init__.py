@@ -50,6 +50,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
         # training: the LM and its width rules, the coordinate check, transfer
         "mhc_mup.training.model": ("MHCLM", "ModelConfig"),
         "mhc_mup.training.width_rules": ("WidthParameterization", "make_optimizer", "param_groups"),
+        "mhc_mup.training.plan": ("WidthPlan", "WidthRule", "width_plan"),
         "mhc_mup.training.coordcheck": ("CoordCheckConfig", "run_coord_check", "write_coord_check"),
         "mhc_mup.training.transfer.config": ("TransferConfig",),
         "mhc_mup.training.transfer.sweep": ("run_transfer",),
