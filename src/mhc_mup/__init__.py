@@ -51,7 +51,10 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "mhc_mup.training.model": ("MHCLM", "ModelConfig"),
         "mhc_mup.training.width_rules": ("WidthParameterization", "make_optimizer", "param_groups"),
         "mhc_mup.training.plan": ("WidthPlan", "WidthRule", "width_plan"),
-        "mhc_mup.training.coordcheck": ("CoordCheckConfig", "run_coord_check", "write_coord_check"),
+        "mhc_mup.training.coordcheck": (
+            "CoordCheckConfig", "ModelCoordCheckConfig", "coord_check", "plot_coords", "run_coord_check",
+            "write_coord_check",
+        ),
         "mhc_mup.training.transfer.config": ("TransferConfig",),
         "mhc_mup.training.transfer.sweep": ("run_transfer",),
         # real implementations and checkpoints

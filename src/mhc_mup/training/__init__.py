@@ -19,7 +19,10 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "mhc_mup.training.plan": ("ParamPlan", "WidthPlan", "WidthRule", "width_plan"),
         "mhc_mup.training.data": ("Corpus", "load_corpus", "sample_batch"),
         "mhc_mup.training.step": ("eval_loss", "train_step"),
-        "mhc_mup.training.coordcheck": ("CoordCheckConfig", "CoordCheckResult", "run_coord_check", "write_coord_check"),
+        "mhc_mup.training.coordcheck": (
+            "CoordCheckConfig", "CoordCheckResult", "ModelCoordCheckConfig", "coord_check", "plot_coords",
+            "run_coord_check", "write_coord_check",
+        ),
         "mhc_mup.training.transfer.config": ("TransferConfig",),
         "mhc_mup.training.transfer.analysis": ("TransferResult", "analyse"),
         "mhc_mup.training.transfer.sweep": ("run_transfer",),

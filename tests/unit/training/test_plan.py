@@ -17,10 +17,10 @@ from torch import nn
 
 from mhc_mup.errors import WidthParamError
 from mhc_mup.mhc.parameterizations import PARAMETERIZATIONS
-from mhc_mup.nn import HeadCollapse, MHCSublayer, expand_streams
-from mhc_mup.training.model import MHCLM, MLP, Attention, ModelConfig
+from mhc_mup.training.model import MHCLM, ModelConfig
 from mhc_mup.training.plan import WidthPlan, WidthRule, canonical_name, width_plan
 from mhc_mup.training.width_rules import WidthParameterization, param_groups
+from tests.helpers import UserLM
 
 CFG = ModelConfig(d=64, depth=2, heads=4, n_s=4, K=20)
 BASE_D = 16
@@ -55,33 +55,10 @@ def test_plan_of_mhclm_equals_its_param_groups_and_init(model_param, hc):
         assert torch.equal(p, q), name
 
 
-class UserLM(nn.Module):
-    """A user's nanoGPT-style model, with its own names, built from the drop-in modules; MHCLM's shape."""
-
-    def __init__(self, d: int, depth: int = 2, heads: int = 4, n_s: int = 4, base_d: int = BASE_D) -> None:
-        super().__init__()
-        scale = math.sqrt(base_d // heads) / (d // heads)  # µP attention: 1/d_head, SP's at the base width
-        self.n_s = n_s
-        self.wte = nn.Embedding(256, d)
-        self.layers = nn.ModuleList(
-            nn.Sequential(MHCSublayer(Attention(d, heads, scale), d, n_s), MHCSublayer(MLP(d, 4), d, n_s))
-            for _ in range(depth)
-        )
-        self.collapse = HeadCollapse(n_s, d)
-        self.ln_f = nn.RMSNorm(d, eps=1e-6)
-        self.lm_head = nn.Linear(d, 256, bias=False)
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        x = expand_streams(self.wte(tokens), self.n_s)
-        for layer in self.layers:
-            x = layer(x)
-        return self.lm_head(self.ln_f(self.collapse(x)))
-
-
 def test_a_user_model_equivalent_to_mhclm_gets_its_groups_init_and_outputs():
     reference = _mhclm()
-    user = UserLM(64)
-    plan = width_plan(user, _meta(lambda: UserLM(BASE_D)))
+    user = UserLM(64, base_d=BASE_D)
+    plan = width_plan(user, _meta(lambda: UserLM(BASE_D, base_d=BASE_D)))
     rule = WidthRule("mup", PARAMETERIZATIONS["mup"])
     plan.initialise(user, rule, torch.Generator().manual_seed(3))
     for p, q in zip(reference.parameters(), user.parameters(), strict=True):
