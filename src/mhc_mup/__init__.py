@@ -55,6 +55,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "CoordCheckConfig", "ModelCoordCheckConfig", "coord_check", "plot_coords", "run_coord_check",
             "write_coord_check",
         ),
+        "mhc_mup.training.model_transfer": ("ModelTransferConfig", "run_model_transfer"),
         "mhc_mup.training.transfer.config": ("TransferConfig",),
         "mhc_mup.training.transfer.sweep": ("run_transfer",),
         # real implementations and checkpoints

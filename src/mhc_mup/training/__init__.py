@@ -23,9 +23,10 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "CoordCheckConfig", "CoordCheckResult", "ModelCoordCheckConfig", "coord_check", "plot_coords",
             "run_coord_check", "write_coord_check",
         ),
+        "mhc_mup.training.model_transfer": ("ModelTransferConfig", "ModelTransferResult", "run_model_transfer"),
         "mhc_mup.training.transfer.config": ("TransferConfig",),
         "mhc_mup.training.transfer.analysis": ("TransferResult", "analyse"),
         "mhc_mup.training.transfer.sweep": ("run_transfer",),
     },
-    submodules=("config", "model", "width_rules", "plan", "data", "step", "coordcheck", "transfer"),
+    submodules=("config", "model", "width_rules", "plan", "data", "step", "coordcheck", "model_transfer", "transfer"),
 )

@@ -388,14 +388,14 @@ def _output_hook(store: list) -> Callable:
     return hook
 
 
-def _to(batch: Any, device: torch.device) -> Any:
+def batch_to(batch: Any, device: torch.device) -> Any:
     """``batch`` (a tensor, or a tuple/list/dict of them) on ``device``."""
     if isinstance(batch, torch.Tensor):
         return batch.to(device)
     if isinstance(batch, Mapping):
-        return {k: _to(v, device) for k, v in batch.items()}
+        return {k: batch_to(v, device) for k, v in batch.items()}
     if isinstance(batch, (tuple, list)):
-        return type(batch)(_to(v, device) for v in batch)
+        return type(batch)(batch_to(v, device) for v in batch)
     return batch
 
 
@@ -414,7 +414,7 @@ def record_any(
     try:
         for t, batch in enumerate(batches, 1):
             store.clear()
-            loss = loss_fn(model, _to(batch, device))
+            loss = loss_fn(model, batch_to(batch, device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -451,7 +451,7 @@ def coord_check(
         raise ConfigError(f"the config's widths {sorted(cfg.widths)} are not the models' {sorted(models)}")
     if len(batches) < 1:
         raise ConfigError("a coordinate check needs at least one batch")
-    base, delta = _base_and_delta(models, cfg.base)
+    base, delta = base_and_delta(models, cfg.base)
     plans: dict[int, WidthPlan] = {}
     coord_rows, loss_rows = [], []
     total = cfg.seeds * len(cfg.widths)
@@ -475,7 +475,7 @@ def coord_check(
     return CoordCheckResult(cfg, coords, losses, fit_exponents(sized, cfg))
 
 
-def _base_and_delta(models: Mapping[int, Callable[[], nn.Module]], base_width: int) -> tuple[nn.Module, nn.Module]:
+def base_and_delta(models: Mapping[int, Callable[[], nn.Module]], base_width: int) -> tuple[nn.Module, nn.Module]:
     """The base model (its shapes set the multipliers) and one at another width (which dimensions grow), built on
     the meta device where the factory allows it (only shapes are read)."""
     other = next(w for w in sorted(models) if w != base_width)
