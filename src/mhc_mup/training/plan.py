@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from mhc_mup.errors import WidthParamError
-from mhc_mup.mhc.parameterizations import GATES, PARAMETERIZATIONS, GeneratorInit, Parameterization
+from mhc_mup.mhc.parameterizations import GATES, PARAMETERIZATIONS, GeneratorInit, Parameterization, parse_spec
 from mhc_mup.training.width_rules import MODEL_PARAMS, body_init_std, body_lr_multiplier
 
 __all__ = [
@@ -82,8 +82,10 @@ class WidthRule:
     def __post_init__(self) -> None:
         if self.model not in MODEL_PARAMS:
             raise WidthParamError(f"model parameterization must be sp or mup, got {self.model!r}")
+        if isinstance(self.hc, str):  # a preset's name or a rule set, as --param takes them
+            object.__setattr__(self, "hc", parse_spec(self.hc))
         if not isinstance(self.hc, Parameterization):
-            raise WidthParamError(f"hc must be a Parameterization (e.g. PARAMETERIZATIONS['mup']), got {self.hc!r}")
+            raise WidthParamError(f"hc must be a Parameterization or a preset's name, got {self.hc!r}")
 
     @property
     def name(self) -> str:
@@ -95,7 +97,10 @@ class WidthRule:
 
     @classmethod
     def from_dict(cls, data: Mapping) -> WidthRule:
-        return cls(str(data["model"]), Parameterization.from_dict(data["hc"]))
+        try:
+            return cls(str(data["model"]), Parameterization.from_dict(data["hc"]))
+        except (KeyError, TypeError) as exc:
+            raise WidthParamError(f"not a width rule's dict: {type(exc).__name__} {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -118,8 +123,15 @@ class ParamPlan:
     d: int = 0
     keep_init: bool = False
 
+    def __post_init__(self) -> None:
+        if self.kind not in PLAN_KINDS:
+            raise WidthParamError(f"parameter kind must be one of {', '.join(PLAN_KINDS)}, got {self.kind!r}")
+        if self.gates not in ("", *GENERATOR_GATES):
+            raise WidthParamError(f"generator gates must be one of {', '.join(GENERATOR_GATES)}, got {self.gates!r}")
+
     def lr_multiplier(self, rule: WidthRule, optimizer: str) -> float:
         """The learning rate of this parameter is ``η ·`` this, for ``optimizer`` (adam, adamw or sgd)."""
+        _check_optimizer(optimizer)
         opt = "adam" if optimizer == "adamw" else optimizer
         if self.kind.startswith("hc_"):
             return rule.hc.lr_multipliers(opt, self.n_s, self.d)[self.kind.removeprefix("hc_")]
@@ -217,7 +229,11 @@ class WidthPlan:
 
     @classmethod
     def from_dict(cls, data: Mapping) -> WidthPlan:
-        return cls({str(name): ParamPlan.from_dict(p) for name, p in data["params"].items()})
+        """Inverse of :meth:`to_dict`; :class:`WidthParamError` for a dict that is not a plan's."""
+        try:
+            return cls({str(name): ParamPlan.from_dict(p) for name, p in data["params"].items()})
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise WidthParamError(f"not a width plan's dict: {type(exc).__name__} {exc}") from None
 
 
 def _check_optimizer(optimizer: str) -> None:
@@ -314,9 +330,11 @@ def _n_s(module: nn.Module, spec: GeneratorModule) -> int:
     return int(value.shape[int(dim)] if dim else value)
 
 
-def _generator_entries(model: nn.Module) -> dict[str, ParamPlan]:
-    """The plan of every generator parameter of ``model``, recognised by its module's class name."""
-    out: dict[str, ParamPlan] = {}
+def _generator_entries(model: nn.Module) -> tuple[dict[str, ParamPlan], set[str]]:
+    """The plan of every generator parameter of ``model``, recognised by its module's class name; and the body
+    parameters inside generator modules that keep their own init."""
+    plans: dict[str, ParamPlan] = {}
+    keep: set[str] = set()
     for prefix, module in model.named_modules():
         spec = GENERATOR_MODULES.get(type(module).__name__)
         if spec is None or not all(_has_param(module, local) for local in spec.params):
@@ -324,12 +342,13 @@ def _generator_entries(model: nn.Module) -> dict[str, ParamPlan]:
         n_s = _n_s(module, spec)
         d = _stream_width(module, spec, n_s)
         for local, (kind, gates) in spec.params.items():
+            name = canonical_name(f"{prefix}.{local}" if prefix else local)
+            if kind == "body":
+                keep.update([name] if local in spec.keep else [])
+                continue
             shape = tuple(module.get_parameter(local).shape)
-            keep = local in spec.keep
-            out[canonical_name(f"{prefix}.{local}" if prefix else local)] = ParamPlan(
-                kind, shape, shape, n_s=n_s, d=d, gates=gates, keep_init=keep
-            )
-    return out
+            plans[name] = ParamPlan(kind, shape, shape, n_s=n_s, d=d, gates=gates, keep_init=local in spec.keep)
+    return plans, keep
 
 
 def _has_param(module: nn.Module, local: str) -> bool:
@@ -408,20 +427,19 @@ def width_plan(
         )
     shapes, bases = _shapes(model), _shapes(base)
     others = _shapes(delta) if delta is not None else shapes
-    generators = _generator_entries(model)
+    generators, keep = _generator_entries(model)
     transposed = _transposed(model)
     params = {}
     for name, shape in shapes.items():
-        generator = generators.get(name)
-        if generator is not None and generator.kind != "body":
-            params[name] = generator
+        if name in generators:
+            params[name] = generators[name]
             continue
         for other, what in ((bases, "base"), (others, "delta")):
             if name not in other:
                 raise WidthParamError(f"parameter {name!r} is not in the {what} model: not the same architecture")
         params[name] = _classify(name, shape, bases[name], others[name], name in transposed)
-        if generator is not None:  # a body parameter inside a generator module: keeps its own init
-            params[name] = replace(params[name], keep_init=generator.keep_init)
+        if name in keep:  # a body parameter inside a generator module with an init of its own
+            params[name] = replace(params[name], keep_init=True)
     params = _override(params, kinds or {})
     if all(p.kind == "fixed" for p in params.values()):
         raise WidthParamError(

@@ -164,6 +164,13 @@ def test_errors_name_the_parameter():
         plan.param_groups(Toy(64), WidthRule(), "adam", float("nan"))
     with pytest.raises(WidthParamError, match="model parameterization must be sp or mup, got 'ntk'"):
         WidthRule("ntk")
+    assert WidthRule("mup", "baseline") == WidthRule("mup", PARAMETERIZATIONS["baseline"])
+    with pytest.raises(WidthParamError, match="not a width plan's dict: KeyError 'params'"):
+        WidthPlan.from_dict({"parms": {}})
+    bad = plan.to_dict()
+    bad["params"]["emb.weight"]["kind"] = "matrix"
+    with pytest.raises(WidthParamError, match=r"parameter kind must be one of .* got 'matrix'"):
+        WidthPlan.from_dict(bad)
 
 
 def test_the_model_at_the_base_width_needs_a_delta():
