@@ -12,6 +12,9 @@ parameterization that transfers, each curve of size vs width is flat once traini
 fitted exponent ``size ≈ c·d^α`` of every module (and of each module kind, the geometric mean over
 its modules) comes with a bootstrap-over-seeds and regression interval
 (:func:`~mhc_mup.stats.fitting.fit_power_law`) and a reading: O(1), grows, decays or unclear.
+
+:func:`run_coord_check` checks our :class:`~mhc_mup.training.model.MHCLM`; :func:`coord_check` any model, given
+``{width: factory}`` and batches, with its width plan (:mod:`mhc_mup.training.plan`); both return the same table.
 """
 
 from __future__ import annotations

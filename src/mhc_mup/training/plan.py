@@ -377,7 +377,9 @@ def _transposed(model: nn.Module) -> set[str]:
     }
 
 
-def _classify(name: str, shape: tuple[int, ...], base: tuple[int, ...], other: tuple[int, ...], transposed: bool):
+def _classify(
+    name: str, shape: tuple[int, ...], base: tuple[int, ...], other: tuple[int, ...], transposed: bool
+) -> ParamPlan:
     """The plan of one body parameter: ``shape`` in the model, ``base`` in the base model, ``other`` in the model
     that says which dimensions grow (a delta model, or the model itself)."""
     if len(shape) != len(base) or len(other) != len(base):
