@@ -462,13 +462,10 @@ def coord_check(
         if progress:
             progress(f"width {width}, seed {seed}", i, total)
         model = models[width]()
-        plan = plans.setdefault(width, width_plan(model, base, delta, kinds=kinds))
-        if cfg.initialise:
-            plan.initialise(model, cfg.rule, torch.Generator().manual_seed(seed))
-        rows, losses = record_any(model, plan, cfg, batches, loss_fn)
-        kind_of = any_module_kinds(model)
-        coord_rows += [(width, m, t, l1, l2, cfg.optimizer, cfg.lr, seed, kind_of[m.partition(":")[0]])
-                       for t, m, l1, l2 in rows]  # fmt: skip
+        if width not in plans:
+            plans[width] = width_plan(model, base, delta, kinds=kinds)
+        rows, losses = _one_model(model, plans[width], cfg, seed, batches, loss_fn)
+        coord_rows += [(width, *row) for row in rows]
         loss_rows += [(width, seed, t, loss) for t, loss in enumerate(losses, 1)]
     if progress:
         progress("fitting exponents", total, total)
@@ -476,6 +473,18 @@ def coord_check(
     losses = pd.DataFrame(loss_rows, columns=["width", "seed", "t", "loss"])
     sized = coords[(coords.l1 > 0) & (coords.l2 > 0)]  # an output that is exactly 0 (a masked path) has no size
     return CoordCheckResult(cfg, coords, losses, fit_exponents(sized, cfg))
+
+
+def _one_model(
+    model: nn.Module, plan: WidthPlan, cfg: ModelCoordCheckConfig, seed: int, batches: Sequence[Any], loss_fn: Callable
+) -> tuple[list[tuple], list[float]]:
+    """One width × seed: initialise by the plan (draws from ``seed``), train and record; the table's rows without
+    their width (``module, t, l1, l2, optimizer, lr, seed, kind``) and the losses."""
+    if cfg.initialise:
+        plan.initialise(model, cfg.rule, torch.Generator().manual_seed(seed))
+    rows, losses = record_any(model, plan, cfg, batches, loss_fn)
+    kind_of = any_module_kinds(model)
+    return [(m, t, l1, l2, cfg.optimizer, cfg.lr, seed, kind_of[m.partition(":")[0]]) for t, m, l1, l2 in rows], losses
 
 
 def base_and_delta(models: Mapping[int, Callable[[], nn.Module]], base_width: int) -> tuple[nn.Module, nn.Module]:
