@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from mhc_mup.kernels import fused
 from mhc_mup.mhc.ops import hc_head, hc_post, hc_pre
 from mhc_mup.mhc.parameterizations import PARAMETERIZATIONS
 from mhc_mup.nn import HeadCollapse, HyperConnection, MHCSublayer, expand_streams
@@ -137,3 +138,31 @@ def test_a_sublayer_survives_deepcopy_and_pickling():
 def test_a_bad_kernel_choice_is_one_line_naming_it():
     with pytest.raises(ValueError, match=r"kernels must be one of .* got 'cuda'"):
         MHCSublayer(nn.Identity(), d=8, kernels="cuda")
+
+
+def _run(sub: MHCSublayer, x: torch.Tensor, weight: torch.Tensor) -> list[torch.Tensor]:
+    """The output, and the gradients of ``Σ weight·output`` with respect to ``x`` and every parameter."""
+    x = x.detach().to(next(sub.parameters()).dtype).clone().requires_grad_(True)
+    out = sub(x)
+    (out * weight.to(out.dtype)).sum().backward()
+    return [out.detach(), x.grad, *(p.grad for p in sub.parameters())]
+
+
+CPU_KERNELS = fused.triton_unavailable_reason(torch.device("cpu"))
+
+
+@pytest.mark.skipif(CPU_KERNELS is not None or torch.cuda.is_available(), reason=str(CPU_KERNELS or "a GPU is here"))
+def test_the_fused_path_around_any_branch_matches_the_reference_ops():
+    """kernels='triton' (Triton's interpreter on CPU): output and every gradient of a sublayer around a branch
+    that is not ours agree with fp64 autograd through the reference ops as closely as the fp32 reference does."""
+    torch.manual_seed(0)
+    ref = MHCSublayer(Branch(16), d=16, n_s=4, K=5, init="hf-v4", kernels="reference")
+    _randomise(ref, 1)
+    fast, exact = copy.deepcopy(ref), copy.deepcopy(ref).double()
+    fast.hc.kernels = "triton"
+    gen = torch.Generator().manual_seed(2)
+    x, weight = torch.randn(2, 7, 4, 16, generator=gen), torch.randn(2, 7, 4, 16, generator=gen)
+    assert fast.hc.fused_for(x) and not ref.hc.fused_for(x)
+    for a, b, c in zip(_run(fast, x, weight), _run(ref, x, weight), _run(exact, x, weight), strict=True):
+        err_fast, err_ref = ((t.double() - c).norm().item() for t in (a, b))
+        assert err_fast <= max(1e-5 * c.norm().item(), 4 * err_ref), (err_fast, err_ref, c.norm().item())
