@@ -8,7 +8,8 @@ __all__, __getattr__, __dir__ = lazy_exports(
     __name__,
     {
         "mhc_mup.nn.modules": (
-            "HeadCollapse", "HyperConnection", "MHCSublayer", "Tap", "expand_streams", "fp32_region", "norm_input",
+            "HeadCollapse", "HyperConnection", "MHCSublayer", "Tap", "check_shape", "expand_streams", "fp32_region",
+            "norm_input",
         ),
     },
     submodules=("modules",),

@@ -23,11 +23,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mhc_mup.errors import ModelConfigError
 from mhc_mup.kernels import fused
 from mhc_mup.mhc.ops import HC_EPS, NORM_EPS, collapse, gate_logits, hc_head, hc_mixes, hc_post, split_mixes
 from mhc_mup.mhc.parameterizations import Parameterization, get_parameterization
 
-__all__ = ["HeadCollapse", "HyperConnection", "MHCSublayer", "Tap", "expand_streams", "fp32_region", "norm_input"]
+__all__ = [
+    "HeadCollapse", "HyperConnection", "MHCSublayer", "Tap", "check_shape", "expand_streams", "fp32_region",
+    "norm_input",
+]  # fmt: skip
 
 DEFAULT_INIT = "mup"
 """The generator preset a freshly built module is initialised with (a width plan re-initialises by its rule)."""
@@ -56,6 +60,13 @@ def expand_streams(x: torch.Tensor, n_s: int) -> torch.Tensor:
     return x.unsqueeze(-2).expand(*x.shape[:-1], n_s, x.shape[-1]).contiguous()
 
 
+def check_shape(d: int, n_s: int | None = None, K: int = 1) -> None:
+    """:class:`ModelConfigError` naming the first of ``d`` (>= 1), ``n_s`` (>= 2) and ``K`` (>= 1) out of range."""
+    for name, value, low in (("d", d, 1), ("n_s", 2 if n_s is None else n_s, 2), ("K", K, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ModelConfigError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
 def _resolve(param: Parameterization | str | None) -> Parameterization:
     """A preset by name (default :data:`DEFAULT_INIT`), or ``param`` itself."""
     return param if isinstance(param, Parameterization) else get_parameterization(param or DEFAULT_INIT)
@@ -77,6 +88,7 @@ class HyperConnection(nn.Module):
         *, init: Parameterization | str | None = None, generator: torch.Generator | None = None,
     ) -> None:  # fmt: skip
         super().__init__()
+        check_shape(d, n_s, K)
         rows = (2 + n_s) * n_s
         self.n_s, self.K, self.hc_eps, self.norm_eps = n_s, K, hc_eps, norm_eps
         self.fn = nn.Parameter(torch.empty(rows, n_s * d))
@@ -142,6 +154,7 @@ class HeadCollapse(nn.Module):
         *, init: Parameterization | str | None = None, generator: torch.Generator | None = None,
     ) -> None:  # fmt: skip
         super().__init__()
+        check_shape(d, n_s)
         self.hc_eps, self.norm_eps = hc_eps, norm_eps
         self.fn = nn.Parameter(torch.empty(n_s, n_s * d))
         self.scale = nn.Parameter(torch.empty(1))
@@ -195,12 +208,15 @@ class MHCSublayer(nn.Module):
         init: Parameterization | str | None = None, generator: torch.Generator | None = None,
     ) -> None:  # fmt: skip
         super().__init__()
+        check_shape(d, n_s, K)
+        if kernels not in fused.KERNEL_CHOICES:
+            raise ModelConfigError(f"kernels must be one of {', '.join(fused.KERNEL_CHOICES)}, got {kernels!r}")
         hc = None if n_s is None else HyperConnection(n_s, d, K, hc_eps, norm_eps, init=init, generator=generator)
         self.hc = hc
         self.norm = nn.RMSNorm(d, eps=norm_eps) if norm else nn.Identity()
         self.branch = branch
         if self.hc is not None:
-            self.hc.kernels = fused.check_kernel_choice(kernels)
+            self.hc.kernels = kernels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.hc is None:

@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from mhc_mup.errors import ModelConfigError
 from mhc_mup.kernels import fused
 from mhc_mup.mhc.ops import hc_head, hc_post, hc_pre
 from mhc_mup.mhc.parameterizations import PARAMETERIZATIONS
@@ -135,9 +136,15 @@ def test_a_sublayer_survives_deepcopy_and_pickling():
         torch.testing.assert_close(other(x), sub(x), rtol=0, atol=0)
 
 
-def test_a_bad_kernel_choice_is_one_line_naming_it():
-    with pytest.raises(ValueError, match=r"kernels must be one of .* got 'cuda'"):
+def test_bad_input_is_one_line_naming_the_value():
+    with pytest.raises(ModelConfigError, match=r"kernels must be one of auto, reference, triton, got 'cuda'"):
         MHCSublayer(nn.Identity(), d=8, kernels="cuda")
+    with pytest.raises(ModelConfigError, match="n_s must be an integer >= 2, got 1"):
+        MHCSublayer(nn.Identity(), d=8, n_s=1)
+    with pytest.raises(ModelConfigError, match="d must be an integer >= 1, got 0"):
+        HeadCollapse(4, 0)
+    with pytest.raises(ModelConfigError, match="K must be an integer >= 1, got 0"):
+        HyperConnection(4, 8, K=0)
 
 
 def _run(sub: MHCSublayer, x: torch.Tensor, weight: torch.Tensor) -> list[torch.Tensor]:
