@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
+from torch import nn
+
+from mhc_mup.nn import HeadCollapse, MHCSublayer, expand_streams
+from mhc_mup.training.model import MLP, Attention
 
 
 def random_params(n_s: int, d: int, gen: torch.Generator, dtype=torch.float64, batch=(), sigma=0.5, scale_mag=1.0):
@@ -51,3 +56,27 @@ def tiny_transfer_config(corpus: Path, **changes):
         device="cpu",
     )  # fmt: skip
     return base.with_leaves(**changes)
+
+
+class UserLM(nn.Module):
+    """A user's model with its own names, built from the drop-in modules, shaped as MHCLM (same parameter order):
+    the width plan's init with MHCLM's seed gives MHCLM's tensors, and the same outputs."""
+
+    def __init__(self, d: int, depth: int = 2, heads: int = 4, n_s: int = 4, base_d: int = 16) -> None:
+        super().__init__()
+        scale = math.sqrt(max(1, base_d // heads)) / (d // heads)  # µP attention: 1/d_head, SP's at base_d
+        self.n_s = n_s
+        self.wte = nn.Embedding(256, d)
+        self.layers = nn.ModuleList(
+            nn.Sequential(MHCSublayer(Attention(d, heads, scale), d, n_s), MHCSublayer(MLP(d, 4), d, n_s))
+            for _ in range(depth)
+        )
+        self.collapse = HeadCollapse(n_s, d)
+        self.ln_f = nn.RMSNorm(d, eps=1e-6)
+        self.lm_head = nn.Linear(d, 256, bias=False)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        x = expand_streams(self.wte(tokens), self.n_s)
+        for layer in self.layers:
+            x = layer(x)
+        return self.lm_head(self.ln_f(self.collapse(x)))

@@ -4,6 +4,7 @@ The package, bottom layer first (each imports only from the layers below it; ``l
 
 - :mod:`mhc_mup.mhc`: V4's mHC as pure functions on tensors, the gauge, Jacobians, parameterizations;
 - :mod:`mhc_mup.kernels`: the fused Triton path behind ``torch.library`` custom ops;
+- :mod:`mhc_mup.nn`: V4's mHC as drop-in modules for any model (a sublayer around any branch, the head);
 - :mod:`mhc_mup.stats`: power-law fits with intervals and their O(1)/grows/decays readings;
 - :mod:`mhc_mup.reporting`: the report block model, its renderers and the plotting style;
 - :mod:`mhc_mup.diagnostics`: the width sweep of the six diagnostics, the comparison, Theorem D, its report;
@@ -33,6 +34,8 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "parameterization", "parse_spec",
         ),
         "mhc_mup.mhc.presets": ("PRESETS", "MHCConfig", "preset"),
+        # drop-in modules for your own model
+        "mhc_mup.nn.modules": ("HeadCollapse", "HyperConnection", "MHCSublayer", "expand_streams"),
         # fits and readings
         "mhc_mup.stats.fitting": ("PowerLawFit", "fit_power_law"),
         "mhc_mup.stats.readings": ("classify",),
@@ -47,7 +50,12 @@ __all__, __getattr__, __dir__ = lazy_exports(
         # training: the LM and its width rules, the coordinate check, transfer
         "mhc_mup.training.model": ("MHCLM", "ModelConfig"),
         "mhc_mup.training.width_rules": ("WidthParameterization", "make_optimizer", "param_groups"),
-        "mhc_mup.training.coordcheck": ("CoordCheckConfig", "run_coord_check", "write_coord_check"),
+        "mhc_mup.training.plan": ("WidthPlan", "WidthRule", "width_plan"),
+        "mhc_mup.training.coordcheck": (
+            "CoordCheckConfig", "ModelCoordCheckConfig", "coord_check", "plot_coords", "run_coord_check",
+            "write_coord_check",
+        ),
+        "mhc_mup.training.model_transfer": ("ModelTransferConfig", "run_model_transfer"),
         "mhc_mup.training.transfer.config": ("TransferConfig",),
         "mhc_mup.training.transfer.sweep": ("run_transfer",),
         # real implementations and checkpoints
@@ -55,6 +63,6 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "mhc_mup.interop.adapter_diagnostics": ("diagnose", "sweep_adapter"),
         "mhc_mup.interop.inspection": ("inspect_checkpoint",),
     },
-    submodules=("mhc", "kernels", "stats", "reporting", "diagnostics", "training", "interop", "errors"),
+    submodules=("mhc", "kernels", "nn", "stats", "reporting", "diagnostics", "training", "interop", "errors"),
 )
 __all__ = [*__all__, "__version__"]

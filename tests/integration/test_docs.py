@@ -90,6 +90,13 @@ def _python_param(block: Block):
     return pytest.param(block, id=block.name, marks=marks)
 
 
+def test_the_your_own_model_example_is_a_block_that_runs():
+    """Issue 21's example (a nanoGPT-style model, its width plan, optimizer groups and coordinate check) is one
+    python block whose first line is ``# example: your own model``; test_python_block_runs runs it as written."""
+    found = [b for b in PYTHON_BLOCKS if b.code.startswith("# example: your own model\n")]
+    assert len(found) == 1, [b.name for b in found]
+
+
 def test_the_docs_have_blocks_and_known_tags():
     assert len(PYTHON_BLOCKS) >= 5 and len(BASH_BLOCKS) >= 5, "the block parser found too few blocks"
     for block in ALL_BLOCKS:

@@ -12,30 +12,38 @@ parameterization that transfers, each curve of size vs width is flat once traini
 fitted exponent ``size ≈ c·d^α`` of every module (and of each module kind, the geometric mean over
 its modules) comes with a bootstrap-over-seeds and regression interval
 (:func:`~mhc_mup.stats.fitting.fit_power_law`) and a reading: O(1), grows, decays or unclear.
+
+:func:`run_coord_check` checks our :class:`~mhc_mup.training.model.MHCLM`; :func:`coord_check` any model, given
+``{width: factory}`` and batches, with its width plan (:mod:`mhc_mup.training.plan`); both return the same table.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from mhc_mup._device import resolve_device
 from mhc_mup._io import write_bundle
 from mhc_mup._nested import LEAF, FlatView
 from mhc_mup.errors import ConfigError
 from mhc_mup.mhc.parameterizations import PARAMETERIZATIONS, Parameterization
+from mhc_mup.nn.modules import HeadCollapse, MHCSublayer, Tap
 from mhc_mup.stats.fitting import FitSettings, fit_power_laws
 from mhc_mup.stats.readings import classify
 from mhc_mup.training.config import ModelShape, TrainingRecipe, check_at_least
 from mhc_mup.training.data import Corpus, sample_batch
 from mhc_mup.training.model import MHCLM, ModelConfig
+from mhc_mup.training.plan import OPTIMIZERS, WidthPlan, WidthRule, width_plan
 from mhc_mup.training.step import train_step
 from mhc_mup.training.width_rules import MODEL_PARAMS, WidthParameterization, make_optimizer
 
@@ -158,7 +166,7 @@ class CoordCheckResult:
     """``coords``: one row per width × seed × step × module (:data:`COORD_COLUMNS`);
     ``losses``: width, seed, t, loss; ``exponents``: the fits (:data:`EXPONENT_COLUMNS`)."""
 
-    config: CoordCheckConfig
+    config: CoordCheckConfig | ModelCoordCheckConfig
     coords: pd.DataFrame
     losses: pd.DataFrame
     exponents: pd.DataFrame
@@ -285,6 +293,215 @@ def fit_exponents(coords: pd.DataFrame, cfg: CoordCheckConfig) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(EXPONENT_COLUMNS))
 
 
+# ── any model ───────────────────────────────────────────────────────────────────────────────────
+OUTPUT = "output"
+"""The module name under which :func:`coord_check` records the model's own output (its logits)."""
+
+
+@dataclass(frozen=True)
+class ModelCoordCheckConfig:
+    """A coordinate check of your own model: its ``widths``, ``seeds`` initialisations at each, ``optimizer``
+    (adam, adamw or sgd) at base learning rate ``lr`` with the width plan's multipliers under ``rule`` (the body's
+    SP or µP and the mHC generator's preset), multipliers relative to ``base_width`` (``None``: the smallest);
+    ``initialise``: the plan initialises every model by ``rule`` (``False``: the factories' own init); the
+    device, the fits' settings and the O(1) band ``±tolerance``."""
+
+    widths: tuple[int, ...]
+    seeds: int = 1
+    optimizer: str = "adam"
+    lr: float = 1e-2
+    rule: WidthRule = field(default_factory=WidthRule)
+    base_width: int | None = None
+    initialise: bool = True
+    device: str = "cpu"
+    fit: FitSettings = field(default_factory=FitSettings)
+    tolerance: float = 0.1
+
+    def __post_init__(self) -> None:
+        for w in self.widths:
+            if isinstance(w, bool) or not isinstance(w, int) or w < 1:
+                raise ConfigError(f"width {w!r} must be a positive integer")
+        if len(set(self.widths)) < 2:
+            raise ConfigError(f"a coordinate check needs at least 2 distinct widths, got {list(self.widths)}")
+        check_at_least(self, 1, ("seeds",))
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"learning rate must be a positive number, got {self.lr!r}")
+        if self.base_width is not None and self.base_width not in self.widths:
+            raise ConfigError(f"base width {self.base_width} is not one of the widths {list(self.widths)}")
+        if not (math.isfinite(self.tolerance) and self.tolerance > 0):
+            raise ConfigError(f"tolerance must be a positive finite number, got {self.tolerance!r}")
+
+    @property
+    def base(self) -> int:
+        return self.base_width or min(self.widths)
+
+    def describe(self) -> str:
+        return (
+            f"your model; body {self.rule.model}, mHC generator {self.rule.hc.name}; {self.optimizer} "
+            f"η={self.lr:g}; base width {self.base}"
+        )
+
+
+def lm_cross_entropy(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """The default loss: ``batch = (x, y)``, the mean cross-entropy of ``model(x)``'s logits ``(..., V)`` (or its
+    ``.logits``, as transformers returns them) against ``y`` ``(...)``, in fp32."""
+    x, y = batch
+    out = model(x)
+    logits = getattr(out, "logits", out)
+    return F.cross_entropy(logits.float().flatten(0, -2), y.flatten())
+
+
+def any_module_kinds(model: nn.Module) -> dict[str, str]:
+    """``{module name: kind}`` for any model, by module type: the drop-in modules' gate taps and residual
+    sublayers, embeddings, norms, attention and MLP-like classes by name; ``other`` for the rest."""
+    modules = dict(model.named_modules())
+    kinds = {}
+    for name, module in modules.items():
+        parent = modules.get(name.rpartition(".")[0])
+        kinds[name] = _any_kind(name, module, parent)
+    return {OUTPUT: "output logits", **{n: k for n, k in kinds.items() if n}}
+
+
+def _any_kind(name: str, module: nn.Module, parent: nn.Module | None) -> str:
+    cls = type(module).__name__
+    if isinstance(module, Tap):
+        return "pre logits" if isinstance(parent, HeadCollapse) else module_kind(name)
+    if isinstance(module, MHCSublayer) or cls.endswith("DecoderLayer"):
+        return "residual stream"
+    if isinstance(module, nn.Embedding):
+        return "embedding"
+    if isinstance(module, (nn.RMSNorm, nn.LayerNorm)) or cls.endswith(("RMSNorm", "LayerNorm")):
+        return "norm"
+    if "Attention" in cls:
+        return "attention"
+    if cls.endswith(("MLP", "FeedForward", "MoE")):
+        return "MLP"
+    return "other"
+
+
+def _output_hook(store: list) -> Callable:
+    """A forward hook on the model itself recording its output (or its ``.logits``) as :data:`OUTPUT`."""
+    inner = _stat_hook(store, OUTPUT)
+
+    def hook(module, inputs, output) -> None:
+        inner(module, inputs, getattr(output, "logits", output))
+
+    return hook
+
+
+def batch_to(batch: Any, device: torch.device) -> Any:
+    """``batch`` (a tensor, or a tuple/list/dict of them) on ``device``."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device)
+    if isinstance(batch, Mapping):
+        return {k: batch_to(v, device) for k, v in batch.items()}
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(batch_to(v, device) for v in batch)
+    return batch
+
+
+def record_any(
+    model: nn.Module, plan: WidthPlan, cfg: ModelCoordCheckConfig, batches: Sequence[Any], loss_fn: Callable
+) -> tuple[list[tuple[int, str, float, float]], list[float]]:
+    """Train ``model`` one step per batch with the plan's optimizer groups, recording every module's output
+    size (and the model's output) at each step: rows ``(t, module, l1, l2)`` and the loss at each step."""
+    device = resolve_device(cfg.device)
+    model.to(device).train()
+    opt = plan.make_optimizer(model, cfg.rule, cfg.optimizer, cfg.lr)
+    store: list = []
+    handles = [m.register_forward_hook(_stat_hook(store, n)) for n, m in model.named_modules() if n]
+    handles.append(model.register_forward_hook(_output_hook(store)))
+    rows, losses = [], []
+    try:
+        for t, batch in enumerate(batches, 1):
+            store.clear()
+            loss = loss_fn(model, batch_to(batch, device))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(loss.detach())
+            stats = torch.stack([torch.stack([a, b]) for _, a, b in store]).cpu().tolist()
+            rows += [(t, key, l1, l2) for (key, _, _), (l1, l2) in zip(store, stats, strict=True)]
+    finally:
+        for h in handles:
+            h.remove()
+    return rows, torch.stack(losses).float().cpu().tolist()
+
+
+def coord_check(
+    models: Mapping[int, Callable[[], nn.Module]],
+    batches: Sequence[Any],
+    config: ModelCoordCheckConfig | None = None,
+    *,
+    loss_fn: Callable[[nn.Module, Any], torch.Tensor] = lm_cross_entropy,
+    kinds: Mapping[str, str] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> CoordCheckResult:
+    """The coordinate check of any model, as microsoft/mup's ``get_coord_data``: ``models`` maps each width to a
+    factory of the model at that width; every width × seed trains one step per batch of ``batches`` (the same
+    batches everywhere; ``loss_fn(model, batch)`` → scalar) and records each module's output size.
+
+    The width plan of each width comes from the models themselves (:func:`~mhc_mup.training.plan.width_plan`
+    against the base width, ``kinds`` its overrides); the plan initialises each model (seed ``s`` → the
+    same draws at every width) and gives the optimizer's groups. Returns the table our command writes
+    (mup's columns, plus seed and kind), the losses and the fitted exponents: plot it with
+    :func:`plot_coords`, write it with :func:`write_coord_check`.
+    """
+    cfg = config or ModelCoordCheckConfig(widths=tuple(sorted(models)))
+    if set(cfg.widths) != set(models):
+        raise ConfigError(f"the config's widths {sorted(cfg.widths)} are not the models' {sorted(models)}")
+    if len(batches) < 1:
+        raise ConfigError("a coordinate check needs at least one batch")
+    base, delta = base_and_delta(models, cfg.base)
+    plans: dict[int, WidthPlan] = {}
+    coord_rows, loss_rows = [], []
+    total = cfg.seeds * len(cfg.widths)
+    for i, (seed, width) in enumerate((s, w) for s in range(cfg.seeds) for w in sorted(cfg.widths)):
+        if progress:
+            progress(f"width {width}, seed {seed}", i, total)
+        model = models[width]()
+        if width not in plans:
+            plans[width] = width_plan(model, base, delta, kinds=kinds)
+        rows, losses = _one_model(model, plans[width], cfg, seed, batches, loss_fn)
+        coord_rows += [(width, *row) for row in rows]
+        loss_rows += [(width, seed, t, loss) for t, loss in enumerate(losses, 1)]
+    if progress:
+        progress("fitting exponents", total, total)
+    coords = pd.DataFrame(coord_rows, columns=list(COORD_COLUMNS))
+    losses = pd.DataFrame(loss_rows, columns=["width", "seed", "t", "loss"])
+    sized = coords[(coords.l1 > 0) & (coords.l2 > 0)]  # an output that is exactly 0 (a masked path) has no size
+    return CoordCheckResult(cfg, coords, losses, fit_exponents(sized, cfg))
+
+
+def _one_model(
+    model: nn.Module, plan: WidthPlan, cfg: ModelCoordCheckConfig, seed: int, batches: Sequence[Any], loss_fn: Callable
+) -> tuple[list[tuple], list[float]]:
+    """One width × seed: initialise by the plan (draws from ``seed``), train and record; the table's rows without
+    their width (``module, t, l1, l2, optimizer, lr, seed, kind``) and the losses."""
+    if cfg.initialise:
+        plan.initialise(model, cfg.rule, torch.Generator().manual_seed(seed))
+    rows, losses = record_any(model, plan, cfg, batches, loss_fn)
+    kind_of = any_module_kinds(model)
+    return [(m, t, l1, l2, cfg.optimizer, cfg.lr, seed, kind_of[m.partition(":")[0]]) for t, m, l1, l2 in rows], losses
+
+
+def base_and_delta(models: Mapping[int, Callable[[], nn.Module]], base_width: int) -> tuple[nn.Module, nn.Module]:
+    """The base model (its shapes set the multipliers) and one at another width (which dimensions grow), built on
+    the meta device where the factory allows it (only shapes are read)."""
+    other = next(w for w in sorted(models) if w != base_width)
+    return _shapes_only(models[base_width]), _shapes_only(models[other])
+
+
+def _shapes_only(factory: Callable[[], nn.Module]) -> nn.Module:
+    try:
+        with torch.device("meta"):
+            return factory()
+    except Exception:  # a factory that cannot build on meta (it fills tensors itself): a real one
+        return factory()
+
+
 # ── figure ──────────────────────────────────────────────────────────────────────────────────────
 def panel_steps(steps: int, most: int = 6) -> list[int]:
     """The steps that get a panel: all of them up to ``most``, else ``most`` spread from 1 to ``steps``."""
@@ -309,9 +526,10 @@ def plot_coords(result: CoordCheckResult, metric: str = "l2", title: str | None 
     order = {k: i for i, k in enumerate(KINDS)}
     for ax, t in zip(axes[0], steps, strict=True):
         at_t = mean[mean.t == t]
-        modules = sorted(at_t.module.unique(), key=lambda n: (-order[module_kind(n)], n))  # key kinds on top
+        kind_of = dict(zip(at_t.module, at_t.kind, strict=True))  # the table's kinds (any model's too)
+        modules = sorted(kind_of, key=lambda n: (-order[kind_of[n]], n))  # key kinds on top
         for module in modules:
-            kind = module_kind(module)
+            kind = kind_of[module]
             line = at_t[at_t.module == module].sort_values("width")
             ax.plot(line.width, line[metric], color=KIND_COLOURS[kind], marker="o", ms=2.5,
                     lw=1.8 if kind == "comb logits" else 1.0, alpha=0.55 if kind == "other" else 0.9)  # fmt: skip
@@ -331,7 +549,7 @@ def plot_coords(result: CoordCheckResult, metric: str = "l2", title: str | None 
 
 def figure_png(result: CoordCheckResult, metric: str = "l2") -> bytes:
     """:func:`plot_coords` rendered to PNG bytes (for an atomic write)."""
-    from mhc_mup.reporting.render import png_bytes
+    from mhc_mup.reporting import png_bytes
 
     return png_bytes(plot_coords(result, metric), dpi=130)
 

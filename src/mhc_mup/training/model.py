@@ -9,11 +9,12 @@ mHC model (``hc=True``), with ``B`` batch, ``T`` tokens, ``n_s`` streams of widt
     logits = readout(RMSNorm(hc_head(x)))     (B, T, vocab)
 
 The control (``hc=False``) has the same embedding, blocks and readout on one stream with the usual
-pre-norm residual ``x ← x + f(RMSNorm(x))`` and no mHC parameter. The mHC math calls
-:mod:`mhc_mup.mhc.ops` (on CUDA, by default, the fused kernels of :mod:`mhc_mup.kernels.fused`, which compute the same
-function) and runs in fp32 even under autocast, as V4 does; branches follow the autocast
-context (bf16 on CUDA in the coordinate check). Identity "taps" expose the gate pre-activations
-(``pre_logits``, ``post_logits``, ``comb_logits``, ``head.logits``) to forward hooks.
+pre-norm residual ``x ← x + f(RMSNorm(x))`` and no mHC parameter. The sublayers and the head are the
+drop-in modules of :mod:`mhc_mup.nn`; the mHC math calls :mod:`mhc_mup.mhc.ops` (on CUDA, by default, the
+fused kernels of :mod:`mhc_mup.kernels.fused`, which compute the same function) and runs in fp32 even
+under autocast, as V4 does; branches follow the autocast context (bf16 on CUDA in the coordinate check).
+Identity "taps" expose the gate pre-activations (``pre_logits``, ``post_logits``, ``comb_logits``,
+``head.logits``) to forward hooks.
 """
 
 from __future__ import annotations
@@ -28,10 +29,19 @@ from torch import nn
 
 from mhc_mup.errors import ModelConfigError
 from mhc_mup.kernels import fused
-from mhc_mup.mhc.ops import HC_EPS, NORM_EPS, collapse, gate_logits, hc_head, hc_mixes, hc_post, split_mixes
+from mhc_mup.mhc.ops import HC_EPS, NORM_EPS
+from mhc_mup.nn.modules import HeadCollapse, HyperConnection, MHCSublayer, Tap, expand_streams, norm_input
 from mhc_mup.training.width_rules import WidthParameterization
 
+__all__ = [
+    "MHCLM", "MLP", "STREAM_DTYPES", "Attention", "Block", "HeadCollapse", "HyperConnection", "ModelConfig",
+    "Sublayer", "Tap", "stream_probe",
+]  # fmt: skip
+
 STREAM_DTYPES = ("float32", "bfloat16")
+_UNUSED_DRAWS = torch.Generator()
+"""Where the drop-in modules draw their own init, which :meth:`MHCLM.reset_parameters` overwrites: not torch's
+global RNG, so that building an MHCLM consumes it exactly as before the modules initialised themselves."""
 
 
 def stream_probe(n_s: int, d: int, stream_dtype: str, device: torch.device) -> torch.Tensor:
@@ -80,83 +90,6 @@ class ModelConfig:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
 
-class Tap(nn.Identity):
-    """Returns its input unchanged; a named place for a forward hook to read an intermediate value."""
-
-
-def _fp32(device_type: str):
-    """Autocast switched off: the mHC math runs in fp32 as in V4."""
-    return torch.autocast(device_type=device_type, enabled=False)
-
-
-class HyperConnection(nn.Module):
-    """One sublayer's mHC generator: ``fn`` ``((2+n_s)·n_s, n_s·d)``, ``scale`` ``(3,)``, ``base``
-    ``((2+n_s)·n_s,)``. ``forward(x)`` ``(..., n_s, d)`` → V4's ``hc_pre``: ``(y (..., d), post
-    (..., n_s), comb (..., n_s, n_s))``, with the gate pre-activations passed through taps.
-
-    ``kernels`` (see :func:`mhc_mup.kernels.fused.use_triton`) picks the fused Triton kernels or the reference
-    ops; while a forward hook watches a tap, the reference ops run so that the hook sees the logits."""
-
-    def __init__(self, n_s: int, d: int, K: int, hc_eps: float, norm_eps: float) -> None:
-        super().__init__()
-        rows = (2 + n_s) * n_s
-        self.n_s, self.K, self.hc_eps, self.norm_eps = n_s, K, hc_eps, norm_eps
-        self.fn = nn.Parameter(torch.empty(rows, n_s * d))
-        self.scale = nn.Parameter(torch.empty(3))
-        self.base = nn.Parameter(torch.empty(rows))
-        self.pre_logits, self.post_logits, self.comb_logits = Tap(), Tap(), Tap()
-        self.kernels = "auto"
-
-    def fused_for(self, x: torch.Tensor) -> bool:
-        """Whether this hyper-connection runs the fused kernels on ``x`` (and its hc_post with it)."""
-        observed = any(tap._forward_hooks or tap._forward_pre_hooks for tap in self._taps())
-        return not observed and fused.use_triton(self.kernels, x)
-
-    def fused_routed(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The fused hc_pre, and the route for hc_post's gradient of ``x``
-        (:func:`mhc_mup.kernels.fused.hc_pre_routed`)."""
-        with _fp32(x.device.type):
-            return fused.hc_pre_routed(x, self.fn, self.scale, self.base, self.K, self.hc_eps, self.norm_eps)
-
-    def _taps(self) -> tuple[Tap, Tap, Tap]:
-        return self.pre_logits, self.post_logits, self.comb_logits
-
-    def forward(
-        self, x: torch.Tensor, fused_path: bool | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``fused_path``: the caller's :meth:`fused_for` decision, so that it is made once per sublayer."""
-        if fused_path is None:
-            fused_path = self.fused_for(x)
-        if fused_path:
-            return self.fused_routed(x)[:3]
-        with _fp32(x.device.type):
-            mixes = hc_mixes(x, self.fn, self.norm_eps)
-            a_pre, a_post, z = gate_logits(mixes, self.scale, self.base, self.n_s)
-            self.pre_logits(a_pre)
-            self.post_logits(a_post)
-            self.comb_logits(z)
-            pre, post, comb = split_mixes(mixes, self.scale, self.base, self.n_s, self.K, self.hc_eps)
-            return collapse(x, pre), post, comb
-
-
-class HeadCollapse(nn.Module):
-    """V4's head: ``Σ_i (σ(mixes_i·s + b_i) + hc_eps)·x[i]``; ``fn`` ``(n_s, n_s·d)``, ``scale`` ``(1,)``,
-    ``base`` ``(n_s,)``; ``(..., n_s, d)`` → ``(..., d)``."""
-
-    def __init__(self, n_s: int, d: int, hc_eps: float, norm_eps: float) -> None:
-        super().__init__()
-        self.hc_eps, self.norm_eps = hc_eps, norm_eps
-        self.fn = nn.Parameter(torch.empty(n_s, n_s * d))
-        self.scale = nn.Parameter(torch.empty(1))
-        self.base = nn.Parameter(torch.empty(n_s))
-        self.logits = Tap()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        with _fp32(x.device.type):
-            self.logits(hc_mixes(x, self.fn, self.norm_eps) * self.scale + self.base)  # hc_head's gate input
-            return hc_head(x, self.fn, self.scale, self.base, self.hc_eps, self.norm_eps)
-
-
 class Attention(nn.Module):
     """Causal multi-head self-attention without biases: ``softmax(q·kᵀ · scale + causal mask)·v``,
     ``(B, T, d)`` → ``(B, T, d)``; ``scale`` is set by the width parameterization."""
@@ -185,35 +118,14 @@ class MLP(nn.Module):
         return self.down(F.gelu(self.up(x)))
 
 
-class Sublayer(nn.Module):
-    """One residual sublayer: ``hc_post(f(RMSNorm(y)), x, post, comb)`` with ``(y, post, comb) =
-    hc_pre(x)`` (mHC, ``x`` ``(B, T, n_s, d)``), or ``x + f(RMSNorm(x))`` (control, ``x`` ``(B, T, d)``)."""
+class Sublayer(MHCSublayer):
+    """One residual sublayer of :class:`MHCLM`: the drop-in :class:`~mhc_mup.nn.MHCSublayer` built from the
+    model's config, ``hc_post(f(RMSNorm(y)), x, post, comb)`` with ``(y, post, comb) = hc_pre(x)`` (mHC, ``x``
+    ``(B, T, n_s, d)``), or ``x + f(RMSNorm(x))`` (control, ``x`` ``(B, T, d)``)."""
 
     def __init__(self, cfg: ModelConfig, branch: nn.Module) -> None:
-        super().__init__()
-        self.hc = HyperConnection(cfg.n_s, cfg.d, cfg.K, cfg.hc_eps, cfg.norm_eps) if cfg.hc else None
-        self.norm = nn.RMSNorm(cfg.d, eps=cfg.norm_eps)
-        self.branch = branch
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.hc is None:
-            return x + self.branch(self.norm(_norm_input(x, self.norm)))
-        fused_path = self.hc.fused_for(x)  # hc_pre and hc_post take the same path
-        if fused_path:  # hc_post's gradient of x is added inside hc_pre's backward, not by autograd
-            y, post, comb, route = self.hc.fused_routed(x)
-        else:
-            (y, post, comb), route = self.hc(x, fused_path=False), None
-        out = self.branch(self.norm(_norm_input(y, self.norm)))
-        with _fp32(x.device.type):
-            return fused.hc_post(out, x, post, comb, x_grad_route=route) if fused_path else hc_post(out, x, post, comb)
-
-
-def _norm_input(y: torch.Tensor, norm: nn.RMSNorm) -> torch.Tensor:
-    """``y`` in the dtype of ``norm``'s gain: bf16 streams are upcast, so the RMSNorm computes in fp32 as V4's
-    does (autocast rounds its output to bf16 once, at the branch's first matmul). Given bf16 ``y`` and an fp32
-    gain, ``torch.rms_norm`` cannot take its fused kernel: it runs a composite of small ops (about 7 per call
-    forward and 20 backward, on the H100 profile)."""
-    return y.to(norm.weight.dtype)
+        super().__init__(branch, cfg.d, cfg.n_s if cfg.hc else None, K=cfg.K, hc_eps=cfg.hc_eps,
+                         norm_eps=cfg.norm_eps, generator=_UNUSED_DRAWS)  # fmt: skip
 
 
 class Block(nn.Module):
@@ -253,7 +165,11 @@ class MHCLM(nn.Module):
         attn_scale = self.param.attention_scale(config.d_head, base_heads_width)
         self.embed = nn.Embedding(config.vocab, config.d)
         self.blocks = nn.ModuleList(Block(config, attn_scale) for _ in range(config.depth))
-        self.head = HeadCollapse(config.n_s, config.d, config.hc_eps, config.norm_eps) if config.hc else None
+        self.head = (
+            HeadCollapse(config.n_s, config.d, config.hc_eps, config.norm_eps, generator=_UNUSED_DRAWS)
+            if config.hc
+            else None
+        )
         self.norm_f = nn.RMSNorm(config.d, eps=config.norm_eps)
         self.readout = nn.Linear(config.d, config.vocab, bias=False)
         self.set_kernels(kernels)
@@ -301,14 +217,13 @@ class MHCLM(nn.Module):
         x = self.embed(tokens)
         if self.config.stream_dtype == "bfloat16":  # "float32" keeps the parameters' dtype (fp64 in tests)
             x = x.to(torch.bfloat16)
-        if self.config.hc:  # n_s copies of the embedding, materialised once: the fused ops take contiguous
-            # streams, and each op reading a stride-0 view would copy it, element by element, forward and backward
-            x = x.unsqueeze(-2).expand(*x.shape[:-1], self.config.n_s, self.config.d).contiguous()
+        if self.config.hc:  # n_s copies of the embedding, materialised once (see expand_streams)
+            x = expand_streams(x, self.config.n_s)
         for block in self.blocks:
             x = block(x)
         if self.head is not None:
             x = self.head(x)
-        return self.readout(self.norm_f(_norm_input(x, self.norm_f)))
+        return self.readout(self.norm_f(norm_input(x, self.norm_f)))
 
     # ── metadata in the state_dict ────────────────────────────────────────────────────────────
     def get_extra_state(self) -> dict:

@@ -65,6 +65,28 @@ def parameter_kind(name: str) -> str:
     raise WidthParamError(f"parameter {name!r} has no known kind")
 
 
+def body_init_std(model: str, kind: str, fan_in: int, m: float) -> float:
+    """Std of the normal init of a matrix of ``kind`` under ``model`` (sp or mup), fan-in ``fan_in`` and width
+    multiplier ``m``: embedding 1, hidden ``1/√f``, readout ``1/√f`` (SP) or ``1/√(f·m)`` (µP)."""
+    if kind == "embedding":
+        return 1.0
+    if kind == "hidden":
+        return 1.0 / math.sqrt(fan_in)
+    if kind == "readout":
+        return 1.0 / math.sqrt(fan_in * (m if model == "mup" else 1.0))
+    raise WidthParamError(f"no matrix init for parameter kind {kind!r}")
+
+
+def body_lr_multiplier(model: str, kind: str, optimizer: str, m: float) -> float:
+    """The learning-rate multiplier of a non-mHC parameter of ``kind`` (embedding, hidden, readout, gain) under
+    ``model`` (sp or mup), ``optimizer`` (adam or sgd) and width multiplier ``m`` (the module's table)."""
+    if model == "sp":
+        return 1.0
+    if optimizer == "adam":
+        return {"embedding": 1.0, "hidden": 1 / m, "readout": 1 / m, "gain": 1.0}[kind]
+    return {"embedding": m, "hidden": 1.0, "readout": 1 / m, "gain": m}[kind]
+
+
 @dataclass(frozen=True)
 class WidthParameterization:
     """How every parameter is initialised and how fast it learns, as a function of the width ``d``.
@@ -94,14 +116,7 @@ class WidthParameterization:
 
     def init_std(self, kind: str, fan_in: int, d: int) -> float:
         """Std of the normal init of a matrix of ``kind`` (embedding, hidden or readout) with fan-in ``fan_in``."""
-        if kind == "embedding":
-            return 1.0
-        if kind == "hidden":
-            return 1.0 / math.sqrt(fan_in)
-        if kind == "readout":
-            m = self.width_mult(d) if self.model == "mup" else 1.0
-            return 1.0 / math.sqrt(fan_in * m)
-        raise WidthParamError(f"no matrix init for parameter kind {kind!r}")
+        return body_init_std(self.model, kind, fan_in, self.width_mult(d))
 
     def attention_scale(self, d_head: int, base_d_head: int) -> float:
         """Multiplier of ``q·k``: ``1/√d_head`` (SP) or ``√base_d_head / d_head`` (µP)."""
@@ -117,12 +132,7 @@ class WidthParameterization:
             return self.hc.lr_multipliers(optimizer, n_s, d)[kind.removeprefix("hc_")]
         if kind not in KINDS:
             raise WidthParamError(f"unknown parameter kind {kind!r}")
-        if self.model == "sp":
-            return 1.0
-        m = self.width_mult(d)
-        if optimizer == "adam":
-            return {"embedding": 1.0, "hidden": 1 / m, "readout": 1 / m, "gain": 1.0}[kind]
-        return {"embedding": m, "hidden": 1.0, "readout": 1 / m, "gain": m}[kind]
+        return body_lr_multiplier(self.model, kind, optimizer, self.width_mult(d))
 
     def to_dict(self) -> dict:
         return {"model": self.model, "hc": self.hc.to_dict(), "base_d": self.base_d}
