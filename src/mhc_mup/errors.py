@@ -14,6 +14,7 @@ __all__ = [
     "ConfigError",
     "CorpusError",
     "ExpressionError",
+    "FolderBusyError",
     "KernelUnavailableError",
     "MhcMupError",
     "MissingExtraError",
@@ -45,6 +46,10 @@ class ResourceError(ConfigError):
 
 class TransferError(ConfigError):
     """A transfer sweep that cannot run (bad settings, an output folder made by another sweep)."""
+
+
+class FolderBusyError(MhcMupError):
+    """An output folder that another process is writing."""
 
 
 class ExpressionError(MhcMupError, ValueError):

@@ -325,3 +325,14 @@ def test_a_sweep_that_cannot_fit_is_refused_before_it_starts(args, start, tmp_pa
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"mhc-mup: error: {start}") and len(err.splitlines()) == 1 and "available" in err
     assert not out.exists()
+
+
+def test_a_folder_another_command_is_writing_is_refused_naming_it(tmp_path, capsys):
+    from mhc_mup._locks import exclusive_folder
+
+    out = tmp_path / "o"
+    with exclusive_folder(out):
+        assert main(["run", *FAST, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"mhc-mup: error: '{out}' is being written by process ") and len(err.splitlines()) == 1
+    assert main(["run", *FAST, "--out", str(out), "--quiet"]) == 0  # free again

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from rich.console import Console
 
+from mhc_mup._locks import exclusive_folder
 from mhc_mup.cli.common import (
     add_base_width,
     add_batch,
@@ -143,20 +144,21 @@ def run_coordcheck_command(args: argparse.Namespace) -> int:
             f"needs at least {need}"
         )
     console, err, show_progress = consoles(args.quiet)
-    if show_progress:
-        with progress_bar(err) as bar:
-            task = bar.add_task("coordcheck", total=cfg.seeds * len(cfg.widths))
+    with exclusive_folder(args.out):
+        if show_progress:
+            with progress_bar(err) as bar:
+                task = bar.add_task("coordcheck", total=cfg.seeds * len(cfg.widths))
 
-            def progress(what: str, done: int, total: int) -> None:
-                bar.update(task, description=what, completed=done, total=total)
+                def progress(what: str, done: int, total: int) -> None:
+                    bar.update(task, description=what, completed=done, total=total)
 
-            result = run_coord_check(cfg, corpus, progress)
-    else:
-        result = run_coord_check(cfg, corpus)
-    try:
-        paths = write_coord_check(result, args.out)
-    except OSError as exc:
-        raise write_failure(args.out, exc) from None
+                result = run_coord_check(cfg, corpus, progress)
+        else:
+            result = run_coord_check(cfg, corpus)
+        try:
+            paths = write_coord_check(result, args.out)
+        except OSError as exc:
+            raise write_failure(args.out, exc) from None
     if not args.quiet:
         console.print(f"corpus {corpus.describe()}", soft_wrap=True)
         print_coordcheck(result, console)

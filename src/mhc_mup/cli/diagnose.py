@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from rich.console import Console
 
+from mhc_mup._locks import exclusive_folder
 from mhc_mup.cli.common import (
     add_bootstrap,
     add_device,
@@ -37,6 +38,7 @@ from mhc_mup.cli.common import (
     table,
     write_failure,
 )
+from mhc_mup.diagnostics.budget import check_memory
 from mhc_mup.diagnostics.config import DTYPE_NAMES, SweepConfig
 from mhc_mup.diagnostics.corrections import CORRECTION_QUANTITIES, corrections_rows
 from mhc_mup.diagnostics.results import chain_rows
@@ -463,9 +465,10 @@ def _run(args: argparse.Namespace) -> int:
 
     check_out_dir(args.out)
     cfg = config_from_args(args)
+    check_memory(cfg)
     vc = _verdict_config(args)
     console, err, show_progress = consoles(args.quiet)
-    with figure_pool(REPORT_PRELOAD) as figures:  # its workers import matplotlib while the sweep runs
+    with exclusive_folder(args.out), figure_pool(REPORT_PRELOAD) as figures:  # workers import matplotlib meanwhile
         from mhc_mup.diagnostics.sweep import run_sweep
 
         if show_progress:
@@ -504,7 +507,7 @@ def _write_report(out: Path, err: Console, show_progress: bool, figures: FigureP
 def _report(args: argparse.Namespace) -> int:
     from mhc_mup.diagnostics.report import write_report
 
-    with figure_pool(REPORT_PRELOAD) as figures:
+    with exclusive_folder(args.folder, create=False), figure_pool(REPORT_PRELOAD) as figures:
         try:
             paths = write_report(args.folder, figures)
         except OSError as exc:
@@ -522,8 +525,9 @@ def _compare(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     vc = _verdict_config(args)
     console, err, show_progress = consoles(args.quiet)
+    check_memory(cfg)
     steps = len(cfg.widths) + 2
-    with figure_pool(REPORT_PRELOAD) as figures:  # its workers import matplotlib while the sweeps run
+    with exclusive_folder(args.out), figure_pool(REPORT_PRELOAD) as figures:  # workers import matplotlib meanwhile
         from mhc_mup.diagnostics.compare import run_compare
 
         if show_progress:

@@ -195,6 +195,22 @@ def test_killed_and_restarted_sweep_has_every_run_exactly_once(small_corpus_file
     assert again.executed == 0 and len(stored_runs(out)) == total
 
 
+def test_a_run_claimed_by_another_process_is_left_to_it(small_corpus_file, tmp_path):
+    """Two processes on one folder: a run the other holds is skipped (not trained twice) and counted missing until
+    stored; once the claim is gone, the same command trains it and only it."""
+    from mhc_mup._locks import claim
+
+    cfg = tiny_cfg(small_corpus_file)
+    out = tmp_path / "out"
+    held = cfg.runs()[2]
+    with claim(held.path(out)):
+        first = run_transfer(cfg, out)
+    assert first.executed == len(cfg.runs()) - 1 and first.missing == 1
+    assert not held.path(out).exists() and not list(out.rglob("*.claim"))
+    second = run_transfer(cfg, out)
+    assert second.executed == 1 and second.missing == 0 and held.path(out).exists()
+
+
 def test_time_budget_stops_scheduling_and_the_grid_may_grow(small_corpus_file, tmp_path):
     cfg = tiny_cfg(small_corpus_file)
     out = tmp_path / "out"

@@ -1,7 +1,8 @@
 """Executing a sweep's pending runs: serially in this process, in a spawn-context process pool with one worker per
 device, or as Ray tasks. Each gets :class:`~mhc_mup.training.transfer.config.RunSpec` values (frozen,
-picklable) and hands each record to a :class:`~mhc_mup.training.transfer.store.RunStore` as it arrives; none
-starts a run after ``deadline`` (``time.monotonic()``). Each returns how many runs it left pending.
+picklable), claims each run before starting it (another process sharing the folder may have it) and hands each
+record to a :class:`~mhc_mup.training.transfer.store.RunStore` as it arrives; none starts a run after
+``deadline`` (``time.monotonic()``). Each returns how many runs it left pending at the deadline.
 """
 
 from __future__ import annotations
@@ -54,12 +55,29 @@ def run_local(specs: list[RunSpec], devices: list[str], store: RunStore, deadlin
     return _run_pool(specs, devices, store, deadline)
 
 
+def _next_claimed(todo: list[RunSpec], store: RunStore) -> RunSpec | None:
+    """Take from ``todo`` the next run this process can claim; runs another process holds or has stored are
+    dropped (they are that process's)."""
+    while todo:
+        spec = todo.pop(0)
+        if store.claim(spec.key):
+            return spec
+    return None
+
+
 def _run_serial(specs: list[RunSpec], device: str, store: RunStore, deadline: float) -> int:
-    for i, spec in enumerate(specs):
-        if time.monotonic() >= deadline:
-            return len(specs) - i
-        store(spec.key, execute_run(spec, device))
-    return 0
+    todo = list(specs)
+    while todo and time.monotonic() < deadline:
+        spec = _next_claimed(todo, store)
+        if spec is None:
+            break
+        try:
+            record = execute_run(spec, device)
+        except BaseException:
+            store.release(spec.key)
+            raise
+        store(spec.key, record)
+    return len(todo)
 
 
 def _init_worker(devices, threads: int) -> None:
@@ -87,7 +105,8 @@ def _run_pool(specs: list[RunSpec], devices: list[str], store: RunStore, deadlin
     try:
         while todo or running:
             while todo and len(running) < len(devices) and time.monotonic() < deadline:
-                spec = todo.pop(0)
+                if (spec := _next_claimed(todo, store)) is None:
+                    break
                 running[pool.submit(_pool_run, spec)] = spec
             if not running:
                 break
@@ -96,6 +115,8 @@ def _run_pool(specs: list[RunSpec], devices: list[str], store: RunStore, deadlin
                 store(running.pop(fut).key, fut.result())
     finally:
         pool.shutdown(wait=not running, cancel_futures=True)
+        for spec in running.values():
+            store.release(spec.key)
     return len(todo)
 
 
@@ -117,7 +138,8 @@ def run_ray(
     try:
         while todo or running:
             while todo and len(running) < slots and time.monotonic() < deadline:
-                spec = todo.pop(0)
+                if (spec := _next_claimed(todo, store)) is None:
+                    break
                 running[task.remote(spec, device)] = spec
             if not running:
                 break
@@ -125,8 +147,9 @@ def run_ray(
             for ref in ready:
                 store(running.pop(ref).key, ray.get(ref))
     finally:
-        for ref in running:
+        for ref, spec in running.items():
             ray.cancel(ref, force=True)
+            store.release(spec.key)
         if started:
             ray.shutdown()
     return len(todo)

@@ -6,11 +6,13 @@ other settings is an error, never reused.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from mhc_mup._io import atomic_write_text, json_safe, software_versions
+from mhc_mup._locks import claim, one_at_a_time
 from mhc_mup.errors import TransferError
 from mhc_mup.training.transfer.config import IMPLICIT_SETTINGS, RunKey, TransferConfig
 from mhc_mup.training.transfer.run import RUN_FORMAT
@@ -94,30 +96,52 @@ def _check_sweep_file(cfg: TransferConfig, out: Path, settings: Mapping) -> None
 
 
 def write_sweep_file(cfg: TransferConfig, out: Path) -> None:
-    """``sweep.json``: the settings (fixed for the folder) and the union of every grid swept into it."""
+    """``sweep.json``: the settings (fixed for the folder) and the union of every grid swept into it (one process
+    at a time: several may share the folder)."""
     path = Path(out) / "sweep.json"
-    grid = cfg.grid.to_dict()
-    if path.exists():
-        old = read_json(path).get("grid", {})
-        names = {c["name"] for c in grid["configs"]}
-        grid["configs"] = grid["configs"] + [c for c in old.get("configs", []) if c["name"] not in names]
-        grid["widths"] = sorted(set(grid["widths"]) | set(old.get("widths", [])))
-        grid["seeds"] = max(grid["seeds"], old.get("seeds", 0))
-        grid["lrs"] = sorted(set(grid["lrs"]) | set(old.get("lrs", [])))
-    doc = {"format": SWEEP_FORMAT, "settings": cfg.settings(), "grid": grid, "versions": software_versions()}
-    atomic_write_text(path, json.dumps(json_safe(doc), indent=1) + "\n")
+    with one_at_a_time(path.with_name(".sweep.json.lock")):
+        grid = cfg.grid.to_dict()
+        if path.exists():
+            old = read_json(path).get("grid", {})
+            names = {c["name"] for c in grid["configs"]}
+            grid["configs"] = grid["configs"] + [c for c in old.get("configs", []) if c["name"] not in names]
+            grid["widths"] = sorted(set(grid["widths"]) | set(old.get("widths", [])))
+            grid["seeds"] = max(grid["seeds"], old.get("seeds", 0))
+            grid["lrs"] = sorted(set(grid["lrs"]) | set(old.get("lrs", [])))
+        doc = {"format": SWEEP_FORMAT, "settings": cfg.settings(), "grid": grid, "versions": software_versions()}
+        atomic_write_text(path, json.dumps(json_safe(doc), indent=1) + "\n")
 
 
 class RunStore:
-    """Writes each finished run as it arrives and counts them."""
+    """Writes each finished run as it arrives and counts them; claims a run for this process before it starts."""
 
     def __init__(self, out: Path, done: int, total: int, on_run: OnRun | None) -> None:
         self.out, self.done, self.total, self.on_run = Path(out), done, total, on_run
+        self.claims: dict[RunKey, contextlib.ExitStack] = {}
+
+    def claim(self, key: RunKey) -> bool:
+        """Claim ``key`` for this process: false when another process is training it or has stored it since this
+        one planned. Several processes (or commands) can share one folder this way; a claim is released by
+        :meth:`release` (or :meth:`__call__`) or, whatever happens, when this process ends."""
+        stack = contextlib.ExitStack()
+        path = key.path(self.out)
+        if not stack.enter_context(claim(path)) or path.exists():
+            stack.close()
+            return False
+        self.claims[key] = stack
+        return True
+
+    def release(self, key: RunKey) -> None:
+        """Give up the claim on ``key`` (a run not started, or failed)."""
+        stack = self.claims.pop(key, None)
+        if stack is not None:
+            stack.close()
 
     def __call__(self, key: RunKey, record: dict) -> None:
         path = key.path(self.out)
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, json.dumps(record) + "\n")
+        self.release(key)
         self.done += 1
         if self.on_run:
             self.on_run(record, self.done, self.total)

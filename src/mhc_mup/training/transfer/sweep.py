@@ -43,7 +43,8 @@ def run_transfer(
 
     ``runs_per_gpu`` runs share each GPU at once (local pool and Ray). Every check runs before anything is
     written. No new run starts after ``time_budget`` seconds; the tables
-    are then written from the finished runs and ``missing`` counts the rest (run again to continue).
+    are then written from the finished runs and ``missing`` counts the rest (run again to continue). Several
+    processes may share ``out``: each claims a run before training it, so each run is trained once.
     """
     cfg.validate()
     out = Path(out)
@@ -58,11 +59,13 @@ def run_transfer(
     specs = [cfg.run_spec(key, settings) for key in pending]
     if backend == "ray":
         cuda = cfg.resolved_device().type == "cuda"
-        left = run_ray(specs, cuda, store, deadline, ray_address, runs_per_gpu)
+        run_ray(specs, cuda, store, deadline, ray_address, runs_per_gpu)
     else:
-        left = run_local(specs, devices, store, deadline)
-    result = analyse(cfg, load_records(cfg, out))
-    result.missing, result.executed = left, len(pending) - left
+        run_local(specs, devices, store, deadline)
+    records = load_records(cfg, out)
+    result = analyse(cfg, records)
+    # what is on disk counts: other processes sharing the folder may have stored runs meanwhile
+    result.missing, result.executed = len(cfg.runs()) - len(records), store.done - len(finished)
     write_outputs(result, out)
     return result
 
