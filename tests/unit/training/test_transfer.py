@@ -9,6 +9,7 @@ import itertools
 import json
 import math
 import pickle
+import re
 from pathlib import Path
 
 import numpy as np
@@ -209,6 +210,26 @@ def test_a_run_claimed_by_another_process_is_left_to_it(small_corpus_file, tmp_p
     assert not held.path(out).exists() and not list(out.rglob("*.claim"))
     second = run_transfer(cfg, out)
     assert second.executed == 1 and second.missing == 0 and held.path(out).exists()
+
+
+@pytest.mark.parametrize(
+    ("file", "edit", "message"),
+    [
+        ("run", lambda d: d.update(final_val_loss="abc"), "final_val_loss must be a number, got 'abc'"),
+        ("run", lambda d: d.update(train_loss=[1.0, "x"]), "train_loss.1 must be a number, got 'x'"),
+        ("sweep", lambda d: d["grid"].update(widths="xyz"), "grid.widths must be a list, got 'xyz'"),
+    ],
+)
+def test_a_stored_value_of_the_wrong_type_is_named_with_its_file(small_corpus_file, tmp_path, file, edit, message):
+    cfg = tiny_cfg(small_corpus_file, widths=(16,))
+    out = tmp_path / "out"
+    run_transfer(cfg, out)
+    path = cfg.runs()[0].path(out) if file == "run" else out / "sweep.json"
+    doc = json.loads(path.read_text())
+    edit(doc)
+    path.write_text(json.dumps(doc))
+    with pytest.raises(TransferError, match=rf"^'{path}': {re.escape(message)}$"):
+        run_transfer(cfg, out)
 
 
 def test_time_budget_stops_scheduling_and_the_grid_may_grow(small_corpus_file, tmp_path):

@@ -13,12 +13,13 @@ from pathlib import Path
 
 from mhc_mup._io import atomic_write_text, json_safe, software_versions
 from mhc_mup._locks import claim, one_at_a_time
+from mhc_mup._schema import ListOf, Optional, first_problem
 from mhc_mup.errors import TransferError
 from mhc_mup.training.transfer.config import IMPLICIT_SETTINGS, RunKey, TransferConfig
 from mhc_mup.training.transfer.run import RUN_FORMAT
 
-__all__ = ["SETTINGS_ADDED", "SWEEP_FORMAT", "OnRun", "RunStore", "base_lr_from", "load_records", "plan",
-           "read_json", "write_sweep_file"]  # fmt: skip
+__all__ = ["RUN_SHAPE", "SETTINGS_ADDED", "SWEEP_FORMAT", "SWEEP_SHAPE", "OnRun", "RunStore", "base_lr_from",
+           "load_records", "plan", "read_json", "write_sweep_file"]  # fmt: skip
 
 SWEEP_FORMAT = "mhc-mup-transfer-sweep/1"
 SETTINGS_ADDED = {"stream_dtype": "float32", "kernels": "auto", "cuda_graphs": "off"}
@@ -28,12 +29,29 @@ OnRun = Callable[[dict, int, int], None]
 """Called in the parent after each run is stored: ``(record, runs finished so far, runs in the grid)``."""
 
 
-def read_json(path: Path) -> dict:
-    """The JSON document at ``path``, or :class:`TransferError` naming the file."""
+RUN_SHAPE = {
+    "format": str, "config": str, "width": int, "seed": int, "lr": float, "settings": {}, "configuration": {},
+    "train_loss": ListOf(float), "val_curve": ListOf(ListOf(float)), "initial_loss": float,
+    "final_train_loss": float, "final_val_loss": float, "diverged": bool, "diverged_reason": str,
+    "steps_done": int, "seconds": float, "tokens_per_s": Optional(float), "value": Optional(float),
+    "hyper": Optional(str),
+}  # fmt: skip
+"""What the readers of a stored run use, by type (:func:`mhc_mup._schema.first_problem`)."""
+SWEEP_SHAPE = {"format": str, "settings": {}, "grid": {"configs": ListOf({"name": str}), "widths": ListOf(int),
+                                                      "seeds": int, "lrs": ListOf(float)}}  # fmt: skip
+"""What the readers of sweep.json use, by type."""
+
+
+def read_json(path: Path, shape: dict | None = None) -> dict:
+    """The JSON document at ``path``, or :class:`TransferError` naming the file (and the key whose value does
+    not have ``shape``'s type)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise TransferError(f"cannot read '{path}': {exc}") from None
+    if shape is not None and (problem := first_problem(doc, shape)):
+        raise TransferError(f"'{path}': {problem}")
+    return doc
 
 
 def _complete(settings: Mapping) -> dict:
@@ -66,7 +84,7 @@ def plan(cfg: TransferConfig, out: Path) -> tuple[list[RunKey], list[RunKey]]:
         if not path.exists():
             pending.append(key)
             continue
-        record = read_json(path)
+        record = read_json(path, RUN_SHAPE)
         diff = _first_difference(record.get("settings", {}), settings)
         if record.get("format") != RUN_FORMAT or diff or record.get("configuration") != configs[key.config]:
             why = diff or "its configuration differs"
@@ -82,8 +100,11 @@ def _check_sweep_file(cfg: TransferConfig, out: Path, settings: Mapping) -> None
     if not sweep_file.exists():
         return
     stored = read_json(sweep_file)
-    if stored.get("format") != SWEEP_FORMAT:
-        raise TransferError(f"'{sweep_file}' is not a transfer sweep's (format {stored.get('format')!r})")
+    if not isinstance(stored, dict) or stored.get("format") != SWEEP_FORMAT:
+        got = stored.get("format") if isinstance(stored, dict) else type(stored).__name__
+        raise TransferError(f"'{sweep_file}' is not a transfer sweep's (format {got!r})")
+    if problem := first_problem(stored, SWEEP_SHAPE):
+        raise TransferError(f"'{sweep_file}': {problem}")
     diff = _first_difference(stored.get("settings", {}), settings)
     if diff:
         raise TransferError(f"'{out}' holds a sweep made with other settings ({diff}); use another --out")
@@ -102,7 +123,7 @@ def write_sweep_file(cfg: TransferConfig, out: Path) -> None:
     with one_at_a_time(path.with_name(".sweep.json.lock")):
         grid = cfg.grid.to_dict()
         if path.exists():
-            old = read_json(path).get("grid", {})
+            old = read_json(path, SWEEP_SHAPE)["grid"]
             names = {c["name"] for c in grid["configs"]}
             grid["configs"] = grid["configs"] + [c for c in old.get("configs", []) if c["name"] not in names]
             grid["widths"] = sorted(set(grid["widths"]) | set(old.get("widths", [])))
@@ -149,7 +170,7 @@ class RunStore:
 
 def load_records(cfg: TransferConfig, out: str | Path) -> list[dict]:
     """The stored records of ``cfg``'s grid points present in ``out`` (grid order)."""
-    return [read_json(k.path(Path(out))) for k in cfg.runs() if k.path(Path(out)).exists()]
+    return [read_json(k.path(Path(out)), RUN_SHAPE) for k in cfg.runs() if k.path(Path(out)).exists()]
 
 
 def base_lr_from(folder: str | Path, names: list[str]) -> float:
