@@ -53,7 +53,8 @@ from mhc_mup.training.transfer import (
     run_transfer,
 )
 from mhc_mup.training.transfer.config import CUDA_GRAPH_CHOICES
-from mhc_mup.training.transfer.store import base_lr_from
+from mhc_mup.training.transfer.cost import estimate_cost
+from mhc_mup.training.transfer.store import base_lr_from, plan
 
 __all__ = ["print_transfer", "register", "run_transfer_command", "transfer_config"]
 
@@ -229,6 +230,9 @@ def register(p: argparse.ArgumentParser) -> None:
                    help="local (default) or ray: each run a Ray task with one GPU "
                         "(pip install mhc-mup[ray])")  # fmt: skip
     g.add_argument("--ray-address", metavar="ADDR", help="Ray cluster to join (default: RAY_ADDRESS or a local one)")
+    g.add_argument("--dry-run", action="store_true",
+                   help="print what the sweep would train (runs, steps, tokens) and an estimate of its GPU time "
+                        "from recorded runs, then stop; nothing is written")  # fmt: skip
     g.add_argument("--time-budget", type=positive_float("time budget"), metavar="SECONDS",
                    help="start no run after this many seconds; write the tables from the finished runs "
                         "(the same command again continues)")  # fmt: skip
@@ -326,6 +330,12 @@ def run_transfer_command(args: argparse.Namespace) -> int:
     cfg = transfer_config(args)
     console, err, show_progress = consoles(args.quiet)
     n_total = len(cfg.runs())
+    if args.dry_run or not args.quiet:
+        _, pending = plan(cfg, args.out)  # refuses a folder made with other settings, as the sweep would
+        cost = estimate_cost(cfg, pending, cfg.resolved_device().type == "cuda")
+        (console if args.dry_run else err).print(cost.describe(), soft_wrap=True)
+        if args.dry_run:
+            return 0
     kwargs = {"backend": args.backend, "workers": args.workers, "time_budget": args.time_budget,
               "ray_address": args.ray_address, "runs_per_gpu": args.runs_per_gpu}  # fmt: skip
     try:

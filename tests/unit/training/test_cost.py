@@ -1,0 +1,41 @@
+"""The sweep cost estimate gives back the recorded sweep's cost on the recorded grid, and counts runs, steps and
+tokens exactly."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mhc_mup.training.transfer import BUILTIN_CONFIGS, TransferConfig
+from mhc_mup.training.transfer.cost import estimate_cost
+
+RECORD = Path(__file__).resolve().parents[3] / "benchmarks" / "results" / "bench_transfer_sweep_h100.json"
+
+
+def recorded_grid(cuda_graphs: str) -> TransferConfig:
+    """benchmarks/bench_transfer_sweep.sh's grid."""
+    configs = (BUILTIN_CONFIGS["mup"], BUILTIN_CONFIGS["control-mup"])
+    return TransferConfig(device="cpu").with_leaves(
+        configs=configs, widths=(128, 256, 512, 1024), lrs=(2**-9, 2**-7, 2**-5), seeds=1, steps=300,
+        cuda_graphs=cuda_graphs,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(("mode", "graphs"), [("graph", "on"), ("eager", "off")])
+def test_the_recorded_sweep_is_estimated_at_its_recorded_cost(mode, graphs):
+    record = json.loads(RECORD.read_text())[mode]["per_config_width"]
+    measured = 3 * sum(v["seconds"] for v in record.values())  # 3 learning rates per (config, width)
+    cfg = recorded_grid(graphs)
+    cost = estimate_cost(cfg, cfg.runs(), cuda=True)
+    assert cost.gpu_seconds == pytest.approx(measured, rel=0.02)
+    assert (cost.runs, cost.pending, cost.steps, cost.tokens) == (24, 24, 24 * 300, 24 * 300 * 16 * 128)
+    assert "of one H100" in cost.describe()
+
+
+def test_off_cuda_there_is_no_time_estimate_and_pending_runs_count():
+    cfg = recorded_grid("off")
+    cost = estimate_cost(cfg, cfg.runs()[:5], cuda=False)
+    assert cost.gpu_seconds is None and cost.pending == 5 and cost.runs == 24
+    assert cost.describe().startswith("5 of 24 runs to train: 1,500 steps, 3.1 M tokens; no GPU time estimate")
