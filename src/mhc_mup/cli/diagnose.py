@@ -38,7 +38,7 @@ from mhc_mup.cli.common import (
     table,
     write_failure,
 )
-from mhc_mup.diagnostics.budget import check_memory
+from mhc_mup.diagnostics.budget import check_memory, estimate_cpu_seconds
 from mhc_mup.diagnostics.config import DTYPE_NAMES, SweepConfig
 from mhc_mup.diagnostics.corrections import CORRECTION_QUANTITIES, corrections_rows
 from mhc_mup.diagnostics.results import chain_rows
@@ -468,6 +468,7 @@ def _run(args: argparse.Namespace) -> int:
     check_memory(cfg)
     vc = _verdict_config(args)
     console, err, show_progress = consoles(args.quiet)
+    _say_if_long(cfg, 1, err, args.quiet)
     with exclusive_folder(args.out), figure_pool(REPORT_PRELOAD) as figures:  # workers import matplotlib meanwhile
         from mhc_mup.diagnostics.sweep import run_sweep
 
@@ -492,6 +493,13 @@ def _run(args: argparse.Namespace) -> int:
         print_verdict(verdict, console)
         console.print(f"wrote {', '.join(str(p) for p in paths)}")
     return 0
+
+
+def _say_if_long(cfg: SweepConfig, sweeps: int, err: Console, quiet: bool) -> None:
+    """Before a CPU sweep estimated at more than a minute, say how long (rough: from one machine's timing)."""
+    seconds = sweeps * estimate_cpu_seconds(cfg)
+    if cfg.device == "cpu" and seconds > 60 and not quiet:
+        err.print(f"estimated time: about {seconds / 60:.0f} min on a 2-core CPU (diagnostics 4 and 5; rough)")
 
 
 def _write_report(out: Path, err: Console, show_progress: bool, figures: FigurePool) -> list[Path]:
@@ -526,6 +534,7 @@ def _compare(args: argparse.Namespace) -> int:
     vc = _verdict_config(args)
     console, err, show_progress = consoles(args.quiet)
     check_memory(cfg)
+    _say_if_long(cfg, len(params), err, args.quiet)
     steps = len(cfg.widths) + 2
     with exclusive_folder(args.out), figure_pool(REPORT_PRELOAD) as figures:  # workers import matplotlib meanwhile
         from mhc_mup.diagnostics.compare import run_compare

@@ -19,9 +19,16 @@ from pathlib import Path
 from mhc_mup.diagnostics.config import SweepConfig
 from mhc_mup.errors import ResourceError
 
-__all__ = ["SAMPLE_SERIES", "WORKING_COPIES", "MemoryEstimate", "available_memory", "check_memory", "estimate_memory"]
+__all__ = [
+    "CPU_SECONDS_PER_SAMPLE_WIDTH", "SAMPLE_SERIES", "WORKING_COPIES", "MemoryEstimate", "available_memory",
+    "check_memory", "estimate_cpu_seconds", "estimate_memory",
+]
 
 WORKING_COPIES = 4
+# Diagnostics 4 and 5 on the CPU cost about this many seconds per sample and unit of width at n_s = 4, growing as
+# n_s³ (the generator's entries per sample): the large sweep of benchmarks/README.md (widths 64…8192, 1000
+# samples each) spent 23 s in them on the 2-core AMD EPYC box, 7e-7 s per sample·width·diagnostic.
+CPU_SECONDS_PER_SAMPLE_WIDTH = 7e-7
 SAMPLE_SERIES = {"sensitivity": 17, "update": 6, "state": 12, "quotient": 8}  # values kept per sample
 _ITEMSIZE = {"float32": 4, "float64": 8}
 
@@ -57,6 +64,13 @@ def estimate_memory(cfg: SweepConfig) -> MemoryEstimate:
     )
     kept = 8 * (per_width * len(cfg.widths) + s.quotient_samples * SAMPLE_SERIES["quotient"] * len(s.quotient_K))
     return MemoryEstimate(working, kept, widest)
+
+
+def estimate_cpu_seconds(cfg: SweepConfig) -> float:
+    """Seconds diagnostics 4 and 5 take on the CPU (the rest of a sweep is small beside them): rough, from one
+    machine (:data:`CPU_SECONDS_PER_SAMPLE_WIDTH`)."""
+    samples = cfg.sampling.sensitivity_samples + cfg.sampling.update_samples
+    return CPU_SECONDS_PER_SAMPLE_WIDTH * samples * sum(cfg.widths) * (cfg.shape.n_s / 4) ** 3
 
 
 def available_memory(device: str) -> int:

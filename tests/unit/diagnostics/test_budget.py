@@ -33,3 +33,20 @@ def test_default_sweep_fits_and_a_huge_one_is_refused_naming_the_value():
 
 def test_available_memory_is_a_positive_number_of_bytes():
     assert available_memory("cpu") > 2**20
+
+
+def test_the_cpu_time_estimate_reproduces_the_recorded_large_sweep():
+    """benchmarks/results/bench_core_cpu_1thread.json: diagnostics 4 and 5 of the large sweep took 23.0 s."""
+    import json
+    from pathlib import Path
+
+    from mhc_mup.diagnostics.budget import estimate_cpu_seconds
+
+    record = Path(__file__).resolve().parents[3] / "benchmarks" / "results" / "bench_core_cpu_1thread.json"
+    large = json.loads(record.read_text())["large"]
+    spent = large["seconds"]["dynamic_sensitivity"] + large["seconds"]["logit_update"]
+    n = large["samples_diag_4_5"]
+    cfg = SweepConfig(widths=tuple(large["widths"]), sampling=SamplingSettings(sensitivity_samples=n, update_samples=n))
+    assert estimate_cpu_seconds(cfg) == pytest.approx(spent, rel=0.05)
+    wider = SweepConfig(widths=tuple(large["widths"]), n_s=8, sensitivity_samples=n, update_samples=n)
+    assert estimate_cpu_seconds(wider) == pytest.approx(8 * estimate_cpu_seconds(cfg))  # n_s³
