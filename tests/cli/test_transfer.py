@@ -242,3 +242,11 @@ def test_cli_bad_hyperparameters_and_grids_are_one_line_exit_2(args, message, sm
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
     assert not out.exists()
+
+
+def test_dry_run_prints_the_plan_after_every_check_and_writes_nothing(small_corpus_file, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["transfer", *FAST, "--corpus", str(small_corpus_file), "--dry-run", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "of" in printed and "runs to train:" in printed and "no GPU time estimate on the CPU" in printed
+    assert not out.exists()

@@ -53,8 +53,8 @@ from mhc_mup.training.transfer import (
     run_transfer,
 )
 from mhc_mup.training.transfer.config import CUDA_GRAPH_CHOICES
-from mhc_mup.training.transfer.cost import estimate_cost
-from mhc_mup.training.transfer.store import base_lr_from, plan
+from mhc_mup.training.transfer.store import base_lr_from
+from mhc_mup.training.transfer.sweep import transfer_cost
 
 __all__ = ["print_transfer", "register", "run_transfer_command", "transfer_config"]
 
@@ -330,14 +330,13 @@ def run_transfer_command(args: argparse.Namespace) -> int:
     cfg = transfer_config(args)
     console, err, show_progress = consoles(args.quiet)
     n_total = len(cfg.runs())
-    if args.dry_run or not args.quiet:
-        _, pending = plan(cfg, args.out)  # refuses a folder made with other settings, as the sweep would
-        cost = estimate_cost(cfg, pending, cfg.resolved_device().type == "cuda")
+    kwargs = {"backend": args.backend, "workers": args.workers, "time_budget": args.time_budget,
+              "ray_address": args.ray_address, "runs_per_gpu": args.runs_per_gpu}  # fmt: skip
+    if args.dry_run or not args.quiet:  # after every check the sweep itself makes
+        cost = transfer_cost(cfg, args.out, backend=args.backend, workers=args.workers, runs_per_gpu=args.runs_per_gpu)
         (console if args.dry_run else err).print(cost.describe(), soft_wrap=True)
         if args.dry_run:
             return 0
-    kwargs = {"backend": args.backend, "workers": args.workers, "time_budget": args.time_budget,
-              "ray_address": args.ray_address, "runs_per_gpu": args.runs_per_gpu}  # fmt: skip
     try:
         if show_progress:
             with progress_bar(err) as bar:

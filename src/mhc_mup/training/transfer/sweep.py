@@ -17,13 +17,14 @@ from pathlib import Path
 
 from mhc_mup.errors import CorpusError, TransferError
 from mhc_mup.training.transfer.analysis import TransferResult, analyse
-from mhc_mup.training.transfer.config import TransferConfig
+from mhc_mup.training.transfer.config import RunKey, TransferConfig
+from mhc_mup.training.transfer.cost import SweepCost, estimate_cost
 from mhc_mup.training.transfer.executors import import_ray, run_local, run_ray, worker_devices
 from mhc_mup.training.transfer.report import write_outputs
 from mhc_mup.training.transfer.run import run_corpus
 from mhc_mup.training.transfer.store import OnRun, RunStore, load_records, plan, write_sweep_file
 
-__all__ = ["run_transfer"]
+__all__ = ["run_transfer", "transfer_cost"]
 
 
 def run_transfer(
@@ -46,11 +47,8 @@ def run_transfer(
     are then written from the finished runs and ``missing`` counts the rest (run again to continue). Several
     processes may share ``out``: each claims a run before training it, so each run is trained once.
     """
-    cfg.validate()
     out = Path(out)
-    devices = _check_backend(cfg, backend, workers, runs_per_gpu)
-    _check_corpus(cfg)
-    finished, pending = plan(cfg, out)
+    devices, finished, pending = _check_everything(cfg, out, backend, workers, runs_per_gpu)
     out.mkdir(parents=True, exist_ok=True)
     write_sweep_file(cfg, out)
     store = RunStore(out, len(finished), len(finished) + len(pending), on_run)
@@ -68,6 +66,27 @@ def run_transfer(
     result.missing, result.executed = len(cfg.runs()) - len(records), store.done - len(finished)
     write_outputs(result, out)
     return result
+
+
+def transfer_cost(
+    cfg: TransferConfig, out: str | Path, *, backend: str = "local", workers: int | None = None, runs_per_gpu: int = 1
+) -> SweepCost:
+    """What :func:`run_transfer` with these arguments would train, and its estimated GPU time
+    (:mod:`~mhc_mup.training.transfer.cost`), after the same checks; nothing is written."""
+    _, _, pending = _check_everything(cfg, Path(out), backend, workers, runs_per_gpu)
+    return estimate_cost(cfg, pending, cfg.resolved_device().type == "cuda")
+
+
+def _check_everything(
+    cfg: TransferConfig, out: Path, backend: str, workers: int | None, runs_per_gpu: int
+) -> tuple[list[str], list[RunKey], list[RunKey]]:
+    """Every check before anything is written: the configuration, the backend, the corpus and the folder (a
+    resume with other settings is refused). The local workers' devices and the finished and pending runs."""
+    cfg.validate()
+    devices = _check_backend(cfg, backend, workers, runs_per_gpu)
+    _check_corpus(cfg)
+    finished, pending = plan(cfg, out)
+    return devices, finished, pending
 
 
 def _check_backend(cfg: TransferConfig, backend: str, workers: int | None, runs_per_gpu: int) -> list[str]:
