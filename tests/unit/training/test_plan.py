@@ -252,7 +252,9 @@ def test_plan_under_fsdp2_fully_shard_on_cpu(mhclm_plan):
     try:
         model, plan = mhclm_plan
         sharded = copy.deepcopy(model)
-        fsdp.fully_shard(sharded)
+        from torch.distributed.device_mesh import init_device_mesh
+
+        fsdp.fully_shard(sharded, mesh=init_device_mesh("cpu", (1,)))  # on the CPU even where CUDA is present
         assert type(next(sharded.parameters())).__name__ == "DTensor"
         assert width_plan(sharded, _meta(lambda: _mhclm(d=BASE_D, seed=None))) == plan
         plan.initialise(sharded, WidthRule(), torch.Generator().manual_seed(3))
