@@ -44,7 +44,7 @@ from mhc_mup.training.config import ModelShape, TrainingRecipe, check_at_least
 from mhc_mup.training.data import Corpus, sample_batch
 from mhc_mup.training.model import MHCLM, ModelConfig
 from mhc_mup.training.plan import OPTIMIZERS, WidthPlan, WidthRule, width_plan
-from mhc_mup.training.step import train_step
+from mhc_mup.training.step import descend, train_step
 from mhc_mup.training.width_rules import MODEL_PARAMS, WidthParameterization, make_optimizer
 
 COORD_COLUMNS = ("width", "module", "t", "l1", "l2", "optimizer", "lr", "seed", "kind")
@@ -214,13 +214,24 @@ def train_and_record(
     """
     model.to(device).train()
     opt = make_optimizer(model, optimizer, lr)
+    return _train_recording(model, batches, lambda b: train_step(model, opt, *b, device), model_output=False)
+
+
+def _train_recording(
+    model: nn.Module, batches: Sequence[Any], step: Callable[[Any], torch.Tensor], model_output: bool
+) -> tuple[list[tuple[int, str, float, float]], list[float]]:
+    """``step(batch)`` (one optimizer step, returning the detached loss) for each batch, recording every module's
+    output size (and, with ``model_output``, the model's own) at each step: rows ``(t, module, l1, l2)`` and the
+    loss at each step."""
     store: list = []
     handles = [m.register_forward_hook(_stat_hook(store, n)) for n, m in model.named_modules() if n]
+    if model_output:
+        handles.append(model.register_forward_hook(_output_hook(store)))
     rows, losses = [], []
     try:
-        for t, (x, y) in enumerate(batches, 1):
+        for t, batch in enumerate(batches, 1):
             store.clear()
-            losses.append(train_step(model, opt, x, y, device))
+            losses.append(step(batch))
             stats = torch.stack([torch.stack([a, b]) for _, a, b in store]).cpu().tolist()
             rows += [(t, key, l1, l2) for (key, _, _), (l1, l2) in zip(store, stats, strict=True)]
     finally:
@@ -410,24 +421,7 @@ def record_any(
     device = resolve_device(cfg.device)
     model.to(device).train()
     opt = plan.make_optimizer(model, cfg.rule, cfg.optimizer, cfg.lr)
-    store: list = []
-    handles = [m.register_forward_hook(_stat_hook(store, n)) for n, m in model.named_modules() if n]
-    handles.append(model.register_forward_hook(_output_hook(store)))
-    rows, losses = [], []
-    try:
-        for t, batch in enumerate(batches, 1):
-            store.clear()
-            loss = loss_fn(model, batch_to(batch, device))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            losses.append(loss.detach())
-            stats = torch.stack([torch.stack([a, b]) for _, a, b in store]).cpu().tolist()
-            rows += [(t, key, l1, l2) for (key, _, _), (l1, l2) in zip(store, stats, strict=True)]
-    finally:
-        for h in handles:
-            h.remove()
-    return rows, torch.stack(losses).float().cpu().tolist()
+    return _train_recording(model, batches, lambda b: descend(opt, loss_fn(model, batch_to(b, device))), True)
 
 
 def coord_check(

@@ -26,6 +26,7 @@ from mhc_mup.stats.fitting import FitSettings, fit_power_law
 from mhc_mup.stats.readings import DECAYS, GROWS, O1, classify
 from mhc_mup.training.coordcheck import base_and_delta, batch_to, lm_cross_entropy
 from mhc_mup.training.plan import OPTIMIZERS, WidthPlan, WidthRule, width_plan
+from mhc_mup.training.step import descend
 from mhc_mup.training.transfer.analysis import fit_parabola
 
 __all__ = ["ModelTransferConfig", "ModelTransferResult", "run_model_transfer"]
@@ -91,11 +92,7 @@ def _train_once(
     opt = plan.make_optimizer(model, cfg.rule, cfg.optimizer, lr)
     first = None
     for batch in batches:
-        loss = loss_fn(model, batch)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        value = float(loss.detach())
+        value = float(descend(opt, loss_fn(model, batch)))
         first = value if first is None else first
         if not math.isfinite(value) or value > cfg.divergence_factor * first:
             return False

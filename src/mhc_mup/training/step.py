@@ -38,7 +38,11 @@ def train_step(
     model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, device: torch.device
 ) -> torch.Tensor:
     """One optimizer step on the batch ``(x, y)`` (moved to ``device``); returns the detached loss (no sync)."""
-    loss = lm_loss(model, x.to(device, non_blocking=True), y.to(device, non_blocking=True), device)
+    return descend(opt, lm_loss(model, x.to(device, non_blocking=True), y.to(device, non_blocking=True), device))
+
+
+def descend(opt: torch.optim.Optimizer, loss: torch.Tensor) -> torch.Tensor:
+    """``loss.backward()`` from fresh gradients, then ``opt.step()``; returns the detached loss (no sync)."""
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
