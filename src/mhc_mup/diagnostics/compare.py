@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 
-from mhc_mup.diagnostics.budget import check_memory
 from mhc_mup.diagnostics.config import SweepConfig
 from mhc_mup.diagnostics.sweep import SweepResult, run_sweep
 from mhc_mup.mhc.parameterizations import Parameterization
@@ -27,7 +26,6 @@ def run_compare(
         dup = next(n for n in names if names.count(n) > 1)
         raise ValueError(f"parameterization {dup!r} is given more than once")
     configs = [dataclasses.replace(config, parameterization=p).validate() for p in parameterizations]
-    check_memory(configs[0])  # the parameterization does not change what a sweep holds
     results: dict[str, SweepResult] = {}
     for i, cfg in enumerate(configs):
         name = cfg.parameterization.name
