@@ -405,7 +405,7 @@ def print_transfer(result: TransferResult, console: Console) -> None:
     console.print(t)
     for r in result.drift.to_dict("records"):
         console.print(f"  joint fit: {joint_sentence(r, cfg.confidence, sym)}", soft_wrap=True)
-        console.print(f"  per-seed optima: {drift_sentence(r, cfg.confidence)}", soft_wrap=True)
+        console.print(f"  per-seed optima: {drift_sentence(r, cfg.confidence, sym, cfg.sweep.noun)}", soft_wrap=True)
     _print_routing(result, console)
     runs = result.runs
     if len(runs):

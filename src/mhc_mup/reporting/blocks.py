@@ -72,14 +72,19 @@ def render_markdown(report: Report) -> str:
             lines += [b.text, ""]
         elif isinstance(b, Table):
             if b.caption:
-                lines += [f"*{b.caption}*", ""]
+                lines += [_md_italic(b.caption), ""]
             lines.append("| " + " | ".join(_md_cell(h) for h in b.header) + " |")
             lines.append("|" + "|".join(" --- " for _ in b.header) + "|")
             lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in b.rows]
             lines.append("")
         else:
-            lines += [f"![{b.caption}](figures/{b.name})", "", f"*{b.caption}*", ""]
+            lines += [f"![{b.caption}](figures/{b.name})", "", _md_italic(b.caption), ""]
     return "\n".join(lines)
+
+
+def _md_italic(text: str) -> str:
+    """``text`` in italics, its own asterisks (``η*``) escaped so that they do not end the emphasis."""
+    return "*" + text.replace("*", "\\*") + "*"
 
 
 _CSS = """

@@ -70,3 +70,10 @@ def test_render_figures_draws_pending_figures_and_keeps_the_rest():
     assert drawn.blocks[2].png == png_bytes(ft.small_figure("p")) and drawn.blocks[2].draw is None
     assert pending.png == b""  # the report passed in is left as it was
     assert "figures/pending.png" in render_markdown(drawn) and "data:image/png;base64," in render_html(drawn)
+
+
+def test_an_asterisk_in_a_caption_does_not_end_its_italics():
+    from mhc_mup.reporting.blocks import Table
+
+    md = render_markdown(Report("t", [Table(["a"], [["1"]], "Drift of log η* against log d")]))
+    assert "*Drift of log η\\* against log d*" in md

@@ -348,19 +348,19 @@ def drift_row(cfg: TransferConfig, name: str, per_width: Mapping[int, list[float
     return row
 
 
-def drift_sentence(row: Mapping, confidence: float = 0.95) -> str:
-    """One sentence per configuration, built from its fit row."""
+def drift_sentence(row: Mapping, confidence: float = 0.95, symbol: str = "η*", noun: str = "learning rate") -> str:
+    """One sentence per configuration, built from its fit row (``symbol``, ``noun``: the swept value's names)."""
     name, tol = row["config"], row["tolerance"]
     if not math.isfinite(row["exponent"]):
         return f"{name}: no drift fit ({row['note']}); verdict unclear."
     if not math.isfinite(row["ci_low"]):
-        return f"{name}: η* ∝ d^{row['exponent']:+.3f} without an interval ({row['note']}); verdict unclear."
+        return f"{name}: {symbol} ∝ d^{row['exponent']:+.3f} without an interval ({row['note']}); verdict unclear."
     head = (
-        f"{name}: η* ∝ d^{row['exponent']:+.3f} ({confidence:.0%} interval [{row['ci_low']:+.3f}, "
+        f"{name}: {symbol} ∝ d^{row['exponent']:+.3f} ({confidence:.0%} interval [{row['ci_low']:+.3f}, "
         f"{row['ci_high']:+.3f}], {row['n_widths']} widths)"
     )
     if row["verdict"] == TRANSFERS:
-        return f"{head}; the whole interval lies inside ±{tol:g}: the optimal learning rate transfers."
+        return f"{head}; the whole interval lies inside ±{tol:g}: the optimal {noun} transfers."
     if row["verdict"] == DRIFTS:
         return f"{head}; the exponent lies outside ±{tol:g}: it drifts ({row['direction']})."
     return f"{head}; the interval is neither inside ±{tol:g} nor clear of 0: unclear (more seeds or widths)."

@@ -97,6 +97,11 @@ class SweptValue:
         return "η*" if self.hyper == "lr" else f"{self.hyper}*"
 
     @property
+    def noun(self) -> str:
+        """What is swept, in sentences and headings: ``learning rate`` or the part's multiplier."""
+        return "learning rate" if self.hyper == "lr" else self.spec.what
+
+    @property
     def axis(self) -> str:
         """The figure's x-axis label."""
         return "log2 learning rate η" if self.hyper == "lr" else f"log2 {self.spec.what} (1 = the rule)"

@@ -177,8 +177,9 @@ def build_transfer_report(result: TransferResult, png: bytes):
     cfg = result.config
     conf = cfg.analysis.fit.confidence
     rows = result.drift.to_dict("records")
-    blocks: list = [Heading("Drift of the optimal learning rate")]
-    blocks += [Paragraph(joint_sentence(r, conf)) for r in rows]
+    sym, noun = cfg.sweep.symbol, cfg.sweep.noun
+    blocks: list = [Heading(f"Drift of the optimal {noun}")]
+    blocks += [Paragraph(joint_sentence(r, conf, sym)) for r in rows]
     blocks.append(Paragraph(_method(result)))
     blocks.append(Table(
         ["configuration", "joint β", f"{conf:.0%} interval", "verdict", "per-seed β", f"{conf:.0%} interval",
@@ -188,14 +189,14 @@ def build_transfer_report(result: TransferResult, png: bytes):
           _interval(r["ci_low"], r["ci_high"]), _verdict(r["verdict"], r["direction"]),
           "; ".join(filter(None, [r["joint_note"], r["note"]]))]
          for r in rows],
-        f"Drift of log η* against log d by both estimators; transfers when the interval lies inside "
+        f"Drift of log {sym} against log d by both estimators; transfers when the interval lies inside "
         f"±{cfg.analysis.tolerance:g}",
     ))  # fmt: skip
-    blocks += [Paragraph(f"Per-seed optima: {drift_sentence(r, conf)}") for r in rows]
-    blocks.append(Heading("Optimal learning rate per width"))
+    blocks += [Paragraph(f"Per-seed optima: {drift_sentence(r, conf, sym, noun)}") for r in rows]
+    blocks.append(Heading(f"Optimal {noun} per width"))
     blocks.append(Table(
-        ["configuration", "width", "log2 η* (per seed)", "interval", "η*", "loss at η*", "seeds fitted",
-         "log2 η* (joint)", "note"],
+        ["configuration", "width", f"log2 {sym} (per seed)", "interval", sym, f"loss at {sym}", "seeds fitted",
+         f"log2 {sym} (joint)", "note"],
         [[r["config"], str(r["width"]), _fmt(r["log2_lr_opt"], "+.2f"),
           f"[{_fmt(r['ci_low'], '+.2f')}, {_fmt(r['ci_high'], '+.2f')}]", _fmt(r["lr_opt"], ".3g"),
           _fmt(r["loss_at_opt"], ".4f"), f"{r['n_seeds_fit']}/{r['n_seeds']}", _fmt(r["joint_log2_opt"], "+.2f"),
@@ -203,7 +204,7 @@ def build_transfer_report(result: TransferResult, png: bytes):
          for r in result.optima.to_dict("records")],
     ))  # fmt: skip
     blocks += _routing_blocks(result)
-    blocks.append(FigureBlock("transfer.png", "Final validation loss vs learning rate, one line per width", png))
+    blocks.append(FigureBlock("transfer.png", f"Final validation loss vs {noun}, one line per width", png))
     blocks.append(Heading("Settings and cost"))
     runs = result.runs
     cost = (
