@@ -6,7 +6,7 @@ bf16 autocast, bf16 residual streams (the fused kernels' path on CUDA), Adam wit
 :class:`mhc_mup.training.graphed.GraphedSteps` as ``--cuda-graphs auto`` runs it on CUDA. Each (width, model,
 mode) trains ``--warmup`` steps, then ``--steps`` timed steps (wall clock around them, synchronised); the
 table gives ms/step, tokens/s and the ratios the GPU-speed issue asks for. Optionally also ``torch.compile``
-(``--compile``): the compiled model stepped eagerly.
+(``--compile``): the compiled model stepped eagerly, and inside the captured step (*compiled graph*).
 
     python benchmarks/bench_train_step.py --widths 256,1024,4096 --json benchmarks/results/bench_train_step.json
 """
@@ -56,11 +56,13 @@ def time_eager(model: MHCLM, data: torch.Tensor, warmup: int, compiled: bool) ->
     return (time.perf_counter() - t0) / (steps - warmup)
 
 
-def time_graph(model: MHCLM, data: torch.Tensor, warmup: int) -> tuple[float, bool]:
-    """Seconds per step replaying one CUDA graph, and whether the step was captured."""
+def time_graph(model: MHCLM, data: torch.Tensor, warmup: int, compiled: bool = False) -> tuple[float, bool]:
+    """Seconds per step replaying one CUDA graph (of ``torch.compile(model)``'s step with ``compiled``), and
+    whether the step was captured."""
     steps, dev = data.shape[0], data.device
     opt = graph_ready_optimizer(model, "adam", 2**-8)
-    run = GraphedSteps(model, opt, data, lr_table(opt, lambda k: lr_factor(k, steps, 0.1), steps))
+    net = torch.compile(model) if compiled else model
+    run = GraphedSteps(net, opt, data, lr_table(opt, lambda k: lr_factor(k, steps, 0.1), steps))
     t0 = 0.0
     for k in range(steps):
         if k == warmup:
@@ -79,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seq", type=int, default=256)
     p.add_argument("--steps", type=int, default=60, help="timed steps per measurement (default 60)")
     p.add_argument("--warmup", type=int, default=10, help="untimed steps first (default 10)")
-    p.add_argument("--compile", action="store_true", help="also time torch.compile(model), stepped eagerly")
+    p.add_argument(
+        "--compile", action="store_true", help="also time torch.compile(model), stepped eagerly and captured"
+    )
     p.add_argument("--json", type=Path, help="write the results here")
     args = p.parse_args(argv)
     if not torch.cuda.is_available():
@@ -98,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.compile:
                 model = build(d, hc, args.depth, dev)
                 row[f"{name}_compiled_ms"] = 1e3 * time_eager(model, data, args.warmup, True)
+                seconds, captured = time_graph(build(d, hc, args.depth, dev), data, args.warmup, compiled=True)
+                row[f"{name}_compiled_graph_ms"], row[f"{name}_compiled_captured"] = 1e3 * seconds, captured
             torch.cuda.empty_cache()
         row["graph_speedup_mhc"] = row["mhc_eager_ms"] / row["mhc_graph_ms"]
         row["mhc_over_control_eager"] = row["mhc_eager_ms"] / row["control_eager_ms"]
@@ -111,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
             f"mHC/control eager {row['mhc_over_control_eager']:.2f}×, graph {row['mhc_over_control_graph']:.2f}×"
             + (
                 f" | compiled: control {row['control_compiled_ms']:.2f} ms, mHC {row['mhc_compiled_ms']:.2f} ms"
+                f" | compiled graph: control {row['control_compiled_graph_ms']:.2f} ms, mHC "
+                f"{row['mhc_compiled_graph_ms']:.2f} ms (captured: {row['mhc_compiled_captured']})"
                 if args.compile
                 else ""
             ),

@@ -2,14 +2,15 @@
 # One GPU: the same transfer grid run the eager way (--cuda-graphs off, one run at a time) and the new ways
 # (captured steps; then 2 and 4 runs sharing the GPU), in one call. Writes OUT/sweep_<mode>.log, the wall time of
 # each command, and OUT/sweep_costs.json (per mode: wall seconds, runs per GPU-hour, and per width the mean
-# seconds and train_seconds of a run, and how its steps ran).
+# seconds, train_seconds and stage_seconds of a run, and how its steps ran).
 #   bash benchmarks/bench_transfer_sweep.sh OUT [extra transfer flags...]
+#   MODES="eager graph" bash benchmarks/bench_transfer_sweep.sh OUT     # only these modes
 set -euo pipefail
 out=${1:?usage: bench_transfer_sweep.sh OUT [transfer flags]}; shift
 mkdir -p "$out"
 grid=(--configs mup,control-mup --widths 128,256,512,1024 --lrs 2^-9,2^-7,2^-5 --seeds 1 --steps 300 --quiet "$@")
 declare -A modes=([eager]="--cuda-graphs off" [graph]="--cuda-graphs auto" [graph_rpg2]="--cuda-graphs auto --runs-per-gpu 2" [graph_rpg4]="--cuda-graphs auto --runs-per-gpu 4")
-for mode in eager graph graph_rpg2 graph_rpg4; do
+for mode in ${MODES:-eager graph graph_rpg2 graph_rpg4}; do
   rm -rf "$out/sweep_$mode"
   start=$(date +%s.%N)
   # shellcheck disable=SC2086
@@ -34,10 +35,15 @@ for mode, wall in walls.items():
         "fallbacks": sorted({r.get("cuda_graph_fallback", "") for r in runs} - {""}),
         "per_config_width": {f"{c} d={w}": {"seconds": statistics.mean(r["seconds"] for r in rs),
                                             "train_seconds": statistics.mean(r["train_seconds"] for r in rs),
+                                            "stage_seconds": {k: statistics.mean(r["stage_seconds"][k] for r in rs)
+                                                              for k in rs[0].get("stage_seconds", {})},
                                             "final_val_loss": [r["final_val_loss"] for r in sorted(rs, key=lambda r: r["lr"])]}
                              for (c, w), rs in sorted(by_width.items())},
     }
 (out / "sweep_costs.json").write_text(json.dumps(summary, indent=2) + "\n")
 for mode, s in summary.items():
     print(f"{mode:12s} wall {s['wall_s']:7.1f} s  runs {s['runs']}  runs/GPU-hour {s['runs_per_gpu_hour']:7.0f}  steps {s['steps']}")
+    for key, row in s["per_config_width"].items():
+        stages = "  ".join(f"{k} {v:.3f}" for k, v in row["stage_seconds"].items())
+        print(f"    {key:18s} run {row['seconds']:.3f} s: {stages}")
 PY

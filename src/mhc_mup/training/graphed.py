@@ -17,6 +17,7 @@ The next step is captured, and every later step replays it. A step that cannot b
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import torch
@@ -84,6 +85,7 @@ class GraphedSteps:
         self.read = 0  # steps whose losses the host has
         self.graph: torch.cuda.CUDAGraph | None = None
         self.fallback = ""  # why the step was not captured, when it was asked to be
+        self.capture_seconds = 0.0  # wall time of the capture and its first replay
         self._side = torch.cuda.Stream(self.device) if self.capture else None
 
     @property
@@ -95,7 +97,12 @@ class GraphedSteps:
         if self.graph is not None:
             self.graph.replay()
         elif self.capture and self.taken == self.warmup:
+            stream = torch.cuda.current_stream(self.device)
+            stream.synchronize()
+            start = time.perf_counter()
             self._capture_and_replay()
+            stream.synchronize()
+            self.capture_seconds = time.perf_counter() - start
         elif self._side is not None:
             self._side.wait_stream(torch.cuda.current_stream(self.device))
             with torch.cuda.stream(self._side):
@@ -132,12 +139,13 @@ class GraphedSteps:
         self.opt.zero_grad(set_to_none=True)  # backward then allocates the gradients from the graph's pool
         graph = torch.cuda.CUDAGraph()
         try:
-            with torch.cuda.graph(graph):
+            # thread-local: other threads' runs (sharing the GPU on their own streams) may sync meanwhile
+            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
                 self._step()
         except RuntimeError as exc:
             self.fallback = _first_line(exc)
             self.capture = False
-            torch.cuda.synchronize(self.device)
+            torch.cuda.current_stream(self.device).synchronize()
             self._eager_step()
             return
         self.graph = graph

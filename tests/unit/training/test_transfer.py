@@ -366,6 +366,18 @@ def test_a_run_spec_pickles_and_runs(small_corpus_file):
     assert math.isfinite(record["final_val_loss"]) and record["mhc_kernels"] == "reference"
 
 
+def test_a_runs_seconds_are_split_into_its_stages(small_corpus_file):
+    """``stage_seconds`` partitions the run's wall time: every stage non-negative, summing to ``seconds``, the
+    training steps to ``train_seconds``; no capture on the CPU."""
+    cfg = tiny_cfg(small_corpus_file, widths=(16,), steps=3).with_leaves(eval_every=2)
+    record = execute_run(cfg.run_spec(cfg.runs()[0]), "cpu")
+    stages = record["stage_seconds"]
+    assert set(stages) == {"build", "prepare", "routing", "first_step", "capture", "steps", "eval", "rest"}
+    assert all(v >= 0 for v in stages.values()) and stages["capture"] == 0 and stages["eval"] > 0
+    assert sum(stages.values()) == pytest.approx(record["seconds"], rel=1e-9)
+    assert stages["first_step"] + stages["steps"] == pytest.approx(record["train_seconds"], rel=1e-9)
+
+
 def test_each_part_of_the_configuration_checks_its_own_values():
     with pytest.raises(ConfigError, match="steps must be >= 1, got 0"):
         TrainingRecipe(steps=0)

@@ -69,12 +69,16 @@ def mhc_kernels(model: MHCLM, device: torch.device) -> str:
 @dataclass
 class _Trace:
     """What training has seen so far: the training losses on the host, the validation curve
-    ``[[step, loss], …]``, why the run diverged (``""`` while it has not), and the seconds spent training."""
+    ``[[step, loss], …]``, why the run diverged (``""`` while it has not), the seconds spent training, of them
+    the first step's (lazy set-up and kernel compilation show there), and the seconds of the validations
+    during training."""
 
     train_losses: list[float] = field(default_factory=list)
     val_curve: list[list] = field(default_factory=list)
     reason: str = ""
     train_seconds: float = 0.0
+    first_step_seconds: float = 0.0
+    eval_seconds: float = 0.0
 
     @property
     def initial(self) -> float:
@@ -94,7 +98,7 @@ class _EagerSteps:
         self.sched = LambdaLR(self.opt, lambda k: lr_factor(k, train.steps, s.recipe.warmup))
         self.gen = _training_generator(spec)
         self.pending: list[torch.Tensor] = []
-        self.captured, self.fallback = False, ""
+        self.captured, self.fallback, self.capture_seconds = False, "", 0.0
 
     def advance(self) -> None:
         x, y = sample_batch(self.corpus.train, self.train.batch_size, self.train.seq_len, self.gen)
@@ -126,22 +130,46 @@ def _training_generator(spec: RunSpec) -> torch.Generator:
     return torch.Generator().manual_seed(1_000_003 * spec.settings.recipe.train.data_seed + spec.seed)
 
 
+class _Stopwatch:
+    """Wall seconds per stage of a run, each stage ended by :meth:`lap` after a device sync (so that a stage's
+    queued GPU work is counted in it)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device, self.seconds = device, {}
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        """End the current stage, named ``stage`` (a stage named twice adds up)."""
+        _sync(self.device)
+        now = time.perf_counter()
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + now - self._last
+        self._last = now
+
+
 def execute_run(spec: RunSpec, device: str) -> dict:
     """Train one grid point on ``device`` and return its record. Top-level and picklable with its argument:
     the process pool and Ray call it."""
     start = time.perf_counter()
     dev = torch.device(device)
     recipe = spec.settings.recipe
+    clock = _Stopwatch(dev)
     corpus = run_corpus(recipe.corpus)
     model = _build_model(spec, dev)
+    clock.lap("build")
     graphs = spec.settings.numerics.cuda_graphs == "on" and dev.type == "cuda"
     steps = _graphed_steps(model, spec, corpus, dev) if graphs else _EagerSteps(model, spec, corpus, dev)
     val_batches = _validation_batches(corpus, recipe)
+    clock.lap("prepare")
     routing_init = routing_stats(model, val_batches[0][0].to(dev))
+    clock.lap("routing")
     trace = _train(model, steps, spec, val_batches, dev)
+    clock.lap("train")
     final_val = _final_validation(model, val_batches, trace, recipe.divergence_factor, dev)
+    clock.lap("final_validation")
     routing = {"routing_init": routing_init, "routing": routing_stats(model, val_batches[0][0].to(dev))}
-    return _record(spec, trace, final_val, model, steps, corpus, dev, start) | json_safe(routing)
+    clock.lap("routing")
+    clock.seconds["capture"] = steps.capture_seconds
+    return _record(spec, trace, final_val, model, steps, corpus, dev, start, clock) | json_safe(routing)
 
 
 def _build_model(spec: RunSpec, dev: torch.device) -> MHCLM:
@@ -169,13 +197,17 @@ def _train(model: MHCLM, steps: Steps, spec: RunSpec, val_batches: list[Batch], 
         steps.advance()
         if done % CHECK_EVERY == 0 or done == total or done == 1:
             _check_training_losses(trace, steps.take_losses(), done, recipe.divergence_factor)
+            if done == 1:
+                trace.first_step_seconds = time.perf_counter() - t0  # take_losses synced
             if trace.reason:
                 break
         if recipe.eval_every and done % recipe.eval_every == 0 and done < total:
             _sync(dev)
-            trace.train_seconds += time.perf_counter() - t0
+            t_eval = time.perf_counter()
+            trace.train_seconds += t_eval - t0
             trace.val_curve.append([done, eval_loss(model, val_batches, dev)])
             t0 = time.perf_counter()
+            trace.eval_seconds += t0 - t_eval
     _sync(dev)
     trace.train_seconds += time.perf_counter() - t0
     return trace
@@ -209,15 +241,26 @@ def _why(loss: float, factor: float) -> str:
 
 
 def _record(
-    spec: RunSpec, trace: _Trace, final_val: float, model: MHCLM, steps: Steps, corpus: Corpus, dev, start: float
+    spec: RunSpec,
+    trace: _Trace,
+    final_val: float,
+    model: MHCLM,
+    steps: Steps,
+    corpus: Corpus,
+    dev: torch.device,
+    start: float,
+    clock: _Stopwatch,
 ) -> dict:
     """The run's JSON-safe record: grid point, settings, curves, final losses, cost and provenance (``step``:
-    ``"cuda-graph"`` or ``"eager"``; ``cuda_graph_fallback``: why a step asked to be captured was not)."""
+    ``"cuda-graph"`` or ``"eager"``; ``cuda_graph_fallback``: why a step asked to be captured was not;
+    ``stage_seconds``: where the run's wall time went)."""
     train = spec.settings.recipe.train
     ok = not trace.reason
     steps_done = len(trace.train_losses)
     tail = trace.train_losses[-max(1, train.steps // 10) :]
     tokens = steps_done * train.batch_size * train.seq_len
+    extras = {"mhc_kernels": mhc_kernels(model, dev), "versions": software_versions()}
+    seconds = time.perf_counter() - start
     return json_safe({
         "format": RUN_FORMAT,
         "config": spec.configuration.name,
@@ -239,17 +282,35 @@ def _record(
         "steps_done": steps_done,
         "tokens_per_s": tokens / trace.train_seconds if trace.train_seconds > 0 else None,
         "train_seconds": trace.train_seconds,
-        "seconds": time.perf_counter() - start,
+        "seconds": seconds,
+        "stage_seconds": _stage_seconds(clock, trace, seconds),
         "device": f"{dev} ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else "cpu",
-        "mhc_kernels": mhc_kernels(model, dev),
+        "mhc_kernels": extras["mhc_kernels"],
         "step": "cuda-graph" if steps.captured else "eager",
         "cuda_graph_fallback": steps.fallback,
         "n_params": model.num_parameters(),
         "corpus": corpus.describe(),
-        "versions": software_versions(),
+        "versions": extras["versions"],
     })  # fmt: skip
 
 
+def _stage_seconds(clock: _Stopwatch, trace: _Trace, seconds: float) -> dict[str, float]:
+    """The run's ``seconds`` by stage: ``build`` (corpus and model), ``prepare`` (optimizer, schedule, batches),
+    ``routing`` (the two routing probes), ``first_step`` (the first training step), ``capture`` (capturing the
+    step as a CUDA graph and its first replay), ``steps`` (the other steps), ``eval`` (every validation) and the
+    ``rest`` (assembling the record)."""
+    s = clock.seconds
+    steps = trace.train_seconds - trace.first_step_seconds - s["capture"]
+    stages = {
+        "build": s["build"], "prepare": s["prepare"], "routing": s["routing"],
+        "first_step": trace.first_step_seconds, "capture": s["capture"], "steps": steps,
+        "eval": trace.eval_seconds + s["final_validation"],
+    }  # fmt: skip
+    return stages | {"rest": seconds - sum(stages.values())}
+
+
 def _sync(device: torch.device) -> None:
+    """Wait for the work queued on this thread's current stream (not the whole device: runs sharing a GPU each
+    have their own stream)."""
     if device.type == "cuda":
-        torch.cuda.synchronize(device)
+        torch.cuda.current_stream(device).synchronize()
