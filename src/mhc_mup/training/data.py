@@ -10,6 +10,7 @@ last ``val_fraction`` of the concatenated text is validation.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import sysconfig
 from dataclasses import dataclass
@@ -25,7 +26,8 @@ DEFAULT_MAX_BYTES = 16 * 2**20
 
 @dataclass(frozen=True)
 class Corpus:
-    """Train and validation bytes, ``(N,)`` uint8 tensors, and where they came from."""
+    """Train and validation bytes, ``(N,)`` uint8 tensors, where they came from, and what they are
+    (:attr:`sha256`: of the train bytes, then the validation bytes, in hex)."""
 
     train: torch.Tensor
     val: torch.Tensor
@@ -33,10 +35,18 @@ class Corpus:
     n_files: int
     split: str  # "by file" or "by bytes"
 
+    @functools.cached_property
+    def sha256(self) -> str:
+        h = hashlib.sha256()
+        for split in (self.train, self.val):
+            h.update(len(split.numpy()).to_bytes(8, "little"))  # the split point is part of what the data is
+            h.update(split.numpy().tobytes())
+        return h.hexdigest()
+
     def describe(self) -> str:
         return (
             f"{self.source}: {self.n_files} file(s), {self.train.numel():,} train / {self.val.numel():,} "
-            f"validation bytes (split {self.split})"
+            f"validation bytes (split {self.split}), sha256 {self.sha256[:12]}"
         )
 
 
@@ -75,6 +85,12 @@ def _hash_byte(relative: Path) -> int:
 def _to_tensor(chunks: list[bytes]) -> torch.Tensor:
     data = b"".join(chunks)
     return torch.frombuffer(bytearray(data), dtype=torch.uint8) if data else torch.empty(0, dtype=torch.uint8)
+
+
+@functools.lru_cache(maxsize=2)
+def cached_corpus(path: str | None) -> Corpus:
+    """:func:`load_corpus` of ``path`` (``None``: the standard library's sources), loaded once per process."""
+    return load_corpus(path)
 
 
 def load_corpus(

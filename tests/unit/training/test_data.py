@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 import torch
 
@@ -37,6 +39,24 @@ def test_single_file_is_split_by_bytes(tmp_path):
     assert c.split == "by bytes" and c.n_files == 1
     assert c.train.numel() == 760 and c.val.numel() == 190
     assert bytes(torch.cat([c.train, c.val]).tolist()) == path.read_bytes()
+
+
+def test_the_corpus_hash_is_its_bytes_and_split(tmp_path):
+    """sha256 over the train bytes then the validation bytes, each preceded by its length: the same bytes give the
+    same hash wherever they are read from; one byte or the split point changes it."""
+    path = tmp_path / "one.txt"
+    path.write_bytes(bytes(range(32, 127)) * 10)
+    c = load_corpus(path, val_fraction=0.2)
+    train, val = path.read_bytes()[:760], path.read_bytes()[760:]
+    expected = hashlib.sha256(len(train).to_bytes(8, "little") + train + len(val).to_bytes(8, "little") + val)
+    assert c.sha256 == expected.hexdigest() and c.sha256[:12] in c.describe()
+    copy = tmp_path / "copy" / "same.txt"
+    copy.parent.mkdir()
+    copy.write_bytes(path.read_bytes())
+    assert load_corpus(copy, val_fraction=0.2).sha256 == c.sha256
+    assert load_corpus(path, val_fraction=0.3).sha256 != c.sha256
+    path.write_bytes(path.read_bytes()[:-1] + b"!")
+    assert load_corpus(path, val_fraction=0.2).sha256 != c.sha256
 
 
 def test_binary_and_hidden_files_are_skipped(tmp_path):

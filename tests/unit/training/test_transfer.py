@@ -5,6 +5,7 @@ tests/cli/test_transfer.py, the process pool, Ray and CUDA in tests/integration/
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import math
@@ -21,6 +22,7 @@ from mhc_mup.errors import ConfigError, TransferError
 from mhc_mup.mhc.presets import MHCShape
 from mhc_mup.stats.fitting import FitSettings
 from mhc_mup.training.config import ModelShape, TrainingRecipe
+from mhc_mup.training.data import cached_corpus
 from mhc_mup.training.transfer import (
     BUILTIN_CONFIGS,
     TRANSFER_COLUMNS,
@@ -322,7 +324,8 @@ def legacy_settings(cfg: TransferConfig) -> dict:
 )
 def test_the_derived_settings_are_the_hand_listed_ones(small_corpus_file, changes):
     cfg = tiny_cfg(small_corpus_file, **changes)
-    assert cfg.settings() == legacy_settings(cfg) | {"cuda_graphs": "off"}  # added since; "auto" is "off" on CPU
+    added = {"cuda_graphs": "off", "corpus_sha256": cached_corpus(str(small_corpus_file)).sha256}  # "auto": CPU → off
+    assert cfg.settings() == legacy_settings(cfg) | added
     assert list(cfg.settings()) == list(cfg.run_settings().identity())
 
 
@@ -339,17 +342,43 @@ def test_eps_is_a_setting_only_away_from_v4s_value(small_corpus_file, tmp_path):
 
 
 def test_folders_written_with_the_hand_listed_settings_resume(small_corpus_file, tmp_path):
-    """A folder as the previous version wrote it (settings in its key order) resumes with nothing re-run."""
+    """A folder as the previous version wrote it (settings in its key order) resumes with nothing re-run once it
+    names its corpus's hash; without one (written before hashes were recorded) it is refused: its data is unknown."""
     cfg = tiny_cfg(small_corpus_file, widths=(16,))
     out = tmp_path / "out"
     run_transfer(cfg, out)
-    for path in [out / "sweep.json", *stored_runs(out)]:
-        doc = json.loads(path.read_text())
-        doc["settings"] = legacy_settings(cfg)
-        path.write_text(json.dumps(doc))
+    for corpus_hash in ({}, {"corpus_sha256": cfg.settings()["corpus_sha256"]}):
+        for path in [out / "sweep.json", *stored_runs(out)]:
+            doc = json.loads(path.read_text())
+            doc["settings"] = legacy_settings(cfg) | corpus_hash
+            path.write_text(json.dumps(doc))
+        if not corpus_hash:
+            unrecorded = r"other settings \(corpus_sha256: 'unrecorded' there, '[0-9a-f]{64}' now\)"
+            with pytest.raises(TransferError, match=unrecorded):
+                plan(cfg, out)
     assert run_transfer(cfg, out).executed == 0
     with pytest.raises(TransferError, match=r"other settings \(warmup: 0.1 there, 0.2 now\)"):
         plan(cfg.with_leaves(warmup=0.2), out)
+
+
+def test_runs_on_other_data_are_refused(small_corpus_file, tmp_path):
+    """The folder names its corpus by content: the same path with other bytes is refused on resume, and a run on a
+    machine whose corpus differs from the sweep's (another default corpus) stops before training."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_bytes(small_corpus_file.read_bytes())
+    cfg = tiny_cfg(corpus, widths=(16,))
+    run_transfer(cfg, tmp_path / "out")
+    spec = cfg.run_spec(cfg.runs()[0])
+    with pytest.raises(TransferError, match=r"has sha256 [0-9a-f]{12}, the sweep's is 000000000000: runs on other"):
+        other = dataclasses.replace(spec.settings, corpus_sha256="0" * 64)
+        execute_run(dataclasses.replace(spec, settings=other), "cpu")
+    corpus.write_bytes(corpus.read_bytes().replace(b"e", b"E", 1))
+    cached_corpus.cache_clear()
+    try:
+        with pytest.raises(TransferError, match=r"other settings \(corpus_sha256: '[0-9a-f]{64}' there, '[0-9a-f]{64}"):
+            plan(cfg, tmp_path / "out")
+    finally:
+        cached_corpus.cache_clear()
 
 
 def test_a_run_spec_pickles_and_runs(small_corpus_file):
@@ -410,11 +439,11 @@ def test_verdicts_are_bare_words_in_the_tables():
 def test_each_multiplier_acts_on_its_own_part_and_only_there(small_corpus_file):
     """The run's model and optimizer with each multiplier in place, against the rule's (multiplier 1): an LR
     multiplier scales its group's LR alone, init_fn the fn matrices alone, output_mult the logits."""
-    from mhc_mup.training.transfer.run import _build_model, _EagerSteps, run_corpus
+    from mhc_mup.training.transfer.run import _build_model, _EagerSteps
 
     def _build(spec, dev):
         model = _build_model(spec, dev)
-        steps = _EagerSteps(model, spec, run_corpus(spec.settings.recipe.corpus), dev)
+        steps = _EagerSteps(model, spec, cached_corpus(spec.settings.recipe.corpus), dev)
         return model, steps.opt, steps.sched
 
     cfg = tiny_cfg(small_corpus_file, configs=(BUILTIN_CONFIGS["mup"],), widths=(16,))

@@ -22,6 +22,7 @@ from mhc_mup.kernels import fused
 from mhc_mup.mhc.presets import MHCShape
 from mhc_mup.stats.fitting import FitSettings
 from mhc_mup.training.config import ModelShape, TrainingRecipe, check_at_least
+from mhc_mup.training.data import cached_corpus
 from mhc_mup.training.model import STREAM_DTYPES, stream_probe
 from mhc_mup.training.step import precision_of
 from mhc_mup.training.transfer.configurations import BUILTIN_CONFIGS, DEFAULT_CONFIGS, Configuration
@@ -180,7 +181,8 @@ class RunKey:
 class RunSettings:
     """What a run's result depends on besides its grid point and configuration: compared on resume, stored
     with every run. ``base_d`` is the width at which µP and SP coincide; ``precision`` follows the device;
-    ``sweep`` what the grid's values are."""
+    ``sweep`` what the grid's values are; ``corpus_sha256`` identifies the data (the corpus path alone does not:
+    the default corpus is this machine's Python library)."""
 
     recipe: RunRecipe
     model: ModelShape
@@ -188,6 +190,7 @@ class RunSettings:
     precision: str
     numerics: Numerics
     sweep: SweptValue = field(default_factory=SweptValue)
+    corpus_sha256: str = ""
 
     def identity(self) -> dict:
         """Every leaf, ``{name: value}``, less the :data:`IMPLICIT_SETTINGS` at their implicit values."""
@@ -278,12 +281,15 @@ class TransferConfig(FlatView):
         return self.base_d or min(self.grid.widths)
 
     def run_settings(self) -> RunSettings:
+        """The settings every run of this sweep shares, resolved on this machine (device, CUDA graphs, the corpus's
+        hash: this reads the corpus once per process, :class:`~mhc_mup.errors.CorpusError` if it cannot)."""
         device = self.resolved_device()
         graphs = self.numerics.cuda_graphs
         if graphs == "auto":
             graphs = "on" if device.type == "cuda" else "off"
         numerics = dataclasses.replace(self.numerics, cuda_graphs=graphs)
-        return RunSettings(self.recipe, self.model, self.base_width, precision_of(device), numerics, self.sweep)
+        corpus = cached_corpus(self.recipe.corpus).sha256
+        return RunSettings(self.recipe, self.model, self.base_width, precision_of(device), numerics, self.sweep, corpus)
 
     def settings(self) -> dict:
         """What identifies the sweep's folder: :meth:`RunSettings.identity` of :meth:`run_settings`."""

@@ -13,7 +13,6 @@ a run of an mHC model also records what its routing does on the first validation
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 from dataclasses import dataclass, field
@@ -23,8 +22,9 @@ import torch
 from torch.optim.lr_scheduler import LambdaLR
 
 from mhc_mup._io import json_safe, software_versions
+from mhc_mup.errors import TransferError
 from mhc_mup.kernels import fused
-from mhc_mup.training.data import Corpus, load_corpus, sample_batch, sample_windows
+from mhc_mup.training.data import Corpus, cached_corpus, sample_batch, sample_windows
 from mhc_mup.training.graphed import GraphedSteps, graph_ready_optimizer, lr_table
 from mhc_mup.training.model import MHCLM, stream_probe
 from mhc_mup.training.step import eval_loss, train_step
@@ -32,7 +32,7 @@ from mhc_mup.training.transfer.config import RunRecipe, RunSpec
 from mhc_mup.training.transfer.routing import routing_stats
 from mhc_mup.training.width_rules import make_optimizer
 
-__all__ = ["CHECK_EVERY", "RUN_FORMAT", "execute_run", "lr_factor", "mhc_kernels", "run_corpus"]
+__all__ = ["CHECK_EVERY", "RUN_FORMAT", "execute_run", "lr_factor", "mhc_kernels"]
 
 RUN_FORMAT = "mhc-mup-transfer-run/1"
 CHECK_EVERY = 10  # training losses are copied to the host (a sync) and checked for divergence every this many steps
@@ -50,12 +50,6 @@ def lr_factor(step: int, steps: int, warmup: float) -> float:
     rest = max(1, steps - w - 1)
     p = min(1.0, (step - w) / rest)
     return 0.1 + 0.9 * (1 + math.cos(math.pi * p)) / 2
-
-
-@functools.lru_cache(maxsize=2)
-def run_corpus(path: str | None) -> Corpus:
-    """The corpus at ``path`` (``None``: the standard library's sources), loaded once per process."""
-    return load_corpus(path)
 
 
 def mhc_kernels(model: MHCLM, device: torch.device) -> str:
@@ -153,7 +147,7 @@ def execute_run(spec: RunSpec, device: str) -> dict:
     dev = torch.device(device)
     recipe = spec.settings.recipe
     clock = _Stopwatch(dev)
-    corpus = run_corpus(recipe.corpus)
+    corpus = _sweep_corpus(spec)
     model = _build_model(spec, dev)
     clock.lap("build")
     graphs = spec.settings.numerics.cuda_graphs == "on" and dev.type == "cuda"
@@ -170,6 +164,18 @@ def execute_run(spec: RunSpec, device: str) -> dict:
     clock.lap("routing")
     clock.seconds["capture"] = steps.capture_seconds
     return _record(spec, trace, final_val, model, steps, corpus, dev, start, clock) | json_safe(routing)
+
+
+def _sweep_corpus(spec: RunSpec) -> Corpus:
+    """The sweep's corpus as this machine reads it; :class:`TransferError` if its bytes are not the sweep's (another
+    machine's default corpus, or files changed since the sweep began): runs on other data must not be mixed."""
+    corpus = cached_corpus(spec.settings.recipe.corpus)
+    if corpus.sha256 != spec.settings.corpus_sha256:
+        raise TransferError(
+            f"corpus '{corpus.source}' here has sha256 {corpus.sha256[:12]}, the sweep's is "
+            f"{spec.settings.corpus_sha256[:12]}: runs on other data cannot join this sweep"
+        )
+    return corpus
 
 
 def _build_model(spec: RunSpec, dev: torch.device) -> MHCLM:

@@ -16,12 +16,12 @@ import time
 from pathlib import Path
 
 from mhc_mup.errors import CorpusError, TransferError
+from mhc_mup.training.data import cached_corpus
 from mhc_mup.training.transfer.analysis import TransferResult, analyse
 from mhc_mup.training.transfer.config import RunKey, TransferConfig
 from mhc_mup.training.transfer.cost import SweepCost, estimate_cost
 from mhc_mup.training.transfer.executors import import_ray, run_local, run_ray, worker_devices
 from mhc_mup.training.transfer.report import write_outputs
-from mhc_mup.training.transfer.run import run_corpus
 from mhc_mup.training.transfer.store import OnRun, RunStore, load_records, plan, write_sweep_file
 
 __all__ = ["run_transfer", "transfer_cost"]
@@ -103,7 +103,7 @@ def _check_backend(cfg: TransferConfig, backend: str, workers: int | None, runs_
 def _check_corpus(cfg: TransferConfig) -> None:
     """:class:`TransferError` for a corpus that cannot be read or is shorter than one sequence per split."""
     try:
-        corpus = run_corpus(cfg.recipe.corpus)
+        corpus = cached_corpus(cfg.recipe.corpus)
     except CorpusError as exc:
         raise TransferError(str(exc)) from None
     seq_len = cfg.recipe.train.seq_len
