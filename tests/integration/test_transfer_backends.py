@@ -1,9 +1,11 @@
-"""Transfer sweeps on the parallel backends give the serial results: a spawn process pool on the CPU, Ray
-(when installed), and CUDA (one run per GPU, bf16 autocast, the fused kernels)."""
+"""Transfer sweeps on the parallel backends give the serial results: a spawn process pool on the CPU, runs taking
+turns in one thread, Ray (when installed), and CUDA (one run per GPU or several sharing it, bf16 autocast, the
+fused kernels)."""
 
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pandas as pd
@@ -12,8 +14,10 @@ import torch
 
 from mhc_mup.training.transfer import (
     BUILTIN_CONFIGS,
+    executors,
     run_transfer,
 )
+from mhc_mup.training.transfer.store import RunStore, load_records, write_sweep_file
 from tests.helpers import tiny_transfer_config as tiny_cfg
 
 
@@ -29,6 +33,42 @@ def serial(small_corpus_file, tmp_path_factory):
 def test_process_pool_gives_the_serial_results(small_corpus_file, tmp_path, serial):
     pooled = run_transfer(tiny_cfg(small_corpus_file), tmp_path / "pool", workers=2)
     pd.testing.assert_series_equal(_losses(pooled), serial, rtol=1e-5)
+
+
+def _in_turns(cfg, out, slots):
+    """``cfg``'s grid run by :func:`executors._run_in_turns` with ``slots`` runs at once on the CPU: (runs left,
+    the stored records)."""
+    out.mkdir()
+    write_sweep_file(cfg, out)
+    specs = [cfg.run_spec(k) for k in cfg.runs()]
+    left = executors._run_in_turns(specs, "cpu", slots, RunStore(out, 0, len(specs), None), math.inf)
+    return left, load_records(cfg, out)
+
+
+def test_runs_taking_turns_give_the_serial_results(small_corpus_file, tmp_path, serial):
+    left, records = _in_turns(tiny_cfg(small_corpus_file), tmp_path / "turns", slots=3)
+    got = pd.Series({(r["config"], r["width"], r["seed"], r["lr"]): r["final_val_loss"] for r in records})
+    assert left == 0 and len(got) == len(serial)
+    pd.testing.assert_series_equal(got.sort_index(), serial, rtol=1e-5, check_names=False)
+
+
+def test_a_failed_run_stops_the_runs_taking_turns_and_releases_their_claims(small_corpus_file, tmp_path, monkeypatch):
+    real, started = executors.run_stages, []
+
+    def second_fails(spec, device):
+        started.append(spec.key)
+        stages = real(spec, device)
+        if len(started) == 2:
+            yield
+            raise RuntimeError("CUDA out of memory")
+        return (yield from stages)
+
+    monkeypatch.setattr(executors, "run_stages", second_fails)
+    cfg = tiny_cfg(small_corpus_file)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        _in_turns(cfg, tmp_path / "turns", slots=2)
+    assert len(started) == 2 and not list((tmp_path / "turns").rglob("*.claim"))
+    assert [p.name for p in (tmp_path / "turns").rglob("*.json")] == ["sweep.json"]  # neither run finished
 
 
 def test_ray_backend_gives_the_local_results(small_corpus_file, tmp_path, serial):
@@ -63,3 +103,13 @@ def test_cuda_sweep_on_bf16_streams_through_the_fused_kernels(small_corpus_file,
     assert (result.runs.final_val_loss < result.runs.initial_loss).any()  # it trains
     rec = json.loads(next((tmp_path / "gpu/runs").rglob("*.json")).read_text())
     assert rec["settings"]["stream_dtype"] == "bfloat16" and rec["settings"]["kernels"] == "triton"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU: runs sharing it on their own streams")
+def test_runs_sharing_a_gpu_give_the_one_at_a_time_results(small_corpus_file, tmp_path):
+    cfg = tiny_cfg(small_corpus_file, device="cuda", configs=(BUILTIN_CONFIGS["mup"], BUILTIN_CONFIGS["control-mup"]),
+                   stream_dtype="bfloat16", steps=30)  # fmt: skip
+    alone = run_transfer(cfg, tmp_path / "alone")
+    shared = run_transfer(cfg, tmp_path / "shared", runs_per_gpu=3)
+    pd.testing.assert_series_equal(_losses(shared), _losses(alone), rtol=1e-5)
+    assert (shared.runs.step == "cuda-graph").all() and (alone.runs.step == "cuda-graph").all()

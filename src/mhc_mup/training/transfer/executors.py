@@ -1,21 +1,25 @@
-"""Executing a sweep's pending runs: serially in this process, in a spawn-context process pool with one worker per
-device, or as Ray tasks. Each gets :class:`~mhc_mup.training.transfer.config.RunSpec` values (frozen,
-picklable), claims each run before starting it (another process sharing the folder may have it) and hands each
-record to a :class:`~mhc_mup.training.transfer.store.RunStore` as it arrives; none starts a run after
-``deadline`` (``time.monotonic()``). Each returns how many runs it left pending at the deadline.
+"""Executing a sweep's pending runs: in this process (one at a time, or several sharing one GPU, taking turns from
+one thread, each on its own CUDA stream), in a spawn-context process pool with one worker per device, or as Ray
+tasks. Each gets :class:`~mhc_mup.training.transfer.config.RunSpec` values (frozen, picklable), claims each run
+before starting it (another process sharing the folder may have it) and hands each record to a
+:class:`~mhc_mup.training.transfer.store.RunStore` as it arrives; none starts a run after ``deadline``
+(``time.monotonic()``). Each returns how many runs it left pending at the deadline.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import os
 import time
+from collections.abc import Generator
+from dataclasses import dataclass
 
 import torch
 
 from mhc_mup.errors import TransferError
 from mhc_mup.training.transfer.config import RunSpec, TransferConfig
-from mhc_mup.training.transfer.run import execute_run
+from mhc_mup.training.transfer.run import execute_run, run_stages
 from mhc_mup.training.transfer.store import RunStore
 
 __all__ = ["import_ray", "run_local", "run_ray", "worker_devices"]
@@ -49,9 +53,11 @@ def import_ray():
 
 
 def run_local(specs: list[RunSpec], devices: list[str], store: RunStore, deadline: float) -> int:
-    """Serial in this process (one device) or a spawn-context process pool with one worker per device."""
-    if len(devices) == 1:
-        return _run_serial(specs, devices[0], store, deadline)
+    """In this process (one device, or one GPU shared by several runs: they take turns from this thread, each on
+    its own CUDA stream, where separate processes would time-slice the GPU), or a spawn-context process pool with
+    one worker per device."""
+    if len(devices) == 1 or (len(set(devices)) == 1 and devices[0].startswith("cuda")):
+        return _run_in_turns(specs, devices[0], len(devices), store, deadline)
     return _run_pool(specs, devices, store, deadline)
 
 
@@ -65,19 +71,50 @@ def _next_claimed(todo: list[RunSpec], store: RunStore) -> RunSpec | None:
     return None
 
 
-def _run_serial(specs: list[RunSpec], device: str, store: RunStore, deadline: float) -> int:
+@dataclass
+class _Turn:
+    """A run in progress: its spec, its paused stages (:func:`run_stages`) and the stream it queues work on."""
+
+    spec: RunSpec
+    stages: Generator[None, None, dict]
+    stream: torch.cuda.Stream | None
+
+
+def _run_in_turns(specs: list[RunSpec], device: str, slots: int, store: RunStore, deadline: float) -> int:
+    """Up to ``slots`` runs at once on ``device``, resumed in turn (one run: serial). A run's record is stored as
+    it ends and the next pending run takes its stream; on an error every run in progress gives up its claim."""
     todo = list(specs)
-    while todo and time.monotonic() < deadline:
-        spec = _next_claimed(todo, store)
-        if spec is None:
-            break
-        try:
-            record = execute_run(spec, device)
-        except BaseException:
-            store.release(spec.key)
-            raise
-        store(spec.key, record)
+    cuda = torch.device(device).type == "cuda"
+    free = [torch.cuda.Stream(torch.device(device)) if cuda else None for _ in range(slots)]
+    turns: list[_Turn] = []
+    try:
+        while todo or turns:
+            while free and todo and time.monotonic() < deadline:
+                if (spec := _next_claimed(todo, store)) is None:
+                    break
+                turns.append(_Turn(spec, run_stages(spec, device), free.pop()))
+            if not turns:
+                break
+            for turn in list(turns):
+                if (record := _resume(turn)) is not None:
+                    turns.remove(turn)
+                    free.append(turn.stream)
+                    store(turn.spec.key, record)
+    finally:
+        for turn in turns:
+            turn.stages.close()
+            store.release(turn.spec.key)
     return len(todo)
+
+
+def _resume(turn: _Turn) -> dict | None:
+    """Run ``turn`` to its next pause on its stream; its record once it has finished."""
+    with torch.cuda.stream(turn.stream) if turn.stream is not None else contextlib.nullcontext():
+        try:
+            next(turn.stages)
+        except StopIteration as finished:
+            return finished.value
+    return None
 
 
 def _init_worker(devices, threads: int) -> None:

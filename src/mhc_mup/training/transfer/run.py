@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Generator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,7 +33,7 @@ from mhc_mup.training.transfer.config import RunRecipe, RunSpec
 from mhc_mup.training.transfer.routing import routing_stats
 from mhc_mup.training.width_rules import make_optimizer
 
-__all__ = ["CHECK_EVERY", "RUN_FORMAT", "execute_run", "lr_factor", "mhc_kernels"]
+__all__ = ["CHECK_EVERY", "RUN_FORMAT", "execute_run", "lr_factor", "mhc_kernels", "run_stages"]
 
 RUN_FORMAT = "mhc-mup-transfer-run/1"
 CHECK_EVERY = 10  # training losses are copied to the host (a sync) and checked for divergence every this many steps
@@ -143,6 +144,19 @@ class _Stopwatch:
 def execute_run(spec: RunSpec, device: str) -> dict:
     """Train one grid point on ``device`` and return its record. Top-level and picklable with its argument:
     the process pool and Ray call it."""
+    stages = run_stages(spec, device)
+    while True:
+        try:
+            next(stages)
+        except StopIteration as finished:
+            return finished.value
+
+
+def run_stages(spec: RunSpec, device: str) -> Generator[None, None, dict]:
+    """:func:`execute_run` as a generator that pauses (yields) between its stages and before each of training's
+    syncs (loss checks, validations), and returns the record: several runs on one GPU can take turns from one
+    thread, each on its own CUDA stream, so that one run's steps run while another waits for its losses or
+    builds its model. Work is queued on the current stream at each resumption."""
     start = time.perf_counter()
     dev = torch.device(device)
     recipe = spec.settings.recipe
@@ -150,13 +164,14 @@ def execute_run(spec: RunSpec, device: str) -> dict:
     corpus = _sweep_corpus(spec)
     model = _build_model(spec, dev)
     clock.lap("build")
+    yield
     graphs = spec.settings.numerics.cuda_graphs == "on" and dev.type == "cuda"
     steps = _graphed_steps(model, spec, corpus, dev) if graphs else _EagerSteps(model, spec, corpus, dev)
     val_batches = _validation_batches(corpus, recipe)
     clock.lap("prepare")
     routing_init = routing_stats(model, val_batches[0][0].to(dev))
     clock.lap("routing")
-    trace = _train(model, steps, spec, val_batches, dev)
+    trace = yield from _train(model, steps, spec, val_batches, dev)
     clock.lap("train")
     final_val = _final_validation(model, val_batches, trace, recipe.divergence_factor, dev)
     clock.lap("final_validation")
@@ -191,9 +206,12 @@ def _validation_batches(corpus: Corpus, recipe: RunRecipe) -> list[Batch]:
     return [sample_batch(corpus.val, train.batch_size, train.seq_len, gen) for _ in range(recipe.eval_batches)]
 
 
-def _train(model: MHCLM, steps: Steps, spec: RunSpec, val_batches: list[Batch], dev: torch.device) -> _Trace:
+def _train(
+    model: MHCLM, steps: Steps, spec: RunSpec, val_batches: list[Batch], dev: torch.device
+) -> Generator[None, None, _Trace]:
     """``steps`` training steps, stopping at the first divergence; the validation loss every ``eval_every``
-    steps (its time is left out of ``train_seconds``)."""
+    steps (its time is left out of ``train_seconds``). Yields before each sync: the steps queued so far run
+    while other runs take their turn."""
     recipe = spec.settings.recipe
     total = recipe.train.steps
     trace = _Trace()
@@ -202,12 +220,14 @@ def _train(model: MHCLM, steps: Steps, spec: RunSpec, val_batches: list[Batch], 
     for done in range(1, total + 1):
         steps.advance()
         if done % CHECK_EVERY == 0 or done == total or done == 1:
+            yield
             _check_training_losses(trace, steps.take_losses(), done, recipe.divergence_factor)
             if done == 1:
                 trace.first_step_seconds = time.perf_counter() - t0  # take_losses synced
             if trace.reason:
                 break
         if recipe.eval_every and done % recipe.eval_every == 0 and done < total:
+            yield
             _sync(dev)
             t_eval = time.perf_counter()
             trace.train_seconds += t_eval - t0
