@@ -2,11 +2,15 @@
 runs took on a recorded machine.
 
 The record is one H100's (torch 2.11; 16 × 128 bytes a step, depth 2, 4 heads, fused kernels, 300 steps,
-``benchmarks/bench_transfer_sweep.sh``, ``benchmarks/results/bench_transfer_sweep_h100.json``): the training
-seconds per step and the rest of a run (model build, capture, validations), for the mHC model and the control,
-captured and eager, at widths 128 … 1024. Other widths are interpolated (extrapolated) in log-log; other
-settings scale the step time by tokens per step × depth, which overstates small widths, whose steps are bound
-by launches rather than arithmetic. An estimate to plan by, not a measurement.
+``benchmarks/bench_transfer_sweep.sh``): the training seconds per step and the rest of a run (model build,
+routing probes, validations), for the mHC model and the control, at widths 128 … 1024. Captured runs are from the
+runs' ``stage_seconds`` (``benchmarks/results/transfer_run_stages_h100.txt``): steady-state runs, plus what a
+command's first run pays once (:data:`START_SECONDS`: set-up, Triton compiling the fused kernels on a cold cache)
+and the first mHC run at each new width (:data:`NEW_WIDTH_SECONDS`: the kernels compiled for that width). Eager
+runs are the means of ``benchmarks/results/bench_transfer_sweep_h100.json``, warm-up included. Other widths are
+interpolated (extrapolated) in log-log; other settings scale the step time by tokens per step × depth, which
+overstates small widths, whose steps are bound by launches rather than arithmetic. One run at a time. An
+estimate to plan by, not a measurement.
 """
 
 from __future__ import annotations
@@ -19,21 +23,31 @@ import numpy as np
 
 from mhc_mup.training.transfer.config import RunKey, TransferConfig
 
-__all__ = ["RECORDED_WIDTHS", "RUN_SECONDS", "STEP_SECONDS", "SweepCost", "estimate_cost"]
+__all__ = [
+    "NEW_WIDTH_SECONDS", "RECORDED_WIDTHS", "RUN_SECONDS", "START_SECONDS", "STEP_SECONDS", "SweepCost",
+    "estimate_cost",
+]  # fmt: skip
 
 RECORDED_WIDTHS = (128, 256, 512, 1024)
 STEP_SECONDS = {  # (mHC, captured) → training seconds per step at RECORDED_WIDTHS (train_seconds / 300)
-    (True, True): (0.00167, 0.00200, 0.00277, 0.00583),
+    (True, True): (0.00164, 0.00198, 0.00270, 0.00484),
     (True, False): (0.01010, 0.01000, 0.01120, 0.01453),
-    (False, True): (0.00093, 0.00107, 0.00140, 0.00253),
+    (False, True): (0.00095, 0.00111, 0.00141, 0.00256),
     (False, False): (0.00387, 0.00393, 0.00387, 0.00397),
 }
 RUN_SECONDS = {  # (mHC, captured) → the rest of a run, seconds (seconds − train_seconds)
-    (True, True): (0.18, 0.19, 0.22, 1.56),
+    (True, True): (0.22, 0.28, 0.29, 0.67),
     (True, False): (0.16, 0.30, 0.41, 1.76),
-    (False, True): (0.06, 0.07, 0.10, 0.29),
+    (False, True): (0.08, 0.12, 0.14, 0.51),
     (False, False): (0.05, 0.06, 0.10, 0.29),
 }
+START_SECONDS = 16.8
+"""A captured command's first run (mHC at d = 1024) less a later one (19.1 s), less that width's compilation
+(:data:`NEW_WIDTH_SECONDS`): process set-up and the fused kernels' first compilation on a cold Triton cache (an
+upper bound: the cache on disk makes later commands cheaper)."""
+NEW_WIDTH_SECONDS = (0.29, 1.33, 2.25, 2.25)
+"""The first captured mHC run at each width less a later one, at RECORDED_WIDTHS (the kernels compiled for it; at
+1024, where it was the command's first run, taken as 512's)."""
 _RECORDED_TOKENS_X_DEPTH = 16 * 128 * 2
 
 
@@ -70,6 +84,9 @@ def estimate_cost(cfg: TransferConfig, pending: Sequence[RunKey], cuda: bool) ->
         kind = (hc[key.config], captured)
         per_step = _interpolate(STEP_SECONDS[kind], key.width)
         seconds += per_step * scale * train.steps + _interpolate(RUN_SECONDS[kind], key.width)
+    if captured and pending:
+        mhc_widths = {key.width for key in pending if hc[key.config]}
+        seconds += START_SECONDS + sum(_interpolate(NEW_WIDTH_SECONDS, w) for w in mhc_widths)
     return SweepCost(len(cfg.runs()), len(pending), steps, tokens, seconds)
 
 
