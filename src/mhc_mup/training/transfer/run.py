@@ -8,7 +8,9 @@ loss every ``eval_every`` steps; measure the final validation loss (divergence a
 Training batches depend only on ``(data_seed, seed)`` and the validation batches only on ``data_seed``, so every
 learning rate and width of a seed sees the same data (the parabola compares like with like). At its start and end
 a run of an mHC model also records what its routing does on the first validation batch
-(:mod:`~mhc_mup.training.transfer.routing`).
+(:mod:`~mhc_mup.training.transfer.routing`), and every run records its wall time by stage (``stage_seconds``).
+:func:`run_stages` is the same run as a generator that pauses before each sync, so that several runs can share a
+GPU from one thread (:mod:`~mhc_mup.training.transfer.executors`); :func:`execute_run` runs it to the end.
 """
 
 from __future__ import annotations
