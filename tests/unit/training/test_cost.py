@@ -4,6 +4,7 @@ tokens exactly."""
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
@@ -49,3 +50,17 @@ def test_off_cuda_there_is_no_time_estimate_and_pending_runs_count():
     cost = estimate_cost(cfg, cfg.runs()[:5], cuda=False)
     assert cost.gpu_seconds is None and cost.pending == 5 and cost.runs == 24
     assert cost.describe().startswith("5 of 24 runs to train: 1,500 steps, 3.1 M tokens; no GPU time estimate")
+
+
+def test_runs_in_turns_divide_the_estimate_by_their_measured_speed_up():
+    """2 and 4 runs in turns: the one-at-a-time estimate over 1.39 and 1.56 (the recorded sweeps' wall times);
+    3 between them (log2 interpolation), 8 held at 4's."""
+    cfg = recorded_grid("on")
+    alone = estimate_cost(cfg, cfg.runs(), cuda=True).gpu_seconds
+    for n, speedup in ((2, 1.39), (3, 1.39 + (1.56 - 1.39) * math.log2(1.5)), (4, 1.56), (8, 1.56)):
+        cost = estimate_cost(cfg, cfg.runs(), cuda=True, in_turns=n)
+        assert cost.gpu_seconds == pytest.approx(alone / speedup) and f"{n} runs in turns" in cost.describe()
+    record = (RESULTS / "bench_transfer_sweep_turns_h100.txt").read_text()
+    walls = dict(re.findall(r"^(graph\S*)\s+wall\s+([\d.]+) s", record, re.M))
+    assert float(walls["graph"]) / float(walls["graph_rpg4"]) == pytest.approx(1.56, abs=0.01)
+    assert float(walls["graph"]) / float(walls["graph_rpg2"]) == pytest.approx(1.39, abs=0.01)

@@ -9,8 +9,9 @@ command's first run pays once (:data:`START_SECONDS`: set-up, Triton compiling t
 and the first mHC run at each new width (:data:`NEW_WIDTH_SECONDS`: the kernels compiled for that width). Eager
 runs are the means of ``benchmarks/results/bench_transfer_sweep_h100.json``, warm-up included. Other widths are
 interpolated (extrapolated) in log-log; other settings scale the step time by tokens per step × depth, which
-overstates small widths, whose steps are bound by launches rather than arithmetic. One run at a time. An
-estimate to plan by, not a measurement.
+overstates small widths, whose steps are bound by launches rather than arithmetic. Runs taking turns on one GPU
+(``--runs-per-gpu``) divide the total by :data:`IN_TURNS_SPEEDUP`, measured on the same grid. An estimate to plan
+by, not a measurement.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ import numpy as np
 from mhc_mup.training.transfer.config import RunKey, TransferConfig
 
 __all__ = [
-    "NEW_WIDTH_SECONDS", "RECORDED_WIDTHS", "RUN_SECONDS", "START_SECONDS", "STEP_SECONDS", "SweepCost",
-    "estimate_cost",
+    "IN_TURNS_SPEEDUP", "NEW_WIDTH_SECONDS", "RECORDED_WIDTHS", "RUN_SECONDS", "START_SECONDS", "STEP_SECONDS",
+    "SweepCost", "estimate_cost",
 ]  # fmt: skip
 
 RECORDED_WIDTHS = (128, 256, 512, 1024)
@@ -48,6 +49,10 @@ upper bound: the cache on disk makes later commands cheaper)."""
 NEW_WIDTH_SECONDS = (0.29, 1.33, 2.25, 2.25)
 """The first captured mHC run at each width less a later one, at RECORDED_WIDTHS (the kernels compiled for it; at
 1024, where it was the command's first run, taken as 512's)."""
+IN_TURNS_SPEEDUP = {1: 1.0, 2: 1.39, 4: 1.56}
+"""Runs per GPU-hour of N captured runs taking turns on one GPU over one at a time
+(``benchmarks/results/bench_transfer_sweep_turns_h100.txt``); between them interpolated in log2 N, beyond 4 held
+at 4's (not measured)."""
 _RECORDED_TOKENS_X_DEPTH = 16 * 128 * 2
 
 
@@ -60,17 +65,20 @@ class SweepCost:
     steps: int
     tokens: int
     gpu_seconds: float | None
+    in_turns: int = 1
 
     def describe(self) -> str:
         head = (f"{self.pending} of {self.runs} runs to train: {self.steps:,} steps, {self.tokens / 1e6:,.1f} M "
                 "tokens")  # fmt: skip
         if self.gpu_seconds is None:
             return f"{head}; no GPU time estimate on the CPU (a short --steps run measures one)"
-        return f"{head}; about {_duration(self.gpu_seconds)} of one H100 (from recorded runs; rough, see docs)"
+        turns = f", {self.in_turns} runs in turns" if self.in_turns > 1 else ""
+        return f"{head}; about {_duration(self.gpu_seconds)} of one H100{turns} (from recorded runs; rough, see docs)"
 
 
-def estimate_cost(cfg: TransferConfig, pending: Sequence[RunKey], cuda: bool) -> SweepCost:
-    """The cost of training ``pending`` (runs of ``cfg``'s grid) on one GPU, one run at a time."""
+def estimate_cost(cfg: TransferConfig, pending: Sequence[RunKey], cuda: bool, in_turns: int = 1) -> SweepCost:
+    """The cost of training ``pending`` (runs of ``cfg``'s grid) on one GPU, one run at a time or ``in_turns`` runs
+    taking turns."""
     train = cfg.recipe.train
     tokens_per_step = train.batch_size * train.seq_len
     steps, tokens = len(pending) * train.steps, len(pending) * train.steps * tokens_per_step
@@ -87,7 +95,14 @@ def estimate_cost(cfg: TransferConfig, pending: Sequence[RunKey], cuda: bool) ->
     if captured and pending:
         mhc_widths = {key.width for key in pending if hc[key.config]}
         seconds += START_SECONDS + sum(_interpolate(NEW_WIDTH_SECONDS, w) for w in mhc_widths)
-    return SweepCost(len(cfg.runs()), len(pending), steps, tokens, seconds)
+    return SweepCost(len(cfg.runs()), len(pending), steps, tokens, seconds / _in_turns_speedup(in_turns), in_turns)
+
+
+def _in_turns_speedup(n: int) -> float:
+    """:data:`IN_TURNS_SPEEDUP` at ``n`` runs in turns."""
+    known = sorted(IN_TURNS_SPEEDUP)
+    n = min(max(n, known[0]), known[-1])
+    return float(np.interp(math.log2(n), np.log2(known), [IN_TURNS_SPEEDUP[k] for k in known]))
 
 
 def _interpolate(values: Sequence[float], width: int) -> float:

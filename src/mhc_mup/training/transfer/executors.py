@@ -22,7 +22,7 @@ from mhc_mup.training.transfer.config import RunSpec, TransferConfig
 from mhc_mup.training.transfer.run import execute_run, run_stages
 from mhc_mup.training.transfer.store import RunStore
 
-__all__ = ["import_ray", "run_local", "run_ray", "worker_devices"]
+__all__ = ["import_ray", "run_local", "run_ray", "runs_in_turns", "worker_devices"]
 
 _WORKER_DEVICE = "cpu"
 
@@ -56,9 +56,15 @@ def run_local(specs: list[RunSpec], devices: list[str], store: RunStore, deadlin
     """In this process (one device, or one GPU shared by several runs: they take turns from this thread, each on
     its own CUDA stream, where separate processes would time-slice the GPU), or a spawn-context process pool with
     one worker per device."""
-    if len(devices) == 1 or (len(set(devices)) == 1 and devices[0].startswith("cuda")):
-        return _run_in_turns(specs, devices[0], len(devices), store, deadline)
+    if (slots := runs_in_turns(devices)) or len(devices) == 1:
+        return _run_in_turns(specs, devices[0], slots or 1, store, deadline)
     return _run_pool(specs, devices, store, deadline)
+
+
+def runs_in_turns(devices: list[str]) -> int:
+    """How many runs :func:`run_local` has take turns on one GPU for these workers' devices (0: none, it runs them
+    one at a time or in a process pool)."""
+    return len(devices) if len(set(devices)) == 1 and devices[0].startswith("cuda") else 0
 
 
 def _next_claimed(todo: list[RunSpec], store: RunStore) -> RunSpec | None:

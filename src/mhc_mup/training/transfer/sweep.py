@@ -20,7 +20,7 @@ from mhc_mup.training.data import cached_corpus
 from mhc_mup.training.transfer.analysis import TransferResult, analyse
 from mhc_mup.training.transfer.config import RunKey, TransferConfig
 from mhc_mup.training.transfer.cost import SweepCost, estimate_cost
-from mhc_mup.training.transfer.executors import import_ray, run_local, run_ray, worker_devices
+from mhc_mup.training.transfer.executors import import_ray, run_local, run_ray, runs_in_turns, worker_devices
 from mhc_mup.training.transfer.report import write_outputs
 from mhc_mup.training.transfer.store import OnRun, RunStore, load_records, plan, write_sweep_file
 
@@ -73,8 +73,9 @@ def transfer_cost(
 ) -> SweepCost:
     """What :func:`run_transfer` with these arguments would train, and its estimated GPU time
     (:mod:`~mhc_mup.training.transfer.cost`), after the same checks; nothing is written."""
-    _, _, pending = _check_everything(cfg, Path(out), backend, workers, runs_per_gpu)
-    return estimate_cost(cfg, pending, cfg.resolved_device().type == "cuda")
+    devices, _, pending = _check_everything(cfg, Path(out), backend, workers, runs_per_gpu)
+    in_turns = runs_in_turns(devices) if backend == "local" else 0
+    return estimate_cost(cfg, pending, cfg.resolved_device().type == "cuda", max(1, in_turns))
 
 
 def _check_everything(
