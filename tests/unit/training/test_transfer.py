@@ -73,6 +73,17 @@ def test_parabola_at_the_grid_edge_or_next_to_divergence_is_no_optimum():
     assert math.isnan(nxt.log2_opt) and nxt.edge == "high" and "next to a diverged run" in nxt.note
 
 
+def test_the_notes_name_the_swept_value():
+    """A multiplier sweep's notes name the multiplier, not the learning rate."""
+    x = np.arange(-12.0, -3.0)
+    low = fit_parabola(x, 3 + (x + 13) ** 2, noun="mHC generator's LR multiplier", symbol="lr_fn")
+    assert low.note == "minimum at the smallest mHC generator's LR multiplier 2^-12.00: extend the grid down"
+    loss = 3 + (x + 6) ** 2
+    loss[7] = np.nan
+    nxt = fit_parabola(x, loss, noun="mHC generator's LR multiplier", symbol="lr_fn")
+    assert "next to a diverged run (higher lr_fn)" in nxt.note
+
+
 def _record(config: str, width: int, seed: int, lr: float, val: float, diverged: bool = False) -> dict:
     return {
         "config": config, "width": width, "seed": seed, "lr": lr, "log2_lr": math.log2(lr),

@@ -113,12 +113,20 @@ class ParabolaFit:
     note: str
 
 
-def fit_parabola(log2_lrs: Iterable[float], losses: Iterable[float], halfwidth: int = 1) -> ParabolaFit:
+def fit_parabola(
+    log2_lrs: Iterable[float],
+    losses: Iterable[float],
+    halfwidth: int = 1,
+    *,
+    noun: str = "learning rate",
+    symbol: str = "η",
+) -> ParabolaFit:
     """The optimum of ``losses`` vs ``log2_lrs`` (ascending; NaN marks a diverged run) from a least-squares
     parabola through the argmin and its ``halfwidth`` grid neighbours on each side: ``x* = −b/(2a)``.
 
     No optimum (NaN) when the argmin's window leaves the grid or holds a diverged run (``edge`` says on which
-    side: the optimum may lie beyond it), or when the parabola opens downwards.
+    side: the optimum may lie beyond it), or when the parabola opens downwards. ``noun`` and ``symbol`` name
+    the swept value in the notes.
     """
     x = np.asarray(list(log2_lrs), dtype=np.float64)
     y = np.asarray(list(losses), dtype=np.float64)
@@ -133,14 +141,14 @@ def fit_parabola(log2_lrs: Iterable[float], losses: Iterable[float], halfwidth: 
         return f"2^{x[j]:.2f}"
 
     if lo < 0:
-        note = f"minimum at the smallest learning rate {at(i)}: extend the grid down"
+        note = f"minimum at the smallest {noun} {at(i)}: extend the grid down"
         return ParabolaFit(nan, nan, nan, x[i], "low", note)
     if hi >= len(x):
-        note = f"minimum at the largest learning rate {at(i)}: extend the grid up"
+        note = f"minimum at the largest {noun} {at(i)}: extend the grid up"
         return ParabolaFit(nan, nan, nan, x[i], "high", note)
     if not ok[lo : hi + 1].all():
         side = "high" if not ok[i + 1 : hi + 1].all() else "low"
-        note = f"minimum at {at(i)} next to a diverged run ({side}er η): refine the grid there"
+        note = f"minimum at {at(i)} next to a diverged run ({side}er {symbol}): refine the grid there"
         return ParabolaFit(nan, nan, nan, x[i], side, note)
     a, b, c = np.polyfit(x[lo : hi + 1], y[lo : hi + 1], 2)
     if not a > 0:
@@ -238,8 +246,8 @@ def _seed_fits(cfg: TransferConfig, runs: pd.DataFrame) -> list[tuple[int, Parab
 
 
 def _seed_fit(cfg: TransferConfig, sel: pd.DataFrame) -> ParabolaFit:
-    """The parabola's optimum over one seed's runs, once every learning rate of the grid has run; the
-    diverged runs left out of it and named in its note."""
+    """The parabola's optimum over one seed's runs, once every value of the grid has run; the diverged runs left
+    out of it and named in its note."""
     lrs = cfg.grid.lrs
     stored = set(map(log2_key, sel.value))
     missing = [lr for lr in lrs if log2_key(lr) not in stored]
@@ -248,12 +256,14 @@ def _seed_fit(cfg: TransferConfig, sel: pd.DataFrame) -> ParabolaFit:
         return ParabolaFit(math.nan, math.nan, math.nan, math.nan, "", note)
     by_lr = {log2_key(x): v for x, v, dv in zip(sel.value, sel.final_val_loss, sel.diverged, strict=True) if not dv}
     losses = [by_lr.get(log2_key(lr), math.nan) for lr in lrs]
-    fit = fit_parabola([math.log2(lr) for lr in lrs], losses, cfg.analysis.fit_halfwidth)
+    symbol = cfg.sweep.symbol.removesuffix("*")
+    x = [math.log2(lr) for lr in lrs]
+    fit = fit_parabola(x, losses, cfg.analysis.fit_halfwidth, noun=cfg.sweep.noun, symbol=symbol)
     diverged = sel.diverged.astype(bool)
     if not diverged.any():
         return fit
     div = ", ".join(f"2^{x:.2f}" for x in sorted(np.log2(sel.value[diverged])))
-    note = "; ".join(filter(None, [fit.note, f"diverged, left out of the fit: η = {div}"]))
+    note = "; ".join(filter(None, [fit.note, f"diverged, left out of the fit: {symbol} = {div}"]))
     return dataclasses.replace(fit, note=note)
 
 
