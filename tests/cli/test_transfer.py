@@ -51,6 +51,7 @@ def test_cli_writes_every_output(small_corpus_file, tmp_path, capsys):
         (["--widths", "16,30"], "width 30 must be a positive multiple of heads=4"),
         (["--diverge-factor", "1"], "divergence factor must be a finite number > 1"),
         (["--backend", "ray", "--workers", "2"], "--workers is for the local backend"),
+        (["--runs-per-gpu", "2"], "--runs-per-gpu 2 shares a GPU, and cpu is not one; use --workers N"),
         (["--stream-dtype", "float16"], "argument --stream-dtype: invalid choice: 'float16'"),
         (["--kernels", "cuda"], "argument --kernels: invalid choice: 'cuda'"),
     ],

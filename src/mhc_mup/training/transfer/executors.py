@@ -40,6 +40,8 @@ def worker_devices(cfg: TransferConfig, workers: int | None, runs_per_gpu: int =
         if workers is not None and workers > n:
             raise TransferError(f"--workers {workers}: only {n} CUDA device(s); --runs-per-gpu shares one GPU")
         return [f"cuda:{i}" for i in range(workers or n) for _ in range(runs_per_gpu)]
+    if runs_per_gpu > 1:
+        raise TransferError(f"--runs-per-gpu {runs_per_gpu} shares a GPU, and {dev} is not one; use --workers N")
     return ["cpu"] * (workers or 1)
 
 
