@@ -13,9 +13,14 @@ declare -A modes=([eager]="--cuda-graphs off" [graph]="--cuda-graphs auto" [grap
 for mode in ${MODES:-eager graph graph_rpg2 graph_rpg4}; do
   rm -rf "$out/sweep_$mode"
   start=$(date +%s.%N)
+  rc=0
   # shellcheck disable=SC2086
-  python -m mhc_mup transfer "${grid[@]}" ${modes[$mode]} --out "$out/sweep_$mode" > "$out/sweep_$mode.log" 2>&1
+  python -m mhc_mup transfer "${grid[@]}" ${modes[$mode]} --out "$out/sweep_$mode" > "$out/sweep_$mode.log" 2>&1 || rc=$?
   end=$(date +%s.%N)
+  if [ "$rc" -ne 0 ]; then  # keep going: one failed mode must not lose the others' summary
+    echo "$mode failed (exit $rc); its log: $out/sweep_$mode.log" >&2
+    continue
+  fi
   echo "$mode $(python -c "print(round($end - $start, 2))")" >> "$out/sweep_walls.txt"
 done
 python - "$out" <<'PY'
