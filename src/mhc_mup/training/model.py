@@ -202,16 +202,9 @@ class MHCLM(nn.Module):
             kind = "embedding" if name == "embed.weight" else "readout" if name == "readout.weight" else "hidden"
             std = param.init_std(kind, p.shape[-1], cfg.d)
             p.copy_(torch.randn(p.shape, generator=generator) * std)
-        init = param.hc.init(cfg.n_s, cfg.d)
         for module in self.modules():
-            if isinstance(module, HyperConnection):
-                module.fn.copy_(init.sample_fn(cfg.n_s, cfg.n_s * cfg.d, generator=generator))
-                module.scale.copy_(init.scale_tensor(torch.float32))
-                module.base.copy_(init.base_tensor(cfg.n_s, torch.float32))
-            elif isinstance(module, HeadCollapse):
-                module.fn.copy_(init.sample_fn(cfg.n_s, cfg.n_s * cfg.d, generator=generator, gate="pre"))
-                module.scale.fill_(init.scale[0])
-                module.base.copy_(init.base_tensor(cfg.n_s, torch.float32, gate="pre"))
+            if isinstance(module, (HyperConnection, HeadCollapse)):
+                module.reset_parameters(param.hc, generator)  # in module order: the draws' order
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         x = self.embed(tokens)

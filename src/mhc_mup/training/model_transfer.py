@@ -24,6 +24,7 @@ from mhc_mup._device import resolve_device
 from mhc_mup.errors import ConfigError
 from mhc_mup.stats.fitting import FitSettings, fit_power_law
 from mhc_mup.stats.readings import DECAYS, GROWS, O1, classify
+from mhc_mup.training.config import check_at_least
 from mhc_mup.training.coordcheck import base_and_delta, batch_to, lm_cross_entropy
 from mhc_mup.training.plan import OPTIMIZERS, WidthPlan, WidthRule, width_plan
 from mhc_mup.training.step import descend
@@ -60,8 +61,7 @@ class ModelTransferConfig:
             raise ConfigError(f"lrs must be at least 3 distinct ascending learning rates, got {list(self.lrs)}")
         if not all(math.isfinite(lr) and lr > 0 for lr in self.lrs):
             raise ConfigError(f"learning rates must be positive finite numbers, got {list(self.lrs)}")
-        if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1:
-            raise ConfigError(f"seeds must be >= 1, got {self.seeds!r}")
+        check_at_least(self, 1, ("seeds",))
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         if self.base_width is not None and self.base_width not in self.widths:
