@@ -369,11 +369,7 @@ def drift_sentence(row: Mapping, confidence: float = 0.95, symbol: str = "η*", 
         f"{name}: {symbol} ∝ d^{row['exponent']:+.3f} ({confidence:.0%} interval [{row['ci_low']:+.3f}, "
         f"{row['ci_high']:+.3f}], {row['n_widths']} widths)"
     )
-    if row["verdict"] == TRANSFERS:
-        return f"{head}; the whole interval lies inside ±{tol:g}: the optimal {noun} transfers."
-    if row["verdict"] == DRIFTS:
-        return f"{head}; the exponent lies outside ±{tol:g}: it drifts ({row['direction']})."
-    return f"{head}; the interval is neither inside ±{tol:g} nor clear of 0: unclear (more seeds or widths)."
+    return head + _verdict_clause(row["verdict"], tol, row["direction"], f"the optimal {noun} transfers")
 
 
 def joint_sentence(row: Mapping, confidence: float = 0.95, symbol: str = "η*") -> str:
@@ -386,8 +382,13 @@ def joint_sentence(row: Mapping, confidence: float = 0.95, symbol: str = "η*") 
         f"{name}: {symbol} ∝ d^{row['joint_exponent']:+.3f} ({confidence:.0%} interval [{row['joint_low']:+.3f}, "
         f"{row['joint_high']:+.3f}], joint fit of {row['joint_widths']} widths){note}"
     )
-    if row["joint_verdict"] == TRANSFERS:
-        return f"{head}; the whole interval lies inside ±{tol:g}: it transfers."
-    if row["joint_verdict"] == DRIFTS:
-        return f"{head}; the exponent lies outside ±{tol:g}: it drifts ({row['joint_direction']})."
-    return f"{head}; the interval is neither inside ±{tol:g} nor clear of 0: unclear (more seeds or widths)."
+    return head + _verdict_clause(row["joint_verdict"], tol, row["joint_direction"], "it transfers")
+
+
+def _verdict_clause(verdict: str, tol: float, direction: str, transfers: str) -> str:
+    """The end of a drift sentence: why the interval gives ``verdict``."""
+    if verdict == TRANSFERS:
+        return f"; the whole interval lies inside ±{tol:g}: {transfers}."
+    if verdict == DRIFTS:
+        return f"; the exponent lies outside ±{tol:g}: it drifts ({direction})."
+    return f"; the interval is neither inside ±{tol:g} nor clear of 0: unclear (more seeds or widths)."
