@@ -179,7 +179,6 @@ def run_stages(spec: RunSpec, device: str) -> Generator[None, None, dict]:
     clock.lap("final_validation")
     routing = {"routing_init": routing_init, "routing": routing_stats(model, val_batches[0][0].to(dev))}
     clock.lap("routing")
-    clock.seconds["capture"] = steps.capture_seconds
     return _record(spec, trace, final_val, model, steps, corpus, dev, start, clock) | json_safe(routing)
 
 
@@ -311,7 +310,7 @@ def _record(
         "tokens_per_s": tokens / trace.train_seconds if trace.train_seconds > 0 else None,
         "train_seconds": trace.train_seconds,
         "seconds": seconds,
-        "stage_seconds": _stage_seconds(clock, trace, seconds),
+        "stage_seconds": _stage_seconds(clock, trace, steps.capture_seconds, seconds),
         "device": f"{dev} ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else "cpu",
         "mhc_kernels": extras["mhc_kernels"],
         "step": "cuda-graph" if steps.captured else "eager",
@@ -322,16 +321,16 @@ def _record(
     })  # fmt: skip
 
 
-def _stage_seconds(clock: _Stopwatch, trace: _Trace, seconds: float) -> dict[str, float]:
+def _stage_seconds(clock: _Stopwatch, trace: _Trace, capture: float, seconds: float) -> dict[str, float]:
     """The run's ``seconds`` by stage: ``build`` (corpus and model), ``prepare`` (optimizer, schedule, batches),
     ``routing`` (the two routing probes), ``first_step`` (the first training step), ``capture`` (capturing the
     step as a CUDA graph and its first replay), ``steps`` (the other steps), ``eval`` (every validation) and the
     ``rest`` (assembling the record)."""
     s = clock.seconds
-    steps = trace.train_seconds - trace.first_step_seconds - s["capture"]
+    steps = trace.train_seconds - trace.first_step_seconds - capture
     stages = {
         "build": s["build"], "prepare": s["prepare"], "routing": s["routing"],
-        "first_step": trace.first_step_seconds, "capture": s["capture"], "steps": steps,
+        "first_step": trace.first_step_seconds, "capture": capture, "steps": steps,
         "eval": trace.eval_seconds + s["final_validation"],
     }  # fmt: skip
     return stages | {"rest": seconds - sum(stages.values())}
