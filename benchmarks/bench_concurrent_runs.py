@@ -17,19 +17,16 @@ import time
 from pathlib import Path
 
 import torch
+from bench_train_step import build, windows  # this folder's script: the same model and batches
 
 from mhc_mup.training.graphed import GraphedSteps, graph_ready_optimizer, lr_table
-from mhc_mup.training.model import MHCLM, ModelConfig
 from mhc_mup.training.transfer.run import lr_factor
-from mhc_mup.training.width_rules import WidthParameterization
 
 
-def graphed_run(d: int, hc: bool, depth: int, batch: int, seq: int, steps: int, seed: int) -> GraphedSteps:
+def graphed_run(d: int, hc: bool, depth: int, batch: int, seq: int, steps: int) -> GraphedSteps:
+    """bench_train_step's model and batches, its step captured as the sweep captures it."""
     dev = torch.device("cuda")
-    cfg = ModelConfig(d=d, depth=depth, heads=max(1, d // 64), hc=hc, stream_dtype="bfloat16")
-    model = MHCLM(cfg, WidthParameterization("mup", base_d=128), seed=seed).to(dev)
-    gen = torch.Generator().manual_seed(seed)
-    data = torch.randint(0, 256, (steps, batch, seq + 1), generator=gen, dtype=torch.uint8).to(dev)
+    model, data = build(d, hc, depth, dev), windows(steps, batch, seq, dev)
     opt = graph_ready_optimizer(model, "adam", 2**-8)
     return GraphedSteps(model, opt, data, lr_table(opt, lambda k: lr_factor(k, steps, 0.1), steps))
 
@@ -70,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             base = None
             for n in (int(r) for r in args.runs.split(",")):
                 total = args.warmup + args.steps
-                runs = [graphed_run(d, hc, args.depth, args.batch, args.seq, total, s) for s in range(n)]
+                runs = [graphed_run(d, hc, args.depth, args.batch, args.seq, total) for _ in range(n)]
                 per_round = time_round_robin(runs, args.warmup, args.steps)
                 rate = n / per_round
                 base = base or rate
