@@ -32,6 +32,8 @@ def test_cli_writes_every_output(small_corpus_file, tmp_path, capsys):
     assert pd.read_csv(out / "routing.csv").empty  # a control has no routing
     report = (out / "transfer_report.md").read_text()
     assert "](transfer.png)" in report and "control-mup: " in report
+    sha = json.loads(next((out / "runs").rglob("*.json")).read_text())["settings"]["corpus_sha256"]
+    assert f"Data: {small_corpus_file}: 1 file(s), " in report and f"sha256 {sha[:12]}." in report  # which data
     printed = " ".join(capsys.readouterr().out.split())
     assert "Drift of the optimum" in printed and "6 runs in the grid stored (6 by this call, 0 left)" in printed
 

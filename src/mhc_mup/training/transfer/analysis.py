@@ -85,7 +85,8 @@ TRANSFERS, DRIFTS, UNCLEAR = Verdict.TRANSFERS, Verdict.DRIFTS, Verdict.UNCLEAR
 
 @dataclass
 class TransferResult:
-    """The sweep's tables (see the ``*_COLUMNS`` tuples) and its drift verdicts."""
+    """The sweep's tables (see the ``*_COLUMNS`` tuples), its drift verdicts, and the corpora its runs trained on
+    (each run's description, with its content hash)."""
 
     config: TransferConfig
     runs: pd.DataFrame
@@ -97,6 +98,7 @@ class TransferResult:
     executed: int = 0
     notes: list[str] = field(default_factory=list)
     routing: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(ROUTING_TABLE_COLUMNS)))
+    corpora: tuple[str, ...] = ()
 
 
 # ── the optimum of one seed's curve ────────────────────────────────────────────────────────────
@@ -181,7 +183,8 @@ def analyse(cfg: TransferConfig, records: list[dict]) -> TransferResult:
     seed_optima = pd.DataFrame(seed_rows, columns=list(SEED_OPTIMA_COLUMNS))
     optima = pd.DataFrame(opt_rows, columns=list(OPTIMA_COLUMNS))
     drift = pd.DataFrame(drift_rows, columns=list(DRIFT_COLUMNS))
-    result = TransferResult(cfg, runs, curves, seed_optima, optima, drift, notes=_divergence_notes(runs))
+    result = TransferResult(cfg, runs, curves, seed_optima, optima, drift, notes=_divergence_notes(runs),
+                            corpora=tuple(sorted({r["corpus"] for r in records if r.get("corpus")})))  # fmt: skip
     result.routing = routing_table(runs)
     return result
 

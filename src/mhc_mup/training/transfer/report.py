@@ -217,6 +217,8 @@ def build_transfer_report(result: TransferResult, png: bytes):
     configurations = "; ".join(f"{c.name} = {c.describe()}" for c in cfg.grid.configs)
     blocks.append(Paragraph(f"Configurations: {configurations}."))
     blocks.append(Paragraph(f"Each run: {cfg.describe()}. {cost}"))
+    if result.corpora:
+        blocks.append(Paragraph(f"Data: {'; '.join(result.corpora)}."))
     for note in result.notes:
         blocks.append(Paragraph(note))
     what = "Learning-rate" if cfg.sweep.hyper == "lr" else f"{cfg.sweep.hyper} ({cfg.sweep.spec.what})"
