@@ -54,6 +54,7 @@ def test_cli_writes_every_output(small_corpus_file, tmp_path, capsys):
         (["--diverge-factor", "1"], "divergence factor must be a finite number > 1"),
         (["--backend", "ray", "--workers", "2"], "--workers is for the local backend"),
         (["--runs-per-gpu", "2"], "--runs-per-gpu 2 shares a GPU, and cpu is not one; use --workers N"),
+        (["--compile"], "--compile compiles the captured CUDA step; this sweep runs on cpu"),
         (["--stream-dtype", "float16"], "argument --stream-dtype: invalid choice: 'float16'"),
         (["--kernels", "cuda"], "argument --kernels: invalid choice: 'cuda'"),
     ],

@@ -210,6 +210,11 @@ def register(p: argparse.ArgumentParser) -> None:
                         "models; off: eager steps; on: insist (an error without CUDA). A step that cannot be "
                         "captured runs eagerly and its run records why (cuda_graph_fallback). Part of the sweep "
                         "folder's settings")  # fmt: skip
+    g.add_argument("--compile", dest="torch_compile", action="store_true", default=None,
+                   help="run torch.compile(model) inside each captured step (CUDA graphs on): faster steps, for "
+                        "the price of compiling once per configuration and width in each process; pays for long "
+                        "sweeps (benchmarks/README.md, bench_compile_cost). Part of the sweep folder's "
+                        "settings")  # fmt: skip
 
     g = p.add_argument_group("analysis")
     add_tolerance(g, d.tolerance, reads="a configuration transfers when its drift exponent's")
@@ -275,7 +280,7 @@ def transfer_config(args: argparse.Namespace) -> TransferConfig:
         changes["corpus"] = str(args.corpus.expanduser().resolve())
     for name in ("seeds", "steps", "optimizer", "warmup", "batch_size", "seq_len", "eval_every", "eval_batches",
                  "depth", "heads", "n_s", "K", "tolerance", "device", "stream_dtype", "kernels",
-                 "cuda_graphs", "joint_halfwidth"):  # fmt: skip
+                 "cuda_graphs", "torch_compile", "joint_halfwidth"):  # fmt: skip
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)
     return DEFAULTS.with_leaves(**changes).validate()

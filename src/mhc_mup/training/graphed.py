@@ -21,14 +21,27 @@ import time
 from collections.abc import Callable
 
 import torch
+import torch._dynamo
 from torch import nn
 
 from mhc_mup.training.step import lm_loss
 from mhc_mup.training.width_rules import param_groups
 
-__all__ = ["WARMUP_STEPS", "GraphedSteps", "graph_ready_optimizer", "lr_table"]
+__all__ = ["COMPILED_GRAPHS_PER_FORWARD", "WARMUP_STEPS", "GraphedSteps", "compiled", "graph_ready_optimizer",
+           "lr_table"]  # fmt: skip
 
 WARMUP_STEPS = 3
+COMPILED_GRAPHS_PER_FORWARD = 64
+"""How many compiled graphs of one ``forward`` Dynamo keeps (its ``recompile_limit``, 8 by default) while
+:func:`compiled` is in use: a sweep compiles one per model kind and width, and past the limit Dynamo would run
+the later ones uncompiled, silently."""
+
+
+def compiled(model: nn.Module) -> nn.Module:
+    """``torch.compile(model, dynamic=False)``: one graph per input shape and width, compiled at the first call.
+    A new model of a kind and width already compiled in this process reuses its graph (parameters are inputs)."""
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, COMPILED_GRAPHS_PER_FORWARD)
+    return torch.compile(model, dynamic=False)
 
 
 def graph_ready_optimizer(model: nn.Module, optimizer: str, lr: float) -> torch.optim.Optimizer:
@@ -61,7 +74,8 @@ class GraphedSteps:
     replay), :meth:`take_losses` copies the losses of the steps taken since the last call to the host.
 
     ``windows`` ``(steps, B, T+1)`` and ``lrs`` ``(steps, G)`` are on the model's device; ``opt`` comes from
-    :func:`graph_ready_optimizer`. With ``capture=False`` (or off CUDA) every step runs eagerly.
+    :func:`graph_ready_optimizer`. With ``capture=False`` (or off CUDA) every step runs eagerly. ``model`` is what
+    the step calls (:func:`compiled` of the optimizer's model, say).
     """
 
     def __init__(

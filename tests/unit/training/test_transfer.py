@@ -352,6 +352,20 @@ def test_eps_is_a_setting_only_away_from_v4s_value(small_corpus_file, tmp_path):
         plan(other, tmp_path / "out")
 
 
+def test_torch_compile_is_a_setting_only_when_on(small_corpus_file, tmp_path):
+    """Folders from before ``--compile`` ran uncompiled and resume; a compiled sweep is another function of the
+    seed (round-off) and is refused on them."""
+    cfg = tiny_cfg(small_corpus_file, widths=(16,))
+    assert "torch_compile" not in cfg.settings()
+    run_transfer(cfg, tmp_path / "out")
+    other = cfg.with_leaves(torch_compile=True)
+    assert other.settings()["torch_compile"] is True
+    with pytest.raises(TransferError, match=r"torch_compile: False there, True now"):
+        plan(other, tmp_path / "out")
+    with pytest.raises(TransferError, match=r"--compile compiles the captured CUDA step; this sweep runs on cpu"):
+        other.validate()
+
+
 def test_folders_written_with_the_hand_listed_settings_resume(small_corpus_file, tmp_path):
     """A folder as the previous version wrote it (settings in its key order) resumes with nothing re-run once it
     names its corpus's hash; without one (written before hashes were recorded) it is refused: its data is unknown."""

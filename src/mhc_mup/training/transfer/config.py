@@ -34,9 +34,11 @@ __all__ = [
 ]  # fmt: skip
 
 CUDA_GRAPH_CHOICES = ("auto", "on", "off")
-IMPLICIT_SETTINGS = {"hc_eps": MHCShape().hc_eps, "norm_eps": MHCShape().norm_eps, "hyper": "lr", "base_lr": None}
-"""Settings the first sweep format did not store because they could not change: a folder stores them only
-when they differ from these values, and a folder without them was made with these values (an lr sweep)."""
+IMPLICIT_SETTINGS = {"hc_eps": MHCShape().hc_eps, "norm_eps": MHCShape().norm_eps, "hyper": "lr", "base_lr": None,
+                     "torch_compile": False}
+"""Settings the first sweep format did not store because they could not change, and later ones off by default: a
+folder stores them only when they differ from these values, and a folder without them was made with these values
+(an lr sweep, no torch.compile)."""
 
 
 def log2_key(lr: float) -> str:
@@ -120,14 +122,16 @@ class RunRecipe:
 @dataclass(frozen=True)
 class Numerics:
     """How a run computes its function: the residual streams' storage (``"bfloat16"`` stores them as V4 does),
-    the mHC ops (fused Triton kernels on CUDA with ``"auto"``, ``"reference"`` or ``"triton"``) and whether each
-    training step is one CUDA graph replay (``"auto"``: on CUDA; ``"on"``; ``"off"``: eager). A sweep's settings
+    the mHC ops (fused Triton kernels on CUDA with ``"auto"``, ``"reference"`` or ``"triton"``), whether each
+    training step is one CUDA graph replay (``"auto"``: on CUDA; ``"on"``; ``"off"``: eager) and whether the
+    captured step runs ``torch.compile(model)`` (``torch_compile``: captured CUDA steps only). A sweep's settings
     record ``cuda_graphs`` resolved to ``"on"`` or ``"off"``: a captured step computes the same function with a
-    capturable optimizer, equal to the eager one to round-off, not bit for bit."""
+    capturable optimizer, equal to the eager one to round-off, not bit for bit; a compiled one likewise."""
 
     stream_dtype: str = "float32"
     kernels: str = "auto"
     cuda_graphs: str = "auto"
+    torch_compile: bool = False
 
     def __post_init__(self) -> None:
         if self.cuda_graphs not in CUDA_GRAPH_CHOICES:
@@ -257,6 +261,9 @@ class TransferConfig(FlatView):
         self._check_kernels_run_here(device)
         if self.numerics.cuda_graphs == "on" and device.type != "cuda":
             raise TransferError(f"--cuda-graphs on needs a CUDA device; this sweep runs on {device}")
+        if self.numerics.torch_compile and (device.type != "cuda" or self.numerics.cuda_graphs == "off"):
+            where = f"this sweep runs on {device}" if device.type != "cuda" else "--cuda-graphs is off"
+            raise TransferError(f"--compile compiles the captured CUDA step; {where}")
         return self
 
     def _check_kernels_run_here(self, device: torch.device) -> None:
@@ -322,6 +329,7 @@ class TransferConfig(FlatView):
             f"n_s={shape.mhc.n_s}, K={shape.mhc.K}; base width {self.base_width}; {self.grid.seeds} seed(s); "
             + self._describe_grid()
             + ("; bf16 residual streams" if self.numerics.stream_dtype == "bfloat16" else "")
+            + ("; torch.compile inside the captured step" if self.numerics.torch_compile else "")
         )
 
     def _describe_grid(self) -> str:

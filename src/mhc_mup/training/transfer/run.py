@@ -28,7 +28,7 @@ from mhc_mup._io import json_safe, software_versions
 from mhc_mup.errors import TransferError
 from mhc_mup.kernels import fused
 from mhc_mup.training.data import Corpus, cached_corpus, sample_batch, sample_windows
-from mhc_mup.training.graphed import GraphedSteps, graph_ready_optimizer, lr_table
+from mhc_mup.training.graphed import GraphedSteps, compiled, graph_ready_optimizer, lr_table
 from mhc_mup.training.model import MHCLM, stream_probe
 from mhc_mup.training.step import eval_loss, train_step
 from mhc_mup.training.transfer.config import RunRecipe, RunSpec
@@ -110,14 +110,16 @@ class _EagerSteps:
 
 def _graphed_steps(model: MHCLM, spec: RunSpec, corpus: Corpus, dev: torch.device) -> GraphedSteps:
     """The same steps, each one CUDA graph replay: the same batches (drawn up front from the same generator) and
-    the same schedule (a device table)."""
+    the same schedule (a device table); the model ``torch.compile``'d with ``torch_compile`` (its first steps,
+    stage ``first_step``, compile it)."""
     s, train = spec.settings, spec.settings.recipe.train
     gen = _training_generator(spec)
     windows = [sample_windows(corpus.train, train.batch_size, train.seq_len, gen) for _ in range(train.steps)]
     opt = graph_ready_optimizer(model, train.optimizer, s.sweep.run_lr(spec.lr))
     s.sweep.apply(model, opt, spec.lr)
     lrs = lr_table(opt, lambda k: lr_factor(k, train.steps, s.recipe.warmup), train.steps)
-    return GraphedSteps(model, opt, torch.stack(windows).to(dev), lrs)
+    net = compiled(model) if s.numerics.torch_compile else model
+    return GraphedSteps(net, opt, torch.stack(windows).to(dev), lrs)
 
 
 Steps = _EagerSteps | GraphedSteps
