@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 
 from mhc_mup.cli import main
-from mhc_mup.training.transfer import DRIFT_COLUMNS, OPTIMA_COLUMNS
+from mhc_mup.training.transfer import DRIFT_COLUMNS, NOISE_COLUMNS, OPTIMA_COLUMNS
 
 FAST = ["--configs", "control-mup", "--widths", "16,32", "--lrs", "2^-8,2^-6,2^-4", "--seeds", "1", "--steps", "2",
-        "--batch-size", "2", "--seq-len", "16", "--depth", "1", "--eval-batches", "1", "--bootstrap", "50",
+        "--batch-size", "2", "--seq-len", "16", "--depth", "1", "--eval-batches", "2", "--bootstrap", "50",
         "--device", "cpu"]  # fmt: skip
 
 
@@ -30,6 +30,8 @@ def test_cli_writes_every_output(small_corpus_file, tmp_path, capsys):
     assert list(drift.columns) == list(DRIFT_COLUMNS) and set(drift.verdict) <= {"transfers", "drifts", "unclear"}
     assert (out / "transfer.png").read_bytes()[:4] == b"\x89PNG"
     assert pd.read_csv(out / "routing.csv").empty  # a control has no routing
+    noise = pd.read_csv(out / "noise.csv")
+    assert list(noise.columns) == list(NOISE_COLUMNS) and (noise.val_pair_se > 0).all()
     report = (out / "transfer_report.md").read_text()
     assert "](transfer.png)" in report and "control-mup: " in report
     sha = json.loads(next((out / "runs").rglob("*.json")).read_text())["settings"]["corpus_sha256"]

@@ -49,13 +49,19 @@ def descend(opt: torch.optim.Optimizer, loss: torch.Tensor) -> torch.Tensor:
     return loss.detach()
 
 
-@torch.no_grad()
 def eval_loss(model: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]], device: torch.device) -> float:
     """Mean loss over ``batches`` (equal-size batches: the mean of the batch means), model in eval mode."""
+    return float(eval_batch_losses(model, batches, device).mean().cpu())
+
+
+@torch.no_grad()
+def eval_batch_losses(
+    model: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]], device: torch.device
+) -> torch.Tensor:
+    """``(len(batches),)`` float32 on ``device``: each batch's mean loss, model in eval mode (no sync)."""
     was_training = model.training
     model.eval()
     try:
-        losses = [lm_loss(model, x.to(device), y.to(device), device) for x, y in batches]
-        return float(torch.stack(losses).float().mean().cpu())
+        return torch.stack([lm_loss(model, x.to(device), y.to(device), device) for x, y in batches]).float()
     finally:
         model.train(was_training)

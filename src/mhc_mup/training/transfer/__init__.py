@@ -4,7 +4,8 @@ multiplier on one part of the model), find each width's optimum and fit how it d
 ``configurations`` (the lines of the comparison), ``hyper`` (what is swept), ``config`` (the sweep's nested
 configuration and a run's frozen spec), ``run`` (one run), ``store`` (the output folder: settings, resume
 checks, stored runs), ``executors`` (in-process, spawn pool, Ray), ``analysis`` (parabola, optima, drift),
-``joint`` (the joint drift fit of every width and seed, flat widths), ``report`` (figure, report, files) and
+``joint`` (the joint drift fit of every width and seed, flat widths), ``noise`` (seed and validation-batch
+noise per width), ``report`` (figure, report, files) and
 ``sweep`` (:func:`run_transfer`, all of it in order); ``routing`` (what a run's mHC routing does).
 """
 
@@ -31,11 +32,12 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "JOINT_COLUMNS", "ParabolaFit", "TransferResult", "Verdict", "analyse", "drift_sentence", "fit_parabola",
             "joint_sentence",
         ),
+        "mhc_mup.training.transfer.noise": ("NOISE_COLUMNS", "noise_table"),
         "mhc_mup.training.transfer.report": ("build_transfer_report", "transfer_figure", "write_outputs"),
         "mhc_mup.training.transfer.sweep": ("run_transfer",),
     },
     submodules=(
-        "configurations", "hyper", "config", "routing", "run", "store", "executors", "analysis", "joint", "report",
-        "sweep",
+        "configurations", "hyper", "config", "routing", "run", "store", "executors", "analysis", "joint", "noise",
+        "report", "sweep",
     ),
 )  # fmt: skip

@@ -34,6 +34,7 @@ from mhc_mup.stats.readings import DECAYS, GROWS, O1, classify
 from mhc_mup.stats.readings import UNCLEAR as UNCLEAR_READING
 from mhc_mup.training.transfer.config import TransferConfig, log2_key
 from mhc_mup.training.transfer.joint import joint_drift, width_curves
+from mhc_mup.training.transfer.noise import NOISE_COLUMNS, noise_table
 from mhc_mup.training.transfer.routing import ROUTING_STATS
 
 __all__ = [
@@ -85,7 +86,8 @@ TRANSFERS, DRIFTS, UNCLEAR = Verdict.TRANSFERS, Verdict.DRIFTS, Verdict.UNCLEAR
 
 @dataclass
 class TransferResult:
-    """The sweep's tables (see the ``*_COLUMNS`` tuples), its drift verdicts, and the corpora its runs trained on
+    """The sweep's tables (see the ``*_COLUMNS`` tuples; ``noise``: :mod:`~mhc_mup.training.transfer.noise`), its
+    drift verdicts, and the corpora its runs trained on
     (each run's description, with its content hash)."""
 
     config: TransferConfig
@@ -98,6 +100,7 @@ class TransferResult:
     executed: int = 0
     notes: list[str] = field(default_factory=list)
     routing: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(ROUTING_TABLE_COLUMNS)))
+    noise: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(NOISE_COLUMNS)))
     corpora: tuple[str, ...] = ()
 
 
@@ -186,6 +189,7 @@ def analyse(cfg: TransferConfig, records: list[dict]) -> TransferResult:
     result = TransferResult(cfg, runs, curves, seed_optima, optima, drift, notes=_divergence_notes(runs),
                             corpora=tuple(sorted({r["corpus"] for r in records if r.get("corpus")})))  # fmt: skip
     result.routing = routing_table(runs)
+    result.noise = noise_table(cfg, runs, records)
     return result
 
 

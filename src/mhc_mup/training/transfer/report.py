@@ -20,6 +20,7 @@ from mhc_mup.training.transfer.analysis import (
     drift_sentence,
     joint_sentence,
 )
+from mhc_mup.training.transfer.noise import NOISE_COLUMNS
 
 __all__ = ["build_transfer_report", "transfer_figure", "write_outputs"]
 
@@ -153,6 +154,32 @@ def _routing_blocks(result: TransferResult) -> list:
     ]  # fmt: skip
 
 
+def _noise_blocks(result: TransferResult) -> list:
+    """How noisy is it? Per configuration and width, the seeds' noise and the validation batches' (nothing for a
+    sweep without runs)."""
+    from mhc_mup.reporting.blocks import Heading, Paragraph, Table
+
+    if result.noise.empty:
+        return []
+    rows = [
+        [r["config"], str(r["width"]), str(r["n_seeds"]), _fmt(r["seed_sigma"], ".4f"), str(r["seed_dof"]),
+         _fmt(r["val_batch_se"], ".4f"), _fmt(r["val_pair_se"], ".4f")]
+        for r in result.noise.to_dict("records")
+    ]  # fmt: skip
+    return [
+        Heading("How noisy is it?"),
+        Paragraph(
+            "The final validation loss's noise, in nats. Seeds: one run's noise from the seeds' disagreement, their "
+            "shared offsets removed, near each width's optimum (σ, on dof degrees of freedom; more seeds shrink an "
+            "optimum's error as 1/√seeds). Validation batches (medians over the width's runs): the standard error "
+            "of one run's loss from its batches, and of the difference between neighbouring grid values of one "
+            "seed on the same batches, which is what a curve's shape rests on; both shrink as 1/√eval_batches. "
+            "A difference the verdict rests on should be at least three times these."
+        ),
+        Table(["configuration", "width", "seeds", "seed σ", "dof", "batch SE (run)", "batch SE (neighbours)"], rows),
+    ]
+
+
 def _interval(low: float, high: float) -> str:
     return f"[{_fmt(low, '+.3f')}, {_fmt(high, '+.3f')}]"
 
@@ -204,6 +231,7 @@ def build_transfer_report(result: TransferResult, png: bytes):
          for r in result.optima.to_dict("records")],
     ))  # fmt: skip
     blocks += _routing_blocks(result)
+    blocks += _noise_blocks(result)
     blocks.append(FigureBlock("transfer.png", f"Final validation loss vs {noun}, one line per width", png))
     blocks.append(Heading("Settings and cost"))
     runs = result.runs
@@ -231,7 +259,7 @@ def _csv(frame: pd.DataFrame, columns: tuple[str, ...]) -> str:
 
 def write_outputs(result: TransferResult, out: str | Path) -> list[Path]:
     """Write ``transfer.csv``, ``curves.csv``, ``optima_seeds.csv``, ``optima.csv``, ``drift.csv``,
-    ``routing.csv``, the report
+    ``routing.csv``, ``noise.csv``, the report
     (``transfer_report.md`` / ``.html``) and ``transfer.png`` into ``out``; every content is made before the
     first write."""
     from mhc_mup.reporting.blocks import render_html, render_markdown
@@ -246,6 +274,7 @@ def write_outputs(result: TransferResult, out: str | Path) -> list[Path]:
         "optima.csv": _csv(result.optima, OPTIMA_COLUMNS),
         "drift.csv": _csv(result.drift, DRIFT_COLUMNS),
         "routing.csv": _csv(result.routing, ROUTING_TABLE_COLUMNS),
+        "noise.csv": _csv(result.noise, NOISE_COLUMNS),
         # report.py links figures under figures/; this report keeps its one figure beside it
         "transfer_report.md": render_markdown(report).replace("](figures/transfer.png)", "](transfer.png)"),
         "transfer_report.html": render_html(report),

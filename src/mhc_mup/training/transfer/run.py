@@ -30,7 +30,7 @@ from mhc_mup.kernels import fused
 from mhc_mup.training.data import Corpus, cached_corpus, sample_batch, sample_windows
 from mhc_mup.training.graphed import GraphedSteps, compiled, graph_ready_optimizer, lr_table
 from mhc_mup.training.model import MHCLM, stream_probe
-from mhc_mup.training.step import eval_loss, train_step
+from mhc_mup.training.step import eval_batch_losses, eval_loss, train_step
 from mhc_mup.training.transfer.config import RunRecipe, RunSpec
 from mhc_mup.training.transfer.routing import routing_stats
 from mhc_mup.training.width_rules import make_optimizer
@@ -66,12 +66,13 @@ def mhc_kernels(model: MHCLM, device: torch.device) -> str:
 @dataclass
 class _Trace:
     """What training has seen so far: the training losses on the host, the validation curve
-    ``[[step, loss], …]``, why the run diverged (``""`` while it has not), the seconds spent training, of them
-    the first step's (lazy set-up and kernel compilation show there), and the seconds of the validations
-    during training."""
+    ``[[step, loss], …]``, the final validation loss of each validation batch, why the run diverged (``""``
+    while it has not), the seconds spent training, of them the first step's (lazy set-up and kernel compilation
+    show there), and the seconds of the validations during training."""
 
     train_losses: list[float] = field(default_factory=list)
     val_curve: list[list] = field(default_factory=list)
+    final_val_batches: list[float] = field(default_factory=list)
     reason: str = ""
     train_seconds: float = 0.0
     first_step_seconds: float = 0.0
@@ -251,10 +252,13 @@ def _check_training_losses(trace: _Trace, new: list[float], done: int, factor: f
 
 
 def _final_validation(model: MHCLM, val_batches: list[Batch], trace: _Trace, factor: float, dev) -> float:
-    """The final validation loss (NaN for a run that diverged in training); a diverged one sets ``trace.reason``."""
+    """The final validation loss, the mean of ``trace.final_val_batches`` (NaN for a run that diverged in
+    training); a diverged one sets ``trace.reason``."""
     if trace.reason:
         return math.nan
-    final_val = eval_loss(model, val_batches, dev)
+    per_batch = eval_batch_losses(model, val_batches, dev)
+    final_val = float(per_batch.mean().cpu())  # as eval_loss forms it
+    trace.final_val_batches = per_batch.cpu().tolist()
     trace.val_curve.append([len(trace.train_losses), final_val])
     if _diverged(final_val, factor * trace.initial):
         trace.reason = f"final validation loss {final_val:.4g}: {_why(final_val, factor)}"
@@ -306,6 +310,7 @@ def _record(
         "initial_loss": trace.initial,
         "final_train_loss": float(np.mean(tail)) if ok else math.nan,
         "final_val_loss": final_val if ok else math.nan,
+        "final_val_batch_losses": trace.final_val_batches if ok else [],
         "diverged": not ok,
         "diverged_reason": trace.reason,
         "steps_done": steps_done,
