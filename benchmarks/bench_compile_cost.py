@@ -11,7 +11,9 @@ the transfer schedule), one CUDA graph per step (:class:`mhc_mup.training.graphe
 - ``again_s``: the same for a second compiled model of the same width (a recompile would show here), and the
   Dynamo graphs compiled so far (``unique_graphs``);
 - ``graph_ms`` / ``compiled_graph_ms``: steady ms per step; ``break_even_steps``: the steps of one width that
-  repay its compilation (``compile_s`` / the saving per step; none when compiling saves nothing).
+  repay its compilation (``compile_s`` / the saving per step; none when compiling saves nothing);
+- ``max_loss_gap``: the largest difference between the plain and the compiled run's step losses (same model,
+  same batches): bf16 round-off, since the compiled step fuses differently.
 
     python benchmarks/bench_compile_cost.py --widths 128,256,512,1024,2048 --batch 32 --seq 256 \\
         --json benchmarks/results/bench_compile_cost.json
@@ -35,8 +37,8 @@ from mhc_mup.training.model import MHCLM
 from mhc_mup.training.transfer.run import lr_factor
 
 
-def graph_run(model: MHCLM, data: torch.Tensor, compiled: bool) -> tuple[float, float, bool]:
-    """``(seconds of the first WARMUP_STEPS + 1 steps, steady seconds per step, captured)``."""
+def graph_run(model: MHCLM, data: torch.Tensor, compiled: bool) -> tuple[float, float, bool, torch.Tensor]:
+    """``(seconds of the first WARMUP_STEPS + 1 steps, steady seconds per step, captured, the step losses)``."""
     steps, dev = data.shape[0], data.device
     opt = graph_ready_optimizer(model, "adam", 2**-8)
     net = torch.compile(model, dynamic=False) if compiled else model
@@ -51,15 +53,16 @@ def graph_run(model: MHCLM, data: torch.Tensor, compiled: bool) -> tuple[float, 
             first = time.perf_counter() - t0
             t0 = time.perf_counter()
     torch.cuda.synchronize(dev)
-    return first, (time.perf_counter() - t0) / (steps - WARMUP_STEPS - 1), run.captured
+    seconds = (time.perf_counter() - t0) / (steps - WARMUP_STEPS - 1)
+    return first, seconds, run.captured, torch.tensor(run.take_losses())
 
 
 def measure(d: int, hc: bool, args: argparse.Namespace, dev: torch.device) -> dict:
     data = windows(WARMUP_STEPS + 1 + args.steps, args.batch, args.seq, dev)
     graph_run(build(d, hc, args.depth, dev), data[: WARMUP_STEPS + 2], compiled=False)  # the fused kernels' JIT
-    first, graph, captured = graph_run(build(d, hc, args.depth, dev), data, compiled=False)
-    first_c, compiled_graph, captured_c = graph_run(build(d, hc, args.depth, dev), data, compiled=True)
-    again, _, _ = graph_run(build(d, hc, args.depth, dev), data, compiled=True)
+    first, graph, captured, losses = graph_run(build(d, hc, args.depth, dev), data, compiled=False)
+    first_c, compiled_graph, captured_c, losses_c = graph_run(build(d, hc, args.depth, dev), data, compiled=True)
+    again = graph_run(build(d, hc, args.depth, dev), data, compiled=True)[0]
     saving = graph - compiled_graph
     compile_s = first_c - first
     return {
@@ -67,6 +70,8 @@ def measure(d: int, hc: bool, args: argparse.Namespace, dev: torch.device) -> di
         "unique_graphs": counters["stats"]["unique_graphs"], "graph_ms": 1e3 * graph,
         "compiled_graph_ms": 1e3 * compiled_graph, "speedup": graph / compiled_graph,
         "break_even_steps": compile_s / saving if saving > 0 else None, "captured": captured and captured_c,
+        "max_loss_gap": float((losses_c - losses).abs().max()), "loss_first_last": [float(losses[0]),
+                                                                                  float(losses[-1])],
     }  # fmt: skip
 
 
@@ -94,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{row['model']:7s} d={d:5d}  compile {row['compile_s']:6.1f} s  again {row['again_s']:5.2f} s "
                 f"(graphs {row['unique_graphs']})  graph {row['graph_ms']:6.2f} ms  compiled graph "
                 f"{row['compiled_graph_ms']:6.2f} ms  ({row['speedup']:.2f}×)  break-even {even} steps  "
-                f"captured {row['captured']}",
+                f"captured {row['captured']}  max |Δloss| {row['max_loss_gap']:.1e} (loss "
+                f"{row['loss_first_last'][0]:.3f} → {row['loss_first_last'][1]:.3f})",
                 flush=True,
             )
             torch.cuda.empty_cache()

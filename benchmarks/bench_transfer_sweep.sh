@@ -4,13 +4,13 @@
 # each command, and OUT/sweep_costs.json (per mode: wall seconds, runs per GPU-hour, and per width the mean
 # seconds, train_seconds and stage_seconds of a run, and how its steps ran).
 #   bash benchmarks/bench_transfer_sweep.sh OUT [extra transfer flags...]
-#   MODES="eager graph" bash benchmarks/bench_transfer_sweep.sh OUT     # only these modes
+#   MODES="eager graph" bash benchmarks/bench_transfer_sweep.sh OUT     # only these modes (also: compiled_rpg4)
 set -euo pipefail
 out=${1:?usage: bench_transfer_sweep.sh OUT [transfer flags]}; shift
 mkdir -p "$out"
 rm -f "$out/sweep_walls.txt"  # this call's modes only
 grid=(--configs mup,control-mup --widths 128,256,512,1024 --lrs 2^-9,2^-7,2^-5 --seeds 1 --steps 300 --quiet "$@")
-declare -A modes=([eager]="--cuda-graphs off" [graph]="--cuda-graphs auto" [graph_rpg2]="--cuda-graphs auto --runs-per-gpu 2" [graph_rpg4]="--cuda-graphs auto --runs-per-gpu 4")
+declare -A modes=([eager]="--cuda-graphs off" [graph]="--cuda-graphs auto" [graph_rpg2]="--cuda-graphs auto --runs-per-gpu 2" [graph_rpg4]="--cuda-graphs auto --runs-per-gpu 4" [compiled_rpg4]="--cuda-graphs auto --runs-per-gpu 4 --compile")
 for mode in ${MODES:-eager graph graph_rpg2 graph_rpg4}; do
   rm -rf "$out/sweep_$mode"
   start=$(date +%s.%N)
