@@ -144,8 +144,10 @@ def test_compiled_keeps_a_graph_per_kind_and_width_and_compiles_lazily():
 @CUDA
 @pytest.mark.parametrize("hc", [True, False], ids=["mhc", "control"])
 def test_a_compiled_captured_run_matches_the_captured_run_on_the_gpu(hc, capsys):
-    """200 steps, captured, of the model and of ``compiled(model)`` (a second model of the same width reusing the
-    first one's graph): the compiled step fuses differently, so the losses agree to bf16 round-off (1e-2)."""
+    """200 steps, captured, of the model and of ``compiled(model)`` twice (the second model of the same width
+    reuses the first one's graph): the compiled step fuses differently, so the losses agree to bf16 round-off
+    (1e-2). Two runs of the same compiled step agree only to that too, not bit for bit: its backward is not
+    deterministic (an H100 gave 4.4e-3 against the plain step and 2.1e-3 between two compiled runs, control)."""
     steps, lr = 200, 2**-7
     plain, windows = model_and_windows("cuda", steps, d=64, hc=hc)
     expected = torch.tensor(graphed_run(plain, windows, "adam", lr, capture=True).take_losses())
@@ -159,7 +161,8 @@ def test_a_compiled_captured_run_matches_the_captured_run_on_the_gpu(hc, capsys)
         assert run.captured, run.fallback
         runs.append(torch.tensor(run.take_losses()))
     with capsys.disabled():
-        print(f"\n{'mhc' if hc else 'control'} compiled vs plain, captured: max |Δloss| "
-              f"{(runs[0] - expected).abs().max().item():.2e}")
+        print(f"\n{'mhc' if hc else 'control'}, captured: compiled vs plain max |Δloss| "
+              f"{(runs[0] - expected).abs().max().item():.2e}, compiled twice {(runs[1] - runs[0]).abs().max():.2e}")
+    assert expected[-1] < expected[0] - 0.5
     torch.testing.assert_close(runs[0], expected, rtol=1e-2, atol=1e-2)
-    torch.testing.assert_close(runs[1], runs[0], rtol=1e-5, atol=1e-5)  # the same graph, the same function
+    torch.testing.assert_close(runs[1], runs[0], rtol=1e-2, atol=1e-2)
