@@ -11,7 +11,15 @@ from pathlib import Path
 import pytest
 
 from mhc_mup.training.transfer import BUILTIN_CONFIGS, TransferConfig
-from mhc_mup.training.transfer.cost import estimate_cost
+from mhc_mup.training.transfer.cost import (
+    COMPILE_SECONDS,
+    COMPILE_START_SECONDS,
+    COMPILED_STEP_RATIO,
+    IN_TURNS_SPEEDUP,
+    STEP_SECONDS,
+    _interpolate,
+    estimate_cost,
+)
 
 RESULTS = Path(__file__).resolve().parents[3] / "benchmarks" / "results"
 RECORD = RESULTS / "bench_transfer_sweep_h100.json"  # eager and captured means per (config, width)
@@ -64,3 +72,28 @@ def test_runs_in_turns_divide_the_estimate_by_their_measured_speed_up():
     walls = dict(re.findall(r"^(graph\S*)\s+wall\s+([\d.]+) s", record, re.M))
     assert float(walls["graph"]) / float(walls["graph_rpg4"]) == pytest.approx(1.56, abs=0.01)
     assert float(walls["graph"]) / float(walls["graph_rpg2"]) == pytest.approx(1.39, abs=0.01)
+
+
+def test_compiling_scales_the_captured_steps_and_adds_each_compilation_once():
+    """One mHC configuration at d = 256 and 2048 (where the compiled step was measured): each run's steps times the
+    measured ratio, then one compilation per width and the process's first one, not divided by runs in turns."""
+    cfg = recorded_grid("on").with_leaves(configs=(BUILTIN_CONFIGS["mup"],), widths=(256, 2048), steps=1000)
+    for n in (1, 4):
+        plain = estimate_cost(cfg, cfg.runs(), cuda=True, in_turns=n).gpu_seconds
+        compiled = estimate_cost(cfg.with_leaves(torch_compile=True), cfg.runs(), cuda=True, in_turns=n).gpu_seconds
+        saved = sum(
+            3 * 1000 * _interpolate(STEP_SECONDS[(True, True)], w) * (1 - ratio)
+            for w, ratio in zip((256, 2048), COMPILED_STEP_RATIO[True], strict=True)
+        )  # 3 learning rates per width
+        once = COMPILE_START_SECONDS + 2 * COMPILE_SECONDS[True]
+        assert compiled == pytest.approx(plain - saved / IN_TURNS_SPEEDUP[n] + once)
+
+
+def test_the_recorded_compiled_sweep_is_estimated_low_within_20_percent():
+    """The short recorded sweep (300 steps of 16 × 128 bytes) saves less per step than the 32 × 256 steps the ratio
+    was measured on, so the estimate is low there: documented, and held to 20%."""
+    record = (RESULTS / "bench_transfer_sweep_compiled_h100.txt").read_text()
+    measured = float(re.search(r"^compiled_rpg4\s+wall\s+([\d.]+) s", record, re.M).group(1))
+    cfg = recorded_grid("on").with_leaves(lrs=tuple(2.0**k for k in range(-11, -4)), torch_compile=True)
+    estimate = estimate_cost(cfg, cfg.runs(), cuda=True, in_turns=4).gpu_seconds
+    assert 0.8 * measured < estimate < measured

@@ -10,8 +10,11 @@ and the first mHC run at each new width (:data:`NEW_WIDTH_SECONDS`: the kernels 
 runs are the means of ``benchmarks/results/bench_transfer_sweep_h100.json``, warm-up included. Other widths are
 interpolated (extrapolated) in log-log; other settings scale the step time by tokens per step × depth, which
 overstates small widths, whose steps are bound by launches rather than arithmetic. Runs taking turns on one GPU
-(``--runs-per-gpu``) divide the total by :data:`IN_TURNS_SPEEDUP`, measured on the same grid. An estimate to plan
-by, not a measurement.
+(``--runs-per-gpu``) divide the total by :data:`IN_TURNS_SPEEDUP`, measured on the same grid. With ``--compile``
+the captured step time is multiplied by :data:`COMPILED_STEP_RATIO` and the compilations are added
+(:data:`COMPILE_START_SECONDS` once, :data:`COMPILE_SECONDS` per configuration and width; host work, not divided
+by the runs in turns), from ``benchmarks/results/bench_compile_cost_h100.log`` (32 × 256 bytes a step: smaller
+steps save less, so the estimate is low for them). An estimate to plan by, not a measurement.
 """
 
 from __future__ import annotations
@@ -25,8 +28,9 @@ import numpy as np
 from mhc_mup.training.transfer.config import RunKey, TransferConfig
 
 __all__ = [
-    "IN_TURNS_SPEEDUP", "NEW_WIDTH_SECONDS", "RECORDED_WIDTHS", "RUN_SECONDS", "START_SECONDS", "STEP_SECONDS",
-    "SweepCost", "estimate_cost",
+    "COMPILED_STEP_RATIO", "COMPILED_WIDTHS", "COMPILE_SECONDS", "COMPILE_START_SECONDS", "IN_TURNS_SPEEDUP",
+    "NEW_WIDTH_SECONDS", "RECORDED_WIDTHS", "RUN_SECONDS", "START_SECONDS", "STEP_SECONDS", "SweepCost",
+    "estimate_cost",
 ]  # fmt: skip
 
 RECORDED_WIDTHS = (128, 256, 512, 1024)
@@ -53,6 +57,14 @@ IN_TURNS_SPEEDUP = {1: 1.0, 2: 1.39, 4: 1.56}
 """Runs per GPU-hour of N captured runs taking turns on one GPU over one at a time
 (``benchmarks/results/bench_transfer_sweep_turns_h100.txt``); between them interpolated in log2 N, beyond 4 held
 at 4's (not measured)."""
+COMPILED_WIDTHS = (256, 2048)
+COMPILED_STEP_RATIO = {True: (1.90 / 2.78, 16.22 / 22.08), False: (1.10 / 1.54, 12.06 / 14.51)}
+"""mHC → a ``torch.compile``'d captured step's time over the plain captured one at :data:`COMPILED_WIDTHS`;
+between them interpolated in log2 d, beyond them held."""
+COMPILE_SECONDS = {True: 6.1, False: 3.1}
+"""mHC → seconds to compile one configuration at one width (the model's forward and backward)."""
+COMPILE_START_SECONDS = 5.9
+"""What a process's first compilation costs on top (12.0 s for the mHC model at d = 256, against 6.1 s later)."""
 _RECORDED_TOKENS_X_DEPTH = 16 * 128 * 2
 
 
@@ -84,18 +96,31 @@ def estimate_cost(cfg: TransferConfig, pending: Sequence[RunKey], cuda: bool, in
     steps, tokens = len(pending) * train.steps, len(pending) * train.steps * tokens_per_step
     if not cuda:
         return SweepCost(len(cfg.runs()), len(pending), steps, tokens, None)
-    captured = cfg.run_settings().numerics.cuda_graphs == "on"
+    numerics = cfg.run_settings().numerics
+    captured = numerics.cuda_graphs == "on"
     scale = max(1.0, tokens_per_step * cfg.model.depth / _RECORDED_TOKENS_X_DEPTH)
     hc = {c.name: c.hc for c in cfg.grid.configs}
     seconds = 0.0
     for key in pending:
         kind = (hc[key.config], captured)
-        per_step = _interpolate(STEP_SECONDS[kind], key.width)
-        seconds += per_step * scale * train.steps + _interpolate(RUN_SECONDS[kind], key.width)
+        per_step = _interpolate(STEP_SECONDS[kind], key.width) * scale
+        if numerics.torch_compile:
+            per_step *= _compiled_ratio(hc[key.config], key.width)
+        seconds += per_step * train.steps + _interpolate(RUN_SECONDS[kind], key.width)
     if captured and pending:
         mhc_widths = {key.width for key in pending if hc[key.config]}
         seconds += START_SECONDS + sum(_interpolate(NEW_WIDTH_SECONDS, w) for w in mhc_widths)
-    return SweepCost(len(cfg.runs()), len(pending), steps, tokens, seconds / _in_turns_speedup(in_turns), in_turns)
+    seconds /= _in_turns_speedup(in_turns)
+    if numerics.torch_compile and pending:
+        compiled = {(key.config, key.width) for key in pending}
+        seconds += COMPILE_START_SECONDS + sum(COMPILE_SECONDS[hc[name]] for name, _ in compiled)
+    return SweepCost(len(cfg.runs()), len(pending), steps, tokens, seconds, in_turns)
+
+
+def _compiled_ratio(mhc: bool, width: int) -> float:
+    """:data:`COMPILED_STEP_RATIO` at ``width``."""
+    x = np.clip(math.log2(width), *np.log2(COMPILED_WIDTHS))
+    return float(np.interp(x, np.log2(COMPILED_WIDTHS), COMPILED_STEP_RATIO[mhc]))
 
 
 def _in_turns_speedup(n: int) -> float:
