@@ -169,8 +169,9 @@ def _noise_blocks(result: TransferResult) -> list:
     return [
         Heading("How noisy is it?"),
         Paragraph(
-            "The final validation loss's noise, in nats. Seeds: one run's noise from the seeds' disagreement, their "
-            "shared offsets removed, near each width's optimum (σ, on dof degrees of freedom; more seeds shrink an "
+            "The final validation loss's noise, in nats per byte. Seeds: one run's noise from the seeds' "
+            "disagreement, their shared offsets removed, near each width's optimum (σ, on dof degrees of freedom; "
+            "more seeds shrink an "
             "optimum's error as 1/√seeds). Validation batches (medians over the width's runs): the standard error "
             "of one run's loss from its batches, and of the difference between neighbouring grid values of one "
             "seed on the same batches, which is what a curve's shape rests on; both shrink as 1/√eval_batches. "
