@@ -5,8 +5,8 @@ multiplier on one part of the model), find each width's optimum and fit how it d
 configuration and a run's frozen spec), ``run`` (one run), ``store`` (the output folder: settings, resume
 checks, stored runs), ``executors`` (in-process, spawn pool, Ray), ``analysis`` (parabola, optima, drift),
 ``joint`` (the joint drift fit of every width and seed, flat widths), ``noise`` (seed and validation-batch
-noise per width), ``report`` (figure, report, files) and
-``sweep`` (:func:`run_transfer`, all of it in order); ``routing`` (what a run's mHC routing does).
+noise per width), ``edges`` (where the loss is flat: the band's edges and their drift), ``report`` (figure,
+report, files) and ``sweep`` (:func:`run_transfer`, all of it in order); ``routing`` (what a run's mHC routing does).
 """
 
 from mhc_mup._lazy import lazy_exports
@@ -33,11 +33,12 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "joint_sentence",
         ),
         "mhc_mup.training.transfer.noise": ("NOISE_COLUMNS", "noise_table"),
+        "mhc_mup.training.transfer.edges": ("EDGE_COLUMNS", "EDGE_DRIFT_COLUMNS", "edge_drift", "edges_table"),
         "mhc_mup.training.transfer.report": ("build_transfer_report", "transfer_figure", "write_outputs"),
         "mhc_mup.training.transfer.sweep": ("run_transfer",),
     },
     submodules=(
         "configurations", "hyper", "config", "routing", "run", "store", "executors", "analysis", "joint", "noise",
-        "report", "sweep",
+        "edges", "report", "sweep",
     ),
 )  # fmt: skip

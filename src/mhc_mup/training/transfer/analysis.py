@@ -33,6 +33,7 @@ from mhc_mup.stats.fitting import bootstrap_estimate, fit_power_law
 from mhc_mup.stats.readings import DECAYS, GROWS, O1, classify
 from mhc_mup.stats.readings import UNCLEAR as UNCLEAR_READING
 from mhc_mup.training.transfer.config import TransferConfig, log2_key
+from mhc_mup.training.transfer.edges import EDGE_COLUMNS, EDGE_DRIFT_COLUMNS, edge_drift, edges_table
 from mhc_mup.training.transfer.joint import joint_drift, width_curves
 from mhc_mup.training.transfer.noise import NOISE_COLUMNS, noise_table
 from mhc_mup.training.transfer.routing import ROUTING_STATS
@@ -86,7 +87,8 @@ TRANSFERS, DRIFTS, UNCLEAR = Verdict.TRANSFERS, Verdict.DRIFTS, Verdict.UNCLEAR
 
 @dataclass
 class TransferResult:
-    """The sweep's tables (see the ``*_COLUMNS`` tuples; ``noise``: :mod:`~mhc_mup.training.transfer.noise`), its
+    """The sweep's tables (see the ``*_COLUMNS`` tuples; ``noise``: :mod:`~mhc_mup.training.transfer.noise`;
+    ``edges`` and ``edge_drift``: :mod:`~mhc_mup.training.transfer.edges`), its
     drift verdicts, and the corpora its runs trained on
     (each run's description, with its content hash)."""
 
@@ -101,6 +103,8 @@ class TransferResult:
     notes: list[str] = field(default_factory=list)
     routing: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(ROUTING_TABLE_COLUMNS)))
     noise: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(NOISE_COLUMNS)))
+    edges: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(EDGE_COLUMNS)))
+    edge_drift: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(EDGE_DRIFT_COLUMNS)))
     corpora: tuple[str, ...] = ()
 
 
@@ -168,12 +172,14 @@ def fit_parabola(
 def analyse(cfg: TransferConfig, records: list[dict]) -> TransferResult:
     """Tables, optima and drift fits from run records (the grid of ``cfg``; missing points are left out)."""
     runs, curves = runs_table(records), curves_table(records)
-    seed_rows, opt_rows, drift_rows = [], [], []
+    seed_rows, opt_rows, drift_rows, edge_tables, edge_drifts = [], [], [], [], []
     for c in cfg.grid.configs:
         per_width: dict[int, list[float]] = {}
         of_config = runs[runs.config == c.name]
         loss_grids = [wc for w in cfg.grid.widths if (wc := width_curves(cfg, of_config[of_config.width == w]))]
         joint_row, joint_widths = joint_drift(cfg, loss_grids, cfg.sweep.symbol)
+        edge_tables.append(edges_table(cfg, c.name, loss_grids))
+        edge_drifts.append(edge_drift(cfg, c.name, loss_grids))
         for w in cfg.grid.widths:
             fits = _seed_fits(cfg, of_config[of_config.width == w])
             seed_rows += [_seed_row(c.name, w, s, fit) for s, fit in fits]
@@ -190,7 +196,15 @@ def analyse(cfg: TransferConfig, records: list[dict]) -> TransferResult:
                             corpora=tuple(sorted({r["corpus"] for r in records if r.get("corpus")})))  # fmt: skip
     result.routing = routing_table(runs)
     result.noise = noise_table(cfg, runs, records)
+    result.edges = _concat(edge_tables, EDGE_COLUMNS)
+    result.edge_drift = _concat(edge_drifts, EDGE_DRIFT_COLUMNS)
     return result
+
+
+def _concat(frames: list[pd.DataFrame], columns: tuple[str, ...]) -> pd.DataFrame:
+    """The rows of ``frames`` in one table with ``columns`` (empty frames left out: pandas warns on them)."""
+    full = [f for f in frames if not f.empty]
+    return pd.concat(full, ignore_index=True) if full else pd.DataFrame(columns=list(columns))
 
 
 def runs_table(records: list[dict]) -> pd.DataFrame:

@@ -20,6 +20,7 @@ from mhc_mup.training.transfer.analysis import (
     drift_sentence,
     joint_sentence,
 )
+from mhc_mup.training.transfer.edges import EDGE_COLUMNS, EDGE_DRIFT_COLUMNS
 from mhc_mup.training.transfer.noise import NOISE_COLUMNS
 
 __all__ = ["build_transfer_report", "transfer_figure", "write_outputs"]
@@ -154,6 +155,46 @@ def _routing_blocks(result: TransferResult) -> list:
     ]  # fmt: skip
 
 
+def _edge_blocks(result: TransferResult) -> list:
+    """Where the loss is flat: the band of grid values within the seeds' noise of the best, its edges and the first
+    divergence per width, and each edge's drift with width (nothing without complete curves)."""
+    from mhc_mup.reporting.blocks import Heading, Paragraph, Table
+
+    if result.edges.empty:
+        return []
+    sym = result.config.sweep.symbol.rstrip("*")
+
+    def edge(v: float, is_open: bool, mark: str) -> str:
+        return "—" if not math.isfinite(v) else f"{mark if is_open else ''}{v:+.2f}"
+
+    rows = [
+        [r["config"], str(r["width"]), _fmt(r["best_log2"], "+.2f"), edge(r["low_edge_log2"], r["low_open"], "≤ "),
+         edge(r["high_edge_log2"], r["high_open"], "≥ "), _fmt(r["first_diverged_log2"], "+.2f"),
+         _fmt(r["band_nats"], ".4f")]
+        for r in result.edges.to_dict("records")
+    ]  # fmt: skip
+    drift = [
+        f"{r['config']}, {r['edge'].replace('_', ' ')}: "
+        + (f"∝ d^{r['exponent']:+.3f} [{_fmt(r['ci_low'], '+.3f')}, {_fmt(r['ci_high'], '+.3f')}] over "
+           f"{r['n_widths']} widths, {_verdict(r['verdict'], r['direction'])}" if math.isfinite(r["exponent"])
+           else "no fit")
+        + (f" ({r['note']})" if r["note"] else "")
+        for r in result.edge_drift.to_dict("records")
+    ]  # fmt: skip
+    return [
+        Heading("Where the loss is flat: the band's edges"),
+        Paragraph(
+            f"Per width, log2 {sym} at the seed-mean best, the smallest and largest grid values whose seed-mean loss "
+            "stays within the seeds' noise of the best (the band, in nats per byte: the t-quantile times the noise "
+            "of a difference of two seed means), and the smallest value above the best where a seed diverged. ≤ / "
+            "≥: the band reaches the grid's end, so the edge lies beyond it. Where the loss is flat the optimum is "
+            "noise and these edges are what moves with width."
+        ),
+        Table(["configuration", "width", f"best log2 {sym}", "low edge", "high edge", "first diverged", "band"], rows),
+        *(Paragraph(line) for line in drift),
+    ]
+
+
 def _noise_blocks(result: TransferResult) -> list:
     """How noisy is it? Per configuration and width, the seeds' noise and the validation batches' (nothing for a
     sweep without runs)."""
@@ -232,6 +273,7 @@ def build_transfer_report(result: TransferResult, png: bytes):
          for r in result.optima.to_dict("records")],
     ))  # fmt: skip
     blocks += _routing_blocks(result)
+    blocks += _edge_blocks(result)
     blocks += _noise_blocks(result)
     blocks.append(FigureBlock("transfer.png", f"Final validation loss vs {noun}, one line per width", png))
     blocks.append(Heading("Settings and cost"))
@@ -260,7 +302,7 @@ def _csv(frame: pd.DataFrame, columns: tuple[str, ...]) -> str:
 
 def write_outputs(result: TransferResult, out: str | Path) -> list[Path]:
     """Write ``transfer.csv``, ``curves.csv``, ``optima_seeds.csv``, ``optima.csv``, ``drift.csv``,
-    ``routing.csv``, ``noise.csv``, the report
+    ``routing.csv``, ``noise.csv``, ``edges.csv``, ``edge_drift.csv``, the report
     (``transfer_report.md`` / ``.html``) and ``transfer.png`` into ``out``; every content is made before the
     first write."""
     from mhc_mup.reporting.blocks import render_html, render_markdown
@@ -276,6 +318,8 @@ def write_outputs(result: TransferResult, out: str | Path) -> list[Path]:
         "drift.csv": _csv(result.drift, DRIFT_COLUMNS),
         "routing.csv": _csv(result.routing, ROUTING_TABLE_COLUMNS),
         "noise.csv": _csv(result.noise, NOISE_COLUMNS),
+        "edges.csv": _csv(result.edges, EDGE_COLUMNS),
+        "edge_drift.csv": _csv(result.edge_drift, EDGE_DRIFT_COLUMNS),
         # report.py links figures under figures/; this report keeps its one figure beside it
         "transfer_report.md": render_markdown(report).replace("](figures/transfer.png)", "](transfer.png)"),
         "transfer_report.html": render_html(report),

@@ -1,0 +1,164 @@
+"""Where the loss is flat, the edges of the flat region and how they move with width.
+
+A multiplier sweep (the mHC generator's LR or init) can leave the loss flat over octaves, so that its optimum is
+noise; the informative quantities are then the edges of the region where the swept value does not matter. Per
+configuration and width, from the seed-mean final loss ``m_j`` over the grid ``x_j = log2`` of the swept value:
+
+* the **best** point ``j* = argmin m``;
+* the **band**: the contiguous points around ``j*`` whose ``m_j − m_{j*}`` stays within the seeds' noise of a
+  difference of two seed means, ``τ = t_{dof}·σ·√(2/S)`` (``σ`` on ``dof`` degrees of freedom: one run's noise,
+  :func:`~mhc_mup.training.transfer.joint.seed_noise` pooled over the configuration's widths; ``S`` seeds; ``t``
+  at the analysis's confidence);
+* its **high edge** and **low edge**: the largest and the smallest ``x`` in the band. An edge *open* at the
+  grid's end says only that the band reaches beyond the grid;
+* the **first diverged** value: the smallest ``x`` above the best where a seed diverged.
+
+Each edge's drift with width is fitted as the optimum's is, ``2^edge ≈ c·d^β``
+(:func:`~mhc_mup.stats.fitting.fit_power_law`: a bootstrap over each width's seeds, whole curves resampled, joined
+with the regression t-interval) over the widths where it is closed; widths where it is open or absent are left
+out and named. Edges lie on grid points, so the interval is widened by :func:`quantization` (a half-octave grid
+over 16× in width: ±0.125, wider than a ±0.1 tolerance: an edge's drift can read "drifts", not "transfers").
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pandas as pd
+
+from mhc_mup.stats.fitting import fit_power_law
+from mhc_mup.stats.readings import DECAYS, GROWS, O1, classify_interval
+from mhc_mup.training.transfer.config import TransferConfig
+from mhc_mup.training.transfer.joint import WidthCurves, seed_noise
+
+__all__ = ["EDGES", "EDGE_COLUMNS", "EDGE_DRIFT_COLUMNS", "band_edges", "edge_drift", "edges_table", "quantization"]
+
+EDGES = ("high_edge", "low_edge", "first_diverged")
+EDGE_COLUMNS = (
+    "config", "width", "n_seeds", "best_log2", "band_nats", "low_edge_log2", "low_open", "high_edge_log2",
+    "high_open", "first_diverged_log2",
+)  # fmt: skip
+EDGE_DRIFT_COLUMNS = ("config", "edge", "exponent", "ci_low", "ci_high", "n_widths", "verdict", "direction", "note")
+
+
+def band_edges(means: np.ndarray, band: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Grid indices ``(best, low, high, first_diverged)`` of seed-mean curves ``means`` ``(..., J)`` (NaN: a seed
+    diverged there): the argmin, the ends of the contiguous run around it within ``band`` of its loss (the best
+    alone for a NaN band), and the first NaN above it. ``-1`` marks none (a curve with no finite point; no
+    divergence above the best). A ``low`` of 0 or a ``high`` of ``J − 1`` is open."""
+    m = np.asarray(means, dtype=np.float64)
+    n = m.shape[-1]
+    finite = np.isfinite(m)
+    best = np.argmin(np.where(finite, m, np.inf), axis=-1)
+    low_point = np.take_along_axis(m, best[..., None], axis=-1)
+    j = np.arange(n)
+    inside = finite & ((m - low_point <= band) | (j == best[..., None]))
+    above, below = j > best[..., None], j < best[..., None]
+    # the band ends before the first point outside it on each side of the best
+    first_out_above = np.where(above & ~inside, j, n).min(axis=-1)
+    last_out_below = np.where(below & ~inside, j, -1).max(axis=-1)
+    diverged = np.where(above & ~finite, j, n).min(axis=-1)
+    none = ~finite.any(axis=-1)
+    high = np.where(none, -1, first_out_above - 1)
+    low = np.where(none, -1, last_out_below + 1)
+    return np.where(none, -1, best), low, high, np.where(none | (diverged == n), -1, diverged)
+
+
+def edges_table(cfg: TransferConfig, name: str, curves: list[WidthCurves]) -> pd.DataFrame:
+    """:data:`EDGE_COLUMNS` for one configuration's complete width curves."""
+    band_of = _band(cfg, curves)
+    rows = []
+    for c in curves:
+        band = band_of(len(c.seeds))
+        best, low, high, div = (int(v) for v in band_edges(c.mean(), band))
+        if not math.isfinite(band):  # one seed: no noise to measure a band by
+            low = high = -1
+        x = c.x
+        rows.append({
+            "config": name, "width": c.width, "n_seeds": len(c.seeds), "band_nats": band,
+            "best_log2": x[best] if best >= 0 else math.nan,
+            "low_edge_log2": x[low] if low >= 0 else math.nan, "low_open": low == 0,
+            "high_edge_log2": x[high] if high >= 0 else math.nan, "high_open": high == len(x) - 1,
+            "first_diverged_log2": x[div] if div >= 0 else math.nan,
+        })  # fmt: skip
+    return pd.DataFrame(rows, columns=list(EDGE_COLUMNS))
+
+
+def edge_drift(cfg: TransferConfig, name: str, curves: list[WidthCurves]) -> pd.DataFrame:
+    """:data:`EDGE_DRIFT_COLUMNS`: each edge's drift with width over the widths where it is closed."""
+    table = edges_table(cfg, name, curves)
+    band_of = _band(cfg, curves)
+    rows = []
+    for which in EDGES:
+        closed = _closed(table, which)
+        row = {"config": name, "edge": which, "n_widths": len(closed), "verdict": "unclear", "direction": ""}
+        left_out = sorted(set(table.width) - closed)
+        note = f"open or absent at d = {', '.join(map(str, left_out))}" if left_out else ""
+        if len(closed) < 2:
+            rows.append(row | dict.fromkeys(("exponent", "ci_low", "ci_high"), math.nan)
+                        | {"note": "; ".join(filter(None, [note, "closed at < 2 widths: no drift fit"]))})  # fmt: skip
+            continue
+        fitted = [c for c in curves if c.width in closed]
+        fit = _fit_edge(cfg, fitted, which, band_of)
+        grid = quantization(fitted[0].x, [c.width for c in fitted])
+        low, high = fit.ci_low - grid, fit.ci_high + grid
+        reading = classify_interval(fit.exponent, low, high, cfg.analysis.tolerance)
+        rows.append(row | {
+            "exponent": fit.exponent, "ci_low": low, "ci_high": high,
+            "verdict": {O1: "transfers", GROWS: "drifts", DECAYS: "drifts"}.get(reading, "unclear"),
+            "direction": {GROWS: "grows with width", DECAYS: "shrinks with width"}.get(reading, ""),
+            "note": "; ".join(filter(None, [note, fit.note, f"interval widened by ±{grid:.3f} for the grid's "
+                                                             "spacing"])),
+        })  # fmt: skip
+    return pd.DataFrame(rows, columns=list(EDGE_DRIFT_COLUMNS))
+
+
+def quantization(x: np.ndarray, widths: list[int]) -> float:
+    """How far grid rounding alone can tilt an edge's drift exponent: an edge is known to one grid spacing ``Δ``
+    (the true crossing lies between it and the next point), so over widths spanning ``log2(d_max/d_min)`` octaves
+    the exponent is uncertain by ``Δ / log2(d_max/d_min)`` whatever the seeds say."""
+    return float(np.max(np.diff(x))) / math.log2(max(widths) / min(widths))
+
+
+def _band(cfg: TransferConfig, curves: list[WidthCurves]):
+    """``S ↦ τ``: the band for ``S`` seeds from the configuration's pooled seed noise (NaN without one)."""
+    from scipy.special import stdtrit
+
+    sigma, dof = seed_noise(curves, cfg.analysis.joint_halfwidth)
+    if not (dof > 0 and math.isfinite(sigma)):
+        return lambda seeds: math.nan
+    t = float(stdtrit(dof, (1 + cfg.analysis.fit.confidence) / 2))
+    return lambda seeds: t * sigma * math.sqrt(2 / seeds)
+
+
+def _closed(table: pd.DataFrame, which: str) -> set[int]:
+    """The widths where edge ``which`` exists and is not open at the grid's end."""
+    value = table[f"{which}_log2"].notna()
+    if which == "high_edge":
+        value &= ~table.high_open.astype(bool)
+    elif which == "low_edge":
+        value &= ~table.low_open.astype(bool)
+    return set(table.width[value])
+
+
+def _fit_edge(cfg: TransferConfig, curves: list[WidthCurves], which: str, band_of):
+    """``2^edge ≈ c·d^β`` with :func:`fit_power_law`. Its samples are row numbers into the widths' stacked seed
+    curves, so that its bootstrap over each width's samples resamples whole seed curves; a resample whose edge is
+    open or absent gives NaN, which the fit drops and counts in its note."""
+    stacked = np.concatenate([c.loss for c in curves])
+    starts = np.cumsum([0] + [len(c.seeds) for c in curves])
+    pick = {"low_edge": 1, "high_edge": 2, "first_diverged": 3}[which]
+    x = curves[0].x  # every width shares the grid
+
+    def value(rows: np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows).astype(int)
+        index = band_edges(stacked[rows].mean(axis=-2), band_of(rows.shape[-1]))[pick]
+        open_end = {"low_edge": 0, "high_edge": len(x) - 1}.get(which, -2)
+        ok = (index >= 0) & (index != open_end)
+        return np.where(ok, 2.0 ** x[np.clip(index, 0, None)], math.nan)
+
+    samples = [np.arange(a, b, dtype=np.float64) for a, b in itertools.pairwise(starts)]
+    return fit_power_law([c.width for c in curves], samples, value, n_boot=cfg.analysis.fit.n_boot,
+                         confidence=cfg.analysis.fit.confidence, seed=0)  # fmt: skip

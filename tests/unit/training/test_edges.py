@@ -1,0 +1,103 @@
+"""The band of grid values within the seeds' noise of the best, its edges, the first divergence, and their drift
+with width: against curves built so that every answer is known."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mhc_mup.training.transfer import EDGE_COLUMNS, EDGE_DRIFT_COLUMNS, TransferConfig
+from mhc_mup.training.transfer.edges import band_edges, edge_drift, edges_table, quantization
+from mhc_mup.training.transfer.joint import WidthCurves
+
+CFG = TransferConfig(device="cpu")
+
+
+def test_band_edges_by_hand():
+    m = np.array([
+        [3.0, 2.5, 2.05, 2.0, 2.02, 2.2, np.nan],  # a band of 3 points, a seed diverged at the end
+        [3.0, 2.0, 2.01, 2.02, 2.03, 2.04, 2.01],  # the band runs off the grid's top: open
+        [np.nan] * 7,  # nothing finite
+    ])  # fmt: skip
+    best, low, high, diverged = band_edges(m, 0.06)
+    assert best.tolist() == [3, 1, -1] and low.tolist() == [2, 1, -1] and high.tolist() == [4, 6, -1]
+    assert diverged.tolist() == [6, -1, -1]
+    assert [v.tolist() for v in band_edges(m[:2], math.nan)[1:3]] == [[3, 1], [3, 1]]  # no band: the best alone
+
+
+def test_band_edges_stop_at_the_first_point_outside():
+    """Contiguity: a point back inside the band beyond one outside it does not extend the band."""
+    m = np.array([2.0, 2.01, 2.5, 2.01, 2.0])
+    _, low, high, _ = band_edges(m, 0.05)
+    assert (int(low), int(high)) == (0, 1)
+
+
+def curves(edges: dict[int, float], x: np.ndarray, diverge_above: float | None = None) -> list[WidthCurves]:
+    """3 seeds per width: flat at 2 up to the width's edge, then rising by 1/8 per grid step; seed offsets 0,
+    1/4, 1/2 (exact in binary, so the seeds' noise is exactly 0); seed 0 diverged at edge + ``diverge_above``."""
+    out = []
+    for width, edge in edges.items():
+        point = 2.0 + np.where(x <= edge, 0.0, (x - edge) / 4)
+        loss = point[None, :] + np.array([0.0, 0.25, 0.5])[:, None]
+        if diverge_above is not None:
+            loss[0, np.isclose(x, edge + diverge_above)] = np.nan
+        out.append(WidthCurves(width, x, loss, (0, 1, 2)))
+    return out
+
+
+def test_edges_table_reads_the_built_edges():
+    x = np.arange(-10.0, -1.5, 0.5)
+    widths = {128: -4.0, 256: -5.0, 512: -6.0, 1024: -7.0}
+    table = edges_table(CFG, "mup", curves(widths, x, diverge_above=2.0))
+    assert list(table.columns) == list(EDGE_COLUMNS)
+    assert table.high_edge_log2.tolist() == list(widths.values())
+    assert table.low_edge_log2.tolist() == [-10.0] * 4 and table.low_open.all() and not table.high_open.any()
+    assert table.first_diverged_log2.tolist() == [e + 2 for e in widths.values()]
+    assert (table.band_nats == 0).all()  # the seeds' noise is exactly 0 here
+
+
+def test_an_edge_moving_one_step_per_doubling_drifts_with_slope_minus_one():
+    x = np.arange(-10.0, -1.5, 0.5)
+    widths = {128: -4.0, 256: -5.0, 512: -6.0, 1024: -7.0}
+    frame = edge_drift(CFG, "baseline", curves(widths, x, diverge_above=2.0))
+    assert list(frame.columns) == list(EDGE_DRIFT_COLUMNS)
+    drift = frame.set_index("edge")
+    q = quantization(x, list(widths))
+    assert q == pytest.approx(0.5 / 3)
+    for edge in ("high_edge", "first_diverged"):
+        row = drift.loc[edge]
+        assert row.exponent == pytest.approx(-1.0)
+        assert (row.ci_low, row.ci_high) == pytest.approx((-1.0 - q, -1.0 + q))  # every resample agrees
+        assert row.verdict == "drifts" and row.direction == "shrinks with width" and row.n_widths == 4
+    low = drift.loc["low_edge"]  # open at every width: no fit
+    assert math.isnan(low.exponent) and low.n_widths == 0 and "open or absent at d = 128, 256, 512, 1024" in low.note
+
+
+def test_a_fixed_edge_transfers_only_where_the_grid_is_fine_enough():
+    widths = dict.fromkeys((128, 256, 512, 1024, 2048), -5.0)
+    fine = edge_drift(CFG, "mup", curves(widths, np.arange(-8.0, -1.9, 0.25))).set_index("edge").loc["high_edge"]
+    assert fine.exponent == pytest.approx(0.0, abs=1e-12) and fine.verdict == "transfers"
+    assert (fine.ci_low, fine.ci_high) == pytest.approx((-0.0625, 0.0625))
+    coarse = edge_drift(CFG, "mup", curves(widths, np.arange(-8.0, -1.9, 0.5))).set_index("edge").loc["high_edge"]
+    assert coarse.verdict == "unclear" and coarse.ci_high == pytest.approx(0.125)  # half-octave steps over 16×
+
+
+def test_one_seed_has_no_band():
+    x = np.arange(-8.0, -3.9, 0.5)
+    one = [WidthCurves(c.width, x, c.loss[:1], (0,)) for c in curves({64: -6.0, 128: -6.0}, x)]
+    table = edges_table(CFG, "mup", one)
+    assert table.band_nats.isna().all() and table.high_edge_log2.isna().all() and table.low_edge_log2.isna().all()
+    assert table.best_log2.notna().all()
+
+
+def test_the_sweep_writes_edges(small_corpus_file, tmp_path):
+    from mhc_mup.training.transfer import run_transfer
+    from tests.helpers import tiny_transfer_config as tiny_cfg
+
+    result = run_transfer(tiny_cfg(small_corpus_file, seeds=2), tmp_path / "out")
+    assert set(result.edges.width) == {16, 32} and len(result.edge_drift) == 3
+    assert list(pd.read_csv(tmp_path / "out" / "edges.csv").columns) == list(EDGE_COLUMNS)
+    assert "the band's edges" in (tmp_path / "out" / "transfer_report.md").read_text()
