@@ -38,6 +38,20 @@ def test_cli_writes_every_output(small_corpus_file, tmp_path, capsys):
     assert f"Data: {small_corpus_file}: 1 file(s), " in report and f"sha256 {sha[:12]}." in report  # which data
     printed = " ".join(capsys.readouterr().out.split())
     assert "Drift of the optimum" in printed and "6 runs in the grid stored (6 by this call, 0 left)" in printed
+    se = pd.read_csv(out / "noise.csv").val_batch_se.median()
+    assert f"noise (nats/byte, medians; noise.csv): one run's validation-batch SE {se:.4f}" in printed  # 1 seed: no σ
+    assert "Edges of the band" not in printed  # 1 seed: no band, no edges
+
+
+def test_cli_prints_the_edges_with_two_seeds(small_corpus_file, tmp_path, capsys):
+    args = [*FAST]
+    args[args.index("--seeds") + 1] = "2"
+    assert main(["transfer", *args, "--corpus", str(small_corpus_file), "--out", str(tmp_path / "t")]) == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "Edges of the band within the seeds' noise of the best (edges.csv)" in printed
+    assert "control-mup high edge" in printed and "seeds' σ" in printed
+    drift = pd.read_csv(tmp_path / "t" / "edge_drift.csv")
+    assert list(drift.edge) == ["high_edge", "low_edge", "first_diverged"]
 
 
 @pytest.mark.parametrize(

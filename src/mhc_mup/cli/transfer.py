@@ -390,6 +390,30 @@ def _print_routing(result: TransferResult, console: Console) -> None:
     console.print(t)
 
 
+def _print_edges(result: TransferResult, console: Console) -> None:
+    """Where the loss is flat: each configuration's band edges' drift with width, and the sweep's noise."""
+    if result.edge_drift.empty or result.edge_drift.exponent.isna().all():
+        return
+    t = table("Edges of the band within the seeds' noise of the best (edges.csv): 2^edge ∝ d^β, the interval "
+              "widened for the grid's spacing")  # fmt: skip
+    for col in ("config", "edge", "β", "interval", "verdict", "widths"):
+        t.add_column(col, justify="left" if col in ("config", "edge", "verdict") else "right", no_wrap=True)
+    for r in result.edge_drift.to_dict("records"):
+        t.add_row(r["config"], r["edge"].replace("_", " "),
+                  *_drift_cells(r["exponent"], r["ci_low"], r["ci_high"], r["verdict"], r["direction"]),
+                  str(r["n_widths"]))  # fmt: skip
+    console.print(t)
+
+
+def _noise_line(result: TransferResult) -> str:
+    """The sweep's noise in one line (noise.csv): medians over configurations and widths."""
+    noise = result.noise
+    parts = [f"{label} {noise[col].median():.4f}" for col, label in
+             (("seed_sigma", "seeds' σ"), ("val_batch_se", "one run's validation-batch SE"),
+              ("val_pair_se", "neighbours' paired SE")) if noise[col].notna().any()]  # fmt: skip
+    return f"noise (nats/byte, medians; noise.csv): {', '.join(parts)}" if parts else ""
+
+
 def print_transfer(result: TransferResult, console: Console) -> None:
     """Optima per configuration and width, the drift fits with their verdicts, and the sweep's cost."""
     cfg = result.config
@@ -418,6 +442,9 @@ def print_transfer(result: TransferResult, console: Console) -> None:
         console.print(f"  joint fit: {joint_sentence(r, cfg.confidence, sym)}", soft_wrap=True)
         console.print(f"  per-seed optima: {drift_sentence(r, cfg.confidence, sym, cfg.sweep.noun)}", soft_wrap=True)
     _print_routing(result, console)
+    _print_edges(result, console)
+    if line := _noise_line(result):
+        console.print(line, soft_wrap=True)
     runs = result.runs
     if len(runs):
         console.print(

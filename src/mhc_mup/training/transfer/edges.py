@@ -106,13 +106,18 @@ def edge_drift(cfg: TransferConfig, name: str, curves: list[WidthCurves]) -> pd.
         low, high = fit.ci_low - grid, fit.ci_high + grid
         reading = classify_interval(fit.exponent, low, high, cfg.analysis.tolerance)
         rows.append(row | {
-            "exponent": fit.exponent, "ci_low": low, "ci_high": high,
+            "exponent": _clean(fit.exponent), "ci_low": _clean(low), "ci_high": _clean(high),
             "verdict": {O1: "transfers", GROWS: "drifts", DECAYS: "drifts"}.get(reading, "unclear"),
             "direction": {GROWS: "grows with width", DECAYS: "shrinks with width"}.get(reading, ""),
             "note": "; ".join(filter(None, [note, fit.note, f"interval widened by ±{grid:.3f} for the grid's "
                                                              "spacing"])),
         })  # fmt: skip
     return pd.DataFrame(rows, columns=list(EDGE_DRIFT_COLUMNS))
+
+
+def _clean(v: float) -> float:
+    """``v`` without the regression's round-off: equal edges at every width give exactly 0, not ±1e-15."""
+    return round(v, 12) + 0.0
 
 
 def quantization(x: np.ndarray, widths: list[int]) -> float:
