@@ -13,7 +13,7 @@ import numpy as np
 from mhc_mup._io import StrEnum
 from mhc_mup.stats.fitting import PowerLawFit
 
-__all__ = ["DECAYS", "GROWS", "O1", "UNCLEAR", "Reading", "classify", "classify_interval"]
+__all__ = ["DECAYS", "GROWS", "O1", "UNCLEAR", "Reading", "classify", "classify_interval", "drift_verdict"]
 
 
 class Reading(StrEnum):
@@ -45,3 +45,12 @@ def classify_interval(exponent: float, ci_low: float, ci_high: float, tolerance:
     if exponent < -tolerance and ci_high < 0:
         return DECAYS
     return UNCLEAR
+
+
+def drift_verdict(reading: Reading, subject: str = "") -> tuple[str, str]:
+    """A reading of an optimum's (or any optimal value's) drift exponent as a transfer verdict: ``("transfers",
+    "")`` for O(1), ``("drifts", "<subject> grows with width")`` or ``"… shrinks with width"``, else
+    ``("unclear", "")``."""
+    verdict = {O1: "transfers", GROWS: "drifts", DECAYS: "drifts"}.get(reading, "unclear")
+    direction = {GROWS: "grows with width", DECAYS: "shrinks with width"}.get(reading, "")
+    return verdict, f"{subject} {direction}".strip() if direction else ""

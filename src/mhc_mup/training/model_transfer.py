@@ -23,7 +23,7 @@ from torch import nn
 from mhc_mup._device import resolve_device
 from mhc_mup.errors import ConfigError
 from mhc_mup.stats.fitting import FitSettings, fit_power_law
-from mhc_mup.stats.readings import DECAYS, GROWS, O1, classify
+from mhc_mup.stats.readings import classify, drift_verdict
 from mhc_mup.training.config import check_at_least
 from mhc_mup.training.coordcheck import base_and_delta, batch_to, lm_cross_entropy
 from mhc_mup.training.plan import OPTIMIZERS, WidthPlan, WidthRule, width_plan
@@ -171,6 +171,6 @@ def _drift(optima: pd.DataFrame, cfg: ModelTransferConfig) -> dict:
     fit = fit_power_law(widths, [per_width[w] for w in widths], lambda a: np.exp(np.log(a).mean(axis=-1)),
                         n_boot=cfg.fit.n_boot, confidence=cfg.fit.confidence, seed=0)  # fmt: skip
     reading = classify(fit, cfg.tolerance)
-    verdict = {O1: "transfers", GROWS: "drifts", DECAYS: "drifts"}.get(reading, "unclear")
+    verdict, _ = drift_verdict(reading)
     return {"exponent": fit.exponent, "ci_low": fit.ci_low, "ci_high": fit.ci_high, "verdict": verdict,
             "note": fit.note}  # fmt: skip

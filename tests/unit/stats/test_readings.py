@@ -11,7 +11,7 @@ import pytest
 
 from mhc_mup._io import _StrEnumFallback, csv_text, json_text
 from mhc_mup.stats.fitting import PowerLawFit
-from mhc_mup.stats.readings import DECAYS, GROWS, O1, UNCLEAR, Reading, classify
+from mhc_mup.stats.readings import DECAYS, GROWS, O1, UNCLEAR, Reading, classify, drift_verdict
 
 
 def _fit(exponent, lo, hi):
@@ -52,3 +52,10 @@ def test_a_reading_prints_and_serialises_as_its_bare_value(member):
     frame = pd.DataFrame({"reading": [member]})
     assert frame.to_csv(index=False) == "reading\nO(1)\n"
     assert pd.read_csv(io.StringIO(frame.to_csv(index=False))).reading[0] == "O(1)"
+
+
+def test_drift_verdict_names_the_direction_of_a_drift_only():
+    assert drift_verdict(O1, "η*") == ("transfers", "")
+    assert drift_verdict(GROWS, "η*") == ("drifts", "η* grows with width")
+    assert drift_verdict(DECAYS) == ("drifts", "shrinks with width")
+    assert drift_verdict(UNCLEAR, "η*") == ("unclear", "")

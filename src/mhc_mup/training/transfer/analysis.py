@@ -30,8 +30,8 @@ import pandas as pd
 
 from mhc_mup._io import StrEnum
 from mhc_mup.stats.fitting import bootstrap_estimate, fit_power_law
-from mhc_mup.stats.readings import DECAYS, GROWS, O1, classify
 from mhc_mup.stats.readings import UNCLEAR as UNCLEAR_READING
+from mhc_mup.stats.readings import classify, drift_verdict
 from mhc_mup.training.transfer.config import TransferConfig, log2_key
 from mhc_mup.training.transfer.edges import EDGE_COLUMNS, EDGE_DRIFT_COLUMNS, edge_drift, edges_table
 from mhc_mup.training.transfer.joint import joint_drift, width_curves
@@ -367,11 +367,11 @@ def drift_row(cfg: TransferConfig, name: str, per_width: Mapping[int, list[float
         reading = UNCLEAR_READING
         why = f"{len(widths)} widths and 1 seed at some width: no interval, no verdict"
         note = "; ".join(filter(None, [note, why]))
+    verdict, direction = drift_verdict(reading, "η*")
     row |= {
         "exponent": fit.exponent, "ci_low": fit.ci_low, "ci_high": fit.ci_high, "boot_low": fit.boot_low,
         "boot_high": fit.boot_high, "ols_low": fit.ols_low, "ols_high": fit.ols_high, "r2": fit.r2,
-        "verdict": {O1: TRANSFERS, GROWS: DRIFTS, DECAYS: DRIFTS}.get(reading, UNCLEAR),
-        "direction": {GROWS: "η* grows with width", DECAYS: "η* shrinks with width"}.get(reading, ""),
+        "verdict": Verdict(verdict), "direction": direction,
         "note": "; ".join(filter(None, [note, fit.note])),
     }  # fmt: skip
     if no_interval:

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from mhc_mup.stats.fitting import fit_power_law
-from mhc_mup.stats.readings import DECAYS, GROWS, O1, classify_interval
+from mhc_mup.stats.readings import classify_interval, drift_verdict
 from mhc_mup.training.transfer.config import TransferConfig
 from mhc_mup.training.transfer.joint import WidthCurves, seed_noise
 
@@ -104,11 +104,10 @@ def edge_drift(cfg: TransferConfig, name: str, curves: list[WidthCurves]) -> pd.
         fit = _fit_edge(cfg, fitted, which, band_of)
         grid = quantization(fitted[0].x, [c.width for c in fitted])
         low, high = fit.ci_low - grid, fit.ci_high + grid
-        reading = classify_interval(fit.exponent, low, high, cfg.analysis.tolerance)
+        verdict, direction = drift_verdict(classify_interval(fit.exponent, low, high, cfg.analysis.tolerance))
         rows.append(row | {
             "exponent": _clean(fit.exponent), "ci_low": _clean(low), "ci_high": _clean(high),
-            "verdict": {O1: "transfers", GROWS: "drifts", DECAYS: "drifts"}.get(reading, "unclear"),
-            "direction": {GROWS: "grows with width", DECAYS: "shrinks with width"}.get(reading, ""),
+            "verdict": verdict, "direction": direction,
             "note": "; ".join(filter(None, [note, fit.note, f"interval widened by ±{grid:.3f} for the grid's "
                                                              "spacing"])),
         })  # fmt: skip

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from mhc_mup.stats.optimum import JointOptimumFit, fit_joint_optimum, seed_bootstrap
-from mhc_mup.stats.readings import DECAYS, GROWS, O1, classify_interval
+from mhc_mup.stats.readings import classify_interval, drift_verdict
 from mhc_mup.training.transfer.config import TransferConfig, log2_key
 
 __all__ = ["WidthCurves", "fit_window", "flatness", "joint_drift", "seed_noise", "width_curves"]
@@ -174,12 +174,12 @@ def _fit_columns(
     """The joint columns of a fit: the interval is the union of the fit's t-interval and the seed bootstrap's."""
     low, high = float(np.nanmin([fit.ci_low, boot[0]])), float(np.nanmax([fit.ci_high, boot[1]]))
     reading = classify_interval(fit.beta, low, high, tolerance)
-    direction = {GROWS: f"{symbol} grows with width", DECAYS: f"{symbol} shrinks with width"}.get(reading, "")
+    verdict, direction = drift_verdict(reading, symbol)
     return {
         "joint_exponent": fit.beta, "joint_low": low, "joint_high": high, "joint_se": fit.se_beta,
         "joint_fit_low": fit.ci_low, "joint_fit_high": fit.ci_high, "joint_boot_low": boot[0],
         "joint_boot_high": boot[1], "joint_sigma": fit.sigma,
-        "joint_verdict": {O1: "transfers", GROWS: "drifts", DECAYS: "drifts"}.get(reading, "unclear"),
+        "joint_verdict": verdict,
         "joint_direction": direction, "joint_note": "; ".join(notes),
     }  # fmt: skip
 
