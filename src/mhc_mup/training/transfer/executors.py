@@ -19,7 +19,7 @@ import torch
 
 from mhc_mup.errors import TransferError
 from mhc_mup.training.transfer.config import RunSpec, TransferConfig
-from mhc_mup.training.transfer.run import execute_run, run_stages
+from mhc_mup.training.transfer.run import execute_run, resume, run_stages
 from mhc_mup.training.transfer.store import RunStore
 
 __all__ = ["import_ray", "run_local", "run_ray", "runs_in_turns", "worker_devices"]
@@ -118,11 +118,7 @@ def _run_in_turns(specs: list[RunSpec], device: str, slots: int, store: RunStore
 def _resume(turn: _Turn) -> dict | None:
     """Run ``turn`` to its next pause on its stream; its record once it has finished."""
     with torch.cuda.stream(turn.stream) if turn.stream is not None else contextlib.nullcontext():
-        try:
-            next(turn.stages)
-        except StopIteration as finished:
-            return finished.value
-    return None
+        return resume(turn.stages)
 
 
 def _init_worker(devices, threads: int) -> None:

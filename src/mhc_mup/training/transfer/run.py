@@ -35,7 +35,7 @@ from mhc_mup.training.transfer.config import RunRecipe, RunSpec
 from mhc_mup.training.transfer.routing import routing_stats
 from mhc_mup.training.width_rules import make_optimizer
 
-__all__ = ["CHECK_EVERY", "RUN_FORMAT", "execute_run", "lr_factor", "mhc_kernels", "run_stages"]
+__all__ = ["CHECK_EVERY", "RUN_FORMAT", "execute_run", "lr_factor", "mhc_kernels", "resume", "run_stages"]
 
 RUN_FORMAT = "mhc-mup-transfer-run/1"
 CHECK_EVERY = 10  # training losses are copied to the host (a sync) and checked for divergence every this many steps
@@ -150,11 +150,18 @@ def execute_run(spec: RunSpec, device: str) -> dict:
     """Train one grid point on ``device`` and return its record. Top-level and picklable with its argument:
     the process pool and Ray call it."""
     stages = run_stages(spec, device)
-    while True:
-        try:
-            next(stages)
-        except StopIteration as finished:
-            return finished.value
+    while (record := resume(stages)) is None:
+        pass
+    return record
+
+
+def resume(stages: Generator[None, None, dict]) -> dict | None:
+    """Run :func:`run_stages` to its next pause; its record once the run has finished."""
+    try:
+        next(stages)
+    except StopIteration as finished:
+        return finished.value
+    return None
 
 
 def run_stages(spec: RunSpec, device: str) -> Generator[None, None, dict]:
@@ -292,7 +299,7 @@ def _record(
     steps_done = len(trace.train_losses)
     tail = trace.train_losses[-max(1, train.steps // 10) :]
     tokens = steps_done * train.batch_size * train.seq_len
-    extras = {"mhc_kernels": mhc_kernels(model, dev), "versions": software_versions()}
+    kernels, versions = mhc_kernels(model, dev), software_versions()  # before the clock stops: part of "rest"
     seconds = time.perf_counter() - start
     return json_safe({
         "format": RUN_FORMAT,
@@ -319,12 +326,12 @@ def _record(
         "seconds": seconds,
         "stage_seconds": _stage_seconds(clock, trace, steps.capture_seconds, seconds),
         "device": f"{dev} ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else "cpu",
-        "mhc_kernels": extras["mhc_kernels"],
+        "mhc_kernels": kernels,
         "step": "cuda-graph" if steps.captured else "eager",
         "cuda_graph_fallback": steps.fallback,
         "n_params": model.num_parameters(),
         "corpus": corpus.describe(),
-        "versions": extras["versions"],
+        "versions": versions,
     })  # fmt: skip
 
 
