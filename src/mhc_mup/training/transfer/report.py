@@ -129,11 +129,16 @@ def _method(result: TransferResult) -> str:
     )
 
 
+def _table_section(heading: str, text: str, columns: list[str], rows: list[list[str]]) -> list:
+    """A report section: its heading, the paragraph that says how to read it, and its table."""
+    from mhc_mup.reporting.blocks import Heading, Paragraph, Table
+
+    return [Heading(heading), Paragraph(text), Table(columns, rows)]
+
+
 def _routing_blocks(result: TransferResult) -> list:
     """Is the mHC routing alive? The routing statistics per configuration and width, start → end of training,
     at each width's best grid value; nothing for a sweep without mHC runs."""
-    from mhc_mup.reporting.blocks import Heading, Paragraph, Table
-
     if result.routing.empty:
         return []
     moved = [
@@ -141,24 +146,23 @@ def _routing_blocks(result: TransferResult) -> list:
          *(f"{_fmt(r[k + '_init'], '.3g')} → {_fmt(r[k], '.3g')}" for k in ROUTING_TABLE_COLUMNS[4:9])]
         for r in result.routing.to_dict("records")
     ]  # fmt: skip
-    return [
-        Heading("Is the mHC routing alive?"),
-        Paragraph(
-            "At the start → the end of each run, on the first validation batch: the RMS of the comb, pre and post "
-            "gate logits over every sublayer, and the Frobenius distance of each sublayer's token-mean comb from "
-            "the uniform matrix 11ᵀ/n_s and from the identity (averaged over sublayers); mean over seeds, at the "
-            "grid value with the lowest mean loss at that width. Routing that learns moves these at every width; "
-            "routing that stays at its initial value does not move them at large width."
-        ),
-        Table(["configuration", "width", "at", "seeds", "comb logits RMS", "pre logits RMS", "post logits RMS",
-               "comb to uniform", "comb to identity"], moved),
-    ]  # fmt: skip
+    return _table_section(
+        "Is the mHC routing alive?",
+        "At the start → the end of each run, on the first validation batch: the RMS of the comb, pre and post "
+        "gate logits over every sublayer, and the Frobenius distance of each sublayer's token-mean comb from "
+        "the uniform matrix 11ᵀ/n_s and from the identity (averaged over sublayers); mean over seeds, at the "
+        "grid value with the lowest mean loss at that width. Routing that learns moves these at every width; "
+        "routing that stays at its initial value does not move them at large width.",
+        ["configuration", "width", "at", "seeds", "comb logits RMS", "pre logits RMS", "post logits RMS",
+         "comb to uniform", "comb to identity"],
+        moved,
+    )  # fmt: skip
 
 
 def _edge_blocks(result: TransferResult) -> list:
     """Where the loss is flat: the band of grid values within the seeds' noise of the best, its edges and the first
     divergence per width, and each edge's drift with width (nothing without complete curves)."""
-    from mhc_mup.reporting.blocks import Heading, Paragraph, Table
+    from mhc_mup.reporting.blocks import Paragraph
 
     if result.edges.empty:
         return []
@@ -181,25 +185,22 @@ def _edge_blocks(result: TransferResult) -> list:
         + (f" ({r['note']})" if r["note"] else "")
         for r in result.edge_drift.to_dict("records")
     ]  # fmt: skip
-    return [
-        Heading("Where the loss is flat: the band's edges"),
-        Paragraph(
-            f"Per width, log2 {sym} at the seed-mean best, the smallest and largest grid values whose seed-mean loss "
-            "stays within the seeds' noise of the best (the band, in nats per byte: the t-quantile times the noise "
-            "of a difference of two seed means), and the smallest value above the best where a seed diverged. ≤ / "
-            "≥: the band reaches the grid's end, so the edge lies beyond it. Where the loss is flat the optimum is "
-            "noise and these edges are what moves with width."
-        ),
-        Table(["configuration", "width", f"best log2 {sym}", "low edge", "high edge", "first diverged", "band"], rows),
-        *(Paragraph(line) for line in drift),
-    ]
+    section = _table_section(
+        "Where the loss is flat: the band's edges",
+        f"Per width, log2 {sym} at the seed-mean best, the smallest and largest grid values whose seed-mean loss "
+        "stays within the seeds' noise of the best (the band, in nats per byte: the t-quantile times the noise "
+        "of a difference of two seed means), and the smallest value above the best where a seed diverged. ≤ / "
+        "≥: the band reaches the grid's end, so the edge lies beyond it. Where the loss is flat the optimum is "
+        "noise and these edges are what moves with width.",
+        ["configuration", "width", f"best log2 {sym}", "low edge", "high edge", "first diverged", "band"],
+        rows,
+    )
+    return section + [Paragraph(line) for line in drift]
 
 
 def _noise_blocks(result: TransferResult) -> list:
     """How noisy is it? Per configuration and width, the seeds' noise and the validation batches' (nothing for a
     sweep without runs)."""
-    from mhc_mup.reporting.blocks import Heading, Paragraph, Table
-
     if result.noise.empty:
         return []
     rows = [
@@ -207,19 +208,17 @@ def _noise_blocks(result: TransferResult) -> list:
          _fmt(r["val_batch_se"], ".4f"), _fmt(r["val_pair_se"], ".4f")]
         for r in result.noise.to_dict("records")
     ]  # fmt: skip
-    return [
-        Heading("How noisy is it?"),
-        Paragraph(
-            "The final validation loss's noise, in nats per byte. Seeds: one run's noise from the seeds' "
-            "disagreement, their shared offsets removed, near each width's optimum (σ, on dof degrees of freedom; "
-            "more seeds shrink an "
-            "optimum's error as 1/√seeds). Validation batches (medians over the width's runs): the standard error "
-            "of one run's loss from its batches, and of the difference between neighbouring grid values of one "
-            "seed on the same batches, which is what a curve's shape rests on; both shrink as 1/√eval_batches. "
-            "A difference the verdict rests on should be at least three times these."
-        ),
-        Table(["configuration", "width", "seeds", "seed σ", "dof", "batch SE (run)", "batch SE (neighbours)"], rows),
-    ]
+    return _table_section(
+        "How noisy is it?",
+        "The final validation loss's noise, in nats per byte. Seeds: one run's noise from the seeds' disagreement, "
+        "their shared offsets removed, near each width's optimum (σ, on dof degrees of freedom; more seeds shrink "
+        "an optimum's error as 1/√seeds). Validation batches (medians over the width's runs): the standard error "
+        "of one run's loss from its batches, and of the difference between neighbouring grid values of one seed "
+        "on the same batches, which is what a curve's shape rests on; both shrink as 1/√eval_batches. A "
+        "difference the verdict rests on should be at least three times these.",
+        ["configuration", "width", "seeds", "seed σ", "dof", "batch SE (run)", "batch SE (neighbours)"],
+        rows,
+    )
 
 
 def _interval(low: float, high: float) -> str:
