@@ -22,14 +22,12 @@ the transfer schedule), one CUDA graph per step (:class:`mhc_mup.training.graphe
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import time
 from pathlib import Path
 
 import torch
 import torch._dynamo
-from bench_train_step import build, windows
+from bench_train_step import build, windows, write_results
 from torch._dynamo.utils import counters
 
 from mhc_mup.training.graphed import WARMUP_STEPS, GraphedSteps, graph_ready_optimizer, lr_table
@@ -104,12 +102,7 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
             torch.cuda.empty_cache()
-    facts = {"device": torch.cuda.get_device_name(dev), "torch": torch.__version__,
-             "python": platform.python_version(), "depth": args.depth, "batch": args.batch, "seq": args.seq,
-             "steps": args.steps}  # fmt: skip
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"machine": facts, "rows": rows}, indent=2) + "\n")
+    write_results(args.json, dev, rows, depth=args.depth, batch=args.batch, seq=args.seq, steps=args.steps)
     return 0
 
 

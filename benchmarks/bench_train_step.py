@@ -124,19 +124,19 @@ def main(argv: list[str] | None = None) -> int:
             ),
             flush=True,
         )
-    facts = {
-        "device": torch.cuda.get_device_name(dev),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "depth": args.depth,
-        "tokens_per_step": tokens,
-        "steps": args.steps,
-        "warmup": args.warmup,
-    }
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"machine": facts, "rows": rows}, indent=2) + "\n")
+    write_results(args.json, dev, rows, depth=args.depth, tokens_per_step=tokens, steps=args.steps,
+                  warmup=args.warmup)  # fmt: skip
     return 0
+
+
+def write_results(path: Path | None, dev: torch.device, rows: list[dict], **settings: object) -> None:
+    """``{"machine": the GPU, torch, Python and settings, "rows": rows}`` as JSON at ``path`` (none: nothing)."""
+    if path is None:
+        return
+    facts = {"device": torch.cuda.get_device_name(dev), "torch": torch.__version__,
+             "python": platform.python_version(), **settings}  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"machine": facts, "rows": rows}, indent=2) + "\n")
 
 
 if __name__ == "__main__":
