@@ -62,7 +62,8 @@ def test_edges_table_reads_the_built_edges():
 def test_an_edge_moving_one_step_per_doubling_drifts_with_slope_minus_one():
     x = np.arange(-10.0, -1.5, 0.5)
     widths = {128: -4.0, 256: -5.0, 512: -6.0, 1024: -7.0}
-    frame = edge_drift(CFG, "baseline", curves(widths, x, diverge_above=2.0))
+    built = curves(widths, x, diverge_above=2.0)
+    frame = edge_drift(CFG, "baseline", built, edges_table(CFG, "baseline", built))
     assert list(frame.columns) == list(EDGE_DRIFT_COLUMNS)
     drift = frame.set_index("edge")
     q = quantization(x, list(widths))
@@ -76,12 +77,17 @@ def test_an_edge_moving_one_step_per_doubling_drifts_with_slope_minus_one():
     assert math.isnan(low.exponent) and low.n_widths == 0 and "open or absent at d = 128, 256, 512, 1024" in low.note
 
 
+def drift_of(widths: dict[int, float], x: np.ndarray) -> pd.DataFrame:
+    built = curves(widths, x)
+    return edge_drift(CFG, "mup", built, edges_table(CFG, "mup", built)).set_index("edge")
+
+
 def test_a_fixed_edge_transfers_only_where_the_grid_is_fine_enough():
     widths = dict.fromkeys((128, 256, 512, 1024, 2048), -5.0)
-    fine = edge_drift(CFG, "mup", curves(widths, np.arange(-8.0, -1.9, 0.25))).set_index("edge").loc["high_edge"]
+    fine = drift_of(widths, np.arange(-8.0, -1.9, 0.25)).loc["high_edge"]
     assert fine.exponent == pytest.approx(0.0, abs=1e-12) and fine.verdict == "transfers"
     assert (fine.ci_low, fine.ci_high) == pytest.approx((-0.0625, 0.0625))
-    coarse = edge_drift(CFG, "mup", curves(widths, np.arange(-8.0, -1.9, 0.5))).set_index("edge").loc["high_edge"]
+    coarse = drift_of(widths, np.arange(-8.0, -1.9, 0.5)).loc["high_edge"]
     assert coarse.verdict == "unclear" and coarse.ci_high == pytest.approx(0.125)  # half-octave steps over 16×
 
 

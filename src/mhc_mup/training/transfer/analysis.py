@@ -179,7 +179,7 @@ def analyse(cfg: TransferConfig, records: list[dict]) -> TransferResult:
         loss_grids = [wc for w in cfg.grid.widths if (wc := width_curves(cfg, of_config[of_config.width == w]))]
         joint_row, joint_widths = joint_drift(cfg, loss_grids, cfg.sweep.symbol)
         edge_tables.append(edges_table(cfg, c.name, loss_grids))
-        edge_drifts.append(edge_drift(cfg, c.name, loss_grids))
+        edge_drifts.append(edge_drift(cfg, c.name, loss_grids, edge_tables[-1]))
         for w in cfg.grid.widths:
             fits = _seed_fits(cfg, of_config[of_config.width == w])
             seed_rows += [_seed_row(c.name, w, s, fit) for s, fit in fits]

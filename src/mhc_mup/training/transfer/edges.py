@@ -86,9 +86,9 @@ def edges_table(cfg: TransferConfig, name: str, curves: list[WidthCurves]) -> pd
     return pd.DataFrame(rows, columns=list(EDGE_COLUMNS))
 
 
-def edge_drift(cfg: TransferConfig, name: str, curves: list[WidthCurves]) -> pd.DataFrame:
-    """:data:`EDGE_DRIFT_COLUMNS`: each edge's drift with width over the widths where it is closed."""
-    table = edges_table(cfg, name, curves)
+def edge_drift(cfg: TransferConfig, name: str, curves: list[WidthCurves], table: pd.DataFrame) -> pd.DataFrame:
+    """:data:`EDGE_DRIFT_COLUMNS`: each edge's drift with width over the widths where it is closed (``table``:
+    :func:`edges_table` of the same curves)."""
     band_of = _band(cfg, curves)
     rows = []
     for which in EDGES:
