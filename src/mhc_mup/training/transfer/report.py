@@ -179,7 +179,7 @@ def _edge_blocks(result: TransferResult) -> list:
     ]  # fmt: skip
     drift = [
         f"{r['config']}, {r['edge'].replace('_', ' ')}: "
-        + (f"∝ d^{r['exponent']:+.3f} [{_fmt(r['ci_low'], '+.3f')}, {_fmt(r['ci_high'], '+.3f')}] over "
+        + (f"2^edge ∝ d^{r['exponent']:+.3f} [{_fmt(r['ci_low'], '+.3f')}, {_fmt(r['ci_high'], '+.3f')}] over "
            f"{r['n_widths']} widths, {_verdict(r['verdict'], r['direction'])}" if math.isfinite(r["exponent"])
            else "no fit")
         + (f" ({r['note']})" if r["note"] else "")
@@ -191,7 +191,8 @@ def _edge_blocks(result: TransferResult) -> list:
         "stays within the seeds' noise of the best (the band, in nats per byte: the t-quantile times the noise "
         "of a difference of two seed means), and the smallest value above the best where a seed diverged. ≤ / "
         "≥: the band reaches the grid's end, so the edge lies beyond it. Where the loss is flat the optimum is "
-        "noise and these edges are what moves with width.",
+        "noise and these edges are what moves with width. Below the table, each edge's drift 2^edge ∝ d^β over "
+        "the widths where it is closed, its interval widened for the grid's spacing.",
         ["configuration", "width", f"best log2 {sym}", "low edge", "high edge", "first diverged", "band"],
         rows,
     )
