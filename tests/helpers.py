@@ -58,6 +58,17 @@ def tiny_transfer_config(corpus: Path, **changes):
     return base.with_leaves(**changes)
 
 
+def transfer_record(config: str, width: int, seed: int, lr: float, val: float, diverged: bool = False) -> dict:
+    """A synthetic stored run of an lr sweep with final validation loss ``val`` (NaN and ``diverged`` when it
+    diverged): what the transfer analysis reads from a run file."""
+    return {
+        "config": config, "width": width, "seed": seed, "lr": lr, "log2_lr": math.log2(lr),
+        "final_train_loss": val, "final_val_loss": math.nan if diverged else val, "initial_loss": 5.5,
+        "diverged": diverged, "diverged_reason": "training loss nan" if diverged else "", "steps_done": 1,
+        "tokens_per_s": 1.0, "seconds": 1.0, "device": "cpu", "train_loss": [val], "val_curve": [[1, val]],
+    }  # fmt: skip
+
+
 class UserLM(nn.Module):
     """A user's model with its own names, built from the drop-in modules, shaped as MHCLM (same parameter order):
     the width plan's init with MHCLM's seed gives MHCLM's tensors, and the same outputs."""

@@ -42,6 +42,7 @@ from mhc_mup.training.transfer import (
     run_transfer,
 )
 from tests.helpers import tiny_transfer_config as tiny_cfg
+from tests.helpers import transfer_record
 
 
 def stored_runs(out: Path) -> list[Path]:
@@ -84,15 +85,6 @@ def test_the_notes_name_the_swept_value():
     assert "next to a diverged run (higher lr_fn)" in nxt.note
 
 
-def _record(config: str, width: int, seed: int, lr: float, val: float, diverged: bool = False) -> dict:
-    return {
-        "config": config, "width": width, "seed": seed, "lr": lr, "log2_lr": math.log2(lr),
-        "final_train_loss": val, "final_val_loss": math.nan if diverged else val, "initial_loss": 5.5,
-        "diverged": diverged, "diverged_reason": "training loss nan" if diverged else "", "steps_done": 1,
-        "tokens_per_s": 1.0, "seconds": 1.0, "device": "cpu", "train_loss": [val], "val_curve": [[1, val]],
-    }  # fmt: skip
-
-
 def synthetic(beta: float, noise: float, seeds: int = 3, widths=(64, 128, 256, 512, 1024)):
     """Loss curves with optimum log2 η*(d, seed) = −6 + β·log2(d/64) + noise."""
     grid = SweepGrid(configs=(BUILTIN_CONFIGS["mup"],), widths=tuple(widths), lrs=lr_grid(2**-12, 2**-1, 23),
@@ -103,7 +95,7 @@ def synthetic(beta: float, noise: float, seeds: int = 3, widths=(64, 128, 256, 5
     for w in widths:
         for s in range(seeds):
             x0 = -6 + beta * math.log2(w / 64) + noise * rng.standard_normal()
-            records += [_record("mup", w, s, lr, 3 + 0.2 * (math.log2(lr) - x0) ** 2) for lr in cfg.grid.lrs]
+            records += [transfer_record("mup", w, s, lr, 3 + 0.2 * (math.log2(lr) - x0) ** 2) for lr in cfg.grid.lrs]
     return cfg, records
 
 

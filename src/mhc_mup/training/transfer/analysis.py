@@ -15,14 +15,18 @@
   **transfers** when the whole interval of ``β`` lies in ``±tolerance``, **drifts** (η* grows / shrinks with
   width) when ``β`` lies outside the band, **unclear** otherwise.
 
-Diverged runs are kept in the tables and left out of the parabola fits.
+Each configuration × width is analysed over its own values (:func:`~mhc_mup.training.transfer.joint.width_values`:
+those the grids swept into its folder planned there and any value run there), so that a folder grown adaptively —
+a coarse grid everywhere, then more values only where needed — is analysed as a whole; its curves are complete,
+and fitted, once every seed present there has run every one of them ("not finished yet" otherwise). Diverged runs
+are kept in the tables and left out of the parabola fits.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,9 +36,9 @@ from mhc_mup._io import StrEnum
 from mhc_mup.stats.fitting import bootstrap_estimate, fit_power_law
 from mhc_mup.stats.readings import UNCLEAR as UNCLEAR_READING
 from mhc_mup.stats.readings import classify, drift_verdict
-from mhc_mup.training.transfer.config import TransferConfig, log2_key
+from mhc_mup.training.transfer.config import SweepGrid, TransferConfig, grid_values, log2_key
 from mhc_mup.training.transfer.edges import EDGE_COLUMNS, EDGE_DRIFT_COLUMNS, edge_drift, edges_table
-from mhc_mup.training.transfer.joint import joint_drift, width_curves
+from mhc_mup.training.transfer.joint import joint_drift, width_curves, width_values
 from mhc_mup.training.transfer.noise import NOISE_COLUMNS, noise_table
 from mhc_mup.training.transfer.routing import ROUTING_STATS
 
@@ -89,8 +93,9 @@ TRANSFERS, DRIFTS, UNCLEAR = Verdict.TRANSFERS, Verdict.DRIFTS, Verdict.UNCLEAR
 class TransferResult:
     """The sweep's tables (see the ``*_COLUMNS`` tuples; ``noise``: :mod:`~mhc_mup.training.transfer.noise`;
     ``edges`` and ``edge_drift``: :mod:`~mhc_mup.training.transfer.edges`), its
-    drift verdicts, and the corpora its runs trained on
-    (each run's description, with its content hash)."""
+    drift verdicts, the corpora its runs trained on
+    (each run's description, with its content hash), and ``values``: each configuration × width's own values
+    ``(config, width) → (J,)``, increasing, over which it was analysed."""
 
     config: TransferConfig
     runs: pd.DataFrame
@@ -106,6 +111,14 @@ class TransferResult:
     edges: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(EDGE_COLUMNS)))
     edge_drift: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(EDGE_DRIFT_COLUMNS)))
     corpora: tuple[str, ...] = ()
+    values: dict[tuple[str, int], tuple[float, ...]] = field(default_factory=dict)
+
+    @property
+    def ragged(self) -> bool:
+        """Whether some configuration × width was analysed over other values than the grid's (``config.grid.lrs``,
+        the folder's union): a folder grown adaptively."""
+        grid = [log2_key(v) for v in self.config.grid.lrs]
+        return any([log2_key(v) for v in own] != grid for own in self.values.values())
 
 
 # ── the optimum of one seed's curve ────────────────────────────────────────────────────────────
@@ -169,33 +182,47 @@ def fit_parabola(
 
 
 # ── the whole grid ─────────────────────────────────────────────────────────────────────────────
-def analyse(cfg: TransferConfig, records: list[dict]) -> TransferResult:
-    """Tables, optima and drift fits from run records (the grid of ``cfg``; missing points are left out)."""
+def analyse(cfg: TransferConfig, records: list[dict], grids: Sequence[SweepGrid] | None = None) -> TransferResult:
+    """Tables, optima and drift fits from run records, per configuration and width of ``cfg``'s grid.
+
+    ``grids``: the grids swept into the records' folder (default: ``cfg``'s grid alone), which say what each
+    configuration × width was planned to run; a configuration × width that no grid planned and no record holds
+    is left out. Each is analysed over its own values, the planned ones and any value its records hold
+    (:func:`~mhc_mup.training.transfer.joint.width_values`); missing points are left out and a seed missing one of
+    its width's values is "not finished yet". A uniform grid (one full cross product) gives what it always did.
+    """
     runs, curves = runs_table(records), curves_table(records)
+    planned = grid_values(grids if grids is not None else (cfg.grid,))
     seed_rows, opt_rows, drift_rows, edge_tables, edge_drifts = [], [], [], [], []
+    values: dict[tuple[str, int], tuple[float, ...]] = {}
     for c in cfg.grid.configs:
         per_width: dict[int, list[float]] = {}
         of_config = runs[runs.config == c.name]
-        loss_grids = [wc for w in cfg.grid.widths if (wc := width_curves(cfg, of_config[of_config.width == w]))]
+        at = {w: of_config[of_config.width == w] for w in cfg.grid.widths}
+        widths = [w for w in cfg.grid.widths if (c.name, w) in planned or len(at[w])]
+        own = {w: width_values(at[w], planned.get((c.name, w), ())) for w in widths}
+        values |= {(c.name, w): v for w, v in own.items()}
+        loss_grids = [wc for w in widths if (wc := width_curves(cfg, at[w], own[w]))]
         joint_row, joint_widths = joint_drift(cfg, loss_grids, cfg.sweep.symbol)
         edge_tables.append(edges_table(cfg, c.name, loss_grids))
         edge_drifts.append(edge_drift(cfg, c.name, loss_grids, edge_tables[-1]))
-        for w in cfg.grid.widths:
-            fits = _seed_fits(cfg, of_config[of_config.width == w])
+        for w in widths:
+            fits = _seed_fits(cfg, at[w], own[w])
             seed_rows += [_seed_row(c.name, w, s, fit) for s, fit in fits]
             row, optima = _width_optimum(cfg, c.name, w, fits)
             row, optima = _with_joint(row, optima, *joint_widths.get(w, (False, math.nan)))
             opt_rows.append(row)
             if optima:
                 per_width[w] = optima
-        drift_rows.append(drift_row(cfg, c.name, per_width) | joint_row)
+        drift_rows.append(drift_row(cfg, c.name, per_width, widths) | joint_row)
     seed_optima = pd.DataFrame(seed_rows, columns=list(SEED_OPTIMA_COLUMNS))
     optima = pd.DataFrame(opt_rows, columns=list(OPTIMA_COLUMNS))
     drift = pd.DataFrame(drift_rows, columns=list(DRIFT_COLUMNS))
     result = TransferResult(cfg, runs, curves, seed_optima, optima, drift, notes=_divergence_notes(runs),
                             corpora=tuple(sorted({r["corpus"] for r in records if r.get("corpus")})))  # fmt: skip
     result.routing = routing_table(runs)
-    result.noise = noise_table(cfg, runs, records)
+    result.noise = noise_table(cfg, runs, records, values)
+    result.values = values
     result.edges = _concat(edge_tables, EDGE_COLUMNS)
     result.edge_drift = _concat(edge_drifts, EDGE_DRIFT_COLUMNS)
     return result
@@ -256,20 +283,21 @@ def curves_table(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(CURVE_COLUMNS))
 
 
-def _seed_fits(cfg: TransferConfig, runs: pd.DataFrame) -> list[tuple[int, ParabolaFit]]:
-    """``(seed, optimum)`` of each seed with a stored run among ``runs`` (one configuration at one width)."""
+def _seed_fits(cfg: TransferConfig, runs: pd.DataFrame, values: tuple[float, ...]) -> list[tuple[int, ParabolaFit]]:
+    """``(seed, optimum)`` of each seed with a stored run among ``runs`` (one configuration at one width, whose
+    own values are ``values``)."""
     fits = []
     for s in range(cfg.grid.seeds):
         sel = runs[runs.seed == s]
         if not sel.empty:
-            fits.append((s, _seed_fit(cfg, sel)))
+            fits.append((s, _seed_fit(cfg, sel, values)))
     return fits
 
 
-def _seed_fit(cfg: TransferConfig, sel: pd.DataFrame) -> ParabolaFit:
-    """The parabola's optimum over one seed's runs, once every value of the grid has run; the diverged runs left
-    out of it and named in its note."""
-    lrs = cfg.grid.lrs
+def _seed_fit(cfg: TransferConfig, sel: pd.DataFrame, lrs: tuple[float, ...]) -> ParabolaFit:
+    """The parabola's optimum over one seed's runs, once it has run every one of its width's values ``lrs``
+    (increasing, not necessarily evenly spaced: the parabola is a least-squares fit in ``log2``); the diverged runs
+    left out of it and named in its note."""
     stored = set(map(log2_key, sel.value))
     missing = [lr for lr in lrs if log2_key(lr) not in stored]
     if missing:
@@ -346,13 +374,16 @@ def _geomean(a: np.ndarray) -> np.ndarray:
     return np.exp(np.log(a).mean(axis=-1))
 
 
-def drift_row(cfg: TransferConfig, name: str, per_width: Mapping[int, list[float]]) -> dict:
-    """Fit ``η* ≈ c·d^β`` over the widths that have an optimum; the verdict from ``β``'s interval."""
+def drift_row(
+    cfg: TransferConfig, name: str, per_width: Mapping[int, list[float]], analysed: Sequence[int] | None = None
+) -> dict:
+    """Fit ``η* ≈ c·d^β`` over the widths that have an optimum; the verdict from ``β``'s interval. ``analysed``:
+    the configuration's widths (default: the grid's), those without an optimum named in the note."""
     widths = sorted(per_width)
     analysis = cfg.analysis
     row = dict.fromkeys(DRIFT_COLUMNS, math.nan) | {"config": name, "tolerance": analysis.tolerance,
                                                     "n_widths": len(widths)}  # fmt: skip
-    skipped = [w for w in cfg.grid.widths if w not in per_width]
+    skipped = [w for w in (cfg.grid.widths if analysed is None else analysed) if w not in per_width]
     note = f"no optimum at d = {', '.join(map(str, sorted(skipped)))}" if skipped else ""
     if len(widths) < 2:
         why = "; ".join(filter(None, [note, "optimum at < 2 widths: no drift fit"]))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from mhc_mup.training.transfer.hyper import SweptValue
 
 __all__ = [
     "CUDA_GRAPH_CHOICES", "IMPLICIT_SETTINGS", "Numerics", "RunKey", "RunRecipe", "RunSettings", "RunSpec",
-    "SweepGrid", "TransferAnalysis", "TransferConfig", "log2_key", "lr_grid",
+    "SweepGrid", "TransferAnalysis", "TransferConfig", "distinct_values", "grid_values", "log2_key", "lr_grid",
 ]  # fmt: skip
 
 CUDA_GRAPH_CHOICES = ("auto", "on", "off")
@@ -44,6 +45,16 @@ folder stores them only when they differ from these values, and a folder without
 def log2_key(lr: float) -> str:
     """The learning rate's place in file names: ``log2 η`` to 4 decimals, e.g. ``-10.0000``."""
     return f"{math.log2(lr):+.4f}"
+
+
+def distinct_values(*groups: Iterable[float]) -> tuple[float, ...]:
+    """The values of ``groups``, one per :func:`log2_key` (the first one met, so an earlier group's float wins
+    over a later one's that rounds to the same key), increasing."""
+    first: dict[str, float] = {}
+    for group in groups:
+        for v in group:
+            first.setdefault(log2_key(float(v)), float(v))
+    return tuple(sorted(first.values()))
 
 
 def lr_grid(lr_min: float, lr_max: float, points: int) -> tuple[float, ...]:
@@ -93,6 +104,19 @@ class SweepGrid:
         """The grid as ``sweep.json`` stores it."""
         return {"configs": [c.to_dict() for c in self.configs], "widths": list(self.widths), "seeds": self.seeds,
                 "lrs": list(self.lrs)}  # fmt: skip
+
+
+def grid_values(grids: Iterable[SweepGrid]) -> dict[tuple[str, int], tuple[float, ...]]:
+    """``(configuration name, width) → values``: each configuration × width's swept values planned by ``grids``
+    (the grids swept into one folder, earliest first), the union over the grids that hold both, increasing
+    (:func:`distinct_values`). A folder grown adaptively plans different values at different configurations and
+    widths; these are what each of them must have run before its curves are complete."""
+    planned: dict[tuple[str, int], tuple[float, ...]] = {}
+    for g in grids:
+        for c in g.configs:
+            for w in g.widths:
+                planned[(c.name, w)] = distinct_values(planned.get((c.name, w), ()), g.lrs)
+    return planned
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,9 @@
 
 A multiplier sweep (the mHC generator's LR or init) can leave the loss flat over octaves, so that its optimum is
 noise; the informative quantities are then the edges of the region where the swept value does not matter. Per
-configuration and width, from the seed-mean final loss ``m_j`` over the grid ``x_j = log2`` of the swept value:
+configuration and width, from the seed-mean final loss ``m_j`` over that width's own values ``x_j = log2`` of the
+swept value (:func:`~mhc_mup.training.transfer.joint.width_values`; they may differ between widths and be unevenly
+spaced: contiguity, the ends and the edges' neighbours are all within the width's own values):
 
 * the **best** point ``j* = argmin m``;
 * the **band**: the contiguous points around ``j*`` whose ``m_j − m_{j*}`` stays within the seeds' noise of a
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -126,7 +129,7 @@ def quantization(x: np.ndarray, widths: list[int]) -> float:
     return float(np.max(np.diff(x))) / math.log2(max(widths) / min(widths))
 
 
-def _band(cfg: TransferConfig, curves: list[WidthCurves]):
+def _band(cfg: TransferConfig, curves: list[WidthCurves]) -> Callable[[int], float]:
     """``S ↦ τ``: the band for ``S`` seeds from the configuration's pooled seed noise (NaN without one)."""
     from scipy.special import stdtrit
 
@@ -147,18 +150,19 @@ def _closed(table: pd.DataFrame, which: str) -> set[int]:
     return set(table.width[value])
 
 
-def _fit_edge(cfg: TransferConfig, curves: list[WidthCurves], which: str, band_of):
+def _fit_edge(cfg: TransferConfig, curves: list[WidthCurves], which: str, band_of: Callable[[int], float]):
     """``2^edge ≈ c·d^β`` with :func:`fit_power_law`. Its samples are row numbers into the widths' stacked seed
     curves, so that its bootstrap over each width's samples resamples whole seed curves; a resample whose edge is
-    open or absent gives NaN, which the fit drops and counts in its note."""
-    stacked = np.concatenate([c.loss for c in curves])
+    open or absent gives NaN, which the fit drops and counts in its note. Each width's rows index its own curves
+    and values (``fit_power_law`` passes one width's samples at a time)."""
     starts = np.cumsum([0] + [len(c.seeds) for c in curves])
     pick = {"low_edge": 1, "high_edge": 2, "first_diverged": 3}[which]
-    x = curves[0].x  # every width shares the grid
 
     def value(rows: np.ndarray) -> np.ndarray:
         rows = np.asarray(rows).astype(int)
-        index = band_edges(stacked[rows].mean(axis=-2), band_of(rows.shape[-1]))[pick]
+        k = int(np.searchsorted(starts, rows.flat[0], side="right")) - 1  # the width these rows are of
+        x, loss = curves[k].x, curves[k].loss
+        index = band_edges(loss[rows - starts[k]].mean(axis=-2), band_of(rows.shape[-1]))[pick]
         open_end = {"low_edge": 0, "high_edge": len(x) - 1}.get(which, -2)
         ok = (index >= 0) & (index != open_end)
         return np.where(ok, 2.0 ** x[np.clip(index, 0, None)], math.nan)

@@ -1,7 +1,9 @@
 """The joint drift fit of a transfer sweep: every width and seed of a configuration in one fit
 (:func:`~mhc_mup.stats.optimum.fit_joint_optimum`), ``L = c_g + a(d)·(x − x₀ − β·log2 d)²·(1 + κ·(x − x*))``.
 
-Per width, from the final validation losses ``(S seeds, J grid points)``:
+Per width, from the final validation losses ``(S seeds, J values)`` over that width's own values (those planned
+there and any run there, :func:`width_values`; widths and configurations of one folder may have different ones,
+unevenly spaced: every step below works on the width's own ``x``):
 
 * **flat**: the seed-mean loss varies over the finished grid points no more than the seeds' noise explains (an
   F-test at the analysis' confidence; ``σ``: one run's noise from the seeds' disagreement in the fit windows,
@@ -19,6 +21,7 @@ over seeds (:func:`~mhc_mup.stats.optimum.seed_bootstrap`), read like today's: t
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,15 +29,16 @@ import pandas as pd
 
 from mhc_mup.stats.optimum import JointOptimumFit, fit_joint_optimum, seed_bootstrap
 from mhc_mup.stats.readings import classify_interval, drift_verdict
-from mhc_mup.training.transfer.config import TransferConfig, log2_key
+from mhc_mup.training.transfer.config import TransferConfig, distinct_values, log2_key
 
-__all__ = ["WidthCurves", "fit_window", "flatness", "joint_drift", "seed_noise", "width_curves"]
+__all__ = ["WidthCurves", "fit_window", "flatness", "joint_drift", "seed_noise", "width_curves", "width_values"]
 
 
 @dataclass(frozen=True)
 class WidthCurves:
-    """One configuration's final losses at one width: ``loss`` ``(S, J)`` (NaN: diverged) of ``seeds`` at the
-    grid's ``x`` ``(J,)`` (log2 of the swept value, increasing)."""
+    """One configuration's final losses at one width: ``loss`` ``(S, J)`` (NaN: diverged) of ``seeds`` at that
+    width's own values ``x`` ``(J,)`` (log2 of the swept value, increasing; not necessarily evenly spaced, nor
+    the same at every width)."""
 
     width: int
     x: np.ndarray
@@ -46,12 +50,20 @@ class WidthCurves:
         return self.loss.mean(axis=0)
 
 
+def width_values(runs: pd.DataFrame, planned: Iterable[float] = ()) -> tuple[float, ...]:
+    """One configuration × width's own values ``(J,)``, increasing: those ``planned`` there (by the grids swept
+    into its folder, :func:`~mhc_mup.training.transfer.config.grid_values`) and every value any of its seeds ran
+    (``runs``: its rows of ``transfer.csv``), one per :func:`~.config.log2_key` (a planned value's float first)."""
+    return distinct_values(planned, runs.value)
+
+
 def width_curves(
     cfg: TransferConfig, runs: pd.DataFrame, values: tuple[float, ...] | None = None
 ) -> WidthCurves | None:
-    """The curves of one configuration at one width (``runs``, rows of ``transfer.csv``) over the grid's
-    ``values`` (default: its learning rates), or ``None`` until every seed has run every point."""
-    values = values or cfg.grid.lrs
+    """The curves of one configuration at one width (``runs``, rows of ``transfer.csv``) over ``values``
+    (increasing; default: the values run there by any seed, :func:`width_values`), or ``None`` until every seed
+    present there has run every one of them: a partly run width is not fitted."""
+    values = values or width_values(runs)
     keys = [log2_key(v) for v in values]
     seeds = tuple(s for s in range(cfg.grid.seeds) if (runs.seed == s).any())
     if not seeds or len(runs) == 0:

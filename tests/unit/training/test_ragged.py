@@ -1,0 +1,180 @@
+"""Ragged grids: a folder grown adaptively (a coarse grid everywhere, then more values only where needed) is
+analysed as a whole, each configuration × width over its own values. Synthetic runs whose answers are known."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mhc_mup.stats.fitting import FitSettings
+from mhc_mup.training.transfer import (
+    BUILTIN_CONFIGS,
+    SweepGrid,
+    TransferAnalysis,
+    TransferConfig,
+    analyse,
+    fit_parabola,
+    log2_key,
+)
+from mhc_mup.training.transfer.config import distinct_values, grid_values
+from mhc_mup.training.transfer.joint import width_curves
+from mhc_mup.training.transfer.noise import noise_table, paired_batch_se
+from tests.helpers import transfer_record
+
+MUP = BUILTIN_CONFIGS["mup"]
+COARSE = tuple(2.0**k for k in range(-12, -1))  # one octave apart: 2^-12 … 2^-2
+HALF = (2.0**-7.5, 2.0**-6.5, 2.0**-5.5)  # half-octave points around 2^-6.55
+
+
+def bowl(x: float, x0: float) -> float:
+    """A smooth loss in ``x = log2 η`` with its minimum at ``x0``, not a parabola (so a parabola through 3 points
+    of it is biased, less so where the points are closer)."""
+    return 3.0 + 0.4 * math.log(math.cosh(1.3 * (x - x0)))
+
+
+def records_over(values: dict[int, tuple[float, ...]], loss: Callable[[int, int, float], float], seeds: int = 2
+                 ) -> list[dict]:  # fmt: skip
+    """One record per width ``w``, seed and value in ``values[w]``, with final loss ``loss(w, seed, log2 value)``."""
+    return [transfer_record("mup", w, s, v, loss(w, s, math.log2(v))) for w, vs in values.items()
+            for s in range(seeds) for v in vs]  # fmt: skip
+
+
+def config_of(widths: tuple[int, ...], values: tuple[float, ...], seeds: int = 2) -> TransferConfig:
+    return TransferConfig(grid=SweepGrid(configs=(MUP,), widths=widths, lrs=values, seeds=seeds),
+                          analysis=TransferAnalysis(fit=FitSettings(n_boot=100)), device="cpu")  # fmt: skip
+
+
+def refined_folder() -> tuple[TransferConfig, tuple[SweepGrid, ...], list[dict]]:
+    """The coarse grid at d = 64, 128, 256, then half-octave points around the optimum (2^-6.55) at d = 256 alone,
+    each a grid of its own; two seeds that agree."""
+    coarse = SweepGrid(configs=(MUP,), widths=(64, 128, 256), lrs=COARSE, seeds=2)
+    refine = SweepGrid(configs=(MUP,), widths=(256,), lrs=HALF, seeds=2)
+    cfg = config_of((64, 128, 256), distinct_values(COARSE, HALF))
+    values = {64: COARSE, 128: COARSE, 256: distinct_values(COARSE, HALF)}
+    return cfg, (coarse, refine), records_over(values, lambda w, s, x: bowl(x, -6.55))
+
+
+# ── each configuration × width over its own values ─────────────────────────────────────────────────
+def test_each_width_is_fitted_over_its_own_values():
+    """The refined width uses its half-octave points (its parabola's bias falls from 0.016 to 0.003) and the coarse
+    widths are complete without them."""
+    cfg, grids, records = refined_folder()
+    result = analyse(cfg, records, grids)
+    assert result.values[("mup", 64)] == COARSE and result.values[("mup", 128)] == COARSE
+    assert result.values[("mup", 256)] == distinct_values(COARSE, HALF) and result.ragged
+    seeds = result.seed_optima.set_index(["width", "seed"])
+    assert (seeds.note == "").all() and seeds.log2_lr_opt.notna().all()
+    assert abs(seeds.loc[(256, 0), "log2_lr_opt"] + 6.55) < 0.005
+    assert abs(seeds.loc[(64, 0), "log2_lr_opt"] + 6.55) > 0.015  # the coarse grid's 3 points: biased
+    assert (result.optima.n_seeds_fit == 2).all()
+    assert result.drift.iloc[0].joint_widths == 3 and result.drift.iloc[0].n_widths == 3
+
+
+def test_a_seed_missing_one_of_its_widths_values_is_not_finished():
+    """Seed 1 has not run 2^-6.5 at d = 256 yet: its curve there is not fitted, nor is the width's in the joint
+    fit, the noise table or the edges; seed 0's is, and the other widths are untouched."""
+    cfg, grids, records = refined_folder()
+    records = [r for r in records if not (r["width"] == 256 and r["seed"] == 1 and r["lr"] == 2.0**-6.5)]
+    result = analyse(cfg, records, grids)
+    seeds = result.seed_optima.set_index(["width", "seed"])
+    assert seeds.loc[(256, 1), "note"] == "1 of 14 runs not finished yet"
+    assert math.isnan(seeds.loc[(256, 1), "log2_lr_opt"]) and math.isfinite(seeds.loc[(256, 0), "log2_lr_opt"])
+    assert (seeds.drop(index=[(256, 1)]).note == "").all()
+    assert result.drift.iloc[0].joint_widths == 2 and 256 not in set(result.edges.width)
+    noise = result.noise.set_index("width")
+    assert math.isnan(noise.loc[256, "seed_sigma"]) and noise.loc[256, "seed_dof"] == 0
+
+
+def test_a_width_whose_seed_ran_part_of_its_planned_values_is_not_fitted():
+    """What the grids planned counts, not only what ran: the one seed present at d = 128 has run 6 of its 11
+    planned values (a time budget stopped it), so it is not finished, though it has run every value run there."""
+    cfg = config_of((64, 128), COARSE, seeds=1)
+    records = records_over({64: COARSE, 128: COARSE[:6]}, lambda w, s, x: bowl(x, -6.55), seeds=1)
+    seeds = analyse(cfg, records).seed_optima.set_index("width")
+    assert seeds.loc[128, "note"] == "5 of 11 runs not finished yet" and seeds.loc[64, "note"] == ""
+
+
+def test_a_parabola_on_a_non_uniform_grid_recovers_the_optimum():
+    """Half-octave and quarter-octave points inside a one-octave grid: the parabola is a least-squares fit in
+    log2 η, so the vertex of a parabola through uneven points is exact."""
+    x = np.array(distinct_values(COARSE, (2.0**-6.5, 2.0**-6.25)))
+    x = np.log2(x)
+    fit = fit_parabola(x, 2.0 + 0.1 * (x + 6.4) ** 2)
+    assert fit.log2_opt == pytest.approx(-6.4, abs=1e-9) and fit.argmin == -6.5
+    assert fit.curvature == pytest.approx(0.1, rel=1e-9)
+
+
+def test_the_joint_fit_follows_a_drift_over_each_widths_own_values():
+    """η* ∝ d^−0.5 measured with values that follow the optimum: a coarse grid at d = 64, a narrower one with
+    half-octave points at d = 256 and 1024; both estimators recover β."""
+    rng = np.random.default_rng(3)
+    widths = (64, 128, 256, 512, 1024)
+    optimum = {w: -6 - 0.5 * math.log2(w / 64) for w in widths}
+    values = {w: COARSE if w in (64, 128, 512) else
+              tuple(2.0**x for x in np.arange(optimum[w] - 3.5, optimum[w] + 3.01, 0.5)) for w in widths}  # fmt: skip
+    shift = {(w, s): 0.02 * rng.standard_normal() for w in widths for s in range(3)}
+    records = records_over(values, lambda w, s, x: 3 + 0.2 * (x - optimum[w] - shift[(w, s)]) ** 2, seeds=3)
+    cfg = config_of(widths, distinct_values(*values.values()), seeds=3)
+    grids = tuple(SweepGrid(configs=(MUP,), widths=(w,), lrs=values[w], seeds=3) for w in widths)
+    result = analyse(cfg, records, grids)
+    row = result.drift.iloc[0]
+    assert len({result.values[("mup", w)] for w in widths}) == 3
+    assert row.joint_widths == 5 and row.joint_exponent == pytest.approx(-0.5, abs=0.03)
+    assert row.joint_low <= -0.5 <= row.joint_high and row.joint_verdict == "drifts"
+    assert row.exponent == pytest.approx(-0.5, abs=0.03) and row.verdict == "drifts"
+
+
+# ── noise pairs and the band's edges on ragged values ─────────────────────────────────────────────
+def test_noise_pairs_are_neighbours_within_each_widths_own_values():
+    """The paired batch SE pairs each value with the next of its own width: at the coarse width octave pairs,
+    at the refined one half-octave pairs too. The runs near the optimum wobble most, so that leaving out the
+    coarse width's pairs there (as neighbours on the folder's union grid would) moves the median."""
+    cfg, grids, _ = refined_folder()
+    rng = np.random.default_rng(0)
+    difficulty = rng.normal(0, 0.3, 6)
+    values = {64: COARSE, 256: distinct_values(COARSE, HALF)}
+    records = []
+    for w, vs in values.items():
+        for s in range(2):
+            for v in vs:
+                wobble = 0.03 if -8 <= math.log2(v) <= -5 else 0.01
+                batches = bowl(math.log2(v), -6.55) + difficulty + rng.normal(0, wobble, 6)
+                records.append(transfer_record("mup", w, s, v, float(batches.mean()))
+                               | {"value": v, "final_val_batch_losses": batches.tolist()})  # fmt: skip
+    table = noise_table(cfg, pd.DataFrame(records), records, grid_values(grids)).set_index("width")
+    assert list(table.index) == [64, 256]
+    for w, vs in values.items():
+        by = {(r["seed"], log2_key(r["lr"])): r["final_val_batch_losses"] for r in records if r["width"] == w}
+        pairs = [paired_batch_se(by[(s, log2_key(a))], by[(s, log2_key(b))]) for s in range(2)
+                 for a, b in itertools.pairwise(vs)]  # fmt: skip
+        assert len(pairs) == 2 * (len(vs) - 1) and table.loc[w, "val_pair_se"] == pytest.approx(np.median(pairs))
+
+
+# ── a uniform grid: what it always was ─────────────────────────────────────────────────────────────
+def test_a_uniform_grid_is_analysed_as_before():
+    """A full cross product, swept by one command or twice: every width over the grid's values, the same tables
+    with or without the grids, no ragged description; a seed short of a grid value is not finished."""
+    cfg = config_of((64, 128, 256), COARSE)
+    records = records_over(dict.fromkeys(cfg.grid.widths, COARSE), lambda w, s, x: bowl(x, -6.55 + 0.01 * s))
+    plain = analyse(cfg, records)
+    twice = analyse(cfg, records, (cfg.grid, cfg.grid))
+    for name in ("runs", "seed_optima", "optima", "drift", "noise", "edges", "edge_drift"):
+        pd.testing.assert_frame_equal(getattr(plain, name), getattr(twice, name))
+    assert set(plain.values.values()) == {COARSE} and not plain.ragged
+    short = analyse(cfg, [r for r in records if not (r["width"] == 128 and r["seed"] == 1 and r["lr"] == 2**-12)])
+    note = short.seed_optima.set_index(["width", "seed"]).loc[(128, 1), "note"]
+    assert note == "1 of 11 runs not finished yet"
+
+
+def test_width_curves_default_to_the_values_run_there():
+    """Without planned values a width's curves are over what its seeds ran; a seed short of one is not finished."""
+    cfg = config_of((64,), COARSE)
+    runs = analyse(cfg, records_over({64: COARSE[2:7]}, lambda w, s, x: bowl(x, -6.55))).runs
+    curves = width_curves(cfg, runs)
+    assert curves is not None and curves.x.tolist() == [-10.0, -9.0, -8.0, -7.0, -6.0] and curves.loss.shape == (2, 5)
+    assert width_curves(cfg, runs.iloc[1:]) is None
