@@ -66,7 +66,7 @@ def test_an_edge_moving_one_step_per_doubling_drifts_with_slope_minus_one():
     frame = edge_drift(CFG, "baseline", built, edges_table(CFG, "baseline", built))
     assert list(frame.columns) == list(EDGE_DRIFT_COLUMNS)
     drift = frame.set_index("edge")
-    q = quantization(x, list(widths))
+    q = quantization(np.diff(x), list(widths))  # an evenly spaced grid: every edge is one half-octave from the next
     assert q == pytest.approx(0.5 / 3)
     for edge in ("high_edge", "first_diverged"):
         row = drift.loc[edge]

@@ -22,7 +22,8 @@ from mhc_mup.training.transfer import (
     log2_key,
 )
 from mhc_mup.training.transfer.config import distinct_values, grid_values
-from mhc_mup.training.transfer.joint import width_curves
+from mhc_mup.training.transfer.edges import edge_drift, edges_table
+from mhc_mup.training.transfer.joint import WidthCurves, width_curves
 from mhc_mup.training.transfer.noise import noise_table, paired_batch_se
 from tests.helpers import transfer_record
 
@@ -153,6 +154,44 @@ def test_noise_pairs_are_neighbours_within_each_widths_own_values():
         pairs = [paired_batch_se(by[(s, log2_key(a))], by[(s, log2_key(b))]) for s in range(2)
                  for a, b in itertools.pairwise(vs)]  # fmt: skip
         assert len(pairs) == 2 * (len(vs) - 1) and table.loc[w, "val_pair_se"] == pytest.approx(np.median(pairs))
+
+
+def edge_curves(edges: dict[int, float]) -> list[WidthCurves]:
+    """3 seeds per width, flat at 2 up to the width's high edge, then rising by 1/4 per octave, seed offsets 0,
+    1/4, 1/2 (so the seeds' noise is exactly 0); seed 0 diverged 2 octaves above the edge. Each width has the
+    one-octave grid 2^-10 … 2^-2, a half-octave point just above its edge, and a stray value a quarter octave
+    above the first diverged one whose loss is back at 2 (beyond the rise: it must not extend the band); the
+    widest has one more value, 2^-9.5. So the spacing differs on the two sides of each edge."""
+    out = []
+    for width, edge in edges.items():
+        extra = {-9.5} if width == max(edges) else set()
+        x = np.array(sorted({*np.arange(-10.0, -1.5), edge + 0.5, edge + 2.25, *extra}))
+        point = 2.0 + np.where(x <= edge, 0.0, (x - edge) / 4)
+        point[np.isclose(x, edge + 2.25)] = 2.0
+        loss = point[None, :] + np.array([0.0, 0.25, 0.5])[:, None]
+        loss[0, np.isclose(x, edge + 2)] = np.nan
+        out.append(WidthCurves(width, x, loss, (0, 1, 2)))
+    return out
+
+
+def test_edges_on_each_widths_own_values_use_the_spacing_next_to_each_edge():
+    """A high edge moving down one octave per doubling, read on each width's own values: contiguous bands, the
+    edges where they were built, and each drift's interval widened by the spacing beside that edge on its open
+    side (0.5 above the high edge, not the 1 below it; 1 below the first diverged value, not the 0.25 above it)
+    over the 3 octaves of width."""
+    edges = {128: -4.0, 256: -5.0, 512: -6.0, 1024: -7.0}
+    built = edge_curves(edges)
+    assert len({tuple(c.x) for c in built}) == 4 and len({len(c.x) for c in built}) == 2  # each width its own
+    cfg = TransferConfig(device="cpu")
+    table = edges_table(cfg, "mup", built)
+    assert table.high_edge_log2.tolist() == list(edges.values()) and not table.high_open.any()
+    assert table.first_diverged_log2.tolist() == [e + 2 for e in edges.values()] and table.low_open.all()
+    drift = edge_drift(cfg, "mup", built, table).set_index("edge")
+    for which, spacing in (("high_edge", 0.5), ("first_diverged", 1.0)):
+        row = drift.loc[which]
+        assert row.exponent == pytest.approx(-1.0) and row.n_widths == 4
+        assert (row.ci_low, row.ci_high) == pytest.approx((-1 - spacing / 3, -1 + spacing / 3))
+        assert f"widened by ±{spacing / 3:.3f}" in row.note
 
 
 # ── a uniform grid: what it always was ─────────────────────────────────────────────────────────────

@@ -18,15 +18,18 @@ spaced: contiguity, the ends and the edges' neighbours are all within the width'
 Each edge's drift with width is fitted as the optimum's is, ``2^edge ≈ c·d^β``
 (:func:`~mhc_mup.stats.fitting.fit_power_law`: a bootstrap over each width's seeds, whole curves resampled, joined
 with the regression t-interval) over the widths where it is closed; widths where it is open or absent are left
-out and named. Edges lie on grid points, so the interval is widened by :func:`quantization` (a half-octave grid
-over 16× in width: ±0.125, wider than a ±0.1 tolerance: an edge's drift can read "drifts", not "transfers").
+out and named. Edges lie on grid points, so the interval is widened by :func:`quantization`: the largest, over the
+fitted widths, of the spacing between each width's edge and its neighbour beyond it (:func:`edge_spacing`), over
+the widths' span in octaves (a half-octave grid over 16× in width: ±0.125, wider than a ±0.1 tolerance: an edge's
+drift can read "drifts", not "transfers"). On an evenly spaced grid that is the grid's spacing; where values were
+added next to the edges, their finer spacing.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -36,7 +39,10 @@ from mhc_mup.stats.readings import classify_interval, drift_verdict
 from mhc_mup.training.transfer.config import TransferConfig
 from mhc_mup.training.transfer.joint import WidthCurves, seed_noise
 
-__all__ = ["EDGES", "EDGE_COLUMNS", "EDGE_DRIFT_COLUMNS", "band_edges", "edge_drift", "edges_table", "quantization"]
+__all__ = [
+    "EDGES", "EDGE_COLUMNS", "EDGE_DRIFT_COLUMNS", "band_edges", "edge_drift", "edge_spacing", "edges_table",
+    "quantization",
+]  # fmt: skip
 
 EDGES = ("high_edge", "low_edge", "first_diverged")
 EDGE_COLUMNS = (
@@ -105,7 +111,8 @@ def edge_drift(cfg: TransferConfig, name: str, curves: list[WidthCurves], table:
             continue
         fitted = [c for c in curves if c.width in closed]
         fit = _fit_edge(cfg, fitted, which, band_of)
-        grid = quantization(fitted[0].x, [c.width for c in fitted])
+        at = dict(zip(table.width, table[f"{which}_log2"], strict=True))
+        grid = quantization([edge_spacing(c, at[c.width], which) for c in fitted], [c.width for c in fitted])
         low, high = fit.ci_low - grid, fit.ci_high + grid
         verdict, direction = drift_verdict(classify_interval(fit.exponent, low, high, cfg.analysis.tolerance))
         rows.append(row | {
@@ -122,11 +129,21 @@ def _clean(v: float) -> float:
     return round(v, 12) + 0.0
 
 
-def quantization(x: np.ndarray, widths: list[int]) -> float:
-    """How far grid rounding alone can tilt an edge's drift exponent: an edge is known to one grid spacing ``Δ``
-    (the true crossing lies between it and the next point), so over widths spanning ``log2(d_max/d_min)`` octaves
-    the exponent is uncertain by ``Δ / log2(d_max/d_min)`` whatever the seeds say."""
-    return float(np.max(np.diff(x))) / math.log2(max(widths) / min(widths))
+def edge_spacing(c: WidthCurves, edge: float, which: str) -> float:
+    """How well width ``c``'s values place its closed edge ``which`` at ``x = edge`` (one of ``c.x``): the spacing
+    to the neighbouring value beyond it, where the true crossing lies — the next value up from a high edge, the
+    next down from a low edge or the first diverged value (the last one that did not diverge)."""
+    j = int(np.argmin(np.abs(c.x - edge)))
+    return float(c.x[j + 1] - c.x[j]) if which == "high_edge" else float(c.x[j] - c.x[j - 1])
+
+
+def quantization(spacings: Iterable[float], widths: Sequence[int]) -> float:
+    """How far grid rounding alone can tilt an edge's drift exponent: at each width the edge is known to the
+    spacing ``Δ_d`` of that width's values next to it (:func:`edge_spacing`: the true crossing lies between it and
+    its neighbour), so over widths spanning ``log2(d_max/d_min)`` octaves the exponent is uncertain by
+    ``max_d Δ_d / log2(d_max/d_min)`` whatever the seeds say (``spacings``: ``Δ_d`` per fitted width; the
+    largest, so that the coarsest-placed edge bounds it)."""
+    return max(spacings) / math.log2(max(widths) / min(widths))
 
 
 def _band(cfg: TransferConfig, curves: list[WidthCurves]) -> Callable[[int], float]:
