@@ -1,9 +1,11 @@
 """Ragged grids: a folder grown adaptively (a coarse grid everywhere, then more values only where needed) is
-analysed as a whole, each configuration × width over its own values. Synthetic runs whose answers are known."""
+analysed as a whole, each configuration × width over its own values. Synthetic runs whose answers are known, and
+real commands into one folder for the folder's union grid and what ``missing`` counts."""
 
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from collections.abc import Callable
 
@@ -25,6 +27,8 @@ from mhc_mup.training.transfer.config import distinct_values, grid_values
 from mhc_mup.training.transfer.edges import edge_drift, edges_table
 from mhc_mup.training.transfer.joint import WidthCurves, width_curves
 from mhc_mup.training.transfer.noise import noise_table, paired_batch_se
+from mhc_mup.training.transfer.store import folder_config, folder_grids, write_sweep_file
+from tests.helpers import tiny_transfer_config as tiny_cfg
 from tests.helpers import transfer_record
 
 MUP = BUILTIN_CONFIGS["mup"]
@@ -192,6 +196,39 @@ def test_edges_on_each_widths_own_values_use_the_spacing_next_to_each_edge():
         assert row.exponent == pytest.approx(-1.0) and row.n_widths == 4
         assert (row.ci_low, row.ci_high) == pytest.approx((-1 - spacing / 3, -1 + spacing / 3))
         assert f"widened by ±{spacing / 3:.3f}" in row.note
+
+
+# ── a folder grown by several commands ─────────────────────────────────────────────────────────────
+def test_the_folders_union_grid_and_its_grids(small_corpus_file, tmp_path):
+    """``folder_config``: the command's configurations then the earlier ones, every width, the most seeds, every
+    value (one float per key, the earliest), the base width kept; ``folder_grids``: each command's grid; a folder
+    written before grids were recorded stands for them with its union."""
+    out = tmp_path / "out"
+    out.mkdir()
+    first = tiny_cfg(small_corpus_file, widths=(32, 16), seeds=2, base_d=16)
+    assert folder_config(first, out) is first and folder_grids(first, out) == (first.grid,)
+    write_sweep_file(first, out)
+    assert folder_config(first, out).grid == first.grid  # one command: its own grid, in its order
+    nearly = 2.0**-8 * (1 + 1e-9)  # the same key as 2^-8: the same run file
+    second = tiny_cfg(small_corpus_file, configs=(BUILTIN_CONFIGS["control-sp"],), widths=(64,),
+                      lrs=(2.0**-10, 2.0**-9, nearly), base_d=16)  # fmt: skip
+    write_sweep_file(second, out)
+    union = folder_config(second, out)
+    assert [c.name for c in union.grid.configs] == ["control-sp", "control-mup"]
+    assert union.grid.widths == (16, 32, 64) and union.grid.seeds == 2 and union.base_d == 16
+    assert union.grid.lrs == (2.0**-10, 2.0**-9, 2.0**-8, 2.0**-6, 2.0**-4)
+    grids = folder_grids(second, out)
+    assert [(g.configs[0].name, g.widths, g.seeds) for g in grids] == [("control-mup", (32, 16), 2),
+                                                                       ("control-sp", (64,), 1)]  # fmt: skip
+    assert grid_values(grids)[("control-sp", 64)] == (2.0**-10, 2.0**-9, nearly)
+    write_sweep_file(second, out)  # the same command again: no second copy of its grid
+    assert len(json.loads((out / "sweep.json").read_text())["grids"]) == 2
+    doc = json.loads((out / "sweep.json").read_text())
+    del doc["grids"]
+    (out / "sweep.json").write_text(json.dumps(doc))
+    old, mine = folder_grids(second, out)
+    assert old.widths == (16, 32, 64) and [c.name for c in old.configs] == ["control-sp", "control-mup"]
+    assert mine == second.grid
 
 
 # ── a uniform grid: what it always was ─────────────────────────────────────────────────────────────

@@ -7,6 +7,7 @@ other settings is an error, never reused.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -15,11 +16,12 @@ from mhc_mup._io import atomic_write_text, json_safe, software_versions
 from mhc_mup._locks import claim, one_at_a_time
 from mhc_mup._schema import ListOf, Optional, first_problem
 from mhc_mup.errors import TransferError
-from mhc_mup.training.transfer.config import IMPLICIT_SETTINGS, RunKey, TransferConfig
+from mhc_mup.training.transfer.config import IMPLICIT_SETTINGS, RunKey, SweepGrid, TransferConfig, distinct_values
+from mhc_mup.training.transfer.configurations import Configuration
 from mhc_mup.training.transfer.run import RUN_FORMAT
 
 __all__ = ["RUN_SHAPE", "SETTINGS_ADDED", "SWEEP_FORMAT", "SWEEP_SHAPE", "OnRun", "RunStore", "base_lr_from",
-           "load_records", "plan", "read_json", "write_sweep_file"]  # fmt: skip
+           "folder_config", "folder_grids", "load_records", "plan", "read_json", "write_sweep_file"]  # fmt: skip
 
 SWEEP_FORMAT = "mhc-mup-transfer-sweep/1"
 SETTINGS_ADDED = {"stream_dtype": "float32", "kernels": "auto", "cuda_graphs": "off", "corpus_sha256": "unrecorded"}
@@ -38,8 +40,12 @@ RUN_SHAPE = {
 }  # fmt: skip
 """What the readers of a stored run use, by type (:func:`mhc_mup._schema.first_problem`)."""
 SWEEP_SHAPE = {"format": str, "settings": {}, "grid": {"configs": ListOf({"name": str}), "widths": ListOf(int),
-                                                      "seeds": int, "lrs": ListOf(float)}}  # fmt: skip
-"""What the readers of sweep.json use, by type."""
+                                                      "seeds": int, "lrs": ListOf(float)},
+               "grids": Optional(ListOf({"configs": ListOf(str), "widths": ListOf(int), "seeds": int,
+                                         "lrs": ListOf(float)}))}  # fmt: skip
+"""What the readers of sweep.json use, by type: ``grid`` is the union of every grid swept into the folder,
+``grids`` each of them (configuration names, widths, seeds, values), earliest first; folders written before
+``grids`` was recorded have only the union."""
 
 
 def read_json(path: Path, shape: dict | None = None) -> dict:
@@ -117,20 +123,70 @@ def _check_sweep_file(cfg: TransferConfig, out: Path, settings: Mapping) -> None
 
 
 def write_sweep_file(cfg: TransferConfig, out: Path) -> None:
-    """``sweep.json``: the settings (fixed for the folder) and the union of every grid swept into it (one process
-    at a time: several may share the folder)."""
+    """``sweep.json``: the settings (fixed for the folder), the union of every grid swept into it (``grid``) and
+    each of those grids (``grids``, this command's appended unless already there); one process at a time:
+    several may share the folder."""
     path = Path(out) / "sweep.json"
     with one_at_a_time(path.with_name(".sweep.json.lock")):
         grid = cfg.grid.to_dict()
+        mine = _grid_entry(grid)
+        grids = [mine]
         if path.exists():
-            old = read_json(path, SWEEP_SHAPE)["grid"]
+            stored = read_json(path, SWEEP_SHAPE)
+            old = stored["grid"]
+            grids = stored.get("grids") or [_grid_entry(old)]
+            grids += [mine] if mine not in grids else []
             names = {c["name"] for c in grid["configs"]}
-            grid["configs"] = grid["configs"] + [c for c in old.get("configs", []) if c["name"] not in names]
-            grid["widths"] = sorted(set(grid["widths"]) | set(old.get("widths", [])))
-            grid["seeds"] = max(grid["seeds"], old.get("seeds", 0))
-            grid["lrs"] = sorted(set(grid["lrs"]) | set(old.get("lrs", [])))
-        doc = {"format": SWEEP_FORMAT, "settings": cfg.settings(), "grid": grid, "versions": software_versions()}
+            grid["configs"] = grid["configs"] + [c for c in old["configs"] if c["name"] not in names]
+            grid["widths"] = sorted(set(grid["widths"]) | set(old["widths"]))
+            grid["seeds"] = max(grid["seeds"], old["seeds"])
+            grid["lrs"] = list(distinct_values(old["lrs"], grid["lrs"]))
+        doc = {"format": SWEEP_FORMAT, "settings": cfg.settings(), "grid": grid, "grids": grids,
+               "versions": software_versions()}  # fmt: skip
         atomic_write_text(path, json.dumps(json_safe(doc), indent=1) + "\n")
+
+
+def _grid_entry(grid: Mapping) -> dict:
+    """One grid of ``sweep.json``'s ``grids``: ``grid`` (as :meth:`SweepGrid.to_dict` writes it) with its
+    configurations by name (``grid`` defines them)."""
+    return {"configs": [c["name"] for c in grid["configs"]], "widths": list(grid["widths"]), "seeds": grid["seeds"],
+            "lrs": list(grid["lrs"])}  # fmt: skip
+
+
+def folder_config(cfg: TransferConfig, out: str | Path) -> TransferConfig:
+    """What analyses every run stored in ``out``: ``cfg`` with the union of the grids swept into the folder
+    (``sweep.json``'s ``grid``: ``cfg``'s configurations, then the earlier ones; every width, increasing, or
+    ``cfg``'s widths in its order when the folder has no other; the most seeds; every value) and ``cfg``'s base
+    width made explicit, since the folder's settings fix it (the union's smallest width must not replace it).
+    ``cfg`` itself when ``out`` holds no ``sweep.json``."""
+    path = Path(out) / "sweep.json"
+    if not path.exists():
+        return cfg
+    old = read_json(path, SWEEP_SHAPE)["grid"]
+    mine = cfg.grid
+    names = {c.name for c in mine.configs}
+    configs = mine.configs + tuple(Configuration.from_dict(c) for c in old["configs"] if c["name"] not in names)
+    widths = mine.widths if set(old["widths"]) <= set(mine.widths) else tuple(sorted({*mine.widths, *old["widths"]}))
+    grid = SweepGrid(configs, widths, distinct_values(old["lrs"], mine.lrs), max(mine.seeds, old["seeds"]))
+    return dataclasses.replace(cfg, grid=grid, base_d=cfg.base_width)
+
+
+def folder_grids(cfg: TransferConfig, out: str | Path) -> tuple[SweepGrid, ...]:
+    """Every grid swept into ``out``, earliest first (``sweep.json``'s ``grids``; a folder written before they
+    were recorded has only its union, which stands for them all), then ``cfg``'s unless already there: what each
+    configuration × width was planned to run (:func:`~mhc_mup.training.transfer.config.grid_values`)."""
+    path = Path(out) / "sweep.json"
+    if not path.exists():
+        return (cfg.grid,)
+    stored = read_json(path, SWEEP_SHAPE)
+    configs = {c.name: c for c in folder_config(cfg, out).grid.configs}
+    grids = []
+    for g in stored.get("grids") or [_grid_entry(stored["grid"])]:
+        if unknown := [n for n in g["configs"] if n not in configs]:
+            raise TransferError(f"'{path}': grids name configuration {unknown[0]!r}, which its grid does not define")
+        grids.append(SweepGrid(tuple(configs[n] for n in g["configs"]), tuple(g["widths"]),
+                               distinct_values(g["lrs"]), g["seeds"]))  # fmt: skip
+    return (*grids, cfg.grid) if cfg.grid not in grids else tuple(grids)
 
 
 class RunStore:
