@@ -127,7 +127,11 @@ def register(p: argparse.ArgumentParser) -> None:
         "and seed at once (a skewed parabola in log2 of the swept value whose optimum moves as d^β), and read "
         "β's 95% interval: transfers when it lies in ±tolerance, drifts when β lies outside and its interval "
         "excludes 0, unclear otherwise (the per-seed parabola optima and their drift are kept beside it). "
-        f"Writes DIR/{WRITES}. Finished runs are kept: the same command again skips them."
+        f"Writes DIR/{WRITES}. Finished runs are kept: the same command again skips them. The grid may grow "
+        "adaptively: a later command into the same --out may sweep other values, widths, seeds or configurations "
+        "(e.g. more learning rates for one configuration at one width), and the tables and report cover every "
+        "run stored in DIR, each configuration and width over its own values (give --base-width when the "
+        "commands sweep different widths: it is part of DIR's settings)."
     )
     g = p.add_argument_group("configurations")
     g.add_argument(
@@ -419,7 +423,8 @@ def print_transfer(result: TransferResult, console: Console) -> None:
     cfg = result.config
     sym = cfg.sweep.symbol
     what = "learning rate" if cfg.sweep.hyper == "lr" else cfg.sweep.hyper
-    t = table(f"Optimal {what} per width: parabola in log2 {sym[:-1]} around the argmin ({cfg.describe()})")
+    t = table(f"Optimal {what} per width: parabola in log2 {sym[:-1]} around the argmin "
+              f"({cfg.describe(result.ragged)})")  # fmt: skip
     for col in ("config", "width", f"log2 {sym}", f"{cfg.confidence:.0%} interval", sym, f"loss at {sym}", "seeds"):
         t.add_column(col, justify="left" if col == "config" else "right", no_wrap=True)
     t.add_column("note", overflow="fold")
@@ -448,7 +453,8 @@ def print_transfer(result: TransferResult, console: Console) -> None:
     runs = result.runs
     if len(runs):
         console.print(
-            f"{len(runs)} runs in the grid stored ({result.executed} by this call, {result.missing} left), "
+            f"{len(runs)} runs stored in the folder ({result.executed} by this call, {result.missing} of this "
+            f"command's grid left), "
             f"{int(runs.diverged.astype(bool).sum())} diverged; {runs.seconds.sum():.1f} s of run time in all, "
             f"median {runs.seconds.median():.2f} s and {runs.tokens_per_s.median():,.0f} tokens/s per run",
             soft_wrap=True,

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mhc_mup.errors import TransferError
 from mhc_mup.stats.fitting import FitSettings
 from mhc_mup.training.transfer import (
     BUILTIN_CONFIGS,
@@ -22,11 +23,14 @@ from mhc_mup.training.transfer import (
     analyse,
     fit_parabola,
     log2_key,
+    plan,
+    run_transfer,
 )
 from mhc_mup.training.transfer.config import distinct_values, grid_values
 from mhc_mup.training.transfer.edges import edge_drift, edges_table
 from mhc_mup.training.transfer.joint import WidthCurves, width_curves
 from mhc_mup.training.transfer.noise import noise_table, paired_batch_se
+from mhc_mup.training.transfer.report import build_transfer_report
 from mhc_mup.training.transfer.store import folder_config, folder_grids, write_sweep_file
 from tests.helpers import tiny_transfer_config as tiny_cfg
 from tests.helpers import transfer_record
@@ -231,6 +235,40 @@ def test_the_folders_union_grid_and_its_grids(small_corpus_file, tmp_path):
     assert mine == second.grid
 
 
+def test_a_folder_grown_by_two_commands_is_analysed_as_a_whole(small_corpus_file, tmp_path):
+    """A coarse command, then a second configuration at one width over another range of learning rates: the
+    second command's analysis covers both, each configuration × width over its own values; ``missing`` counts
+    only the command's own grid; a third command stopped before training leaves its width not finished."""
+    out = tmp_path / "out"
+    first = tiny_cfg(small_corpus_file, base_d=16)  # control-mup, d = 16, 32, 2^-8 … 2^-4
+    run_transfer(first, out)
+    second = tiny_cfg(small_corpus_file, configs=(BUILTIN_CONFIGS["control-sp"],), widths=(32,),
+                      lrs=(2.0**-10, 2.0**-9, 2.0**-8), base_d=16)  # fmt: skip
+    with pytest.raises(TransferError, match=r"other settings \(base_d: 16 there, 32 now\)"):
+        plan(second.with_leaves(base_d=None), out)  # its own smallest width would be another base width
+    result = run_transfer(second, out)
+    assert (result.executed, result.missing, len(result.runs)) == (3, 0, 9)
+    assert len(pd.read_csv(out / "transfer.csv")) == 9
+    assert result.values == {("control-sp", 32): second.grid.lrs, ("control-mup", 16): first.grid.lrs,
+                             ("control-mup", 32): first.grid.lrs}  # fmt: skip
+    assert list(zip(result.optima.config, result.optima.width, strict=True)) == [
+        ("control-sp", 32), ("control-mup", 16), ("control-mup", 32)]  # fmt: skip
+    assert not result.seed_optima.note.str.contains("not finished").any() and result.ragged
+    report = (out / "transfer_report.md").read_text()
+    assert "values per configuration and width: see transfer.csv" in report
+    assert "η = 2^-10, 2^-9, 2^-8 (3 values) at control-sp d = 32" in report
+    assert "η = 2^-8, 2^-6, 2^-4 (3 values) at control-mup d = 16, 32" in report
+
+    third = second.with_leaves(lrs=(2.0**-11, 2.0**-10, 2.0**-9, 2.0**-8))
+    stopped = run_transfer(third, out, time_budget=1e-9)
+    assert (stopped.executed, stopped.missing, len(stopped.runs)) == (0, 1, 9)
+    seeds = stopped.seed_optima.set_index(["config", "width"])
+    assert seeds.loc[("control-sp", 32), "note"] == "1 of 4 runs not finished yet"
+    mup_rows = result.optima[result.optima.config == "control-mup"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(stopped.optima[stopped.optima.config == "control-mup"].reset_index(drop=True),
+                                  mup_rows)  # fmt: skip
+
+
 # ── a uniform grid: what it always was ─────────────────────────────────────────────────────────────
 def test_a_uniform_grid_is_analysed_as_before():
     """A full cross product, swept by one command or twice: every width over the grid's values, the same tables
@@ -242,6 +280,9 @@ def test_a_uniform_grid_is_analysed_as_before():
     for name in ("runs", "seed_optima", "optima", "drift", "noise", "edges", "edge_drift"):
         pd.testing.assert_frame_equal(getattr(plain, name), getattr(twice, name))
     assert set(plain.values.values()) == {COARSE} and not plain.ragged
+    assert cfg.describe(plain.ragged).endswith("η = 2^-12.00 … 2^-2.00 (11 points)")
+    report = build_transfer_report(plain, b"")
+    assert "different values" not in str(report) and "see transfer.csv" not in str(report)
     short = analyse(cfg, [r for r in records if not (r["width"] == 128 and r["seed"] == 1 and r["lr"] == 2**-12)])
     note = short.seed_optima.set_index(["width", "seed"]).loc[(128, 1), "note"]
     assert note == "1 of 11 runs not finished yet"

@@ -345,20 +345,25 @@ class TransferConfig(FlatView):
         """The spec of grid point ``key`` (``settings``: :meth:`run_settings`, passed to make it once)."""
         return RunSpec(self.config_named(key.config), key.width, key.seed, key.lr, settings or self.run_settings())
 
-    def describe(self) -> str:
+    def describe(self, ragged: bool = False) -> str:
+        """The recipe, the model's shape and the grid in one line; ``ragged``: the configurations and widths
+        analysed do not all share the grid's values (a folder grown adaptively), so the grid's values are
+        described as their union and the reader sent to ``transfer.csv`` for each configuration's and width's."""
         train, shape = self.recipe.train, self.model
         return (
             f"{train.optimizer} for {train.steps} steps of {train.batch_size}×{train.seq_len} bytes (warmup "
             f"{self.recipe.warmup:g}, cosine to 0.1×); depth {shape.depth}, {shape.heads} heads, "
             f"n_s={shape.mhc.n_s}, K={shape.mhc.K}; base width {self.base_width}; {self.grid.seeds} seed(s); "
-            + self._describe_grid()
+            + self._describe_grid(ragged)
             + ("; bf16 residual streams" if self.numerics.stream_dtype == "bfloat16" else "")
             + ("; torch.compile inside the captured step" if self.numerics.torch_compile else "")
         )
 
-    def _describe_grid(self) -> str:
+    def _describe_grid(self, ragged: bool = False) -> str:
         lrs, sweep = self.grid.lrs, self.sweep
-        span = f"2^{math.log2(lrs[0]):.2f} … 2^{math.log2(lrs[-1]):.2f} ({len(lrs)} points)"
+        count = f"{len(lrs)} values in all; values per configuration and width: see transfer.csv" if ragged else (
+            f"{len(lrs)} points")
+        span = f"2^{math.log2(lrs[0]):.2f} … 2^{math.log2(lrs[-1]):.2f} ({count})"
         if sweep.hyper == "lr":
             return f"η = {span}"
         return f"{sweep.hyper} ({sweep.spec.what}) = {span} × the rule's, at η = 2^{math.log2(sweep.base_lr):.2f}"

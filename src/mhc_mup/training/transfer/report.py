@@ -222,6 +222,23 @@ def _noise_blocks(result: TransferResult) -> list:
     )
 
 
+def _values_text(result: TransferResult) -> str:
+    """Which values each configuration × width was analysed over, for a folder whose configurations and widths do
+    not share one set: one clause per distinct set of values (each value and their count), naming the
+    configurations and widths analysed over it."""
+    what = "η" if result.config.sweep.hyper == "lr" else result.config.sweep.hyper
+    where: dict[tuple[float, ...], dict[str, list[int]]] = {}
+    for (name, width), own in result.values.items():
+        where.setdefault(own, {}).setdefault(name, []).append(width)
+    clauses = [
+        f"{what} = {', '.join(f'2^{math.log2(v):g}' for v in own)} ({len(own)} values) at "
+        + "; ".join(f"{name} d = {', '.join(map(str, widths))}" for name, widths in places.items())
+        for own, places in where.items()
+    ]  # fmt: skip
+    return ("The configurations and widths were swept over different values (a grid grown adaptively); each is "
+            "analysed over its own: " + ". ".join(clauses) + ".")  # fmt: skip
+
+
 def _interval(low: float, high: float) -> str:
     return f"[{_fmt(low, '+.3f')}, {_fmt(high, '+.3f')}]"
 
@@ -287,7 +304,9 @@ def build_transfer_report(result: TransferResult, png: bytes):
     )
     configurations = "; ".join(f"{c.name} = {c.describe()}" for c in cfg.grid.configs)
     blocks.append(Paragraph(f"Configurations: {configurations}."))
-    blocks.append(Paragraph(f"Each run: {cfg.describe()}. {cost}"))
+    blocks.append(Paragraph(f"Each run: {cfg.describe(result.ragged)}. {cost}"))
+    if result.ragged:
+        blocks.append(Paragraph(_values_text(result)))
     if result.corpora:
         blocks.append(Paragraph(f"Data: {'; '.join(result.corpora)}."))
     for note in result.notes:

@@ -1,5 +1,6 @@
 """A whole transfer sweep: check everything, run the pending grid points (each stored as it ends), analyse
-every stored run of the grid and write the tables, the figure and the report.
+every run stored in the folder (the union of every grid swept into it) and write the tables, the figure and the
+report.
 
 Does the optimal learning rate found at a small width hold at large width? A sweep trains the byte-level mHC
 language model (:class:`~mhc_mup.training.model.MHCLM`) at every point of a grid: configuration × width ``d``
@@ -22,7 +23,15 @@ from mhc_mup.training.transfer.config import RunKey, TransferConfig
 from mhc_mup.training.transfer.cost import SweepCost, estimate_cost
 from mhc_mup.training.transfer.executors import import_ray, run_local, run_ray, runs_in_turns, worker_devices
 from mhc_mup.training.transfer.report import write_outputs
-from mhc_mup.training.transfer.store import OnRun, RunStore, load_records, plan, write_sweep_file
+from mhc_mup.training.transfer.store import (
+    OnRun,
+    RunStore,
+    folder_config,
+    folder_grids,
+    load_records,
+    plan,
+    write_sweep_file,
+)
 
 __all__ = ["run_transfer", "transfer_cost"]
 
@@ -38,13 +47,17 @@ def run_transfer(
     runs_per_gpu: int = 1,
     on_run: OnRun | None = None,
 ) -> TransferResult:
-    """Run every pending grid point of ``cfg`` (storing each as it ends), then analyse the whole grid and write
-    ``transfer.csv``, ``curves.csv``, ``optima_seeds.csv``, ``optima.csv``, ``drift.csv``, ``transfer.png``
-    and ``transfer_report.md`` / ``.html`` into ``out``.
+    """Run every pending grid point of ``cfg`` (storing each as it ends), then analyse every run stored in
+    ``out`` — the union of every grid swept into it (:func:`~.store.folder_config`), each configuration × width
+    over its own values (:func:`~.store.folder_grids`) — and write ``transfer.csv``, ``curves.csv``,
+    ``optima_seeds.csv``, ``optima.csv``, ``drift.csv``, ``transfer.png`` and ``transfer_report.md`` / ``.html``
+    into ``out``. So a folder's grid may grow adaptively: a later command adds values, widths, seeds or
+    configurations where they are needed, and its analysis covers them with the earlier runs.
 
     ``runs_per_gpu`` runs share each GPU at once (local pool and Ray). Every check runs before anything is
     written. No new run starts after ``time_budget`` seconds; the tables
-    are then written from the finished runs and ``missing`` counts the rest (run again to continue). Several
+    are then written from the finished runs and ``missing`` counts the rest of ``cfg``'s grid (run again to
+    continue; points of earlier grids not stored are not counted). Several
     processes may share ``out``: each claims a run before training it, so each run is trained once.
     """
     out = Path(out)
@@ -60,10 +73,11 @@ def run_transfer(
         run_ray(specs, cuda, store, deadline, ray_address, runs_per_gpu)
     else:
         run_local(specs, devices, store, deadline)
-    records = load_records(cfg, out)
-    result = analyse(cfg, records)
+    folder = folder_config(cfg, out)
+    result = analyse(folder, load_records(folder, out), folder_grids(cfg, out))
     # what is on disk counts: other processes sharing the folder may have stored runs meanwhile
-    result.missing, result.executed = len(cfg.runs()) - len(records), store.done - len(finished)
+    result.missing = sum(not key.path(out).exists() for key in cfg.runs())
+    result.executed = store.done - len(finished)
     write_outputs(result, out)
     return result
 
