@@ -272,3 +272,26 @@ def test_dry_run_prints_the_plan_after_every_check_and_writes_nothing(small_corp
     printed = capsys.readouterr().out
     assert "of" in printed and "runs to train:" in printed and "no GPU time estimate on the CPU" in printed
     assert not out.exists()
+
+
+def test_report_only_rewrites_the_outputs_from_the_stored_runs_and_trains_nothing(small_corpus_file, tmp_path, capsys):
+    """``--report-only`` reads the folder's settings and grids from sweep.json (no --corpus or grid flags needed),
+    rewrites the tables with the analysis flags given, and refuses a folder without a sweep in one line."""
+    out = tmp_path / "t"
+    assert main(["transfer", *FAST, "--corpus", str(small_corpus_file), "--out", str(out), "--quiet"]) == 0
+    optima = pd.read_csv(out / "optima.csv")
+    stored = sorted(p.stat().st_mtime_ns for p in (out / "runs").rglob("*.json"))
+    (out / "drift.csv").unlink()
+    capsys.readouterr()
+    assert main(["transfer", "--report-only", "--out", str(out), "--bootstrap", "50", "--tolerance", "0.3"]) == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "6 runs stored in the folder (0 by this call, 0 planned by the folder's grids not stored)" in printed
+    pd.testing.assert_frame_equal(pd.read_csv(out / "optima.csv"), optima)
+    assert (pd.read_csv(out / "drift.csv").tolerance == 0.3).all()
+    assert sorted(p.stat().st_mtime_ns for p in (out / "runs").rglob("*.json")) == stored
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["transfer", "--report-only", "--out", str(empty)]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().count("\n") == 0 and "holds no transfer sweep (no sweep.json)" in err
+    assert list(empty.iterdir()) == []

@@ -46,6 +46,7 @@ from mhc_mup.training.transfer import (
     TransferConfig,
     TransferError,
     TransferResult,
+    analyse_folder,
     drift_sentence,
     joint_sentence,
     lr_grid,
@@ -230,6 +231,10 @@ def register(p: argparse.ArgumentParser) -> None:
                         f"points on each side (default {d.joint_halfwidth}); a note says when the curve misfits "
                         f"that window")  # fmt: skip
     add_bootstrap(g, d.n_boot)
+    g.add_argument("--report-only", action="store_true",
+                   help="train nothing: write the tables, figure and report from the runs stored in --out, with "
+                        "the settings and grids its sweep.json records (any machine can read a folder a GPU "
+                        "filled); only the analysis flags above apply")  # fmt: skip
 
     g = p.add_argument_group("execution")
     add_device(g, "; CUDA runs in bf16 autocast", auto=True)
@@ -342,6 +347,8 @@ def _lr_values(args: argparse.Namespace, grid: tuple) -> tuple[float, ...]:
 def run_transfer_command(args: argparse.Namespace) -> int:
     """The ``transfer`` handler: validate everything (and the resume folder), run the pending runs, write."""
     check_out_dir(args.out)
+    if args.report_only:
+        return _report_only(args)
     cfg = transfer_config(args)
     console, err, show_progress = consoles(args.quiet)
     n_total = len(cfg.runs())
@@ -368,6 +375,21 @@ def run_transfer_command(args: argparse.Namespace) -> int:
         raise write_failure(args.out, exc) from None
     if not args.quiet:
         print_transfer(result, console)
+        console.print(f"wrote {args.out}/: transfer.csv, optima.csv, drift.csv, transfer.png, transfer_report.md")
+    return 0
+
+
+def _report_only(args: argparse.Namespace) -> int:
+    """``--report-only``: analyse the runs stored in ``--out`` and write the outputs, training nothing."""
+    analysis = {k: v for k, v in (("tolerance", args.tolerance), ("joint_halfwidth", args.joint_halfwidth),
+                                  ("n_boot", args.bootstrap)) if v is not None}  # fmt: skip
+    console, _, _ = consoles(args.quiet)
+    try:
+        result = analyse_folder(args.out, analysis)
+    except OSError as exc:
+        raise write_failure(args.out, exc) from None
+    if not args.quiet:
+        print_transfer(result, console, left="planned by the folder's grids not stored")
         console.print(f"wrote {args.out}/: transfer.csv, optima.csv, drift.csv, transfer.png, transfer_report.md")
     return 0
 
@@ -418,8 +440,9 @@ def _noise_line(result: TransferResult) -> str:
     return f"noise (nats/byte, medians; noise.csv): {', '.join(parts)}" if parts else ""
 
 
-def print_transfer(result: TransferResult, console: Console) -> None:
-    """Optima per configuration and width, the drift fits with their verdicts, and the sweep's cost."""
+def print_transfer(result: TransferResult, console: Console, left: str = "of this command's grid left") -> None:
+    """Optima per configuration and width, the drift fits with their verdicts, and the sweep's cost (``left``:
+    what ``result.missing`` counts)."""
     cfg = result.config
     sym = cfg.sweep.symbol
     what = "learning rate" if cfg.sweep.hyper == "lr" else cfg.sweep.hyper
@@ -453,8 +476,7 @@ def print_transfer(result: TransferResult, console: Console) -> None:
     runs = result.runs
     if len(runs):
         console.print(
-            f"{len(runs)} runs stored in the folder ({result.executed} by this call, {result.missing} of this "
-            f"command's grid left), "
+            f"{len(runs)} runs stored in the folder ({result.executed} by this call, {result.missing} {left}), "
             f"{int(runs.diverged.astype(bool).sum())} diverged; {runs.seconds.sum():.1f} s of run time in all, "
             f"median {runs.seconds.median():.2f} s and {runs.tokens_per_s.median():,.0f} tokens/s per run",
             soft_wrap=True,

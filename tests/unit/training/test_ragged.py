@@ -21,6 +21,7 @@ from mhc_mup.training.transfer import (
     TransferAnalysis,
     TransferConfig,
     analyse,
+    analyse_folder,
     fit_parabola,
     log2_key,
     plan,
@@ -31,7 +32,7 @@ from mhc_mup.training.transfer.edges import edge_drift, edges_table
 from mhc_mup.training.transfer.joint import WidthCurves, width_curves
 from mhc_mup.training.transfer.noise import noise_table, paired_batch_se
 from mhc_mup.training.transfer.report import build_transfer_report
-from mhc_mup.training.transfer.store import folder_config, folder_grids, write_sweep_file
+from mhc_mup.training.transfer.store import SWEEP_FORMAT, folder_config, folder_grids, stored_config, write_sweep_file
 from tests.helpers import tiny_transfer_config as tiny_cfg
 from tests.helpers import transfer_record
 
@@ -295,3 +296,43 @@ def test_width_curves_default_to_the_values_run_there():
     curves = width_curves(cfg, runs)
     assert curves is not None and curves.x.tolist() == [-10.0, -9.0, -8.0, -7.0, -6.0] and curves.loss.shape == (2, 5)
     assert width_curves(cfg, runs.iloc[1:]) is None
+
+
+# ── a folder analysed again from its sweep.json alone ──────────────────────────────────────────────
+def test_a_folder_is_analysed_again_from_its_sweep_file_alone(small_corpus_file, tmp_path):
+    """``stored_config`` rebuilds the sweep from ``sweep.json`` (the union grid, the settings, the base width; the
+    CPU as device) and ``analyse_folder`` gives the tables the last command wrote, training nothing; analysis
+    leaves change only the analysis; ``missing`` counts what the folder's grids planned and did not store."""
+    out = tmp_path / "out"
+    first = tiny_cfg(small_corpus_file, base_d=16)
+    run_transfer(first, out)
+    second = tiny_cfg(small_corpus_file, configs=(BUILTIN_CONFIGS["control-sp"],), widths=(32,),
+                      lrs=(2.0**-10, 2.0**-9, 2.0**-8), base_d=16)  # fmt: skip
+    swept = run_transfer(second, out)
+    cfg, grids = stored_config(out, {"n_boot": 50})
+    resolved = second.run_settings().numerics  # the folder stores cuda_graphs as it ran: "off" on the CPU
+    assert (cfg.recipe, cfg.model, cfg.numerics, cfg.sweep) == (second.recipe, second.model, resolved, second.sweep)
+    assert cfg.base_width == 16 and cfg.grid == folder_config(second, out).grid and cfg.device == "cpu"
+    assert grids == folder_grids(second, out)
+    (out / "optima.csv").unlink()
+    again = analyse_folder(out, {"n_boot": 50})
+    assert (again.executed, again.missing) == (0, 0) and (out / "optima.csv").exists()
+    for name in ("runs", "seed_optima", "optima", "drift", "noise", "edges"):
+        pd.testing.assert_frame_equal(getattr(again, name), getattr(swept, name))
+    assert stored_config(out, {"tolerance": 0.3})[0].analysis.tolerance == 0.3
+    next(out.glob("runs/control-sp/d32/seed0/*.json")).unlink()
+    assert analyse_folder(out, {"n_boot": 50}).missing == 1
+
+
+def test_stored_config_refuses_a_folder_without_a_sweep_in_one_line(tmp_path):
+    with pytest.raises(TransferError, match="holds no transfer sweep"):
+        stored_config(tmp_path)
+    (tmp_path / "sweep.json").write_text(json.dumps({"format": "other/1", "settings": {}, "grid": {
+        "configs": [], "widths": [], "seeds": 1, "lrs": []}}))  # fmt: skip
+    with pytest.raises(TransferError, match="is not a transfer sweep's"):
+        stored_config(tmp_path)
+    grid = SweepGrid(configs=(MUP,), widths=(64,), lrs=COARSE, seeds=1).to_dict()
+    (tmp_path / "sweep.json").write_text(json.dumps({"format": SWEEP_FORMAT, "settings": {"steps": -3},
+                                                     "grid": grid}))  # fmt: skip
+    with pytest.raises(TransferError, match=r"sweep\.json'.*steps"):
+        stored_config(tmp_path)

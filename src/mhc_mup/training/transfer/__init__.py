@@ -25,7 +25,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "mhc_mup.training.transfer.hyper": ("HYPERPARAMETERS", "Hyper", "SweptValue"),
         "mhc_mup.training.transfer.routing": ("ROUTING_STATS", "routing_stats"),
         "mhc_mup.training.transfer.run": ("RUN_FORMAT", "execute_run", "lr_factor"),
-        "mhc_mup.training.transfer.store": ("SWEEP_FORMAT", "base_lr_from", "load_records", "plan"),
+        "mhc_mup.training.transfer.store": ("SWEEP_FORMAT", "base_lr_from", "load_records", "plan", "stored_config"),
         "mhc_mup.training.transfer.executors": ("worker_devices",),
         "mhc_mup.training.transfer.analysis": (
             "CURVE_COLUMNS", "DRIFT_COLUMNS", "OPTIMA_COLUMNS", "SEED_OPTIMA_COLUMNS", "TRANSFER_COLUMNS",
@@ -35,7 +35,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "mhc_mup.training.transfer.noise": ("NOISE_COLUMNS", "noise_table"),
         "mhc_mup.training.transfer.edges": ("EDGE_COLUMNS", "EDGE_DRIFT_COLUMNS", "edge_drift", "edges_table"),
         "mhc_mup.training.transfer.report": ("build_transfer_report", "transfer_figure", "write_outputs"),
-        "mhc_mup.training.transfer.sweep": ("run_transfer",),
+        "mhc_mup.training.transfer.sweep": ("analyse_folder", "run_transfer"),
     },
     submodules=(
         "configurations", "hyper", "config", "routing", "run", "store", "executors", "analysis", "joint", "noise",

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from mhc_mup._io import atomic_write_text, json_safe, software_versions
 from mhc_mup._locks import claim, one_at_a_time
+from mhc_mup._nested import flat_fields
 from mhc_mup._schema import ListOf, Optional, first_problem
 from mhc_mup.errors import TransferError
 from mhc_mup.training.transfer.config import IMPLICIT_SETTINGS, RunKey, SweepGrid, TransferConfig, distinct_values
@@ -21,7 +22,8 @@ from mhc_mup.training.transfer.configurations import Configuration
 from mhc_mup.training.transfer.run import RUN_FORMAT
 
 __all__ = ["RUN_SHAPE", "SETTINGS_ADDED", "SWEEP_FORMAT", "SWEEP_SHAPE", "OnRun", "RunStore", "base_lr_from",
-           "folder_config", "folder_grids", "load_records", "plan", "read_json", "write_sweep_file"]  # fmt: skip
+           "folder_config", "folder_grids", "load_records", "plan", "read_json", "stored_config",
+           "write_sweep_file"]  # fmt: skip
 
 SWEEP_FORMAT = "mhc-mup-transfer-sweep/1"
 SETTINGS_ADDED = {"stream_dtype": "float32", "kernels": "auto", "cuda_graphs": "off", "corpus_sha256": "unrecorded"}
@@ -178,15 +180,47 @@ def folder_grids(cfg: TransferConfig, out: str | Path) -> tuple[SweepGrid, ...]:
     path = Path(out) / "sweep.json"
     if not path.exists():
         return (cfg.grid,)
-    stored = read_json(path, SWEEP_SHAPE)
-    configs = {c.name: c for c in folder_config(cfg, out).grid.configs}
+    grids = _recorded_grids(path, read_json(path, SWEEP_SHAPE), folder_config(cfg, out).grid.configs)
+    return (*grids, cfg.grid) if cfg.grid not in grids else grids
+
+
+def _recorded_grids(path: Path, stored: Mapping, configurations: tuple[Configuration, ...]) -> tuple[SweepGrid, ...]:
+    """The grids ``sweep.json`` (``stored``, read from ``path``) records, their configurations taken from
+    ``configurations`` by name; its union grid alone for a folder written before ``grids`` was recorded."""
+    configs = {c.name: c for c in configurations}
     grids = []
     for g in stored.get("grids") or [_grid_entry(stored["grid"])]:
         if unknown := [n for n in g["configs"] if n not in configs]:
             raise TransferError(f"'{path}': grids name configuration {unknown[0]!r}, which its grid does not define")
         grids.append(SweepGrid(tuple(configs[n] for n in g["configs"]), tuple(g["widths"]),
                                distinct_values(g["lrs"]), g["seeds"]))  # fmt: skip
-    return (*grids, cfg.grid) if cfg.grid not in grids else tuple(grids)
+    return tuple(grids)
+
+
+def stored_config(
+    out: str | Path, analysis: Mapping[str, object] | None = None
+) -> tuple[TransferConfig, tuple[SweepGrid, ...]]:
+    """The sweep stored in ``out``, read from its ``sweep.json`` alone: its configuration (the union grid, the
+    folder's settings, ``analysis`` leaves such as ``tolerance``, ``joint_halfwidth`` or ``n_boot`` on top; the
+    CPU as device, since nothing is trained) and the grids swept into it. What analyses a folder on any machine,
+    e.g. a GPU sweep read on a laptop. :class:`TransferError` naming the file when there is none or it does not
+    hold a transfer sweep's settings."""
+    path = Path(out) / "sweep.json"
+    if not path.exists():
+        raise TransferError(f"'{out}' holds no transfer sweep (no sweep.json)")
+    stored = read_json(path, SWEEP_SHAPE)
+    if stored.get("format") != SWEEP_FORMAT:
+        raise TransferError(f"'{path}' is not a transfer sweep's (format {stored.get('format')!r})")
+    g = stored["grid"]
+    try:
+        configs = tuple(Configuration.from_dict(c) for c in g["configs"])
+        grid = SweepGrid(configs, tuple(sorted(g["widths"])), distinct_values(g["lrs"]), g["seeds"])
+        leaves = set(flat_fields(TransferConfig()))
+        changes = {k: v for k, v in _complete(stored["settings"]).items() if k in leaves and k != "device"}
+        cfg = TransferConfig(grid=grid, device="cpu").with_leaves(**changes, **(analysis or {}))
+    except (KeyError, TypeError, ValueError) as exc:  # the package's configuration errors are ValueErrors
+        raise TransferError(f"'{path}': {exc}") from None
+    return cfg, _recorded_grids(path, stored, configs)
 
 
 class RunStore:

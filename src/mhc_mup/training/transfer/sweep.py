@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from mhc_mup.errors import CorpusError, TransferError
@@ -30,10 +31,11 @@ from mhc_mup.training.transfer.store import (
     folder_grids,
     load_records,
     plan,
+    stored_config,
     write_sweep_file,
 )
 
-__all__ = ["run_transfer", "transfer_cost"]
+__all__ = ["analyse_folder", "run_transfer", "transfer_cost"]
 
 
 def run_transfer(
@@ -78,6 +80,23 @@ def run_transfer(
     # what is on disk counts: other processes sharing the folder may have stored runs meanwhile
     result.missing = sum(not key.path(out).exists() for key in cfg.runs())
     result.executed = store.done - len(finished)
+    write_outputs(result, out)
+    return result
+
+
+def analyse_folder(out: str | Path, analysis: Mapping[str, object] | None = None) -> TransferResult:
+    """Analyse every run stored in ``out`` and write the same tables, figure and report as :func:`run_transfer`,
+    training nothing: the settings and grids come from ``out/sweep.json`` (:func:`~.store.stored_config`), so any
+    machine can read a folder a GPU filled. ``analysis``: analysis leaves to change (``tolerance``,
+    ``joint_halfwidth``, ``n_boot``, ...). ``missing`` counts the runs the folder's grids planned that are not
+    stored."""
+    out = Path(out)
+    cfg, grids = stored_config(out, analysis)
+    result = analyse(cfg, load_records(cfg, out), grids)
+    hyper = cfg.sweep.hyper
+    planned = {RunKey(c.name, w, s, v, hyper) for g in grids for c in g.configs for w in g.widths
+               for s in range(g.seeds) for v in g.lrs}  # fmt: skip
+    result.missing = sum(not key.path(out).exists() for key in planned)
     write_outputs(result, out)
     return result
 
