@@ -13,9 +13,11 @@ For each width and each backend (``default``: PyTorch's own choice), at the mode
 - ``rel_err``: the largest ‖out − math‖ / ‖math‖ over the output and the three gradients against the math backend
   in fp32 on the same inputs.
 
-With ``--train-width D`` it also trains the ``mup`` configuration at that width, as a transfer sweep would (the
-captured step, ``--compile`` optional), once with PyTorch's default backends and once with cuDNN's left out,
-and reports each run's steps, divergence and final loss: the real path's answer.
+With ``--train-width D`` it also trains the ``mup`` configuration at that width through ``run_transfer``, as a
+sweep would (4 learning rates, runs taking turns on the GPU, each step captured), per variant: PyTorch's default
+attention or cuDNN's left out, compiled or not, the fused mHC kernels or the reference ops. Each run's steps,
+divergence and final loss are the real path's answer; ``--train-in-turns 1`` runs them one at a time (a race
+between runs taking turns shows as a difference between the two).
 
     python benchmarks/bench_attention.py --widths 256,512,1024,2048 --json benchmarks/results/bench_attention.json \\
         --train-width 1024 --train-lr 2^-10 --train-steps 300
@@ -96,27 +98,44 @@ def check_backend(name: str, shape: tuple[int, int, int, int], scale: float, arg
     return row | {"ms": start.elapsed_time(end) / args.repeats}
 
 
+TRAIN_VARIANTS = {  # name → (leave cuDNN's attention out, torch.compile, the mHC ops)
+    "default": (False, False, "auto"),
+    "no-cudnn": (True, False, "auto"),
+    "compiled": (False, True, "auto"),
+    "compiled-no-cudnn": (True, True, "auto"),
+    "reference-ops": (False, False, "reference"),
+}
+
+
 def train_rows(args: argparse.Namespace) -> list[dict]:
-    """The ``mup`` configuration trained at ``--train-width`` as a sweep would, with the default backends and
-    without cuDNN's: steps done, divergence, final losses, seconds."""
-    from mhc_mup.training.transfer import BUILTIN_CONFIGS, TransferConfig
-    from mhc_mup.training.transfer.run import execute_run
+    """The ``mup`` configuration trained at ``--train-width`` as a sweep trains it (``mhc-mup transfer``'s own
+    path: 4 learning rates from ``--train-lr`` up, ``--train-in-turns`` runs taking turns on the GPU, each step
+    captured), in each of ``--train-variants``: attention with or without cuDNN's kernel, compiled or not, the
+    fused mHC kernels or the reference ops. Per run: steps done, divergence, final losses; per variant, wall
+    seconds (compilation included)."""
+    import tempfile
+
+    from mhc_mup.training.transfer import BUILTIN_CONFIGS, TransferConfig, run_transfer
 
     lr = 2.0 ** float(args.train_lr.removeprefix("2^")) if args.train_lr.startswith("2^") else float(args.train_lr)
-    cfg = TransferConfig().with_leaves(
-        configs=(BUILTIN_CONFIGS["mup"],), widths=(args.train_width,), lrs=(lr, 2 * lr, 4 * lr), seeds=1,
-        steps=args.train_steps, batch_size=args.batch, seq_len=args.seq, eval_every=0, eval_batches=4, base_d=128,
-        device="cuda", torch_compile=args.compile,
-    )  # fmt: skip
     rows = []
-    for label, context in (("default", contextlib.nullcontext()), ("without cudnn", sdpa_kernel(WITHOUT_CUDNN))):
+    for name in args.train_variants.split(","):
+        no_cudnn, compiled, kernels = TRAIN_VARIANTS[name]
+        cfg = TransferConfig().with_leaves(
+            configs=(BUILTIN_CONFIGS["mup"],), widths=(args.train_width,), lrs=tuple(lr * 2**k for k in range(4)),
+            seeds=1, steps=args.train_steps, batch_size=args.batch, seq_len=args.seq, eval_every=0, eval_batches=4,
+            base_d=128, device="cuda", torch_compile=compiled, kernels=kernels, n_boot=50,
+        )  # fmt: skip
         t0 = time.perf_counter()
-        with context:
-            record = execute_run(cfg.run_spec(cfg.runs()[0]), "cuda")
-        rows.append({"attention": label, "width": args.train_width, "lr": lr, "steps_done": record["steps_done"],
-                     "diverged": record["diverged_reason"] or False, "final_train_loss": record["final_train_loss"],
-                     "final_val_loss": record["final_val_loss"], "wall_s": time.perf_counter() - t0})  # fmt: skip
-        print(rows[-1], flush=True)
+        with tempfile.TemporaryDirectory() as out, sdpa_kernel(WITHOUT_CUDNN) if no_cudnn else contextlib.nullcontext():
+            result = run_transfer(cfg, out, runs_per_gpu=args.train_in_turns)
+        wall = time.perf_counter() - t0
+        for r in result.runs.itertuples():
+            rows.append({"variant": name, "in_turns": args.train_in_turns, "width": r.width, "log2_lr": r.log2_lr,
+                         "steps_done": r.steps_done, "diverged": r.diverged_reason or False,
+                         "final_train_loss": r.final_train_loss, "final_val_loss": r.final_val_loss,
+                         "mhc_kernels": r.mhc_kernels, "variant_wall_s": wall})  # fmt: skip
+            print(rows[-1], flush=True)
     return rows
 
 
@@ -131,9 +150,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-width", type=int, help="also train mup at this width, with and without cuDNN attention")
     p.add_argument("--train-lr", default="2^-10", help="its base learning rate (default 2^-10)")
     p.add_argument("--train-steps", type=int, default=300, help="its steps (default 300)")
-    p.add_argument("--compile", action="store_true", help="its captured step compiled, as transfer --compile")
+    p.add_argument("--train-in-turns", type=int, default=4,
+                   help="its runs taking turns on the GPU, as --runs-per-gpu (default 4, as issue 20's sweep)")
+    p.add_argument("--train-variants", default=",".join(TRAIN_VARIANTS),
+                   help=f"comma-separated, of {', '.join(TRAIN_VARIANTS)} (default: all)")
     p.add_argument("--json", type=Path, help="write the rows here")
     args = p.parse_args(argv)
+    if unknown := [v for v in args.train_variants.split(",") if v not in TRAIN_VARIANTS]:
+        p.error(f"unknown --train-variants {unknown[0]!r}; choose from {', '.join(TRAIN_VARIANTS)}")
     if not torch.cuda.is_available():
         print("bench_attention: needs a CUDA GPU (the backends it compares are CUDA kernels)", file=sys.stderr)
         return 2
