@@ -336,3 +336,12 @@ def test_stored_config_refuses_a_folder_without_a_sweep_in_one_line(tmp_path):
                                                      "grid": grid}))  # fmt: skip
     with pytest.raises(TransferError, match=r"sweep\.json'.*steps"):
         stored_config(tmp_path)
+
+
+def test_stored_config_rebuilds_a_multiplier_sweep(small_corpus_file, tmp_path):
+    """The swept hyperparameter and its fixed base learning rate come back together (they validate as a pair)."""
+    cfg = tiny_cfg(small_corpus_file, configs=(MUP,), hyper="lr_fn", base_lr=2.0**-6, lrs=(0.25, 1.0, 4.0),
+                   base_d=16)  # fmt: skip
+    write_sweep_file(cfg, tmp_path)
+    stored, grids = stored_config(tmp_path)
+    assert stored.sweep == cfg.sweep and stored.grid.lrs == cfg.grid.lrs and grids == (cfg.grid,)
