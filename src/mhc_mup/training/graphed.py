@@ -37,9 +37,20 @@ COMPILED_GRAPHS_PER_FORWARD = 64
 the later ones uncompiled, silently."""
 
 
-def compiled(model: nn.Module) -> nn.Module:
-    """``torch.compile(model, dynamic=False)``: one graph per input shape and width, compiled at the first call.
-    A new model of a kind and width already compiled in this process reuses its graph (parameters are inputs)."""
+_traced_under = {"attention": "auto"}
+"""The attention setting under which this process's compiled graphs were traced (:func:`compiled`)."""
+
+
+def compiled(model: nn.Module, attention: str = "auto") -> nn.Module:
+    """``torch.compile(model, dynamic=False)``: one graph per input shape and width, compiled at the first call,
+    which must run under ``attention`` (:func:`~mhc_mup.training.model.attention_backends`). A new model of a kind
+    and width already compiled in this process reuses its graph (parameters are inputs) under the same setting.
+    A traced graph keeps the attention kernel chosen when it was traced, and Dynamo does not guard on the backend
+    flags, so a graph traced under one setting would serve the other: a model compiled under another setting than
+    the process's last one first drops every graph compiled in this process (``torch._dynamo.reset()``)."""
+    if attention != _traced_under["attention"]:
+        torch._dynamo.reset()
+        _traced_under["attention"] = attention
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, COMPILED_GRAPHS_PER_FORWARD)
     return torch.compile(model, dynamic=False)
 

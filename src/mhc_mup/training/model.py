@@ -19,13 +19,15 @@ Identity "taps" expose the gate pre-activations (``pre_logits``, ``post_logits``
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from mhc_mup.errors import ModelConfigError
 from mhc_mup.kernels import fused
@@ -34,11 +36,15 @@ from mhc_mup.nn.modules import HeadCollapse, HyperConnection, MHCSublayer, Tap, 
 from mhc_mup.training.width_rules import WidthParameterization
 
 __all__ = [
-    "MHCLM", "MLP", "STREAM_DTYPES", "Attention", "Block", "HeadCollapse", "HyperConnection", "ModelConfig",
-    "Sublayer", "Tap", "stream_probe",
+    "ATTENTION_CHOICES", "MHCLM", "MLP", "STREAM_DTYPES", "WITHOUT_CUDNN", "Attention", "Block", "HeadCollapse",
+    "HyperConnection", "ModelConfig", "Sublayer", "Tap", "attention_backends", "stream_probe",
 ]  # fmt: skip
 
 STREAM_DTYPES = ("float32", "bfloat16")
+ATTENTION_CHOICES = ("auto", "no-cudnn")
+WITHOUT_CUDNN = (SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH)
+"""The scaled-dot-product-attention backends that ``"no-cudnn"`` leaves PyTorch to choose from (``sdpa_kernel`` also
+turns off the "overrideable" one, a hook for other devices' extensions, which neither CUDA nor the CPU uses)."""
 _UNUSED_DRAWS = torch.Generator()
 """Where the drop-in modules draw their own init, which :meth:`MHCLM.reset_parameters` overwrites: not torch's
 global RNG, so that building an MHCLM consumes it exactly as before the modules initialised themselves."""
@@ -88,6 +94,31 @@ class ModelConfig:
 
     def replace(self, **changes: object) -> ModelConfig:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+def attention_backends(choice: str) -> contextlib.AbstractContextManager:
+    """The context in which :class:`Attention` runs under setting ``choice`` (:data:`ATTENTION_CHOICES`; a
+    ``ValueError`` naming another). ``"auto"``: nothing changes, PyTorch picks a kernel per shape (cuDNN's first on
+    H100-class GPUs with a recent cuDNN). ``"no-cudnn"``: ``F.scaled_dot_product_attention`` picks among
+    :data:`WITHOUT_CUDNN` only (``torch.nn.attention.sdpa_kernel``): the same function, other kernels.
+
+    The backend flags are the process's (every thread and stream), set on entry and restored on exit, after an
+    exception too. A CUDA graph records the kernels chosen while it is captured, and ``torch.compile`` fixes the
+    kernel in the graph it traces (Dynamo does not guard on the flags; see
+    :func:`~mhc_mup.training.graphed.compiled`): what counts is that the context is in force while a step is
+    traced, captured or run eagerly. Inside ``"no-cudnn"``, torch.compile's cache keys are tagged
+    (``torch.compiler.config.cache_key_tag``), so that its on-disk caches, whose keys ignore the flags, never
+    hand a graph traced under one setting to the other."""
+    if choice not in ATTENTION_CHOICES:
+        raise ValueError(f"attention must be one of {', '.join(ATTENTION_CHOICES)}, got {choice!r}")
+    return contextlib.nullcontext() if choice == "auto" else _without_cudnn()
+
+
+@contextlib.contextmanager
+def _without_cudnn() -> Iterator[None]:
+    tag = f"{torch.compiler.config.cache_key_tag}+sdpa-without-cudnn"
+    with sdpa_kernel(list(WITHOUT_CUDNN)), torch.compiler.config.patch(cache_key_tag=tag):
+        yield
 
 
 class Attention(nn.Module):

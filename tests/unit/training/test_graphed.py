@@ -10,12 +10,13 @@ from torch.optim.lr_scheduler import LambdaLR
 from mhc_mup.training.data import sample_windows
 from mhc_mup.training.graphed import (
     COMPILED_GRAPHS_PER_FORWARD,
+    WARMUP_STEPS,
     GraphedSteps,
     compiled,
     graph_ready_optimizer,
     lr_table,
 )
-from mhc_mup.training.model import MHCLM, ModelConfig
+from mhc_mup.training.model import MHCLM, ModelConfig, attention_backends
 from mhc_mup.training.step import train_step
 from mhc_mup.training.transfer.run import lr_factor
 from mhc_mup.training.width_rules import WidthParameterization, make_optimizer
@@ -23,8 +24,10 @@ from mhc_mup.training.width_rules import WidthParameterization, make_optimizer
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU: CUDA graph capture")
 
 
-def model_and_windows(device: str, steps: int, d: int = 32, hc: bool = True) -> tuple[MHCLM, torch.Tensor]:
-    model = MHCLM(ModelConfig(d=d, depth=2, heads=2, hc=hc), WidthParameterization("mup", base_d=16), seed=3)
+def model_and_windows(
+    device: str, steps: int, d: int = 32, hc: bool = True, heads: int = 2
+) -> tuple[MHCLM, torch.Tensor]:
+    model = MHCLM(ModelConfig(d=d, depth=2, heads=heads, hc=hc), WidthParameterization("mup", base_d=16), seed=3)
     corpus = torch.frombuffer(bytearray(b"the quick brown fox jumps over the lazy dog; " * 90), dtype=torch.uint8)
     gen = torch.Generator().manual_seed(11)
     windows = torch.stack([sample_windows(corpus, 4, 32, gen) for _ in range(steps)])
@@ -166,3 +169,52 @@ def test_a_compiled_captured_run_matches_the_captured_run_on_the_gpu(hc, capsys)
     assert expected[-1] < expected[0] - 0.5
     torch.testing.assert_close(runs[0], expected, rtol=1e-2, atol=1e-2)
     torch.testing.assert_close(runs[1], runs[0], rtol=1e-2, atol=1e-2)
+
+
+def test_compiling_under_another_attention_setting_drops_the_compiled_graphs(monkeypatch):
+    """A traced graph keeps the attention kernel it was traced with, and Dynamo does not guard on the backend flags:
+    a model compiled under another setting than the last one's resets Dynamo first; the same setting reuses."""
+    resets = []
+    monkeypatch.setattr(torch._dynamo, "reset", lambda: resets.append(True))
+    model = model_and_windows("cpu", 1)[0]
+    compiled(model)
+    assert resets == []
+    compiled(model, "no-cudnn")
+    compiled(model, "no-cudnn")
+    assert len(resets) == 1
+    compiled(model)  # back to PyTorch's own choice, as the process began
+    assert len(resets) == 2
+
+
+def captured_attention_ops(attention: str, torch_compile: bool = False) -> set[str]:
+    """The attention ops dispatched while the training step is captured (so the kernels the graph records) under
+    ``attention``, for the model at d = 1024 with 4 heads: head dimension 256, as a transfer sweep's; with
+    ``torch_compile``, the step of :func:`compiled` (traced in the warm-up steps)."""
+    steps = WARMUP_STEPS + 1
+    model, windows = model_and_windows("cuda", steps, d=1024, heads=4)
+    opt = graph_ready_optimizer(model, "adam", 2**-10)
+    net = compiled(model, attention) if torch_compile else model
+    run = GraphedSteps(net, opt, windows, lr_table(opt, schedule(steps), steps))
+    with attention_backends(attention):
+        for _ in range(WARMUP_STEPS):
+            run.advance()
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+            run.advance()  # the capture, then its first replay
+    assert run.captured, run.fallback
+    return {e.key for e in prof.key_averages() if "attention" in e.key.lower()}
+
+
+@CUDA
+@pytest.mark.parametrize("torch_compile", [False, True], ids=["captured", "compiled"])
+def test_no_cudnn_keeps_cudnn_attention_out_of_the_captured_step_at_head_dim_256(torch_compile, capsys):
+    """Under ``no-cudnn`` the captured step dispatches no cuDNN attention, forward or backward, at head dimension
+    256 (where PyTorch's own choice on an H100 with a recent cuDNN is cuDNN's kernel: printed, not asserted). Compiled,
+    the ``no-cudnn`` model is traced after one of the same width under ``auto`` in this process, whose graph Dynamo
+    would otherwise reuse with its kernel."""
+    auto = captured_attention_ops("auto", torch_compile)
+    without = captured_attention_ops("no-cudnn", torch_compile)
+    with capsys.disabled():
+        print(f"\nd=1024, 4 heads, {'compiled' if torch_compile else 'captured'} step, cuDNN "
+              f"{torch.backends.cudnn.version()}: auto dispatched {sorted(auto)}; no-cudnn {sorted(without)}")
+    assert not any("cudnn" in op.lower() for op in without), without
+    assert any(kind in op for op in without for kind in ("flash", "efficient", "math")), without

@@ -13,10 +13,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from mhc_mup.mhc.ops import hc_head, hc_post, hc_pre
 from mhc_mup.mhc.parameterizations import PARAMETERIZATIONS
-from mhc_mup.training.model import MHCLM, HeadCollapse, HyperConnection, ModelConfig, ModelConfigError
+from mhc_mup.training.model import (
+    MHCLM,
+    HeadCollapse,
+    HyperConnection,
+    ModelConfig,
+    ModelConfigError,
+    attention_backends,
+)
 from mhc_mup.training.width_rules import (
     KINDS,
     WidthParamError,
@@ -159,6 +167,53 @@ def test_config_errors_name_the_value():
         ModelConfig(n_s=1)
     with pytest.raises(WidthParamError, match="'xp'"):
         WidthParameterization("xp")
+
+
+# ── attention kernels ───────────────────────────────────────────────────────────────────────────
+def sdp_flags() -> dict[str, bool]:
+    """Which scaled-dot-product-attention backends PyTorch may pick now: the flags ``sdpa_kernel`` sets."""
+    cuda = torch.backends.cuda
+    return {"cudnn": cuda.cudnn_sdp_enabled(), "flash": cuda.flash_sdp_enabled(),
+            "mem_efficient": cuda.mem_efficient_sdp_enabled(), "math": cuda.math_sdp_enabled()}  # fmt: skip
+
+
+def test_no_cudnn_attention_leaves_only_cudnn_out_and_restores_the_flags():
+    """Inside ``no-cudnn`` every backend but cuDNN's stays allowed and torch.compile's cache keys are tagged; on exit,
+    an exception's too, everything is as before; ``auto`` changes nothing."""
+    before, tag = sdp_flags(), torch.compiler.config.cache_key_tag
+    assert all(before.values())  # PyTorch's default
+    with attention_backends("no-cudnn"):
+        assert sdp_flags() == {"cudnn": False, "flash": True, "mem_efficient": True, "math": True}
+        assert torch.compiler.config.cache_key_tag == f"{tag}+sdpa-without-cudnn"
+    assert (sdp_flags(), torch.compiler.config.cache_key_tag) == (before, tag)
+    with pytest.raises(RuntimeError, match="inside"), attention_backends("no-cudnn"):
+        raise RuntimeError("inside")
+    assert (sdp_flags(), torch.compiler.config.cache_key_tag) == (before, tag)
+    with attention_backends("auto"):
+        assert (sdp_flags(), torch.compiler.config.cache_key_tag) == (before, tag)
+    with pytest.raises(ValueError, match="attention must be one of auto, no-cudnn, got 'flash'"):
+        attention_backends("flash")
+
+
+def test_no_cudnn_attention_computes_the_same_function(tokens):
+    """The loss and its gradients with cuDNN's kernel left out, and through the math kernel alone, are PyTorch's own
+    choice's to fp32 round-off (on the CPU there is no cuDNN kernel: the CPU's flash kernel runs either way)."""
+    model = _model()
+
+    def loss_and_grads() -> list[torch.Tensor]:
+        model.zero_grad()
+        loss = F.cross_entropy(model(tokens[:, :-1]).flatten(0, 1), tokens[:, 1:].flatten())
+        loss.backward()
+        return [loss.detach(), *(p.grad.clone() for p in model.parameters())]
+
+    free = loss_and_grads()
+    with attention_backends("no-cudnn"):
+        restricted = loss_and_grads()
+    with sdpa_kernel(SDPBackend.MATH):
+        math_only = loss_and_grads()
+    for a, b, c in zip(free, restricted, math_only, strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(c, a, rtol=1e-4, atol=1e-5)
 
 
 # ── optimizer groups ────────────────────────────────────────────────────────────────────────────
