@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import torch.nn.functional as F
 
 from mhc_mup.errors import ConfigError, TransferError
 from mhc_mup.mhc.presets import MHCShape
@@ -41,6 +42,7 @@ from mhc_mup.training.transfer import (
     plan,
     run_transfer,
 )
+from mhc_mup.training.transfer.run import resume, run_stages
 from tests.helpers import tiny_transfer_config as tiny_cfg
 from tests.helpers import transfer_record
 
@@ -358,6 +360,63 @@ def test_torch_compile_is_a_setting_only_when_on(small_corpus_file, tmp_path):
         other.validate()
 
 
+def test_attention_is_a_setting_only_when_not_auto(small_corpus_file, tmp_path):
+    """Folders from before ``--attention`` let PyTorch choose the kernel and resume; ``no-cudnn`` is stored with
+    the folder and every run, said in the settings line, and refused on a folder of the other value (either way).
+    It computes the same function: on the CPU, where PyTorch has no cuDNN kernel, the same losses."""
+    cfg = tiny_cfg(small_corpus_file, configs=(BUILTIN_CONFIGS["mup"],), widths=(16,))
+    assert "attention" not in cfg.settings() and "attention" not in cfg.describe()
+    auto = run_transfer(cfg, tmp_path / "auto").runs.sort_values("lr")
+    other = cfg.with_leaves(attention="no-cudnn")
+    assert other.settings() == cfg.settings() | {"attention": "no-cudnn"}
+    assert "; attention without cuDNN's kernel" in other.describe()
+    with pytest.raises(TransferError, match=r"other settings \(attention: 'auto' there, 'no-cudnn' now\)"):
+        plan(other, tmp_path / "auto")
+    restricted = run_transfer(other, tmp_path / "no-cudnn").runs.sort_values("lr")
+    assert np.isfinite(restricted.final_val_loss).all() and not restricted.diverged.any()
+    np.testing.assert_allclose(restricted.final_val_loss, auto.final_val_loss, rtol=1e-5)
+    for path in [tmp_path / "no-cudnn" / "sweep.json", *stored_runs(tmp_path / "no-cudnn")]:
+        assert json.loads(path.read_text())["settings"]["attention"] == "no-cudnn", path
+    with pytest.raises(TransferError, match=r"other settings \(attention: 'no-cudnn' there, 'auto' now\)"):
+        plan(cfg, tmp_path / "no-cudnn")
+    assert run_transfer(other, tmp_path / "no-cudnn").executed == 0
+
+
+def test_each_turn_of_a_run_runs_under_its_own_attention_setting(small_corpus_file, monkeypatch):
+    """Runs taking turns from one thread (as on one GPU) enter their attention setting at each resumption and
+    leave it at each pause: every attention call of the ``no-cudnn`` run (steps, routing probes, validations)
+    finds cuDNN's kernel left out, every one of the ``auto`` run PyTorch's own choice, and between turns the
+    flags are as they were. A run that fails inside a turn restores them too."""
+    seen: list[tuple[str, bool]] = []
+    turn = ["none"]
+    sdpa = F.scaled_dot_product_attention
+
+    def spy(*args, **kwargs):
+        seen.append((turn[0], torch.backends.cuda.cudnn_sdp_enabled()))
+        return sdpa(*args, **kwargs)
+
+    monkeypatch.setattr(F, "scaled_dot_product_attention", spy)
+    cfg = tiny_cfg(small_corpus_file, configs=(BUILTIN_CONFIGS["mup"],), widths=(16,), steps=3)
+    specs = {name: cfg.with_leaves(attention=name).run_spec(cfg.runs()[0]) for name in ("no-cudnn", "auto")}
+    runs = {name: run_stages(spec, "cpu") for name, spec in specs.items()}
+    records: dict[str, dict] = {}
+    while len(records) < len(runs):
+        for name in runs.keys() - records.keys():
+            turn[0] = name
+            if (record := resume(runs[name])) is not None:
+                records[name] = record
+            assert torch.backends.cuda.cudnn_sdp_enabled()  # as found, between turns
+    assert {name for name, _ in seen} == {"no-cudnn", "auto"}
+    assert all(cudnn == (name == "auto") for name, cudnn in seen), seen
+    assert records["no-cudnn"]["settings"]["attention"] == "no-cudnn" and "attention" not in records["auto"]["settings"]
+    assert records["no-cudnn"]["train_loss"] == pytest.approx(records["auto"]["train_loss"], rel=1e-5)
+    spec = specs["no-cudnn"]
+    elsewhere = dataclasses.replace(spec, settings=dataclasses.replace(spec.settings, corpus_sha256="0" * 64))
+    with pytest.raises(TransferError, match="runs on other data cannot join this sweep"):
+        execute_run(elsewhere, "cpu")
+    assert torch.backends.cuda.cudnn_sdp_enabled()
+
+
 def test_folders_written_with_the_hand_listed_settings_resume(small_corpus_file, tmp_path):
     """A folder as the previous version wrote it (settings in its key order) resumes with nothing re-run once it
     names its corpus's hash; without one (written before hashes were recorded) it is refused: its data is unknown."""
@@ -435,6 +494,8 @@ def test_each_part_of_the_configuration_checks_its_own_values():
         ModelShape(mhc=MHCShape(n_s=1))
     with pytest.raises(TransferError, match="warmup is a fraction of the steps"):
         RunRecipe(warmup=1.0)
+    with pytest.raises(TransferError, match="attention must be one of auto, no-cudnn, got 'flash'"):
+        TransferConfig().with_leaves(attention="flash")
     with pytest.raises(TransferError, match="configuration names must differ"):
         SweepGrid(configs=(BUILTIN_CONFIGS["mup"], BUILTIN_CONFIGS["mup"]))
     with pytest.raises(ConfigError, match="n_boot must be an integer >= 1"):

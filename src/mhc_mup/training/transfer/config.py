@@ -24,7 +24,7 @@ from mhc_mup.mhc.presets import MHCShape
 from mhc_mup.stats.fitting import FitSettings
 from mhc_mup.training.config import ModelShape, TrainingRecipe, check_at_least
 from mhc_mup.training.data import cached_corpus
-from mhc_mup.training.model import STREAM_DTYPES, stream_probe
+from mhc_mup.training.model import ATTENTION_CHOICES, STREAM_DTYPES, stream_probe
 from mhc_mup.training.step import precision_of
 from mhc_mup.training.transfer.configurations import BUILTIN_CONFIGS, DEFAULT_CONFIGS, Configuration
 from mhc_mup.training.transfer.hyper import SweptValue
@@ -36,10 +36,10 @@ __all__ = [
 
 CUDA_GRAPH_CHOICES = ("auto", "on", "off")
 IMPLICIT_SETTINGS = {"hc_eps": MHCShape().hc_eps, "norm_eps": MHCShape().norm_eps, "hyper": "lr", "base_lr": None,
-                     "torch_compile": False}
+                     "torch_compile": False, "attention": "auto"}
 """Settings the first sweep format did not store because they could not change, and later ones off by default: a
 folder stores them only when they differ from these values, and a folder without them was made with these values
-(an lr sweep, no torch.compile)."""
+(an lr sweep, no torch.compile, PyTorch's own choice of attention kernel)."""
 
 
 def log2_key(lr: float) -> str:
@@ -147,15 +147,18 @@ class RunRecipe:
 class Numerics:
     """How a run computes its function: the residual streams' storage (``"bfloat16"`` stores them as V4 does),
     the mHC ops (fused Triton kernels on CUDA with ``"auto"``, ``"reference"`` or ``"triton"``), whether each
-    training step is one CUDA graph replay (``"auto"``: on CUDA; ``"on"``; ``"off"``: eager) and whether the
-    captured step runs ``torch.compile(model)`` (``torch_compile``: captured CUDA steps only). A sweep's settings
-    record ``cuda_graphs`` resolved to ``"on"`` or ``"off"``: a captured step computes the same function with a
-    capturable optimizer, equal to the eager one to round-off, not bit for bit; a compiled one likewise."""
+    training step is one CUDA graph replay (``"auto"``: on CUDA; ``"on"``; ``"off"``: eager), whether the
+    captured step runs ``torch.compile(model)`` (``torch_compile``: captured CUDA steps only) and which kernels
+    may run the attention (``attention``: ``"auto"``, PyTorch's choice, or ``"no-cudnn"``, every one but cuDNN's:
+    :func:`~mhc_mup.training.model.attention_backends`). A sweep's settings record ``cuda_graphs`` resolved to
+    ``"on"`` or ``"off"``: a captured step computes the same function with a capturable optimizer, equal to the
+    eager one to round-off, not bit for bit; a compiled one likewise, and one with other attention kernels."""
 
     stream_dtype: str = "float32"
     kernels: str = "auto"
     cuda_graphs: str = "auto"
     torch_compile: bool = False
+    attention: str = "auto"
 
     def __post_init__(self) -> None:
         if self.cuda_graphs not in CUDA_GRAPH_CHOICES:
@@ -163,6 +166,8 @@ class Numerics:
             raise TransferError(f"cuda graphs must be one of {choices}, got {self.cuda_graphs!r}")
         if self.stream_dtype not in STREAM_DTYPES:
             raise TransferError(f"stream dtype must be one of {', '.join(STREAM_DTYPES)}, got {self.stream_dtype!r}")
+        if self.attention not in ATTENTION_CHOICES:
+            raise TransferError(f"attention must be one of {', '.join(ATTENTION_CHOICES)}, got {self.attention!r}")
         try:
             fused.check_kernel_choice(self.kernels)
         except ValueError as exc:
@@ -357,6 +362,7 @@ class TransferConfig(FlatView):
             + self._describe_grid(ragged)
             + ("; bf16 residual streams" if self.numerics.stream_dtype == "bfloat16" else "")
             + ("; torch.compile inside the captured step" if self.numerics.torch_compile else "")
+            + ("; attention without cuDNN's kernel" if self.numerics.attention == "no-cudnn" else "")
         )
 
     def _describe_grid(self, ragged: bool = False) -> str:

@@ -10,7 +10,8 @@ learning rate and width of a seed sees the same data (the parabola compares like
 a run of an mHC model also records what its routing does on the first validation batch
 (:mod:`~mhc_mup.training.transfer.routing`), and every run records its wall time by stage (``stage_seconds``).
 :func:`run_stages` is the same run as a generator that pauses before each sync, so that several runs can share a
-GPU from one thread (:mod:`~mhc_mup.training.transfer.executors`); :func:`execute_run` runs it to the end.
+GPU from one thread (:mod:`~mhc_mup.training.transfer.executors`), each resumption under the run's attention
+setting; :func:`execute_run` runs it to the end.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from mhc_mup.errors import TransferError
 from mhc_mup.kernels import fused
 from mhc_mup.training.data import Corpus, cached_corpus, sample_batch, sample_windows
 from mhc_mup.training.graphed import GraphedSteps, compiled, graph_ready_optimizer, lr_table
-from mhc_mup.training.model import MHCLM, stream_probe
+from mhc_mup.training.model import MHCLM, attention_backends, stream_probe
 from mhc_mup.training.step import eval_batch_losses, eval_loss, train_step
 from mhc_mup.training.transfer.config import RunRecipe, RunSpec
 from mhc_mup.training.transfer.routing import routing_stats
@@ -119,7 +120,7 @@ def _graphed_steps(model: MHCLM, spec: RunSpec, corpus: Corpus, dev: torch.devic
     opt = graph_ready_optimizer(model, train.optimizer, s.sweep.run_lr(spec.lr))
     s.sweep.apply(model, opt, spec.lr)
     lrs = lr_table(opt, lambda k: lr_factor(k, train.steps, s.recipe.warmup), train.steps)
-    net = compiled(model) if s.numerics.torch_compile else model
+    net = compiled(model, s.numerics.attention) if s.numerics.torch_compile else model
     return GraphedSteps(net, opt, torch.stack(windows).to(dev), lrs)
 
 
@@ -168,7 +169,31 @@ def run_stages(spec: RunSpec, device: str) -> Generator[None, None, dict]:
     """:func:`execute_run` as a generator that pauses (yields) between its stages and before each of training's
     syncs (loss checks, validations), and returns the record: several runs on one GPU can take turns from one
     thread, each on its own CUDA stream, so that one run's steps run while another waits for its losses or
-    builds its model. Work is queued on the current stream at each resumption."""
+    builds its model. Work is queued on the current stream at each resumption.
+
+    Each resumption runs inside the run's attention setting (:func:`~mhc_mup.training.model.attention_backends`),
+    entered when it starts and left when it pauses: every stage runs under it (the build, the eager warm-up steps,
+    the capture of the CUDA graph, whose kernels are those chosen then, the replays, the validations, the first
+    call of a compiled model, which traces it), whoever resumes the run, and a run taking turns with others never
+    leaves its setting to them or finds theirs (the flags are the process's, not the stream's)."""
+    return _under_attention(spec.settings.numerics.attention, _stages(spec, device))
+
+
+def _under_attention(attention: str, stages: Generator[None, None, dict]) -> Generator[None, None, dict]:
+    """``stages``, each resumption inside ``attention_backends(attention)``; closing this closes ``stages``."""
+    try:
+        while True:
+            with attention_backends(attention):
+                record = resume(stages)
+            if record is not None:
+                return record
+            yield
+    finally:
+        stages.close()
+
+
+def _stages(spec: RunSpec, device: str) -> Generator[None, None, dict]:
+    """:func:`run_stages`' stages, under whatever attention setting is in force at each resumption."""
     start = time.perf_counter()
     dev = torch.device(device)
     recipe = spec.settings.recipe
