@@ -74,6 +74,7 @@ def test_cli_prints_the_edges_with_two_seeds(small_corpus_file, tmp_path, capsys
         (["--compile"], "--compile compiles the captured CUDA step; this sweep runs on cpu"),
         (["--stream-dtype", "float16"], "argument --stream-dtype: invalid choice: 'float16'"),
         (["--kernels", "cuda"], "argument --kernels: invalid choice: 'cuda'"),
+        (["--attention", "flash"], "argument --attention: invalid choice: 'flash'"),
     ],
 )
 def test_cli_bad_input_is_one_line_exit_2_nothing_written(args, message, small_corpus_file, tmp_path, capsys):
@@ -153,7 +154,8 @@ def test_every_flag_reaches_its_place_in_the_configuration(tmp_path):
     args = ["transfer", "--seeds", "3", "--steps", "9", "--optimizer", "sgd", "--warmup", "0.2", "--batch-size", "4",
             "--seq-len", "32", "--eval-every", "3", "--eval-batches", "5", "--diverge-factor", "3", "--depth", "3",
             "--heads", "2", "--n-s", "3", "-K", "7", "--base-width", "8", "--corpus", str(tmp_path),
-            "--stream-dtype", "bfloat16", "--kernels", "reference", "--tolerance", "0.2", "--bootstrap", "11",
+            "--stream-dtype", "bfloat16", "--kernels", "reference", "--attention", "no-cudnn", "--tolerance", "0.2",
+            "--bootstrap", "11",
             "--device", "cpu", "--lr-min", "1e-4", "--lr-max", "1e-2", "--lr-points", "4",
             "--widths", "8,16"]  # fmt: skip
     cfg = transfer_config(build_parser().parse_args(args))
@@ -163,6 +165,7 @@ def test_every_flag_reaches_its_place_in_the_configuration(tmp_path):
     assert r.corpus == str(tmp_path.resolve())
     assert (m.depth, m.heads, m.mhc.n_s, m.mhc.K, cfg.base_d) == (3, 2, 3, 7, 8)
     assert (cfg.numerics.stream_dtype, cfg.numerics.kernels, cfg.device) == ("bfloat16", "reference", "cpu")
+    assert cfg.numerics.attention == "no-cudnn"
     assert (cfg.analysis.tolerance, cfg.analysis.fit.n_boot, cfg.grid.seeds, cfg.grid.widths) == (0.2, 11, 3, (8, 16))
     assert [math.log2(x) for x in cfg.grid.lrs] == pytest.approx(np.linspace(math.log2(1e-4), math.log2(1e-2), 4))
 
@@ -272,6 +275,27 @@ def test_dry_run_prints_the_plan_after_every_check_and_writes_nothing(small_corp
     printed = capsys.readouterr().out
     assert "of" in printed and "runs to train:" in printed and "no GPU time estimate on the CPU" in printed
     assert not out.exists()
+
+
+def test_attention_without_cudnn_trains_is_stored_and_said_and_a_resume_must_repeat_it(
+    small_corpus_file, tmp_path, capsys
+):
+    """``--attention no-cudnn``: the dry run plans it and writes nothing; the sweep trains, stores the setting in
+    sweep.json, says it in the report's settings line (read back by --report-only too); a resume without the flag
+    is refused in one line."""
+    out = tmp_path / "t"
+    args = ["transfer", *FAST, "--attention", "no-cudnn", "--corpus", str(small_corpus_file), "--out", str(out)]
+    assert main([*args, "--dry-run"]) == 0 and "runs to train:" in capsys.readouterr().out and not out.exists()
+    assert main([*args, "--quiet"]) == 0
+    assert json.loads((out / "sweep.json").read_text())["settings"]["attention"] == "no-cudnn"
+    assert "; attention without cuDNN's kernel" in (out / "transfer_report.md").read_text()
+    (out / "transfer_report.md").unlink()
+    assert main(["transfer", "--report-only", "--out", str(out), "--quiet"]) == 0
+    assert "; attention without cuDNN's kernel" in (out / "transfer_report.md").read_text()
+    capsys.readouterr()
+    assert main(["transfer", *FAST, "--corpus", str(small_corpus_file), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "other settings (attention: 'no-cudnn' there, 'auto' now)" in err[0], err
 
 
 def test_report_only_rewrites_the_outputs_from_the_stored_runs_and_trains_nothing(small_corpus_file, tmp_path, capsys):

@@ -38,7 +38,7 @@ from mhc_mup.cli.common import (
 )
 from mhc_mup.errors import UsageError
 from mhc_mup.kernels.fused import KERNEL_CHOICES
-from mhc_mup.training.model import STREAM_DTYPES
+from mhc_mup.training.model import ATTENTION_CHOICES, STREAM_DTYPES
 from mhc_mup.training.transfer import (
     BUILTIN_CONFIGS,
     DEFAULT_CONFIGS,
@@ -223,6 +223,15 @@ def register(p: argparse.ArgumentParser) -> None:
                         "width at d=2048, 14000 at d=256); a 300-step sweep of 16x128 bytes took twice as long. "
                         "Same function to bf16 round-off, not bit for bit between runs. Part of the sweep "
                         "folder's settings")  # fmt: skip
+    g.add_argument("--attention", choices=ATTENTION_CHOICES,
+                   help="which kernels may run the attention (F.scaled_dot_product_attention): auto (default) "
+                        "leaves the choice to PyTorch, which on H100-class GPUs with a recent cuDNN picks cuDNN's "
+                        "kernel first; no-cudnn leaves cuDNN's out, so FlashAttention, the memory-efficient or "
+                        "the math kernel runs. The same function, other kernels (round-off apart). For a check or "
+                        "workaround where runs at large head dimensions (width/heads: 256 at d=1024 with 4 heads) "
+                        "go NaN or stall: cuDNN's attention is a suspect there, not a confirmed cause. Applies to "
+                        "every stage of each run, the CUDA graph's capture and --compile's tracing included. Part "
+                        "of the sweep folder's settings")  # fmt: skip
 
     g = p.add_argument_group("analysis")
     add_tolerance(g, d.tolerance, reads="a configuration transfers when its drift exponent's")
@@ -292,7 +301,7 @@ def transfer_config(args: argparse.Namespace) -> TransferConfig:
         changes["corpus"] = str(args.corpus.expanduser().resolve())
     for name in ("seeds", "steps", "optimizer", "warmup", "batch_size", "seq_len", "eval_every", "eval_batches",
                  "depth", "heads", "n_s", "K", "tolerance", "device", "stream_dtype", "kernels",
-                 "cuda_graphs", "torch_compile", "joint_halfwidth"):  # fmt: skip
+                 "cuda_graphs", "torch_compile", "attention", "joint_halfwidth"):  # fmt: skip
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)
     return DEFAULTS.with_leaves(**changes).validate()
