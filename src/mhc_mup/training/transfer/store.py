@@ -125,27 +125,31 @@ def _check_sweep_file(cfg: TransferConfig, out: Path, settings: Mapping) -> None
 
 
 def write_sweep_file(cfg: TransferConfig, out: Path) -> None:
-    """``sweep.json``: the settings (fixed for the folder), the union of every grid swept into it (``grid``) and
-    each of those grids (``grids``, this command's appended unless already there); one process at a time:
-    several may share the folder."""
+    """``sweep.json``: the settings (fixed for the folder), the union of every grid swept into it (``grid``,
+    :func:`_union_grid`) and each of those grids (``grids``, this command's appended unless already there); one
+    process at a time: several may share the folder."""
     path = Path(out) / "sweep.json"
     with one_at_a_time(path.with_name(".sweep.json.lock")):
-        grid = cfg.grid.to_dict()
-        mine = _grid_entry(grid)
+        grid, mine = cfg.grid, _grid_entry(cfg.grid.to_dict())
         grids = [mine]
         if path.exists():
             stored = read_json(path, SWEEP_SHAPE)
-            old = stored["grid"]
-            grids = stored.get("grids") or [_grid_entry(old)]
+            grid = _union_grid(cfg.grid, stored["grid"])
+            grids = stored.get("grids") or [_grid_entry(stored["grid"])]
             grids += [mine] if mine not in grids else []
-            names = {c["name"] for c in grid["configs"]}
-            grid["configs"] = grid["configs"] + [c for c in old["configs"] if c["name"] not in names]
-            grid["widths"] = sorted(set(grid["widths"]) | set(old["widths"]))
-            grid["seeds"] = max(grid["seeds"], old["seeds"])
-            grid["lrs"] = list(distinct_values(old["lrs"], grid["lrs"]))
-        doc = {"format": SWEEP_FORMAT, "settings": cfg.settings(), "grid": grid, "grids": grids,
+        doc = {"format": SWEEP_FORMAT, "settings": cfg.settings(), "grid": grid.to_dict(), "grids": grids,
                "versions": software_versions()}  # fmt: skip
         atomic_write_text(path, json.dumps(json_safe(doc), indent=1) + "\n")
+
+
+def _union_grid(mine: SweepGrid, old: Mapping) -> SweepGrid:
+    """``mine`` joined with a stored grid ``old`` (as :meth:`SweepGrid.to_dict` writes it): ``mine``'s
+    configurations, then the earlier ones; every width, increasing, or ``mine``'s in its order when ``old`` has no
+    other; the most seeds; every value (one float per key, the earliest)."""
+    names = {c.name for c in mine.configs}
+    configs = mine.configs + tuple(Configuration.from_dict(c) for c in old["configs"] if c["name"] not in names)
+    widths = mine.widths if set(old["widths"]) <= set(mine.widths) else tuple(sorted({*mine.widths, *old["widths"]}))
+    return SweepGrid(configs, widths, distinct_values(old["lrs"], mine.lrs), max(mine.seeds, old["seeds"]))
 
 
 def _grid_entry(grid: Mapping) -> dict:
@@ -157,19 +161,13 @@ def _grid_entry(grid: Mapping) -> dict:
 
 def folder_config(cfg: TransferConfig, out: str | Path) -> TransferConfig:
     """What analyses every run stored in ``out``: ``cfg`` with the union of the grids swept into the folder
-    (``sweep.json``'s ``grid``: ``cfg``'s configurations, then the earlier ones; every width, increasing, or
-    ``cfg``'s widths in its order when the folder has no other; the most seeds; every value) and ``cfg``'s base
-    width made explicit, since the folder's settings fix it (the union's smallest width must not replace it).
-    ``cfg`` itself when ``out`` holds no ``sweep.json``."""
+    (:func:`_union_grid` with ``sweep.json``'s ``grid``) and ``cfg``'s base width made explicit, since the folder's
+    settings fix it (the union's smallest width must not replace it). ``cfg`` itself when ``out`` holds no
+    ``sweep.json``."""
     path = Path(out) / "sweep.json"
     if not path.exists():
         return cfg
-    old = read_json(path, SWEEP_SHAPE)["grid"]
-    mine = cfg.grid
-    names = {c.name for c in mine.configs}
-    configs = mine.configs + tuple(Configuration.from_dict(c) for c in old["configs"] if c["name"] not in names)
-    widths = mine.widths if set(old["widths"]) <= set(mine.widths) else tuple(sorted({*mine.widths, *old["widths"]}))
-    grid = SweepGrid(configs, widths, distinct_values(old["lrs"], mine.lrs), max(mine.seeds, old["seeds"]))
+    grid = _union_grid(cfg.grid, read_json(path, SWEEP_SHAPE)["grid"])
     return dataclasses.replace(cfg, grid=grid, base_d=cfg.base_width)
 
 
@@ -180,7 +178,8 @@ def folder_grids(cfg: TransferConfig, out: str | Path) -> tuple[SweepGrid, ...]:
     path = Path(out) / "sweep.json"
     if not path.exists():
         return (cfg.grid,)
-    grids = _recorded_grids(path, read_json(path, SWEEP_SHAPE), folder_config(cfg, out).grid.configs)
+    stored = read_json(path, SWEEP_SHAPE)
+    grids = _recorded_grids(path, stored, _union_grid(cfg.grid, stored["grid"]).configs)
     return (*grids, cfg.grid) if cfg.grid not in grids else grids
 
 
