@@ -295,16 +295,20 @@ def transfer_config(args: argparse.Namespace) -> TransferConfig:
         changes["divergence_factor"] = args.diverge_factor
     if args.base_width is not None:
         changes["base_d"] = args.base_width
-    if args.bootstrap is not None:
-        changes["n_boot"] = args.bootstrap
     if args.corpus is not None:
         changes["corpus"] = str(args.corpus.expanduser().resolve())
     for name in ("seeds", "steps", "optimizer", "warmup", "batch_size", "seq_len", "eval_every", "eval_batches",
-                 "depth", "heads", "n_s", "K", "tolerance", "device", "stream_dtype", "kernels",
-                 "cuda_graphs", "torch_compile", "attention", "joint_halfwidth"):  # fmt: skip
+                 "depth", "heads", "n_s", "K", "device", "stream_dtype", "kernels", "cuda_graphs",
+                 "torch_compile", "attention"):  # fmt: skip
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)
-    return DEFAULTS.with_leaves(**changes).validate()
+    return DEFAULTS.with_leaves(**(changes | _analysis_flags(args))).validate()
+
+
+def _analysis_flags(args: argparse.Namespace) -> dict:
+    """The analysis leaves the flags set: ``tolerance``, ``joint_halfwidth`` and ``n_boot`` (``--bootstrap``)."""
+    given = {"tolerance": args.tolerance, "joint_halfwidth": args.joint_halfwidth, "n_boot": args.bootstrap}
+    return {k: v for k, v in given.items() if v is not None}
 
 
 def _swept(args: argparse.Namespace, grid: tuple, names: list[str]) -> dict:
@@ -390,11 +394,9 @@ def run_transfer_command(args: argparse.Namespace) -> int:
 
 def _report_only(args: argparse.Namespace) -> int:
     """``--report-only``: analyse the runs stored in ``--out`` and write the outputs, training nothing."""
-    analysis = {k: v for k, v in (("tolerance", args.tolerance), ("joint_halfwidth", args.joint_halfwidth),
-                                  ("n_boot", args.bootstrap)) if v is not None}  # fmt: skip
     console, _, _ = consoles(args.quiet)
     try:
-        result = analyse_folder(args.out, analysis)
+        result = analyse_folder(args.out, _analysis_flags(args))
     except OSError as exc:
         raise write_failure(args.out, exc) from None
     if not args.quiet:
