@@ -297,7 +297,8 @@ def build_transfer_report(result: TransferResult, png: bytes):
     runs = result.runs
     cost = (
         f"{len(runs)} runs stored ({result.missing} of the grid still missing), {runs.seconds.sum() / 3600:.3g} "
-        f"device-hours in all; per run: median {runs.seconds.median():.3g} s, "
+        f"hours of run time summed over the runs (more than the GPU time where runs took turns on one GPU: each "
+        f"counts the time they shared); per run: median {runs.seconds.median():.3g} s, "
         f"{runs.tokens_per_s.median():,.0f} tokens/s (median) on {', '.join(sorted(set(runs.device)))}."
         if len(runs)
         else "No run stored yet."
