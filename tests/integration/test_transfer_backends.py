@@ -114,3 +114,21 @@ def test_runs_sharing_a_gpu_give_the_one_at_a_time_results(small_corpus_file, tm
     pd.testing.assert_series_equal(_losses(shared), _losses(alone), rtol=1e-5)
     steps = {json.loads(f.read_text())["step"] for f in tmp_path.glob("*/runs/*/*/*/*.json")}
     assert steps == {"cuda-graph"}  # every run of both sweeps captured its step
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU: runs sharing it at a sweep's shapes")
+def test_runs_sharing_a_gpu_at_a_sweeps_shapes_stay_finite_and_match_one_at_a_time(small_corpus_file, tmp_path,
+                                                                                  capsys):  # fmt: skip
+    """Issue 20's d = 1024 runs, shortened to 100 steps: 4 heads, 32 × 256 bytes a step, 4 runs sharing the GPU,
+    against the same runs one at a time. When every run captured its step on PyTorch's one capture stream, the
+    runs shared that stream's cuBLAS workspace and, sharing the GPU at this shape, went NaN within 80 steps or
+    hung (torch 2.11, H100), where one at a time they trained."""
+    cfg = tiny_cfg(small_corpus_file, device="cuda", configs=(BUILTIN_CONFIGS["mup"],), widths=(1024,), depth=2,
+                   heads=4, lrs=tuple(2.0**k for k in range(-10, -6)), steps=100, batch_size=32, seq_len=256,
+                   eval_every=0, eval_batches=2, base_d=128, stream_dtype="bfloat16")  # fmt: skip
+    alone = _losses(run_transfer(cfg, tmp_path / "alone"))
+    shared = _losses(run_transfer(cfg, tmp_path / "shared", runs_per_gpu=4))
+    with capsys.disabled():
+        print(f"\nd=1024, 100 steps: one at a time {alone.round(4).tolist()}, sharing {shared.round(4).tolist()}")
+    assert np.isfinite(alone).all() and np.isfinite(shared).all()
+    pd.testing.assert_series_equal(shared, alone, rtol=1e-2)

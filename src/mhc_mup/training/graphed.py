@@ -9,16 +9,24 @@ Everything a step reads or writes lives in device tensors, so a step is one grap
   into the optimizer's learning-rate tensors by the step itself;
 - a step counter ``(1,)`` and the loss of every step ``(steps,)``.
 
-The first :data:`WARMUP_STEPS` steps run eagerly on a side stream, as PyTorch's documentation asks (they create
-the optimizer's state and autograd's buffers). They are the run's real first steps, so nothing is trained twice.
-The next step is captured, and every later step replays it. A step that cannot be captured is reported
-(:attr:`GraphedSteps.fallback`) and the run goes on eagerly with the same step.
+The first :data:`WARMUP_STEPS` steps run eagerly, as PyTorch's documentation asks (they create the optimizer's
+state, autograd's buffers and the stream's cuBLAS workspace). They are the run's real first steps, so nothing is
+trained twice. The next step is captured, and every later step replays it. A step that cannot be captured is
+reported (:attr:`GraphedSteps.fallback`) and the run goes on eagerly with the same step.
+
+Every step of a run, eager, captured or replayed, runs on the run's own stream (:attr:`GraphedSteps.stream`),
+never on PyTorch's default capture stream, which is one per process. cuBLAS keeps one workspace per stream, and a
+captured graph keeps the address of the workspace of the stream it was captured on (pytorch/pytorch#193402):
+graphs captured on one stream share a workspace, so two of them replaying at once on two streams (runs taking
+turns on one GPU) write over each other's scratch data. In issue 20's sweep at d = 1024 such runs went NaN or
+never finished; one at a time they trained.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 import torch._dynamo
@@ -111,30 +119,25 @@ class GraphedSteps:
         self.graph: torch.cuda.CUDAGraph | None = None
         self.fallback = ""  # why the step was not captured, when it was asked to be
         self.capture_seconds = 0.0  # wall time of the capture and its first replay
-        self._side = torch.cuda.Stream(self.device) if self.capture else None
+        self.stream = _own_stream(self.device) if self.capture else None
 
     @property
     def captured(self) -> bool:
         return self.graph is not None
 
     def advance(self) -> None:
-        """Take the next step."""
-        if self.graph is not None:
-            self.graph.replay()
-        elif self.capture and self.taken == self.warmup:
-            stream = torch.cuda.current_stream(self.device)
-            stream.synchronize()
-            start = time.perf_counter()
-            self._capture_and_replay()
-            stream.synchronize()
-            self.capture_seconds = time.perf_counter() - start
-        elif self._side is not None:
-            self._side.wait_stream(torch.cuda.current_stream(self.device))
-            with torch.cuda.stream(self._side):
+        """Take the next step (queued on :attr:`stream`, which the current stream then waits for)."""
+        with _on(self.stream, self.device):
+            if self.graph is not None:
+                self.graph.replay()
+            elif self.capture and self.taken == self.warmup:
+                self.stream.synchronize()
+                start = time.perf_counter()
+                self._capture_and_replay()
+                self.stream.synchronize()
+                self.capture_seconds = time.perf_counter() - start
+            else:
                 self._eager_step()
-            torch.cuda.current_stream(self.device).wait_stream(self._side)
-        else:
-            self._eager_step()
         self.taken += 1
 
     def take_losses(self) -> list[float]:
@@ -165,19 +168,39 @@ class GraphedSteps:
         graph = torch.cuda.CUDAGraph()
         try:
             # thread-local: other threads' runs (sharing the GPU on their own streams) may sync meanwhile
-            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+            with torch.cuda.graph(graph, stream=self.stream, capture_error_mode="thread_local"):
                 self._step()
         except RuntimeError as exc:
             self.fallback = _first_line(exc)
             self.capture = False
-            torch.cuda.current_stream(self.device).synchronize()
+            self.stream.synchronize()
             self._eager_step()
             return
         self.graph = graph
         graph.replay()
 
 
+def _own_stream(device: torch.device) -> torch.cuda.Stream:
+    """The stream a run's steps run on: the current one when the caller gave the run its own (a run taking turns
+    with others), else a new one (capture cannot run on the default stream)."""
+    current = torch.cuda.current_stream(device)
+    return torch.cuda.Stream(device) if current == torch.cuda.default_stream(device) else current
+
+
+@contextlib.contextmanager
+def _on(stream: torch.cuda.Stream | None, device: torch.device) -> Iterator[None]:
+    """Queue the block's work on ``stream`` (after the current stream's work; the current stream then waits for
+    it), or on the current stream when ``stream`` is None or is the current stream."""
+    current = torch.cuda.current_stream(device) if stream is not None else None
+    if stream is None or stream == current:
+        yield
+        return
+    stream.wait_stream(current)
+    with torch.cuda.stream(stream):
+        yield
+    current.wait_stream(stream)
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"
-

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import torch
 from torch.optim.lr_scheduler import LambdaLR
@@ -218,3 +220,26 @@ def test_no_cudnn_keeps_cudnn_attention_out_of_the_captured_step_at_head_dim_256
               f"{torch.backends.cudnn.version()}: auto dispatched {sorted(auto)}; no-cudnn {sorted(without)}")
     assert not any("cudnn" in op.lower() for op in without), without
     assert any(kind in op for op in without for kind in ("flash", "efficient", "math")), without
+
+
+@CUDA
+def test_each_run_steps_on_its_own_stream_and_captures_there():
+    """Runs sharing a GPU each capture on their own stream (the one current when the run was made), so that their
+    graphs do not share one cuBLAS workspace (PyTorch's default capture stream is one per process); a run made on
+    the default stream gets a stream of its own, since capture cannot use the default one. The current stream
+    waits for the steps: the losses read after them are the steps'."""
+    steps = WARMUP_STEPS + 3
+    made = []
+    for stream in (torch.cuda.Stream(), torch.cuda.Stream(), None):
+        with torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext():
+            model, windows = model_and_windows("cuda", steps)
+            opt = graph_ready_optimizer(model, "adam", 2**-8)
+            run = GraphedSteps(model, opt, windows, lr_table(opt, schedule(steps), steps))
+            for _ in range(steps):
+                run.advance()
+            made.append((stream, run, run.take_losses()))
+    (first, a, a_losses), (second, b, b_losses), (_, c, c_losses) = made
+    assert a.captured and b.captured and c.captured, (a.fallback, b.fallback, c.fallback)
+    assert a.stream == first and b.stream == second
+    assert c.stream not in (torch.cuda.default_stream(), first, second)
+    assert a_losses == b_losses == c_losses  # the same model and batches: the same steps on any stream
