@@ -96,6 +96,7 @@ def test_a_seed_missing_one_of_its_widths_values_is_not_finished():
     assert math.isnan(seeds.loc[(256, 1), "log2_lr_opt"]) and math.isfinite(seeds.loc[(256, 0), "log2_lr_opt"])
     assert (seeds.drop(index=[(256, 1)]).note == "").all()
     assert result.drift.iloc[0].joint_widths == 2 and 256 not in set(result.edges.width)
+    assert result.drift.iloc[0].joint_note.endswith("not finished yet, left out: d = 256")  # said, not silent
     noise = result.noise.set_index("width")
     assert math.isnan(noise.loc[256, "seed_sigma"]) and noise.loc[256, "seed_dof"] == 0
 

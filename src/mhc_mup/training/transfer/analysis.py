@@ -38,7 +38,7 @@ from mhc_mup.stats.readings import UNCLEAR as UNCLEAR_READING
 from mhc_mup.stats.readings import classify, drift_verdict
 from mhc_mup.training.transfer.config import SweepGrid, TransferConfig, grid_values, log2_key
 from mhc_mup.training.transfer.edges import EDGE_COLUMNS, EDGE_DRIFT_COLUMNS, edge_drift, edges_table
-from mhc_mup.training.transfer.joint import joint_drift, width_curves, width_values
+from mhc_mup.training.transfer.joint import WidthCurves, joint_drift, width_curves, width_values
 from mhc_mup.training.transfer.noise import NOISE_COLUMNS, noise_table
 from mhc_mup.training.transfer.routing import ROUTING_STATS
 
@@ -204,6 +204,7 @@ def analyse(cfg: TransferConfig, records: list[dict], grids: Sequence[SweepGrid]
         values |= {(c.name, w): v for w, v in own.items()}
         loss_grids = [wc for w in widths if (wc := width_curves(cfg, at[w], own[w]))]
         joint_row, joint_widths = joint_drift(cfg, loss_grids, cfg.sweep.symbol)
+        joint_row = _with_unfinished(joint_row, [w for w in widths if len(at[w])], loss_grids)
         edge_tables.append(edges_table(cfg, c.name, loss_grids))
         edge_drifts.append(edge_drift(cfg, c.name, loss_grids, edge_tables[-1]))
         for w in widths:
@@ -281,6 +282,17 @@ def curves_table(records: list[dict]) -> pd.DataFrame:
         rows += [(*base, "train", k + 1, v, value) for k, v in enumerate(r["train_loss"])]
         rows += [(*base, "val", int(step), v, value) for step, v in r["val_curve"]]
     return pd.DataFrame(rows, columns=list(CURVE_COLUMNS))
+
+
+def _with_unfinished(joint_row: dict, run_widths: list[int], curves: list[WidthCurves]) -> dict:
+    """``joint_row`` whose note also names the widths with runs but no curves yet (a seed has not run every
+    value there), which the joint fit, the noise and the edges leave out."""
+    fitted = {c.width for c in curves}
+    unfinished = [f"d = {w}" for w in run_widths if w not in fitted]
+    if not unfinished:
+        return joint_row
+    note = f"not finished yet, left out: {', '.join(unfinished)}"
+    return joint_row | {"joint_note": "; ".join(filter(None, [joint_row["joint_note"], note]))}
 
 
 def _seed_fits(cfg: TransferConfig, runs: pd.DataFrame, values: tuple[float, ...]) -> list[tuple[int, ParabolaFit]]:
