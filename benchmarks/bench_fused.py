@@ -314,12 +314,18 @@ def _profiled_steps(cfg: ModelConfig, kernels: str, batch: int, seq: int, activi
     return prof, steps
 
 
-def profile_step(d: int, batch: int, seq: int, stream_dtype: str) -> list[dict]:
+def model_config(d: int, stream_dtype: str, hc: bool = True, depth: int = 4, heads: int = 0) -> ModelConfig:
+    """The benchmarked model at width ``d``: ``depth`` blocks of ``heads`` heads (0: d/64, head dimension 64; a
+    transfer sweep keeps 4)."""
+    return ModelConfig(d=d, depth=depth, heads=heads or max(1, d // 64), n_s=N_S, K=K, hc=hc, stream_dtype=stream_dtype)
+
+
+def profile_step(d: int, batch: int, seq: int, stream_dtype: str, depth: int = 4, heads: int = 0) -> list[dict]:
     """Host time per op of one eager fused mHC training step (torch.profiler, CPU side): where launch
     overhead goes when the step is not replayed as CUDA graphs."""
     from torch.profiler import ProfilerActivity
 
-    cfg = ModelConfig(d=d, depth=4, heads=max(1, d // 64), n_s=N_S, K=K, stream_dtype=stream_dtype)
+    cfg = model_config(d, stream_dtype, depth=depth, heads=heads)
     prof, steps = _profiled_steps(cfg, "triton", batch, seq, ProfilerActivity.CPU, compiled=False, warmup=3)
     rows = [{"op": e.key[:70], "self_cpu_us": e.self_cpu_time_total / steps, "calls": e.count / steps}
             for e in prof.key_averages()]  # fmt: skip
@@ -335,7 +341,7 @@ def profile_step(d: int, batch: int, seq: int, stream_dtype: str) -> list[dict]:
 FUSED_KERNEL_PREFIXES = ("_projection_kernel", "_hc_pre_", "_hc_post_", "_sum_partials_kernel")
 
 
-def device_profile_step(d: int, batch: int, seq: int, stream_dtype: str) -> dict:
+def device_profile_step(d: int, batch: int, seq: int, stream_dtype: str, depth: int = 4, heads: int = 0) -> dict:
     """Device time per step, by kernel, of the compiled control step and the compiled fused mHC step
     (torch.profiler, CUDA side: the kernels that a CUDA-graph replay of the step runs): how much of mHC's
     extra time is the fused ops' own kernels and how much the rest of the model (the stream expansion and
@@ -345,7 +351,7 @@ def device_profile_step(d: int, batch: int, seq: int, stream_dtype: str) -> dict
     per_model: dict[str, dict[str, float]] = {}
     for name, hc in (("control", False), ("mhc", True)):
         torch._dynamo.reset()
-        cfg = ModelConfig(d=d, depth=4, heads=max(1, d // 64), n_s=N_S, K=K, hc=hc, stream_dtype=stream_dtype)
+        cfg = model_config(d, stream_dtype, hc, depth, heads)
         kernels = "triton" if hc else "reference"
         prof, steps = _profiled_steps(cfg, kernels, batch, seq, ProfilerActivity.CUDA, compiled=True, warmup=5)
         events = [e for e in prof.key_averages() if e.self_device_time_total > 0]
@@ -389,6 +395,13 @@ def main() -> None:
         help="device time per kernel of the compiled control and fused mHC steps, at each of --widths",
     )
     parser.add_argument("--stream-dtype", default="bfloat16", choices=("bfloat16", "float32"))
+    parser.add_argument("--depth", type=int, default=4, help="blocks of the training-step models (default 4)")
+    parser.add_argument(
+        "--heads",
+        type=int,
+        default=0,
+        help="attention heads of the training-step models (default 0: d/64; a transfer sweep keeps 4)",
+    )
     parser.add_argument("--json", help="also write every number to this file")
     parser.add_argument(
         "--once",
@@ -437,9 +450,11 @@ def main() -> None:
         report["tune"] = tune(args.tokens, 1024)
         report["breakdown"] = breakdown(args.tokens, 1024)
     if args.profile_step:
-        report["profile_step"] = profile_step(1024, args.batch, args.seq, args.stream_dtype)
+        report["profile_step"] = profile_step(1024, args.batch, args.seq, args.stream_dtype, args.depth, args.heads)
     if args.profile_device_step:
-        profiles = [device_profile_step(d, args.batch, args.seq, args.stream_dtype) for d in widths]
+        profiles = [
+            device_profile_step(d, args.batch, args.seq, args.stream_dtype, args.depth, args.heads) for d in widths
+        ]
         report["profile_device_step"] = profiles
     if not args.skip_ops:
         rows = [r for d in widths for r in bench_ops(args.tokens, d, bw)]
@@ -458,8 +473,7 @@ def main() -> None:
             variants += [("mhc", m, "triton") for m in ("compiled", "graphs")]
         for d in widths:
             for model, mode, kernels in variants:
-                cfg = ModelConfig(d=d, depth=4, heads=max(1, d // 64), n_s=N_S, K=K, hc=model == "mhc",
-                                  stream_dtype=args.stream_dtype)  # fmt: skip
+                cfg = model_config(d, args.stream_dtype, model == "mhc", args.depth, args.heads)
                 r = step_time(cfg, kernels, mode, args.batch, args.seq, args.steps)
                 r.update(d=d, model=model, kernels=kernels if model == "mhc" else "-", mode=mode)
                 steps.append(r)
