@@ -244,3 +244,78 @@ def test_each_run_steps_on_its_own_stream_and_captures_there():
     assert c.stream not in (torch.cuda.default_stream(), first, second)
     torch.testing.assert_close(a_losses, c_losses, rtol=1e-5, atol=1e-5)  # the same model and batches: the same
     torch.testing.assert_close(b_losses, c_losses, rtol=1e-5, atol=1e-5)  # steps, whichever stream runs them
+
+
+class FakeStream:
+    """A stand-in for ``torch.cuda.Stream`` on the CPU: a name, and the streams it was told to wait for."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self.waited = name, []
+
+    def wait_stream(self, other: FakeStream) -> None:
+        self.waited.append(other.name)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, FakeStream) and other.name == self.name
+
+    __hash__ = None
+
+
+@pytest.fixture
+def fake_streams(monkeypatch):
+    """``torch.cuda``'s stream calls over :class:`FakeStream`: the current stream starts as the default one, and
+    ``torch.cuda.stream(s)`` makes ``s`` current in its block. Returns the state: ``current``, ``default``, ``made``."""
+    from mhc_mup.training import graphed
+
+    state = {"default": FakeStream("default"), "made": []}
+    state["current"] = state["default"]
+
+    @contextlib.contextmanager
+    def stream(s):
+        before, state["current"] = state["current"], s
+        try:
+            yield
+        finally:
+            state["current"] = before
+
+    def new_stream(device=None):
+        state["made"].append(FakeStream(f"new{len(state['made'])}"))
+        return state["made"][-1]
+
+    monkeypatch.setattr(graphed.torch.cuda, "current_stream", lambda device=None: state["current"])
+    monkeypatch.setattr(graphed.torch.cuda, "default_stream", lambda device=None: state["default"])
+    monkeypatch.setattr(graphed.torch.cuda, "stream", stream)
+    monkeypatch.setattr(graphed.torch.cuda, "Stream", new_stream)
+    return state
+
+
+def test_a_run_takes_the_stream_it_was_given_else_one_of_its_own(fake_streams):
+    """The capture stream rule of :class:`GraphedSteps`: the current stream when a caller gave the run its own
+    (runs taking turns: graphs of runs replaying at once then never share a capture stream, whose cuBLAS workspace
+    they would share), a new stream when the current one is the default (where capture cannot run)."""
+    from mhc_mup.training.graphed import _own_stream
+
+    own = _own_stream(torch.device("cuda"))
+    assert own.name == "new0"
+    given = FakeStream("turn")
+    with torch.cuda.stream(given):
+        assert _own_stream(torch.device("cuda")) is given
+    assert len(fake_streams["made"]) == 1
+
+
+def test_a_step_on_another_stream_is_ordered_both_ways_and_none_on_its_own(fake_streams):
+    """:func:`_on`: work queued on another stream first waits for the current stream's, and the current stream
+    then waits for it (the losses read after a step are that step's); on the current stream nothing waits."""
+    from mhc_mup.training.graphed import _on
+
+    dev, side, seen = torch.device("cuda"), FakeStream("side"), []
+    with _on(side, dev):
+        seen.append(torch.cuda.current_stream(dev).name)
+    assert seen == ["side"] and side.waited == ["default"] and fake_streams["default"].waited == ["side"]
+    turn = FakeStream("turn")
+    with torch.cuda.stream(turn), _on(turn, dev):
+        seen.append(torch.cuda.current_stream(dev).name)
+    assert seen[-1] == "turn" and turn.waited == []
+    with _on(None, dev):  # no capture: the current stream, untouched
+        seen.append(torch.cuda.current_stream(dev).name)
+    assert seen[-1] == "default" and fake_streams["default"].waited == ["side"]
