@@ -12,8 +12,9 @@ if TYPE_CHECKING:
 __all__ = ["check_device", "resolve_device"]
 
 
-def resolve_device(device: str) -> torch.device:
-    """``torch.device`` for ``device``, or :class:`ConfigError` if it is unknown or absent here."""
+def resolve_device(device: str, *, absent_ok: bool = False) -> torch.device:
+    """``torch.device`` for ``device``, or :class:`ConfigError` if it is unknown or absent here (``absent_ok``: a
+    CUDA device on a machine without CUDA is taken as named, to plan for the machine it will run on)."""
     import torch
 
     try:
@@ -22,6 +23,8 @@ def resolve_device(device: str) -> torch.device:
         raise ConfigError(f"unknown device {device!r} (use cpu, cuda or cuda:N)") from exc
     if dev.type == "cuda":
         if not torch.cuda.is_available():
+            if absent_ok:
+                return dev
             raise ConfigError(f"device {device!r} requested but CUDA is not available on this machine")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise ConfigError(f"device {device!r} does not exist: {torch.cuda.device_count()} CUDA device(s)")

@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from mhc_mup.cli import main
 from mhc_mup.training.transfer import DRIFT_COLUMNS, NOISE_COLUMNS, OPTIMA_COLUMNS
@@ -275,6 +276,20 @@ def test_dry_run_prints_the_plan_after_every_check_and_writes_nothing(small_corp
     printed = capsys.readouterr().out
     assert "of" in printed and "runs to train:" in printed and "no GPU time estimate on the CPU" in printed
     assert not out.exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="prices a GPU absent from this machine")
+def test_a_dry_run_prices_a_gpu_sweep_on_a_machine_without_one(small_corpus_file, tmp_path, capsys):
+    """A laptop plans a GPU sweep: ``--device cuda --compile --dry-run`` prints the H100 estimate and writes
+    nothing; the same command without ``--dry-run`` is refused in one line."""
+    out = tmp_path / "out"
+    args = ["transfer", *FAST, "--device", "cuda", "--compile", "--corpus", str(small_corpus_file), "--out", str(out)]
+    assert main([*args, "--dry-run"]) == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "runs to train:" in printed and "of one H100" in printed and not out.exists()
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "CUDA is not available" in err[0] and not out.exists()
 
 
 def test_attention_without_cudnn_trains_is_stored_and_said_and_a_resume_must_repeat_it(

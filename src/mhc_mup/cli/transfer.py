@@ -261,7 +261,8 @@ def register(p: argparse.ArgumentParser) -> None:
     g.add_argument("--ray-address", metavar="ADDR", help="Ray cluster to join (default: RAY_ADDRESS or a local one)")
     g.add_argument("--dry-run", action="store_true",
                    help="print what the sweep would train (runs, steps, tokens) and an estimate of its GPU time "
-                        "from recorded runs, then stop; nothing is written")  # fmt: skip
+                        "from recorded runs, then stop; nothing is written (with --device cuda this works on a "
+                        "machine without CUDA too: price a GPU sweep from a laptop)")  # fmt: skip
     g.add_argument("--time-budget", type=positive_float("time budget"), metavar="SECONDS",
                    help="start no run after this many seconds; write the tables from the finished runs "
                         "(the same command again continues)")  # fmt: skip
@@ -302,7 +303,7 @@ def transfer_config(args: argparse.Namespace) -> TransferConfig:
                  "torch_compile", "attention"):  # fmt: skip
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)
-    return DEFAULTS.with_leaves(**(changes | _analysis_flags(args))).validate()
+    return DEFAULTS.with_leaves(**(changes | _analysis_flags(args)), plan_only=args.dry_run).validate()
 
 
 def _analysis_flags(args: argparse.Namespace) -> dict:

@@ -3,14 +3,17 @@ tokens exactly."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
 from pathlib import Path
 
 import pytest
+import torch
 
-from mhc_mup.training.transfer import BUILTIN_CONFIGS, TransferConfig
+from mhc_mup.errors import TransferError
+from mhc_mup.training.transfer import BUILTIN_CONFIGS, TransferConfig, run_transfer
 from mhc_mup.training.transfer.cost import (
     COMPILE_SECONDS,
     COMPILE_START_SECONDS,
@@ -20,6 +23,7 @@ from mhc_mup.training.transfer.cost import (
     _interpolate,
     estimate_cost,
 )
+from mhc_mup.training.transfer.sweep import transfer_cost
 
 RESULTS = Path(__file__).resolve().parents[3] / "benchmarks" / "results"
 RECORD = RESULTS / "bench_transfer_sweep_h100.json"  # eager and captured means per (config, width)
@@ -97,3 +101,21 @@ def test_the_recorded_compiled_sweep_is_estimated_low_within_20_percent():
     cfg = recorded_grid("on").with_leaves(lrs=tuple(2.0**k for k in range(-11, -4)), torch_compile=True)
     estimate = estimate_cost(cfg, cfg.runs(), cuda=True, in_turns=4).gpu_seconds
     assert 0.8 * measured < estimate < measured
+
+
+no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="prices a GPU absent from this machine")
+
+
+@no_cuda
+def test_a_plan_only_config_prices_a_gpu_this_machine_lacks_and_cannot_train(tmp_path):
+    """``plan_only`` (a dry run): a CUDA sweep is checked and priced on a machine without CUDA, as the recorded
+    captured sweep, nothing written; the same config cannot train, and without ``plan_only`` it is refused."""
+    cfg = dataclasses.replace(recorded_grid("on"), device="cuda", plan_only=True)
+    out = tmp_path / "out"
+    cost = transfer_cost(cfg.validate(), out)
+    assert cost.gpu_seconds == pytest.approx(recorded_seconds("graph"), rel=0.02) and not out.exists()
+    with pytest.raises(TransferError, match="only prices a sweep"):
+        run_transfer(cfg, out)
+    with pytest.raises(TransferError, match="CUDA is not available"):
+        dataclasses.replace(cfg, plan_only=False).validate()
+    assert not out.exists()

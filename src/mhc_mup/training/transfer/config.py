@@ -252,7 +252,8 @@ class TransferConfig(FlatView):
     (:class:`Numerics`), the analysis, the base width (``None``: the smallest width) and the device
     (``"auto"``: CUDA when present), and what is swept (``sweep``: the base LR, or a multiplier on top of
     ``base_lr``). Each run trains with base LR ``η``; each parameter group steps with ``η`` × its multiplier
-    (:mod:`~mhc_mup.training.width_rules`)."""
+    (:mod:`~mhc_mup.training.width_rules`). ``plan_only``: the sweep is only priced (a dry run), so a CUDA device
+    on a machine without CUDA is accepted as the one GPU it will run on; such a config cannot train."""
 
     grid: SweepGrid = field(default_factory=SweepGrid)
     model: ModelShape = field(default_factory=ModelShape)
@@ -262,6 +263,7 @@ class TransferConfig(FlatView):
     base_d: int | None = None
     device: str = "auto"
     sweep: SweptValue = field(default_factory=SweptValue)
+    plan_only: bool = False
 
     def __post_init__(self) -> None:
         if self.base_d is not None and self.base_d < 1:
@@ -296,6 +298,8 @@ class TransferConfig(FlatView):
         return self
 
     def _check_kernels_run_here(self, device: torch.device) -> None:
+        if device.type == "cuda" and not torch.cuda.is_available():
+            return  # a plan_only config's absent GPU: its kernels are checked where it runs
         if self.numerics.kernels == "triton" and any(c.hc for c in self.grid.configs):
             probe = stream_probe(self.model.mhc.n_s, 1, self.numerics.stream_dtype, device)
             try:
@@ -304,11 +308,12 @@ class TransferConfig(FlatView):
                 raise TransferError(str(exc)) from None
 
     def resolved_device(self) -> torch.device:
-        """``auto`` → ``cuda`` when a GPU is present, else ``cpu``; :class:`TransferError` for an absent one."""
+        """``auto`` → ``cuda`` when a GPU is present, else ``cpu``; :class:`TransferError` for an absent one
+        (unless ``plan_only``)."""
         if self.device == "auto":
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
         try:
-            return resolve_device(self.device)
+            return resolve_device(self.device, absent_ok=self.plan_only)
         except ConfigError as exc:
             raise TransferError(str(exc)) from None
 

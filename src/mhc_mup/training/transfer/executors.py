@@ -29,14 +29,14 @@ _WORKER_DEVICE = "cpu"
 
 def worker_devices(cfg: TransferConfig, workers: int | None, runs_per_gpu: int = 1) -> list[str]:
     """The device of each worker: every CUDA device ``runs_per_gpu`` times (``--workers`` GPUs at most), or
-    ``workers`` CPU workers (default 1: serial)."""
+    ``workers`` CPU workers (default 1: serial). A ``plan_only`` config's absent GPUs are ``workers`` (default 1)."""
     if isinstance(runs_per_gpu, bool) or not isinstance(runs_per_gpu, int) or runs_per_gpu < 1:
         raise TransferError(f"runs per GPU must be an integer >= 1, got {runs_per_gpu!r}")
     dev = cfg.resolved_device()
     if dev.type == "cuda":
         if dev.index is not None:
             return [str(dev)] * runs_per_gpu
-        n = torch.cuda.device_count()
+        n = torch.cuda.device_count() if torch.cuda.is_available() else (workers or 1)
         if workers is not None and workers > n:
             raise TransferError(f"--workers {workers}: only {n} CUDA device(s); --runs-per-gpu shares one GPU")
         return [f"cuda:{i}" for i in range(workers or n) for _ in range(runs_per_gpu)]

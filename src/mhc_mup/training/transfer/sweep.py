@@ -63,6 +63,8 @@ def run_transfer(
     processes may share ``out``: each claims a run before training it, so each run is trained once.
     """
     out = Path(out)
+    if cfg.plan_only:
+        raise TransferError("this configuration only prices a sweep (plan_only); train with plan_only=False")
     devices, finished, pending = _check_everything(cfg, out, backend, workers, runs_per_gpu)
     out.mkdir(parents=True, exist_ok=True)
     write_sweep_file(cfg, out)
