@@ -56,7 +56,8 @@ NEW_WIDTH_SECONDS = (0.29, 1.33, 2.25, 2.25)
 IN_TURNS_SPEEDUP = {1: 1.0, 2: 1.39, 4: 1.56}
 """Runs per GPU-hour of N captured runs taking turns on one GPU over one at a time
 (``benchmarks/results/bench_transfer_sweep_turns_h100.txt``); between them interpolated in log2 N, beyond 4 held
-at 4's (not measured)."""
+at 4's (not measured). Measured before each run had its own stream (``GraphedSteps``), while the runs shared a
+cuBLAS workspace."""
 COMPILED_WIDTHS = (256, 2048)
 COMPILED_STEP_RATIO = {True: (1.90 / 2.78, 16.22 / 22.08), False: (1.10 / 1.54, 12.06 / 14.51)}
 """mHC → a ``torch.compile``'d captured step's time over the plain captured one at :data:`COMPILED_WIDTHS`;
