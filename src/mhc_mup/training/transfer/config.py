@@ -253,7 +253,8 @@ class TransferConfig(FlatView):
     (``"auto"``: CUDA when present), and what is swept (``sweep``: the base LR, or a multiplier on top of
     ``base_lr``). Each run trains with base LR ``η``; each parameter group steps with ``η`` × its multiplier
     (:mod:`~mhc_mup.training.width_rules`). ``plan_only``: the sweep is only priced (a dry run), so a CUDA device
-    on a machine without CUDA is accepted as the one GPU it will run on; such a config cannot train."""
+    on a machine without CUDA is accepted as the GPUs it will run on (``--workers`` of them, default one); such a
+    config cannot train."""
 
     grid: SweepGrid = field(default_factory=SweepGrid)
     model: ModelShape = field(default_factory=ModelShape)
