@@ -23,6 +23,7 @@ from mhc_mup.training.transfer.cost import (
     _interpolate,
     estimate_cost,
 )
+from mhc_mup.training.transfer.executors import runs_in_turns, worker_devices
 from mhc_mup.training.transfer.sweep import transfer_cost
 
 RESULTS = Path(__file__).resolve().parents[3] / "benchmarks" / "results"
@@ -119,3 +120,12 @@ def test_a_plan_only_config_prices_a_gpu_this_machine_lacks_and_cannot_train(tmp
     with pytest.raises(TransferError, match="CUDA is not available"):
         dataclasses.replace(cfg, plan_only=False).validate()
     assert not out.exists()
+
+
+@no_cuda
+def test_a_plan_only_config_prices_as_many_absent_gpus_as_workers_asks():
+    """Without CUDA, a plan_only sweep's workers are ``--workers`` GPUs (default one), each ``runs_per_gpu`` times;
+    several GPUs are separate processes, so no runs take turns in the estimate."""
+    cfg = dataclasses.replace(recorded_grid("on"), device="cuda", plan_only=True)
+    assert worker_devices(cfg, None, 4) == ["cuda:0"] * 4 and runs_in_turns(worker_devices(cfg, None, 4)) == 4
+    assert worker_devices(cfg, 2, 1) == ["cuda:0", "cuda:1"] and runs_in_turns(worker_devices(cfg, 2, 1)) == 0
