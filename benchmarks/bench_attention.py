@@ -30,6 +30,7 @@ import contextlib
 import math
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -106,14 +107,15 @@ TRAIN_VARIANTS = {  # name → (leave cuDNN's attention out, torch.compile, the 
 }
 
 
-def train_rows(args: argparse.Namespace) -> list[dict]:
+def train_rows(args: argparse.Namespace, save: Callable[[list[dict], str | None], None]) -> list[dict]:
     """The ``mup`` configuration trained at ``--train-width`` as a sweep trains it (``mhc-mup transfer``'s own
     path: 4 learning rates from ``--train-lr`` up, ``--train-in-turns`` runs taking turns on the GPU, each step
     captured), in each of ``--train-variants``: attention with or without cuDNN's kernel, compiled or not, the
     fused mHC kernels or the reference ops. Per run: steps done, divergence, final losses; per variant, wall
     seconds (compilation included). cuDNN's kernel is left out by the sweep's own setting (``attention``), not by a
     context around the sweep: a compiled variant would otherwise reuse the graph, and its kernel, that an earlier
-    variant of the same width traced in this process."""
+    variant of the same width traced in this process. ``save(rows, variant)`` is called before each variant and
+    after the last, so that a variant that hangs leaves the rows so far and its own name behind."""
     import tempfile
 
     from mhc_mup.training.transfer import BUILTIN_CONFIGS, TransferConfig, run_transfer
@@ -121,6 +123,7 @@ def train_rows(args: argparse.Namespace) -> list[dict]:
     lr = 2.0 ** float(args.train_lr.removeprefix("2^")) if args.train_lr.startswith("2^") else float(args.train_lr)
     rows = []
     for name in args.train_variants.split(","):
+        save(rows, name)
         no_cudnn, compiled, kernels = TRAIN_VARIANTS[name]
         cfg = TransferConfig().with_leaves(
             configs=(BUILTIN_CONFIGS["mup"],), widths=(args.train_width,), lrs=tuple(lr * 2**k for k in range(4)),
@@ -138,6 +141,7 @@ def train_rows(args: argparse.Namespace) -> list[dict]:
                          "final_train_loss": r.final_train_loss, "final_val_loss": r.final_val_loss,
                          "mhc_kernels": r.mhc_kernels, "variant_wall_s": wall})  # fmt: skip
             print(rows[-1], flush=True)
+    save(rows, None)
     return rows
 
 
@@ -175,9 +179,14 @@ def main(argv: list[str] | None = None) -> int:
                     name, (args.batch, args.heads, args.seq, d_head), scale, args, dev)  # fmt: skip
                 rows.append(row)
                 print(row, flush=True)
-    trained = train_rows(args) if args.train_width else []
     settings = {k: v for k, v in vars(args).items() if k != "json"} | {"cudnn": cudnn}
-    write_results(args.json, dev, rows, trained=trained, **settings)
+
+    def save(trained: list[dict], in_progress: str | None) -> None:
+        write_results(args.json, dev, rows, trained=trained, training_variant_in_progress=in_progress, **settings)
+
+    save([], None)
+    if args.train_width:
+        train_rows(args, save)
     return 0
 
 

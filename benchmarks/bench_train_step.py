@@ -136,7 +136,9 @@ def write_results(path: Path | None, dev: torch.device, rows: list[dict], **sett
     facts = {"device": torch.cuda.get_device_name(dev), "torch": torch.__version__,
              "python": platform.python_version(), **settings}  # fmt: skip
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"machine": facts, "rows": rows}, indent=2) + "\n")
+    tmp = path.with_name(path.name + ".tmp")  # then renamed: a run killed mid-write leaves the last whole file
+    tmp.write_text(json.dumps({"machine": facts, "rows": rows}, indent=2) + "\n")
+    tmp.replace(path)
 
 
 if __name__ == "__main__":
