@@ -21,18 +21,29 @@ from mhc_mup.training.transfer.store import RunStore, load_records, write_sweep_
 from tests.helpers import tiny_transfer_config as tiny_cfg
 
 
-def _losses(result) -> pd.Series:
-    return result.runs.set_index(["config", "width", "seed", "lr"]).final_val_loss.sort_index()
+@pytest.fixture(scope="module")
+def serial_runs(small_corpus_file, tmp_path_factory) -> pd.DataFrame:
+    return run_transfer(tiny_cfg(small_corpus_file), tmp_path_factory.mktemp("serial")).runs
 
 
 @pytest.fixture(scope="module")
-def serial(small_corpus_file, tmp_path_factory):
-    return _losses(run_transfer(tiny_cfg(small_corpus_file), tmp_path_factory.mktemp("serial")))
+def serial(serial_runs) -> pd.Series:
+    return _losses(serial_runs)
+
+
+def _losses(runs: pd.DataFrame) -> pd.Series:
+    return runs.set_index(["config", "width", "seed", "lr"]).final_val_loss.sort_index()
+
+
+def test_serial_runs_record_that_they_ran_alone(serial_runs):
+    assert (serial_runs.runs_per_device == 1).all()
 
 
 def test_process_pool_gives_the_serial_results(small_corpus_file, tmp_path, serial):
-    pooled = run_transfer(tiny_cfg(small_corpus_file), tmp_path / "pool", workers=2)
+    """... and each run records that its device held 2 runs at once."""
+    pooled = run_transfer(tiny_cfg(small_corpus_file), tmp_path / "pool", workers=2).runs
     pd.testing.assert_series_equal(_losses(pooled), serial, rtol=1e-5)
+    assert (pooled.runs_per_device == 2).all()
 
 
 def _in_turns(cfg, out, slots):
@@ -48,7 +59,7 @@ def _in_turns(cfg, out, slots):
 def test_runs_taking_turns_give_the_serial_results(small_corpus_file, tmp_path, serial):
     left, records = _in_turns(tiny_cfg(small_corpus_file), tmp_path / "turns", slots=3)
     got = pd.Series({(r["config"], r["width"], r["seed"], r["lr"]): r["final_val_loss"] for r in records})
-    assert left == 0 and len(got) == len(serial)
+    assert left == 0 and len(got) == len(serial) and {r["runs_per_device"] for r in records} == {3}
     pd.testing.assert_series_equal(got.sort_index(), serial, rtol=1e-5, check_names=False)
 
 
@@ -78,7 +89,7 @@ def test_ray_backend_gives_the_local_results(small_corpus_file, tmp_path, serial
         result = run_transfer(tiny_cfg(small_corpus_file), tmp_path / "ray", backend="ray")
     finally:
         ray.shutdown()
-    pd.testing.assert_series_equal(_losses(result), serial, rtol=1e-5)
+    pd.testing.assert_series_equal(_losses(result.runs), serial, rtol=1e-5)
     assert len(sorted((tmp_path / "ray" / "runs").rglob("*.json"))) == len(serial)
 
 
@@ -109,9 +120,10 @@ def test_cuda_sweep_on_bf16_streams_through_the_fused_kernels(small_corpus_file,
 def test_runs_sharing_a_gpu_give_the_one_at_a_time_results(small_corpus_file, tmp_path):
     cfg = tiny_cfg(small_corpus_file, device="cuda", configs=(BUILTIN_CONFIGS["mup"], BUILTIN_CONFIGS["control-mup"]),
                    stream_dtype="bfloat16", steps=30)  # fmt: skip
-    alone = run_transfer(cfg, tmp_path / "alone")
-    shared = run_transfer(cfg, tmp_path / "shared", runs_per_gpu=3)
+    alone = run_transfer(cfg, tmp_path / "alone").runs
+    shared = run_transfer(cfg, tmp_path / "shared", runs_per_gpu=3).runs
     pd.testing.assert_series_equal(_losses(shared), _losses(alone), rtol=1e-5)
+    assert (shared.runs_per_device == 3).all() and (alone.runs_per_device == 1).all()
     steps = {json.loads(f.read_text())["step"] for f in tmp_path.glob("*/runs/*/*/*/*.json")}
     assert steps == {"cuda-graph"}  # every run of both sweeps captured its step
 
@@ -126,8 +138,8 @@ def test_runs_sharing_a_gpu_at_a_sweeps_shapes_stay_finite_and_match_one_at_a_ti
     cfg = tiny_cfg(small_corpus_file, device="cuda", configs=(BUILTIN_CONFIGS["mup"],), widths=(1024,), depth=2,
                    heads=4, lrs=tuple(2.0**k for k in range(-10, -6)), steps=100, batch_size=32, seq_len=256,
                    eval_every=0, eval_batches=2, base_d=128, stream_dtype="bfloat16")  # fmt: skip
-    alone = _losses(run_transfer(cfg, tmp_path / "alone"))
-    shared = _losses(run_transfer(cfg, tmp_path / "shared", runs_per_gpu=4))
+    alone = _losses(run_transfer(cfg, tmp_path / "alone").runs)
+    shared = _losses(run_transfer(cfg, tmp_path / "shared", runs_per_gpu=4).runs)
     with capsys.disabled():
         print(f"\nd=1024, 100 steps: one at a time {alone.round(4).tolist()}, sharing {shared.round(4).tolist()}")
     assert np.isfinite(alone).all() and np.isfinite(shared).all()

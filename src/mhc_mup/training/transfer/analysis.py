@@ -55,8 +55,8 @@ ROUTING_TABLE_COLUMNS = ("config", "width", "value", "n_seeds", *ROUTING_COLUMNS
 
 TRANSFER_COLUMNS = (
     "config", "width", "seed", "lr", "log2_lr", "final_train_loss", "final_val_loss", "initial_loss", "diverged",
-    "diverged_reason", "steps_done", "tokens_per_s", "seconds", "device", "mhc_kernels", "hyper", "value",
-    *ROUTING_COLUMNS,
+    "diverged_reason", "steps_done", "tokens_per_s", "seconds", "device", "runs_per_device", "mhc_kernels", "hyper",
+    "value", *ROUTING_COLUMNS,
 )  # fmt: skip
 SEED_OPTIMA_COLUMNS = (
     "config", "width", "seed", "log2_lr_opt", "lr_opt", "loss_at_opt", "curvature", "argmin_log2_lr", "edge", "note",
@@ -241,9 +241,9 @@ def runs_table(records: list[dict]) -> pd.DataFrame:
     rows = [{c: r.get(c) for c in TRANSFER_COLUMNS} | {"hyper": r.get("hyper", "lr"), "value": r.get("value", r["lr"])}
             | _routing_of(r) for r in records]  # fmt: skip
     runs = pd.DataFrame(rows, columns=list(TRANSFER_COLUMNS))
-    for col in ("final_train_loss", "final_val_loss", "initial_loss", "tokens_per_s", "seconds", "value",
-                *ROUTING_COLUMNS):  # fmt: skip
-        runs[col] = runs[col].astype(float)
+    for col in ("final_train_loss", "final_val_loss", "initial_loss", "tokens_per_s", "seconds", "runs_per_device",
+                "value", *ROUTING_COLUMNS):  # fmt: skip
+        runs[col] = runs[col].astype(float)  # runs_per_device: NaN for runs stored before it was recorded
     return runs
 
 

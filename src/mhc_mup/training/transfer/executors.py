@@ -57,7 +57,8 @@ def import_ray():
 def run_local(specs: list[RunSpec], devices: list[str], store: RunStore, deadline: float) -> int:
     """In this process (one device, or one GPU shared by several runs: they take turns from this thread, each on
     its own CUDA stream, where separate processes would time-slice the GPU), or a spawn-context process pool with
-    one worker per device."""
+    one worker per device. Each record is stored with ``runs_per_device`` (as :func:`run_ray` does): how many runs
+    its device was set to hold at once (1: alone), since a shared device's wall times are not one run's."""
     if (slots := runs_in_turns(devices)) or len(devices) == 1:
         return _run_in_turns(specs, devices[0], slots or 1, store, deadline)
     return _run_pool(specs, devices, store, deadline)
@@ -107,7 +108,7 @@ def _run_in_turns(specs: list[RunSpec], device: str, slots: int, store: RunStore
                 if (record := _resume(turn)) is not None:
                     turns.remove(turn)
                     free.append(turn.stream)
-                    store(turn.spec.key, record)
+                    store(turn.spec.key, record | {"runs_per_device": slots})
     finally:
         for turn in turns:
             turn.stages.close()
@@ -143,6 +144,7 @@ def _run_pool(specs: list[RunSpec], devices: list[str], store: RunStore, deadlin
     todo = list(specs)
     pool = cf.ProcessPoolExecutor(len(devices), mp_context=ctx, initializer=_init_worker, initargs=(queue, threads))
     running: dict[cf.Future, RunSpec] = {}
+    per_device = len(devices) // len(set(devices))
     try:
         while todo or running:
             while todo and len(running) < len(devices) and time.monotonic() < deadline:
@@ -153,7 +155,7 @@ def _run_pool(specs: list[RunSpec], devices: list[str], store: RunStore, deadlin
                 break
             finished, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
             for fut in finished:
-                store(running.pop(fut).key, fut.result())
+                store(running.pop(fut).key, fut.result() | {"runs_per_device": per_device})
     finally:
         pool.shutdown(wait=not running, cancel_futures=True)
         for spec in running.values():
@@ -186,7 +188,7 @@ def run_ray(
                 break
             ready, _ = ray.wait(list(running), num_returns=1)
             for ref in ready:
-                store(running.pop(ref).key, ray.get(ref))
+                store(running.pop(ref).key, ray.get(ref) | {"runs_per_device": runs_per_gpu if cuda else 1})
     finally:
         for ref, spec in running.items():
             ray.cancel(ref, force=True)
