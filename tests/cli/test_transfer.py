@@ -328,6 +328,7 @@ def test_report_only_rewrites_the_outputs_from_the_stored_runs_and_trains_nothin
     pd.testing.assert_frame_equal(pd.read_csv(out / "optima.csv"), optima)
     assert (pd.read_csv(out / "drift.csv").tolerance == 0.3).all()
     assert sorted(p.stat().st_mtime_ns for p in (out / "runs").rglob("*.json")) == stored
+    assert "Runs per device at once: 1 for 6 runs." in (out / "transfer_report.md").read_text()
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main(["transfer", "--report-only", "--out", str(empty)]) == 2

@@ -587,3 +587,12 @@ def test_routing_statistics_of_a_known_generator():
     assert stats["comb_to_uniform"] == pytest.approx(0.0, abs=1e-5)
     assert stats["comb_to_identity"] == pytest.approx(math.sqrt(cfg.n_s - 1), rel=1e-5)
     assert routing_stats(MHCLM(ModelShape(depth=1).model_config(16, hc=False), seed=0), tokens) == {}
+
+
+def test_the_report_counts_runs_alone_sharing_a_device_and_unrecorded():
+    from mhc_mup.training.transfer.report import _sharing_text
+
+    runs = pd.DataFrame({"runs_per_device": [4.0, 1.0, 4.0, math.nan, 4.0]})
+    expected = "Runs per device at once: 1 for 1 run, 4 for 3 runs, not recorded for 1 (stored before it was)."
+    assert _sharing_text(runs) == expected
+    assert _sharing_text(runs.dropna()) == "Runs per device at once: 1 for 1 run, 4 for 3 runs."
