@@ -5,12 +5,15 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import pytest
 import torch
 from torch import nn
 
 from mhc_mup.nn import HeadCollapse, MHCSublayer, expand_streams
 from mhc_mup.training.model import MLP, Attention
 
+without_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="prices a GPU absent from this machine")
+"""For tests of planning a GPU sweep (``--dry-run --device cuda``) on a machine without one."""
 
 def random_params(n_s: int, d: int, gen: torch.Generator, dtype=torch.float64, batch=(), sigma=0.5, scale_mag=1.0):
     """Generator parameters with non-trivial scales and bases, so no term of the math hides behind 0."""

@@ -10,10 +10,10 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from mhc_mup.cli import main
 from mhc_mup.training.transfer import DRIFT_COLUMNS, NOISE_COLUMNS, OPTIMA_COLUMNS
+from tests.helpers import without_cuda
 
 FAST = ["--configs", "control-mup", "--widths", "16,32", "--lrs", "2^-8,2^-6,2^-4", "--seeds", "1", "--steps", "2",
         "--batch-size", "2", "--seq-len", "16", "--depth", "1", "--eval-batches", "2", "--bootstrap", "50",
@@ -278,7 +278,7 @@ def test_dry_run_prints_the_plan_after_every_check_and_writes_nothing(small_corp
     assert not out.exists()
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="prices a GPU absent from this machine")
+@without_cuda
 def test_a_dry_run_prices_a_gpu_sweep_on_a_machine_without_one(small_corpus_file, tmp_path, capsys):
     """A laptop plans a GPU sweep: ``--device cuda --compile --dry-run`` prints the H100 estimate and writes
     nothing; the same command without ``--dry-run`` is refused in one line."""

@@ -10,7 +10,6 @@ import re
 from pathlib import Path
 
 import pytest
-import torch
 
 from mhc_mup.errors import TransferError
 from mhc_mup.training.transfer import BUILTIN_CONFIGS, TransferConfig, run_transfer
@@ -25,6 +24,7 @@ from mhc_mup.training.transfer.cost import (
 )
 from mhc_mup.training.transfer.executors import runs_in_turns, worker_devices
 from mhc_mup.training.transfer.sweep import transfer_cost
+from tests.helpers import without_cuda
 
 RESULTS = Path(__file__).resolve().parents[3] / "benchmarks" / "results"
 RECORD = RESULTS / "bench_transfer_sweep_h100.json"  # eager and captured means per (config, width)
@@ -104,10 +104,7 @@ def test_the_recorded_compiled_sweep_is_estimated_low_within_20_percent():
     assert 0.8 * measured < estimate < measured
 
 
-no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="prices a GPU absent from this machine")
-
-
-@no_cuda
+@without_cuda
 def test_a_plan_only_config_prices_a_gpu_this_machine_lacks_and_cannot_train(tmp_path):
     """``plan_only`` (a dry run): a CUDA sweep is checked and priced on a machine without CUDA, as the recorded
     captured sweep, nothing written; the same config cannot train, and without ``plan_only`` it is refused."""
@@ -122,7 +119,7 @@ def test_a_plan_only_config_prices_a_gpu_this_machine_lacks_and_cannot_train(tmp
     assert not out.exists()
 
 
-@no_cuda
+@without_cuda
 def test_a_plan_only_config_prices_as_many_absent_gpus_as_workers_asks():
     """Without CUDA, a plan_only sweep's workers are ``--workers`` GPUs (default one), each ``runs_per_gpu`` times;
     several GPUs are separate processes, so no runs take turns in the estimate."""
