@@ -101,6 +101,16 @@ def test_a_seed_missing_one_of_its_widths_values_is_not_finished():
     assert math.isnan(noise.loc[256, "seed_sigma"]) and noise.loc[256, "seed_dof"] == 0
 
 
+def test_the_figure_says_how_few_widths_a_verdict_rests_on():
+    """A panel whose joint fit left a width out says so in its title; a complete one does not."""
+    from mhc_mup.training.transfer.report import _panel_title
+
+    cfg, grids, records = refined_folder()
+    assert _panel_title(analyse(cfg, records, grids), "mup").count("widths") == 0
+    partial = [r for r in records if not (r["width"] == 256 and r["seed"] == 1 and r["lr"] == 2.0**-6.5)]
+    assert _panel_title(analyse(cfg, partial, grids), "mup").endswith("(2 of 3 widths)")
+
+
 def test_a_width_whose_seed_ran_part_of_its_planned_values_is_not_fitted():
     """What the grids planned counts, not only what ran: the one seed present at d = 128 has run 6 of its 11
     planned values (a time budget stopped it), so it is not finished, though it has run every value run there."""

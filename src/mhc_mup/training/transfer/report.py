@@ -99,13 +99,17 @@ def _plot_width(ax, result: TransferResult, name: str, width: int, colour: str, 
 
 def _panel_title(result: TransferResult, name: str) -> str:
     """The configuration's name and, when fitted, its drift exponent, interval and verdict (the joint fit's;
-    the per-seed estimator's when there is no joint fit)."""
+    the per-seed estimator's when there is no joint fit), naming how few widths it rests on when some are left
+    out."""
     d = result.drift[result.drift.config == name]
     if not len(d):
         return name
     r = d.iloc[0]
     if math.isfinite(r.joint_exponent):
-        return f"{name}\nη* ∝ d^{r.joint_exponent:+.2f} [{r.joint_low:+.2f}, {r.joint_high:+.2f}]: {r.joint_verdict}"
+        planned = len(result.config.grid.widths)
+        fewer = f" ({int(r.joint_widths)} of {planned} widths)" if int(r.joint_widths) < planned else ""
+        return (f"{name}\nη* ∝ d^{r.joint_exponent:+.2f} [{r.joint_low:+.2f}, {r.joint_high:+.2f}]: "
+                f"{r.joint_verdict}{fewer}")  # fmt: skip
     if not math.isfinite(r.exponent):
         return name
     interval = f"[{r.ci_low:+.2f}, {r.ci_high:+.2f}]" if math.isfinite(r.ci_low) else "(no interval)"
