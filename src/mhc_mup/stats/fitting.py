@@ -184,7 +184,8 @@ def _fit_one(
     note = ""
     ok = np.all(np.isfinite(boot) & (boot > 0), axis=1)
     if not ok.all():
-        note = f"{int((~ok).sum())} of {n_boot} bootstrap draws had a non-positive statistic and were dropped"
+        note = (f"{int((~ok).sum())} of {n_boot} bootstrap draws had a statistic not positive and finite at some "
+                "width and were dropped")  # fmt: skip
     boot_slopes, _ = _line_fits(log_d, np.log(boot[ok]))
     alpha = (1.0 - confidence) / 2.0
     b_lo, b_hi = np.quantile(boot_slopes, [alpha, 1.0 - alpha]) if len(boot_slopes) else (nan, nan)

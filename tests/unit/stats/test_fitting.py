@@ -75,6 +75,23 @@ def test_non_positive_statistic_gives_nan_with_a_note():
     assert math.isnan(fit.exponent) and "not positive" in fit.note
 
 
+def test_draws_without_a_finite_statistic_are_dropped_and_counted():
+    """A statistic that is NaN for some resamples (an edge left open, a median above a cap): those draws leave
+    the interval and the note counts them. Here NaN when 2 or 3 of 3 draws pick the outlier: 7/27 of draws."""
+
+    def capped_median(a: np.ndarray) -> np.ndarray:
+        m = np.median(a, axis=-1)
+        return np.where(m > 100, math.nan, m)
+
+    n_boot = 2000
+    fit = fit_power_law([64, 128, 256], [np.array([1.0, 1.0, 1000.0]), np.full(3, 2.0), np.full(3, 4.0)],
+                        capped_median, n_boot=n_boot)  # fmt: skip
+    dropped = int(fit.note.split(" of ")[0])
+    assert abs(dropped - n_boot * 7 / 27) < 5 * math.sqrt(n_boot * 7 / 27 * 20 / 27)
+    assert "not positive and finite" in fit.note and fit.exponent == pytest.approx(1.0)
+    assert fit.boot_low == pytest.approx(1.0) and fit.boot_high == pytest.approx(1.0)
+
+
 @pytest.mark.parametrize(
     ("widths", "message"),
     [([64], "at least 2 distinct widths"), ([64, 64], "at least 2 distinct widths")],

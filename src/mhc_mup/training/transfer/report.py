@@ -196,7 +196,8 @@ def _edge_blocks(result: TransferResult) -> list:
         "of a difference of two seed means), and the smallest value above the best where a seed diverged. ≤ / "
         "≥: the band reaches the grid's end, so the edge lies beyond it. Where the loss is flat the optimum is "
         "noise and these edges are what moves with width. Below the table, each edge's drift 2^edge ∝ d^β over "
-        "the widths where it is closed, its interval widened for the grid's spacing.",
+        "the widths where it is closed, its interval widened for the grid's spacing; a bootstrap draw whose "
+        "resampled seeds leave the edge open at some width has no value there and is dropped (the note counts them).",
         ["configuration", "width", f"best log2 {sym}", "low edge", "high edge", "first diverged", "band"],
         rows,
     )
