@@ -101,6 +101,15 @@ def test_a_seed_missing_one_of_its_widths_values_is_not_finished():
     assert math.isnan(noise.loc[256, "seed_sigma"]) and noise.loc[256, "seed_dof"] == 0
 
 
+def test_a_width_without_runs_says_so():
+    """A planned width none of whose runs is stored (not started, or its runs moved out) is named in the optima
+    table, not left blank."""
+    cfg, grids, records = refined_folder()
+    optima = analyse(cfg, [r for r in records if r["width"] != 128], grids).optima.set_index("width")
+    assert optima.loc[128, "note"] == "no runs yet" and optima.loc[128, "n_seeds"] == 0
+    assert optima.loc[64, "note"] == ""
+
+
 def test_the_figure_says_how_few_widths_a_verdict_rests_on():
     """A panel whose joint fit left a width out says so in its title; a complete one does not."""
     from mhc_mup.training.transfer.report import _panel_title
@@ -109,6 +118,21 @@ def test_the_figure_says_how_few_widths_a_verdict_rests_on():
     assert _panel_title(analyse(cfg, records, grids), "mup").count("widths") == 0
     partial = [r for r in records if not (r["width"] == 256 and r["seed"] == 1 and r["lr"] == 2.0**-6.5)]
     assert _panel_title(analyse(cfg, partial, grids), "mup").endswith("(2 of 3 widths)")
+
+
+def test_the_figure_legend_names_every_width_drawn_in_any_panel():
+    """The legend sits in the last panel; a width run only in an earlier panel is still in it, in width order."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from mhc_mup.training.transfer.report import transfer_figure
+
+    cfg = TransferConfig(grid=SweepGrid(configs=(MUP, BUILTIN_CONFIGS["baseline"]), widths=(64, 128), lrs=COARSE,
+                                        seeds=2), analysis=TransferAnalysis(fit=FitSettings(n_boot=50)), device="cpu")
+    records = records_over({64: COARSE, 128: COARSE}, lambda w, s, x: bowl(x, -6.55))
+    records += [r | {"config": "baseline"} for r in records if r["width"] == 64]
+    fig = transfer_figure(analyse(cfg, records))
+    assert [t.get_text() for t in fig.axes[-1].get_legend().get_texts()] == ["d=64", "d=128"]
 
 
 def test_a_width_whose_seed_ran_part_of_its_planned_values_is_not_fitted():

@@ -353,6 +353,8 @@ def _width_optimum(
         notes.append("one seed has an optimum: no interval")
     else:
         mean = lo = hi = math.nan
+        if not fits:
+            notes.append("no runs yet")
     argmins = [f.argmin for _, f in fits if math.isfinite(f.argmin)]
     row = {
         "config": name, "width": width, "log2_lr_opt": mean, "lr_opt": 2.0**mean, "ci_low": lo, "ci_high": hi,

@@ -46,9 +46,13 @@ def transfer_figure(result: TransferResult):
         ax.set_ylim(*ylim)
         ax.grid(True, alpha=0.3)
     axes[0][0].set_ylabel("final validation loss (nats/byte, mean over seeds)")
-    if axes[0][-1].get_legend_handles_labels()[0]:
+    # every width drawn in any panel, once: the last panel may lack some
+    lines = {label: h for ax in axes[0] for h, label in zip(*ax.get_legend_handles_labels(), strict=True)}
+    if lines:
+        ordered = sorted(lines, key=lambda label: int(label.removeprefix("d=")))
         legend_title = "width (★ optimum per seed, | joint fit's,\n× diverged, ▷ ◁ minimum at the grid's edge)"
-        axes[0][-1].legend(fontsize=8, frameon=False, title=legend_title, title_fontsize=8)
+        axes[0][-1].legend([lines[k] for k in ordered], ordered, fontsize=8, frameon=False, title=legend_title,
+                           title_fontsize=8)  # fmt: skip
     fig.tight_layout()
     return fig
 
