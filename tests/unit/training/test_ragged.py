@@ -112,12 +112,15 @@ def test_a_width_without_runs_says_so():
 
 def test_the_figure_says_how_few_widths_a_verdict_rests_on():
     """A panel whose joint fit left a width out says so in its title; a complete one does not."""
-    from mhc_mup.training.transfer.report import _panel_title
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from mhc_mup.training.transfer.report import transfer_figure
 
     cfg, grids, records = refined_folder()
-    assert _panel_title(analyse(cfg, records, grids), "mup").count("widths") == 0
+    assert "widths" not in transfer_figure(analyse(cfg, records, grids)).axes[0].get_title()
     partial = [r for r in records if not (r["width"] == 256 and r["seed"] == 1 and r["lr"] == 2.0**-6.5)]
-    assert _panel_title(analyse(cfg, partial, grids), "mup").endswith("(2 of 3 widths)")
+    assert transfer_figure(analyse(cfg, partial, grids)).axes[0].get_title().endswith("(2 of 3 widths)")
 
 
 def test_the_figure_legend_names_every_width_drawn_in_any_panel():
