@@ -19,10 +19,15 @@ from mhc_mup.training.transfer.cost import (
     COMPILED_STEP_RATIO,
     IN_TURNS_SPEEDUP,
     STEP_SECONDS,
+    Calibration,
     _interpolate,
+    calibration,
     estimate_cost,
+    step_seconds,
 )
 from mhc_mup.training.transfer.executors import runs_in_turns, worker_devices
+from mhc_mup.training.transfer.run import RUN_FORMAT
+from mhc_mup.training.transfer.store import write_sweep_file
 from mhc_mup.training.transfer.sweep import transfer_cost
 from tests.helpers import without_cuda
 
@@ -126,3 +131,72 @@ def test_a_plan_only_config_prices_as_many_absent_gpus_as_workers_asks():
     cfg = dataclasses.replace(recorded_grid("on"), device="cuda", plan_only=True)
     assert worker_devices(cfg, None, 4) == ["cuda:0"] * 4 and runs_in_turns(worker_devices(cfg, None, 4)) == 4
     assert worker_devices(cfg, 2, 1) == ["cuda:0", "cuda:1"] and runs_in_turns(worker_devices(cfg, 2, 1)) == 0
+
+
+H100 = "cuda:0 (NVIDIA H100 80GB HBM3)"
+
+
+def timed_run(cfg: TransferConfig, config: str, width: int, per_step: float, runs_per_device: int | None = 1,
+              device: str = H100, steps_done: int | None = None) -> dict:  # fmt: skip
+    """A stored run of ``cfg``'s settings that trained ``per_step`` seconds a step (what the calibration reads)."""
+    steps = cfg.recipe.train.steps if steps_done is None else steps_done
+    run = {"config": config, "width": width, "device": device, "steps_done": steps, "train_seconds": per_step * steps}
+    return run if runs_per_device is None else run | {"runs_per_device": runs_per_device}
+
+
+def test_a_folders_runs_alone_rescale_the_recorded_step_times():
+    """The median of measured / recorded seconds a step, per kind, over the finished runs that had the GPU alone
+    on the GPU most of them ran on; runs in turns, runs from before runs_per_device was recorded, unfinished runs
+    and runs on another GPU are not used. The estimate's steps scale by it; the rest of a run does not."""
+    cfg = recorded_grid("on").with_leaves(steps=1000, torch_compile=True)
+    mhc, control = (lambda w: step_seconds(cfg, True, w)), (lambda w: step_seconds(cfg, False, w))
+    records = [
+        timed_run(cfg, "mup", 512, 0.7 * mhc(512)), timed_run(cfg, "mup", 1024, 0.8 * mhc(1024)),
+        timed_run(cfg, "mup", 1024, 0.9 * mhc(1024)), timed_run(cfg, "control-mup", 1024, 0.5 * control(1024)),
+        timed_run(cfg, "mup", 1024, 3.0 * mhc(1024), runs_per_device=4),
+        timed_run(cfg, "mup", 1024, 3.0 * mhc(1024), runs_per_device=None),
+        timed_run(cfg, "mup", 1024, 3.0 * mhc(1024), steps_done=10),
+        timed_run(cfg, "mup", 1024, 3.0 * mhc(1024), device="cuda:0 (NVIDIA H200)"),
+    ]  # fmt: skip
+    measured = calibration(cfg, records)
+    assert measured.ratio == pytest.approx({True: 0.8, False: 0.5}) and measured.runs == {True: 3, False: 1}
+    assert measured.device == "NVIDIA H100 80GB HBM3"
+    plain = estimate_cost(cfg, cfg.runs(), cuda=True)
+    scaled = estimate_cost(cfg, cfg.runs(), cuda=True, calibration=measured)
+    saved = sum((0.2 * mhc(k.width) if k.config == "mup" else 0.5 * control(k.width)) * 1000 for k in cfg.runs())
+    assert scaled.gpu_seconds == pytest.approx(plain.gpu_seconds - saved)
+    assert "of one NVIDIA H100 80GB HBM3" in scaled.describe() and "0.80 for mHC, 0.50 for the control" in (
+        scaled.describe())
+    assert calibration(cfg, records[4:7]) is None
+
+
+def test_a_kind_the_folder_has_not_run_keeps_the_recorded_step_time():
+    cfg = recorded_grid("on")
+    only_mhc = Calibration({True: 0.5}, {True: 3}, "NVIDIA H100 80GB HBM3")
+    control = [k for k in cfg.runs() if k.config == "control-mup"]
+    assert estimate_cost(cfg, control, True, calibration=only_mhc).gpu_seconds == pytest.approx(
+        estimate_cost(cfg, control, True).gpu_seconds)
+
+
+@without_cuda
+def test_a_resumed_sweep_is_priced_from_the_folders_own_runs(tmp_path):
+    """``transfer_cost`` reads the runs the folder already holds, at any width of its grids: a folder whose d = 512
+    runs trained at half the recorded step time prices d = 1024 at half of its steps' recorded time."""
+    cfg = dataclasses.replace(recorded_grid("on"), device="cuda", plan_only=True, base_d=128).with_leaves(widths=(512,))
+    out = tmp_path / "out"
+    write_sweep_file(cfg, out)
+    for key in cfg.runs():
+        run = {"format": RUN_FORMAT, "config": key.config, "width": key.width, "seed": key.seed, "lr": key.lr,
+               "settings": cfg.settings(), "configuration": {}, "train_loss": [1.0], "val_curve": [[1.0, 1.0]],
+               "initial_loss": 5.5, "final_train_loss": 1.0, "final_val_loss": 1.0, "diverged": False,
+               "diverged_reason": "", "steps_done": 300, "seconds": 1.0, "tokens_per_s": 1.0,
+               "runs_per_device": 1, "device": H100,
+               "train_seconds": 0.5 * 300 * step_seconds(cfg, key.config == "mup", key.width)}  # fmt: skip
+        key.path(out).parent.mkdir(parents=True, exist_ok=True)
+        key.path(out).write_text(json.dumps(run))
+    wider = cfg.with_leaves(widths=(1024,))
+    priced = transfer_cost(wider, out)
+    plain = estimate_cost(wider, wider.runs(), cuda=True)
+    steps = sum(300 * step_seconds(wider, k.config == "mup", 1024) for k in wider.runs())
+    assert priced.calibration.ratio == pytest.approx({True: 0.5, False: 0.5})
+    assert priced.gpu_seconds == pytest.approx(plain.gpu_seconds - 0.5 * steps)

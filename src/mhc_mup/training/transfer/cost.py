@@ -14,14 +14,17 @@ overstates small widths, whose steps are bound by launches rather than arithmeti
 the captured step time is multiplied by :data:`COMPILED_STEP_RATIO` and the compilations are added
 (:data:`COMPILE_START_SECONDS` once, :data:`COMPILE_SECONDS` per configuration and width; host work, not divided
 by the runs in turns), from ``benchmarks/results/bench_compile_cost_h100.log`` (32 × 256 bytes a step: smaller
-steps save less, so the estimate is low for them). An estimate to plan by, not a measurement.
+steps save less, so the estimate is low for them). A folder that already holds runs which had their GPU to
+themselves (``runs_per_device`` 1) rescales the step times to them (:func:`calibration`): a resumed sweep is
+priced from its own measurements, on the GPU they ran on. An estimate to plan by, not a measurement.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -29,8 +32,8 @@ from mhc_mup.training.transfer.config import RunKey, TransferConfig
 
 __all__ = [
     "COMPILED_STEP_RATIO", "COMPILED_WIDTHS", "COMPILE_SECONDS", "COMPILE_START_SECONDS", "IN_TURNS_SPEEDUP",
-    "NEW_WIDTH_SECONDS", "RECORDED_WIDTHS", "RUN_SECONDS", "START_SECONDS", "STEP_SECONDS", "SweepCost",
-    "estimate_cost",
+    "NEW_WIDTH_SECONDS", "RECORDED_WIDTHS", "RUN_SECONDS", "START_SECONDS", "STEP_SECONDS", "Calibration",
+    "SweepCost", "calibration", "estimate_cost", "step_seconds",
 ]  # fmt: skip
 
 RECORDED_WIDTHS = (128, 256, 512, 1024)
@@ -70,8 +73,27 @@ _RECORDED_TOKENS_X_DEPTH = 16 * 128 * 2
 
 
 @dataclass(frozen=True)
+class Calibration:
+    """A folder's own runs against the recorded step times: per model kind (``True``: mHC, ``False``: the
+    control), the median over its runs alone on ``device`` of measured / estimated seconds per training step,
+    and how many runs that median is over."""
+
+    ratio: Mapping[bool, float] = field(default_factory=dict)
+    runs: Mapping[bool, int] = field(default_factory=dict)
+    device: str = ""
+
+    def describe(self) -> str:
+        """``recorded step times × 0.77 for mHC, 0.52 for the control, measured on 72 runs …``"""
+        kinds = ", ".join(f"{self.ratio[hc]:.2f} for {'mHC' if hc else 'the control'}"
+                          for hc in sorted(self.ratio, reverse=True))  # fmt: skip
+        return (f"recorded step times × {kinds}, measured on {sum(self.runs.values())} runs stored here that had "
+                "the GPU alone")  # fmt: skip
+
+
+@dataclass(frozen=True)
 class SweepCost:
-    """The runs still to train and what they amount to; ``gpu_seconds`` on the recorded H100 (None off CUDA)."""
+    """The runs still to train and what they amount to; ``gpu_seconds`` on the recorded H100, or on the GPU of the
+    folder's runs when ``calibration`` rescaled it (None off CUDA)."""
 
     runs: int
     pending: int
@@ -79,6 +101,7 @@ class SweepCost:
     tokens: int
     gpu_seconds: float | None
     in_turns: int = 1
+    calibration: Calibration | None = None
 
     def describe(self) -> str:
         head = (f"{self.pending} of {self.runs} runs to train: {self.steps:,} steps, {self.tokens / 1e6:,.1f} M "
@@ -86,12 +109,17 @@ class SweepCost:
         if self.gpu_seconds is None:
             return f"{head}; no GPU time estimate on the CPU (a short --steps run measures one)"
         turns = f", {self.in_turns} runs in turns" if self.in_turns > 1 else ""
-        return f"{head}; about {_duration(self.gpu_seconds)} of one H100{turns} (from recorded runs; rough, see docs)"
+        if self.calibration is None:
+            return (f"{head}; about {_duration(self.gpu_seconds)} of one H100{turns} (from recorded runs; rough, "
+                    "see docs)")  # fmt: skip
+        return (f"{head}; about {_duration(self.gpu_seconds)} of one {self.calibration.device}{turns} "
+                f"({self.calibration.describe()}; rough, see docs)")  # fmt: skip
 
 
-def estimate_cost(cfg: TransferConfig, pending: Sequence[RunKey], cuda: bool, in_turns: int = 1) -> SweepCost:
+def estimate_cost(cfg: TransferConfig, pending: Sequence[RunKey], cuda: bool, in_turns: int = 1,
+                  calibration: Calibration | None = None) -> SweepCost:  # fmt: skip
     """The cost of training ``pending`` (runs of ``cfg``'s grid) on one GPU, one run at a time or ``in_turns`` runs
-    taking turns."""
+    taking turns; each kind's step time rescaled by ``calibration`` where it has that kind."""
     train = cfg.recipe.train
     tokens_per_step = train.batch_size * train.seq_len
     steps, tokens = len(pending) * train.steps, len(pending) * train.steps * tokens_per_step
@@ -99,15 +127,12 @@ def estimate_cost(cfg: TransferConfig, pending: Sequence[RunKey], cuda: bool, in
         return SweepCost(len(cfg.runs()), len(pending), steps, tokens, None)
     numerics = cfg.run_settings().numerics
     captured = numerics.cuda_graphs == "on"
-    scale = max(1.0, tokens_per_step * cfg.model.depth / _RECORDED_TOKENS_X_DEPTH)
     hc = {c.name: c.hc for c in cfg.grid.configs}
+    ratio = calibration.ratio if calibration is not None else {}
     seconds = 0.0
     for key in pending:
-        kind = (hc[key.config], captured)
-        per_step = _interpolate(STEP_SECONDS[kind], key.width) * scale
-        if numerics.torch_compile:
-            per_step *= _compiled_ratio(hc[key.config], key.width)
-        seconds += per_step * train.steps + _interpolate(RUN_SECONDS[kind], key.width)
+        per_step = step_seconds(cfg, hc[key.config], key.width) * ratio.get(hc[key.config], 1.0)
+        seconds += per_step * train.steps + _interpolate(RUN_SECONDS[(hc[key.config], captured)], key.width)
     if captured and pending:
         mhc_widths = {key.width for key in pending if hc[key.config]}
         seconds += START_SECONDS + sum(_interpolate(NEW_WIDTH_SECONDS, w) for w in mhc_widths)
@@ -115,7 +140,43 @@ def estimate_cost(cfg: TransferConfig, pending: Sequence[RunKey], cuda: bool, in
     if numerics.torch_compile and pending:
         compiled = {(key.config, key.width) for key in pending}
         seconds += COMPILE_START_SECONDS + sum(COMPILE_SECONDS[hc[name]] for name, _ in compiled)
-    return SweepCost(len(cfg.runs()), len(pending), steps, tokens, seconds, in_turns)
+    return SweepCost(len(cfg.runs()), len(pending), steps, tokens, seconds, in_turns, calibration)
+
+
+def step_seconds(cfg: TransferConfig, mhc: bool, width: int) -> float:
+    """The recorded seconds per training step of the mHC model (``mhc``) or the control at ``width``, under
+    ``cfg``'s step (captured or eager, compiled or not), scaled to its tokens per step × depth."""
+    numerics = cfg.run_settings().numerics
+    train = cfg.recipe.train
+    scale = max(1.0, train.batch_size * train.seq_len * cfg.model.depth / _RECORDED_TOKENS_X_DEPTH)
+    per_step = _interpolate(STEP_SECONDS[(mhc, numerics.cuda_graphs == "on")], width) * scale
+    return per_step * _compiled_ratio(mhc, width) if numerics.torch_compile else per_step
+
+
+def calibration(cfg: TransferConfig, records: Sequence[Mapping]) -> Calibration | None:
+    """How the stored ``records`` (runs of ``cfg``'s settings) compare with :func:`step_seconds`: per model kind,
+    the median of measured / estimated seconds per step over the finished runs that had their GPU alone
+    (``runs_per_device`` 1; runs stored before it was recorded are not used), on the GPU most of them ran on.
+    None when there are none."""
+    hc = {c.name: c.hc for c in cfg.grid.configs}
+    alone = [r for r in records if r.get("runs_per_device") == 1 and str(r.get("device", "")).startswith("cuda")
+             and r.get("config") in hc and r.get("steps_done") == cfg.recipe.train.steps
+             and r.get("train_seconds", 0) > 0]  # fmt: skip
+    if not alone:
+        return None
+    device = Counter(_gpu_name(r["device"]) for r in alone).most_common(1)[0][0]
+    ratios: dict[bool, list[float]] = {}
+    for r in alone:
+        if _gpu_name(r["device"]) == device:
+            measured = r["train_seconds"] / r["steps_done"]
+            ratios.setdefault(hc[r["config"]], []).append(measured / step_seconds(cfg, hc[r["config"]], r["width"]))
+    return Calibration({k: float(np.median(v)) for k, v in ratios.items()}, {k: len(v) for k, v in ratios.items()},
+                       device)  # fmt: skip
+
+
+def _gpu_name(device: str) -> str:
+    """``cuda:0 (NVIDIA H100 80GB HBM3)`` → ``NVIDIA H100 80GB HBM3``; the device string itself without a name."""
+    return device.split("(", 1)[1].rstrip(")") if "(" in device else device
 
 
 def _compiled_ratio(mhc: bool, width: int) -> float:

@@ -21,7 +21,7 @@ from mhc_mup.errors import CorpusError, TransferError
 from mhc_mup.training.data import cached_corpus
 from mhc_mup.training.transfer.analysis import TransferResult, analyse
 from mhc_mup.training.transfer.config import RunKey, TransferConfig
-from mhc_mup.training.transfer.cost import SweepCost, estimate_cost
+from mhc_mup.training.transfer.cost import SweepCost, calibration, estimate_cost
 from mhc_mup.training.transfer.executors import import_ray, run_local, run_ray, runs_in_turns, worker_devices
 from mhc_mup.training.transfer.report import write_outputs
 from mhc_mup.training.transfer.store import (
@@ -107,10 +107,13 @@ def transfer_cost(
     cfg: TransferConfig, out: str | Path, *, backend: str = "local", workers: int | None = None, runs_per_gpu: int = 1
 ) -> SweepCost:
     """What :func:`run_transfer` with these arguments would train, and its estimated GPU time
-    (:mod:`~mhc_mup.training.transfer.cost`), after the same checks; nothing is written."""
+    (:mod:`~mhc_mup.training.transfer.cost`), rescaled to the runs ``out`` already holds that had their GPU alone;
+    after the same checks, and nothing is written."""
     devices, _, pending = _check_everything(cfg, Path(out), backend, workers, runs_per_gpu)
     in_turns = runs_in_turns(devices) if backend == "local" else 0
-    return estimate_cost(cfg, pending, cfg.resolved_device().type == "cuda", max(1, in_turns))
+    cuda = cfg.resolved_device().type == "cuda"
+    measured = calibration(cfg, load_records(folder_config(cfg, out), out)) if cuda and pending else None
+    return estimate_cost(cfg, pending, cuda, max(1, in_turns), measured)
 
 
 def _check_everything(
