@@ -18,9 +18,7 @@ from mhc_mup.training.transfer.cost import (
     COMPILE_START_SECONDS,
     COMPILED_STEP_RATIO,
     IN_TURNS_SPEEDUP,
-    STEP_SECONDS,
     Calibration,
-    _interpolate,
     calibration,
     estimate_cost,
     step_seconds,
@@ -92,7 +90,7 @@ def test_compiling_scales_the_captured_steps_and_adds_each_compilation_once():
         plain = estimate_cost(cfg, cfg.runs(), cuda=True, in_turns=n).gpu_seconds
         compiled = estimate_cost(cfg.with_leaves(torch_compile=True), cfg.runs(), cuda=True, in_turns=n).gpu_seconds
         saved = sum(
-            3 * 1000 * _interpolate(STEP_SECONDS[(True, True)], w) * (1 - ratio)
+            3 * 1000 * step_seconds(cfg, True, w) * (1 - ratio)
             for w, ratio in zip((256, 2048), COMPILED_STEP_RATIO[True], strict=True)
         )  # 3 learning rates per width
         once = COMPILE_START_SECONDS + 2 * COMPILE_SECONDS[True]
