@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -78,9 +78,9 @@ class Calibration:
     control), the median over its runs alone on ``device`` of measured / estimated seconds per training step,
     and how many runs that median is over."""
 
-    ratio: Mapping[bool, float] = field(default_factory=dict)
-    runs: Mapping[bool, int] = field(default_factory=dict)
-    device: str = ""
+    ratio: Mapping[bool, float]
+    runs: Mapping[bool, int]
+    device: str
 
     def describe(self) -> str:
         """``recorded step times × 0.77 for mHC, 0.52 for the control, measured on 72 runs …``"""
@@ -129,10 +129,10 @@ def estimate_cost(cfg: TransferConfig, pending: Sequence[RunKey], cuda: bool, in
     captured = numerics.cuda_graphs == "on"
     hc = {c.name: c.hc for c in cfg.grid.configs}
     ratio = calibration.ratio if calibration is not None else {}
-    seconds = 0.0
-    for key in pending:
-        per_step = step_seconds(cfg, hc[key.config], key.width) * ratio.get(hc[key.config], 1.0)
-        seconds += per_step * train.steps + _interpolate(RUN_SECONDS[(hc[key.config], captured)], key.width)
+    kinds = {(hc[key.config], key.width) for key in pending}  # one estimate per model kind and width, not per run
+    run_seconds = {(mhc, w): step_seconds(cfg, mhc, w) * ratio.get(mhc, 1.0) * train.steps
+                   + _interpolate(RUN_SECONDS[(mhc, captured)], w) for mhc, w in kinds}  # fmt: skip
+    seconds = sum(run_seconds[(hc[key.config], key.width)] for key in pending)
     if captured and pending:
         mhc_widths = {key.width for key in pending if hc[key.config]}
         seconds += START_SECONDS + sum(_interpolate(NEW_WIDTH_SECONDS, w) for w in mhc_widths)
@@ -159,15 +159,16 @@ def calibration(cfg: TransferConfig, records: Sequence[Mapping]) -> Calibration 
     (``runs_per_device`` 1; runs stored before it was recorded are not used), on the GPU most of them ran on.
     None when there are none."""
     hc = {c.name: c.hc for c in cfg.grid.configs}
-    alone = [r for r in records if r.get("runs_per_device") == 1 and str(r.get("device", "")).startswith("cuda")
+    alone = [(_gpu_name(r["device"]), r) for r in records
+             if r.get("runs_per_device") == 1 and str(r.get("device", "")).startswith("cuda")
              and r.get("config") in hc and r.get("steps_done") == cfg.recipe.train.steps
              and r.get("train_seconds", 0) > 0]  # fmt: skip
     if not alone:
         return None
-    device = Counter(_gpu_name(r["device"]) for r in alone).most_common(1)[0][0]
+    device = Counter(name for name, _ in alone).most_common(1)[0][0]
     ratios: dict[bool, list[float]] = {}
-    for r in alone:
-        if _gpu_name(r["device"]) == device:
+    for name, r in alone:
+        if name == device:
             measured = r["train_seconds"] / r["steps_done"]
             ratios.setdefault(hc[r["config"]], []).append(measured / step_seconds(cfg, hc[r["config"]], r["width"]))
     return Calibration({k: float(np.median(v)) for k, v in ratios.items()}, {k: len(v) for k, v in ratios.items()},
@@ -175,7 +176,8 @@ def calibration(cfg: TransferConfig, records: Sequence[Mapping]) -> Calibration 
 
 
 def _gpu_name(device: str) -> str:
-    """``cuda:0 (NVIDIA H100 80GB HBM3)`` → ``NVIDIA H100 80GB HBM3``; the device string itself without a name."""
+    """``cuda:0 (NVIDIA H100 80GB HBM3)`` → ``NVIDIA H100 80GB HBM3`` (a run record's ``device``, as
+    :func:`~mhc_mup.training.transfer.run.run_stages` writes it); the device string itself without a name."""
     return device.split("(", 1)[1].rstrip(")") if "(" in device else device
 
 
