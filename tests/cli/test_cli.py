@@ -265,7 +265,9 @@ TYPE_ERRORS = [
     (common.int_at_least("steps", 1), "1.5", "steps '1.5' is not an integer"),
     (common.positive_float("lr"), "0", "lr must be a positive finite number, got '0'"),
     (common.positive_float("lr"), "nan", "lr must be a positive finite number, got 'nan'"),
-    (common.positive_float("lr"), "fast", "lr 'fast' is not a number"),
+    (common.positive_float("lr"), "fast", "lr 'fast' is not a number (e.g. 1e-3 or 2^-10)"),
+    (common.positive_float("lr"), "2^x", "lr '2^x' is not a number"),
+    (common.positive_float("lr"), "2^5000", "lr '2^5000' is not a number"),
     (common.positive_float("hc_eps", allow_zero=True), "-1e-6", "hc_eps must be a non-negative finite number"),
     (common.parameterization, "Z", "unknown parameterization 'Z'"),
 ]
@@ -281,6 +283,10 @@ def test_argument_types_parse_good_values():
     assert common.int_list("width", 1)(" 64, 128 ,") == [64, 128]
     assert common.int_at_least("seed", 0)("0") == 0
     assert common.positive_float("eps", allow_zero=True)("0") == 0.0
+    # every learning rate takes the transfer sweep's forms, coordcheck's --lr too
+    assert [common.positive_float("lr")(t) for t in ("2^-5", "2**-10", " 2 ^ 0.5 ", "1e-3")] == [
+        2.0**-5, 2.0**-10, 2.0**0.5, 1e-3]
+    assert app.build_parser().parse_args(["coordcheck", "--lr", "2^-5"]).lr == 2.0**-5
     assert common.flat([[16, 32], [64]]) == (16, 32, 64)
 
 

@@ -9,7 +9,9 @@ Importing this module imports neither torch nor rich (the helpers import rich wh
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -55,6 +57,7 @@ __all__ = [
     "int_list",
     "parameterization",
     "positive_float",
+    "positive_number",
     "progress_bar",
     "table",
     "write_failure",
@@ -99,20 +102,27 @@ def int_at_least(what: str, minimum: int) -> Callable[[str], int]:
     return parse
 
 
+def positive_number(text: str, what: str, allow_zero: bool = False) -> float:
+    """``1e-3``, ``0.001``, ``2^-10`` or ``2**-10`` as one finite number ``> 0`` (``>= 0`` with ``allow_zero``);
+    an :class:`argparse.ArgumentTypeError` naming ``what`` and the text otherwise."""
+    power = re.fullmatch(r"\s*2\s*(?:\^|\*\*)\s*([-+]?\d+(?:\.\d+)?)\s*", text)
+    try:
+        value = 2.0 ** float(power.group(1)) if power else float(text)
+    except (ValueError, OverflowError):
+        raise argparse.ArgumentTypeError(f"{what} {text!r} is not a number (e.g. 1e-3 or 2^-10)") from None
+    ok = value >= 0 if allow_zero else value > 0
+    if not (ok and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(
+            f"{what} must be a {'non-negative' if allow_zero else 'positive'} finite number, got {text!r}"
+        )
+    return value
+
+
 def positive_float(what: str, allow_zero: bool = False) -> Callable[[str], float]:
-    """A type for one finite number ``> 0`` (``>= 0`` with ``allow_zero``)."""
+    """A type for one finite number ``> 0`` (``>= 0`` with ``allow_zero``), :func:`positive_number`'s forms."""
 
     def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{what} {text!r} is not a number") from None
-        ok = value >= 0 if allow_zero else value > 0
-        if not ok or value != value or value in (float("inf"), float("-inf")):
-            raise argparse.ArgumentTypeError(
-                f"{what} must be a {'non-negative' if allow_zero else 'positive'} finite number, got {text!r}"
-            )
-        return value
+        return positive_number(text, what, allow_zero)
 
     return parse
 
@@ -206,7 +216,7 @@ def add_seed(g: Group, what: str, default: int = 0, *, fill: bool = False) -> No
 def add_lr(g: Group, what: str, default: str) -> None:
     """``--lr LR``: a base learning rate η."""
     g.add_argument("--lr", type=positive_float("lr"), metavar="LR",
-                   help=f"base learning rate η{what} (default {default})")  # fmt: skip
+                   help=f"base learning rate η (e.g. 1e-2 or 2^-7){what} (default {default})")  # fmt: skip
 
 
 def add_device(g: Group, note: str = "", *, auto: bool = False) -> None:

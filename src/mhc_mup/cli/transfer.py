@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import math
-import re
 from pathlib import Path
 
 from rich.console import Console
@@ -32,6 +31,7 @@ from mhc_mup.cli.common import (
     consoles,
     int_at_least,
     positive_float,
+    positive_number,
     progress_bar,
     table,
     write_failure,
@@ -83,27 +83,15 @@ WRITES = (
 CONFIG_HELP = "; ".join(f"{c.name}: {c.describe()}" for c in BUILTIN_CONFIGS.values())
 
 
-def _positive(text: str, what: str) -> float:
-    """``1e-3``, ``0.001``, ``2^-10`` or ``2**-10``; an error naming ``what`` and the text otherwise."""
-    m = re.fullmatch(r"\s*2\s*(?:\^|\*\*)\s*([-+]?\d+(?:\.\d+)?)\s*", text)
-    try:
-        value = 2.0 ** float(m.group(1)) if m else float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{what} {text!r} is not a number (e.g. 1e-3 or 2^-10)") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"{what} must be a positive finite number, got {text!r}")
-    return value
-
-
 def _learning_rate(text: str) -> float:
-    return _positive(text, "learning rate")
+    return positive_number(text, "learning rate")
 
 
 def _grid(text: str) -> list[float]:
     parts = [p for p in (q.strip() for q in text.split(",")) if p]
     if not parts:
         raise argparse.ArgumentTypeError(f"no grid value given in {text!r}")
-    return [_positive(p, "grid value") for p in parts]
+    return [positive_number(p, "grid value") for p in parts]
 
 
 def _hyper(text: str) -> str:
