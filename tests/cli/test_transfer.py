@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from mhc_mup.cli import main
-from mhc_mup.training.transfer import DRIFT_COLUMNS, NOISE_COLUMNS, OPTIMA_COLUMNS
+from mhc_mup.training.transfer import CURVE_COLUMNS, DRIFT_COLUMNS, NOISE_COLUMNS, OPTIMA_COLUMNS
 from tests.helpers import without_cuda
 
 FAST = ["--configs", "control-mup", "--widths", "16,32", "--lrs", "2^-8,2^-6,2^-4", "--seeds", "1", "--steps", "2",
@@ -24,9 +24,11 @@ def test_cli_writes_every_output(small_corpus_file, tmp_path, capsys):
     out = tmp_path / "t"
     assert main(["transfer", *FAST, "--corpus", str(small_corpus_file), "--out", str(out)]) == 0
     names = {p.name for p in out.iterdir()}
-    assert {"transfer.csv", "curves.csv", "optima.csv", "optima_seeds.csv", "drift.csv", "routing.csv", "transfer.png",
-            "transfer_report.md", "transfer_report.html", "sweep.json", "runs"} <= names  # fmt: skip
+    assert {"transfer.csv", "curves.csv.gz", "optima.csv", "optima_seeds.csv", "drift.csv", "routing.csv",
+            "transfer.png", "transfer_report.md", "transfer_report.html", "sweep.json", "runs"} <= names  # fmt: skip
     assert list(pd.read_csv(out / "optima.csv").columns) == list(OPTIMA_COLUMNS)
+    curves = pd.read_csv(out / "curves.csv.gz")  # gzip, read as it is
+    assert list(curves.columns) == list(CURVE_COLUMNS) and set(curves.lr) == {2.0**-8, 2.0**-6, 2.0**-4}
     drift = pd.read_csv(out / "drift.csv")
     assert list(drift.columns) == list(DRIFT_COLUMNS) and set(drift.verdict) <= {"transfers", "drifts", "unclear"}
     assert (out / "transfer.png").read_bytes()[:4] == b"\x89PNG"
@@ -43,6 +45,11 @@ def test_cli_writes_every_output(small_corpus_file, tmp_path, capsys):
     se = pd.read_csv(out / "noise.csv").val_batch_se.median()
     assert f"noise (nats/byte, medians; noise.csv): one run's validation-batch SE {se:.4f}" in printed  # 1 seed: no σ
     assert "Edges of the band" not in printed  # 1 seed: no band, no edges
+    # the same runs give the same compressed bytes (no timestamp in the gzip header); the old name is removed
+    first = (out / "curves.csv.gz").read_bytes()
+    (out / "curves.csv").write_text("stale, from an earlier version")
+    assert main(["transfer", "--report-only", "--out", str(out), "--quiet"]) == 0
+    assert (out / "curves.csv.gz").read_bytes() == first and not (out / "curves.csv").exists()
 
 
 def test_cli_prints_the_edges_with_two_seeds(small_corpus_file, tmp_path, capsys):

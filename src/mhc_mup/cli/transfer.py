@@ -77,7 +77,7 @@ QUICK = {
 }
 WRITES = (
     "runs/<config>/d<width>/seed<seed>/log2lr<x>.json (one per run, as it finishes), sweep.json, transfer.csv, "
-    "curves.csv, optima_seeds.csv, optima.csv, drift.csv, routing.csv, noise.csv, edges.csv, edge_drift.csv, "
+    "curves.csv.gz, optima_seeds.csv, optima.csv, drift.csv, routing.csv, noise.csv, edges.csv, edge_drift.csv, "
     "transfer.png and transfer_report.md/.html"
 )
 CONFIG_HELP = "; ".join(f"{c.name}: {c.describe()}" for c in BUILTIN_CONFIGS.values())

@@ -51,7 +51,7 @@ def run_transfer(
 ) -> TransferResult:
     """Run every pending grid point of ``cfg`` (storing each as it ends), then analyse every run stored in
     ``out`` — the union of every grid swept into it (:func:`~.store.folder_config`), each configuration × width
-    over its own values (:func:`~.store.folder_grids`) — and write ``transfer.csv``, ``curves.csv``,
+    over its own values (:func:`~.store.folder_grids`) — and write ``transfer.csv``, ``curves.csv.gz``,
     ``optima_seeds.csv``, ``optima.csv``, ``drift.csv``, ``transfer.png`` and ``transfer_report.md`` / ``.html``
     into ``out``. So a folder's grid may grow adaptively: a later command adds values, widths, seeds or
     configurations where they are needed, and its analysis covers them with the earlier runs.
