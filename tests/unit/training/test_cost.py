@@ -198,3 +198,9 @@ def test_a_resumed_sweep_is_priced_from_the_folders_own_runs(tmp_path):
     steps = sum(300 * step_seconds(wider, k.config == "mup", 1024) for k in wider.runs())
     assert priced.calibration.ratio == pytest.approx({True: 0.5, False: 0.5})
     assert priced.gpu_seconds == pytest.approx(plain.gpu_seconds - 0.5 * steps)
+    # a configuration the folder has not run is priced from the runs of its kind: control-sp from control-mup's
+    other = wider.with_leaves(configs=(BUILTIN_CONFIGS["control-sp"],))
+    priced = transfer_cost(other, out)
+    steps = sum(300 * step_seconds(other, False, 1024) for _ in other.runs())
+    assert priced.calibration.ratio == pytest.approx({True: 0.5, False: 0.5})
+    assert priced.gpu_seconds == pytest.approx(estimate_cost(other, other.runs(), cuda=True).gpu_seconds - 0.5 * steps)

@@ -112,7 +112,10 @@ def transfer_cost(
     devices, _, pending = _check_everything(cfg, Path(out), backend, workers, runs_per_gpu)
     in_turns = runs_in_turns(devices) if backend == "local" else 0
     cuda = cfg.resolved_device().type == "cuda"
-    measured = calibration(cfg, load_records(folder_config(cfg, out), out)) if cuda and pending else None
+    # the folder's configurations, not only this command's: a configuration new to the folder is priced from the
+    # runs of its model kind (mHC or control) that the folder already holds
+    folder = folder_config(cfg, out)
+    measured = calibration(folder, load_records(folder, out)) if cuda and pending else None
     return estimate_cost(cfg, pending, cuda, max(1, in_turns), measured)
 
 
