@@ -1,0 +1,39 @@
+#!/bin/bash
+# How this folder's GPU runs were launched since the eighth session: one call of a lent GPU machine runs several
+# `mhc-mup transfer` commands in order, each capped by the time the call has left, and packs the runs it wrote.
+#
+#   TOTAL=550 bash experiments/transfer_issue20/run_specs.sh "NAME|MARGIN|CAP|RPG|transfer args" ...
+#
+# Each spec: NAME (its log, NAME.log), MARGIN (seconds to keep for what follows it), CAP (its own most seconds),
+# RPG (--runs-per-gpu), then the command's own arguments. --time-budget stops new runs from starting; the runs in
+# flight finish, so MARGIN must cover one run. Writes into $OUT (default ./device-out): gpu.txt, NAME.log per spec
+# and new_runs.tgz (the run records this call wrote, and sweep.json), to extract in the repository root.
+set -u
+export PYTHONPATH=src MHC_MUP_FIGURE_WORKERS=0 PYTHONUNBUFFERED=1
+OUT=${OUT:-device-out}
+mkdir -p "$OUT"
+TOTAL=${TOTAL:-540}
+T0=$(date +%s)
+MARK=$(mktemp); touch "$MARK"; sleep 1
+DIR=experiments/transfer_issue20
+left() { echo $(( TOTAL - ($(date +%s) - T0) )); }
+{ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
+  python -c "import torch, triton; print(torch.__version__, triton.__version__)"
+  git rev-parse HEAD 2>&1; date -u; } > "$OUT/gpu.txt" 2>&1
+# the folder's settings; the tables written here are thrown away (--bootstrap 20): they are rewritten on a CPU
+COMMON="--steps 1000 --batch-size 32 --seq-len 256 --eval-batches 16 --eval-every 0 --base-width 128 --seeds 3
+        --compile --device cuda --bootstrap 20 --out $DIR"
+for spec in "$@"; do
+  IFS='|' read -r name margin cap rpg args <<< "$spec"
+  log="$OUT/$name.log"
+  budget=$(( $(left) - margin )); [ "$budget" -gt "$cap" ] && budget=$cap
+  if [ "$budget" -lt 20 ]; then echo "skipped: budget $budget s" >> "$log"; continue; fi
+  echo "$(date -u +%T) budget $budget s, rpg $rpg: $args" >> "$log"
+  # shellcheck disable=SC2086  # COMMON and args are word lists
+  python -m mhc_mup transfer $COMMON --runs-per-gpu "$rpg" --time-budget "$budget" $args >> "$log" 2>&1
+  rc=$?
+  echo "$(date -u +%T) rc=$rc left $(left) s" >> "$log"
+done
+{ find $DIR/runs -name '*.json' -newer "$MARK"; echo "$DIR/sweep.json"; } > "$MARK.list"
+echo "$(wc -l < "$MARK.list") files incl sweep.json" >> "$OUT/gpu.txt"
+tar czf "$OUT/new_runs.tgz" -T "$MARK.list"
