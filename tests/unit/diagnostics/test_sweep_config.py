@@ -33,8 +33,11 @@ def test_from_dict_rebuilds_the_config_written_by_the_flat_version():
 
 
 def test_from_dict_rebuilds_the_numbers_written_by_the_flat_version():
-    """Same config, same torch build: the same numbers. (Another torch build rounds differently, e.g. ε_K,
-    which sits at round-off level, moves in its third digit, so the comparison needs the build that wrote it.)"""
+    """Same config, same torch build: the same numbers, to float32 round-off. Another CPU takes other vector paths
+    and rounds differently: most summaries move in their sixth digit, the condition numbers of near-singular
+    matrices in their fourth, and ε_K, which sits at round-off level (~1e-6), by up to 1.2e-7. A config rebuilt
+    wrong (another seed, K, sample count) moves them by far more. (Another torch build may round differently
+    still, so the comparison needs the build that wrote the file.)"""
     old = json.loads(OLD_RESULTS.read_text())
     if old["software"]["torch"] != torch.__version__:
         pytest.skip(f"the file was written with torch {old['software']['torch']}, this is {torch.__version__}")
@@ -42,10 +45,13 @@ def test_from_dict_rebuilds_the_numbers_written_by_the_flat_version():
     for w in result.config.widths:
         for diag, summary in result.summary(w).items():
             for key, value in summary.items():
-                if not isinstance(value, dict):
-                    assert value == pytest.approx(old["results"][str(w)][diag][key], rel=1e-6, nan_ok=True)
+                if isinstance(value, dict):
+                    continue
+                tolerance = {"abs": 2e-7} if diag == "sinkhorn_error" else {"rel": 1e-3}
+                assert value == pytest.approx(old["results"][str(w)][diag][key], nan_ok=True, **tolerance), (
+                    f"d = {w}, {diag}.{key}")
     fit = result.fit("dynamic_sensitivity", "dc_x_mean")
-    assert fit.exponent == pytest.approx(old["fits"]["dynamic_sensitivity.dc_x_mean"]["exponent"], rel=1e-9)
+    assert fit.exponent == pytest.approx(old["fits"]["dynamic_sensitivity.dc_x_mean"]["exponent"], rel=1e-6)
 
 
 def test_from_dict_takes_a_partial_config_and_ignores_unknown_keys():
