@@ -5,9 +5,11 @@
 #   TOTAL=550 bash experiments/transfer_issue20/run_specs.sh "NAME|MARGIN|CAP|RPG|transfer args" ...
 #
 # Each spec: NAME (its log, NAME.log), MARGIN (seconds to keep for what follows it), CAP (its own most seconds),
-# RPG (--runs-per-gpu), then the command's own arguments. --time-budget stops new runs from starting; the runs in
+# RPG (--runs-per-gpu), then the command's own arguments, which win over the folder's settings below (a spec may
+# give another --out and --steps, for a sweep of its own). --time-budget stops new runs from starting; the runs in
 # flight finish, so MARGIN must cover one run. Writes into $OUT (default ./device-out): gpu.txt, NAME.log per spec
-# and new_runs.tgz (the run records this call wrote, and sweep.json), to extract in the repository root.
+# and new_runs.tgz (every run record and sweep.json this call wrote under experiments/), to extract in the
+# repository root.
 set -u
 export PYTHONPATH=src MHC_MUP_FIGURE_WORKERS=0 PYTHONUNBUFFERED=1
 OUT=${OUT:-device-out}
@@ -34,6 +36,6 @@ for spec in "$@"; do
   rc=$?
   echo "$(date -u +%T) rc=$rc left $(left) s" >> "$log"
 done
-{ find $DIR/runs -name '*.json' -newer "$MARK"; echo "$DIR/sweep.json"; } > "$MARK.list"
-echo "$(wc -l < "$MARK.list") files incl sweep.json" >> "$OUT/gpu.txt"
+find experiments -name '*.json' -newer "$MARK" > "$MARK.list"
+echo "$(wc -l < "$MARK.list") run records and sweep.json files written" >> "$OUT/gpu.txt"
 tar czf "$OUT/new_runs.tgz" -T "$MARK.list"
