@@ -143,9 +143,10 @@ def timed_run(cfg: TransferConfig, config: str, width: int, per_step: float, run
 
 
 def test_a_folders_runs_alone_rescale_the_recorded_step_times():
-    """The median of measured / recorded seconds a step, per kind, over the finished runs that had the GPU alone
-    on the GPU most of them ran on; runs in turns, runs from before runs_per_device was recorded, unfinished runs
-    and runs on another GPU are not used. The estimate's steps scale by it; the rest of a run does not."""
+    """The median of measured / recorded seconds a step, per kind and width, over the finished runs that had the GPU
+    alone on the GPU most of them ran on; runs in turns, runs from before runs_per_device was recorded, unfinished
+    runs and runs on another GPU are not used. The estimate's steps scale by it (a width without runs by its
+    nearest measured width's); the rest of a run does not."""
     cfg = recorded_grid("on").with_leaves(steps=1000, torch_compile=True)
     mhc, control = (lambda w: step_seconds(cfg, True, w)), (lambda w: step_seconds(cfg, False, w))
     records = [
@@ -157,20 +158,32 @@ def test_a_folders_runs_alone_rescale_the_recorded_step_times():
         timed_run(cfg, "mup", 1024, 3.0 * mhc(1024), device="cuda:0 (NVIDIA H200)"),
     ]  # fmt: skip
     measured = calibration(cfg, records)
-    assert measured.ratio == pytest.approx({True: 0.8, False: 0.5}) and measured.runs == {True: 3, False: 1}
-    assert measured.device == "NVIDIA H100 80GB HBM3"
+    assert measured.ratio == pytest.approx({(True, 512): 0.7, (True, 1024): 0.85, (False, 1024): 0.5})
+    assert measured.runs == {True: 3, False: 1} and measured.device == "NVIDIA H100 80GB HBM3"
     plain = estimate_cost(cfg, cfg.runs(), cuda=True)
     scaled = estimate_cost(cfg, cfg.runs(), cuda=True, calibration=measured)
-    saved = sum((0.2 * mhc(k.width) if k.config == "mup" else 0.5 * control(k.width)) * 1000 for k in cfg.runs())
+    factor = {(True, 128): 0.7, (True, 256): 0.7, (True, 512): 0.7, (True, 1024): 0.85}  # below 512: 512's
+    saved = sum((1 - factor[(True, k.width)]) * mhc(k.width) if k.config == "mup" else 0.5 * control(k.width)
+                for k in cfg.runs()) * 1000  # fmt: skip
     assert scaled.gpu_seconds == pytest.approx(plain.gpu_seconds - saved)
-    assert "of one NVIDIA H100 80GB HBM3" in scaled.describe() and "0.80 for mHC, 0.50 for the control" in (
+    assert "of one NVIDIA H100 80GB HBM3" in scaled.describe() and "0.70–0.85 for mHC, 0.50 for the control" in (
         scaled.describe())
     assert calibration(cfg, records[4:7]) is None
 
 
+def test_a_width_between_or_beyond_the_measured_ones_takes_their_factor():
+    """Between measured widths the factor is interpolated in log2 d, beyond them the nearest one's is held: the
+    recorded figures are extrapolated beyond d = 1024, so d = 2048's own runs are the guide at 2048 and above."""
+    measured = Calibration({(True, 1024): 0.8, (True, 2048): 1.0, (False, 1024): 0.5}, {True: 6, False: 3}, "H100")
+    assert measured.factor(True, 2048) == pytest.approx(1.0) and measured.factor(True, 4096) == pytest.approx(1.0)
+    assert measured.factor(True, 1448) == pytest.approx(0.8 + 0.2 * math.log2(1448 / 1024))
+    assert measured.factor(True, 128) == pytest.approx(0.8) and measured.factor(False, 2048) == pytest.approx(0.5)
+    assert Calibration({(True, 1024): 0.8}, {True: 1}, "H100").factor(False, 1024) is None
+
+
 def test_a_kind_the_folder_has_not_run_keeps_the_recorded_step_time():
     cfg = recorded_grid("on")
-    only_mhc = Calibration({True: 0.5}, {True: 3}, "NVIDIA H100 80GB HBM3")
+    only_mhc = Calibration({(True, 1024): 0.5}, {True: 3}, "NVIDIA H100 80GB HBM3")
     control = [k for k in cfg.runs() if k.config == "control-mup"]
     assert estimate_cost(cfg, control, True, calibration=only_mhc).gpu_seconds == pytest.approx(
         estimate_cost(cfg, control, True).gpu_seconds)
@@ -196,11 +209,11 @@ def test_a_resumed_sweep_is_priced_from_the_folders_own_runs(tmp_path):
     priced = transfer_cost(wider, out)
     plain = estimate_cost(wider, wider.runs(), cuda=True)
     steps = sum(300 * step_seconds(wider, k.config == "mup", 1024) for k in wider.runs())
-    assert priced.calibration.ratio == pytest.approx({True: 0.5, False: 0.5})
+    assert priced.calibration.ratio == pytest.approx({(True, 512): 0.5, (False, 512): 0.5})
     assert priced.gpu_seconds == pytest.approx(plain.gpu_seconds - 0.5 * steps)
     # a configuration the folder has not run is priced from the runs of its kind: control-sp from control-mup's
     other = wider.with_leaves(configs=(BUILTIN_CONFIGS["control-sp"],))
     priced = transfer_cost(other, out)
     steps = sum(300 * step_seconds(other, False, 1024) for _ in other.runs())
-    assert priced.calibration.ratio == pytest.approx({True: 0.5, False: 0.5})
+    assert priced.calibration.ratio == pytest.approx({(True, 512): 0.5, (False, 512): 0.5})
     assert priced.gpu_seconds == pytest.approx(estimate_cost(other, other.runs(), cuda=True).gpu_seconds - 0.5 * steps)

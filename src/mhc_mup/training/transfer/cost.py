@@ -15,8 +15,9 @@ the captured step time is multiplied by :data:`COMPILED_STEP_RATIO` and the comp
 (:data:`COMPILE_START_SECONDS` once, :data:`COMPILE_SECONDS` per configuration and width; host work, not divided
 by the runs in turns), from ``benchmarks/results/bench_compile_cost_h100.log`` (32 × 256 bytes a step: smaller
 steps save less, so the estimate is low for them). A folder that already holds runs which had their GPU to
-themselves (``runs_per_device`` 1) rescales the step times to them (:func:`calibration`): a resumed sweep is
-priced from its own measurements, on the GPU they ran on. An estimate to plan by, not a measurement.
+themselves (``runs_per_device`` 1) rescales the step times to them, per model kind and width
+(:func:`calibration`): a resumed sweep is priced from its own measurements, on the GPU they ran on. An estimate to
+plan by, not a measurement.
 """
 
 from __future__ import annotations
@@ -75,19 +76,34 @@ _RECORDED_TOKENS_X_DEPTH = 16 * 128 * 2
 @dataclass(frozen=True)
 class Calibration:
     """A folder's own runs against the recorded step times: per model kind (``True``: mHC, ``False``: the
-    control), the median over its runs alone on ``device`` of measured / estimated seconds per training step,
-    and how many runs that median is over."""
+    control) and width it ran at, the median over its runs alone on ``device`` of measured / estimated seconds per
+    training step (``ratio[(mhc, width)]``), and how many runs of each kind those medians are over."""
 
-    ratio: Mapping[bool, float]
+    ratio: Mapping[tuple[bool, int], float]
     runs: Mapping[bool, int]
     device: str
 
+    def factor(self, mhc: bool, width: int) -> float | None:
+        """The step-time factor of kind ``mhc`` at ``width``: the measured one there; between measured widths
+        interpolated in log2 d, beyond them the nearest one's (the recorded figures' error grows with the distance
+        from the widths they were recorded at, so a width's own runs are the best guide). None for a kind the
+        folder has not run alone."""
+        points = sorted((w, r) for (kind, w), r in self.ratio.items() if kind == mhc)
+        if not points:
+            return None
+        return float(np.interp(math.log2(width), [math.log2(w) for w, _ in points], [r for _, r in points]))
+
     def describe(self) -> str:
-        """``recorded step times × 0.77 for mHC, 0.52 for the control, measured on 72 runs …``"""
-        kinds = ", ".join(f"{self.ratio[hc]:.2f} for {'mHC' if hc else 'the control'}"
-                          for hc in sorted(self.ratio, reverse=True))  # fmt: skip
-        return (f"recorded step times × {kinds}, measured on {sum(self.runs.values())} runs stored here that had "
-                "the GPU alone")  # fmt: skip
+        """``recorded step times × 0.77–1.04 for mHC, 0.52–0.90 for the control (by width), measured on 84 runs …``"""
+        kinds = []
+        for hc in (True, False):
+            values = [r for (kind, _), r in self.ratio.items() if kind == hc]
+            if values:
+                low, high = min(values), max(values)
+                span = f"{low:.2f}" if f"{low:.2f}" == f"{high:.2f}" else f"{low:.2f}–{high:.2f}"
+                kinds.append(f"{span} for {'mHC' if hc else 'the control'}")
+        return (f"recorded step times × {', '.join(kinds)} (by width), measured on {sum(self.runs.values())} runs "
+                "stored here that had the GPU alone")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -119,7 +135,8 @@ class SweepCost:
 def estimate_cost(cfg: TransferConfig, pending: Sequence[RunKey], cuda: bool, in_turns: int = 1,
                   calibration: Calibration | None = None) -> SweepCost:  # fmt: skip
     """The cost of training ``pending`` (runs of ``cfg``'s grid) on one GPU, one run at a time or ``in_turns`` runs
-    taking turns; each kind's step time rescaled by ``calibration`` where it has that kind."""
+    taking turns; each kind's step time rescaled by ``calibration`` where it has that kind
+    (:meth:`Calibration.factor`)."""
     train = cfg.recipe.train
     tokens_per_step = train.batch_size * train.seq_len
     steps, tokens = len(pending) * train.steps, len(pending) * train.steps * tokens_per_step
@@ -128,9 +145,8 @@ def estimate_cost(cfg: TransferConfig, pending: Sequence[RunKey], cuda: bool, in
     numerics = cfg.run_settings().numerics
     captured = numerics.cuda_graphs == "on"
     hc = {c.name: c.hc for c in cfg.grid.configs}
-    ratio = calibration.ratio if calibration is not None else {}
     kinds = {(hc[key.config], key.width) for key in pending}  # one estimate per model kind and width, not per run
-    run_seconds = {(mhc, w): step_seconds(cfg, mhc, w) * ratio.get(mhc, 1.0) * train.steps
+    run_seconds = {(mhc, w): step_seconds(cfg, mhc, w) * _factor(calibration, mhc, w) * train.steps
                    + _interpolate(RUN_SECONDS[(mhc, captured)], w) for mhc, w in kinds}  # fmt: skip
     seconds = sum(run_seconds[(hc[key.config], key.width)] for key in pending)
     if captured and pending:
@@ -154,8 +170,8 @@ def step_seconds(cfg: TransferConfig, mhc: bool, width: int) -> float:
 
 
 def calibration(cfg: TransferConfig, records: Sequence[Mapping]) -> Calibration | None:
-    """How the stored ``records`` (runs of ``cfg``'s settings) compare with :func:`step_seconds`: per model kind,
-    the median of measured / estimated seconds per step over the finished runs that had their GPU alone
+    """How the stored ``records`` (runs of ``cfg``'s settings) compare with :func:`step_seconds`: per model kind
+    and width, the median of measured / estimated seconds per step over the finished runs that had their GPU alone
     (``runs_per_device`` 1; runs stored before it was recorded are not used), on the GPU most of them ran on.
     None when there are none."""
     hc = {c.name: c.hc for c in cfg.grid.configs}
@@ -166,13 +182,20 @@ def calibration(cfg: TransferConfig, records: Sequence[Mapping]) -> Calibration 
     if not alone:
         return None
     device = Counter(name for name, _ in alone).most_common(1)[0][0]
-    ratios: dict[bool, list[float]] = {}
+    ratios: dict[tuple[bool, int], list[float]] = {}
     for name, r in alone:
         if name == device:
+            mhc, width = hc[r["config"]], int(r["width"])
             measured = r["train_seconds"] / r["steps_done"]
-            ratios.setdefault(hc[r["config"]], []).append(measured / step_seconds(cfg, hc[r["config"]], r["width"]))
-    return Calibration({k: float(np.median(v)) for k, v in ratios.items()}, {k: len(v) for k, v in ratios.items()},
-                       device)  # fmt: skip
+            ratios.setdefault((mhc, width), []).append(measured / step_seconds(cfg, mhc, width))
+    runs = Counter(mhc for (mhc, _), v in ratios.items() for _ in v)
+    return Calibration({k: float(np.median(v)) for k, v in ratios.items()}, dict(runs), device)
+
+
+def _factor(calibration: Calibration | None, mhc: bool, width: int) -> float:
+    """``calibration``'s step-time factor for kind ``mhc`` at ``width``; 1 (the recorded time) without one."""
+    factor = calibration.factor(mhc, width) if calibration is not None else None
+    return 1.0 if factor is None else factor
 
 
 def _gpu_name(device: str) -> str:
