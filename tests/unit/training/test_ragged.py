@@ -121,6 +121,16 @@ def test_the_figure_says_how_few_widths_a_verdict_rests_on():
     assert "widths" not in transfer_figure(analyse(cfg, records, grids)).axes[0].get_title()
     partial = [r for r in records if not (r["width"] == 256 and r["seed"] == 1 and r["lr"] == 2.0**-6.5)]
     assert transfer_figure(analyse(cfg, partial, grids)).axes[0].get_title().endswith("(2 of 3 widths)")
+    # a configuration planned at fewer widths than the folder holds counts its own: complete, so nothing said
+    baseline = BUILTIN_CONFIGS["baseline"]
+    both = TransferConfig(grid=SweepGrid(configs=(MUP, baseline), widths=(64, 128, 256), lrs=COARSE, seeds=2),
+                          analysis=TransferAnalysis(fit=FitSettings(n_boot=50)), device="cpu")  # fmt: skip
+    grids = (SweepGrid(configs=(MUP,), widths=(64, 128, 256), lrs=COARSE, seeds=2),
+             SweepGrid(configs=(baseline,), widths=(64, 128), lrs=COARSE, seeds=2))  # fmt: skip
+    runs = records_over({64: COARSE, 128: COARSE, 256: COARSE}, lambda w, s, x: bowl(x, -6.55 - 0.1 * math.log2(w)))
+    runs += [r | {"config": "baseline"} for r in runs if r["width"] < 256]
+    titles = [ax.get_title() for ax in transfer_figure(analyse(both, runs, grids)).axes]
+    assert titles[1].startswith("baseline\nη* ∝ d^") and "widths" not in titles[1]
 
 
 def test_the_figure_legend_names_every_width_drawn_in_any_panel():

@@ -111,7 +111,7 @@ def _panel_title(result: TransferResult, name: str) -> str:
         return name
     r = d.iloc[0]
     if math.isfinite(r.joint_exponent):
-        planned = len(result.config.grid.widths)
+        planned = int((result.optima.config == name).sum())  # its widths: planned by the folder's grids, or run
         fewer = f" ({int(r.joint_widths)} of {planned} widths)" if int(r.joint_widths) < planned else ""
         return (f"{name}\nη* ∝ d^{r.joint_exponent:+.2f} [{r.joint_low:+.2f}, {r.joint_high:+.2f}]: "
                 f"{r.joint_verdict}{fewer}")  # fmt: skip
