@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from mhc_mup.cli import main
-from mhc_mup.training.transfer import CURVE_COLUMNS, DRIFT_COLUMNS, NOISE_COLUMNS, OPTIMA_COLUMNS
+from mhc_mup.training.transfer import CURVE_COLUMNS, DRIFT_COLUMNS, LOGIT_COLUMNS, NOISE_COLUMNS, OPTIMA_COLUMNS
 from tests.helpers import without_cuda
 
 FAST = ["--configs", "control-mup", "--widths", "16,32", "--lrs", "2^-8,2^-6,2^-4", "--seeds", "1", "--steps", "2",
@@ -33,6 +33,8 @@ def test_cli_writes_every_output(small_corpus_file, tmp_path, capsys):
     assert list(drift.columns) == list(DRIFT_COLUMNS) and set(drift.verdict) <= {"transfers", "drifts", "unclear"}
     assert (out / "transfer.png").read_bytes()[:4] == b"\x89PNG"
     assert pd.read_csv(out / "routing.csv").empty  # a control has no routing
+    runs = pd.read_csv(out / "transfer.csv")
+    assert (runs[list(LOGIT_COLUMNS)] > 0).all().all()  # every run probed its logits at its start and end
     noise = pd.read_csv(out / "noise.csv")
     assert list(noise.columns) == list(NOISE_COLUMNS) and (noise.val_pair_se > 0).all()
     report = (out / "transfer_report.md").read_text()

@@ -561,6 +561,40 @@ def test_a_curve_that_misfits_its_window_says_so():
     assert "misfits" not in narrow["joint_note"] and narrow["joint_low"] <= 0 <= narrow["joint_high"]
 
 
+@pytest.mark.parametrize("hc", [True, False])
+def test_logit_statistics_match_the_attention_the_model_computes(monkeypatch, hc):
+    """The probe recomputes q·kᵀ·scale from each attention layer's input; here the model's own
+    scaled_dot_product_attention calls are intercepted for their q, k and scale, causal entries only, and the
+    output logits are the model's, centred per position. The hooks are gone afterwards."""
+    import torch.nn.functional as F
+
+    from mhc_mup.training.model import MHCLM
+    from mhc_mup.training.transfer.logits import LOGIT_STATS, logit_stats
+
+    model = MHCLM(ModelShape(depth=2).model_config(16, hc=hc), seed=0)
+    tokens = torch.randint(0, 256, (2, 8), generator=torch.Generator().manual_seed(0))
+    seen, sdpa = [], F.scaled_dot_product_attention
+
+    def spy(q, k, v, *, is_causal, scale):
+        s = q.float() @ k.float().transpose(-1, -2) * scale
+        seen.append(s[..., torch.ones(8, 8, dtype=torch.bool).tril()])
+        return sdpa(q, k, v, is_causal=is_causal, scale=scale)
+
+    monkeypatch.setattr(F, "scaled_dot_product_attention", spy)
+    with torch.no_grad():
+        out = model(tokens).float()
+    direct = torch.cat([s.flatten() for s in seen])
+    seen.clear()
+    stats = logit_stats(model, tokens)
+    assert len(seen) == 2 and tuple(stats) == LOGIT_STATS  # the probe's own forward pass went through both layers
+    assert stats["attn_logit_max"] == pytest.approx(float(direct.abs().max()), rel=1e-6)
+    assert stats["attn_logit_rms"] == pytest.approx(float(direct.square().mean().sqrt()), rel=1e-6)
+    centred = out - out.mean(-1, keepdim=True)
+    assert stats["output_logit_rms"] == pytest.approx(float(centred.square().mean().sqrt()), rel=1e-6)
+    assert stats["attn_logit_max"] > stats["attn_logit_rms"] > 0
+    assert all(not m._forward_hooks for m in model.modules())
+
+
 def test_routing_statistics_of_a_known_generator():
     """fn = 0 and comb's base 0: every comb logit is 0, every pre / post logit its base, and Sinkhorn of a constant
     matrix is uniform: 0 from uniform, ‖11ᵀ/n − I‖_F = √(n − 1) from the identity; a control has none."""

@@ -6,7 +6,8 @@ configuration and a run's frozen spec), ``run`` (one run), ``store`` (the output
 checks, stored runs), ``executors`` (in-process, spawn pool, Ray), ``analysis`` (parabola, optima, drift),
 ``joint`` (the joint drift fit of every width and seed, flat widths), ``noise`` (seed and validation-batch
 noise per width), ``edges`` (where the loss is flat: the band's edges and their drift), ``report`` (figure,
-report, files) and ``sweep`` (:func:`run_transfer`, all of it in order); ``routing`` (what a run's mHC routing does).
+report, files) and ``sweep`` (:func:`run_transfer`, all of it in order); ``routing`` (what a run's mHC routing does)
+and ``logits`` (how large a run's attention and output logits are).
 """
 
 from mhc_mup._lazy import lazy_exports
@@ -24,13 +25,14 @@ __all__, __getattr__, __dir__ = lazy_exports(
         ),
         "mhc_mup.training.transfer.hyper": ("HYPERPARAMETERS", "Hyper", "SweptValue"),
         "mhc_mup.training.transfer.routing": ("ROUTING_STATS", "routing_stats"),
+        "mhc_mup.training.transfer.logits": ("LOGIT_STATS", "logit_stats"),
         "mhc_mup.training.transfer.run": ("RUN_FORMAT", "execute_run", "lr_factor"),
         "mhc_mup.training.transfer.store": ("SWEEP_FORMAT", "base_lr_from", "load_records", "plan", "stored_config"),
         "mhc_mup.training.transfer.executors": ("worker_devices",),
         "mhc_mup.training.transfer.analysis": (
-            "CURVE_COLUMNS", "DRIFT_COLUMNS", "OPTIMA_COLUMNS", "SEED_OPTIMA_COLUMNS", "TRANSFER_COLUMNS",
-            "JOINT_COLUMNS", "ParabolaFit", "TransferResult", "Verdict", "analyse", "drift_sentence", "fit_parabola",
-            "joint_sentence",
+            "CURVE_COLUMNS", "DRIFT_COLUMNS", "LOGIT_COLUMNS", "OPTIMA_COLUMNS", "SEED_OPTIMA_COLUMNS",
+            "TRANSFER_COLUMNS", "JOINT_COLUMNS", "ParabolaFit", "TransferResult", "Verdict", "analyse",
+            "drift_sentence", "fit_parabola", "joint_sentence",
         ),
         "mhc_mup.training.transfer.noise": ("NOISE_COLUMNS", "noise_table"),
         "mhc_mup.training.transfer.edges": ("EDGE_COLUMNS", "EDGE_DRIFT_COLUMNS", "edge_drift", "edges_table"),
@@ -38,7 +40,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "mhc_mup.training.transfer.sweep": ("analyse_folder", "run_transfer"),
     },
     submodules=(
-        "configurations", "hyper", "config", "routing", "run", "store", "executors", "analysis", "joint", "noise",
-        "edges", "report", "sweep",
+        "configurations", "hyper", "config", "routing", "logits", "run", "store", "executors", "analysis", "joint",
+        "noise", "edges", "report", "sweep",
     ),
 )  # fmt: skip

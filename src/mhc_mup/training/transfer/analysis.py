@@ -39,11 +39,12 @@ from mhc_mup.stats.readings import classify, drift_verdict
 from mhc_mup.training.transfer.config import SweepGrid, TransferConfig, grid_values, log2_key
 from mhc_mup.training.transfer.edges import EDGE_COLUMNS, EDGE_DRIFT_COLUMNS, edge_drift, edges_table
 from mhc_mup.training.transfer.joint import WidthCurves, joint_drift, width_curves, width_values
+from mhc_mup.training.transfer.logits import LOGIT_STATS
 from mhc_mup.training.transfer.noise import NOISE_COLUMNS, noise_table
 from mhc_mup.training.transfer.routing import ROUTING_STATS
 
 __all__ = [
-    "CURVE_COLUMNS", "DRIFTS", "DRIFT_COLUMNS", "JOINT_COLUMNS", "OPTIMA_COLUMNS", "ROUTING_COLUMNS",
+    "CURVE_COLUMNS", "DRIFTS", "DRIFT_COLUMNS", "JOINT_COLUMNS", "LOGIT_COLUMNS", "OPTIMA_COLUMNS", "ROUTING_COLUMNS",
     "ROUTING_TABLE_COLUMNS", "SEED_OPTIMA_COLUMNS", "TRANSFERS", "TRANSFER_COLUMNS", "UNCLEAR", "ParabolaFit",
     "TransferResult", "Verdict", "analyse", "curves_table", "drift_row", "drift_sentence", "fit_parabola",
     "joint_sentence", "routing_table", "runs_table",
@@ -51,12 +52,15 @@ __all__ = [
 
 ROUTING_COLUMNS = (*ROUTING_STATS, *(f"{k}_init" for k in ROUTING_STATS))
 """What each mHC run's routing does at its end and at its start (:mod:`~mhc_mup.training.transfer.routing`)."""
+LOGIT_COLUMNS = (*LOGIT_STATS, *(f"{k}_init" for k in LOGIT_STATS))
+"""How large each run's attention and output logits are at its end and at its start
+(:mod:`~mhc_mup.training.transfer.logits`)."""
 ROUTING_TABLE_COLUMNS = ("config", "width", "value", "n_seeds", *ROUTING_COLUMNS)
 
 TRANSFER_COLUMNS = (
     "config", "width", "seed", "lr", "log2_lr", "final_train_loss", "final_val_loss", "initial_loss", "diverged",
     "diverged_reason", "steps_done", "tokens_per_s", "seconds", "device", "runs_per_device", "mhc_kernels", "hyper",
-    "value", *ROUTING_COLUMNS,
+    "value", *ROUTING_COLUMNS, *LOGIT_COLUMNS,
 )  # fmt: skip
 SEED_OPTIMA_COLUMNS = (
     "config", "width", "seed", "log2_lr_opt", "lr_opt", "loss_at_opt", "curvature", "argmin_log2_lr", "edge", "note",
@@ -239,19 +243,20 @@ def runs_table(records: list[dict]) -> pd.DataFrame:
     """One row per run (:data:`TRANSFER_COLUMNS`); ``value`` is the swept value (runs stored before other
     hyperparameters could be swept are lr runs: ``hyper`` lr, ``value`` their lr)."""
     rows = [{c: r.get(c) for c in TRANSFER_COLUMNS} | {"hyper": r.get("hyper", "lr"), "value": r.get("value", r["lr"])}
-            | _routing_of(r) for r in records]  # fmt: skip
+            | _probe_of(r, "routing", ROUTING_STATS) | _probe_of(r, "logits", LOGIT_STATS)
+            for r in records]  # fmt: skip
     runs = pd.DataFrame(rows, columns=list(TRANSFER_COLUMNS))
     for col in ("final_train_loss", "final_val_loss", "initial_loss", "tokens_per_s", "seconds", "runs_per_device",
-                "value", *ROUTING_COLUMNS):  # fmt: skip
+                "value", *ROUTING_COLUMNS, *LOGIT_COLUMNS):  # fmt: skip
         runs[col] = runs[col].astype(float)  # runs_per_device: NaN for runs stored before it was recorded
     return runs
 
 
-def _routing_of(record: dict) -> dict:
-    """The record's routing statistics as :data:`ROUTING_COLUMNS` (NaN for a control or a run stored before
-    they were recorded)."""
-    end, start = record.get("routing") or {}, record.get("routing_init") or {}
-    out = {k: end.get(k) for k in ROUTING_STATS} | {f"{k}_init": start.get(k) for k in ROUTING_STATS}
+def _probe_of(record: dict, key: str, stats: tuple[str, ...]) -> dict:
+    """The record's probe ``key`` (``routing``, ``logits``) at its end and, as ``<stat>_init``, at its start: NaN
+    where it has none (a control's routing, a run stored before the probe was recorded)."""
+    end, start = record.get(key) or {}, record.get(f"{key}_init") or {}
+    out = {k: end.get(k) for k in stats} | {f"{k}_init": start.get(k) for k in stats}
     return {k: math.nan if v is None else v for k, v in out.items()}
 
 

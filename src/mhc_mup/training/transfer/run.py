@@ -7,8 +7,9 @@ divergence (a training loss not finite or above ``divergence_factor`` × the fir
 loss every ``eval_every`` steps; measure the final validation loss (divergence again); assemble the record.
 Training batches depend only on ``(data_seed, seed)`` and the validation batches only on ``data_seed``, so every
 learning rate and width of a seed sees the same data (the parabola compares like with like). At its start and end
-a run of an mHC model also records what its routing does on the first validation batch
-(:mod:`~mhc_mup.training.transfer.routing`), and every run records its wall time by stage (``stage_seconds``).
+a run records, on the first validation batch, how large its attention and output logits are
+(:mod:`~mhc_mup.training.transfer.logits`) and, for an mHC model, what its routing does
+(:mod:`~mhc_mup.training.transfer.routing`); every run records its wall time by stage (``stage_seconds``).
 :func:`run_stages` is the same run as a generator that pauses before each sync, so that several runs can share a
 GPU from one thread (:mod:`~mhc_mup.training.transfer.executors`), each resumption under the run's attention
 setting; :func:`execute_run` runs it to the end.
@@ -33,6 +34,7 @@ from mhc_mup.training.graphed import GraphedSteps, compiled, graph_ready_optimiz
 from mhc_mup.training.model import MHCLM, attention_backends, stream_probe
 from mhc_mup.training.step import eval_batch_losses, eval_loss, train_step
 from mhc_mup.training.transfer.config import RunRecipe, RunSpec
+from mhc_mup.training.transfer.logits import logit_stats
 from mhc_mup.training.transfer.routing import routing_stats
 from mhc_mup.training.width_rules import make_optimizer
 
@@ -206,15 +208,16 @@ def _stages(spec: RunSpec, device: str) -> Generator[None, None, dict]:
     steps = _graphed_steps(model, spec, corpus, dev) if graphs else _EagerSteps(model, spec, corpus, dev)
     val_batches = _validation_batches(corpus, recipe)
     clock.lap("prepare")
-    routing_init = routing_stats(model, val_batches[0][0].to(dev))
+    probe = val_batches[0][0].to(dev)
+    probes = {"routing_init": routing_stats(model, probe), "logits_init": logit_stats(model, probe)}
     clock.lap("routing")
     trace = yield from _train(model, steps, spec, val_batches, dev)
     clock.lap("train")
     final_val = _final_validation(model, val_batches, trace, recipe.divergence_factor, dev)
     clock.lap("final_validation")
-    routing = {"routing_init": routing_init, "routing": routing_stats(model, val_batches[0][0].to(dev))}
+    probes |= {"routing": routing_stats(model, probe), "logits": logit_stats(model, probe)}
     clock.lap("routing")
-    return _record(spec, trace, final_val, model, steps, corpus, dev, start, clock) | json_safe(routing)
+    return _record(spec, trace, final_val, model, steps, corpus, dev, start, clock) | json_safe(probes)
 
 
 def _sweep_corpus(spec: RunSpec) -> Corpus:
@@ -362,9 +365,9 @@ def _record(
 
 def _stage_seconds(clock: _Stopwatch, trace: _Trace, capture: float, seconds: float) -> dict[str, float]:
     """The run's ``seconds`` by stage: ``build`` (corpus and model), ``prepare`` (optimizer, schedule, batches),
-    ``routing`` (the two routing probes), ``first_step`` (the first training step), ``capture`` (capturing the
-    step as a CUDA graph and its first replay), ``steps`` (the other steps), ``eval`` (every validation) and the
-    ``rest`` (assembling the record)."""
+    ``routing`` (the routing and logit probes at the start and the end), ``first_step`` (the first training
+    step), ``capture`` (capturing the step as a CUDA graph and its first replay), ``steps`` (the other steps),
+    ``eval`` (every validation) and the ``rest`` (assembling the record)."""
     s = clock.seconds
     steps = trace.train_seconds - trace.first_step_seconds - capture
     stages = {
