@@ -25,7 +25,7 @@ from mhc_mup.training.transfer.cost import (
 )
 from mhc_mup.training.transfer.executors import runs_in_turns, worker_devices
 from mhc_mup.training.transfer.run import RUN_FORMAT
-from mhc_mup.training.transfer.store import write_sweep_file
+from mhc_mup.training.transfer.store import plan, write_sweep_file
 from mhc_mup.training.transfer.sweep import transfer_cost
 from tests.helpers import without_cuda
 
@@ -189,22 +189,51 @@ def test_a_kind_the_folder_has_not_run_keeps_the_recorded_step_time():
         estimate_cost(cfg, control, True).gpu_seconds)
 
 
+def stored_folder(cfg: TransferConfig, out: Path, per_step: float = 0.5, **settings) -> None:
+    """``out`` holding ``cfg``'s sweep.json and every run of its grid, trained at ``per_step`` × the recorded step
+    time, alone on an H100; ``settings`` replace the stored settings' entries (sweep.json's and the runs')."""
+    write_sweep_file(cfg, out)
+    if settings:
+        sweep = json.loads((out / "sweep.json").read_text())
+        (out / "sweep.json").write_text(json.dumps(sweep | {"settings": sweep["settings"] | settings}))
+    for key in cfg.runs():
+        run = {"format": RUN_FORMAT, "config": key.config, "width": key.width, "seed": key.seed, "lr": key.lr,
+               "settings": cfg.settings() | settings, "configuration": {}, "train_loss": [1.0],
+               "val_curve": [[1.0, 1.0]], "initial_loss": 5.5, "final_train_loss": 1.0, "final_val_loss": 1.0,
+               "diverged": False, "diverged_reason": "", "steps_done": 300, "seconds": 1.0, "tokens_per_s": 1.0,
+               "runs_per_device": 1, "device": H100,
+               "train_seconds": per_step * 300 * step_seconds(cfg, key.config == "mup", key.width)}  # fmt: skip
+        key.path(out).parent.mkdir(parents=True, exist_ok=True)
+        key.path(out).write_text(json.dumps(run))
+
+
+@without_cuda
+def test_a_dry_run_prices_a_folder_made_on_another_corpus_and_says_so(tmp_path):
+    """A laptop prices the sweep a GPU machine keeps in a folder, though its default corpus differs; training into
+    that folder from here is still refused."""
+    cfg = dataclasses.replace(recorded_grid("on"), device="cuda", plan_only=True, base_d=128).with_leaves(widths=(512,))
+    out = tmp_path / "out"
+    stored_folder(cfg, out, corpus_sha256="ab" * 32)
+    wider = cfg.with_leaves(widths=(1024,))
+    priced = transfer_cost(wider, out)
+    assert priced.pending == 6 and priced.calibration.ratio == pytest.approx({(True, 512): 0.5, (False, 512): 0.5})
+    assert priced.describe().endswith(f"This machine's corpus (sha256 {wider.settings()['corpus_sha256'][:12]}) is "
+                                      "not the folder's (abababababab): the sweep is priced, but runs from here "
+                                      "cannot join it")  # fmt: skip
+    with pytest.raises(TransferError, match="holds a sweep made with other settings \\(corpus_sha256"):
+        plan(dataclasses.replace(wider, device="cpu", plan_only=False), out)  # what a real run checks first
+    same = tmp_path / "same"
+    stored_folder(cfg, same)
+    assert transfer_cost(wider, same).note == ""
+
+
 @without_cuda
 def test_a_resumed_sweep_is_priced_from_the_folders_own_runs(tmp_path):
     """``transfer_cost`` reads the runs the folder already holds, at any width of its grids: a folder whose d = 512
     runs trained at half the recorded step time prices d = 1024 at half of its steps' recorded time."""
     cfg = dataclasses.replace(recorded_grid("on"), device="cuda", plan_only=True, base_d=128).with_leaves(widths=(512,))
     out = tmp_path / "out"
-    write_sweep_file(cfg, out)
-    for key in cfg.runs():
-        run = {"format": RUN_FORMAT, "config": key.config, "width": key.width, "seed": key.seed, "lr": key.lr,
-               "settings": cfg.settings(), "configuration": {}, "train_loss": [1.0], "val_curve": [[1.0, 1.0]],
-               "initial_loss": 5.5, "final_train_loss": 1.0, "final_val_loss": 1.0, "diverged": False,
-               "diverged_reason": "", "steps_done": 300, "seconds": 1.0, "tokens_per_s": 1.0,
-               "runs_per_device": 1, "device": H100,
-               "train_seconds": 0.5 * 300 * step_seconds(cfg, key.config == "mup", key.width)}  # fmt: skip
-        key.path(out).parent.mkdir(parents=True, exist_ok=True)
-        key.path(out).write_text(json.dumps(run))
+    stored_folder(cfg, out)
     wider = cfg.with_leaves(widths=(1024,))
     priced = transfer_cost(wider, out)
     plain = estimate_cost(wider, wider.runs(), cuda=True)

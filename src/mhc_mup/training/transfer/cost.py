@@ -118,8 +118,14 @@ class SweepCost:
     gpu_seconds: float | None
     in_turns: int = 1
     calibration: Calibration | None = None
+    note: str = ""
+    """What else the reader must know (a dry run against a folder whose data this machine lacks)."""
 
     def describe(self) -> str:
+        text = self._estimate()
+        return f"{text}. {self.note}" if self.note else text
+
+    def _estimate(self) -> str:
         head = (f"{self.pending} of {self.runs} runs to train: {self.steps:,} steps, {self.tokens / 1e6:,.1f} M "
                 "tokens")  # fmt: skip
         if self.gpu_seconds is None:

@@ -21,8 +21,8 @@ from mhc_mup.training.transfer.config import IMPLICIT_SETTINGS, RunKey, SweepGri
 from mhc_mup.training.transfer.configurations import Configuration
 from mhc_mup.training.transfer.run import RUN_FORMAT
 
-__all__ = ["RUN_SHAPE", "SETTINGS_ADDED", "SWEEP_FORMAT", "SWEEP_SHAPE", "OnRun", "RunStore", "base_lr_from",
-           "folder_config", "folder_grids", "load_records", "plan", "read_json", "stored_config",
+__all__ = ["PRICED_ANYWHERE", "RUN_SHAPE", "SETTINGS_ADDED", "SWEEP_FORMAT", "SWEEP_SHAPE", "OnRun", "RunStore",
+           "base_lr_from", "folder_config", "folder_grids", "load_records", "plan", "read_json", "stored_config",
            "write_sweep_file"]  # fmt: skip
 
 SWEEP_FORMAT = "mhc-mup-transfer-sweep/1"
@@ -67,9 +67,14 @@ def _complete(settings: Mapping) -> dict:
     return {**SETTINGS_ADDED, **IMPLICIT_SETTINGS, **settings}
 
 
-def _first_difference(stored: Mapping, now: Mapping) -> str:
+PRICED_ANYWHERE = ("corpus_sha256",)
+"""Settings a dry run (``plan_only``) does not compare with a folder's: a laptop may price the sweep a GPU machine
+keeps in a folder although its own default corpus differs (it could not add runs there)."""
+
+
+def _first_difference(stored: Mapping, now: Mapping, ignore: tuple[str, ...] = ()) -> str:
     a, b = _complete(stored), _complete(now)
-    for k in sorted(set(a) | set(b)):
+    for k in sorted((set(a) | set(b)) - set(ignore)):
         if a.get(k) != b.get(k):
             return f"{k}: {a.get(k)!r} there, {b.get(k)!r} now"
     return ""
@@ -79,12 +84,14 @@ def plan(cfg: TransferConfig, out: Path) -> tuple[list[RunKey], list[RunKey]]:
     """``(finished, pending)`` grid points of ``cfg`` in ``out``, reading nothing but ``out``, writing nothing.
 
     :class:`TransferError` when ``out`` holds a sweep made with other settings (``sweep.json``, or any stored
-    run of this grid whose settings or configuration differ from ``cfg``'s). The grid itself (configurations,
-    widths, seeds, learning rates) may grow between calls.
+    run of this grid whose settings or configuration differ from ``cfg``'s; a ``plan_only`` config's corpus may
+    differ, :data:`PRICED_ANYWHERE`). The grid itself (configurations, widths, seeds, learning rates) may grow
+    between calls.
     """
     out = Path(out)
     settings = cfg.settings()
-    _check_sweep_file(cfg, out, settings)
+    ignore = PRICED_ANYWHERE if cfg.plan_only else ()
+    _check_sweep_file(cfg, out, settings, ignore)
     configs = {c.name: c.to_dict() for c in cfg.grid.configs}
     finished, pending = [], []
     for key in cfg.runs():
@@ -93,7 +100,7 @@ def plan(cfg: TransferConfig, out: Path) -> tuple[list[RunKey], list[RunKey]]:
             pending.append(key)
             continue
         record = read_json(path, RUN_SHAPE)
-        diff = _first_difference(record.get("settings", {}), settings)
+        diff = _first_difference(record.get("settings", {}), settings, ignore)
         if record.get("format") != RUN_FORMAT or diff or record.get("configuration") != configs[key.config]:
             why = diff or "its configuration differs"
             raise TransferError(f"stored run '{path}' was made with other settings ({why}); use another --out")
@@ -101,9 +108,9 @@ def plan(cfg: TransferConfig, out: Path) -> tuple[list[RunKey], list[RunKey]]:
     return finished, pending
 
 
-def _check_sweep_file(cfg: TransferConfig, out: Path, settings: Mapping) -> None:
-    """:class:`TransferError` when ``out/sweep.json`` was written with other settings or defines one of
-    ``cfg``'s configurations differently."""
+def _check_sweep_file(cfg: TransferConfig, out: Path, settings: Mapping, ignore: tuple[str, ...] = ()) -> None:
+    """:class:`TransferError` when ``out/sweep.json`` was written with other settings (but ``ignore``) or defines
+    one of ``cfg``'s configurations differently."""
     sweep_file = out / "sweep.json"
     if not sweep_file.exists():
         return
@@ -113,7 +120,7 @@ def _check_sweep_file(cfg: TransferConfig, out: Path, settings: Mapping) -> None
         raise TransferError(f"'{sweep_file}' is not a transfer sweep's (format {got!r})")
     if problem := first_problem(stored, SWEEP_SHAPE):
         raise TransferError(f"'{sweep_file}': {problem}")
-    diff = _first_difference(stored.get("settings", {}), settings)
+    diff = _first_difference(stored.get("settings", {}), settings, ignore)
     if diff:
         raise TransferError(f"'{out}' holds a sweep made with other settings ({diff}); use another --out")
     for c in stored.get("grid", {}).get("configs", []):

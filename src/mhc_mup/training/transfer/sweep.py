@@ -12,6 +12,7 @@ analysis (:mod:`~mhc_mup.training.transfer.analysis`) finds each width's optimal
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Mapping
@@ -31,6 +32,7 @@ from mhc_mup.training.transfer.store import (
     folder_grids,
     load_records,
     plan,
+    read_json,
     stored_config,
     write_sweep_file,
 )
@@ -116,7 +118,22 @@ def transfer_cost(
     # runs of its model kind (mHC or control) that the folder already holds
     folder = folder_config(cfg, out)
     measured = calibration(folder, load_records(folder, out)) if cuda and pending else None
-    return estimate_cost(cfg, pending, cuda, max(1, in_turns), measured)
+    cost = estimate_cost(cfg, pending, cuda, max(1, in_turns), measured)
+    return dataclasses.replace(cost, note=_other_corpus(cfg, Path(out)))
+
+
+def _other_corpus(cfg: TransferConfig, out: Path) -> str:
+    """For a dry run against a folder made on another corpus (which :func:`plan` lets pass, to price it): a
+    sentence saying so; else ``""``."""
+    path = out / "sweep.json"
+    if not (cfg.plan_only and path.exists()):
+        return ""
+    there = read_json(path).get("settings", {}).get("corpus_sha256", "unrecorded")
+    here = cfg.settings()["corpus_sha256"]
+    if there == here:
+        return ""
+    return (f"This machine's corpus (sha256 {here[:12]}) is not the folder's ({there[:12]}): the sweep is priced, "
+            "but runs from here cannot join it")  # fmt: skip
 
 
 def _check_everything(
