@@ -83,8 +83,7 @@ WRITES = (
 CONFIG_HELP = "; ".join(f"{c.name}: {c.describe()}" for c in BUILTIN_CONFIGS.values())
 
 
-def _learning_rate(text: str) -> float:
-    return positive_number(text, "learning rate")
+_learning_rate = positive_float("learning rate")
 
 
 def _grid(text: str) -> list[float]:

@@ -189,12 +189,13 @@ def calibration(cfg: TransferConfig, records: Sequence[Mapping]) -> Calibration 
         return None
     device = Counter(name for name, _ in alone).most_common(1)[0][0]
     ratios: dict[tuple[bool, int], list[float]] = {}
+    runs: Counter[bool] = Counter()
     for name, r in alone:
         if name == device:
             mhc, width = hc[r["config"]], int(r["width"])
             measured = r["train_seconds"] / r["steps_done"]
             ratios.setdefault((mhc, width), []).append(measured / step_seconds(cfg, mhc, width))
-    runs = Counter(mhc for (mhc, _), v in ratios.items() for _ in v)
+            runs[mhc] += 1
     return Calibration({k: float(np.median(v)) for k, v in ratios.items()}, dict(runs), device)
 
 
