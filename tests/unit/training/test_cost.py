@@ -144,9 +144,9 @@ def timed_run(cfg: TransferConfig, config: str, width: int, per_step: float, run
 
 def test_a_folders_runs_alone_rescale_the_recorded_step_times():
     """The median of measured / recorded seconds a step, per kind and width, over the finished runs that had the GPU
-    alone on the GPU most of them ran on; runs in turns, runs from before runs_per_device was recorded, unfinished
-    runs and runs on another GPU are not used. The estimate's steps scale by it (a width without runs by its
-    nearest measured width's); the rest of a run does not."""
+    alone on the GPU most of them ran on; runs in turns where a kind and width has runs alone, runs from before
+    runs_per_device was recorded, unfinished runs and runs on another GPU are not used. The estimate's steps scale
+    by it (a width without runs by its nearest measured width's); the rest of a run does not."""
     cfg = recorded_grid("on").with_leaves(steps=1000, torch_compile=True)
     mhc, control = (lambda w: step_seconds(cfg, True, w)), (lambda w: step_seconds(cfg, False, w))
     records = [
@@ -168,7 +168,32 @@ def test_a_folders_runs_alone_rescale_the_recorded_step_times():
     assert scaled.gpu_seconds == pytest.approx(plain.gpu_seconds - saved)
     assert "of one NVIDIA H100 80GB HBM3" in scaled.describe() and "0.70–0.85 for mHC, 0.50 for the control" in (
         scaled.describe())
-    assert calibration(cfg, records[4:7]) is None
+    assert calibration(cfg, records[5:7]) is None
+
+
+def test_runs_in_turns_count_at_the_in_turns_speedup_where_no_run_had_the_gpu_alone():
+    """n runs in turns each take n / IN_TURNS_SPEEDUP[n] times a run alone: a kind and width measured only in turns
+    is calibrated from them at that share, so the same runs, priced in turns, cost what they took."""
+    cfg = recorded_grid("on").with_leaves(steps=4000, torch_compile=True)
+    share = 4 / IN_TURNS_SPEEDUP[4]
+
+    def control(width: int) -> float:
+        return step_seconds(cfg, False, width)
+
+    records = [timed_run(cfg, "control-mup", 128, 0.6 * share * control(128), runs_per_device=4),
+               timed_run(cfg, "control-mup", 128, 0.8 * share * control(128), runs_per_device=4),
+               timed_run(cfg, "control-mup", 1024, 0.5 * control(1024)),
+               timed_run(cfg, "control-mup", 1024, 9.0 * control(1024), runs_per_device=4)]  # fmt: skip
+    measured = calibration(cfg, records)
+    assert measured.ratio == pytest.approx({(False, 128): 0.7, (False, 1024): 0.5})
+    assert measured.runs == {False: 3} and measured.in_turns == 2
+    assert "measured on 3 runs stored here, 2 of them in turns" in estimate_cost(
+        cfg, cfg.runs(), cuda=True, calibration=measured).describe()
+    control_128 = [k for k in cfg.runs() if k.config == "control-mup" and k.width == 128]
+    plain = estimate_cost(cfg, control_128, True, in_turns=4)
+    scaled = estimate_cost(cfg, control_128, True, in_turns=4, calibration=measured)
+    train = len(control_128) * 4000 * control(128) / IN_TURNS_SPEEDUP[4]
+    assert plain.gpu_seconds - scaled.gpu_seconds == pytest.approx(0.3 * train)
 
 
 def test_a_width_between_or_beyond_the_measured_ones_takes_their_factor():

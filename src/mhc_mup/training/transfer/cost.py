@@ -14,10 +14,9 @@ overstates small widths, whose steps are bound by launches rather than arithmeti
 the captured step time is multiplied by :data:`COMPILED_STEP_RATIO` and the compilations are added
 (:data:`COMPILE_START_SECONDS` once, :data:`COMPILE_SECONDS` per configuration and width; host work, not divided
 by the runs in turns), from ``benchmarks/results/bench_compile_cost_h100.log`` (32 × 256 bytes a step: smaller
-steps save less, so the estimate is low for them). A folder that already holds runs which had their GPU to
-themselves (``runs_per_device`` 1) rescales the step times to them, per model kind and width
-(:func:`calibration`): a resumed sweep is priced from its own measurements, on the GPU they ran on. An estimate to
-plan by, not a measurement.
+steps save less, so the estimate is low for them). A folder that already holds finished GPU runs rescales the step
+times to them, per model kind and width (:func:`calibration`): a resumed sweep is priced from its own
+measurements, on the GPU they ran on. An estimate to plan by, not a measurement.
 """
 
 from __future__ import annotations
@@ -76,12 +75,14 @@ _RECORDED_TOKENS_X_DEPTH = 16 * 128 * 2
 @dataclass(frozen=True)
 class Calibration:
     """A folder's own runs against the recorded step times: per model kind (``True``: mHC, ``False``: the
-    control) and width it ran at, the median over its runs alone on ``device`` of measured / estimated seconds per
-    training step (``ratio[(mhc, width)]``), and how many runs of each kind those medians are over."""
+    control) and width it ran at, the median over its runs on ``device`` of measured / estimated seconds per
+    training step (``ratio[(mhc, width)]``), how many runs of each kind those medians are over, and how many of
+    them took turns with others (``in_turns``)."""
 
     ratio: Mapping[tuple[bool, int], float]
     runs: Mapping[bool, int]
     device: str
+    in_turns: int = 0
 
     def factor(self, mhc: bool, width: int) -> float | None:
         """The step-time factor of kind ``mhc`` at ``width``: the measured one there; between measured widths
@@ -102,8 +103,9 @@ class Calibration:
                 low, high = min(values), max(values)
                 span = f"{low:.2f}" if f"{low:.2f}" == f"{high:.2f}" else f"{low:.2f}–{high:.2f}"
                 kinds.append(f"{span} for {'mHC' if hc else 'the control'}")
+        shared = f", {self.in_turns} of them in turns" if self.in_turns else ""
         return (f"recorded step times × {', '.join(kinds)} (by width), measured on {sum(self.runs.values())} runs "
-                "stored here that had the GPU alone")  # fmt: skip
+                f"stored here{shared}")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -177,26 +179,38 @@ def step_seconds(cfg: TransferConfig, mhc: bool, width: int) -> float:
 
 def calibration(cfg: TransferConfig, records: Sequence[Mapping]) -> Calibration | None:
     """How the stored ``records`` (runs of ``cfg``'s settings) compare with :func:`step_seconds`: per model kind
-    and width, the median of measured / estimated seconds per step over the finished runs that had their GPU alone
-    (``runs_per_device`` 1; runs stored before it was recorded are not used), on the GPU most of them ran on.
-    None when there are none."""
+    and width, the median of measured / estimated seconds per step over the finished runs on the GPU most of them
+    ran on. A run that took turns with ``n - 1`` others (``runs_per_device`` n) counts as
+    ``n / IN_TURNS_SPEEDUP[n]`` runs alone would have, the same share :func:`estimate_cost` prices runs in turns
+    at; where a kind and width has runs alone, only those are used (they are measured without the speedup's
+    error). Runs stored before ``runs_per_device`` was recorded are not used. None when there are none."""
     hc = {c.name: c.hc for c in cfg.grid.configs}
-    alone = [(_gpu_name(r["device"]), r) for r in records
-             if r.get("runs_per_device") == 1 and str(r.get("device", "")).startswith("cuda")
-             and r.get("config") in hc and r.get("steps_done") == cfg.recipe.train.steps
-             and r.get("train_seconds", 0) > 0]  # fmt: skip
-    if not alone:
+    finished = [(_gpu_name(r["device"]), r) for r in records
+                if isinstance(r.get("runs_per_device"), int) and r["runs_per_device"] >= 1
+                and str(r.get("device", "")).startswith("cuda") and r.get("config") in hc
+                and r.get("steps_done") == cfg.recipe.train.steps and r.get("train_seconds", 0) > 0]  # fmt: skip
+    if not finished:
         return None
-    device = Counter(name for name, _ in alone).most_common(1)[0][0]
-    ratios: dict[tuple[bool, int], list[float]] = {}
-    runs: Counter[bool] = Counter()
-    for name, r in alone:
+    device = Counter(name for name, _ in finished).most_common(1)[0][0]
+    by_kind: dict[tuple[bool, int], list[Mapping]] = {}
+    for name, r in finished:
         if name == device:
-            mhc, width = hc[r["config"]], int(r["width"])
-            measured = r["train_seconds"] / r["steps_done"]
-            ratios.setdefault((mhc, width), []).append(measured / step_seconds(cfg, mhc, width))
-            runs[mhc] += 1
-    return Calibration({k: float(np.median(v)) for k, v in ratios.items()}, dict(runs), device)
+            by_kind.setdefault((hc[r["config"]], int(r["width"])), []).append(r)
+    ratios, runs, in_turns = {}, Counter(), 0
+    for (mhc, width), group in by_kind.items():
+        alone = [r for r in group if r["runs_per_device"] == 1]
+        used = alone or group
+        ratios[(mhc, width)] = float(np.median([_alone_step_seconds(r) / step_seconds(cfg, mhc, width) for r in used]))
+        runs[mhc] += len(used)
+        in_turns += 0 if alone else len(used)
+    return Calibration(ratios, dict(runs), device, in_turns)
+
+
+def _alone_step_seconds(run: Mapping) -> float:
+    """A stored run's seconds a training step, as if it had had the GPU alone (``runs_per_device`` n runs in turns
+    each take ``n / IN_TURNS_SPEEDUP[n]`` times as long)."""
+    n = run["runs_per_device"]
+    return run["train_seconds"] / run["steps_done"] * _in_turns_speedup(n) / n
 
 
 def _factor(calibration: Calibration | None, mhc: bool, width: int) -> float:
