@@ -12,7 +12,14 @@ import pandas as pd
 import pytest
 
 from mhc_mup.cli import main
-from mhc_mup.training.transfer import CURVE_COLUMNS, DRIFT_COLUMNS, LOGIT_COLUMNS, NOISE_COLUMNS, OPTIMA_COLUMNS
+from mhc_mup.training.transfer import (
+    CURVE_COLUMNS,
+    DRIFT_COLUMNS,
+    LOGIT_COLUMNS,
+    LOGIT_TABLE_COLUMNS,
+    NOISE_COLUMNS,
+    OPTIMA_COLUMNS,
+)
 from tests.helpers import without_cuda
 
 FAST = ["--configs", "control-mup", "--widths", "16,32", "--lrs", "2^-8,2^-6,2^-4", "--seeds", "1", "--steps", "2",
@@ -35,6 +42,9 @@ def test_cli_writes_every_output(small_corpus_file, tmp_path, capsys):
     assert pd.read_csv(out / "routing.csv").empty  # a control has no routing
     runs = pd.read_csv(out / "transfer.csv")
     assert (runs[list(LOGIT_COLUMNS)] > 0).all().all()  # every run probed its logits at its start and end
+    logits = pd.read_csv(out / "logits.csv")
+    assert list(logits.columns) == list(LOGIT_TABLE_COLUMNS) and set(logits["at"]) <= {"best", "octave_above"}
+    assert set(logits.width) == {16, 32} and (logits.attn_logit_max > 0).all()
     noise = pd.read_csv(out / "noise.csv")
     assert list(noise.columns) == list(NOISE_COLUMNS) and (noise.val_pair_se > 0).all()
     report = (out / "transfer_report.md").read_text()
@@ -43,6 +53,7 @@ def test_cli_writes_every_output(small_corpus_file, tmp_path, capsys):
     assert f"Data: {small_corpus_file}: 1 file(s), " in report and f"sha256 {sha[:12]}." in report  # which data
     printed = " ".join(capsys.readouterr().out.split())
     assert "Drift of the optimum" in printed
+    assert "Do the logits stay bounded?" in report and "Logits, start → end of training" in printed
     assert "6 runs stored in the folder (6 by this call, 0 of this command's grid left)" in printed
     se = pd.read_csv(out / "noise.csv").val_batch_se.median()
     assert f"noise (nats/byte, medians; noise.csv): one run's validation-batch SE {se:.4f}" in printed  # 1 seed: no σ

@@ -43,6 +43,7 @@ from mhc_mup.training.transfer import (
     BUILTIN_CONFIGS,
     DEFAULT_CONFIGS,
     HYPERPARAMETERS,
+    LOGIT_STATS,
     TransferConfig,
     TransferError,
     TransferResult,
@@ -77,8 +78,8 @@ QUICK = {
 }
 WRITES = (
     "runs/<config>/d<width>/seed<seed>/log2lr<x>.json (one per run, as it finishes), sweep.json, transfer.csv, "
-    "curves.csv.gz, optima_seeds.csv, optima.csv, drift.csv, routing.csv, noise.csv, edges.csv, edge_drift.csv, "
-    "transfer.png and transfer_report.md/.html"
+    "curves.csv.gz, optima_seeds.csv, optima.csv, drift.csv, routing.csv, logits.csv, noise.csv, edges.csv, "
+    "edge_drift.csv, transfer.png and transfer_report.md/.html"
 )
 CONFIG_HELP = "; ".join(f"{c.name}: {c.describe()}" for c in BUILTIN_CONFIGS.values())
 
@@ -415,6 +416,21 @@ def _print_routing(result: TransferResult, console: Console) -> None:
     console.print(t)
 
 
+def _print_logits(result: TransferResult, console: Console) -> None:
+    """Do the logits stay bounded? Start → end of training at each width's best grid value and an octave above."""
+    if result.logits.empty:
+        return
+    t = table("Logits, start → end of training (at each width's best grid value and an octave above it, mean over "
+              "seeds; logits.csv)")  # fmt: skip
+    for col in ("config", "width", "at", "attention max", "attention RMS", "output RMS"):
+        t.add_column(col, justify="left" if col == "config" else "right", no_wrap=True)
+    for r in result.logits.to_dict("records"):
+        at = "best" if r["at"] == "best" else "above"
+        t.add_row(r["config"], str(r["width"]), f"{at} 2^{math.log2(r['value']):.2f}",
+                  *(f"{r[k + '_init']:.3g} → {r[k]:.3g}" for k in LOGIT_STATS))  # fmt: skip
+    console.print(t)
+
+
 def _print_edges(result: TransferResult, console: Console) -> None:
     """Where the loss is flat: each configuration's band edges' drift with width, and the sweep's noise."""
     if result.edge_drift.empty or result.edge_drift.exponent.isna().all():
@@ -469,6 +485,7 @@ def print_transfer(result: TransferResult, console: Console, left: str = "of thi
         console.print(f"  joint fit: {joint_sentence(r, cfg.confidence, sym)}", soft_wrap=True)
         console.print(f"  per-seed optima: {drift_sentence(r, cfg.confidence, sym, cfg.sweep.noun)}", soft_wrap=True)
     _print_routing(result, console)
+    _print_logits(result, console)
     _print_edges(result, console)
     if line := _noise_line(result):
         console.print(line, soft_wrap=True)

@@ -42,6 +42,7 @@ from mhc_mup.training.transfer import (
     plan,
     run_transfer,
 )
+from mhc_mup.training.transfer.analysis import LOGIT_COLUMNS, LOGIT_TABLE_COLUMNS, logits_table
 from mhc_mup.training.transfer.run import resume, run_stages
 from tests.helpers import tiny_transfer_config as tiny_cfg
 from tests.helpers import transfer_record
@@ -593,6 +594,30 @@ def test_logit_statistics_match_the_attention_the_model_computes(monkeypatch, hc
     assert stats["output_logit_rms"] == pytest.approx(float(centred.square().mean().sqrt()), rel=1e-6)
     assert stats["attn_logit_max"] > stats["attn_logit_rms"] > 0
     assert all(not m._forward_hooks for m in model.modules())
+
+
+def test_the_logits_table_reads_the_best_value_and_an_octave_above_it():
+    """Per width: the grid value with the lowest seed-mean loss over every finished run, and the smallest finished
+    one at least twice it; each the mean over the runs there that recorded their logits. Runs stored before the
+    probe still decide which value is best; a width whose best is the grid's top has no row above it."""
+    rows = []
+    for width, losses in ((16, {1: 2.0, 2: 1.5, 3: 1.7, 8: 1.9}), (32, {1: 2.0, 2: 1.9, 8: 1.2})):
+        for value, loss in losses.items():
+            for seed in (0, 1):
+                probed = not (width == 16 and value == 2 and seed == 1)  # stored before the probe
+                peak = 10.0 * value + width + seed if probed else math.nan
+                rows.append({"config": "c", "width": width, "value": float(value), "final_val_loss": loss + 0.01 * seed,
+                             "diverged": value == 8 and width == 16} | {k: peak for k in LOGIT_COLUMNS})  # fmt: skip
+    rows.append(rows[0] | {"width": 64, "attn_logit_max": math.nan, "attn_logit_max_init": math.nan})  # no probe
+    table = logits_table(pd.DataFrame(rows))
+    assert list(table.columns) == list(LOGIT_TABLE_COLUMNS)
+    got = [(r["width"], r["at"], r["value"], r["n_seeds"], r["attn_logit_max"]) for r in table.to_dict("records")]
+    # d = 16: best 2 (one probed seed), above it 8 diverged, so 3 is not ≥ 2·2 and there is no row above;
+    # d = 32: best 8, the grid's top
+    assert got == [(16, "best", 2.0, 1, 36.0), (32, "best", 8.0, 2, 112.5)]
+    wider = logits_table(pd.DataFrame([r | {"diverged": False} for r in rows]))
+    assert [(r["width"], r["at"], r["value"]) for r in wider.to_dict("records")][:2] == [
+        (16, "best", 2.0), (16, "octave_above", 8.0)]
 
 
 def test_routing_statistics_of_a_known_generator():

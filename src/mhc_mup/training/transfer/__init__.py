@@ -30,7 +30,8 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "mhc_mup.training.transfer.store": ("SWEEP_FORMAT", "base_lr_from", "load_records", "plan", "stored_config"),
         "mhc_mup.training.transfer.executors": ("worker_devices",),
         "mhc_mup.training.transfer.analysis": (
-            "CURVE_COLUMNS", "DRIFT_COLUMNS", "LOGIT_COLUMNS", "OPTIMA_COLUMNS", "SEED_OPTIMA_COLUMNS",
+            "CURVE_COLUMNS", "DRIFT_COLUMNS", "LOGIT_COLUMNS", "LOGIT_TABLE_COLUMNS", "OPTIMA_COLUMNS",
+            "SEED_OPTIMA_COLUMNS",
             "TRANSFER_COLUMNS", "JOINT_COLUMNS", "ParabolaFit", "TransferResult", "Verdict", "analyse",
             "drift_sentence", "fit_parabola", "joint_sentence",
         ),

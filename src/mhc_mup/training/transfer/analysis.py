@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,10 +44,10 @@ from mhc_mup.training.transfer.noise import NOISE_COLUMNS, noise_table
 from mhc_mup.training.transfer.routing import ROUTING_STATS
 
 __all__ = [
-    "CURVE_COLUMNS", "DRIFTS", "DRIFT_COLUMNS", "JOINT_COLUMNS", "LOGIT_COLUMNS", "OPTIMA_COLUMNS", "ROUTING_COLUMNS",
-    "ROUTING_TABLE_COLUMNS", "SEED_OPTIMA_COLUMNS", "TRANSFERS", "TRANSFER_COLUMNS", "UNCLEAR", "ParabolaFit",
-    "TransferResult", "Verdict", "analyse", "curves_table", "drift_row", "drift_sentence", "fit_parabola",
-    "joint_sentence", "routing_table", "runs_table",
+    "CURVE_COLUMNS", "DRIFTS", "DRIFT_COLUMNS", "JOINT_COLUMNS", "LOGIT_COLUMNS", "LOGIT_POINTS",
+    "LOGIT_TABLE_COLUMNS", "OPTIMA_COLUMNS", "ROUTING_COLUMNS", "ROUTING_TABLE_COLUMNS", "SEED_OPTIMA_COLUMNS",
+    "TRANSFERS", "TRANSFER_COLUMNS", "UNCLEAR", "ParabolaFit", "TransferResult", "Verdict", "analyse", "curves_table",
+    "drift_row", "drift_sentence", "fit_parabola", "joint_sentence", "logits_table", "routing_table", "runs_table",
 ]  # fmt: skip
 
 ROUTING_COLUMNS = (*ROUTING_STATS, *(f"{k}_init" for k in ROUTING_STATS))
@@ -56,6 +56,10 @@ LOGIT_COLUMNS = (*LOGIT_STATS, *(f"{k}_init" for k in LOGIT_STATS))
 """How large each run's attention and output logits are at its end and at its start
 (:mod:`~mhc_mup.training.transfer.logits`)."""
 ROUTING_TABLE_COLUMNS = ("config", "width", "value", "n_seeds", *ROUTING_COLUMNS)
+LOGIT_TABLE_COLUMNS = ("config", "width", "at", "value", "n_seeds", *LOGIT_COLUMNS)
+LOGIT_POINTS = ("best", "octave_above")
+"""Where :func:`logits_table` reads the logits: the best grid value, and the smallest one at least an octave above
+it (towards the high-learning-rate wall, where attention logits that grow would show first)."""
 
 TRANSFER_COLUMNS = (
     "config", "width", "seed", "lr", "log2_lr", "final_train_loss", "final_val_loss", "initial_loss", "diverged",
@@ -111,6 +115,7 @@ class TransferResult:
     executed: int = 0
     notes: list[str] = field(default_factory=list)
     routing: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(ROUTING_TABLE_COLUMNS)))
+    logits: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(LOGIT_TABLE_COLUMNS)))
     noise: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(NOISE_COLUMNS)))
     edges: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(EDGE_COLUMNS)))
     edge_drift: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(EDGE_DRIFT_COLUMNS)))
@@ -226,6 +231,7 @@ def analyse(cfg: TransferConfig, records: list[dict], grids: Sequence[SweepGrid]
     result = TransferResult(cfg, runs, curves, seed_optima, optima, drift, notes=_divergence_notes(runs),
                             corpora=tuple(sorted({r["corpus"] for r in records if r.get("corpus")})))  # fmt: skip
     result.routing = routing_table(runs)
+    result.logits = logits_table(runs)
     result.noise = noise_table(cfg, runs, records, values)
     result.values = values
     result.edges = _concat(edge_tables, EDGE_COLUMNS)
@@ -264,19 +270,38 @@ def routing_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Per configuration and width (:data:`ROUTING_TABLE_COLUMNS`): the routing statistics, mean over seeds, of
     the runs at the grid value with the lowest seed-mean loss (the best runs of that width); mHC runs only, in
     the configurations' order and increasing width."""
-    rows = []
     hc = runs[runs.comb_rms.notna() | runs.comb_rms_init.notna()]
-    order = list(dict.fromkeys(hc.config))
-    for name, width in sorted(set(zip(hc.config, hc.width, strict=True)), key=lambda k: (order.index(k[0]), k[1])):
-        sel = hc[(hc.config == name) & (hc.width == width)]
-        ok = sel[~sel.diverged.astype(bool)]
-        if ok.empty:
-            continue
-        best = ok.groupby("value").final_val_loss.mean().idxmin()
-        at = ok[ok.value == best]
-        rows.append({"config": name, "width": width, "value": best, "n_seeds": len(at)}
-                    | {k: float(at[k].mean()) for k in ROUTING_COLUMNS})  # fmt: skip
+    rows = [{"config": name, "width": width, "value": best, "n_seeds": int((ok.value == best).sum())}
+            | {k: float(ok.loc[ok.value == best, k].mean()) for k in ROUTING_COLUMNS}
+            for name, width, ok, best in _best_values(hc)]  # fmt: skip
     return pd.DataFrame(rows, columns=list(ROUTING_TABLE_COLUMNS))
+
+
+def logits_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per configuration, width and point of :data:`LOGIT_POINTS` (:data:`LOGIT_TABLE_COLUMNS`): the logit
+    statistics, mean over seeds, of the runs at the best grid value (over every run of that width) and at the
+    smallest finished one at least twice it, over the runs there that recorded them (no row where there are none:
+    runs stored before the probe), ordered as :func:`routing_table`."""
+    rows = []
+    for name, width, ok, best in _best_values(runs):
+        above = ok.value[ok.value >= 2 * best]
+        for at, value in zip(LOGIT_POINTS, (best, above.min() if len(above) else None), strict=True):
+            sel = ok[(ok.value == value) & ok.attn_logit_max.notna()]
+            if not sel.empty:
+                rows.append({"config": name, "width": width, "at": at, "value": float(value), "n_seeds": len(sel)}
+                            | {k: float(sel[k].mean()) for k in LOGIT_COLUMNS})  # fmt: skip
+    return pd.DataFrame(rows, columns=list(LOGIT_TABLE_COLUMNS))
+
+
+def _best_values(runs: pd.DataFrame) -> Iterator[tuple[str, int, pd.DataFrame, float]]:
+    """Each configuration and width of ``runs``, in the configurations' order and increasing width: its finished
+    runs and their grid value with the lowest seed-mean final validation loss (none without a finished run)."""
+    order = list(dict.fromkeys(runs.config))
+    for name, width in sorted(set(zip(runs.config, runs.width, strict=True)), key=lambda k: (order.index(k[0]), k[1])):
+        sel = runs[(runs.config == name) & (runs.width == width)]
+        ok = sel[~sel.diverged.astype(bool)]
+        if not ok.empty:
+            yield name, int(width), ok, float(ok.groupby("value").final_val_loss.mean().idxmin())
 
 
 def curves_table(records: list[dict]) -> pd.DataFrame:

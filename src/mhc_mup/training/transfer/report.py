@@ -13,6 +13,7 @@ from mhc_mup._io import write_bundle
 from mhc_mup.training.transfer.analysis import (
     CURVE_COLUMNS,
     DRIFT_COLUMNS,
+    LOGIT_TABLE_COLUMNS,
     OPTIMA_COLUMNS,
     ROUTING_TABLE_COLUMNS,
     SEED_OPTIMA_COLUMNS,
@@ -22,6 +23,7 @@ from mhc_mup.training.transfer.analysis import (
     joint_sentence,
 )
 from mhc_mup.training.transfer.edges import EDGE_COLUMNS, EDGE_DRIFT_COLUMNS
+from mhc_mup.training.transfer.logits import LOGIT_STATS
 from mhc_mup.training.transfer.noise import NOISE_COLUMNS
 
 __all__ = ["build_transfer_report", "transfer_figure", "write_outputs"]
@@ -168,6 +170,30 @@ def _routing_blocks(result: TransferResult) -> list:
     )  # fmt: skip
 
 
+def _logit_blocks(result: TransferResult) -> list:
+    """Do the logits stay bounded? The attention and output logits per configuration and width, start → end of
+    training, at each width's best grid value and an octave above it; nothing where no run recorded them."""
+    if result.logits.empty:
+        return []
+    rows = [
+        [r["config"], str(r["width"]), r["at"].replace("_", " "), f"2^{math.log2(r['value']):.2f}", str(r["n_seeds"]),
+         *(f"{_fmt(r[k + '_init'], '.3g')} → {_fmt(r[k], '.3g')}" for k in LOGIT_STATS)]
+        for r in result.logits.to_dict("records")
+    ]  # fmt: skip
+    return _table_section(
+        "Do the logits stay bounded?",
+        "At the start → the end of each run, on the first validation batch: the largest attention logit "
+        "|q·kᵀ·scale| over every layer, head and causal pair, the RMS of those logits, and the RMS of the readout "
+        "logits (each position's mean removed); mean over seeds, at the grid value with the lowest mean loss at "
+        "that width and at the smallest one at least twice it. µP predicts that after training they do not grow with "
+        "width at either point; attention logits that grow with width above the optimum go with a "
+        "high-learning-rate side of the curve that steepens with width, which moves a fitted optimum down.",
+        ["configuration", "width", "at", "value", "seeds", "attention logit max", "attention logit RMS",
+         "output logit RMS"],
+        rows,
+    )  # fmt: skip
+
+
 def _edge_blocks(result: TransferResult) -> list:
     """Where the loss is flat: the band of grid values within the seeds' noise of the best, its edges and the first
     divergence per width, and each edge's drift with width (nothing without complete curves)."""
@@ -310,6 +336,7 @@ def build_transfer_report(result: TransferResult, png: bytes):
          for r in result.optima.to_dict("records")],
     ))  # fmt: skip
     blocks += _routing_blocks(result)
+    blocks += _logit_blocks(result)
     blocks += _edge_blocks(result)
     blocks += _noise_blocks(result)
     blocks.append(FigureBlock("transfer.png", f"Final validation loss vs {noun}, one line per width", png))
@@ -343,7 +370,7 @@ def _csv(frame: pd.DataFrame, columns: tuple[str, ...]) -> str:
 
 def write_outputs(result: TransferResult, out: str | Path) -> list[Path]:
     """Write ``transfer.csv``, ``curves.csv.gz``, ``optima_seeds.csv``, ``optima.csv``, ``drift.csv``,
-    ``routing.csv``, ``noise.csv``, ``edges.csv``, ``edge_drift.csv``, the report
+    ``routing.csv``, ``logits.csv``, ``noise.csv``, ``edges.csv``, ``edge_drift.csv``, the report
     (``transfer_report.md`` / ``.html``) and ``transfer.png`` into ``out``; every content is made before the
     first write."""
     from mhc_mup.reporting.blocks import render_html, render_markdown
@@ -360,6 +387,7 @@ def write_outputs(result: TransferResult, out: str | Path) -> list[Path]:
         "optima.csv": _csv(result.optima, OPTIMA_COLUMNS),
         "drift.csv": _csv(result.drift, DRIFT_COLUMNS),
         "routing.csv": _csv(result.routing, ROUTING_TABLE_COLUMNS),
+        "logits.csv": _csv(result.logits, LOGIT_TABLE_COLUMNS),
         "noise.csv": _csv(result.noise, NOISE_COLUMNS),
         "edges.csv": _csv(result.edges, EDGE_COLUMNS),
         "edge_drift.csv": _csv(result.edge_drift, EDGE_DRIFT_COLUMNS),
