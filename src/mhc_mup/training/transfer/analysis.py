@@ -271,9 +271,11 @@ def routing_table(runs: pd.DataFrame) -> pd.DataFrame:
     the runs at the grid value with the lowest seed-mean loss (the best runs of that width); mHC runs only, in
     the configurations' order and increasing width."""
     hc = runs[runs.comb_rms.notna() | runs.comb_rms_init.notna()]
-    rows = [{"config": name, "width": width, "value": best, "n_seeds": int((ok.value == best).sum())}
-            | {k: float(ok.loc[ok.value == best, k].mean()) for k in ROUTING_COLUMNS}
-            for name, width, ok, best in _best_values(hc)]  # fmt: skip
+    rows = []
+    for name, width, ok, best in _best_values(hc):
+        at = ok[ok.value == best]
+        rows.append({"config": name, "width": width, "value": best, "n_seeds": len(at)}
+                    | {k: float(at[k].mean()) for k in ROUTING_COLUMNS})  # fmt: skip
     return pd.DataFrame(rows, columns=list(ROUTING_TABLE_COLUMNS))
 
 

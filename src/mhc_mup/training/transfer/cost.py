@@ -196,7 +196,9 @@ def calibration(cfg: TransferConfig, records: Sequence[Mapping]) -> Calibration 
     for name, r in finished:
         if name == device:
             by_kind.setdefault((hc[r["config"]], int(r["width"])), []).append(r)
-    ratios, runs, in_turns = {}, Counter(), 0
+    ratios: dict[tuple[bool, int], float] = {}
+    runs: Counter[bool] = Counter()
+    in_turns = 0
     for (mhc, width), group in by_kind.items():
         alone = [r for r in group if r["runs_per_device"] == 1]
         used = alone or group
