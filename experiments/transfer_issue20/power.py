@@ -9,6 +9,11 @@ For each design, N replicate sweeps: the spread of the fitted β, the median hal
 the verdicts. Run from the repository root (about a minute on a CPU):
 
     PYTHONPATH=src python experiments/transfer_issue20/power.py 16 > experiments/transfer_issue20/power.txt
+
+The second set sizes the 4000-step headline (``experiments/transfer_steps4000``) from what its first 30 runs
+measured: steeper bowls (a ≈ 0.03 at d = 1024, 0.05 at 128) centred near 2^−6.5, on the grid 2^−9 … 2^−4:
+
+    PYTHONPATH=src python experiments/transfer_issue20/power.py 16 steps4000 > experiments/transfer_steps4000/power.txt
 """
 
 from __future__ import annotations
@@ -34,26 +39,36 @@ def record(width: int, seed: int, x: float, loss: float) -> dict:
             "tokens_per_s": 1.0, "seconds": 1.0, "device": "cpu", "train_loss": [loss], "val_curve": [[1, loss]]}
 
 
-def sweep(seeds: int, xs: tuple[float, ...], sigma: float, beta: float, halfwidth: int, rng: np.random.Generator
-          ) -> tuple[float, float, float, str]:
-    """One synthetic sweep's joint fit: ``(β, low, high, verdict)``."""
+def sweep(seeds: int, xs: tuple[float, ...], sigma: float, beta: float, halfwidth: int, rng: np.random.Generator,
+          curvature: float = 0.02, centre: float = -7.5) -> tuple[float, float, float, str]:
+    """One synthetic sweep's joint fit: ``(β, low, high, verdict)``; the bowls' ``curvature`` (nats/byte per
+    octave²) and their optimum at d = 128 (``centre``, log2 η)."""
     cfg = TransferConfig(grid=SweepGrid(configs=(BUILTIN_CONFIGS["mup"],), widths=WIDTHS,
                                         lrs=tuple(2.0**x for x in xs), seeds=seeds),
                          analysis=TransferAnalysis(fit=FitSettings(n_boot=200), joint_halfwidth=halfwidth),
                          device="cpu")
     records = []
     for w in WIDTHS:
-        x0 = -7.5 + beta * math.log2(w / 128)
+        x0 = centre + beta * math.log2(w / 128)
         for s in range(seeds):
             offset = rng.normal(0, 0.01)
             for x in xs:
                 t = x - x0
-                loss = 2.0 - 0.05 * math.log2(w / 128) + 0.02 * t * t * (1 + 0.3 * math.tanh(t))
+                loss = 2.0 - 0.05 * math.log2(w / 128) + curvature * t * t * (1 + 0.3 * math.tanh(t))
                 records.append(record(w, s, x, loss + offset + rng.normal(0, sigma)))
     d = analyse(cfg, records).drift.iloc[0]
     return d.joint_exponent, d.joint_low, d.joint_high, d.joint_verdict
 
 
+STEPS4000 = tuple(float(x) for x in range(-9, -3))  # 2^-9 … 2^-4, one octave apart
+DESIGNS_4000 = (  # (name, grid, --joint-halfwidth, seeds, true β, run noise σ, curvature)
+    ("4000 steps, one octave, window ±2", STEPS4000, 2, 3, 0.0, 0.018, 0.03),
+    ("4000 steps, one octave, window ±3", STEPS4000, 3, 3, 0.0, 0.018, 0.03),
+    ("4000 steps, one octave, window ±2", STEPS4000, 2, 3, -0.15, 0.018, 0.03),
+    ("4000 steps, one octave, window ±3", STEPS4000, 3, 3, -0.15, 0.018, 0.03),
+    ("4000 steps, one octave, window ±2", STEPS4000, 2, 3, 0.0, 0.025, 0.03),
+    ("4000 steps, one octave, window ±2", STEPS4000, 2, 3, 0.0, 0.018, 0.05),
+)
 DESIGNS = (  # (name, grid, --joint-halfwidth, seeds, true β, run noise σ)
     ("one octave, window ±2", OCTAVE, 2, 3, 0.0, 0.018),
     ("one octave, window ±2", OCTAVE, 2, 6, 0.0, 0.018),
@@ -67,17 +82,24 @@ DESIGNS = (  # (name, grid, --joint-halfwidth, seeds, true β, run noise σ)
 )
 
 
-def main(n: int) -> None:
+def main(n: int, which: str = "steps1000") -> None:
     rng = np.random.default_rng(0)
-    print("design | seeds | runs per width | true β | σ | β mean | β SD | median half-width | verdicts")
-    for name, xs, halfwidth, seeds, beta, sigma in DESIGNS:
-        fits = [sweep(seeds, xs, sigma, beta, halfwidth, rng) for _ in range(n)]
+    if which == "steps4000":
+        designs, centre = DESIGNS_4000, -6.5
+    else:
+        designs, centre = tuple((*d, 0.02) for d in DESIGNS), -7.5
+    print("design | seeds | runs per width | true β | σ | curvature | β mean | β SD | median half-width | verdicts"
+          if which == "steps4000" else
+          "design | seeds | runs per width | true β | σ | β mean | β SD | median half-width | verdicts")
+    for name, xs, halfwidth, seeds, beta, sigma, curvature in designs:
+        fits = [sweep(seeds, xs, sigma, beta, halfwidth, rng, curvature, centre) for _ in range(n)]
         b = np.array([f[0] for f in fits])
         half = np.array([(f[2] - f[1]) / 2 for f in fits])
         verdicts = dict(Counter(f[3] for f in fits))
-        print(f"{name} | {seeds} | {seeds * len(xs)} | {beta:+.2f} | {sigma} | {np.nanmean(b):+.3f} | "
+        bowl = f" | {curvature}" if which == "steps4000" else ""
+        print(f"{name} | {seeds} | {seeds * len(xs)} | {beta:+.2f} | {sigma}{bowl} | {np.nanmean(b):+.3f} | "
               f"{np.nanstd(b):.3f} | {np.nanmedian(half):.3f} | {verdicts}", flush=True)
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 16)
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 16, sys.argv[2] if len(sys.argv) > 2 else "steps1000")
