@@ -196,6 +196,17 @@ def test_runs_in_turns_count_at_the_in_turns_speedup_where_no_run_had_the_gpu_al
     assert plain.gpu_seconds - scaled.gpu_seconds == pytest.approx(0.3 * train)
 
 
+def test_a_runs_steady_steps_calibrate_not_its_first_compiling_one():
+    """A command's first run compiles in its first step (16 s at d = 512 on the H100, 3× its other 999 steps):
+    the calibration reads the run's ``steps`` stage over the steps after the first, where the run has stages."""
+    cfg = recorded_grid("on").with_leaves(steps=1000, torch_compile=True)
+    per_step = 0.7 * step_seconds(cfg, True, 512)
+    first = timed_run(cfg, "mup", 512, per_step) | {"stage_seconds": {"first_step": 16.0, "steps": per_step * 999}}
+    first["train_seconds"] += 16.0
+    assert calibration(cfg, [first]).ratio == pytest.approx({(True, 512): 0.7})
+    assert calibration(cfg, [first | {"stage_seconds": {}}]).ratio[(True, 512)] > 2  # train_seconds alone
+
+
 def test_a_width_between_or_beyond_the_measured_ones_takes_their_factor():
     """Between measured widths the factor is interpolated in log2 d, beyond them the nearest one's is held: the
     recorded figures are extrapolated beyond d = 1024, so d = 2048's own runs are the guide at 2048 and above."""

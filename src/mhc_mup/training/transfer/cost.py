@@ -209,10 +209,13 @@ def calibration(cfg: TransferConfig, records: Sequence[Mapping]) -> Calibration 
 
 
 def _alone_step_seconds(run: Mapping) -> float:
-    """A stored run's seconds a training step, as if it had had the GPU alone (``runs_per_device`` n runs in turns
-    each take ``n / IN_TURNS_SPEEDUP[n]`` times as long)."""
-    n = run["runs_per_device"]
-    return run["train_seconds"] / run["steps_done"] * _in_turns_speedup(n) / n
+    """A stored run's seconds a steady training step, as if it had had the GPU alone (``runs_per_device`` n runs
+    in turns each take ``n / IN_TURNS_SPEEDUP[n]`` times as long). Steady: its ``steps`` stage over the steps
+    after the first, where it has one; the first step may hold a compilation, which the estimate adds apart."""
+    n, steps = run["runs_per_device"], run["steps_done"]
+    other_steps = (run.get("stage_seconds") or {}).get("steps", 0.0)
+    per_step = other_steps / (steps - 1) if other_steps > 0 and steps > 1 else run["train_seconds"] / steps
+    return per_step * _in_turns_speedup(n) / n
 
 
 def _factor(calibration: Calibration | None, mhc: bool, width: int) -> float:
