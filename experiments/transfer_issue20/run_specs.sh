@@ -9,7 +9,8 @@
 # give another --out and --steps, for a sweep of its own). --time-budget stops new runs from starting; the runs in
 # flight finish, so MARGIN must cover one run. Writes into $OUT (default ./device-out): gpu.txt, NAME.log per spec
 # and new_runs.tgz (every run record and sweep.json this call wrote under experiments/), to extract in the
-# repository root.
+# repository root. DIR and STEPS (default this folder and 1000) set the folder and the steps a spec gets unless it
+# gives its own, e.g. DIR=experiments/transfer_steps4000 STEPS=4000 for the headline at 4000 steps.
 set -u
 export PYTHONPATH=src MHC_MUP_FIGURE_WORKERS=0 PYTHONUNBUFFERED=1
 OUT=${OUT:-device-out}
@@ -17,13 +18,14 @@ mkdir -p "$OUT"
 TOTAL=${TOTAL:-540}
 T0=$(date +%s)
 MARK=$(mktemp); touch "$MARK"; sleep 1
-DIR=experiments/transfer_issue20
+DIR=${DIR:-experiments/transfer_issue20}
+STEPS=${STEPS:-1000}
 left() { echo $(( TOTAL - ($(date +%s) - T0) )); }
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
   python -c "import torch, triton; print(torch.__version__, triton.__version__)"
   git rev-parse HEAD 2>&1; date -u; } > "$OUT/gpu.txt" 2>&1
 # the folder's settings; the tables written here are thrown away (--bootstrap 20): they are rewritten on a CPU
-COMMON="--steps 1000 --batch-size 32 --seq-len 256 --eval-batches 16 --eval-every 0 --base-width 128 --seeds 3
+COMMON="--steps $STEPS --batch-size 32 --seq-len 256 --eval-batches 16 --eval-every 0 --base-width 128 --seeds 3
         --compile --device cuda --bootstrap 20 --out $DIR"
 for spec in "$@"; do
   IFS='|' read -r name margin cap rpg args <<< "$spec"
