@@ -96,6 +96,8 @@ def test_cli_prints_the_edges_with_two_seeds(small_corpus_file, tmp_path, capsys
         (["--stream-dtype", "float16"], "argument --stream-dtype: invalid choice: 'float16'"),
         (["--kernels", "cuda"], "argument --kernels: invalid choice: 'cuda'"),
         (["--attention", "flash"], "argument --attention: invalid choice: 'flash'"),
+        (["--corpus-mb", "0"], "--corpus-mb must be a positive finite number, got '0'"),
+        (["--corpus-mb", "1e-9"], "train bytes; seq_len 16 needs 17"),
     ],
 )
 def test_cli_bad_input_is_one_line_exit_2_nothing_written(args, message, small_corpus_file, tmp_path, capsys):
@@ -175,6 +177,7 @@ def test_every_flag_reaches_its_place_in_the_configuration(tmp_path):
     args = ["transfer", "--seeds", "3", "--steps", "9", "--optimizer", "sgd", "--warmup", "0.2", "--batch-size", "4",
             "--seq-len", "32", "--eval-every", "3", "--eval-batches", "5", "--diverge-factor", "3", "--depth", "3",
             "--heads", "2", "--n-s", "3", "-K", "7", "--base-width", "8", "--corpus", str(tmp_path),
+            "--corpus-mb", "2^-2",
             "--stream-dtype", "bfloat16", "--kernels", "reference", "--attention", "no-cudnn", "--tolerance", "0.2",
             "--bootstrap", "11",
             "--device", "cpu", "--lr-min", "1e-4", "--lr-max", "1e-2", "--lr-points", "4",
@@ -183,7 +186,7 @@ def test_every_flag_reaches_its_place_in_the_configuration(tmp_path):
     r, t, m = cfg.recipe, cfg.recipe.train, cfg.model
     assert (t.steps, t.optimizer, t.batch_size, t.seq_len) == (9, "sgd", 4, 32)
     assert (r.warmup, r.eval_every, r.eval_batches, r.divergence_factor) == (0.2, 3, 5, 3.0)
-    assert r.corpus == str(tmp_path.resolve())
+    assert r.corpus == str(tmp_path.resolve()) and r.corpus_bytes == 2**18
     assert (m.depth, m.heads, m.mhc.n_s, m.mhc.K, cfg.base_d) == (3, 2, 3, 7, 8)
     assert (cfg.numerics.stream_dtype, cfg.numerics.kernels, cfg.device) == ("bfloat16", "reference", "cpu")
     assert cfg.numerics.attention == "no-cudnn"

@@ -191,6 +191,10 @@ def register(p: argparse.ArgumentParser) -> None:
     add_model_shape(g, d.depth, d.heads, d.n_s, d.K)
     add_base_width(g)
     add_corpus(g)
+    g.add_argument("--corpus-mb", type=positive_float("--corpus-mb"), metavar="MB",
+                   help="keep at most MB MiB of each corpus split, whole files in path order (default 16): a run "
+                        "that reads more tokens than its training split holds repeats it, and its validation loss "
+                        "then measures memorising too (the plan says when)")  # fmt: skip
     g.add_argument("--stream-dtype", choices=STREAM_DTYPES,
                    help="storage of the n_s residual streams (default float32); bfloat16 stores them as V4 does "
                         "(the mHC math stays fp32): V4's numerics, and half the fused ops' stream traffic")  # fmt: skip
@@ -286,6 +290,8 @@ def transfer_config(args: argparse.Namespace) -> TransferConfig:
         changes["base_d"] = args.base_width
     if args.corpus is not None:
         changes["corpus"] = str(args.corpus.expanduser().resolve())
+    if args.corpus_mb is not None:
+        changes["corpus_bytes"] = max(1, round(args.corpus_mb * 2**20))
     for name in ("seeds", "steps", "optimizer", "warmup", "batch_size", "seq_len", "eval_every", "eval_batches",
                  "depth", "heads", "n_s", "K", "device", "stream_dtype", "kernels", "cuda_graphs",
                  "torch_compile", "attention"):  # fmt: skip

@@ -88,9 +88,10 @@ def _to_tensor(chunks: list[bytes]) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=2)
-def cached_corpus(path: str | None) -> Corpus:
-    """:func:`load_corpus` of ``path`` (``None``: the standard library's sources), loaded once per process."""
-    return load_corpus(path)
+def cached_corpus(path: str | None, max_bytes: int = DEFAULT_MAX_BYTES) -> Corpus:
+    """:func:`load_corpus` of ``path`` (``None``: the standard library's sources) with at most ``max_bytes`` a
+    split, loaded once per process."""
+    return load_corpus(path, max_bytes=max_bytes)
 
 
 def load_corpus(

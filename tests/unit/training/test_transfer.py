@@ -383,6 +383,41 @@ def test_attention_is_a_setting_only_when_not_auto(small_corpus_file, tmp_path):
     assert run_transfer(other, tmp_path / "no-cudnn").executed == 0
 
 
+def test_a_corpus_cap_is_a_setting_only_away_from_16_mib(small_corpus_file, tmp_path):
+    """``corpus_bytes`` keeps at most that many bytes of the corpus (here of its one file, before the split by
+    bytes): stored with the folder and every run only when it is not the 16 MiB of folders from before it, said
+    in the settings line, and refused on a folder of the other value."""
+    cfg = tiny_cfg(small_corpus_file, configs=(BUILTIN_CONFIGS["control-mup"],), widths=(16,))
+    assert "corpus_bytes" not in cfg.settings() and "corpus splits" not in cfg.describe()
+    capped = cfg.with_leaves(corpus_bytes=50_000)
+    corpus = cached_corpus(str(small_corpus_file), 50_000)
+    assert corpus.train.numel() + corpus.val.numel() == 50_000 < small_corpus_file.stat().st_size
+    assert capped.settings() == cfg.settings() | {"corpus_bytes": 50_000, "corpus_sha256": corpus.sha256}
+    assert "; corpus splits of at most 0.0476837 MiB" in capped.describe()
+    run_transfer(capped, tmp_path / "capped")
+    for path in [tmp_path / "capped" / "sweep.json", *stored_runs(tmp_path / "capped")]:
+        assert json.loads(path.read_text())["settings"]["corpus_bytes"] == 50_000, path
+    with pytest.raises(TransferError, match=r"other settings \(corpus_bytes: 50000 there, 16777216 now"):
+        plan(cfg, tmp_path / "capped")
+    with pytest.raises(ConfigError, match=r"corpus_bytes must be >= 1, got 0"):
+        cfg.with_leaves(corpus_bytes=0)
+
+
+def test_the_plan_says_when_a_run_repeats_its_training_split(small_corpus_file, tmp_path):
+    """More tokens a run than the training split holds: the cost line says how many passes, of what; within one
+    pass it says nothing."""
+    from mhc_mup.training.transfer.sweep import transfer_cost
+
+    train = cached_corpus(str(small_corpus_file)).train.numel()
+    within = tiny_cfg(small_corpus_file, steps=train // 32)  # 2 × 16 bytes a step
+    assert transfer_cost(within, tmp_path / "a").note == ""
+    over = tiny_cfg(small_corpus_file, steps=3 * train // 32 + 1)
+    note = transfer_cost(over, tmp_path / "b").note
+    tokens = (3 * train // 32 + 1) * 32
+    assert note.startswith(f"Each run reads its training split {tokens / train:.1f} times ({tokens / 1e6:,.1f} M "
+                           f"tokens of {train / 1e6:,.1f} M bytes)"), note  # fmt: skip
+
+
 def test_each_turn_of_a_run_runs_under_its_own_attention_setting(small_corpus_file, monkeypatch):
     """Runs taking turns from one thread (as on one GPU) enter their attention setting at each resumption and
     leave it at each pause: every attention call of the ``no-cudnn`` run (steps, routing probes, validations)

@@ -23,7 +23,7 @@ from mhc_mup.kernels import fused
 from mhc_mup.mhc.presets import MHCShape
 from mhc_mup.stats.fitting import FitSettings
 from mhc_mup.training.config import ModelShape, TrainingRecipe, check_at_least
-from mhc_mup.training.data import cached_corpus
+from mhc_mup.training.data import DEFAULT_MAX_BYTES, cached_corpus
 from mhc_mup.training.model import ATTENTION_CHOICES, STREAM_DTYPES, stream_probe
 from mhc_mup.training.step import precision_of
 from mhc_mup.training.transfer.configurations import BUILTIN_CONFIGS, DEFAULT_CONFIGS, Configuration
@@ -36,10 +36,10 @@ __all__ = [
 
 CUDA_GRAPH_CHOICES = ("auto", "on", "off")
 IMPLICIT_SETTINGS = {"hc_eps": MHCShape().hc_eps, "norm_eps": MHCShape().norm_eps, "hyper": "lr", "base_lr": None,
-                     "torch_compile": False, "attention": "auto"}
+                     "torch_compile": False, "attention": "auto", "corpus_bytes": DEFAULT_MAX_BYTES}
 """Settings the first sweep format did not store because they could not change, and later ones off by default: a
 folder stores them only when they differ from these values, and a folder without them was made with these values
-(an lr sweep, no torch.compile, PyTorch's own choice of attention kernel)."""
+(an lr sweep, no torch.compile, PyTorch's own choice of attention kernel, 16 MiB a corpus split)."""
 
 
 def log2_key(lr: float) -> str:
@@ -122,10 +122,10 @@ def grid_values(grids: Iterable[SweepGrid]) -> dict[tuple[str, int], tuple[float
 @dataclass(frozen=True)
 class RunRecipe:
     """What each run does: the training recipe on ``corpus`` (``None``: the Python standard library's ``.py``
-    sources), with a linear warmup over the first ``warmup`` fraction of the steps and a cosine decay to 0.1×
-    after it; the validation loss over ``eval_batches`` fixed batches every ``eval_every`` steps (0: only at
-    the end) and at the end; a run diverged when a loss is not finite or above ``divergence_factor`` × its
-    first-step loss."""
+    sources; at most ``corpus_bytes`` bytes of each of its splits, whole files in path order), with a linear
+    warmup over the first ``warmup`` fraction of the steps and a cosine decay to 0.1× after it; the validation
+    loss over ``eval_batches`` fixed batches every ``eval_every`` steps (0: only at the end) and at the end; a run
+    diverged when a loss is not finite or above ``divergence_factor`` × its first-step loss."""
 
     train: TrainingRecipe = field(default_factory=TrainingRecipe)
     warmup: float = 0.1
@@ -133,10 +133,11 @@ class RunRecipe:
     eval_batches: int = 8
     divergence_factor: float = 2.0
     corpus: str | None = None
+    corpus_bytes: int = DEFAULT_MAX_BYTES
 
     def __post_init__(self) -> None:
         check_at_least(self, 0, ("eval_every",))
-        check_at_least(self, 1, ("eval_batches",))
+        check_at_least(self, 1, ("eval_batches", "corpus_bytes"))
         if not 0 <= self.warmup < 1:
             raise TransferError(f"warmup is a fraction of the steps in [0, 1), got {self.warmup!r}")
         if not (math.isfinite(self.divergence_factor) and self.divergence_factor > 1):
@@ -330,7 +331,7 @@ class TransferConfig(FlatView):
         if graphs == "auto":
             graphs = "on" if device.type == "cuda" else "off"
         numerics = dataclasses.replace(self.numerics, cuda_graphs=graphs)
-        corpus = cached_corpus(self.recipe.corpus).sha256
+        corpus = cached_corpus(self.recipe.corpus, self.recipe.corpus_bytes).sha256
         return RunSettings(self.recipe, self.model, self.base_width, precision_of(device), numerics, self.sweep, corpus)
 
     def settings(self) -> dict:
@@ -369,6 +370,8 @@ class TransferConfig(FlatView):
             + ("; bf16 residual streams" if self.numerics.stream_dtype == "bfloat16" else "")
             + ("; torch.compile inside the captured step" if self.numerics.torch_compile else "")
             + ("; attention without cuDNN's kernel" if self.numerics.attention == "no-cudnn" else "")
+            + (f"; corpus splits of at most {self.recipe.corpus_bytes / 2**20:g} MiB"
+               if self.recipe.corpus_bytes != DEFAULT_MAX_BYTES else "")
         )
 
     def _describe_grid(self, ragged: bool = False) -> str:

@@ -223,7 +223,7 @@ def _stages(spec: RunSpec, device: str) -> Generator[None, None, dict]:
 def _sweep_corpus(spec: RunSpec) -> Corpus:
     """The sweep's corpus as this machine reads it; :class:`TransferError` if its bytes are not the sweep's (another
     machine's default corpus, or files changed since the sweep began): runs on other data must not be mixed."""
-    corpus = cached_corpus(spec.settings.recipe.corpus)
+    corpus = cached_corpus(spec.settings.recipe.corpus, spec.settings.recipe.corpus_bytes)
     if corpus.sha256 != spec.settings.corpus_sha256:
         raise TransferError(
             f"corpus '{corpus.source}' here has sha256 {corpus.sha256[:12]}, the sweep's is "

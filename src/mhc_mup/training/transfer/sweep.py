@@ -119,7 +119,20 @@ def transfer_cost(
     folder = folder_config(cfg, out)
     measured = calibration(folder, load_records(folder, out)) if cuda and pending else None
     cost = estimate_cost(cfg, pending, cuda, max(1, in_turns), measured)
-    return dataclasses.replace(cost, note=_other_corpus(cfg, Path(out)))
+    return dataclasses.replace(cost, note=_other_corpus(cfg, Path(out)) or _repeats_note(cfg))
+
+
+def _repeats_note(cfg: TransferConfig) -> str:
+    """A sentence when a run reads more tokens than the corpus's training split holds (it repeats the data, and
+    the validation loss then measures memorising as well as learning); else ``""``."""
+    train = cached_corpus(cfg.recipe.corpus, cfg.recipe.corpus_bytes).train.numel()
+    recipe = cfg.recipe.train
+    tokens = recipe.steps * recipe.batch_size * recipe.seq_len
+    if tokens <= train:
+        return ""
+    return (f"Each run reads its training split {tokens / train:.1f} times ({tokens / 1e6:,.1f} M tokens of "
+            f"{train / 1e6:,.1f} M bytes): its validation loss then measures memorising as well as learning; a "
+            "larger --corpus (and --corpus-mb) keeps a run within one pass")
 
 
 def _other_corpus(cfg: TransferConfig, out: Path) -> str:
@@ -162,7 +175,7 @@ def _check_backend(cfg: TransferConfig, backend: str, workers: int | None, runs_
 def _check_corpus(cfg: TransferConfig) -> None:
     """:class:`TransferError` for a corpus that cannot be read or is shorter than one sequence per split."""
     try:
-        corpus = cached_corpus(cfg.recipe.corpus)
+        corpus = cached_corpus(cfg.recipe.corpus, cfg.recipe.corpus_bytes)
     except CorpusError as exc:
         raise TransferError(str(exc)) from None
     seq_len = cfg.recipe.train.seq_len
