@@ -565,11 +565,12 @@ def test_each_multiplier_acts_on_its_own_part_and_only_there(small_corpus_file):
     ref_lrs = {g["kind"]: g["lr"] for g in ref_opt.param_groups}
     tokens = torch.randint(0, 256, (1, 8), generator=torch.Generator().manual_seed(0))
     for hyper, kind in [("lr_fn", "hc_fn"), ("lr_scale", "hc_scale"), ("lr_base", "hc_base"),
-                        ("lr_readout", "readout"), ("lr_embedding", "embedding"), ("lr_hidden", "hidden")]:  # fmt: skip
+                        ("lr_readout", "readout"), ("lr_embedding", "embedding"), ("lr_hidden", "hidden"),
+                        ("lr_gain", "gain")]:  # fmt: skip
         swept = cfg.with_leaves(hyper=hyper, base_lr=cfg.grid.lrs[0], lrs=(0.5, 1.0, 4.0))
         _, opt, _ = _build(swept.run_spec(swept.runs()[-1]), torch.device("cpu"))  # multiplier 4
         lrs = {g["kind"]: g["lr"] for g in opt.param_groups}
-        assert lrs == {k: v * (4.0 if k == kind else 1.0) for k, v in ref_lrs.items()}, hyper
+        assert kind in lrs and lrs == {k: v * (4.0 if k == kind else 1.0) for k, v in ref_lrs.items()}, hyper
         assert [g["initial_lr"] for g in opt.param_groups] == list(lrs.values())  # the schedule starts from them
     init = cfg.with_leaves(hyper="init_fn", base_lr=cfg.grid.lrs[0], lrs=(0.5, 1.0, 3.0))
     model, _, _ = _build(init.run_spec(init.runs()[-1]), torch.device("cpu"))

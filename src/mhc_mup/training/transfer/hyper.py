@@ -16,6 +16,7 @@ should fall like 1/d).
 ``output_mult``    multiplier of the readout's output (the logits)
 ``lr_embedding``   LR multiplier of the embedding
 ``lr_hidden``      LR multiplier of the hidden matrices (attention and MLP)
+``lr_gain``        LR multiplier of the norms' gains
 =================  ==================================================================================
 """
 
@@ -61,6 +62,7 @@ HYPERPARAMETERS: dict[str, Hyper] = {
         Hyper("output_mult", "output multiplier of the readout (logits)", "readout", "output"),
         Hyper("lr_embedding", "LR multiplier of the embedding", "embedding", "lr"),
         Hyper("lr_hidden", "LR multiplier of the hidden matrices", "hidden", "lr"),
+        Hyper("lr_gain", "LR multiplier of the norms' gains", "gain", "lr"),
     )
 }
 
