@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,13 @@ class Corpus:
             f"{self.source}: {self.n_files} file(s), {self.train.numel():,} train / {self.val.numel():,} "
             f"validation bytes (split {self.split}), sha256 {self.sha256[:12]}"
         )
+
+
+def described_train_bytes(description: str) -> int | None:
+    """The training split's size in a :meth:`Corpus.describe` line (the form run records keep their corpus in);
+    None for a line of another form."""
+    match = re.search(r"([\d,]+) train / ", description)
+    return int(match.group(1).replace(",", "")) if match else None
 
 
 def default_corpus() -> Path:

@@ -7,7 +7,14 @@ import hashlib
 import pytest
 import torch
 
-from mhc_mup.training.data import CorpusError, corpus_files, default_corpus, load_corpus, sample_batch
+from mhc_mup.training.data import (
+    CorpusError,
+    corpus_files,
+    default_corpus,
+    described_train_bytes,
+    load_corpus,
+    sample_batch,
+)
 
 
 def test_default_corpus_is_the_stdlib_without_site_packages():
@@ -30,6 +37,18 @@ def test_split_by_file_is_deterministic_and_disjoint(tmp_path):
     in_train = {i for i in range(40) if f"<{i:02d}>" in train}
     in_val = {i for i in range(40) if f"<{i:02d}>" in val}
     assert in_train and in_val and not in_train & in_val and in_train | in_val == set(range(40))
+
+
+def test_the_training_bytes_are_read_back_from_a_corpus_line(tmp_path):
+    """A run record keeps its corpus as :meth:`Corpus.describe`'s line; the training split's size comes back from
+    it (thousands separators included), and nothing from a line of another form."""
+    path = tmp_path / "one.txt"
+    path.write_bytes(bytes(range(32, 127)) * 20)
+    corpus = load_corpus(path)
+    assert described_train_bytes(corpus.describe()) == corpus.train.numel() == 1710
+    assert described_train_bytes("/usr/lib/python3.12: 569 file(s), 8,798,190 train / 1,872,069 validation") == (
+        8_798_190)
+    assert described_train_bytes("some corpus") is None
 
 
 def test_single_file_is_split_by_bytes(tmp_path):

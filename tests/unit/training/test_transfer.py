@@ -416,6 +416,12 @@ def test_the_plan_says_when_a_run_repeats_its_training_split(small_corpus_file, 
     tokens = (3 * train // 32 + 1) * 32
     assert note.startswith(f"Each run reads its training split {tokens / train:.1f} times ({tokens / 1e6:,.1f} M "
                            f"tokens of {train / 1e6:,.1f} M bytes)"), note  # fmt: skip
+    # the report says it too, from the corpus line the runs keep: 20 steps of 32 bytes on 360 training bytes
+    small = tiny_cfg(small_corpus_file, steps=20, widths=(16,), corpus_bytes=400)
+    report = (tmp_path / "c" / "transfer_report.md")
+    run_transfer(small, tmp_path / "c")
+    assert "Each run reads 640 tokens: 1.8 passes over the training split, so it repeats the data" in (
+        report.read_text())
 
 
 def test_each_turn_of_a_run_runs_under_its_own_attention_setting(small_corpus_file, monkeypatch):

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from mhc_mup._io import write_bundle
+from mhc_mup.training.data import described_train_bytes
 from mhc_mup.training.transfer.analysis import (
     CURVE_COLUMNS,
     DRIFT_COLUMNS,
@@ -357,11 +358,27 @@ def build_transfer_report(result: TransferResult, png: bytes):
     if result.ragged:
         blocks.append(Paragraph(_values_text(result)))
     if result.corpora:
-        blocks.append(Paragraph(f"Data: {'; '.join(result.corpora)}."))
+        blocks.append(Paragraph(f"Data: {'; '.join(result.corpora)}.{_passes_text(result)}"))
     for note in result.notes:
         blocks.append(Paragraph(note))
     what = "Learning-rate" if cfg.sweep.hyper == "lr" else f"{cfg.sweep.hyper} ({cfg.sweep.spec.what})"
     return Report(f"{what} transfer across width", blocks)
+
+
+def _passes_text(result: TransferResult) -> str:
+    """How many times a run reads its training split (from the corpus line its records keep), said after the data;
+    that it then measures memorising too, when more than once."""
+    train = result.config.recipe.train
+    tokens = train.steps * train.batch_size * train.seq_len
+    sizes = sorted({b for c in result.corpora if (b := described_train_bytes(c))})
+    if not sizes:
+        return ""
+    passes = "/".join(f"{tokens / b:.2g}" for b in sizes)
+    amount = f"{tokens / 1e6:,.1f} M" if tokens >= 10**6 else f"{tokens:,}"
+    text = f" Each run reads {amount} tokens: {passes} passes over the training split"
+    if tokens > min(sizes):
+        return text + ", so it repeats the data and its validation loss measures memorising as well as learning."
+    return text + "."
 
 
 def _csv(frame: pd.DataFrame, columns: tuple[str, ...]) -> str:
