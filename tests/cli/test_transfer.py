@@ -45,6 +45,7 @@ def test_cli_writes_every_output(small_corpus_file, tmp_path, capsys):
     logits = pd.read_csv(out / "logits.csv")
     assert list(logits.columns) == list(LOGIT_TABLE_COLUMNS) and set(logits["at"]) <= {"best", "octave_above"}
     assert set(logits.width) == {16, 32} and (logits.attn_logit_max > 0).all()
+    assert (out / "logits.png").read_bytes()[:4] == b"\x89PNG"
     noise = pd.read_csv(out / "noise.csv")
     assert list(noise.columns) == list(NOISE_COLUMNS) and (noise.val_pair_se > 0).all()
     report = (out / "transfer_report.md").read_text()
@@ -55,6 +56,7 @@ def test_cli_writes_every_output(small_corpus_file, tmp_path, capsys):
     printed = " ".join(capsys.readouterr().out.split())
     assert "Drift of the optimum" in printed
     assert "Do the logits stay bounded?" in report and "Logits, start → end of training" in printed
+    assert "](logits.png)" in report and "](transfer.png)" in report and "](figures/" not in report
     assert "6 runs stored in the folder (6 by this call, 0 of this command's grid left)" in printed
     se = pd.read_csv(out / "noise.csv").val_batch_se.median()
     assert f"noise (nats/byte, medians; noise.csv): one run's validation-batch SE {se:.4f}" in printed  # 1 seed: no σ

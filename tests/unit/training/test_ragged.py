@@ -148,6 +148,35 @@ def test_the_figure_legend_names_every_width_drawn_in_any_panel():
     assert [t.get_text() for t in fig.axes[-1].get_legend().get_texts()] == ["d=64", "d=128"]
 
 
+def test_the_logits_figure_draws_what_the_runs_recorded():
+    """One panel per configuration whose runs recorded their logits, one line per width through the seed-mean
+    largest attention logit at each value, on a log scale; a diverged run is left out. No figure without logits."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from mhc_mup.training.transfer.report import logits_figure
+
+    cfg = TransferConfig(grid=SweepGrid(configs=(MUP, BUILTIN_CONFIGS["baseline"]), widths=(64, 128), lrs=COARSE,
+                                        seeds=2), analysis=TransferAnalysis(fit=FitSettings(n_boot=50)), device="cpu")
+    plain = records_over({64: COARSE, 128: COARSE}, lambda w, s, x: bowl(x, -6.55))
+    assert logits_figure(analyse(cfg, plain)) is None
+
+    def peak(r: dict) -> float:
+        return 2.0 ** (r["log2_lr"] + 12) * r["width"] / 64 + r["seed"]
+
+    probed = [r | {"logits": {"attn_logit_max": peak(r)}} for r in plain]
+    probed += [r | {"config": "baseline"} for r in plain]  # runs from before the probe: no panel
+    blown = transfer_record("mup", 64, 1, COARSE[0] * 1.5, math.nan, diverged=True)  # a value of its own
+    probed.append(blown | {"logits": {"attn_logit_max": 1e9}})
+    fig = logits_figure(analyse(cfg, probed))
+    assert [ax.get_title() for ax in fig.axes] == ["mup"] and fig.axes[0].get_yscale() == "log"
+    lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
+    assert list(lines) == ["d=64", "d=128"]
+    np.testing.assert_allclose(lines["d=64"].get_xdata(), [math.log2(v) for v in COARSE])  # not the diverged one's
+    np.testing.assert_allclose(lines["d=64"].get_ydata(), [2.0 ** (k + 12) + 0.5 for k in range(-12, -1)])
+    np.testing.assert_allclose(lines["d=128"].get_ydata(), [2.0 ** (k + 12) * 2 + 0.5 for k in range(-12, -1)])
+
+
 def test_a_width_whose_seed_ran_part_of_its_planned_values_is_not_fitted():
     """What the grids planned counts, not only what ran: the one seed present at d = 128 has run 6 of its 11
     planned values (a time budget stopped it), so it is not finished, though it has run every value run there."""

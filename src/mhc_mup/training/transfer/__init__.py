@@ -37,7 +37,9 @@ __all__, __getattr__, __dir__ = lazy_exports(
         ),
         "mhc_mup.training.transfer.noise": ("NOISE_COLUMNS", "noise_table"),
         "mhc_mup.training.transfer.edges": ("EDGE_COLUMNS", "EDGE_DRIFT_COLUMNS", "edge_drift", "edges_table"),
-        "mhc_mup.training.transfer.report": ("build_transfer_report", "transfer_figure", "write_outputs"),
+        "mhc_mup.training.transfer.report": (
+            "build_transfer_report", "logits_figure", "transfer_figure", "write_outputs",
+        ),
         "mhc_mup.training.transfer.sweep": ("analyse_folder", "run_transfer"),
     },
     submodules=(

@@ -27,7 +27,7 @@ from mhc_mup.training.transfer.edges import EDGE_COLUMNS, EDGE_DRIFT_COLUMNS
 from mhc_mup.training.transfer.logits import LOGIT_STATS
 from mhc_mup.training.transfer.noise import NOISE_COLUMNS
 
-__all__ = ["build_transfer_report", "transfer_figure", "write_outputs"]
+__all__ = ["build_transfer_report", "logits_figure", "transfer_figure", "write_outputs"]
 
 
 def transfer_figure(result: TransferResult):
@@ -57,6 +57,42 @@ def transfer_figure(result: TransferResult):
         legend_title = "width (★ optimum per seed, | joint fit's,\n× diverged, ▷ ◁ minimum at the grid's edge)"
         axes[0][-1].legend([lines[k] for k in ordered], ordered, fontsize=8, frameon=False, title=legend_title,
                            title_fontsize=8)  # fmt: skip
+    fig.tight_layout()
+    return fig
+
+
+def logits_figure(result: TransferResult):
+    """The largest attention logit at the end of training (mean over the finished runs that recorded it) vs log2
+    of the swept value, log scale: one panel per configuration with such runs, one line per width, coloured as in
+    :func:`transfer_figure`. None when no run recorded it."""
+    import matplotlib.pyplot as plt
+
+    from mhc_mup.reporting.style import MARKERS, OKABE_ITO
+
+    cfg, runs = result.config, result.runs
+    probed = runs[runs.attn_logit_max.notna() & ~runs.diverged.astype(bool)]
+    names = [c.name for c in cfg.grid.configs if (probed.config == c.name).any()]
+    if not names:
+        return None
+    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names) + 0.6, 4.0), sharey=True, squeeze=False)
+    for ax, name in zip(axes[0], names, strict=True):
+        for i, w in enumerate(sorted(cfg.grid.widths)):
+            at = probed[(probed.config == name) & (probed.width == w)]
+            if len(at):
+                peak = at.groupby(np.log2(at.value.astype(float))).attn_logit_max.mean()
+                ax.plot(peak.index, peak.values, color=OKABE_ITO[i % len(OKABE_ITO)], marker=MARKERS[i % len(MARKERS)],
+                        ms=4, lw=1.3, label=f"d={w}")  # fmt: skip
+        every = np.log2(runs.value[runs.config == name].astype(float))  # the configuration's whole grid, for context
+        ax.set_xlim(every.min() - 0.3, every.max() + 0.3)
+        ax.set_yscale("log")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel(cfg.sweep.axis)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0][0].set_ylabel("largest attention logit at the end\n(max |q·kᵀ·scale|, mean over seeds)")
+    lines = {label: h for ax in axes[0] for h, label in zip(*ax.get_legend_handles_labels(), strict=True)}
+    ordered = sorted(lines, key=lambda label: int(label.removeprefix("d=")))
+    axes[0][-1].legend([lines[k] for k in ordered], ordered, fontsize=8, frameon=False, title="width",
+                       title_fontsize=8)  # fmt: skip
     fig.tight_layout()
     return fig
 
@@ -171,9 +207,12 @@ def _routing_blocks(result: TransferResult) -> list:
     )  # fmt: skip
 
 
-def _logit_blocks(result: TransferResult) -> list:
+def _logit_blocks(result: TransferResult, png: bytes = b"") -> list:
     """Do the logits stay bounded? The attention and output logits per configuration and width, start → end of
-    training, at each width's best grid value and an octave above it; nothing where no run recorded them."""
+    training, at each width's best grid value and an octave above it, and :func:`logits_figure`'s ``png`` when
+    given; nothing where no run recorded them."""
+    from mhc_mup.reporting.blocks import FigureBlock
+
     if result.logits.empty:
         return []
     rows = [
@@ -181,6 +220,8 @@ def _logit_blocks(result: TransferResult) -> list:
          *(f"{_fmt(r[k + '_init'], '.3g')} → {_fmt(r[k], '.3g')}" for k in LOGIT_STATS)]
         for r in result.logits.to_dict("records")
     ]  # fmt: skip
+    figure = [FigureBlock("logits.png", "Largest attention logit at the end of training vs the swept value, one "
+                          "line per width (log scale)", png)] if png else []  # fmt: skip
     return _table_section(
         "Do the logits stay bounded?",
         "At the start → the end of each run, on the first validation batch: the largest attention logit "
@@ -192,7 +233,7 @@ def _logit_blocks(result: TransferResult) -> list:
         ["configuration", "width", "at", "value", "seeds", "attention logit max", "attention logit RMS",
          "output logit RMS"],
         rows,
-    )  # fmt: skip
+    ) + figure  # fmt: skip
 
 
 def _edge_blocks(result: TransferResult) -> list:
@@ -302,9 +343,10 @@ def _fmt(v: float, spec: str = ".3f") -> str:
     return "—" if v is None or not math.isfinite(v) else format(v, spec)
 
 
-def build_transfer_report(result: TransferResult, png: bytes):
+def build_transfer_report(result: TransferResult, png: bytes, logits_png: bytes = b""):
     """The report's blocks (:mod:`mhc_mup.diagnostics.report`): settings, drift verdicts (sentences from the fits),
-    the optima table, the figure, the cost and the notes."""
+    the optima table, the routing and logit tables (with :func:`logits_figure`'s ``logits_png`` when given), the
+    figure, the cost and the notes."""
     from mhc_mup.reporting.blocks import FigureBlock, Heading, Paragraph, Report, Table
 
     cfg = result.config
@@ -337,7 +379,7 @@ def build_transfer_report(result: TransferResult, png: bytes):
          for r in result.optima.to_dict("records")],
     ))  # fmt: skip
     blocks += _routing_blocks(result)
-    blocks += _logit_blocks(result)
+    blocks += _logit_blocks(result, logits_png)
     blocks += _edge_blocks(result)
     blocks += _noise_blocks(result)
     blocks.append(FigureBlock("transfer.png", f"Final validation loss vs {noun}, one line per width", png))
@@ -388,13 +430,15 @@ def _csv(frame: pd.DataFrame, columns: tuple[str, ...]) -> str:
 def write_outputs(result: TransferResult, out: str | Path) -> list[Path]:
     """Write ``transfer.csv``, ``curves.csv.gz``, ``optima_seeds.csv``, ``optima.csv``, ``drift.csv``,
     ``routing.csv``, ``logits.csv``, ``noise.csv``, ``edges.csv``, ``edge_drift.csv``, the report
-    (``transfer_report.md`` / ``.html``) and ``transfer.png`` into ``out``; every content is made before the
-    first write."""
+    (``transfer_report.md`` / ``.html``), ``transfer.png`` and, where runs recorded their logits, ``logits.png``
+    into ``out``; every content is made before the first write."""
     from mhc_mup.reporting.blocks import render_html, render_markdown
     from mhc_mup.reporting.render import png_bytes
 
     png = png_bytes(transfer_figure(result))
-    report = build_transfer_report(result, png)
+    peaks = logits_figure(result)
+    logits_png = png_bytes(peaks) if peaks is not None else b""
+    report = build_transfer_report(result, png, logits_png)
     files = {
         "transfer.csv": _csv(result.runs, TRANSFER_COLUMNS),
         # every run's per-step losses: 1,000 rows a run, so compressed (8× smaller); pandas reads it as it is.
@@ -408,11 +452,11 @@ def write_outputs(result: TransferResult, out: str | Path) -> list[Path]:
         "noise.csv": _csv(result.noise, NOISE_COLUMNS),
         "edges.csv": _csv(result.edges, EDGE_COLUMNS),
         "edge_drift.csv": _csv(result.edge_drift, EDGE_DRIFT_COLUMNS),
-        # report.py links figures under figures/; this report keeps its one figure beside it
-        "transfer_report.md": render_markdown(report).replace("](figures/transfer.png)", "](transfer.png)"),
+        # report.py links figures under figures/; this report keeps its figures beside it
+        "transfer_report.md": render_markdown(report).replace("](figures/", "]("),
         "transfer_report.html": render_html(report),
         "transfer.png": png,
-    }
+    } | ({"logits.png": logits_png} if logits_png else {})
     written = write_bundle(out, files)
     Path(out, "curves.csv").unlink(missing_ok=True)  # the uncompressed name of earlier versions: now stale
     return written
