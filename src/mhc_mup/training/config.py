@@ -67,3 +67,8 @@ class TrainingRecipe:
         check_at_least(self, 0, ("data_seed",))
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+
+    @property
+    def tokens(self) -> int:
+        """Bytes (tokens) one run reads: ``steps × batch_size × seq_len``."""
+        return self.steps * self.batch_size * self.seq_len

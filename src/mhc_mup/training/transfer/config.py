@@ -23,7 +23,7 @@ from mhc_mup.kernels import fused
 from mhc_mup.mhc.presets import MHCShape
 from mhc_mup.stats.fitting import FitSettings
 from mhc_mup.training.config import ModelShape, TrainingRecipe, check_at_least
-from mhc_mup.training.data import DEFAULT_MAX_BYTES, cached_corpus
+from mhc_mup.training.data import DEFAULT_MAX_BYTES, Corpus, cached_corpus
 from mhc_mup.training.model import ATTENTION_CHOICES, STREAM_DTYPES, stream_probe
 from mhc_mup.training.step import precision_of
 from mhc_mup.training.transfer.configurations import BUILTIN_CONFIGS, DEFAULT_CONFIGS, Configuration
@@ -142,6 +142,10 @@ class RunRecipe:
             raise TransferError(f"warmup is a fraction of the steps in [0, 1), got {self.warmup!r}")
         if not (math.isfinite(self.divergence_factor) and self.divergence_factor > 1):
             raise TransferError(f"divergence factor must be a finite number > 1, got {self.divergence_factor!r}")
+
+    def read_corpus(self) -> Corpus:
+        """The corpus the runs train on, as this machine reads it (loaded once per process)."""
+        return cached_corpus(self.corpus, self.corpus_bytes)
 
 
 @dataclass(frozen=True)
@@ -331,7 +335,7 @@ class TransferConfig(FlatView):
         if graphs == "auto":
             graphs = "on" if device.type == "cuda" else "off"
         numerics = dataclasses.replace(self.numerics, cuda_graphs=graphs)
-        corpus = cached_corpus(self.recipe.corpus, self.recipe.corpus_bytes).sha256
+        corpus = self.recipe.read_corpus().sha256
         return RunSettings(self.recipe, self.model, self.base_width, precision_of(device), numerics, self.sweep, corpus)
 
     def settings(self) -> dict:

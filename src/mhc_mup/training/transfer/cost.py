@@ -146,8 +146,7 @@ def estimate_cost(cfg: TransferConfig, pending: Sequence[RunKey], cuda: bool, in
     taking turns; each kind's step time rescaled by ``calibration`` where it has that kind
     (:meth:`Calibration.factor`)."""
     train = cfg.recipe.train
-    tokens_per_step = train.batch_size * train.seq_len
-    steps, tokens = len(pending) * train.steps, len(pending) * train.steps * tokens_per_step
+    steps, tokens = len(pending) * train.steps, len(pending) * train.tokens
     if not cuda:
         return SweepCost(len(cfg.runs()), len(pending), steps, tokens, None)
     numerics = cfg.run_settings().numerics

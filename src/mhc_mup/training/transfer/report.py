@@ -410,8 +410,7 @@ def build_transfer_report(result: TransferResult, png: bytes, logits_png: bytes 
 def _passes_text(result: TransferResult) -> str:
     """How many times a run reads its training split (from the corpus line its records keep), said after the data;
     that it then measures memorising too, when more than once."""
-    train = result.config.recipe.train
-    tokens = train.steps * train.batch_size * train.seq_len
+    tokens = result.config.recipe.train.tokens
     sizes = sorted({b for c in result.corpora if (b := described_train_bytes(c))})
     if not sizes:
         return ""

@@ -29,7 +29,7 @@ from torch.optim.lr_scheduler import LambdaLR
 from mhc_mup._io import json_safe, software_versions
 from mhc_mup.errors import TransferError
 from mhc_mup.kernels import fused
-from mhc_mup.training.data import Corpus, cached_corpus, sample_batch, sample_windows
+from mhc_mup.training.data import Corpus, sample_batch, sample_windows
 from mhc_mup.training.graphed import GraphedSteps, compiled, graph_ready_optimizer, lr_table
 from mhc_mup.training.model import MHCLM, attention_backends, stream_probe
 from mhc_mup.training.step import eval_batch_losses, eval_loss, train_step
@@ -223,7 +223,7 @@ def _stages(spec: RunSpec, device: str) -> Generator[None, None, dict]:
 def _sweep_corpus(spec: RunSpec) -> Corpus:
     """The sweep's corpus as this machine reads it; :class:`TransferError` if its bytes are not the sweep's (another
     machine's default corpus, or files changed since the sweep began): runs on other data must not be mixed."""
-    corpus = cached_corpus(spec.settings.recipe.corpus, spec.settings.recipe.corpus_bytes)
+    corpus = spec.settings.recipe.read_corpus()
     if corpus.sha256 != spec.settings.corpus_sha256:
         raise TransferError(
             f"corpus '{corpus.source}' here has sha256 {corpus.sha256[:12]}, the sweep's is "

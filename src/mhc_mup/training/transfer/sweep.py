@@ -19,7 +19,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from mhc_mup.errors import CorpusError, TransferError
-from mhc_mup.training.data import cached_corpus
 from mhc_mup.training.transfer.analysis import TransferResult, analyse
 from mhc_mup.training.transfer.config import RunKey, TransferConfig
 from mhc_mup.training.transfer.cost import SweepCost, calibration, estimate_cost
@@ -109,8 +108,8 @@ def transfer_cost(
     cfg: TransferConfig, out: str | Path, *, backend: str = "local", workers: int | None = None, runs_per_gpu: int = 1
 ) -> SweepCost:
     """What :func:`run_transfer` with these arguments would train, and its estimated GPU time
-    (:mod:`~mhc_mup.training.transfer.cost`), rescaled to the runs ``out`` already holds that had their GPU alone;
-    after the same checks, and nothing is written."""
+    (:mod:`~mhc_mup.training.transfer.cost`), rescaled to the finished GPU runs ``out`` already holds
+    (:func:`~mhc_mup.training.transfer.cost.calibration`); after the same checks, and nothing is written."""
     devices, _, pending = _check_everything(cfg, Path(out), backend, workers, runs_per_gpu)
     in_turns = runs_in_turns(devices) if backend == "local" else 0
     cuda = cfg.resolved_device().type == "cuda"
@@ -125,9 +124,7 @@ def transfer_cost(
 def _repeats_note(cfg: TransferConfig) -> str:
     """A sentence when a run reads more tokens than the corpus's training split holds (it repeats the data, and
     the validation loss then measures memorising as well as learning); else ``""``."""
-    train = cached_corpus(cfg.recipe.corpus, cfg.recipe.corpus_bytes).train.numel()
-    recipe = cfg.recipe.train
-    tokens = recipe.steps * recipe.batch_size * recipe.seq_len
+    train, tokens = cfg.recipe.read_corpus().train.numel(), cfg.recipe.train.tokens
     if tokens <= train:
         return ""
     return (f"Each run reads its training split {tokens / train:.1f} times ({tokens / 1e6:,.1f} M tokens of "
@@ -175,7 +172,7 @@ def _check_backend(cfg: TransferConfig, backend: str, workers: int | None, runs_
 def _check_corpus(cfg: TransferConfig) -> None:
     """:class:`TransferError` for a corpus that cannot be read or is shorter than one sequence per split."""
     try:
-        corpus = cached_corpus(cfg.recipe.corpus, cfg.recipe.corpus_bytes)
+        corpus = cfg.recipe.read_corpus()
     except CorpusError as exc:
         raise TransferError(str(exc)) from None
     seq_len = cfg.recipe.train.seq_len
