@@ -51,6 +51,7 @@ def test_cli_writes_every_output(small_corpus_file, tmp_path, capsys):
     report = (out / "transfer_report.md").read_text()
     assert "](transfer.png)" in report and "control-mup: " in report
     assert "Each run reads 64 tokens: 0.00071 passes over the training split." in report
+    assert "Caveat:" not in report  # one pass: nothing to warn of
     sha = json.loads(next((out / "runs").rglob("*.json")).read_text())["settings"]["corpus_sha256"]
     assert f"Data: {small_corpus_file}: 1 file(s), " in report and f"sha256 {sha[:12]}." in report  # which data
     printed = " ".join(capsys.readouterr().out.split())

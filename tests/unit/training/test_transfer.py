@@ -422,6 +422,7 @@ def test_the_plan_says_when_a_run_repeats_its_training_split(small_corpus_file, 
     run_transfer(small, tmp_path / "c")
     assert "Each run reads 640 tokens: 1.8 passes over the training split, so it repeats the data" in (
         report.read_text())
+    assert "Caveat: each run reads its training split 1.8 times" in report.read_text()  # under the verdicts
 
 
 def test_each_turn_of_a_run_runs_under_its_own_attention_setting(small_corpus_file, monkeypatch):

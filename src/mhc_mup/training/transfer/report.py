@@ -355,6 +355,7 @@ def build_transfer_report(result: TransferResult, png: bytes, logits_png: bytes 
     sym, noun = cfg.sweep.symbol, cfg.sweep.noun
     blocks: list = [Heading(f"Drift of the optimal {noun}")]
     blocks += [Paragraph(joint_sentence(r, conf, sym)) for r in rows]
+    blocks += _repeats_caveat(result)
     blocks.append(Paragraph(_method(result)))
     blocks.append(Table(
         ["configuration", "joint β", f"{conf:.0%} interval", "verdict", "per-seed β", f"{conf:.0%} interval",
@@ -407,11 +408,15 @@ def build_transfer_report(result: TransferResult, png: bytes, logits_png: bytes 
     return Report(f"{what} transfer across width", blocks)
 
 
+def _train_sizes(result: TransferResult) -> list[int]:
+    """The training splits' sizes in bytes, from the corpus lines the runs keep (one, unless the folder mixes)."""
+    return sorted({b for c in result.corpora if (b := described_train_bytes(c))})
+
+
 def _passes_text(result: TransferResult) -> str:
     """How many times a run reads its training split (from the corpus line its records keep), said after the data;
     that it then measures memorising too, when more than once."""
-    tokens = result.config.recipe.train.tokens
-    sizes = sorted({b for c in result.corpora if (b := described_train_bytes(c))})
+    tokens, sizes = result.config.recipe.train.tokens, _train_sizes(result)
     if not sizes:
         return ""
     passes = "/".join(f"{tokens / b:.2g}" for b in sizes)
@@ -420,6 +425,19 @@ def _passes_text(result: TransferResult) -> str:
     if tokens > min(sizes):
         return text + ", so it repeats the data and its validation loss measures memorising as well as learning."
     return text + "."
+
+
+def _repeats_caveat(result: TransferResult) -> list:
+    """A caveat under the verdicts when the runs repeat their training data (nothing otherwise): the reader of a
+    verdict should not have to find it in the settings."""
+    from mhc_mup.reporting.blocks import Paragraph
+
+    tokens, sizes = result.config.recipe.train.tokens, _train_sizes(result)
+    if not sizes or tokens <= min(sizes):
+        return []
+    return [Paragraph(f"Caveat: each run reads its training split {tokens / min(sizes):.2g} times, so these optima "
+                      "are of a validation loss that measures memorising as well as learning, and wider models "
+                      "memorise more (see Settings and cost).")]  # fmt: skip
 
 
 def _csv(frame: pd.DataFrame, columns: tuple[str, ...]) -> str:
