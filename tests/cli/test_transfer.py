@@ -62,6 +62,12 @@ def test_cli_writes_every_output(small_corpus_file, tmp_path, capsys):
     se = pd.read_csv(out / "noise.csv").val_batch_se.median()
     assert f"noise (nats/byte, medians; noise.csv): one run's validation-batch SE {se:.4f}" in printed  # 1 seed: no σ
     assert "Edges of the band" not in printed  # 1 seed: no band, no edges
+    anchors = pd.read_csv(out / "anchors.csv")
+    assert anchors.config.tolist() == ["control-mup"] and anchors.expected.tolist() == ["transfers"]
+    status = anchors.status[0]
+    assert f"anchor {status}: control-mup (plain residual, µP body) should transfer; it " in printed
+    assert "## Sanity anchors" in report and "control-mup (plain residual, µP body) should transfer" in report
+    assert pd.read_csv(out / "relative_drift.csv").empty  # no mHC configuration to hold against the control
     # the same runs give the same compressed bytes (no timestamp in the gzip header); the old name is removed
     first = (out / "curves.csv.gz").read_bytes()
     (out / "curves.csv").write_text("stale, from an earlier version")

@@ -48,6 +48,7 @@ from mhc_mup.training.transfer import (
     TransferError,
     TransferResult,
     analyse_folder,
+    anchor_sentence,
     drift_sentence,
     joint_sentence,
     lr_grid,
@@ -408,6 +409,26 @@ def _drift_cells(beta: float, low: float, high: float, verdict: str, direction: 
             f"[{low:+.3f}, {high:+.3f}]" if math.isfinite(low) else "—", f"[{colour}]{text}[/{colour}]")  # fmt: skip
 
 
+def _print_anchors(result: TransferResult, console: Console) -> None:
+    """The sanity anchors (does each control read as theory says?) and the drift against them (anchors.csv,
+    relative_drift.csv)."""
+    tol = result.config.tolerance
+    for r in result.anchors.to_dict("records"):
+        colour = {"holds": "green", "fails": "red"}.get(r["status"], "yellow")
+        console.print(f"  [{colour}]anchor {r['status']}[/{colour}]: {anchor_sentence(r, tol)}", soft_wrap=True)
+    if result.relative.empty:
+        return
+    t = table(f"Drift against the control of the same body: β − β_control of the joint fits, within ±{tol:g}: "
+              "moves no more with width than the control (relative_drift.csv)")  # fmt: skip
+    for col in ("config", "against", "β − β_control", "interval", "verdict", "note"):
+        t.add_column(col, justify="right" if col in ("β − β_control", "interval") else "left", no_wrap=col != "note")
+    for r in result.relative.to_dict("records"):
+        t.add_row(r["config"], r["anchor"],
+                  *_drift_cells(r["exponent"], r["ci_low"], r["ci_high"], r["verdict"], r["direction"]),
+                  r["note"])  # fmt: skip
+    console.print(t)
+
+
 def _print_routing(result: TransferResult, console: Console) -> None:
     """Is the mHC routing alive? Start → end of training at each width's best grid value (mHC runs only)."""
     if result.routing.empty:
@@ -490,6 +511,7 @@ def print_transfer(result: TransferResult, console: Console, left: str = "of thi
     for r in result.drift.to_dict("records"):
         console.print(f"  joint fit: {joint_sentence(r, cfg.confidence, sym)}", soft_wrap=True)
         console.print(f"  per-seed optima: {drift_sentence(r, cfg.confidence, sym, cfg.sweep.noun)}", soft_wrap=True)
+    _print_anchors(result, console)
     _print_routing(result, console)
     _print_logits(result, console)
     _print_edges(result, console)

@@ -422,7 +422,8 @@ def test_the_plan_says_when_a_run_repeats_its_training_split(small_corpus_file, 
     run_transfer(small, tmp_path / "c")
     assert "Each run reads 640 tokens: 1.8 passes over the training split, so it repeats the data" in (
         report.read_text())
-    assert "Caveat: each run reads its training split 1.8 times" in report.read_text()  # under the verdicts
+    text = report.read_text()  # the caveat opens the report, before the anchors and the verdicts
+    assert text.index("Caveat: each run reads its training split 1.8 times") < text.index("## Sanity anchors")
 
 
 def test_each_turn_of_a_run_runs_under_its_own_attention_setting(small_corpus_file, monkeypatch):

@@ -5,9 +5,10 @@ multiplier on one part of the model), find each width's optimum and fit how it d
 configuration and a run's frozen spec), ``run`` (one run), ``store`` (the output folder: settings, resume
 checks, stored runs), ``executors`` (in-process, spawn pool, Ray), ``analysis`` (parabola, optima, drift),
 ``joint`` (the joint drift fit of every width and seed, flat widths), ``noise`` (seed and validation-batch
-noise per width), ``edges`` (where the loss is flat: the band's edges and their drift), ``report`` (figure,
-report, files) and ``sweep`` (:func:`run_transfer`, all of it in order); ``routing`` (what a run's mHC routing does)
-and ``logits`` (how large a run's attention and output logits are).
+noise per width), ``edges`` (where the loss is flat: the band's edges and their drift), ``anchors`` (whether the
+controls read as theory says; each mHC configuration's drift against its control), ``report`` (figure, report,
+files) and ``sweep`` (:func:`run_transfer`, all of it in order); ``routing`` (what a run's mHC routing does) and
+``logits`` (how large a run's attention and output logits are).
 """
 
 from mhc_mup._lazy import lazy_exports
@@ -37,6 +38,9 @@ __all__, __getattr__, __dir__ = lazy_exports(
         ),
         "mhc_mup.training.transfer.noise": ("NOISE_COLUMNS", "noise_table"),
         "mhc_mup.training.transfer.edges": ("EDGE_COLUMNS", "EDGE_DRIFT_COLUMNS", "edge_drift", "edges_table"),
+        "mhc_mup.training.transfer.anchors": (
+            "ANCHOR_COLUMNS", "RELATIVE_COLUMNS", "anchor_sentence", "anchor_table", "relative_drift",
+        ),
         "mhc_mup.training.transfer.report": (
             "build_transfer_report", "logits_figure", "transfer_figure", "write_outputs",
         ),
@@ -44,6 +48,6 @@ __all__, __getattr__, __dir__ = lazy_exports(
     },
     submodules=(
         "configurations", "hyper", "config", "routing", "logits", "run", "store", "executors", "analysis", "joint",
-        "noise", "edges", "report", "sweep",
+        "noise", "edges", "anchors", "report", "sweep",
     ),
 )  # fmt: skip

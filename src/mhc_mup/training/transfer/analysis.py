@@ -9,6 +9,9 @@
   optimum in one fit, ``L = c_g + a(d)·(x − x₀ − β·log2 d)²·(1 + κ·(x − x*))``; ``β``'s interval is the union of
   the fit's t-interval and a bootstrap over seeds. A width whose loss is flat within the seeds' noise has no
   optimum. The ``joint_*`` columns of ``drift.csv``; ``joint_log2_opt`` and ``flat`` in ``optima.csv``.
+* **anchors** (:mod:`~mhc_mup.training.transfer.anchors`): whether the plain-residual controls' joint fits read
+  as theory says, and each mHC configuration's joint β against its body's control (``anchors.csv``,
+  ``relative_drift.csv``).
 * **drift** (per-seed optima, kept for comparison): ``η* ≈ c · d^β`` fitted by
   :func:`~mhc_mup.stats.fitting.fit_power_law` on the per-seed optima at each width (statistic: their geometric
   mean; interval: the union of the bootstrap over seeds and the regression t-interval across widths). Verdict:
@@ -36,6 +39,7 @@ from mhc_mup._io import StrEnum
 from mhc_mup.stats.fitting import bootstrap_estimate, fit_power_law
 from mhc_mup.stats.readings import UNCLEAR as UNCLEAR_READING
 from mhc_mup.stats.readings import classify, drift_verdict
+from mhc_mup.training.transfer.anchors import ANCHOR_COLUMNS, RELATIVE_COLUMNS, anchor_table, relative_drift
 from mhc_mup.training.transfer.config import SweepGrid, TransferConfig, grid_values, log2_key
 from mhc_mup.training.transfer.edges import EDGE_COLUMNS, EDGE_DRIFT_COLUMNS, edge_drift, edges_table
 from mhc_mup.training.transfer.joint import WidthCurves, joint_drift, width_curves, width_values
@@ -100,8 +104,8 @@ TRANSFERS, DRIFTS, UNCLEAR = Verdict.TRANSFERS, Verdict.DRIFTS, Verdict.UNCLEAR
 @dataclass
 class TransferResult:
     """The sweep's tables (see the ``*_COLUMNS`` tuples; ``noise``: :mod:`~mhc_mup.training.transfer.noise`;
-    ``edges`` and ``edge_drift``: :mod:`~mhc_mup.training.transfer.edges`), its
-    drift verdicts, the corpora its runs trained on
+    ``edges`` and ``edge_drift``: :mod:`~mhc_mup.training.transfer.edges`; ``anchors`` and ``relative``:
+    :mod:`~mhc_mup.training.transfer.anchors`), its drift verdicts, the corpora its runs trained on
     (each run's description, with its content hash), and ``values``: each configuration × width's own values
     ``(config, width) → (J,)``, increasing, over which it was analysed."""
 
@@ -119,6 +123,8 @@ class TransferResult:
     noise: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(NOISE_COLUMNS)))
     edges: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(EDGE_COLUMNS)))
     edge_drift: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(EDGE_DRIFT_COLUMNS)))
+    anchors: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(ANCHOR_COLUMNS)))
+    relative: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(RELATIVE_COLUMNS)))
     corpora: tuple[str, ...] = ()
     values: dict[tuple[str, int], tuple[float, ...]] = field(default_factory=dict)
 
@@ -236,6 +242,8 @@ def analyse(cfg: TransferConfig, records: list[dict], grids: Sequence[SweepGrid]
     result.values = values
     result.edges = _concat(edge_tables, EDGE_COLUMNS)
     result.edge_drift = _concat(edge_drifts, EDGE_DRIFT_COLUMNS)
+    result.anchors = anchor_table(cfg, drift)
+    result.relative = relative_drift(cfg, drift)
     return result
 
 

@@ -23,6 +23,7 @@ from mhc_mup.training.transfer.analysis import (
     drift_sentence,
     joint_sentence,
 )
+from mhc_mup.training.transfer.anchors import ANCHOR_COLUMNS, RELATIVE_COLUMNS, anchor_sentence
 from mhc_mup.training.transfer.edges import EDGE_COLUMNS, EDGE_DRIFT_COLUMNS
 from mhc_mup.training.transfer.logits import LOGIT_STATS
 from mhc_mup.training.transfer.noise import NOISE_COLUMNS
@@ -182,6 +183,33 @@ def _table_section(heading: str, text: str, columns: list[str], rows: list[list[
     from mhc_mup.reporting.blocks import Heading, Paragraph, Table
 
     return [Heading(heading), Paragraph(text), Table(columns, rows)]
+
+
+def _anchor_blocks(result: TransferResult) -> list:
+    """The sanity anchors first (a sentence per control), then each mHC configuration's drift against its body's
+    control; nothing for a sweep without a control or of another hyperparameter than the learning rate."""
+    from mhc_mup.reporting.blocks import Heading, Paragraph, Table
+
+    if result.anchors.empty:
+        return []
+    tol = result.config.analysis.tolerance
+    blocks: list = [Heading("Sanity anchors"),
+                    Paragraph("The plain-residual controls have known answers: under the µP body the optimal "
+                              "learning rate transfers, under SP it shrinks with width. Read the verdicts below only "
+                              "where the anchors hold.")]  # fmt: skip
+    blocks += [Paragraph(anchor_sentence(r, tol)) for r in result.anchors.to_dict("records")]
+    if result.relative.empty:
+        return blocks
+    blocks.append(Table(
+        ["configuration", "against", "β − β_control", f"{result.config.analysis.fit.confidence:.0%} interval",
+         "verdict", "note"],
+        [[r["config"], r["anchor"], _fmt(r["exponent"], "+.3f"), _interval(r["ci_low"], r["ci_high"]),
+          _verdict(r["verdict"], r["direction"]), r["note"]] for r in result.relative.to_dict("records")],
+        f"Drift against the control of the same body (joint fits; the interval combines the two in quadrature, "
+        f"each side on its own): within ±{tol:g}, the configuration's optimum moves no more with width than the "
+        f"control's. A reading that assumes the method's own shift adds to both alike",
+    ))  # fmt: skip
+    return blocks
 
 
 def _routing_blocks(result: TransferResult) -> list:
@@ -344,7 +372,8 @@ def _fmt(v: float, spec: str = ".3f") -> str:
 
 
 def build_transfer_report(result: TransferResult, png: bytes, logits_png: bytes = b""):
-    """The report's blocks (:mod:`mhc_mup.diagnostics.report`): settings, drift verdicts (sentences from the fits),
+    """The report's blocks (:mod:`mhc_mup.diagnostics.report`): the sanity anchors, drift verdicts (sentences from
+    the fits),
     the optima table, the routing and logit tables (with :func:`logits_figure`'s ``logits_png`` when given), the
     figure, the cost and the notes."""
     from mhc_mup.reporting.blocks import FigureBlock, Heading, Paragraph, Report, Table
@@ -353,9 +382,9 @@ def build_transfer_report(result: TransferResult, png: bytes, logits_png: bytes 
     conf = cfg.analysis.fit.confidence
     rows = result.drift.to_dict("records")
     sym, noun = cfg.sweep.symbol, cfg.sweep.noun
-    blocks: list = [Heading(f"Drift of the optimal {noun}")]
+    # the caveat first: it qualifies the anchors as much as the verdicts
+    blocks: list = [*_repeats_caveat(result), *_anchor_blocks(result), Heading(f"Drift of the optimal {noun}")]
     blocks += [Paragraph(joint_sentence(r, conf, sym)) for r in rows]
-    blocks += _repeats_caveat(result)
     blocks.append(Paragraph(_method(result)))
     blocks.append(Table(
         ["configuration", "joint β", f"{conf:.0%} interval", "verdict", "per-seed β", f"{conf:.0%} interval",
@@ -428,8 +457,8 @@ def _passes_text(result: TransferResult) -> str:
 
 
 def _repeats_caveat(result: TransferResult) -> list:
-    """A caveat under the verdicts when the runs repeat their training data (nothing otherwise): the reader of a
-    verdict should not have to find it in the settings."""
+    """A caveat at the top of the report when the runs repeat their training data (nothing otherwise): the reader
+    of a verdict should not have to find it in the settings."""
     from mhc_mup.reporting.blocks import Paragraph
 
     tokens, sizes = result.config.recipe.train.tokens, _train_sizes(result)
@@ -446,7 +475,8 @@ def _csv(frame: pd.DataFrame, columns: tuple[str, ...]) -> str:
 
 def write_outputs(result: TransferResult, out: str | Path) -> list[Path]:
     """Write ``transfer.csv``, ``curves.csv.gz``, ``optima_seeds.csv``, ``optima.csv``, ``drift.csv``,
-    ``routing.csv``, ``logits.csv``, ``noise.csv``, ``edges.csv``, ``edge_drift.csv``, the report
+    ``routing.csv``, ``logits.csv``, ``noise.csv``, ``edges.csv``, ``edge_drift.csv``, ``anchors.csv``,
+    ``relative_drift.csv``, the report
     (``transfer_report.md`` / ``.html``), ``transfer.png`` and, where runs recorded their logits, ``logits.png``
     into ``out``; every content is made before the first write."""
     from mhc_mup.reporting.blocks import render_html, render_markdown
@@ -469,6 +499,8 @@ def write_outputs(result: TransferResult, out: str | Path) -> list[Path]:
         "noise.csv": _csv(result.noise, NOISE_COLUMNS),
         "edges.csv": _csv(result.edges, EDGE_COLUMNS),
         "edge_drift.csv": _csv(result.edge_drift, EDGE_DRIFT_COLUMNS),
+        "anchors.csv": _csv(result.anchors, ANCHOR_COLUMNS),
+        "relative_drift.csv": _csv(result.relative, RELATIVE_COLUMNS),
         # report.py links figures under figures/; this report keeps its figures beside it
         "transfer_report.md": render_markdown(report).replace("](figures/", "]("),
         "transfer_report.html": render_html(report),

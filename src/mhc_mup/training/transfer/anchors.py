@@ -1,0 +1,130 @@
+"""The sanity anchors of a learning-rate sweep, and each mHC configuration's drift against its body's control.
+
+A plain-residual control has a known answer: under the µP body its optimal learning rate transfers across width,
+under SP it shrinks with width. When a control of the sweep does not come out so, the method (steps, schedule,
+data, estimator) moves the optimum at these settings by itself, and no configuration's verdict is a property of
+mHC alone. Each anchor's status is read from its joint drift fit:
+
+* ``holds``: the verdict theory expects (``control-mup`` transfers; ``control-sp`` drifts, η* shrinking);
+* ``fails``: the opposite verdict (or a drift the wrong way);
+* ``unclear``: the fit cannot tell yet.
+
+The **relative drift** of an mHC configuration is ``δ = β_config − β_control`` against the control of the same
+body (the model rule): it cancels a shift the two models share, if that shift adds to both alike. Its interval
+combines the two fits' intervals in quadrature, each side on its own (the fits are of different runs; when their
+noise is positively correlated, as runs with the same seeds and data order may be, the true interval is
+narrower). It is read against the same ±tolerance: inside it the configuration drifts no more than its control.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import pandas as pd
+
+from mhc_mup.stats.readings import classify_interval, drift_verdict
+from mhc_mup.training.transfer.config import TransferConfig
+
+__all__ = [
+    "ANCHOR_COLUMNS", "ANCHOR_EXPECTED", "RELATIVE_COLUMNS", "anchor_sentence", "anchor_status", "anchor_table",
+    "difference_interval", "relative_drift",
+]  # fmt: skip
+
+ANCHOR_EXPECTED = {"mup": ("transfers", ""), "sp": ("drifts", "η* shrinks with width")}
+"""The control's body (model rule) → the joint verdict and direction theory expects of its learning rate."""
+ANCHOR_COLUMNS = ("config", "body", "expected", "exponent", "ci_low", "ci_high", "verdict", "direction", "status")
+RELATIVE_COLUMNS = ("config", "anchor", "exponent", "ci_low", "ci_high", "verdict", "direction", "note")
+
+
+def anchor_status(body: str, verdict: str, direction: str) -> str:
+    """``holds`` / ``fails`` / ``unclear``: a control of body ``body`` whose joint fit reads ``verdict``
+    (``direction``) against :data:`ANCHOR_EXPECTED`."""
+    if verdict not in ("transfers", "drifts"):
+        return "unclear"
+    return "holds" if (verdict, direction) == ANCHOR_EXPECTED[body] else "fails"
+
+
+def anchor_table(cfg: TransferConfig, drift: pd.DataFrame) -> pd.DataFrame:
+    """One row per plain-residual control of a learning-rate sweep (:data:`ANCHOR_COLUMNS`): what theory expects,
+    its joint fit from ``drift`` (the analysis's drift table) and :func:`anchor_status`. Empty for a sweep of
+    another hyperparameter, whose controls have no known answer."""
+    rows = []
+    for c, r in _configured_rows(cfg, drift):
+        if c.hc or cfg.sweep.hyper != "lr":
+            continue
+        expected, towards = ANCHOR_EXPECTED[c.model]
+        rows.append({
+            "config": c.name, "body": c.model, "expected": f"{expected} ({towards})" if towards else expected,
+            "exponent": r["joint_exponent"], "ci_low": r["joint_low"], "ci_high": r["joint_high"],
+            "verdict": r["joint_verdict"], "direction": r["joint_direction"],
+            "status": anchor_status(c.model, r["joint_verdict"], r["joint_direction"]),
+        })  # fmt: skip
+    return pd.DataFrame(rows, columns=list(ANCHOR_COLUMNS))
+
+
+def difference_interval(
+    a: tuple[float, float, float], b: tuple[float, float, float]
+) -> tuple[float, float, float]:
+    """``(δ, low, high)`` of ``δ = β_a − β_b`` from two estimates ``(β, low, high)``: each side's half-width the
+    quadrature sum of the sides it comes from (a's low with b's high, and the reverse)."""
+    (ba, la, ha), (bb, lb, hb) = a, b
+    delta = ba - bb
+    return delta, delta - math.hypot(ba - la, hb - bb), delta + math.hypot(ha - ba, bb - lb)
+
+
+def relative_drift(cfg: TransferConfig, drift: pd.DataFrame) -> pd.DataFrame:
+    """One row per mHC configuration of a learning-rate sweep whose body has a control in it
+    (:data:`RELATIVE_COLUMNS`): ``δ = β_config − β_control`` of the joint fits with :func:`difference_interval`,
+    read against the analysis's tolerance. Empty when no configuration has a control to stand against."""
+    rows = []
+    configured = _configured_rows(cfg, drift)
+    controls = {c.model: (c.name, r) for c, r in configured if not c.hc}
+    for c, r in configured:
+        if not c.hc or c.model not in controls or cfg.sweep.hyper != "lr":
+            continue
+        name, control = controls[c.model]
+        row = dict.fromkeys(RELATIVE_COLUMNS, math.nan) | {"config": c.name, "anchor": name, "verdict": "unclear",
+                                                           "direction": "", "note": ""}  # fmt: skip
+        fits = [(x["joint_exponent"], x["joint_low"], x["joint_high"]) for x in (r, control)]
+        missing = [n for n, f in zip((c.name, name), fits, strict=True) if not all(map(math.isfinite, f))]
+        if missing:
+            rows.append(row | {"note": f"no joint fit with an interval for {' and '.join(missing)}"})
+            continue
+        delta, low, high = difference_interval(*fits)
+        verdict, direction = drift_verdict(classify_interval(delta, low, high, cfg.analysis.tolerance), "η*")
+        widths = int(r["joint_widths"]), int(control["joint_widths"])
+        note = f"fits of {widths[0]} and {widths[1]} widths" if widths[0] != widths[1] else ""
+        rows.append(row | {"exponent": delta, "ci_low": low, "ci_high": high, "verdict": verdict, "note": note,
+                           "direction": f"{direction} relative to {name}'s" if direction else ""})  # fmt: skip
+    return pd.DataFrame(rows, columns=list(RELATIVE_COLUMNS))
+
+
+def anchor_sentence(row: Mapping, tolerance: float) -> str:
+    """One sentence per anchor row: what theory expects, what the fit says, and what that means for the rest."""
+    name, body = row["config"], "µP" if row["body"] == "mup" else "SP"
+    if math.isfinite(row["exponent"]) and math.isfinite(row["ci_low"]):
+        fit = f"joint β {row['exponent']:+.3f} [{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]"
+    else:
+        fit = "no joint fit with an interval"
+    said = row["verdict"] + (f" ({row['direction']})" if row["direction"] else "")
+    head = f"{name} (plain residual, {body} body) should {_infinitive(row['expected'])}; it {said}, {fit}"
+    if row["status"] == "holds":
+        return f"{head}: the anchor holds."
+    if row["status"] == "fails":
+        return (f"{head}: the anchor fails. At these settings the method moves the optimum by itself, so no verdict "
+                f"below is a property of mHC alone; the drift against the control (below) cancels what the two "
+                f"share, if it adds to both alike.")  # fmt: skip
+    return f"{head}: the anchor is not told yet (its interval is neither inside ±{tolerance:g} nor clear of 0)."
+
+
+def _infinitive(expected: str) -> str:
+    """``transfers`` → ``transfer``; ``drifts (η* shrinks with width)`` → ``drift (η* shrinks with width)``."""
+    verb, _, rest = expected.partition(" ")
+    return verb.removesuffix("s") + (f" {rest}" if rest else "")
+
+
+def _configured_rows(cfg: TransferConfig, drift: pd.DataFrame) -> list[tuple]:
+    """``(configuration, its drift row)`` for each configuration of the grid that ``drift`` has a row of."""
+    rows = {r["config"]: r for r in drift.to_dict("records")}
+    return [(c, rows[c.name]) for c in cfg.grid.configs if c.name in rows]

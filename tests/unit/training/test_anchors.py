@@ -1,0 +1,132 @@
+"""The sanity anchors and the drift against them: statuses by hand, the difference interval against a closed form,
+and the whole analysis on synthetic curves whose optima drift by known amounts."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mhc_mup.stats.fitting import FitSettings
+from mhc_mup.training.transfer import (
+    ANCHOR_COLUMNS,
+    BUILTIN_CONFIGS,
+    RELATIVE_COLUMNS,
+    SweepGrid,
+    TransferAnalysis,
+    TransferConfig,
+    analyse,
+    anchor_sentence,
+    anchor_table,
+    lr_grid,
+    relative_drift,
+)
+from mhc_mup.training.transfer.anchors import anchor_status, difference_interval
+from tests.helpers import transfer_record
+
+NAMES = ("control-mup", "control-sp", "mup", "baseline", "sp-baseline")
+
+
+def config(names=NAMES, hyper: str = "lr", widths=(64, 128, 256, 512)) -> TransferConfig:
+    grid = SweepGrid(configs=tuple(BUILTIN_CONFIGS[n] for n in names), widths=widths, lrs=lr_grid(2**-12, 2**-1, 23),
+                     seeds=3)  # fmt: skip
+    cfg = TransferConfig(grid=grid, analysis=TransferAnalysis(fit=FitSettings(n_boot=200)), device="cpu")
+    return cfg if hyper == "lr" else cfg.with_leaves(hyper=hyper, base_lr=2**-7)
+
+
+def drift_frame(fits: dict[str, tuple[float, float, float, str, str]], widths: int = 4) -> pd.DataFrame:
+    """A drift table's joint columns: name → (β, low, high, verdict, direction)."""
+    return pd.DataFrame([
+        {"config": n, "joint_exponent": b, "joint_low": lo, "joint_high": hi, "joint_verdict": v,
+         "joint_direction": d, "joint_widths": widths}
+        for n, (b, lo, hi, v, d) in fits.items()
+    ])  # fmt: skip
+
+
+SHRINKS = "η* shrinks with width"
+
+
+@pytest.mark.parametrize(("body", "verdict", "direction", "status"), [
+    ("mup", "transfers", "", "holds"), ("mup", "drifts", SHRINKS, "fails"), ("mup", "unclear", "", "unclear"),
+    ("sp", "drifts", SHRINKS, "holds"), ("sp", "drifts", "η* grows with width", "fails"),
+    ("sp", "transfers", "", "fails"), ("sp", "unclear", "", "unclear"),
+])  # fmt: skip
+def test_anchor_status_by_hand(body, verdict, direction, status):
+    assert anchor_status(body, verdict, direction) == status
+
+
+def test_difference_interval_is_the_quadrature_of_the_sides():
+    delta, low, high = difference_interval((-0.1, -0.2, 0.0), (-0.3, -0.4, -0.25))
+    assert delta == pytest.approx(0.2)
+    assert low == pytest.approx(0.2 - math.hypot(0.1, 0.05)) and high == pytest.approx(0.2 + math.hypot(0.1, 0.1))
+    # two independent normal estimates with symmetric z-intervals: the difference's own z-interval
+    z, sa, sb = 1.96, 0.03, 0.04
+    _, low, high = difference_interval((0.5, 0.5 - z * sa, 0.5 + z * sa), (0.2, 0.2 - z * sb, 0.2 + z * sb))
+    assert (high - low) / 2 == pytest.approx(z * math.hypot(sa, sb))
+
+
+def test_tables_from_a_drift_frame():
+    drift = drift_frame({
+        "control-mup": (-0.114, -0.192, -0.037, "drifts", SHRINKS),
+        "control-sp": (-1.5, -1.9, -1.1, "drifts", SHRINKS),
+        "mup": (-0.077, -0.120, -0.033, "unclear", ""),
+        "baseline": (-0.323, -0.406, -0.240, "drifts", SHRINKS),
+        "sp-baseline": (math.nan, math.nan, math.nan, "unclear", ""),
+    })  # fmt: skip
+    cfg = config()
+    anchors = anchor_table(cfg, drift)
+    assert list(anchors.columns) == list(ANCHOR_COLUMNS)
+    assert anchors.set_index("config").status.to_dict() == {"control-mup": "fails", "control-sp": "holds"}
+    rel = relative_drift(cfg, drift).set_index("config")
+    assert list(rel.reset_index().columns) == list(RELATIVE_COLUMNS)
+    assert rel.anchor.to_dict() == {"mup": "control-mup", "baseline": "control-mup", "sp-baseline": "control-sp"}
+    assert rel.loc["mup", "exponent"] == pytest.approx(0.037) and rel.loc["mup", "verdict"] == "unclear"
+    assert rel.loc["baseline", "exponent"] == pytest.approx(-0.209) and rel.loc["baseline", "verdict"] == "drifts"
+    assert rel.loc["baseline", "direction"] == "η* shrinks with width relative to control-mup's"
+    assert math.isnan(rel.loc["sp-baseline", "exponent"]) and rel.loc["sp-baseline", "verdict"] == "unclear"
+    assert rel.loc["sp-baseline", "note"] == "no joint fit with an interval for sp-baseline"
+    fails, holds = (anchor_sentence(r, 0.1) for r in anchors.to_dict("records"))
+    assert fails.startswith("control-mup (plain residual, µP body) should transfer; it drifts") and "fails" in fails
+    assert holds.startswith("control-sp (plain residual, SP body) should drift (η* shrinks with width); it drifts")
+
+
+def test_no_anchor_without_a_control_or_in_a_multiplier_sweep():
+    drift = drift_frame({"mup": (0.0, -0.05, 0.05, "transfers", ""), "control-mup": (0.0, -0.05, 0.05,
+                                                                                     "transfers", "")})  # fmt: skip
+    assert anchor_table(config(("mup",)), drift).empty and relative_drift(config(("mup",)), drift).empty
+    hidden = config(("mup", "control-mup"), hyper="lr_hidden")
+    assert anchor_table(hidden, drift).empty and relative_drift(hidden, drift).empty
+
+
+def synthetic(betas: dict[str, float], widths=(64, 128, 256, 512)) -> tuple[TransferConfig, list[dict]]:
+    """Curves with optimum log2 η*(d) = −6 + β·log2(d/64) + small seed noise, per configuration."""
+    cfg = config(tuple(betas), widths=widths)
+    rng = np.random.default_rng(3)
+    records = []
+    for name, beta in betas.items():
+        for w in widths:
+            for s in range(3):
+                x0 = -6 + beta * math.log2(w / 64) + 0.02 * rng.standard_normal()
+                records += [transfer_record(name, w, s, lr, 3 + 0.2 * (math.log2(lr) - x0) ** 2)
+                            for lr in cfg.grid.lrs]  # fmt: skip
+    return cfg, records
+
+
+def test_analysis_reads_a_shared_drift_as_no_relative_drift():
+    """The control drifts by −0.3 and mup by −0.3: the anchor fails and the relative drift is 0 (transfers);
+    baseline's extra −0.5 is read as drift beyond the control."""
+    result = analyse(*synthetic({"control-mup": -0.3, "mup": -0.3, "baseline": -0.8}))
+    assert result.anchors.status.tolist() == ["fails"]
+    rel = result.relative.set_index("config")
+    assert rel.loc["mup", "exponent"] == pytest.approx(0.0, abs=0.02) and rel.loc["mup", "verdict"] == "transfers"
+    assert rel.loc["baseline", "exponent"] == pytest.approx(-0.5, abs=0.03)
+    assert rel.loc["baseline", "verdict"] == "drifts" and rel.loc["baseline", "ci_high"] < -0.1
+    assert result.anchors.iloc[0].exponent == pytest.approx(-0.3, abs=0.02)
+
+
+def test_analysis_anchor_holds_when_the_control_transfers():
+    result = analyse(*synthetic({"control-mup": 0.0, "mup": 0.0}))
+    assert result.anchors.status.tolist() == ["holds"]
+    assert result.relative.verdict.tolist() == ["transfers"] and result.relative.note.tolist() == [""]
