@@ -126,6 +126,24 @@ def test_analysis_reads_a_shared_drift_as_no_relative_drift():
     assert result.anchors.iloc[0].exponent == pytest.approx(-0.3, abs=0.02)
 
 
+def test_fits_over_different_widths_are_compared_over_the_widths_both_fitted():
+    """mup drifts by −0.3 up to 256 and then stays put; the control has no runs at 512: compared over 64–256 the
+    two shifts cancel (a comparison over 64–512 for mup would read about +0.1 against the control)."""
+    cfg, records = synthetic({"control-mup": -0.3, "mup": -0.3})
+    for r in records:
+        if r["config"] == "mup" and r["width"] == 512:  # hold the optimum at 256's: log2 η* = −6 − 0.6
+            r["final_val_loss"] = 3 + 0.2 * (r["log2_lr"] + 6.6) ** 2
+    records = [r for r in records if not (r["config"] == "control-mup" and r["width"] == 512)]
+    result = analyse(cfg, records)
+    drift = result.drift.set_index("config")
+    assert drift.loc["mup", "joint_widths"] == 4 and drift.loc["control-mup", "joint_widths"] == 3
+    row = result.relative.iloc[0]
+    assert row.exponent == pytest.approx(0.0, abs=0.03), row
+    assert row.note == "both fitted again over the 3 widths both fitted (64–256)"
+    as_is = relative_drift(cfg, result.drift).iloc[0]  # the drift table's own fits: different spans
+    assert as_is.exponent > 0.05
+
+
 def test_analysis_anchor_holds_when_the_control_transfers():
     result = analyse(*synthetic({"control-mup": 0.0, "mup": 0.0}))
     assert result.anchors.status.tolist() == ["holds"]

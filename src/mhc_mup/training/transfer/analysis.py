@@ -39,7 +39,13 @@ from mhc_mup._io import StrEnum
 from mhc_mup.stats.fitting import bootstrap_estimate, fit_power_law
 from mhc_mup.stats.readings import UNCLEAR as UNCLEAR_READING
 from mhc_mup.stats.readings import classify, drift_verdict
-from mhc_mup.training.transfer.anchors import ANCHOR_COLUMNS, RELATIVE_COLUMNS, anchor_table, relative_drift
+from mhc_mup.training.transfer.anchors import (
+    ANCHOR_COLUMNS,
+    RELATIVE_COLUMNS,
+    anchor_table,
+    control_pairs,
+    relative_row,
+)
 from mhc_mup.training.transfer.config import SweepGrid, TransferConfig, grid_values, log2_key
 from mhc_mup.training.transfer.edges import EDGE_COLUMNS, EDGE_DRIFT_COLUMNS, edge_drift, edges_table
 from mhc_mup.training.transfer.joint import WidthCurves, joint_drift, width_curves, width_values
@@ -210,6 +216,7 @@ def analyse(cfg: TransferConfig, records: list[dict], grids: Sequence[SweepGrid]
     planned = grid_values(grids if grids is not None else (cfg.grid,))
     seed_rows, opt_rows, drift_rows, edge_tables, edge_drifts = [], [], [], [], []
     values: dict[tuple[str, int], tuple[float, ...]] = {}
+    joint_inputs: dict[str, tuple[list[WidthCurves], frozenset[int]]] = {}  # curves, widths the joint fit placed
     for c in cfg.grid.configs:
         per_width: dict[int, list[float]] = {}
         of_config = runs[runs.config == c.name]
@@ -220,6 +227,7 @@ def analyse(cfg: TransferConfig, records: list[dict], grids: Sequence[SweepGrid]
         loss_grids = [wc for w in widths if (wc := width_curves(cfg, at[w], own[w]))]
         joint_row, joint_widths = joint_drift(cfg, loss_grids, cfg.sweep.symbol)
         joint_row = _with_unfinished(joint_row, [w for w in widths if len(at[w])], loss_grids)
+        joint_inputs[c.name] = loss_grids, frozenset(w for w, (_, x) in joint_widths.items() if math.isfinite(x))
         edge_tables.append(edges_table(cfg, c.name, loss_grids))
         edge_drifts.append(edge_drift(cfg, c.name, loss_grids, edge_tables[-1]))
         for w in widths:
@@ -243,8 +251,30 @@ def analyse(cfg: TransferConfig, records: list[dict], grids: Sequence[SweepGrid]
     result.edges = _concat(edge_tables, EDGE_COLUMNS)
     result.edge_drift = _concat(edge_drifts, EDGE_DRIFT_COLUMNS)
     result.anchors = anchor_table(cfg, drift)
-    result.relative = relative_drift(cfg, drift)
+    result.relative = _relative_table(cfg, drift, joint_inputs)
     return result
+
+
+def _relative_table(
+    cfg: TransferConfig, drift: pd.DataFrame, joint_inputs: Mapping[str, tuple[list[WidthCurves], frozenset[int]]]
+) -> pd.DataFrame:
+    """Each mHC configuration's drift against its control (:mod:`~mhc_mup.training.transfer.anchors`), both joint
+    fits over the same widths: where the two fitted different widths, both are fitted again over those they share
+    (at least 2), so that slopes over different spans are not compared."""
+    rows = {r["config"]: r for r in drift.to_dict("records")}
+    table = []
+    for c, a in control_pairs(cfg):
+        (curves_c, fitted_c), (curves_a, fitted_a) = joint_inputs[c.name], joint_inputs[a.name]
+        fit_c, fit_a, note = rows[c.name], rows[a.name], ""
+        common = fitted_c & fitted_a
+        if fitted_c != fitted_a and len(common) >= 2:
+            fit_c, fit_a = (joint_drift(cfg, [g for g in curves if g.width in common])[0]
+                            for curves in (curves_c, curves_a))  # fmt: skip
+            note = f"both fitted again over the {len(common)} widths both fitted ({min(common)}–{max(common)})"
+        elif fitted_c != fitted_a:
+            note = f"fits of {len(fitted_c)} and {len(fitted_a)} widths, fewer than 2 in common"
+        table.append(relative_row(c.name, a.name, fit_c, fit_a, cfg.analysis.tolerance, note))
+    return pd.DataFrame(table, columns=list(RELATIVE_COLUMNS))
 
 
 def _concat(frames: list[pd.DataFrame], columns: tuple[str, ...]) -> pd.DataFrame:

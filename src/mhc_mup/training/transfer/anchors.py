@@ -14,6 +14,7 @@ body (the model rule): it cancels a shift the two models share, if that shift ad
 combines the two fits' intervals in quadrature, each side on its own (the fits are of different runs; when their
 noise is positively correlated, as runs with the same seeds and data order may be, the true interval is
 narrower). It is read against the same ±tolerance: inside it the configuration drifts no more than its control.
+Both fits are over the same widths: the analysis fits the two again over the widths both fitted when they differ.
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ import pandas as pd
 
 from mhc_mup.stats.readings import classify_interval, drift_verdict
 from mhc_mup.training.transfer.config import TransferConfig
+from mhc_mup.training.transfer.configurations import Configuration
 
 __all__ = [
     "ANCHOR_COLUMNS", "ANCHOR_EXPECTED", "RELATIVE_COLUMNS", "anchor_sentence", "anchor_status", "anchor_table",
-    "difference_interval", "relative_drift",
+    "control_pairs", "difference_interval", "relative_drift", "relative_row",
 ]  # fmt: skip
 
 ANCHOR_EXPECTED = {"mup": ("transfers", ""), "sp": ("drifts", "η* shrinks with width")}
@@ -73,31 +75,40 @@ def difference_interval(
     return delta, delta - math.hypot(ba - la, hb - bb), delta + math.hypot(ha - ba, bb - lb)
 
 
+def control_pairs(cfg: TransferConfig) -> list[tuple[Configuration, Configuration]]:
+    """``(mHC configuration, the control of its body)`` for each mHC configuration of a learning-rate sweep whose
+    body has a control in the grid; none for a sweep of another hyperparameter."""
+    if cfg.sweep.hyper != "lr":
+        return []
+    controls = {c.model: c for c in cfg.grid.configs if not c.hc}
+    return [(c, controls[c.model]) for c in cfg.grid.configs if c.hc and c.model in controls]
+
+
+def relative_row(name: str, anchor: str, fit: Mapping, control: Mapping, tolerance: float, note: str = "") -> dict:
+    """One row of :data:`RELATIVE_COLUMNS`: ``δ = β_config − β_control`` of two joint fits' columns (``fit`` and
+    ``control``: ``joint_exponent``, ``joint_low``, ``joint_high``) with :func:`difference_interval`, read against
+    ``tolerance``; ``note`` says over which widths, when the analysis chose them."""
+    row = dict.fromkeys(RELATIVE_COLUMNS, math.nan) | {"config": name, "anchor": anchor, "verdict": "unclear",
+                                                       "direction": "", "note": note}  # fmt: skip
+    fits = [(x["joint_exponent"], x["joint_low"], x["joint_high"]) for x in (fit, control)]
+    missing = [n for n, f in zip((name, anchor), fits, strict=True) if not all(map(math.isfinite, f))]
+    if missing:
+        why = f"no joint fit with an interval for {' and '.join(missing)}"
+        return row | {"note": "; ".join(filter(None, [note, why]))}
+    delta, low, high = difference_interval(*fits)
+    verdict, direction = drift_verdict(classify_interval(delta, low, high, tolerance), "η*")
+    return row | {"exponent": delta, "ci_low": low, "ci_high": high, "verdict": verdict,
+                  "direction": f"{direction} relative to {anchor}'s" if direction else ""}  # fmt: skip
+
+
 def relative_drift(cfg: TransferConfig, drift: pd.DataFrame) -> pd.DataFrame:
-    """One row per mHC configuration of a learning-rate sweep whose body has a control in it
-    (:data:`RELATIVE_COLUMNS`): ``δ = β_config − β_control`` of the joint fits with :func:`difference_interval`,
-    read against the analysis's tolerance. Empty when no configuration has a control to stand against."""
-    rows = []
-    configured = _configured_rows(cfg, drift)
-    controls = {c.model: (c.name, r) for c, r in configured if not c.hc}
-    for c, r in configured:
-        if not c.hc or c.model not in controls or cfg.sweep.hyper != "lr":
-            continue
-        name, control = controls[c.model]
-        row = dict.fromkeys(RELATIVE_COLUMNS, math.nan) | {"config": c.name, "anchor": name, "verdict": "unclear",
-                                                           "direction": "", "note": ""}  # fmt: skip
-        fits = [(x["joint_exponent"], x["joint_low"], x["joint_high"]) for x in (r, control)]
-        missing = [n for n, f in zip((c.name, name), fits, strict=True) if not all(map(math.isfinite, f))]
-        if missing:
-            rows.append(row | {"note": f"no joint fit with an interval for {' and '.join(missing)}"})
-            continue
-        delta, low, high = difference_interval(*fits)
-        verdict, direction = drift_verdict(classify_interval(delta, low, high, cfg.analysis.tolerance), "η*")
-        widths = int(r["joint_widths"]), int(control["joint_widths"])
-        note = f"fits of {widths[0]} and {widths[1]} widths" if widths[0] != widths[1] else ""
-        rows.append(row | {"exponent": delta, "ci_low": low, "ci_high": high, "verdict": verdict, "note": note,
-                           "direction": f"{direction} relative to {name}'s" if direction else ""})  # fmt: skip
-    return pd.DataFrame(rows, columns=list(RELATIVE_COLUMNS))
+    """:func:`relative_row` of each :func:`control_pairs` pair from the drift table's joint fits as they are
+    (:func:`~mhc_mup.training.transfer.analysis.analyse` refits the two over the widths both fitted when those
+    differ)."""
+    rows = {r["config"]: r for r in drift.to_dict("records")}
+    table = [relative_row(c.name, a.name, rows[c.name], rows[a.name], cfg.analysis.tolerance)
+             for c, a in control_pairs(cfg) if c.name in rows and a.name in rows]  # fmt: skip
+    return pd.DataFrame(table, columns=list(RELATIVE_COLUMNS))
 
 
 def anchor_sentence(row: Mapping, tolerance: float) -> str:
