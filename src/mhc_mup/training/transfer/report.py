@@ -372,10 +372,9 @@ def _fmt(v: float, spec: str = ".3f") -> str:
 
 
 def build_transfer_report(result: TransferResult, png: bytes, logits_png: bytes = b""):
-    """The report's blocks (:mod:`mhc_mup.diagnostics.report`): the sanity anchors, drift verdicts (sentences from
-    the fits),
-    the optima table, the routing and logit tables (with :func:`logits_figure`'s ``logits_png`` when given), the
-    figure, the cost and the notes."""
+    """The report's blocks (:mod:`mhc_mup.diagnostics.report`): the repeats caveat, the sanity anchors, drift
+    verdicts (sentences from the fits), the optima table, the routing and logit tables (with
+    :func:`logits_figure`'s ``logits_png`` when given), the figure, the cost and the notes."""
     from mhc_mup.reporting.blocks import FigureBlock, Heading, Paragraph, Report, Table
 
     cfg = result.config
@@ -476,9 +475,8 @@ def _csv(frame: pd.DataFrame, columns: tuple[str, ...]) -> str:
 def write_outputs(result: TransferResult, out: str | Path) -> list[Path]:
     """Write ``transfer.csv``, ``curves.csv.gz``, ``optima_seeds.csv``, ``optima.csv``, ``drift.csv``,
     ``routing.csv``, ``logits.csv``, ``noise.csv``, ``edges.csv``, ``edge_drift.csv``, ``anchors.csv``,
-    ``relative_drift.csv``, the report
-    (``transfer_report.md`` / ``.html``), ``transfer.png`` and, where runs recorded their logits, ``logits.png``
-    into ``out``; every content is made before the first write."""
+    ``relative_drift.csv``, the report (``transfer_report.md`` / ``.html``), ``transfer.png`` and, where runs
+    recorded their logits, ``logits.png`` into ``out``; every content is made before the first write."""
     from mhc_mup.reporting.blocks import render_html, render_markdown
     from mhc_mup.reporting.render import png_bytes
 
