@@ -80,7 +80,7 @@ QUICK = {
 WRITES = (
     "runs/<config>/d<width>/seed<seed>/log2lr<x>.json (one per run, as it finishes), sweep.json, transfer.csv, "
     "curves.csv.gz, optima_seeds.csv, optima.csv, drift.csv, routing.csv, logits.csv, noise.csv, edges.csv, "
-    "edge_drift.csv, transfer.png and transfer_report.md/.html"
+    "edge_drift.csv, anchors.csv, relative_drift.csv, transfer.png and transfer_report.md/.html"
 )
 CONFIG_HELP = "; ".join(f"{c.name}: {c.describe()}" for c in BUILTIN_CONFIGS.values())
 
@@ -117,6 +117,8 @@ def register(p: argparse.ArgumentParser) -> None:
         "and seed at once (a skewed parabola in log2 of the swept value whose optimum moves as d^β), and read "
         "β's 95% interval: transfers when it lies in ±tolerance, drifts when β lies outside and its interval "
         "excludes 0, unclear otherwise (the per-seed parabola optima and their drift are kept beside it). "
+        "It also says whether the plain-residual controls read as theory says (control-mup transfers, "
+        "control-sp drifts): read no verdict where they do not. "
         f"Writes DIR/{WRITES}. Finished runs are kept: the same command again skips them. The grid may grow "
         "adaptively: a later command into the same --out may sweep other values, widths, seeds or configurations "
         "(e.g. more learning rates for one configuration at one width), and the tables and report cover every "
