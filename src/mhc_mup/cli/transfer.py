@@ -417,7 +417,8 @@ def _print_anchors(result: TransferResult, console: Console) -> None:
     tol = result.config.tolerance
     for r in result.anchors.to_dict("records"):
         colour = {"holds": "green", "fails": "red"}.get(r["status"], "yellow")
-        console.print(f"  [{colour}]anchor {r['status']}[/{colour}]: {anchor_sentence(r, tol)}", soft_wrap=True)
+        sentence = anchor_sentence(r, tol, not result.relative.empty)
+        console.print(f"  [{colour}]anchor {r['status']}[/{colour}]: {sentence}", soft_wrap=True)
     if result.relative.empty:
         return
     t = table(f"Drift against the control of the same body: β − β_control of the joint fits, within ±{tol:g}: "

@@ -87,8 +87,10 @@ def test_tables_from_a_drift_frame():
     assert rel.loc["baseline", "direction"] == "η* shrinks with width relative to control-mup's"
     assert math.isnan(rel.loc["sp-baseline", "exponent"]) and rel.loc["sp-baseline", "verdict"] == "unclear"
     assert rel.loc["sp-baseline", "note"] == "no joint fit with an interval for sp-baseline"
-    fails, holds = (anchor_sentence(r, 0.1) for r in anchors.to_dict("records"))
+    fails, holds = (anchor_sentence(r, 0.1, relative=True) for r in anchors.to_dict("records"))
     assert fails.startswith("control-mup (plain residual, µP body) should transfer; it drifts") and "fails" in fails
+    assert "the drift against the control (below)" in fails  # points to the table that follows...
+    assert "(below)" not in anchor_sentence(anchors.iloc[0].to_dict(), 0.1)  # ...only where there is one
     assert holds.startswith("control-sp (plain residual, SP body) should drift (η* shrinks with width); it drifts")
 
 

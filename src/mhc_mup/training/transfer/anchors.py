@@ -111,8 +111,9 @@ def relative_drift(cfg: TransferConfig, drift: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(table, columns=list(RELATIVE_COLUMNS))
 
 
-def anchor_sentence(row: Mapping, tolerance: float) -> str:
-    """One sentence per anchor row: what theory expects, what the fit says, and what that means for the rest."""
+def anchor_sentence(row: Mapping, tolerance: float, relative: bool = False) -> str:
+    """One sentence per anchor row: what theory expects, what the fit says, and what that means for the rest
+    (``relative``: a table of the drift against the control follows, which a failed anchor points to)."""
     name, body = row["config"], "µP" if row["body"] == "mup" else "SP"
     if math.isfinite(row["exponent"]) and math.isfinite(row["ci_low"]):
         fit = f"joint β {row['exponent']:+.3f} [{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]"
@@ -123,9 +124,11 @@ def anchor_sentence(row: Mapping, tolerance: float) -> str:
     if row["status"] == "holds":
         return f"{head}: the anchor holds."
     if row["status"] == "fails":
-        return (f"{head}: the anchor fails. At these settings the method moves the optimum by itself, so no verdict "
-                f"below is a property of mHC alone; the drift against the control (below) cancels what the two "
-                f"share, if it adds to both alike.")  # fmt: skip
+        text = (f"{head}: the anchor fails. At these settings the method moves the optimum by itself (the steps, "
+                "the schedule, the data or the estimator), so no verdict below is a property of mHC alone")
+        if relative:
+            text += "; the drift against the control (below) cancels what the two share, if it adds to both alike"
+        return text + "."
     return f"{head}: the anchor is not told yet (its interval is neither inside ±{tolerance:g} nor clear of 0)."
 
 

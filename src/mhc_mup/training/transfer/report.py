@@ -197,7 +197,7 @@ def _anchor_blocks(result: TransferResult) -> list:
                     Paragraph("The plain-residual controls have known answers: under the µP body the optimal "
                               "learning rate transfers, under SP it shrinks with width. Read the verdicts below only "
                               "where the anchors hold.")]  # fmt: skip
-    blocks += [Paragraph(anchor_sentence(r, tol)) for r in result.anchors.to_dict("records")]
+    blocks += [Paragraph(anchor_sentence(r, tol, not result.relative.empty)) for r in result.anchors.to_dict("records")]
     if result.relative.empty:
         return blocks
     blocks.append(Table(
