@@ -91,6 +91,13 @@ def test_tables_from_a_drift_frame():
     assert fails.startswith("control-mup (plain residual, µP body) should transfer; it drifts") and "fails" in fails
     assert "the drift against the control (below)" in fails  # points to the table that follows...
     assert "(below)" not in anchor_sentence(anchors.iloc[0].to_dict(), 0.1)  # ...only where there is one
+    none = anchors.iloc[0].to_dict() | {"exponent": math.nan, "ci_low": math.nan, "verdict": "unclear",
+                                        "direction": "", "status": "unclear"}  # fmt: skip
+    told = "it reads unclear, no joint fit with an interval: the anchor is not told yet."
+    assert anchor_sentence(none, 0.1).endswith(told)
+    unclear = anchors.iloc[0].to_dict() | {"ci_low": -0.2, "ci_high": 0.05, "verdict": "unclear", "direction": "",
+                                           "status": "unclear"}  # fmt: skip
+    assert anchor_sentence(unclear, 0.1).endswith("(its interval is neither inside ±0.1 nor clear of 0).")
     assert holds.startswith("control-sp (plain residual, SP body) should drift (η* shrinks with width); it drifts")
 
 

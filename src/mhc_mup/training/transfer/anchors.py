@@ -119,7 +119,8 @@ def anchor_sentence(row: Mapping, tolerance: float, relative: bool = False) -> s
         fit = f"joint β {row['exponent']:+.3f} [{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]"
     else:
         fit = "no joint fit with an interval"
-    said = row["verdict"] + (f" ({row['direction']})" if row["direction"] else "")
+    said = ("reads " if row["verdict"] == "unclear" else "") + row["verdict"]
+    said += f" ({row['direction']})" if row["direction"] else ""
     head = f"{name} (plain residual, {body} body) should {_infinitive(row['expected'])}; it {said}, {fit}"
     if row["status"] == "holds":
         return f"{head}: the anchor holds."
@@ -129,6 +130,8 @@ def anchor_sentence(row: Mapping, tolerance: float, relative: bool = False) -> s
         if relative:
             text += "; the drift against the control (below) cancels what the two share, if it adds to both alike"
         return text + "."
+    if fit.startswith("no "):
+        return f"{head}: the anchor is not told yet."
     return f"{head}: the anchor is not told yet (its interval is neither inside ±{tolerance:g} nor clear of 0)."
 
 
