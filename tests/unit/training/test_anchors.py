@@ -148,7 +148,7 @@ def test_fits_over_different_widths_are_compared_over_the_widths_both_fitted():
     assert drift.loc["mup", "joint_widths"] == 4 and drift.loc["control-mup", "joint_widths"] == 3
     row = result.relative.iloc[0]
     assert row.exponent == pytest.approx(0.0, abs=0.03), row
-    assert row.note == "both fitted again over the 3 widths both fitted (64–256)"
+    assert row.note == "both refitted over the 3 widths they share (64–256)"
     as_is = relative_drift(cfg, result.drift).iloc[0]  # the drift table's own fits: different spans
     assert as_is.exponent > 0.05
 

@@ -270,7 +270,7 @@ def _relative_table(
         if fitted_c != fitted_a and len(common) >= 2:
             fit_c, fit_a = (joint_drift(cfg, [g for g in curves if g.width in common])[0]
                             for curves in (curves_c, curves_a))  # fmt: skip
-            note = f"both fitted again over the {len(common)} widths both fitted ({min(common)}–{max(common)})"
+            note = f"both refitted over the {len(common)} widths they share ({min(common)}–{max(common)})"
         elif fitted_c != fitted_a:
             note = f"fits of {len(fitted_c)} and {len(fitted_a)} widths, fewer than 2 in common"
         table.append(relative_row(c.name, a.name, fit_c, fit_a, cfg.analysis.tolerance, note))
