@@ -39,14 +39,9 @@ from mhc_mup._io import StrEnum
 from mhc_mup.stats.fitting import bootstrap_estimate, fit_power_law
 from mhc_mup.stats.readings import UNCLEAR as UNCLEAR_READING
 from mhc_mup.stats.readings import classify, drift_verdict
-from mhc_mup.training.transfer.anchors import (
-    ANCHOR_COLUMNS,
-    RELATIVE_COLUMNS,
-    anchor_table,
-    control_pairs,
-    relative_row,
-)
+from mhc_mup.training.transfer.anchors import ANCHOR_COLUMNS, RELATIVE_COLUMNS, anchor_table, relative_drift
 from mhc_mup.training.transfer.config import SweepGrid, TransferConfig, grid_values, log2_key
+from mhc_mup.training.transfer.configurations import Configuration
 from mhc_mup.training.transfer.edges import EDGE_COLUMNS, EDGE_DRIFT_COLUMNS, edge_drift, edges_table
 from mhc_mup.training.transfer.joint import WidthCurves, joint_drift, width_curves, width_values
 from mhc_mup.training.transfer.logits import LOGIT_STATS
@@ -258,23 +253,24 @@ def analyse(cfg: TransferConfig, records: list[dict], grids: Sequence[SweepGrid]
 def _relative_table(
     cfg: TransferConfig, drift: pd.DataFrame, joint_inputs: Mapping[str, tuple[list[WidthCurves], frozenset[int]]]
 ) -> pd.DataFrame:
-    """Each mHC configuration's drift against its control (:mod:`~mhc_mup.training.transfer.anchors`), both joint
-    fits over the same widths: where the two fitted different widths, both are fitted again over those they share
-    (at least 2), so that slopes over different spans are not compared."""
+    """Each mHC configuration's drift against its control (:func:`~mhc_mup.training.transfer.anchors.relative_drift`),
+    both joint fits over the same widths: where the two fitted different widths, both are fitted again over those
+    they share (at least 2), so that slopes over different spans are not compared."""
     rows = {r["config"]: r for r in drift.to_dict("records")}
-    table = []
-    for c, a in control_pairs(cfg):
+
+    def same_widths(c: Configuration, a: Configuration) -> tuple[Mapping, Mapping, str]:
         (curves_c, fitted_c), (curves_a, fitted_a) = joint_inputs[c.name], joint_inputs[a.name]
-        fit_c, fit_a, note = rows[c.name], rows[a.name], ""
         common = fitted_c & fitted_a
-        if fitted_c != fitted_a and len(common) >= 2:
-            fit_c, fit_a = (joint_drift(cfg, [g for g in curves if g.width in common])[0]
-                            for curves in (curves_c, curves_a))  # fmt: skip
-            note = f"both refitted over the {len(common)} widths they share ({min(common)}–{max(common)})"
-        elif fitted_c != fitted_a:
+        if fitted_c == fitted_a:
+            return rows[c.name], rows[a.name], ""
+        if len(common) < 2:
             note = f"fits of {len(fitted_c)} and {len(fitted_a)} widths, fewer than 2 in common"
-        table.append(relative_row(c.name, a.name, fit_c, fit_a, cfg.analysis.tolerance, note))
-    return pd.DataFrame(table, columns=list(RELATIVE_COLUMNS))
+            return rows[c.name], rows[a.name], note
+        fit_c, fit_a = (joint_drift(cfg, [g for g in curves if g.width in common])[0]
+                        for curves in (curves_c, curves_a))  # fmt: skip
+        return fit_c, fit_a, f"both refitted over the {len(common)} widths they share ({min(common)}–{max(common)})"
+
+    return relative_drift(cfg, drift, same_widths)
 
 
 def _concat(frames: list[pd.DataFrame], columns: tuple[str, ...]) -> pd.DataFrame:

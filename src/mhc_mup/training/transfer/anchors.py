@@ -20,7 +20,7 @@ Both fits are over the same widths: the analysis fits the two again over the wid
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import pandas as pd
 
@@ -29,8 +29,8 @@ from mhc_mup.training.transfer.config import TransferConfig
 from mhc_mup.training.transfer.configurations import Configuration
 
 __all__ = [
-    "ANCHOR_COLUMNS", "ANCHOR_EXPECTED", "RELATIVE_COLUMNS", "anchor_sentence", "anchor_status", "anchor_table",
-    "control_pairs", "difference_interval", "relative_drift", "relative_row",
+    "ANCHOR_COLUMNS", "ANCHOR_EXPECTED", "RELATIVE_COLUMNS", "Refit", "anchor_sentence", "anchor_status",
+    "anchor_table", "control_pairs", "difference_interval", "relative_drift", "relative_row",
 ]  # fmt: skip
 
 ANCHOR_EXPECTED = {"mup": ("transfers", ""), "sp": ("drifts", "η* shrinks with width")}
@@ -101,13 +101,21 @@ def relative_row(name: str, anchor: str, fit: Mapping, control: Mapping, toleran
                   "direction": f"{direction} relative to {anchor}'s" if direction else ""}  # fmt: skip
 
 
-def relative_drift(cfg: TransferConfig, drift: pd.DataFrame) -> pd.DataFrame:
-    """:func:`relative_row` of each :func:`control_pairs` pair from the drift table's joint fits as they are
-    (:func:`~mhc_mup.training.transfer.analysis.analyse` refits the two over the widths both fitted when those
-    differ)."""
+Refit = Callable[[Configuration, Configuration], tuple[Mapping, Mapping, str]]
+"""``(configuration, control) → (its fit, the control's fit, note)``: the two joint fits to difference, when the
+caller has better ones than the drift table's (over the widths both placed)."""
+
+
+def relative_drift(cfg: TransferConfig, drift: pd.DataFrame, refit: Refit | None = None) -> pd.DataFrame:
+    """:func:`relative_row` of each :func:`control_pairs` pair: from the drift table's joint fits, or from
+    ``refit``'s (:func:`~mhc_mup.training.transfer.analysis.analyse` refits the two over the widths both placed
+    when those differ)."""
     rows = {r["config"]: r for r in drift.to_dict("records")}
-    table = [relative_row(c.name, a.name, rows[c.name], rows[a.name], cfg.analysis.tolerance)
-             for c, a in control_pairs(cfg) if c.name in rows and a.name in rows]  # fmt: skip
+    table = []
+    for c, a in control_pairs(cfg):
+        if c.name in rows and a.name in rows:
+            fit, control, note = refit(c, a) if refit else (rows[c.name], rows[a.name], "")
+            table.append(relative_row(c.name, a.name, fit, control, cfg.analysis.tolerance, note))
     return pd.DataFrame(table, columns=list(RELATIVE_COLUMNS))
 
 
@@ -115,7 +123,8 @@ def anchor_sentence(row: Mapping, tolerance: float, relative: bool = False) -> s
     """One sentence per anchor row: what theory expects, what the fit says, and what that means for the rest
     (``relative``: a table of the drift against the control follows, which a failed anchor points to)."""
     name, body = row["config"], "µP" if row["body"] == "mup" else "SP"
-    if math.isfinite(row["exponent"]) and math.isfinite(row["ci_low"]):
+    fitted = math.isfinite(row["exponent"]) and math.isfinite(row["ci_low"])
+    if fitted:
         fit = f"joint β {row['exponent']:+.3f} [{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]"
     else:
         fit = "no joint fit with an interval"
@@ -130,7 +139,7 @@ def anchor_sentence(row: Mapping, tolerance: float, relative: bool = False) -> s
         if relative:
             text += "; the drift against the control (below) cancels what the two share, if it adds to both alike"
         return text + "."
-    if fit.startswith("no "):
+    if not fitted:
         return f"{head}: the anchor is not told yet."
     return f"{head}: the anchor is not told yet (its interval is neither inside ±{tolerance:g} nor clear of 0)."
 
