@@ -41,7 +41,7 @@ def transfer_figure(result: TransferResult):
 
     cfg = result.config
     n = len(cfg.grid.configs)
-    fig, axes = plt.subplots(1, n, figsize=(4.2 * n + 0.6, 4.2), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, n, figsize=(4.2 * n + 1.9, 4.2), sharey=True, squeeze=False)
     ylim = _loss_range(result.runs)
     for ax, c in zip(axes[0], cfg.grid.configs, strict=True):
         for i, w in enumerate(sorted(cfg.grid.widths)):
@@ -55,9 +55,12 @@ def transfer_figure(result: TransferResult):
     lines = {label: h for ax in axes[0] for h, label in zip(*ax.get_legend_handles_labels(), strict=True)}
     if lines:
         ordered = sorted(lines, key=lambda label: int(label.removeprefix("d=")))
-        legend_title = "width (★ optimum per seed, | joint fit's,\n× diverged, ▷ ◁ minimum at the grid's edge)"
+        marks = ("★ optimum per seed", "| joint fit's optimum", "× diverged", "▷ ◁ minimum at the\n    grid's edge")
+        legend_title = "\n".join(("width", *marks))
+        # beside the last panel, never over a curve: "best" inside it still hides the top width's points
         axes[0][-1].legend([lines[k] for k in ordered], ordered, fontsize=8, frameon=False, title=legend_title,
-                           title_fontsize=8)  # fmt: skip
+                           title_fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5),
+                           alignment="left")  # fmt: skip
     fig.tight_layout()
     return fig
 
