@@ -192,6 +192,12 @@ def register(p: argparse.ArgumentParser) -> None:
                    help=f"a run diverged when a loss is NaN/inf or above F × its first-step loss "
                         f"(default {d.divergence_factor:g})")  # fmt: skip
     add_model_shape(g, d.depth, d.heads, d.n_s, d.K)
+    g.add_argument("--qk-norm", action="store_true", default=None,
+                   help="RMS-normalise each attention head's queries and keys (learned gains, learning rate as the "
+                        "norms' gains) before q·kᵀ, as OLMo 2 and Qwen 3 do: it bounds the attention logits, "
+                        "whose growth at large learning rates is the usual limit on a Transformer's stable "
+                        "learning rate (and what moves issue 20's µP control at 1000 steps). Off by default, as "
+                        "in every sweep recorded so far. Part of the sweep folder's settings")  # fmt: skip
     add_base_width(g)
     add_corpus(g)
     g.add_argument("--corpus-mb", type=positive_float("--corpus-mb"), metavar="MB",
@@ -297,7 +303,7 @@ def transfer_config(args: argparse.Namespace) -> TransferConfig:
         changes["corpus_bytes"] = max(1, round(args.corpus_mb * 2**20))
     for name in ("seeds", "steps", "optimizer", "warmup", "batch_size", "seq_len", "eval_every", "eval_batches",
                  "depth", "heads", "n_s", "K", "device", "stream_dtype", "kernels", "cuda_graphs",
-                 "torch_compile", "attention"):  # fmt: skip
+                 "torch_compile", "attention", "qk_norm"):  # fmt: skip
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)
     return DEFAULTS.with_leaves(**(changes | _analysis_flags(args)), plan_only=args.dry_run).validate()

@@ -29,14 +29,18 @@ def check_at_least(owner: object, minimum: int, names: Iterable[str]) -> None:
 @dataclass(frozen=True)
 class ModelShape:
     """:class:`~mhc_mup.training.model.MHCLM`'s shape apart from its width: ``depth`` blocks of ``heads``-head
-    attention and an MLP, on the mHC residual ``mhc`` (``n_s`` streams, ``K`` Sinkhorn iterations, the eps)."""
+    attention and an MLP, on the mHC residual ``mhc`` (``n_s`` streams, ``K`` Sinkhorn iterations, the eps);
+    ``qk_norm``: attention RMS-normalises each head's queries and keys (off: the model every sweep so far used)."""
 
     depth: int = 2
     heads: int = 4
     mhc: MHCShape = field(default_factory=MHCShape)
+    qk_norm: bool = False
 
     def __post_init__(self) -> None:
         check_at_least(self, 1, ("depth", "heads"))
+        if not isinstance(self.qk_norm, bool):
+            raise ConfigError(f"qk_norm must be True or False, got {self.qk_norm!r}")
 
     def check_widths(self, widths: Iterable[int]) -> None:
         """:class:`ConfigError` for the first width that is not a positive multiple of ``heads``."""
@@ -48,7 +52,8 @@ class ModelShape:
         """The model at ``width``: mHC (``hc``) or the plain-residual control, streams stored as ``stream_dtype``."""
         m = self.mhc
         return ModelConfig(d=width, depth=self.depth, heads=self.heads, n_s=m.n_s, K=m.K, hc=hc,
-                           hc_eps=m.hc_eps, norm_eps=m.norm_eps, stream_dtype=stream_dtype)  # fmt: skip
+                           hc_eps=m.hc_eps, norm_eps=m.norm_eps, stream_dtype=stream_dtype,
+                           qk_norm=self.qk_norm)  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from mhc_mup.errors import ModelConfigError
 from mhc_mup.kernels import fused
 from mhc_mup.mhc.ops import HC_EPS, NORM_EPS
 from mhc_mup.nn.modules import HeadCollapse, HyperConnection, MHCSublayer, Tap, expand_streams, norm_input
-from mhc_mup.training.width_rules import WidthParameterization
+from mhc_mup.training.width_rules import GAIN_OWNERS, WidthParameterization
 
 __all__ = [
     "ATTENTION_CHOICES", "MHCLM", "MLP", "STREAM_DTYPES", "WITHOUT_CUDNN", "Attention", "Block", "HeadCollapse",
@@ -62,7 +62,8 @@ class ModelConfig:
     ``d/heads``) and MLP (hidden ``mlp_ratio·d``), ``n_s`` streams, ``K`` Sinkhorn iterations,
     byte vocabulary; ``hc=False`` builds the plain-residual control. ``stream_dtype`` is the storage
     dtype of the residual stream(s) between sublayers: ``"float32"``, or ``"bfloat16"`` as V4 stores them
-    (for training under bf16 autocast; the mHC math stays fp32 either way)."""
+    (for training under bf16 autocast; the mHC math stays fp32 either way). ``qk_norm``: RMS-normalise each
+    head's queries and keys before their product (:class:`Attention`)."""
 
     d: int = 64
     depth: int = 2
@@ -75,6 +76,7 @@ class ModelConfig:
     hc_eps: float = HC_EPS
     norm_eps: float = NORM_EPS
     stream_dtype: str = "float32"
+    qk_norm: bool = False
 
     def __post_init__(self) -> None:
         for name, low in (("d", 1), ("depth", 1), ("heads", 1), ("n_s", 2), ("K", 1), ("vocab", 2), ("mlp_ratio", 1)):
@@ -87,6 +89,8 @@ class ModelConfig:
             raise ModelConfigError(f"hc_eps and norm_eps must be >= 0, got {self.hc_eps!r}, {self.norm_eps!r}")
         if self.stream_dtype not in STREAM_DTYPES:
             raise ModelConfigError(f"stream_dtype must be one of {', '.join(STREAM_DTYPES)}, got {self.stream_dtype!r}")
+        if not isinstance(self.qk_norm, bool):
+            raise ModelConfigError(f"qk_norm must be True or False, got {self.qk_norm!r}")
 
     @property
     def d_head(self) -> int:
@@ -123,16 +127,32 @@ def _without_cudnn() -> Iterator[None]:
 
 class Attention(nn.Module):
     """Causal multi-head self-attention without biases: ``softmax(q·kᵀ · scale + causal mask)·v``,
-    ``(B, T, d)`` → ``(B, T, d)``; ``scale`` is set by the width parameterization."""
+    ``(B, T, d)`` → ``(B, T, d)``; ``scale`` is set by the width parameterization. ``qk_norm``: each head's
+    queries and keys pass an RMSNorm over ``d_head`` with a learned gain (``q_norm``, ``k_norm``) first, which
+    bounds the logits by ``d_head · scale · |gain_q|·|gain_k|`` (Dehghani et al. 2023; Wortsman et al. 2023)."""
 
-    def __init__(self, d: int, heads: int, scale: float) -> None:
+    def __init__(self, d: int, heads: int, scale: float, qk_norm: bool = False, norm_eps: float = NORM_EPS) -> None:
         super().__init__()
         self.heads, self.scale = heads, scale
         self.q, self.k, self.v, self.o = (nn.Linear(d, d, bias=False) for _ in range(4))
+        self.q_norm, self.k_norm = (
+            nn.RMSNorm(d // heads, eps=norm_eps) if qk_norm else nn.Identity() for _ in range(2)
+        )
+
+    def queries_keys(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(q, k)`` of ``x`` ``(B, T, d)``, each ``(B, heads, T, d_head)`` in ``x``'s compute dtype: the
+        projections, per head RMS-normalised (in the gain's dtype) when the layer has ``qk_norm``."""
+        B, T, d = x.shape
+        q, k = (
+            norm(norm_input(h := lin(x).view(B, T, self.heads, d // self.heads), norm)).to(h.dtype).transpose(1, 2)
+            for lin, norm in ((self.q, self.q_norm), (self.k, self.k_norm))
+        )
+        return q, k
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, d = x.shape
-        q, k, v = (lin(x).view(B, T, self.heads, d // self.heads).transpose(1, 2) for lin in (self.q, self.k, self.v))
+        q, k = self.queries_keys(x)
+        v = self.v(x).view(B, T, self.heads, d // self.heads).transpose(1, 2)
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=self.scale)
         return self.o(y.transpose(1, 2).reshape(B, T, d))
 
@@ -164,7 +184,7 @@ class Block(nn.Module):
 
     def __init__(self, cfg: ModelConfig, attn_scale: float) -> None:
         super().__init__()
-        self.attn = Sublayer(cfg, Attention(cfg.d, cfg.heads, attn_scale))
+        self.attn = Sublayer(cfg, Attention(cfg.d, cfg.heads, attn_scale, cfg.qk_norm, cfg.norm_eps))
         self.mlp = Sublayer(cfg, MLP(cfg.d, cfg.mlp_ratio))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -227,7 +247,7 @@ class MHCLM(nn.Module):
             owner = name.rsplit(".", 2)[-2] if name.count(".") else ""
             if owner in ("hc", "head"):
                 continue
-            if owner in ("norm", "norm_f"):
+            if owner in GAIN_OWNERS:
                 p.fill_(1.0)
                 continue
             kind = "embedding" if name == "embed.weight" else "readout" if name == "readout.weight" else "hidden"

@@ -41,14 +41,16 @@ MODEL_PARAMS = ("sp", "mup")
 KINDS = ("embedding", "hidden", "readout", "gain", "hc_fn", "hc_scale", "hc_base")
 """Parameter kinds, in the order the optimizer groups are built."""
 HC_KINDS = ("hc_fn", "hc_scale", "hc_base")
+GAIN_OWNERS = ("norm", "norm_f", "q_norm", "k_norm")
+"""The modules whose ``weight`` is an RMSNorm gain: the sublayers' and the final norm, and attention's q/k norms."""
 
 
 def parameter_kind(name: str) -> str:
     """The kind of the parameter called ``name`` in :class:`~mhc_mup.training.model.MHCLM`.
 
-    ``embed.weight`` → embedding; ``readout.weight`` → readout; ``*.norm.weight`` and
-    ``norm_f.weight`` → gain; ``*.hc.fn`` / ``head.fn`` → hc_fn (and ``scale``, ``base``);
-    every other matrix (attention q, k, v, o and the MLP) → hidden.
+    ``embed.weight`` → embedding; ``readout.weight`` → readout; ``*.norm.weight``, ``norm_f.weight`` and
+    attention's ``*.q_norm.weight`` / ``*.k_norm.weight`` → gain; ``*.hc.fn`` / ``head.fn`` → hc_fn (and
+    ``scale``, ``base``); every other matrix (attention q, k, v, o and the MLP) → hidden.
     """
     leaf = name.rsplit(".", 1)[-1]
     owner = name.rsplit(".", 2)[-2] if name.count(".") >= 1 else ""
@@ -58,7 +60,7 @@ def parameter_kind(name: str) -> str:
         return "readout"
     if owner in ("hc", "head") and leaf in ("fn", "scale", "base"):
         return f"hc_{leaf}"
-    if owner in ("norm", "norm_f") and leaf == "weight":
+    if owner in GAIN_OWNERS and leaf == "weight":
         return "gain"
     if leaf == "weight":
         return "hidden"

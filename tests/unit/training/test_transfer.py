@@ -361,6 +361,25 @@ def test_torch_compile_is_a_setting_only_when_on(small_corpus_file, tmp_path):
         other.validate()
 
 
+def test_qk_norm_is_a_setting_only_when_on(small_corpus_file, tmp_path):
+    """Folders from before ``--qk-norm`` had none and resume; on, it is stored with the folder, said in the settings
+    line, refused on a folder without it, and every run trains the model with the q/k norms."""
+    cfg = tiny_cfg(small_corpus_file, configs=(BUILTIN_CONFIGS["control-mup"],), widths=(16,))
+    assert "qk_norm" not in cfg.settings() and "q/k RMSNorm" not in cfg.describe()
+    run_transfer(cfg, tmp_path / "plain")
+    other = cfg.with_leaves(qk_norm=True)
+    assert other.settings() == cfg.settings() | {"qk_norm": True}
+    assert "4 heads with q/k RMSNorm, n_s" in other.describe()
+    with pytest.raises(TransferError, match=r"other settings \(qk_norm: False there, True now\)"):
+        plan(other, tmp_path / "plain")
+    normed = run_transfer(other, tmp_path / "normed").runs
+    plain = run_transfer(cfg, tmp_path / "plain").runs
+    assert np.isfinite(normed.final_val_loss).all()
+    assert not np.allclose(normed.sort_values("lr").final_val_loss, plain.sort_values("lr").final_val_loss)
+    for path in [tmp_path / "normed" / "sweep.json", *stored_runs(tmp_path / "normed")]:
+        assert json.loads(path.read_text())["settings"]["qk_norm"] is True, path
+
+
 def test_attention_is_a_setting_only_when_not_auto(small_corpus_file, tmp_path):
     """Folders from before ``--attention`` let PyTorch choose the kernel and resume; ``no-cudnn`` is stored with
     the folder and every run, said in the settings line, and refused on a folder of the other value (either way).
@@ -606,17 +625,23 @@ def test_a_curve_that_misfits_its_window_says_so():
     assert "misfits" not in narrow["joint_note"] and narrow["joint_low"] <= 0 <= narrow["joint_high"]
 
 
-@pytest.mark.parametrize("hc", [True, False])
-def test_logit_statistics_match_the_attention_the_model_computes(monkeypatch, hc):
-    """The probe recomputes q·kᵀ·scale from each attention layer's input; here the model's own
-    scaled_dot_product_attention calls are intercepted for their q, k and scale, causal entries only, and the
-    output logits are the model's, centred per position. The hooks are gone afterwards."""
+@pytest.mark.parametrize(("hc", "qk_norm"), [(True, False), (False, False), (False, True)])
+def test_logit_statistics_match_the_attention_the_model_computes(monkeypatch, hc, qk_norm):
+    """The probe recomputes q·kᵀ·scale from each attention layer's input (after the q/k norms, where the model has
+    them); here the model's own scaled_dot_product_attention calls are intercepted for their q, k and scale,
+    causal entries only, and the output logits are the model's, centred per position. The hooks are gone
+    afterwards."""
     import torch.nn.functional as F
 
     from mhc_mup.training.model import MHCLM
     from mhc_mup.training.transfer.logits import LOGIT_STATS, logit_stats
 
-    model = MHCLM(ModelShape(depth=2).model_config(16, hc=hc), seed=0)
+    model = MHCLM(ModelShape(depth=2, qk_norm=qk_norm).model_config(16, hc=hc), seed=0)
+    if qk_norm:  # gains away from 1, so that a probe skipping them would read other logits
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if "_norm." in name:
+                    p.mul_(torch.linspace(0.5, 2.0, p.numel()))
     tokens = torch.randint(0, 256, (2, 8), generator=torch.Generator().manual_seed(0))
     seen, sdpa = [], F.scaled_dot_product_attention
 

@@ -36,10 +36,11 @@ __all__ = [
 
 CUDA_GRAPH_CHOICES = ("auto", "on", "off")
 IMPLICIT_SETTINGS = {"hc_eps": MHCShape().hc_eps, "norm_eps": MHCShape().norm_eps, "hyper": "lr", "base_lr": None,
-                     "torch_compile": False, "attention": "auto", "corpus_bytes": DEFAULT_MAX_BYTES}
+                     "torch_compile": False, "attention": "auto", "corpus_bytes": DEFAULT_MAX_BYTES,
+                     "qk_norm": False}
 """Settings the first sweep format did not store because they could not change, and later ones off by default: a
 folder stores them only when they differ from these values, and a folder without them was made with these values
-(an lr sweep, no torch.compile, PyTorch's own choice of attention kernel, 16 MiB a corpus split)."""
+(an lr sweep, no torch.compile, PyTorch's own choice of attention kernel, 16 MiB a corpus split, no q/k norm)."""
 
 
 def log2_key(lr: float) -> str:
@@ -368,7 +369,8 @@ class TransferConfig(FlatView):
         train, shape = self.recipe.train, self.model
         return (
             f"{train.optimizer} for {train.steps} steps of {train.batch_size}×{train.seq_len} bytes (warmup "
-            f"{self.recipe.warmup:g}, cosine to 0.1×); depth {shape.depth}, {shape.heads} heads, "
+            f"{self.recipe.warmup:g}, cosine to 0.1×); depth {shape.depth}, {shape.heads} heads"
+            + (" with q/k RMSNorm" if shape.qk_norm else "") + ", "
             f"n_s={shape.mhc.n_s}, K={shape.mhc.K}; base width {self.base_width}; {self.grid.seeds} seed(s); "
             + self._describe_grid(ragged)
             + ("; bf16 residual streams" if self.numerics.stream_dtype == "bfloat16" else "")

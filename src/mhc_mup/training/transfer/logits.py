@@ -32,8 +32,8 @@ def logit_stats(model: MHCLM, tokens: torch.Tensor) -> dict[str, float]:
     def attention_logits(m: Attention, inputs: tuple[torch.Tensor, ...], _out: torch.Tensor) -> None:
         nonlocal peak, squares, count
         x = inputs[0]
-        B, T, d = x.shape
-        q, k = (lin(x).float().view(B, T, m.heads, d // m.heads).transpose(1, 2) for lin in (m.q, m.k))
+        T = x.shape[1]
+        q, k = (t.float() for t in m.queries_keys(x))
         causal = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
         s = (q @ k.transpose(-1, -2) * m.scale)[..., causal]  # (B, heads, T(T+1)/2)
         peak = max(peak, float(s.abs().max()))
