@@ -26,8 +26,8 @@ class Outer(FlatView):
 
 def test_flat_fields_lists_every_leaf_in_field_order_and_keeps_leaf_dataclasses_whole():
     flat = flat_fields(Outer())
-    assert list(flat) == ["depth", "heads", "n_s", "K", "hc_eps", "norm_eps", "steps", "batch_size", "seq_len",
-                          "optimizer", "data_seed", "param", "lr"]  # fmt: skip
+    assert list(flat) == ["depth", "heads", "n_s", "K", "hc_eps", "norm_eps", "qk_norm", "steps", "batch_size",
+                          "seq_len", "optimizer", "data_seed", "param", "lr"]  # fmt: skip
     assert flat["param"] is PARAMETERIZATIONS["mup"] and flat["n_s"] == 4 and flat["steps"] == 200
 
 
