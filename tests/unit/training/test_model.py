@@ -77,12 +77,14 @@ def test_hyper_connection_equals_hc_pre_and_sublayer_equals_hc_post():
         torch.testing.assert_close(head(x), hc_head(x, head.fn, head.scale, head.base), rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("hc", [True, False], ids=["mhc", "control"])
-def test_norms_get_their_input_in_their_gains_dtype_under_autocast(hc, tokens):
+@pytest.mark.parametrize(("hc", "qk_norm"), [(True, False), (False, False), (False, True)],
+                         ids=["mhc", "control", "control-qk-norm"])  # fmt: skip
+def test_norms_get_their_input_in_their_gains_dtype_under_autocast(hc, qk_norm, tokens):
     """bf16 streams under bf16 autocast: every RMSNorm sees its input in its gain's dtype (fp32), so it computes
     in fp32 and takes torch's fused kernel. Given bf16 and fp32, torch.rms_norm warns and falls back to a
     composite of small ops, which made bf16-stream eager steps slower than fp32-stream ones on the H100."""
-    model = MHCLM(ModelConfig(d=32, depth=1, heads=4, n_s=4, K=3, stream_dtype="bfloat16", hc=hc), seed=0)
+    model = MHCLM(ModelConfig(d=32, depth=1, heads=4, n_s=4, K=3, stream_dtype="bfloat16", hc=hc, qk_norm=qk_norm),
+                  seed=0)  # fmt: skip
     seen = []
     for module in model.modules():
         if isinstance(module, nn.RMSNorm):
@@ -92,7 +94,7 @@ def test_norms_get_their_input_in_their_gains_dtype_under_autocast(hc, tokens):
         with torch.autocast("cpu", dtype=torch.bfloat16):
             loss = model(tokens).float().mean()
         loss.backward()
-    assert len(seen) == 3 and all(a == b == torch.float32 for a, b in seen), seen
+    assert len(seen) == 3 + 2 * qk_norm and all(a == b == torch.float32 for a, b in seen), seen
 
 
 def test_embedding_is_copied_into_every_stream(tokens):
@@ -325,3 +327,56 @@ def test_cuda_bf16_branches_keep_the_mhc_math_in_fp32(tokens):
     assert seen["branch"].dtype == torch.bfloat16
     ref = _model(hc="hf-v4")(tokens)
     torch.testing.assert_close(logits.float().cpu(), ref, rtol=0.1, atol=0.1)
+
+
+# ── q/k norm ────────────────────────────────────────────────────────────────────────────────────
+def test_qk_norm_attention_is_the_naive_formula_and_bounds_the_logits():
+    """``softmax(q̂·k̂ᵀ·scale + mask)·v`` with ``q̂ = g_q ⊙ q / rms(q)`` per head (fp64, against one written out),
+    and however large the input, ``|q̂·k̂ᵀ·scale| ≤ d_head · scale · max|g_q| · max|g_k|``, which the same layer
+    without the norms exceeds many times over."""
+    from mhc_mup.mhc.ops import NORM_EPS
+    from mhc_mup.training.model import Attention
+
+    B, T, d, H, scale = 2, 6, 32, 4, 0.3
+    torch.manual_seed(0)
+    attn = Attention(d, H, scale, qk_norm=True).double()
+    with torch.no_grad():
+        attn.q_norm.weight.copy_(torch.linspace(0.5, 2.0, d // H))
+        attn.k_norm.weight.copy_(torch.linspace(2.0, 0.5, d // H))
+    x = 50 * torch.randn(B, T, d, dtype=torch.float64)
+
+    def heads(t: torch.Tensor) -> torch.Tensor:
+        return t.view(B, T, H, d // H).transpose(1, 2)
+
+    def rms_norm(t: torch.Tensor, gain: torch.Tensor) -> torch.Tensor:
+        return t / (t.square().mean(-1, keepdim=True) + NORM_EPS).sqrt() * gain
+
+    q = rms_norm(heads(x @ attn.q.weight.T), attn.q_norm.weight)
+    k = rms_norm(heads(x @ attn.k.weight.T), attn.k_norm.weight)
+    s = (q @ k.transpose(-1, -2) * scale).masked_fill(~torch.ones(T, T, dtype=torch.bool).tril(), -math.inf)
+    y = (s.softmax(-1) @ heads(x @ attn.v.weight.T)).transpose(1, 2).reshape(B, T, d) @ attn.o.weight.T
+    torch.testing.assert_close(attn(x), y)
+    torch.testing.assert_close(attn.queries_keys(x), (q, k))
+
+    bound = (d // H) * scale * 2.0 * 2.0
+    assert (q @ k.transpose(-1, -2) * scale).abs().max() <= bound
+    plain = Attention(d, H, scale).double()
+    plain.load_state_dict({n: p for n, p in attn.state_dict().items() if "_norm" not in n})
+    qp, kp = plain.queries_keys(x)
+    assert (qp @ kp.transpose(-1, -2) * scale).abs().max() > 10 * bound
+
+
+def test_qk_norm_adds_two_gains_per_attention_layer_and_changes_no_other_init():
+    """The q/k norms' gains start at 1, are "gain"s to the width rules (their group's learning rate), and building
+    them draws nothing: every other parameter is the same tensor as in the model without them (same seed)."""
+    plain, normed = _model(), _model(qk_norm=True)
+    extra = {n: p for n, p in normed.named_parameters() if n not in dict(plain.named_parameters())}
+    assert sorted(extra) == [f"blocks.{i}.attn.branch.{qk}_norm.weight" for i in (0, 1) for qk in ("k", "q")]
+    assert all(p.shape == (32 // 4,) and torch.all(p == 1) for p in extra.values())
+    assert {parameter_kind(n) for n in extra} == {"gain"}
+    gains = next(g for g in param_groups(normed, "adam", 0.5) if g["kind"] == "gain")
+    assert {id(p) for p in extra.values()} <= {id(p) for p in gains["params"]}
+    for name, p in plain.named_parameters():
+        assert torch.equal(p, dict(normed.named_parameters())[name]), name
+    with pytest.raises(ModelConfigError, match="qk_norm must be True or False, got 'yes'"):
+        ModelConfig(qk_norm="yes")  # type: ignore[arg-type]
