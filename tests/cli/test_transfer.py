@@ -187,7 +187,7 @@ def test_every_flag_reaches_its_place_in_the_configuration(tmp_path):
     args = ["transfer", "--seeds", "3", "--steps", "9", "--optimizer", "sgd", "--warmup", "0.2", "--batch-size", "4",
             "--seq-len", "32", "--eval-every", "3", "--eval-batches", "5", "--diverge-factor", "3", "--depth", "3",
             "--heads", "2", "--n-s", "3", "-K", "7", "--base-width", "8", "--corpus", str(tmp_path),
-            "--corpus-mb", "2^-2",
+            "--corpus-mb", "2^-2", "--qk-norm",
             "--stream-dtype", "bfloat16", "--kernels", "reference", "--attention", "no-cudnn", "--tolerance", "0.2",
             "--bootstrap", "11",
             "--device", "cpu", "--lr-min", "1e-4", "--lr-max", "1e-2", "--lr-points", "4",
@@ -197,7 +197,7 @@ def test_every_flag_reaches_its_place_in_the_configuration(tmp_path):
     assert (t.steps, t.optimizer, t.batch_size, t.seq_len) == (9, "sgd", 4, 32)
     assert (r.warmup, r.eval_every, r.eval_batches, r.divergence_factor) == (0.2, 3, 5, 3.0)
     assert r.corpus == str(tmp_path.resolve()) and r.corpus_bytes == 2**18
-    assert (m.depth, m.heads, m.mhc.n_s, m.mhc.K, cfg.base_d) == (3, 2, 3, 7, 8)
+    assert (m.depth, m.heads, m.mhc.n_s, m.mhc.K, cfg.base_d, m.qk_norm) == (3, 2, 3, 7, 8, True)
     assert (cfg.numerics.stream_dtype, cfg.numerics.kernels, cfg.device) == ("bfloat16", "reference", "cpu")
     assert cfg.numerics.attention == "no-cudnn"
     assert (cfg.analysis.tolerance, cfg.analysis.fit.n_boot, cfg.grid.seeds, cfg.grid.widths) == (0.2, 11, 3, (8, 16))
