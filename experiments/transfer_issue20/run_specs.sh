@@ -23,7 +23,11 @@ STEPS=${STEPS:-1000}
 left() { echo $(( TOTAL - ($(date +%s) - T0) )); }
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
   python -c "import torch, triton; print(torch.__version__, triton.__version__)"
-  git rev-parse HEAD 2>&1; date -u; } > "$OUT/gpu.txt" 2>&1
+  # the device's copy of .git can lag the tree it was sent (its HEAD read 4446f6f for a tree at 7f172e3): the
+  # sources' own hash is what identifies the code (the same command on a checkout prints the same line)
+  echo "git HEAD (may lag the tree) $(git rev-parse HEAD 2>&1)"
+  echo "src sha256 $(find src -name '*.py' | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-16)"
+  date -u; } > "$OUT/gpu.txt" 2>&1
 # the folder's settings; the tables written here are thrown away (--bootstrap 20): they are rewritten on a CPU
 COMMON="--steps $STEPS --batch-size 32 --seq-len 256 --eval-batches 16 --eval-every 0 --base-width 128 --seeds 3
         --compile --device cuda --bootstrap 20 --out $DIR"

@@ -201,9 +201,11 @@ def register(p: argparse.ArgumentParser) -> None:
     add_base_width(g)
     add_corpus(g)
     g.add_argument("--corpus-mb", type=positive_float("--corpus-mb"), metavar="MB",
-                   help="keep at most MB MiB of each corpus split, whole files in path order (default 16): a run "
-                        "that reads more tokens than its training split holds repeats it, and its validation loss "
-                        "then measures memorising too (the plan says when)")  # fmt: skip
+                   help="read the corpus in path order until the training split holds MB MiB (default 16); "
+                        "validation keeps the held-out files of the same range (at most MB MiB), so both splits "
+                        "come from the same part of a large corpus. A run that reads more tokens than its "
+                        "training split holds repeats it, and its validation loss then measures memorising too "
+                        "(the plan says when)")  # fmt: skip
     g.add_argument("--stream-dtype", choices=STREAM_DTYPES,
                    help="storage of the n_s residual streams (default float32); bfloat16 stores them as V4 does "
                         "(the mHC math stays fp32): V4's numerics, and half the fused ops' stream traffic")  # fmt: skip

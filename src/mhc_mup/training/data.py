@@ -112,8 +112,10 @@ def load_corpus(
     """Read a corpus and split it into train and validation bytes.
 
     ``path`` None → :func:`default_corpus` with ``pattern`` ``*.py``; a folder uses every text file
-    (``pattern`` ``*`` unless given). Each split keeps at most ``max_bytes`` bytes (whole files, in
-    path order). :class:`CorpusError` if the path is missing, holds no text or only empty files.
+    (``pattern`` ``*`` unless given). The files are read in path order until the training split holds
+    ``max_bytes`` bytes (the last file cut to fit); validation keeps the files of that same range, at most
+    ``max_bytes`` bytes, so that both splits come from the same part of a corpus larger than the cap.
+    :class:`CorpusError` if the path is missing, holds no text or only empty files.
     """
     if not 0 < val_fraction < 1:
         raise CorpusError(f"validation fraction must be in (0, 1), got {val_fraction!r}")
@@ -134,6 +136,8 @@ def load_corpus(
     sizes = {"train": 0, "val": 0}
     used = 0
     for f in files:
+        if sizes["train"] >= max_bytes:  # both splits end at the same file: validation covers the training's range
+            break
         side = "val" if len(files) > 1 and _hash_byte(f.relative_to(base)) < threshold else "train"
         if sizes[side] >= max_bytes:
             continue

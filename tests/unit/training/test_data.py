@@ -39,6 +39,25 @@ def test_split_by_file_is_deterministic_and_disjoint(tmp_path):
     assert in_train and in_val and not in_train & in_val and in_train | in_val == set(range(40))
 
 
+def test_a_capped_corpus_draws_both_splits_from_the_same_files(tmp_path):
+    """A corpus larger than the cap is read in path order until the training split is full; validation keeps the
+    held-out files of that range only (validation reading on past it gave a 48 MiB cap of a 7 GB folder training
+    files a–c and validation files a–z)."""
+    from mhc_mup.training.data import _hash_byte
+
+    for i in range(400):
+        (tmp_path / f"doc{i:03d}.txt").write_text(f"<{i:03d}>" * 2)  # 10 bytes a file
+    c = load_corpus(tmp_path, max_bytes=300)
+    train, val = bytes(c.train.tolist()).decode(), bytes(c.val.tolist()).decode()
+    in_train = sorted({int(train[j + 1 : j + 4]) for j in range(0, len(train), 5)})
+    in_val = sorted({int(val[j + 1 : j + 4]) for j in range(0, len(val), 5)})
+    assert c.train.numel() == 300 and len(in_train) == 30
+    held_out = [i for i in range(in_train[-1] + 1) if _hash_byte(tmp_path.joinpath(f"doc{i:03d}.txt").relative_to(
+        tmp_path)) < int(256 * 0.1)]  # fmt: skip
+    assert in_val == held_out and held_out and in_val[-1] < in_train[-1]
+    assert not set(in_train) & set(in_val) and set(in_train) | set(in_val) == set(range(in_train[-1] + 1))
+
+
 def test_the_training_bytes_are_read_back_from_a_corpus_line(tmp_path):
     """A run record keeps its corpus as :meth:`Corpus.describe`'s line; the training split's size comes back from
     it (thousands separators included), and nothing from a line of another form."""

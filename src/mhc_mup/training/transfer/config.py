@@ -123,10 +123,11 @@ def grid_values(grids: Iterable[SweepGrid]) -> dict[tuple[str, int], tuple[float
 @dataclass(frozen=True)
 class RunRecipe:
     """What each run does: the training recipe on ``corpus`` (``None``: the Python standard library's ``.py``
-    sources; at most ``corpus_bytes`` bytes of each of its splits, whole files in path order), with a linear
-    warmup over the first ``warmup`` fraction of the steps and a cosine decay to 0.1× after it; the validation
-    loss over ``eval_batches`` fixed batches every ``eval_every`` steps (0: only at the end) and at the end; a run
-    diverged when a loss is not finite or above ``divergence_factor`` × its first-step loss."""
+    sources; read in path order until its training split holds ``corpus_bytes`` bytes, validation from the same
+    files' range), with a linear warmup over the first ``warmup`` fraction of the steps and a cosine decay to 0.1×
+    after it; the validation loss over ``eval_batches`` fixed batches every ``eval_every`` steps (0: only at the
+    end) and at the end; a run diverged when a loss is not finite or above ``divergence_factor`` × its first-step
+    loss."""
 
     train: TrainingRecipe = field(default_factory=TrainingRecipe)
     warmup: float = 0.1
