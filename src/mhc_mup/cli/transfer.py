@@ -196,8 +196,9 @@ def register(p: argparse.ArgumentParser) -> None:
                    help="RMS-normalise each attention head's queries and keys (learned gains, learning rate as the "
                         "norms' gains) before q·kᵀ, as OLMo 2 and Qwen 3 do: it bounds the attention logits, "
                         "whose growth at large learning rates is the usual limit on a Transformer's stable "
-                        "learning rate (a suspect where issue 20's µP control drifts at 1000 steps). Off by "
-                        "default, as in every sweep recorded so far. Part of the sweep folder's settings")  # fmt: skip
+                        "learning rate (issue 20's µP control drifts at 1000 steps with it as without it: "
+                        "experiments/anchor_qknorm1000). Off by default, as in every sweep recorded so far. Part of "
+                        "the sweep folder's settings")  # fmt: skip
     add_base_width(g)
     add_corpus(g)
     g.add_argument("--corpus-mb", type=positive_float("--corpus-mb"), metavar="MB",

@@ -143,11 +143,12 @@ class Attention(nn.Module):
         """``(q, k)`` of ``x`` ``(B, T, d)``, each ``(B, heads, T, d_head)`` in ``x``'s compute dtype: the
         projections, per head RMS-normalised (in the gain's dtype) when the layer has ``qk_norm``."""
         B, T, d = x.shape
-        q, k = (
-            norm(norm_input(h := lin(x).view(B, T, self.heads, d // self.heads), norm)).to(h.dtype).transpose(1, 2)
-            for lin, norm in ((self.q, self.q_norm), (self.k, self.k_norm))
-        )
-        return q, k
+
+        def project(lin: nn.Linear, norm: nn.Module) -> torch.Tensor:
+            h = lin(x).view(B, T, self.heads, d // self.heads)
+            return norm(norm_input(h, norm)).to(h.dtype).transpose(1, 2)
+
+        return project(self.q, self.q_norm), project(self.k, self.k_norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, d = x.shape
