@@ -14,6 +14,12 @@ The second set sizes the 4000-step headline (``experiments/transfer_steps4000``)
 measured: steeper bowls (a ≈ 0.03 at d = 1024, 0.05 at 128) centred near 2^−6.5, on the grid 2^−9 … 2^−4:
 
     PYTHONPATH=src python experiments/transfer_issue20/power.py 16 steps4000 > experiments/transfer_steps4000/power.txt
+
+The third sizes the control's next sweep on the corpus read once, at 2000 steps (bowls centred at 2^−7 as the
+2000-step runs found; widths 128–1024 or 128–2048, half-octave or one-octave grids):
+
+    PYTHONPATH=src python experiments/transfer_issue20/power.py 16 onepass2000 \
+        > experiments/transfer_issue20/power_onepass2000.txt
 """
 
 from __future__ import annotations
@@ -40,15 +46,16 @@ def record(width: int, seed: int, x: float, loss: float) -> dict:
 
 
 def sweep(seeds: int, xs: tuple[float, ...], sigma: float, beta: float, halfwidth: int, rng: np.random.Generator,
-          curvature: float = 0.02, centre: float = -7.5) -> tuple[float, float, float, str]:
+          curvature: float = 0.02, centre: float = -7.5,
+          widths: tuple[int, ...] = WIDTHS) -> tuple[float, float, float, str]:
     """One synthetic sweep's joint fit: ``(β, low, high, verdict)``; the bowls' ``curvature`` (nats/byte per
-    octave²) and their optimum at d = 128 (``centre``, log2 η)."""
-    cfg = TransferConfig(grid=SweepGrid(configs=(BUILTIN_CONFIGS["mup"],), widths=WIDTHS,
+    octave²) and their optimum at d = 128 (``centre``, log2 η), over ``widths``."""
+    cfg = TransferConfig(grid=SweepGrid(configs=(BUILTIN_CONFIGS["mup"],), widths=widths,
                                         lrs=tuple(2.0**x for x in xs), seeds=seeds),
                          analysis=TransferAnalysis(fit=FitSettings(n_boot=200), joint_halfwidth=halfwidth),
                          device="cpu")
     records = []
-    for w in WIDTHS:
+    for w in widths:
         x0 = centre + beta * math.log2(w / 128)
         for s in range(seeds):
             offset = rng.normal(0, 0.01)
@@ -69,6 +76,20 @@ DESIGNS_4000 = (  # (name, grid, --joint-halfwidth, seeds, true β, run noise σ
     ("4000 steps, one octave, window ±2", STEPS4000, 2, 3, 0.0, 0.025, 0.03),
     ("4000 steps, one octave, window ±2", STEPS4000, 2, 3, 0.0, 0.018, 0.05),
 )
+ONEPASS = (-9.0, -8.0, -7.5, -7.0, -6.5, -6.0, -5.5, -5.0)  # half octaves near the control's optimum
+TO_1024, TO_2048 = (128, 256, 512, 1024), WIDTHS
+DESIGNS_ONEPASS = (  # (name, grid, --joint-halfwidth, seeds, true β, run noise σ, curvature, widths)
+    ("2000 steps, half octaves near η*, window ±2, 128–1024", ONEPASS, 2, 3, 0.0, 0.018, 0.03, TO_1024),
+    ("2000 steps, half octaves near η*, window ±4, 128–1024", ONEPASS, 4, 3, 0.0, 0.018, 0.03, TO_1024),
+    ("2000 steps, one octave, window ±2, 128–1024", STEPS4000, 2, 3, 0.0, 0.018, 0.03, TO_1024),
+    ("2000 steps, one octave, window ±2, 128–1024", STEPS4000, 2, 3, -0.15, 0.018, 0.03, TO_1024),
+    ("2000 steps, one octave, window ±2, 128–1024", STEPS4000, 2, 3, 0.0, 0.025, 0.03, TO_1024),
+    ("2000 steps, one octave, window ±2, 128–1024", STEPS4000, 2, 6, 0.0, 0.018, 0.03, TO_1024),
+    ("2000 steps, one octave, window ±2, 128–2048", STEPS4000, 2, 3, 0.0, 0.018, 0.03, TO_2048),
+    ("2000 steps, one octave, window ±2, 128–2048", STEPS4000, 2, 3, -0.15, 0.018, 0.03, TO_2048),
+    ("2000 steps, one octave, window ±2, 128–2048", STEPS4000, 2, 3, 0.0, 0.025, 0.03, TO_2048),
+    ("2000 steps, one octave, window ±2, 128–2048", STEPS4000, 2, 3, 0.0, 0.018, 0.02, TO_2048),
+)
 DESIGNS = (  # (name, grid, --joint-halfwidth, seeds, true β, run noise σ)
     ("one octave, window ±2", OCTAVE, 2, 3, 0.0, 0.018),
     ("one octave, window ±2", OCTAVE, 2, 6, 0.0, 0.018),
@@ -85,18 +106,21 @@ DESIGNS = (  # (name, grid, --joint-halfwidth, seeds, true β, run noise σ)
 def main(n: int, which: str = "steps1000") -> None:
     rng = np.random.default_rng(0)
     if which == "steps4000":
-        designs, centre = DESIGNS_4000, -6.5
+        designs, centre = tuple((*d, WIDTHS) for d in DESIGNS_4000), -6.5
+    elif which == "onepass2000":
+        designs, centre = DESIGNS_ONEPASS, -7.0
     else:
-        designs, centre = tuple((*d, 0.02) for d in DESIGNS), -7.5
+        designs, centre = tuple((*d, 0.02, WIDTHS) for d in DESIGNS), -7.5
+    bowls = which != "steps1000"
     print("design | seeds | runs per width | true β | σ | curvature | β mean | β SD | median half-width | verdicts"
-          if which == "steps4000" else
+          if bowls else
           "design | seeds | runs per width | true β | σ | β mean | β SD | median half-width | verdicts")
-    for name, xs, halfwidth, seeds, beta, sigma, curvature in designs:
-        fits = [sweep(seeds, xs, sigma, beta, halfwidth, rng, curvature, centre) for _ in range(n)]
+    for name, xs, halfwidth, seeds, beta, sigma, curvature, widths in designs:
+        fits = [sweep(seeds, xs, sigma, beta, halfwidth, rng, curvature, centre, widths) for _ in range(n)]
         b = np.array([f[0] for f in fits])
         half = np.array([(f[2] - f[1]) / 2 for f in fits])
         verdicts = dict(Counter(f[3] for f in fits))
-        bowl = f" | {curvature}" if which == "steps4000" else ""
+        bowl = f" | {curvature}" if bowls else ""
         print(f"{name} | {seeds} | {seeds * len(xs)} | {beta:+.2f} | {sigma}{bowl} | {np.nanmean(b):+.3f} | "
               f"{np.nanstd(b):.3f} | {np.nanmedian(half):.3f} | {verdicts}", flush=True)
 
