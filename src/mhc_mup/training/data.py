@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import re
 import sysconfig
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,17 +74,21 @@ def corpus_files(root: Path, pattern: str = "*") -> list[Path]:
     """Text files under ``root`` matching ``pattern``, sorted by relative path; hidden folders,
     ``site-packages``, ``dist-packages``, ``__pycache__`` and binary files (a NUL in the first
     8 KiB) are skipped."""
-    files = []
+    return list(_text_files(root, pattern))
+
+
+def _text_files(root: Path, pattern: str) -> Iterator[Path]:
+    """:func:`corpus_files`, lazily: each file is opened to test for text only when it is reached, so a reader
+    that stops early (a capped corpus) never opens the rest of a large folder."""
     for path in sorted(root.rglob(pattern)):
         parts = path.relative_to(root).parts
         if any(p.startswith(".") or p in SKIP_DIRS for p in parts) or not path.is_file():
             continue
         try:
             if _is_text(path):
-                files.append(path)
+                yield path
         except OSError:
             continue
-    return files
 
 
 def _hash_byte(relative: Path) -> int:
@@ -124,11 +130,13 @@ def load_corpus(
     if not root.exists():
         raise CorpusError(f"corpus '{root}' does not exist")
     if root.is_file():
-        files, base = [root], root.parent
+        files, base = iter([root]), root.parent
     elif root.is_dir():
-        files, base = corpus_files(root, pattern), root
-        if not files:
+        found, base = _text_files(root, pattern), root
+        first = next(found, None)
+        if first is None:
             raise CorpusError(f"corpus folder '{root}' has no text files matching {pattern!r}")
+        files = itertools.chain([first], found)
     else:
         raise CorpusError(f"corpus '{root}' is neither a file nor a folder")
     threshold = int(256 * val_fraction)
@@ -136,9 +144,8 @@ def load_corpus(
     sizes = {"train": 0, "val": 0}
     used = 0
     for f in files:
-        if sizes["train"] >= max_bytes:  # both splits end at the same file: validation covers the training's range
-            break
-        side = "val" if len(files) > 1 and _hash_byte(f.relative_to(base)) < threshold else "train"
+        # one file alone ends up split by bytes below, whichever side its hash picks
+        side = "val" if _hash_byte(f.relative_to(base)) < threshold else "train"
         if sizes[side] >= max_bytes:
             continue
         try:
@@ -149,6 +156,8 @@ def load_corpus(
             parts[side].append(text)
             sizes[side] += len(text)
             used += 1
+        if sizes["train"] >= max_bytes:  # both splits end at this file: validation covers the training's range
+            break
     if not used:
         raise CorpusError(f"corpus '{root}' is empty")
     if sizes["train"] and sizes["val"]:

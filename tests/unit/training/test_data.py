@@ -58,6 +58,22 @@ def test_a_capped_corpus_draws_both_splits_from_the_same_files(tmp_path):
     assert not set(in_train) & set(in_val) and set(in_train) | set(in_val) == set(range(in_train[-1] + 1))
 
 
+def test_a_capped_corpus_opens_no_file_past_the_last_it_reads(tmp_path, monkeypatch):
+    """Reading stops at the file that fills the training split: no later file is opened, even to test it for
+    text (a 7 GB folder capped at 48 MiB is otherwise opened file by file)."""
+    from mhc_mup.training import data
+
+    for i in range(400):
+        (tmp_path / f"doc{i:03d}.txt").write_text(f"<{i:03d}>" * 2)
+    opened = []
+    is_text = data._is_text
+    monkeypatch.setattr(data, "_is_text", lambda path: opened.append(path.name) or is_text(path))
+    c = load_corpus(tmp_path, max_bytes=300)
+    last = int(bytes(c.train.tolist()).decode()[-4:-1])
+    assert opened == [f"doc{i:03d}.txt" for i in range(last + 1)]
+    assert data.corpus_files(tmp_path) == sorted(tmp_path.iterdir())  # the listing itself is whole
+
+
 def test_the_training_bytes_are_read_back_from_a_corpus_line(tmp_path):
     """A run record keeps its corpus as :meth:`Corpus.describe`'s line; the training split's size comes back from
     it (thousands separators included), and nothing from a line of another form."""
