@@ -33,7 +33,7 @@ from mhc_mup.errors import ModelConfigError
 from mhc_mup.kernels import fused
 from mhc_mup.mhc.ops import HC_EPS, NORM_EPS
 from mhc_mup.nn.modules import HeadCollapse, HyperConnection, MHCSublayer, Tap, expand_streams, norm_input
-from mhc_mup.training.width_rules import GAIN_OWNERS, WidthParameterization
+from mhc_mup.training.width_rules import HC_KINDS, WidthParameterization, parameter_kind
 
 __all__ = [
     "ATTENTION_CHOICES", "MHCLM", "MLP", "STREAM_DTYPES", "WITHOUT_CUDNN", "Attention", "Block", "HeadCollapse",
@@ -245,13 +245,12 @@ class MHCLM(nn.Module):
         the mHC generators by the preset's :meth:`~mhc_mup.mhc.parameterizations.Parameterization.init`."""
         cfg, param = self.config, self.param
         for name, p in self.named_parameters():
-            owner = name.rsplit(".", 2)[-2] if name.count(".") else ""
-            if owner in ("hc", "head"):
+            kind = parameter_kind(name)
+            if kind in HC_KINDS:
                 continue
-            if owner in GAIN_OWNERS:
+            if kind == "gain":
                 p.fill_(1.0)
                 continue
-            kind = "embedding" if name == "embed.weight" else "readout" if name == "readout.weight" else "hidden"
             std = param.init_std(kind, p.shape[-1], cfg.d)
             p.copy_(torch.randn(p.shape, generator=generator) * std)
         for module in self.modules():
