@@ -256,16 +256,14 @@ def _relative_table(
     """Each mHC configuration's drift against its control (:func:`~mhc_mup.training.transfer.anchors.relative_drift`),
     both joint fits over the same widths: where the two fitted different widths, both are fitted again over those
     they share (at least 2), so that slopes over different spans are not compared."""
-    rows = {r["config"]: r for r in drift.to_dict("records")}
 
-    def same_widths(c: Configuration, a: Configuration) -> tuple[Mapping, Mapping, str]:
+    def same_widths(c: Configuration, a: Configuration, row_c: Mapping, row_a: Mapping) -> tuple[Mapping, Mapping, str]:
         (curves_c, fitted_c), (curves_a, fitted_a) = joint_inputs[c.name], joint_inputs[a.name]
         common = fitted_c & fitted_a
         if fitted_c == fitted_a:
-            return rows[c.name], rows[a.name], ""
+            return row_c, row_a, ""
         if len(common) < 2:
-            note = f"fits of {len(fitted_c)} and {len(fitted_a)} widths, fewer than 2 in common"
-            return rows[c.name], rows[a.name], note
+            return row_c, row_a, f"fits of {len(fitted_c)} and {len(fitted_a)} widths, fewer than 2 in common"
         fit_c, fit_a = (joint_drift(cfg, [g for g in curves if g.width in common])[0]
                         for curves in (curves_c, curves_a))  # fmt: skip
         return fit_c, fit_a, f"both refitted over the {len(common)} widths they share ({min(common)}–{max(common)})"

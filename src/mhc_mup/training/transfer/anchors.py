@@ -51,10 +51,11 @@ def anchor_table(cfg: TransferConfig, drift: pd.DataFrame) -> pd.DataFrame:
     """One row per plain-residual control of a learning-rate sweep (:data:`ANCHOR_COLUMNS`): what theory expects,
     its joint fit from ``drift`` (the analysis's drift table) and :func:`anchor_status`. Empty for a sweep of
     another hyperparameter, whose controls have no known answer."""
-    rows = []
-    for c, r in _configured_rows(cfg, drift):
-        if c.hc or cfg.sweep.hyper != "lr":
+    rows, by_config = [], _by_config(drift)
+    for c in cfg.grid.configs:
+        if c.hc or cfg.sweep.hyper != "lr" or c.name not in by_config:
             continue
+        r = by_config[c.name]
         expected, towards = ANCHOR_EXPECTED[c.model]
         rows.append({
             "config": c.name, "body": c.model, "expected": f"{expected} ({towards})" if towards else expected,
@@ -101,20 +102,20 @@ def relative_row(name: str, anchor: str, fit: Mapping, control: Mapping, toleran
                   "direction": f"{direction} relative to {anchor}'s" if direction else ""}  # fmt: skip
 
 
-Refit = Callable[[Configuration, Configuration], tuple[Mapping, Mapping, str]]
-"""``(configuration, control) → (its fit, the control's fit, note)``: the two joint fits to difference, when the
-caller has better ones than the drift table's (over the widths both placed)."""
+Refit = Callable[[Configuration, Configuration, Mapping, Mapping], tuple[Mapping, Mapping, str]]
+"""``(configuration, control, its drift row, the control's drift row) → (its fit, the control's fit, note)``: the
+two joint fits to difference, when the caller has better ones than the drift table's (over the widths both
+placed)."""
 
 
 def relative_drift(cfg: TransferConfig, drift: pd.DataFrame, refit: Refit | None = None) -> pd.DataFrame:
     """:func:`relative_row` of each :func:`control_pairs` pair: from the drift table's joint fits, or from
     ``refit``'s (:func:`~mhc_mup.training.transfer.analysis.analyse` refits the two over the widths both placed
     when those differ)."""
-    rows = {r["config"]: r for r in drift.to_dict("records")}
-    table = []
+    rows, table = _by_config(drift), []
     for c, a in control_pairs(cfg):
         if c.name in rows and a.name in rows:
-            fit, control, note = refit(c, a) if refit else (rows[c.name], rows[a.name], "")
+            fit, control, note = refit(c, a, rows[c.name], rows[a.name]) if refit else (rows[c.name], rows[a.name], "")
             table.append(relative_row(c.name, a.name, fit, control, cfg.analysis.tolerance, note))
     return pd.DataFrame(table, columns=list(RELATIVE_COLUMNS))
 
@@ -150,7 +151,6 @@ def _infinitive(expected: str) -> str:
     return verb.removesuffix("s") + (f" {rest}" if rest else "")
 
 
-def _configured_rows(cfg: TransferConfig, drift: pd.DataFrame) -> list[tuple]:
-    """``(configuration, its drift row)`` for each configuration of the grid that ``drift`` has a row of."""
-    rows = {r["config"]: r for r in drift.to_dict("records")}
-    return [(c, rows[c.name]) for c in cfg.grid.configs if c.name in rows]
+def _by_config(drift: pd.DataFrame) -> dict[str, dict]:
+    """The drift table's rows by configuration name."""
+    return {r["config"]: r for r in drift.to_dict("records")}
