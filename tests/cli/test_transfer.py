@@ -325,6 +325,32 @@ def test_a_dry_run_prices_a_gpu_sweep_on_a_machine_without_one(small_corpus_file
     assert len(err) == 1 and "CUDA is not available" in err[0] and not out.exists()
 
 
+@without_cuda
+def test_a_dry_run_prices_a_sweep_whose_corpus_is_on_the_gpu_machine_only(small_corpus_file, tmp_path, capsys):
+    """``--corpus`` naming a folder only the GPU machine has: the dry run prices the sweep unread and says so (and
+    prices it against a folder of that corpus, whose hash it cannot compare); a real run is refused in one line."""
+    out, elsewhere = tmp_path / "out", tmp_path / "on-the-gpu-machine"
+    args = ["transfer", *FAST, "--device", "cuda", "--compile", "--corpus", str(elsewhere), "--out", str(out)]
+    assert main([*args, "--dry-run"]) == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "runs to train:" in printed and "of one H100" in printed and not out.exists()
+    assert f"The corpus '{elsewhere}' is not on this machine: the sweep is priced without reading it" in printed
+    on_cpu = ["transfer", *FAST, "--corpus", str(elsewhere), "--out", str(out)]
+    assert main(on_cpu) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"corpus '{elsewhere}' does not exist" in err[0] and not out.exists()
+    # a folder made where that corpus was: priced from here (its runs' hash is not compared), not joined
+    elsewhere.mkdir()
+    (elsewhere / "a.py").write_bytes(small_corpus_file.read_bytes())
+    assert main(on_cpu) == 0
+    (elsewhere / "a.py").unlink()
+    elsewhere.rmdir()
+    capsys.readouterr()
+    assert main([*on_cpu, "--widths", "16,32,64", "--dry-run"]) == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "3 of 9 runs to train:" in printed and "is not on this machine" in printed
+
+
 def test_attention_without_cudnn_trains_is_stored_and_said_and_a_resume_must_repeat_it(
     small_corpus_file, tmp_path, capsys
 ):

@@ -266,7 +266,8 @@ def register(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dry-run", action="store_true",
                    help="print what the sweep would train (runs, steps, tokens) and an estimate of its GPU time "
                         "from recorded runs, then stop; nothing is written (with --device cuda this works on a "
-                        "machine without CUDA too: price a GPU sweep from a laptop)")  # fmt: skip
+                        "machine without CUDA too: price a GPU sweep from a laptop, even on a --corpus only the GPU "
+                        "machine has)")  # fmt: skip
     g.add_argument("--time-budget", type=positive_float("time budget"), metavar="SECONDS",
                    help="start no run after this many seconds; write the tables from the finished runs "
                         "(the same command again continues)")  # fmt: skip

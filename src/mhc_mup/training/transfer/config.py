@@ -331,14 +331,24 @@ class TransferConfig(FlatView):
 
     def run_settings(self) -> RunSettings:
         """The settings every run of this sweep shares, resolved on this machine (device, CUDA graphs, the corpus's
-        hash: this reads the corpus once per process, :class:`~mhc_mup.errors.CorpusError` if it cannot)."""
+        hash: this reads the corpus once per process, :class:`~mhc_mup.errors.CorpusError` if it cannot; ``""``
+        for a dry run's corpus that is not here, :meth:`corpus_here`)."""
         device = self.resolved_device()
         graphs = self.numerics.cuda_graphs
         if graphs == "auto":
             graphs = "on" if device.type == "cuda" else "off"
         numerics = dataclasses.replace(self.numerics, cuda_graphs=graphs)
-        corpus = self.recipe.read_corpus().sha256
-        return RunSettings(self.recipe, self.model, self.base_width, precision_of(device), numerics, self.sweep, corpus)
+        corpus = self.corpus_here()
+        sha = corpus.sha256 if corpus is not None else ""
+        return RunSettings(self.recipe, self.model, self.base_width, precision_of(device), numerics, self.sweep, sha)
+
+    def corpus_here(self) -> Corpus | None:
+        """The corpus as this machine reads it; ``None`` for a dry run (``plan_only``) whose ``--corpus`` is not on
+        this machine: a laptop prices a sweep for the GPU machine that holds the data, unread (its hash is one of
+        the :data:`~mhc_mup.training.transfer.store.PRICED_ANYWHERE` settings)."""
+        if self.plan_only and self.recipe.corpus is not None and not Path(self.recipe.corpus).exists():
+            return None
+        return self.recipe.read_corpus()
 
     def settings(self) -> dict:
         """What identifies the sweep's folder: :meth:`RunSettings.identity` of :meth:`run_settings`."""

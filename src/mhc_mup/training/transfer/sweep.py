@@ -118,13 +118,26 @@ def transfer_cost(
     folder = folder_config(cfg, out)
     measured = calibration(folder, load_records(folder, out)) if cuda and pending else None
     cost = estimate_cost(cfg, pending, cuda, max(1, in_turns), measured)
-    return dataclasses.replace(cost, note=_other_corpus(cfg, Path(out)) or _repeats_note(cfg))
+    note = _corpus_elsewhere(cfg) or _other_corpus(cfg, Path(out)) or _repeats_note(cfg)
+    return dataclasses.replace(cost, note=note)
+
+
+def _corpus_elsewhere(cfg: TransferConfig) -> str:
+    """For a dry run whose ``--corpus`` is not on this machine (:meth:`TransferConfig.corpus_here`): a sentence
+    saying what went unchecked; else ``""``."""
+    if cfg.corpus_here() is not None:
+        return ""
+    return (f"The corpus '{cfg.recipe.corpus}' is not on this machine: the sweep is priced without reading it (its "
+            "size, hash and passes are checked where it runs)")  # fmt: skip
 
 
 def _repeats_note(cfg: TransferConfig) -> str:
     """A sentence when a run reads more tokens than the corpus's training split holds (it repeats the data, and
     the validation loss then measures memorising as well as learning); else ``""``."""
-    train, tokens = cfg.recipe.read_corpus().train.numel(), cfg.recipe.train.tokens
+    corpus = cfg.corpus_here()
+    if corpus is None:
+        return ""
+    train, tokens = corpus.train.numel(), cfg.recipe.train.tokens
     if tokens <= train:
         return ""
     return (f"Each run reads its training split {tokens / train:.1f} times ({tokens / 1e6:,.1f} M tokens of "
@@ -170,11 +183,14 @@ def _check_backend(cfg: TransferConfig, backend: str, workers: int | None, runs_
 
 
 def _check_corpus(cfg: TransferConfig) -> None:
-    """:class:`TransferError` for a corpus that cannot be read or is shorter than one sequence per split."""
+    """:class:`TransferError` for a corpus that cannot be read or is shorter than one sequence per split (a dry
+    run's corpus that is not on this machine passes unread: :meth:`TransferConfig.corpus_here`)."""
     try:
-        corpus = cfg.recipe.read_corpus()
+        corpus = cfg.corpus_here()
     except CorpusError as exc:
         raise TransferError(str(exc)) from None
+    if corpus is None:
+        return
     seq_len = cfg.recipe.train.seq_len
     for split, data in (("train", corpus.train), ("validation", corpus.val)):
         if data.numel() < seq_len + 1:
