@@ -7,10 +7,14 @@
 # Each spec: NAME (its log, NAME.log), MARGIN (seconds to keep for what follows it), CAP (its own most seconds),
 # RPG (--runs-per-gpu), then the command's own arguments, which win over the folder's settings below (a spec may
 # give another --out and --steps, for a sweep of its own). --time-budget stops new runs from starting; the runs in
-# flight finish, so MARGIN must cover one run. Writes into $OUT (default ./device-out): gpu.txt, NAME.log per spec
-# and new_runs.tgz (every run record and sweep.json this call wrote under experiments/), to extract in the
-# repository root. DIR and STEPS (default this folder and 1000) set the folder and the steps a spec gets unless it
-# gives its own, e.g. DIR=experiments/transfer_steps4000 STEPS=4000 for the headline at 4000 steps.
+# flight finish, so MARGIN must cover one run: at 2000 steps an mHC run at d = 1024 takes up to 95 s with 4 in
+# turns, a control run up to 45 s; the call's own timeout must cover TOTAL and ~20 s of start. Writes into $OUT
+# (default ./device-out): gpu.txt, NAME.log per spec and new_runs.tgz (every run record and sweep.json this call
+# wrote under experiments/), to extract in the repository root before the next call (a folder's sweep.json from
+# a call that did not see the last one's runs lists only its own grids). new_runs.tgz is rewritten every 30 s and
+# after each spec, so a call killed at its timeout still returns the runs it finished. DIR and STEPS (default this
+# folder and 1000) set the folder and the steps a spec gets unless it gives its own, e.g.
+# DIR=experiments/transfer_onepass2000 STEPS=2000 for the headline at 2000 steps.
 set -u
 export PYTHONPATH=src MHC_MUP_FIGURE_WORKERS=0 PYTHONUNBUFFERED=1
 OUT=${OUT:-device-out}
@@ -21,6 +25,12 @@ MARK=$(mktemp); touch "$MARK"; sleep 1
 DIR=${DIR:-experiments/transfer_issue20}
 STEPS=${STEPS:-1000}
 left() { echo $(( TOTAL - ($(date +%s) - T0) )); }
+pack() {  # every run record and sweep.json written since MARK, as a whole archive (temp file, then rename)
+  find experiments -name '*.json' -newer "$MARK" > "$MARK.list.$1"
+  tar czf "$OUT/new_runs.tgz.$1" -T "$MARK.list.$1" 2>/dev/null && mv "$OUT/new_runs.tgz.$1" "$OUT/new_runs.tgz"
+}
+( n=0; until [ -e "$MARK.stop" ]; do sleep 2; n=$((n + 2)); [ $((n % 30)) -eq 0 ] && pack loop; done ) &
+PACKER=$!
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
   python -c "import torch, triton; print(torch.__version__, triton.__version__)"
   # the device's copy of .git can lag the tree it was sent (its HEAD read 4446f6f for a tree at 7f172e3): the
@@ -41,7 +51,8 @@ for spec in "$@"; do
   python -m mhc_mup transfer $COMMON --runs-per-gpu "$rpg" --time-budget "$budget" $args >> "$log" 2>&1
   rc=$?
   echo "$(date -u +%T) rc=$rc left $(left) s" >> "$log"
+  pack spec
 done
-find experiments -name '*.json' -newer "$MARK" > "$MARK.list"
-echo "$(wc -l < "$MARK.list") run records and sweep.json files written" >> "$OUT/gpu.txt"
-tar czf "$OUT/new_runs.tgz" -T "$MARK.list"
+touch "$MARK.stop"; wait "$PACKER"  # its pack in flight, if any, ends before the last one
+pack last
+echo "$(wc -l < "$MARK.list.last") run records and sweep.json files written" >> "$OUT/gpu.txt"
