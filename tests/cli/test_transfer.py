@@ -39,7 +39,7 @@ def test_cli_writes_every_output(small_corpus_file, tmp_path, capsys):
     drift = pd.read_csv(out / "drift.csv")
     assert list(drift.columns) == list(DRIFT_COLUMNS) and set(drift.verdict) <= {"transfers", "drifts", "unclear"}
     assert (out / "transfer.png").read_bytes()[:4] == b"\x89PNG"
-    assert pd.read_csv(out / "routing.csv").empty  # a control has no routing
+    assert pd.read_csv(out / "routing.csv").empty and not (out / "routing.png").exists()  # a control has no routing
     runs = pd.read_csv(out / "transfer.csv")
     assert (runs[list(LOGIT_COLUMNS)] > 0).all().all()  # every run probed its logits at its start and end
     logits = pd.read_csv(out / "logits.csv")
@@ -234,6 +234,7 @@ def test_a_sweep_of_the_fn_lr_multiplier_runs_resumes_and_names_what_it_swept(sm
     routing = pd.read_csv(out / "routing.csv")
     assert list(routing.width) == [16, 32] and (routing.n_seeds == 1).all()
     assert "Is the mHC routing alive?" in report and "mHC routing, start → end of training" in printed
+    assert (out / "routing.png").read_bytes()[:4] == b"\x89PNG" and "](routing.png)" in report
     assert main([*args, "--quiet"]) == 0  # resumed: nothing left to run
     assert sorted((out / "runs").rglob("*.json")) == runs
     assert main([*_fn_sweep("--base-lr", "2^-5"), "--corpus", str(small_corpus_file), "--out", str(out)]) == 2

@@ -177,6 +177,36 @@ def test_the_logits_figure_draws_what_the_runs_recorded():
     np.testing.assert_allclose(lines["d=128"].get_ydata(), [2.0 ** (k + 12) * 2 + 0.5 for k in range(-12, -1)])
 
 
+def test_the_routing_figure_draws_each_gates_logit_rms_against_width():
+    """One panel per gate, a solid line (end of training) and a dashed one (start) per mHC configuration through
+    the seed-mean logit RMS at each width's best value, on log-log axes; no figure for controls alone."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from mhc_mup.training.transfer.report import ROUTING_GATES, routing_figure
+
+    cfg = TransferConfig(grid=SweepGrid(configs=(MUP, BUILTIN_CONFIGS["control-mup"]), widths=(64, 128),
+                                        lrs=COARSE, seeds=2), analysis=TransferAnalysis(fit=FitSettings(n_boot=50)),
+                         device="cpu")  # fmt: skip
+    plain = records_over({64: COARSE, 128: COARSE}, lambda w, s, x: bowl(x, -6.55))
+    controls = [r | {"config": "control-mup"} for r in plain]
+    assert routing_figure(analyse(cfg, controls)) is None
+
+    def gates(r: dict, scale: float) -> dict:
+        return {f"{g}_rms": scale * (k + 1) * r["width"] / 64 + r["seed"] for k, g in enumerate(ROUTING_GATES)}
+
+    routed = [r | {"routing": gates(r, 1.0), "routing_init": gates(r, 1e-3)} for r in plain]
+    fig = routing_figure(analyse(cfg, routed + controls))
+    assert [ax.get_title() for ax in fig.axes] == ["comb logits", "pre logits", "post logits"]
+    assert all(ax.get_xscale() == "log" and ax.get_yscale() == "log" for ax in fig.axes)
+    for k, ax in enumerate(fig.axes):
+        end, start = ax.get_lines()  # mup only: the control has no routing
+        assert end.get_label() == "mup" and start.get_linestyle() == "--"
+        np.testing.assert_allclose(end.get_xdata(), [64, 128])
+        np.testing.assert_allclose(end.get_ydata(), [(k + 1) + 0.5, (k + 1) * 2 + 0.5])
+        np.testing.assert_allclose(start.get_ydata(), [1e-3 * (k + 1) + 0.5, 1e-3 * (k + 1) * 2 + 0.5])
+
+
 def test_a_width_whose_seed_ran_part_of_its_planned_values_is_not_fitted():
     """What the grids planned counts, not only what ran: the one seed present at d = 128 has run 6 of its 11
     planned values (a time budget stopped it), so it is not finished, though it has run every value run there."""

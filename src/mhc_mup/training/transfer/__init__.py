@@ -42,7 +42,8 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "ANCHOR_COLUMNS", "RELATIVE_COLUMNS", "anchor_sentence", "anchor_table", "relative_drift",
         ),
         "mhc_mup.training.transfer.report": (
-            "build_transfer_report", "logits_figure", "transfer_figure", "write_outputs",
+            "ROUTING_GATES", "build_transfer_report", "logits_figure", "routing_figure", "transfer_figure",
+            "write_outputs",
         ),
         "mhc_mup.training.transfer.sweep": ("analyse_folder", "run_transfer"),
     },

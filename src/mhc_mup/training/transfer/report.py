@@ -28,7 +28,9 @@ from mhc_mup.training.transfer.edges import EDGE_COLUMNS, EDGE_DRIFT_COLUMNS
 from mhc_mup.training.transfer.logits import LOGIT_STATS
 from mhc_mup.training.transfer.noise import NOISE_COLUMNS
 
-__all__ = ["build_transfer_report", "logits_figure", "transfer_figure", "write_outputs"]
+__all__ = [
+    "ROUTING_GATES", "build_transfer_report", "logits_figure", "routing_figure", "transfer_figure", "write_outputs",
+]
 
 
 def transfer_figure(result: TransferResult):
@@ -97,6 +99,48 @@ def logits_figure(result: TransferResult):
     ordered = sorted(lines, key=lambda label: int(label.removeprefix("d=")))
     axes[0][-1].legend([lines[k] for k in ordered], ordered, fontsize=8, frameon=False, title="width",
                        title_fontsize=8)  # fmt: skip
+    fig.tight_layout()
+    return fig
+
+
+ROUTING_GATES = ("comb", "pre", "post")
+"""The gates whose logit RMS :func:`routing_figure` draws, one panel each."""
+
+
+def routing_figure(result: TransferResult):
+    """The mHC gates' logit RMS vs width (log-log), one panel per gate of :data:`ROUTING_GATES`, one colour per
+    configuration: at the end of training (solid) and at its start (dashed), mean over seeds at each width's best
+    grid value (:func:`~mhc_mup.training.transfer.analysis.routing_table`). Routing that learns at every width
+    ends well above its start everywhere; routing the width silences ends near its start at large width. None
+    without mHC runs."""
+    import matplotlib.pyplot as plt
+
+    from mhc_mup.reporting.style import MARKERS, OKABE_ITO
+
+    table = result.routing
+    if table.empty:
+        return None
+    names = list(dict.fromkeys(table.config))
+    fig, axes = plt.subplots(1, len(ROUTING_GATES), figsize=(4.2 * len(ROUTING_GATES) + 1.6, 4.0), sharey=True)
+    for ax, gate in zip(axes, ROUTING_GATES, strict=True):
+        for i, name in enumerate(names):
+            rows = table[table.config == name].sort_values("width")
+            colour, marker = OKABE_ITO[i % len(OKABE_ITO)], MARKERS[i % len(MARKERS)]
+            ax.plot(rows.width, rows[f"{gate}_rms"], color=colour, marker=marker, ms=4, lw=1.3, label=name)
+            ax.plot(rows.width, rows[f"{gate}_rms_init"], color=colour, marker=marker, ms=3, lw=1.0, ls="--",
+                    mfc="none")  # fmt: skip
+        widths = sorted(set(table.width))
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(widths, [str(w) for w in widths])
+        ax.minorticks_off()
+        ax.set_yscale("log")
+        ax.set_title(f"{gate} logits", fontsize=9)
+        ax.set_xlabel("width d")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].set_ylabel("logit RMS over sublayers\n(mean over seeds, at each width's best value)")
+    handles, labels = axes[0].get_legend_handles_labels()
+    axes[-1].legend(handles, labels, fontsize=8, frameon=False, title="solid: end of training\ndashed: start",
+                    title_fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5), alignment="left")  # fmt: skip
     fig.tight_layout()
     return fig
 
@@ -215,9 +259,12 @@ def _anchor_blocks(result: TransferResult) -> list:
     return blocks
 
 
-def _routing_blocks(result: TransferResult) -> list:
+def _routing_blocks(result: TransferResult, png: bytes = b"") -> list:
     """Is the mHC routing alive? The routing statistics per configuration and width, start → end of training,
-    at each width's best grid value; nothing for a sweep without mHC runs."""
+    at each width's best grid value, and :func:`routing_figure`'s ``png`` when given; nothing for a sweep without
+    mHC runs."""
+    from mhc_mup.reporting.blocks import FigureBlock
+
     if result.routing.empty:
         return []
     moved = [
@@ -225,6 +272,8 @@ def _routing_blocks(result: TransferResult) -> list:
          *(f"{_fmt(r[k + '_init'], '.3g')} → {_fmt(r[k], '.3g')}" for k in ROUTING_TABLE_COLUMNS[4:9])]
         for r in result.routing.to_dict("records")
     ]  # fmt: skip
+    figure = [FigureBlock("routing.png", "The gates' logit RMS vs width at the end of training (solid) and its "
+                          "start (dashed), one colour per configuration (log-log)", png)] if png else []  # fmt: skip
     return _table_section(
         "Is the mHC routing alive?",
         "At the start → the end of each run, on the first validation batch: the RMS of the comb, pre and post "
@@ -235,7 +284,7 @@ def _routing_blocks(result: TransferResult) -> list:
         ["configuration", "width", "at", "seeds", "comb logits RMS", "pre logits RMS", "post logits RMS",
          "comb to uniform", "comb to identity"],
         moved,
-    )  # fmt: skip
+    ) + figure  # fmt: skip
 
 
 def _logit_blocks(result: TransferResult, png: bytes = b"") -> list:
@@ -374,10 +423,11 @@ def _fmt(v: float, spec: str = ".3f") -> str:
     return "—" if v is None or not math.isfinite(v) else format(v, spec)
 
 
-def build_transfer_report(result: TransferResult, png: bytes, logits_png: bytes = b""):
+def build_transfer_report(result: TransferResult, png: bytes, logits_png: bytes = b"", routing_png: bytes = b""):
     """The report's blocks (:mod:`mhc_mup.diagnostics.report`): the repeats caveat, the sanity anchors, drift
     verdicts (sentences from the fits), the optima table, the routing and logit tables (with
-    :func:`logits_figure`'s ``logits_png`` when given), the figure, the cost and the notes."""
+    :func:`routing_figure`'s ``routing_png`` and :func:`logits_figure`'s ``logits_png`` when given), the figure,
+    the cost and the notes."""
     from mhc_mup.reporting.blocks import FigureBlock, Heading, Paragraph, Report, Table
 
     cfg = result.config
@@ -410,7 +460,7 @@ def build_transfer_report(result: TransferResult, png: bytes, logits_png: bytes 
           r["note"]]
          for r in result.optima.to_dict("records")],
     ))  # fmt: skip
-    blocks += _routing_blocks(result)
+    blocks += _routing_blocks(result, routing_png)
     blocks += _logit_blocks(result, logits_png)
     blocks += _edge_blocks(result)
     blocks += _noise_blocks(result)
@@ -479,14 +529,17 @@ def write_outputs(result: TransferResult, out: str | Path) -> list[Path]:
     """Write ``transfer.csv``, ``curves.csv.gz``, ``optima_seeds.csv``, ``optima.csv``, ``drift.csv``,
     ``routing.csv``, ``logits.csv``, ``noise.csv``, ``edges.csv``, ``edge_drift.csv``, ``anchors.csv``,
     ``relative_drift.csv``, the report (``transfer_report.md`` / ``.html``), ``transfer.png`` and, where runs
-    recorded their logits, ``logits.png`` into ``out``; every content is made before the first write."""
+    recorded their logits, ``logits.png``, and where there are mHC runs, ``routing.png`` into ``out``; every
+    content is made before the first write."""
     from mhc_mup.reporting.blocks import render_html, render_markdown
     from mhc_mup.reporting.render import png_bytes
 
     png = png_bytes(transfer_figure(result))
     peaks = logits_figure(result)
     logits_png = png_bytes(peaks) if peaks is not None else b""
-    report = build_transfer_report(result, png, logits_png)
+    gates = routing_figure(result)
+    routing_png = png_bytes(gates) if gates is not None else b""
+    report = build_transfer_report(result, png, logits_png, routing_png)
     files = {
         "transfer.csv": _csv(result.runs, TRANSFER_COLUMNS),
         # every run's per-step losses: 1,000 rows a run, so compressed (8× smaller); pandas reads it as it is.
@@ -506,7 +559,7 @@ def write_outputs(result: TransferResult, out: str | Path) -> list[Path]:
         "transfer_report.md": render_markdown(report).replace("](figures/", "]("),
         "transfer_report.html": render_html(report),
         "transfer.png": png,
-    } | ({"logits.png": logits_png} if logits_png else {})
+    } | ({"logits.png": logits_png} if logits_png else {}) | ({"routing.png": routing_png} if routing_png else {})
     written = write_bundle(out, files)
     Path(out, "curves.csv").unlink(missing_ok=True)  # the uncompressed name of earlier versions: now stale
     return written
