@@ -389,6 +389,19 @@ def test_report_only_rewrites_the_outputs_from_the_stored_runs_and_trains_nothin
     assert (pd.read_csv(out / "drift.csv").tolerance == 0.3).all()
     assert sorted(p.stat().st_mtime_ns for p in (out / "runs").rglob("*.json")) == stored
     assert "Runs per device at once: 1 for 6 runs." in (out / "transfer_report.md").read_text()
+    assert "were not read" not in printed
+    # a sweep.json that lists only d = 16, as one copied from a machine that lacked the d = 32 runs would: the
+    # d = 32 files are left out, and said so
+    sweep = json.loads((out / "sweep.json").read_text())
+    sweep["grid"]["widths"] = [16]
+    sweep["grids"] = [g | {"widths": [16]} for g in sweep["grids"]]
+    (out / "sweep.json").write_text(json.dumps(sweep))
+    assert main(["transfer", "--report-only", "--out", str(out), "--bootstrap", "50"]) == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "3 runs stored in the folder" in printed
+    note = ("3 run file(s) under runs/ lie outside the grids of sweep.json and were not read (the first: "
+            "runs/control-mup/d32/seed0/log2lr-4.0000.json)")  # fmt: skip
+    assert note in printed and note in " ".join((out / "transfer_report.md").read_text().split())
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main(["transfer", "--report-only", "--out", str(empty)]) == 2

@@ -23,7 +23,7 @@ from mhc_mup.training.transfer.run import RUN_FORMAT
 
 __all__ = ["PRICED_ANYWHERE", "RUN_SHAPE", "SETTINGS_ADDED", "SWEEP_FORMAT", "SWEEP_SHAPE", "OnRun", "RunStore",
            "base_lr_from", "folder_config", "folder_grids", "load_records", "plan", "read_json", "stored_config",
-           "write_sweep_file"]  # fmt: skip
+           "unread_records", "write_sweep_file"]  # fmt: skip
 
 SWEEP_FORMAT = "mhc-mup-transfer-sweep/1"
 SETTINGS_ADDED = {"stream_dtype": "float32", "kernels": "auto", "cuda_graphs": "off", "corpus_sha256": "unrecorded"}
@@ -267,6 +267,13 @@ class RunStore:
 def load_records(cfg: TransferConfig, out: str | Path) -> list[dict]:
     """The stored records of ``cfg``'s grid points present in ``out`` (grid order)."""
     return [read_json(k.path(Path(out)), RUN_SHAPE) for k in cfg.runs() if k.path(Path(out)).exists()]
+
+
+def unread_records(cfg: TransferConfig, out: str | Path) -> list[Path]:
+    """The run files under ``out/runs`` that no grid point of ``cfg`` names, sorted: :func:`load_records` leaves
+    them out (a ``sweep.json`` copied from a machine that lacked them lists only that machine's grids)."""
+    named = {k.path(Path(out)) for k in cfg.runs()}
+    return sorted(p for p in Path(out, "runs").glob("*/d*/seed*/*.json") if p not in named)
 
 
 def base_lr_from(folder: str | Path, names: list[str]) -> float:

@@ -33,6 +33,7 @@ from mhc_mup.training.transfer.store import (
     plan,
     read_json,
     stored_config,
+    unread_records,
     write_sweep_file,
 )
 
@@ -80,6 +81,7 @@ def run_transfer(
         run_local(specs, devices, store, deadline)
     folder = folder_config(cfg, out)
     result = analyse(folder, load_records(folder, out), folder_grids(cfg, out))
+    result.notes += _unread_note(folder, out)
     # what is on disk counts: other processes sharing the folder may have stored runs meanwhile
     result.missing = sum(not key.path(out).exists() for key in cfg.runs())
     result.executed = store.done - len(finished)
@@ -96,12 +98,24 @@ def analyse_folder(out: str | Path, analysis: Mapping[str, object] | None = None
     out = Path(out)
     cfg, grids = stored_config(out, analysis)
     result = analyse(cfg, load_records(cfg, out), grids)
+    result.notes += _unread_note(cfg, out)
     hyper = cfg.sweep.hyper
     planned = {RunKey(c.name, w, s, v, hyper) for g in grids for c in g.configs for w in g.widths
                for s in range(g.seeds) for v in g.lrs}  # fmt: skip
     result.missing = sum(not key.path(out).exists() for key in planned)
     write_outputs(result, out)
     return result
+
+
+def _unread_note(cfg: TransferConfig, out: Path) -> list[str]:
+    """A sentence for the run files in ``out`` that the folder's grids do not name (:func:`~.store.unread_records`):
+    the analysis left them out; none when there are none."""
+    unread = unread_records(cfg, out)
+    if not unread:
+        return []
+    return [f"{len(unread)} run file(s) under runs/ lie outside the grids of sweep.json and were not read (the "
+            f"first: {unread[0].relative_to(out).as_posix()}); a sweep.json copied from a machine that lacked them "
+            "lists only that machine's grids: add theirs to its grids to read them"]  # fmt: skip
 
 
 def transfer_cost(
