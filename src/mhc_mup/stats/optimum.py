@@ -17,7 +17,9 @@ places differently at each width would move its vertex with the window, which is
 ``λ₀``, ``λ₁`` and ``κ`` are shared by every curve, so each width's optimum is informed by both seeds and by
 the curve's shape at the other widths, instead of by three points of one seed. The heights are profiled out
 (variable projection: the residuals are centred within each curve), which leaves five nonlinear parameters
-whatever the number of curves.
+whatever the number of curves. Where no curve has four distinct ``x`` (a window of one point on each side) the
+skew is not fitted (``κ = 0``): through three points of each curve a skewed parabola fits as well with its
+minimum anywhere along a ridge of ``(x₀, κ, a)``, and the fit slides along it.
 
 The interval of ``β`` is the fit's own: ``β̂ ± t(n − 5 − G)·se``, ``se² = σ̂²·[(JᵀJ)⁻¹]_ββ·max(1, F)`` with
 ``J`` the Jacobian of the centred residuals, ``σ̂²`` their mean square over the residual degrees of freedom
@@ -88,9 +90,9 @@ def _model(
     theta: np.ndarray, vertex: np.ndarray, u: np.ndarray, x: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``f = a(u)·t²·(1 + κ·t)`` ``(n,)``, ``a`` and ``t = x − x*``, with ``x* = vertex @ theta[:p]`` (``vertex``
-    ``(n, p)``) and ``theta[p:] = (λ₀, λ₁, κ)``."""
+    ``(n, p)``) and ``theta[p:] = (λ₀, λ₁, κ)``, or ``(λ₀, λ₁)`` for a fit without skew (``κ = 0``)."""
     p = vertex.shape[1]
-    l0, l1, k = theta[p:]
+    l0, l1, k = (*theta[p:], 0.0) if len(theta) == p + 2 else theta[p:]
     a = np.exp(l0 + l1 * u)
     dx = x - vertex @ theta[:p]
     return a * dx * dx * (1 + k * dx), a, dx
@@ -99,8 +101,9 @@ def _model(
 def _least_squares(
     vertex: np.ndarray, u: np.ndarray, x: np.ndarray, y: np.ndarray, g: np.ndarray, start: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
-    """``(theta, centred residuals (n,), their Jacobian (n, p + 3), converged)`` of the fit of
-    :func:`_model` with the heights profiled out."""
+    """``(theta, centred residuals (n,), their Jacobian (n, len(start)), converged)`` of the fit of
+    :func:`_model` with the heights profiled out; ``start`` without its last entry (``p + 2`` long) fits no
+    skew."""
     from scipy.optimize import least_squares
 
     n_groups = int(g.max()) + 1
@@ -110,8 +113,9 @@ def _least_squares(
 
     def jacobian(theta: np.ndarray) -> np.ndarray:
         f, a, dx = _model(theta, vertex, u, x)
-        slope = -a * dx * (2 + 3 * theta[-1] * dx)
-        d_f = np.column_stack([slope[:, None] * vertex, f, f * u, a * dx**3])
+        skew = len(theta) == vertex.shape[1] + 3
+        slope = -a * dx * (2 + 3 * theta[-1] * dx) if skew else -2 * a * dx
+        d_f = np.column_stack([slope[:, None] * vertex, f, f * u, *([a * dx**3] if skew else [])])
         return -_centred(d_f, g, n_groups)
 
     with np.errstate(over="ignore", invalid="ignore"):
@@ -152,15 +156,17 @@ def fit_joint_optimum(
     n_groups, n = int(g.max()) + 1 if len(g) else 0, len(y)
     ubar = float(lw.mean()) if n else math.nan
     u = lw - ubar
-    dof = n - 5 - n_groups
+    skew = _skew_fits(x, g, n_groups)
+    dof = n - (5 if skew else 4) - n_groups
     nan = math.nan
     empty = JointOptimumFit(nan, nan, nan, nan, nan, nan, nan, nan, ubar, nan, dof, n, n_groups, confidence)
     if len(np.unique(lw)) < 2:
         return _with_note(empty, "fewer than 2 widths: no drift fit")
     if dof < 1:
-        return _with_note(empty, f"{n} points for 5 + {n_groups} parameters: too few to fit")
+        return _with_note(empty, f"{n} points for {5 if skew else 4} + {n_groups} parameters: too few to fit")
     line = np.column_stack([np.ones_like(u), u])
-    theta, r, jac, ok = _least_squares(line, u, x, y, g, _start(u, x, y, g, n_groups))
+    start = _start(u, x, y, g, n_groups)
+    theta, r, jac, ok = _least_squares(line, u, x, y, g, start if skew else start[:-1])
     sigma2 = float(r @ r) / dof
     try:
         var = sigma2 * float(np.linalg.inv(jac.T @ jac)[1, 1])
@@ -172,10 +178,17 @@ def fit_joint_optimum(
     beta = float(theta[1])
     return JointOptimumFit(
         beta=beta, se_beta=se, ci_low=beta - half, ci_high=beta + half, x0=float(theta[0]),
-        log_curvature=float(theta[2]), curvature_slope=float(theta[3]), skew=float(theta[4]), mean_log2_width=ubar,
+        log_curvature=float(theta[2]), curvature_slope=float(theta[3]), skew=float(theta[4]) if skew else 0.0,
+        mean_log2_width=ubar,
         sigma=math.sqrt(sigma2), dof=dof, n_points=n, n_curves=n_groups, confidence=confidence,
         lack_of_fit=lof[0], lack_of_fit_p=lof[1], note="" if ok else "least squares did not converge",
     )  # fmt: skip
+
+
+def _skew_fits(x: np.ndarray, group: np.ndarray, n_groups: int) -> bool:
+    """Whether some curve has 4 or more distinct ``x``: through 3 points of each curve a skewed parabola can put
+    its minimum anywhere along a ridge of (x₀, κ, a) that fits them as well, so such a fit has no skew."""
+    return any(len(np.unique(x[group == k])) >= 4 for k in range(n_groups))
 
 
 def _lack_of_fit(
@@ -188,7 +201,7 @@ def _lack_of_fit(
 
     widths, w_idx = np.unique(lw, return_inverse=True)
     n_w = len(widths)
-    dof_free = len(y) - n_w - 3 - (int(g.max()) + 1)
+    dof_free = len(y) - n_w - (len(theta) - 2) - (int(g.max()) + 1)  # λ₀, λ₁ and κ when it is fitted
     if n_w < 3 or dof_free < 1:
         return math.nan, math.nan
     free = np.eye(n_w)[w_idx]

@@ -86,6 +86,36 @@ def test_an_exact_skewed_parabola_gives_its_parameters_back():
     assert fit.skew == pytest.approx(0.1, abs=1e-7) and fit.dof == 28 - 5 - 4 and fit.note == ""
 
 
+def test_three_points_a_curve_fit_a_symmetric_parabola_whose_vertex_is_exact():
+    """Through 3 points of each curve a skewed parabola can put its minimum anywhere on a ridge of (x₀, κ, a), so
+    such a fit has no skew: on exact parabolas (3 widths drifting as d^−0.3) it returns the vertex, κ = 0 and
+    4 + G parameters' worth of degrees of freedom."""
+    u = np.repeat(np.log2(WIDTHS), 3)
+    xs = -7.2 - 0.3 * (u - u.mean())
+    x = np.round(xs) + np.tile([-1.0, 0.0, 1.0], 4)  # each width's window around its own grid argmin
+    curve = np.repeat(np.arange(4), 3)
+    loss = 2.0 + 0.01 * curve + np.exp(-4.0 + 0.2 * (u - u.mean())) * (x - xs) ** 2
+    fit = fit_joint_optimum(u, x, curve, loss)
+    assert fit.beta == pytest.approx(-0.3, abs=1e-8) and fit.x0 == pytest.approx(-7.2, abs=1e-8)
+    assert fit.skew == 0.0 and fit.dof == 12 - 4 - 4 and fit.sigma < 1e-9 and fit.note == ""
+
+
+def test_three_points_of_skewed_curves_that_look_alike_put_the_optimum_at_their_minimum():
+    """Five widths × 3 seeds of one skewed bowl (κ = 0.5), minimum at −7, seen at −8, −7, −6 (what a window of one
+    point on each side keeps), with the runs' noise: the fit's optimum stays within 0.15 of −7 (the 3-point
+    parabola's own skew bias) in every sweep, where a skewed fit slid along its ridge to −6.6 … −7.6 (and to −6.42
+    on experiments/transfer_onepass2000's µP control)."""
+    widths = np.repeat(np.log2([128, 256, 512, 1024, 2048]), 9)
+    x = np.tile([-8.0, -7.0, -6.0], 15)
+    curve = np.repeat(np.arange(15), 3)
+    bowl = 3 * A * (np.exp(0.5 * (x + 7.0)) - 0.5 * (x + 7.0) - 1) / 0.25
+    for k in range(4):
+        rng = np.random.default_rng(k)
+        loss = 2.0 + 0.01 * rng.standard_normal(15)[curve] + bowl + 0.01 * rng.standard_normal(45)
+        fit = fit_joint_optimum(widths, x, curve, loss)
+        assert abs(fit.optimum(256) + 7.0) < 0.15 and fit.skew == 0.0 and fit.ci_low < 0 < fit.ci_high
+
+
 @pytest.mark.parametrize("beta", [-1.0, 0.0, 0.5])
 @pytest.mark.parametrize("kappa", [0.4, -0.4])
 def test_the_joint_fit_recovers_the_drift_of_a_noisy_non_parabolic_surface(beta, kappa):
