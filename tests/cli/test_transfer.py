@@ -390,6 +390,11 @@ def test_report_only_rewrites_the_outputs_from_the_stored_runs_and_trains_nothin
     assert sorted(p.stat().st_mtime_ns for p in (out / "runs").rglob("*.json")) == stored
     assert "Runs per device at once: 1 for 6 runs." in (out / "transfer_report.md").read_text()
     assert "were not read" not in printed
+    # the same runs read from their training loss: said, and the report's method names it
+    assert main(["transfer", "--report-only", "--out", str(out), "--bootstrap", "50", "--loss", "train"]) == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "Every fit here reads each run's training loss of the last 10% of steps (--loss train)" in printed
+    assert "argmin of the seed-mean training loss of the last 10% of steps" in (out / "transfer_report.md").read_text()
     # a sweep.json that lists only d = 16, as one copied from a machine that lacked the d = 32 runs would: the
     # d = 32 files are left out, and said so
     sweep = json.loads((out / "sweep.json").read_text())

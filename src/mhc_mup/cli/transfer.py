@@ -55,7 +55,7 @@ from mhc_mup.training.transfer import (
     parse_configuration,
     run_transfer,
 )
-from mhc_mup.training.transfer.config import CUDA_GRAPH_CHOICES
+from mhc_mup.training.transfer.config import CUDA_GRAPH_CHOICES, LOSSES
 from mhc_mup.training.transfer.store import base_lr_from
 from mhc_mup.training.transfer.sweep import transfer_cost
 
@@ -244,6 +244,11 @@ def register(p: argparse.ArgumentParser) -> None:
                         f"points on each side (default {d.joint_halfwidth}); a note says when the curve misfits "
                         f"that window")  # fmt: skip
     add_bootstrap(g, d.n_boot)
+    g.add_argument("--loss", choices=tuple(LOSSES), default=None,
+                   help="the loss every fit reads: val (default), each run's final validation loss over "
+                        "--eval-batches fixed batches; train, its mean training loss over the last 10%% of steps, "
+                        "bytes it has not seen before where it reads its training split at most once (12×+ the "
+                        "tokens of 16 validation batches): a second reading of the same runs")  # fmt: skip
     g.add_argument("--report-only", action="store_true",
                    help="train nothing: write the tables, figure and report from the runs stored in --out, with "
                         "the settings and grids its sweep.json records (any machine can read a folder a GPU "
@@ -314,8 +319,10 @@ def transfer_config(args: argparse.Namespace) -> TransferConfig:
 
 
 def _analysis_flags(args: argparse.Namespace) -> dict:
-    """The analysis leaves the flags set: ``tolerance``, ``joint_halfwidth`` and ``n_boot`` (``--bootstrap``)."""
-    given = {"tolerance": args.tolerance, "joint_halfwidth": args.joint_halfwidth, "n_boot": args.bootstrap}
+    """The analysis leaves the flags set: ``tolerance``, ``joint_halfwidth``, ``n_boot`` (``--bootstrap``) and
+    ``loss``."""
+    given = {"tolerance": args.tolerance, "joint_halfwidth": args.joint_halfwidth, "n_boot": args.bootstrap,
+             "loss": args.loss}  # fmt: skip
     return {k: v for k, v in given.items() if v is not None}
 
 

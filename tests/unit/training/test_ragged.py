@@ -4,6 +4,7 @@ real commands into one folder for the folder's union grid and what ``missing`` c
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import math
@@ -205,6 +206,29 @@ def test_the_routing_figure_draws_each_gates_logit_rms_against_width():
         np.testing.assert_allclose(end.get_xdata(), [64, 128])
         np.testing.assert_allclose(end.get_ydata(), [(k + 1) + 0.5, (k + 1) * 2 + 0.5])
         np.testing.assert_allclose(start.get_ydata(), [1e-3 * (k + 1) + 0.5, 1e-3 * (k + 1) * 2 + 0.5])
+
+
+def test_the_fits_read_the_loss_the_analysis_names():
+    """``loss="train"``: every estimator reads ``final_train_loss`` (here a bowl at 2^-5.4 that drifts −0.5 octave
+    per doubling, where the validation loss sits still at 2^-6.55), the routing's best value follows it, and a note
+    says so; the default reads the validation loss. An unknown loss is refused by name."""
+    widths = (64, 128, 256)
+    records = records_over(dict.fromkeys(widths, COARSE), lambda w, s, x: bowl(x, -6.55))
+    for r in records:
+        r["final_train_loss"] = bowl(r["log2_lr"], -5.4 - 0.5 * math.log2(r["width"] / 64)) - 0.1
+        r["routing"] = {"comb_rms": r["final_train_loss"]}
+    val = analyse(config_of(widths, COARSE), records)
+    train = analyse(dataclasses.replace(config_of(widths, COARSE), analysis=TransferAnalysis(
+        fit=FitSettings(n_boot=100), loss="train")), records)  # fmt: skip
+    assert val.drift.joint_exponent[0] == pytest.approx(0.0, abs=0.02) and not any("--loss" in n for n in val.notes)
+    assert train.drift.joint_exponent[0] == pytest.approx(-0.5, abs=0.05)
+    assert train.drift.exponent[0] == pytest.approx(-0.5, abs=0.1)
+    assert train.optima.log2_lr_opt.tolist() == pytest.approx([-5.4, -5.9, -6.4], abs=0.15)
+    assert train.routing.value.tolist() == [2.0**-5, 2.0**-6, 2.0**-6]  # the grid's best by the training loss
+    assert val.routing.value.tolist() == [2.0**-7] * 3
+    assert any("reads each run's training loss of the last 10% of steps (--loss train)" in n for n in train.notes)
+    with pytest.raises(TransferError, match="loss must be one of val, train, got 'test'"):
+        TransferAnalysis(loss="test")
 
 
 def test_a_width_whose_seed_ran_part_of_its_planned_values_is_not_fitted():

@@ -237,10 +237,11 @@ def analyse(cfg: TransferConfig, records: list[dict], grids: Sequence[SweepGrid]
     seed_optima = pd.DataFrame(seed_rows, columns=list(SEED_OPTIMA_COLUMNS))
     optima = pd.DataFrame(opt_rows, columns=list(OPTIMA_COLUMNS))
     drift = pd.DataFrame(drift_rows, columns=list(DRIFT_COLUMNS))
-    result = TransferResult(cfg, runs, curves, seed_optima, optima, drift, notes=_divergence_notes(runs),
+    notes = [*_loss_notes(cfg), *_divergence_notes(runs)]
+    result = TransferResult(cfg, runs, curves, seed_optima, optima, drift, notes=notes,
                             corpora=tuple(sorted({r["corpus"] for r in records if r.get("corpus")})))  # fmt: skip
-    result.routing = routing_table(runs)
-    result.logits = logits_table(runs)
+    result.routing = routing_table(runs, cfg.analysis.loss_column)
+    result.logits = logits_table(runs, cfg.analysis.loss_column)
     result.noise = noise_table(cfg, runs, records, values)
     result.values = values
     result.edges = _concat(edge_tables, EDGE_COLUMNS)
@@ -298,26 +299,26 @@ def _probe_of(record: dict, key: str, stats: tuple[str, ...]) -> dict:
     return {k: math.nan if v is None else v for k, v in out.items()}
 
 
-def routing_table(runs: pd.DataFrame) -> pd.DataFrame:
+def routing_table(runs: pd.DataFrame, loss: str = "final_val_loss") -> pd.DataFrame:
     """Per configuration and width (:data:`ROUTING_TABLE_COLUMNS`): the routing statistics, mean over seeds, of
-    the runs at the grid value with the lowest seed-mean loss (the best runs of that width); mHC runs only, in
+    the runs at the grid value with the lowest seed-mean ``loss`` (the best runs of that width); mHC runs only, in
     the configurations' order and increasing width."""
     hc = runs[runs.comb_rms.notna() | runs.comb_rms_init.notna()]
     rows = []
-    for name, width, ok, best in _best_values(hc):
+    for name, width, ok, best in _best_values(hc, loss):
         at = ok[ok.value == best]
         rows.append({"config": name, "width": width, "value": best, "n_seeds": len(at)}
                     | {k: float(at[k].mean()) for k in ROUTING_COLUMNS})  # fmt: skip
     return pd.DataFrame(rows, columns=list(ROUTING_TABLE_COLUMNS))
 
 
-def logits_table(runs: pd.DataFrame) -> pd.DataFrame:
+def logits_table(runs: pd.DataFrame, loss: str = "final_val_loss") -> pd.DataFrame:
     """Per configuration, width and point of :data:`LOGIT_POINTS` (:data:`LOGIT_TABLE_COLUMNS`): the logit
-    statistics, mean over seeds, of the runs at the best grid value (over every run of that width) and at the
-    smallest finished one at least twice it, over the runs there that recorded them (no row where there are none:
-    runs stored before the probe), ordered as :func:`routing_table`."""
+    statistics, mean over seeds, of the runs at the best grid value by ``loss`` (over every run of that width) and
+    at the smallest finished one at least twice it, over the runs there that recorded them (no row where there are
+    none: runs stored before the probe), ordered as :func:`routing_table`."""
     rows = []
-    for name, width, ok, best in _best_values(runs):
+    for name, width, ok, best in _best_values(runs, loss):
         above = ok.value[ok.value >= 2 * best]
         for at, value in zip(LOGIT_POINTS, (best, above.min() if len(above) else None), strict=True):
             sel = ok[(ok.value == value) & ok.attn_logit_max.notna()]
@@ -327,15 +328,15 @@ def logits_table(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(LOGIT_TABLE_COLUMNS))
 
 
-def _best_values(runs: pd.DataFrame) -> Iterator[tuple[str, int, pd.DataFrame, float]]:
+def _best_values(runs: pd.DataFrame, loss: str = "final_val_loss") -> Iterator[tuple[str, int, pd.DataFrame, float]]:
     """Each configuration and width of ``runs``, in the configurations' order and increasing width: its finished
-    runs and their grid value with the lowest seed-mean final validation loss (none without a finished run)."""
+    runs and their grid value with the lowest seed-mean ``loss`` (a column; none without a finished run)."""
     order = list(dict.fromkeys(runs.config))
     for name, width in sorted(set(zip(runs.config, runs.width, strict=True)), key=lambda k: (order.index(k[0]), k[1])):
         sel = runs[(runs.config == name) & (runs.width == width)]
         ok = sel[~sel.diverged.astype(bool)]
         if not ok.empty:
-            yield name, int(width), ok, float(ok.groupby("value").final_val_loss.mean().idxmin())
+            yield name, int(width), ok, float(ok.groupby("value")[loss].mean().idxmin())
 
 
 def curves_table(records: list[dict]) -> pd.DataFrame:
@@ -379,7 +380,8 @@ def _seed_fit(cfg: TransferConfig, sel: pd.DataFrame, lrs: tuple[float, ...]) ->
     if missing:
         note = f"{len(missing)} of {len(lrs)} runs not finished yet"
         return ParabolaFit(math.nan, math.nan, math.nan, math.nan, "", note)
-    by_lr = {log2_key(x): v for x, v, dv in zip(sel.value, sel.final_val_loss, sel.diverged, strict=True) if not dv}
+    rows = zip(sel.value, sel[cfg.analysis.loss_column], sel.diverged, strict=True)
+    by_lr = {log2_key(x): v for x, v, dv in rows if not dv}
     losses = [by_lr.get(log2_key(lr), math.nan) for lr in lrs]
     symbol = cfg.sweep.symbol.removesuffix("*")
     x = [math.log2(lr) for lr in lrs]
@@ -438,6 +440,15 @@ def _with_joint(row: dict, optima: list[float], flat: bool, joint_x: float) -> t
     note = "; ".join(filter(None, [row["note"], "loss flat within the seeds' noise: no optimum"]))
     blank = dict.fromkeys(("log2_lr_opt", "lr_opt", "ci_low", "ci_high", "loss_at_opt"), math.nan)
     return row | blank | {"note": note}, []
+
+
+def _loss_notes(cfg: TransferConfig) -> list[str]:
+    """A sentence when the fits read another loss than the final validation loss (:data:`~.config.LOSSES`)."""
+    if cfg.analysis.loss == "val":
+        return []
+    return [f"Every fit here reads each run's {cfg.analysis.loss_words} (--loss {cfg.analysis.loss}), not its final "
+            "validation loss: bytes the run had not seen before only where it reads its training split at most "
+            "once (Settings and cost say how often these runs did)."]  # fmt: skip
 
 
 def _divergence_notes(runs: pd.DataFrame) -> list[str]:

@@ -30,7 +30,7 @@ from mhc_mup.training.transfer.configurations import BUILTIN_CONFIGS, DEFAULT_CO
 from mhc_mup.training.transfer.hyper import SweptValue
 
 __all__ = [
-    "CUDA_GRAPH_CHOICES", "IMPLICIT_SETTINGS", "Numerics", "RunKey", "RunRecipe", "RunSettings", "RunSpec",
+    "CUDA_GRAPH_CHOICES", "IMPLICIT_SETTINGS", "LOSSES", "Numerics", "RunKey", "RunRecipe", "RunSettings", "RunSpec",
     "SweepGrid", "TransferAnalysis", "TransferConfig", "distinct_values", "grid_values", "log2_key", "lr_grid",
 ]  # fmt: skip
 
@@ -181,21 +181,44 @@ class Numerics:
             raise TransferError(str(exc)) from None
 
 
+LOSSES = {
+    "val": ("final_val_loss", "final validation loss"),
+    "train": ("final_train_loss", "training loss of the last 10% of steps"),
+}
+"""What a run's loss is read from, ``name → (its column in transfer.csv, its words)``: the validation loss over
+the fixed validation batches at the end, or the mean training loss of the last tenth of the steps (on data read
+at most once, bytes the run has not seen before, and many more of them)."""
+
+
 @dataclass(frozen=True)
 class TransferAnalysis:
     """The parabola through the argmin and ``fit_halfwidth`` neighbours on each side; the joint fit's window,
     the argmin and up to ``joint_halfwidth`` points on each side (:mod:`~mhc_mup.training.transfer.joint`); the
-    drift fits' settings; **transfers** when the drift exponent's interval lies in ``±tolerance``."""
+    drift fits' settings; **transfers** when the drift exponent's interval lies in ``±tolerance``; ``loss``: which
+    of :data:`LOSSES` every fit reads."""
 
     fit_halfwidth: int = 1
     tolerance: float = 0.1
     fit: FitSettings = field(default_factory=FitSettings)
     joint_halfwidth: int = 2
+    loss: str = "val"
 
     def __post_init__(self) -> None:
         check_at_least(self, 1, ("fit_halfwidth", "joint_halfwidth"))
         if not (math.isfinite(self.tolerance) and self.tolerance > 0):
             raise TransferError(f"tolerance must be a positive finite number, got {self.tolerance!r}")
+        if self.loss not in LOSSES:
+            raise TransferError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+
+    @property
+    def loss_column(self) -> str:
+        """The column of ``transfer.csv`` the fits read."""
+        return LOSSES[self.loss][0]
+
+    @property
+    def loss_words(self) -> str:
+        """What the fits read, in words ("final validation loss", ...)."""
+        return LOSSES[self.loss][1]
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,7 @@ def width_curves(
     loss = np.full((len(seeds), len(keys)), math.nan)
     for i, s in enumerate(seeds):
         sel = runs[runs.seed == s]
-        rows = zip(sel.value, sel.final_val_loss, sel.diverged, strict=True)
+        rows = zip(sel.value, sel[cfg.analysis.loss_column], sel.diverged, strict=True)
         by_key = {log2_key(v): (float(y), bool(dv)) for v, y, dv in rows}
         if any(k not in by_key for k in keys):
             return None

@@ -44,7 +44,7 @@ def transfer_figure(result: TransferResult):
     cfg = result.config
     n = len(cfg.grid.configs)
     fig, axes = plt.subplots(1, n, figsize=(4.2 * n + 1.9, 4.2), sharey=True, squeeze=False)
-    ylim = _loss_range(result.runs)
+    ylim = _loss_range(result.runs[cfg.analysis.loss_column])
     for ax, c in zip(axes[0], cfg.grid.configs, strict=True):
         for i, w in enumerate(sorted(cfg.grid.widths)):
             _plot_width(ax, result, c.name, w, OKABE_ITO[i % len(OKABE_ITO)], MARKERS[i % len(MARKERS)], ylim)
@@ -52,7 +52,7 @@ def transfer_figure(result: TransferResult):
         ax.set_xlabel(cfg.sweep.axis)
         ax.set_ylim(*ylim)
         ax.grid(True, alpha=0.3)
-    axes[0][0].set_ylabel("final validation loss (nats/byte, mean over seeds)")
+    axes[0][0].set_ylabel(f"{cfg.analysis.loss_words}\n(nats/byte, mean over seeds)")
     # every width drawn in any panel, once: the last panel may lack some
     lines = {label: h for ax in axes[0] for h, label in zip(*ax.get_legend_handles_labels(), strict=True)}
     if lines:
@@ -145,10 +145,10 @@ def routing_figure(result: TransferResult):
     return fig
 
 
-def _loss_range(runs: pd.DataFrame) -> tuple[float, float]:
+def _loss_range(losses: pd.Series) -> tuple[float, float]:
     """The panels' y range: the finite final losses, at most 1.5 nats above the lowest, with room at the top
     for the diverged runs' marks."""
-    finite = runs.final_val_loss[np.isfinite(runs.final_val_loss)] if len(runs) else pd.Series(dtype=float)
+    finite = losses[np.isfinite(losses)] if len(losses) else pd.Series(dtype=float)
     if not len(finite):
         return (0.0, 6.0)
     low = float(finite.min())
@@ -166,7 +166,7 @@ def _plot_width(ax, result: TransferResult, name: str, width: int, colour: str, 
         return
     x = np.log2(sel.value.astype(float))
     ok = sel.assign(x=x)[~sel.diverged.astype(bool)]
-    mean = ok.groupby("x").final_val_loss.mean()
+    mean = ok.groupby("x")[result.config.analysis.loss_column].mean()
     ax.plot(mean.index, mean.values, color=colour, marker=marker, ms=4, lw=1.3, label=f"d={width}")
     div = sorted(set(x[sel.diverged.astype(bool)]))
     ax.plot(div, [ylim[1] - pad_of(ylim)] * len(div), ls="none", marker="x", color=colour, ms=6)
@@ -213,7 +213,7 @@ def _method(result: TransferResult) -> str:
     a, recipe = result.config.analysis, result.config.recipe
     return (
         f"Joint fit: every run within {a.joint_halfwidth} grid point(s) of each width's argmin of the seed-mean "
-        f"final validation loss, all widths and seeds at once, L = c_curve + a(d)·t²·(1 + κ·t) with "
+        f"{a.loss_words}, all widths and seeds at once, L = c_curve + a(d)·t²·(1 + κ·t) with "
         f"t = log2 η − x0 − β·log2 d (a free height per width and seed, curvature log-linear in width, a shared skew); "
         f"interval = the fit's t-interval (widened by √F when the widths' optima leave the line) united with a "
         f"bootstrap over seeds. A width whose loss does not depend on η beyond the seeds' noise (F-test) is flat: "
@@ -369,12 +369,12 @@ def _noise_blocks(result: TransferResult) -> list:
     ]  # fmt: skip
     return _table_section(
         "How noisy is it?",
-        "The final validation loss's noise, in nats per byte. Seeds: one run's noise from the seeds' disagreement, "
-        "their shared offsets removed, near each width's optimum (σ, on dof degrees of freedom; more seeds shrink "
-        "an optimum's error as 1/√seeds). Validation batches (medians over the width's runs): the standard error "
-        "of one run's loss from its batches, and of the difference between neighbouring grid values of one seed "
-        "on the same batches, which is what a curve's shape rests on; both shrink as 1/√eval_batches. A "
-        "difference the verdict rests on should be at least three times these.",
+        f"The noise, in nats per byte. Seeds: one run's noise in its {result.config.analysis.loss_words} from the "
+        "seeds' disagreement, their shared offsets removed, near each width's optimum (σ, on dof degrees of freedom; "
+        "more seeds shrink an optimum's error as 1/√seeds). Validation batches (medians over the width's runs): the "
+        "standard error of one run's final validation loss from its batches, and of the difference between "
+        "neighbouring grid values of one seed on the same batches, which is what a curve's shape rests on; both "
+        "shrink as 1/√eval_batches. A difference the verdict rests on should be at least three times these.",
         ["configuration", "width", "seeds", "seed σ", "dof", "batch SE (run)", "batch SE (neighbours)"],
         rows,
     )
@@ -464,7 +464,8 @@ def build_transfer_report(result: TransferResult, png: bytes, logits_png: bytes 
     blocks += _logit_blocks(result, logits_png)
     blocks += _edge_blocks(result)
     blocks += _noise_blocks(result)
-    blocks.append(FigureBlock("transfer.png", f"Final validation loss vs {noun}, one line per width", png))
+    words = cfg.analysis.loss_words
+    blocks.append(FigureBlock("transfer.png", f"{words[0].upper()}{words[1:]} vs {noun}, one line per width", png))
     blocks.append(Heading("Settings and cost"))
     runs = result.runs
     cost = (
@@ -516,8 +517,9 @@ def _repeats_caveat(result: TransferResult) -> list:
     tokens, sizes = result.config.recipe.train.tokens, _train_sizes(result)
     if not sizes or tokens <= min(sizes):
         return []
+    loss = "validation loss" if result.config.analysis.loss == "val" else "training loss, of data seen before,"
     return [Paragraph(f"Caveat: each run reads its training split {tokens / min(sizes):.2g} times, so these optima "
-                      "are of a validation loss that measures memorising as well as learning, and wider models "
+                      f"are of a {loss} that measures memorising as well as learning, and wider models "
                       "memorise more (see Settings and cost).")]  # fmt: skip
 
 
