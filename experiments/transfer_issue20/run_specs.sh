@@ -6,9 +6,11 @@
 #
 # Each spec: NAME (its log, NAME.log), MARGIN (seconds to keep for what follows it), CAP (its own most seconds),
 # RPG (--runs-per-gpu), then the command's own arguments, which win over the folder's settings below (a spec may
-# give another --out and --steps, for a sweep of its own). --time-budget stops new runs from starting; the runs in
-# flight finish, so MARGIN must cover one run: at 2000 steps an mHC run at d = 1024 takes up to 95 s with 4 in
-# turns, a control run up to 45 s; the call's own timeout must cover TOTAL and ~20 s of start. Writes into $OUT
+# give another --out and --steps, for a sweep of its own). --time-budget starts no run that the folder's finished
+# runs of its configuration and width say would end after it (since 12th-session sources); a run of a kind the
+# folder has not timed yet can still overrun by its own length, so the last spec's MARGIN covers one such run: at
+# 2000 steps an mHC run at d = 1024 takes up to 95 s with 4 in turns, a control run up to 45 s. The call's own
+# timeout must cover TOTAL and ~20 s of start. Writes into $OUT
 # (default ./device-out): gpu.txt, NAME.log per spec and new_runs.tgz (every run record and sweep.json this call
 # wrote under experiments/), to extract in the repository root before the next call (a folder's sweep.json from
 # a call that did not see the last one's runs lists only its own grids). new_runs.tgz is rewritten every 30 s and

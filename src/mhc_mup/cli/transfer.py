@@ -274,7 +274,8 @@ def register(p: argparse.ArgumentParser) -> None:
                         "machine without CUDA too: price a GPU sweep from a laptop, even on a --corpus only the GPU "
                         "machine has)")  # fmt: skip
     g.add_argument("--time-budget", type=positive_float("time budget"), metavar="SECONDS",
-                   help="start no run after this many seconds; write the tables from the finished runs "
+                   help="start no run after this many seconds, nor one that the folder's finished runs of its "
+                        "configuration and width say would end after it; write the tables from the finished runs "
                         "(the same command again continues)")  # fmt: skip
     add_outputs(g, "mhc-mup-transfer", "the runs, tables and report, and reused to resume")
     p.set_defaults(handler=run_transfer_command)

@@ -43,6 +43,8 @@ from mhc_mup.training.transfer import (
     run_transfer,
 )
 from mhc_mup.training.transfer.analysis import LOGIT_COLUMNS, LOGIT_TABLE_COLUMNS, logits_table
+from mhc_mup.training.transfer.config import RunKey
+from mhc_mup.training.transfer.executors import RunClock
 from mhc_mup.training.transfer.run import resume, run_stages
 from tests.helpers import tiny_transfer_config as tiny_cfg
 from tests.helpers import transfer_record
@@ -248,6 +250,40 @@ def test_time_budget_stops_scheduling_and_the_grid_may_grow(small_corpus_file, t
     assert (out / "optima.csv").exists()
     grown = cfg.with_leaves(seeds=2)
     assert run_transfer(grown, out).executed == len(grown.runs())
+
+
+def test_the_run_clock_starts_a_run_only_where_its_known_duration_fits():
+    """Durations are the medians of the finished runs per configuration, width and runs sharing the device
+    (diverged runs left out); a run starts only if its known duration fits before the deadline, a run of an
+    unknown duration while any time is left; a run that ends teaches the clock its duration."""
+    records = [{"config": "mup", "width": 64, "runs_per_device": 4, "seconds": s, "diverged": False}
+               for s in (80.0, 90.0, 100.0)]  # fmt: skip
+    records += [{"config": "mup", "width": 64, "runs_per_device": 4, "seconds": 5.0, "diverged": True},
+                {"config": "mup", "width": 64, "runs_per_device": 1, "seconds": 30.0}]  # fmt: skip
+    clock = RunClock.from_records(1000.0, records)
+    assert clock.seconds == {("mup", 64, 4): 90.0, ("mup", 64, 1): 30.0}
+    key = RunKey("mup", 64, 0, 2.0**-7)
+    assert clock.starts(key, 4, now=909.0) and not clock.starts(key, 4, now=911.0)
+    assert clock.starts(key, 1, now=969.0) and not clock.starts(key, 1, now=971.0)
+    assert clock.starts(RunKey("mup", 128, 0, 2.0**-7), 4, now=999.0)  # unknown: any time left
+    assert not clock.starts(RunKey("mup", 128, 0, 2.0**-7), 4, now=1000.0)
+    clock.ended(RunKey("mup", 128, 1, 2.0**-6), 4, 50.0)
+    assert not clock.starts(RunKey("mup", 128, 0, 2.0**-7), 4, now=951.0)
+
+
+def test_a_time_budget_starts_no_run_the_folders_runs_say_would_end_after_it(small_corpus_file, tmp_path):
+    """The folder's d = 16 runs are recorded as taking a day: with an hour's budget the second seed's d = 16 runs
+    do not start, its d = 32 runs (no duration known yet) all do, and the same command without a budget finishes
+    the rest."""
+    out = tmp_path / "out"
+    run_transfer(tiny_cfg(small_corpus_file, widths=(16,)), out)
+    for path in (out / "runs").rglob("*.json"):
+        path.write_text(json.dumps(json.loads(path.read_text()) | {"seconds": 86400.0}))
+    cfg = tiny_cfg(small_corpus_file, seeds=2)
+    budgeted = run_transfer(cfg, out, time_budget=3600.0)
+    assert budgeted.executed == 6 and budgeted.missing == 3
+    assert {k.width for k in cfg.runs() if not k.path(out).exists()} == {16}
+    assert run_transfer(cfg, out).executed == 3
 
 
 def test_resume_with_other_settings_is_refused(small_corpus_file, tmp_path):

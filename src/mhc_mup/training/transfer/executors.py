@@ -2,8 +2,8 @@
 one thread, each on its own CUDA stream), in a spawn-context process pool with one worker per device, or as Ray
 tasks. Each gets :class:`~mhc_mup.training.transfer.config.RunSpec` values (frozen, picklable), claims each run
 before starting it (another process sharing the folder may have it) and hands each record to a
-:class:`~mhc_mup.training.transfer.store.RunStore` as it arrives; none starts a run after ``deadline``
-(``time.monotonic()``). Each returns how many runs it left pending at the deadline.
+:class:`~mhc_mup.training.transfer.store.RunStore` as it arrives; none starts a run that its
+:class:`RunClock` says would end after the deadline. Each returns how many runs it left pending.
 """
 
 from __future__ import annotations
@@ -11,18 +11,20 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import os
+import statistics
 import time
-from collections.abc import Generator
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import Callable, Generator, Iterable, Mapping
+from dataclasses import dataclass, field
 
 import torch
 
 from mhc_mup.errors import TransferError
-from mhc_mup.training.transfer.config import RunSpec, TransferConfig
+from mhc_mup.training.transfer.config import RunKey, RunSpec, TransferConfig
 from mhc_mup.training.transfer.run import execute_run, resume, run_stages
 from mhc_mup.training.transfer.store import RunStore
 
-__all__ = ["import_ray", "run_local", "run_ray", "runs_in_turns", "worker_devices"]
+__all__ = ["RunClock", "import_ray", "run_local", "run_ray", "runs_in_turns", "worker_devices"]
 
 _WORKER_DEVICE = "cpu"
 
@@ -54,14 +56,44 @@ def import_ray():
     return ray
 
 
-def run_local(specs: list[RunSpec], devices: list[str], store: RunStore, deadline: float) -> int:
+@dataclass
+class RunClock:
+    """When a run may start: while ``time.monotonic()`` is before ``deadline``, and, for a run whose configuration
+    and width have a known duration when that many runs share its device (``seconds[(config, width, sharing)]``:
+    the folder's finished runs, then this call's), only if that much time is left, so that a time budget ends
+    with no run in flight (a run of an unknown duration starts while time is left)."""
+
+    deadline: float
+    seconds: dict[tuple[str, int, int], float] = field(default_factory=dict)
+
+    @classmethod
+    def from_records(cls, deadline: float, records: Iterable[Mapping]) -> RunClock:
+        """The median wall time of the finished ``records`` (stored runs) per configuration, width and
+        ``runs_per_device``."""
+        times: dict[tuple[str, int, int], list[float]] = defaultdict(list)
+        for r in records:
+            if not r.get("diverged") and r.get("seconds"):
+                times[(r["config"], int(r["width"]), int(r.get("runs_per_device", 1)))].append(float(r["seconds"]))
+        return cls(deadline, {k: statistics.median(v) for k, v in times.items()})
+
+    def starts(self, key: RunKey, sharing: int, now: float | None = None) -> bool:
+        """Whether the run of ``key`` may start now, ``sharing`` runs at once on its device."""
+        now = time.monotonic() if now is None else now
+        return now + self.seconds.get((key.config, key.width, sharing), 0.0) < self.deadline
+
+    def ended(self, key: RunKey, sharing: int, seconds: float) -> None:
+        """Learn a run's duration from one that just ended (its wall ``seconds``)."""
+        self.seconds[(key.config, key.width, sharing)] = seconds
+
+
+def run_local(specs: list[RunSpec], devices: list[str], store: RunStore, clock: RunClock) -> int:
     """In this process (one device, or one GPU shared by several runs: they take turns from this thread, each on
     its own CUDA stream, where separate processes would time-slice the GPU), or a spawn-context process pool with
     one worker per device. Each record is stored with ``runs_per_device`` (as :func:`run_ray` does): how many runs
     its device was set to hold at once (1: alone), since a shared device's wall times are not one run's."""
     if (slots := runs_in_turns(devices)) or len(devices) == 1:
-        return _run_in_turns(specs, devices[0], slots or 1, store, deadline)
-    return _run_pool(specs, devices, store, deadline)
+        return _run_in_turns(specs, devices[0], slots or 1, store, clock)
+    return _run_pool(specs, devices, store, clock)
 
 
 def runs_in_turns(devices: list[str]) -> int:
@@ -70,11 +102,13 @@ def runs_in_turns(devices: list[str]) -> int:
     return len(devices) if len(set(devices)) == 1 and devices[0].startswith("cuda") else 0
 
 
-def _next_claimed(todo: list[RunSpec], store: RunStore) -> RunSpec | None:
-    """Take from ``todo`` the next run this process can claim; runs another process holds or has stored are
-    dropped (they are that process's)."""
-    while todo:
-        spec = todo.pop(0)
+def _next_claimed(todo: list[RunSpec], store: RunStore, starts: Callable[[RunSpec], bool]) -> RunSpec | None:
+    """Take from ``todo`` the first run that ``starts`` lets start and this process can claim; runs another process
+    holds or has stored are dropped (they are that process's), runs that would end too late stay."""
+    for spec in list(todo):
+        if not starts(spec):
+            continue
+        todo.remove(spec)
         if store.claim(spec.key):
             return spec
     return None
@@ -89,7 +123,7 @@ class _Turn:
     stream: torch.cuda.Stream | None
 
 
-def _run_in_turns(specs: list[RunSpec], device: str, slots: int, store: RunStore, deadline: float) -> int:
+def _run_in_turns(specs: list[RunSpec], device: str, slots: int, store: RunStore, clock: RunClock) -> int:
     """Up to ``slots`` runs at once on ``device``, resumed in turn (one run: serial). A run's record is stored as
     it ends and the next pending run takes its stream; on an error every run in progress gives up its claim."""
     todo = list(specs)
@@ -98,8 +132,8 @@ def _run_in_turns(specs: list[RunSpec], device: str, slots: int, store: RunStore
     turns: list[_Turn] = []
     try:
         while todo or turns:
-            while free and todo and time.monotonic() < deadline:
-                if (spec := _next_claimed(todo, store)) is None:
+            while free and todo:
+                if (spec := _next_claimed(todo, store, lambda s: clock.starts(s.key, slots))) is None:
                     break
                 turns.append(_Turn(spec, run_stages(spec, device), free.pop()))
             if not turns:
@@ -108,6 +142,7 @@ def _run_in_turns(specs: list[RunSpec], device: str, slots: int, store: RunStore
                 if (record := _resume(turn)) is not None:
                     turns.remove(turn)
                     free.append(turn.stream)
+                    clock.ended(turn.spec.key, slots, record["seconds"])
                     store(turn.spec.key, record | {"runs_per_device": slots})
     finally:
         for turn in turns:
@@ -135,7 +170,7 @@ def _pool_run(spec: RunSpec) -> dict:
     return execute_run(spec, _WORKER_DEVICE)
 
 
-def _run_pool(specs: list[RunSpec], devices: list[str], store: RunStore, deadline: float) -> int:
+def _run_pool(specs: list[RunSpec], devices: list[str], store: RunStore, clock: RunClock) -> int:
     ctx = torch.multiprocessing.get_context("spawn")
     queue = ctx.Queue()
     for d in devices:
@@ -147,15 +182,17 @@ def _run_pool(specs: list[RunSpec], devices: list[str], store: RunStore, deadlin
     per_device = len(devices) // len(set(devices))
     try:
         while todo or running:
-            while todo and len(running) < len(devices) and time.monotonic() < deadline:
-                if (spec := _next_claimed(todo, store)) is None:
+            while todo and len(running) < len(devices):
+                if (spec := _next_claimed(todo, store, lambda s: clock.starts(s.key, per_device))) is None:
                     break
                 running[pool.submit(_pool_run, spec)] = spec
             if not running:
                 break
             finished, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
             for fut in finished:
-                store(running.pop(fut).key, fut.result() | {"runs_per_device": per_device})
+                key, record = running.pop(fut).key, fut.result()
+                clock.ended(key, per_device, record["seconds"])
+                store(key, record | {"runs_per_device": per_device})
     finally:
         pool.shutdown(wait=not running, cancel_futures=True)
         for spec in running.values():
@@ -164,7 +201,7 @@ def _run_pool(specs: list[RunSpec], devices: list[str], store: RunStore, deadlin
 
 
 def run_ray(
-    specs: list[RunSpec], cuda: bool, store: RunStore, deadline: float, address: str | None, runs_per_gpu: int = 1
+    specs: list[RunSpec], cuda: bool, store: RunStore, clock: RunClock, address: str | None, runs_per_gpu: int = 1
 ) -> int:
     """Each run a Ray task with ``1/runs_per_gpu`` of a GPU (``cuda``) or one CPU; results are stored as they
     complete."""
@@ -178,17 +215,20 @@ def run_ray(
     slots = max(1, int(ray.cluster_resources().get("GPU" if cuda else "CPU", 1) * (runs_per_gpu if cuda else 1)))
     todo = list(specs)
     running: dict = {}
+    sharing = runs_per_gpu if cuda else 1
     try:
         while todo or running:
-            while todo and len(running) < slots and time.monotonic() < deadline:
-                if (spec := _next_claimed(todo, store)) is None:
+            while todo and len(running) < slots:
+                if (spec := _next_claimed(todo, store, lambda s: clock.starts(s.key, sharing))) is None:
                     break
                 running[task.remote(spec, device)] = spec
             if not running:
                 break
             ready, _ = ray.wait(list(running), num_returns=1)
             for ref in ready:
-                store(running.pop(ref).key, ray.get(ref) | {"runs_per_device": runs_per_gpu if cuda else 1})
+                key, record = running.pop(ref).key, ray.get(ref)
+                clock.ended(key, sharing, record["seconds"])
+                store(key, record | {"runs_per_device": sharing})
     finally:
         for ref, spec in running.items():
             ray.cancel(ref, force=True)

@@ -22,7 +22,14 @@ from mhc_mup.errors import CorpusError, TransferError
 from mhc_mup.training.transfer.analysis import TransferResult, analyse
 from mhc_mup.training.transfer.config import RunKey, TransferConfig
 from mhc_mup.training.transfer.cost import SweepCost, calibration, estimate_cost
-from mhc_mup.training.transfer.executors import import_ray, run_local, run_ray, runs_in_turns, worker_devices
+from mhc_mup.training.transfer.executors import (
+    RunClock,
+    import_ray,
+    run_local,
+    run_ray,
+    runs_in_turns,
+    worker_devices,
+)
 from mhc_mup.training.transfer.report import write_outputs
 from mhc_mup.training.transfer.store import (
     OnRun,
@@ -59,9 +66,10 @@ def run_transfer(
     configurations where they are needed, and its analysis covers them with the earlier runs.
 
     ``runs_per_gpu`` runs share each GPU at once (local pool and Ray). Every check runs before anything is
-    written. No new run starts after ``time_budget`` seconds; the tables
-    are then written from the finished runs and ``missing`` counts the rest of ``cfg``'s grid (run again to
-    continue; points of earlier grids not stored are not counted). Several
+    written. No new run starts after ``time_budget`` seconds, nor one that the folder's finished runs of its
+    configuration and width (as many sharing the device) say would end after it (:class:`~.executors.RunClock`);
+    the tables are then written from the finished runs and ``missing`` counts the rest of ``cfg``'s grid (run
+    again to continue; points of earlier grids not stored are not counted). Several
     processes may share ``out``: each claims a run before training it, so each run is trained once.
     """
     out = Path(out)
@@ -72,13 +80,16 @@ def run_transfer(
     write_sweep_file(cfg, out)
     store = RunStore(out, len(finished), len(finished) + len(pending), on_run)
     deadline = time.monotonic() + (time_budget if time_budget is not None else math.inf)
+    # a budget stops before a run the folder's finished runs say would end after it
+    stored = load_records(folder_config(cfg, out), out) if time_budget is not None else []
+    clock = RunClock.from_records(deadline, stored)
     settings = cfg.run_settings()
     specs = [cfg.run_spec(key, settings) for key in pending]
     if backend == "ray":
         cuda = cfg.resolved_device().type == "cuda"
-        run_ray(specs, cuda, store, deadline, ray_address, runs_per_gpu)
+        run_ray(specs, cuda, store, clock, ray_address, runs_per_gpu)
     else:
-        run_local(specs, devices, store, deadline)
+        run_local(specs, devices, store, clock)
     folder = folder_config(cfg, out)
     result = analyse(folder, load_records(folder, out), folder_grids(cfg, out))
     result.notes += _unread_note(folder, out)
