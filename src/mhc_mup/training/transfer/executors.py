@@ -130,10 +130,12 @@ def _run_in_turns(specs: list[RunSpec], device: str, slots: int, store: RunStore
     cuda = torch.device(device).type == "cuda"
     free = [torch.cuda.Stream(torch.device(device)) if cuda else None for _ in range(slots)]
     turns: list[_Turn] = []
+    blocked = False  # nothing left fits the time left: so it stays until a run ends and the clock learns
     try:
         while todo or turns:
-            while free and todo:
+            while free and todo and not blocked:
                 if (spec := _next_claimed(todo, store, lambda s: clock.starts(s.key, slots))) is None:
+                    blocked = True
                     break
                 turns.append(_Turn(spec, run_stages(spec, device), free.pop()))
             if not turns:
@@ -143,6 +145,7 @@ def _run_in_turns(specs: list[RunSpec], device: str, slots: int, store: RunStore
                     turns.remove(turn)
                     free.append(turn.stream)
                     clock.ended(turn.spec.key, slots, record["seconds"])
+                    blocked = False
                     store(turn.spec.key, record | {"runs_per_device": slots})
     finally:
         for turn in turns:
