@@ -17,6 +17,7 @@ from mhc_mup.training.transfer import (
     executors,
     run_transfer,
 )
+from mhc_mup.training.transfer.executors import RunClock
 from mhc_mup.training.transfer.store import RunStore, load_records, write_sweep_file
 from tests.helpers import tiny_transfer_config as tiny_cfg
 
@@ -52,7 +53,7 @@ def _in_turns(cfg, out, slots):
     out.mkdir()
     write_sweep_file(cfg, out)
     specs = [cfg.run_spec(k) for k in cfg.runs()]
-    left = executors._run_in_turns(specs, "cpu", slots, RunStore(out, 0, len(specs), None), math.inf)
+    left = executors._run_in_turns(specs, "cpu", slots, RunStore(out, 0, len(specs), None), RunClock(math.inf))
     return left, load_records(cfg, out)
 
 
