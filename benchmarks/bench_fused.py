@@ -71,10 +71,12 @@ def copy_bandwidth() -> float:
     return 2 * src.numel() * src.element_size() / (ms * 1e-3)
 
 
-def op_inputs(T: int, d: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
+def op_inputs(T: int, d: int, gen: torch.Generator, streams: torch.dtype = torch.bfloat16) -> dict[str, torch.Tensor]:
+    """One op call's tensors at width ``d``, ``T`` tokens: the streams ``x`` and their gradient ``gout`` in
+    ``streams``, the branch tensors in bf16, the gates and generator in fp32."""
     rows = (2 + N_S) * N_S
     dev = "cuda"
-    x = torch.randn(T, N_S, d, generator=gen, device=dev).bfloat16()
+    x = torch.randn(T, N_S, d, generator=gen, device=dev).to(streams)
     fn = torch.randn(rows, N_S * d, generator=gen, device=dev) / (N_S * d) ** 0.5
     return {
         "x": x,
@@ -85,7 +87,7 @@ def op_inputs(T: int, d: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
         "gy": torch.randn(T, d, generator=gen, device=dev).bfloat16(),
         "gpost": torch.randn(T, N_S, generator=gen, device=dev),
         "gcomb": torch.randn(T, N_S, N_S, generator=gen, device=dev),
-        "gout": torch.randn(T, N_S, d, generator=gen, device=dev).bfloat16(),
+        "gout": torch.randn(T, N_S, d, generator=gen, device=dev).to(streams),
         "post": torch.rand(T, N_S, generator=gen, device=dev) * 2,
         "comb": torch.softmax(torch.randn(T, N_S, N_S, generator=gen, device=dev), -1),
     }
@@ -155,6 +157,19 @@ def bench_ops(T: int, d: int, bandwidth: float) -> list[dict]:
     return rows
 
 
+TUNE_GRID_FP32 = [  # fp32 streams: the ∂L/∂x and ∂L/∂fn kernel's tiles (token chunk, column block, warps, stages)
+    {},
+    {"GRAD_FP32": (32, 128, 4, 2)},
+    {"GRAD_FP32": (64, 64, 4, 2)},
+    {"GRAD_FP32": (32, 64, 4, 2)},
+    {"GRAD_FP32": (32, 64, 4, 3)},
+    {"GRAD_FP32": (16, 128, 4, 2)},
+    {"GRAD_FP32": (64, 128, 8, 1)},
+    {"GRAD_FP32": (32, 128, 8, 2)},
+    {"GRAD_FP32": (64, 64, 8, 2)},
+    {"GRAD_FP32": (32, 128, 4, 1)},
+    {"GRAD_FP32": (32, 64, 4, 2), "GRAD_PROGRAMS_PER_SM": 4},
+]
 TUNE_GRID = [  # overrides of triton_kernels' tile constants (on top of any --set), one variant per entry
     {},
     {"GY_BLOCK_D": 32},
@@ -193,8 +208,8 @@ def kernel_us(calls: list, repeats: int = 10) -> dict[str, float]:
     return out
 
 
-def _op_calls(T: int, d: int) -> dict[str, list]:
-    inp = op_inputs(T, d, torch.Generator("cuda").manual_seed(d))
+def _op_calls(T: int, d: int, streams: torch.dtype = torch.bfloat16) -> dict[str, list]:
+    inp = op_inputs(T, d, torch.Generator("cuda").manual_seed(d), streams)
     x, fn, scale, base = inp["x"], inp["fn"], inp["scale"], inp["base"]
     _, post, comb, mixes, rstd = tk.hc_pre_forward(x, fn, scale, base, K, ops.HC_EPS, ops.NORM_EPS)
     grads = (inp["gy"], inp["gpost"], inp["gcomb"])
@@ -210,9 +225,19 @@ def _op_calls(T: int, d: int) -> dict[str, list]:
     }
 
 
-def breakdown(T: int, d: int) -> list[dict]:
+def _pre_grads(calls: dict[str, list]) -> tuple[torch.Tensor, ...]:
+    """hc_pre's backward outputs (∂L/∂x, ∂L/∂fn, ...) as :func:`_op_calls`'s call computes them, in fp64."""
+    return tuple(t.double().clone() for t in calls["hc_pre"][1]() if isinstance(t, torch.Tensor))
+
+
+def _relative_error(got: tuple[torch.Tensor, ...], ref: tuple[torch.Tensor, ...]) -> float:
+    """The largest ‖got − ref‖ / ‖ref‖ over the pairs."""
+    return max(((a - b).norm() / b.norm().clamp_min(1e-300)).item() for a, b in zip(got, ref, strict=True))
+
+
+def breakdown(T: int, d: int, streams: torch.dtype = torch.bfloat16) -> list[dict]:
     """Device time per kernel of hc_pre and hc_post, forward and backward (torch.profiler)."""
-    calls = _op_calls(T, d)
+    calls = _op_calls(T, d, streams)
     times = kernel_us(calls["hc_pre"] + calls["hc_post"])
     rows = sorted(({"kernel": k, "us_per_call": v} for k, v in times.items()), key=lambda r: -r["us_per_call"])
     print(f"per-kernel device time at d={d}, {T} tokens (µs per call, L2 flushed before each op)")
@@ -234,20 +259,30 @@ TUNE_KERNELS = {  # kernel → column name in the tune table
 }
 
 
-def tune(T: int, d: int) -> list[dict]:
-    """Both ops' kernels at each variant of :data:`TUNE_GRID`: device µs per kernel, and each op's forward +
-    backward as :func:`gpu_ms` times it (the figure that counts: it includes the gaps between kernels)."""
-    ops_calls = _op_calls(T, d)
+def tune(T: int, d: int, streams: torch.dtype = torch.bfloat16) -> list[dict]:
+    """Both ops' kernels at each variant of :data:`TUNE_GRID` (:data:`TUNE_GRID_FP32` for fp32 streams): device
+    µs per kernel, and each op's forward + backward as :func:`gpu_ms` times it (the figure that counts: it
+    includes the gaps between kernels). A variant whose hc_pre gradients differ from the default tiles' by more
+    than fp32 round-off, or that does not compile (shared memory), is reported and skipped."""
+    ops_calls = _op_calls(T, d, streams)
+    reference = _pre_grads(ops_calls)
     rows = []
     head = " ".join(f"{v:>10s}" for v in TUNE_KERNELS.values())
     print(f"{'variant':56s} {head} {'other':>6s} {'pre µs':>7s} {'post µs':>7s}")
-    for overrides in TUNE_GRID:
+    for overrides in TUNE_GRID_FP32 if streams == torch.float32 else TUNE_GRID:
         saved = {k: getattr(tk, k) for k in overrides}
         for k, v in overrides.items():
             setattr(tk, k, v)
         try:
+            error = _relative_error(_pre_grads(ops_calls), reference)
+            if error > 1e-5:
+                raise ValueError(f"hc_pre's gradients differ from the default tiles' by {error:.2e}")
             times = kernel_us(ops_calls["hc_pre"] + ops_calls["hc_post"])
             op_us = {op: 1e3 * sum(gpu_ms(c, reps=50) for c in calls) for op, calls in ops_calls.items()}
+        except Exception as exc:  # a variant that fails is a result of the tuning, not the end of it
+            print(f"{overrides!s:56s} failed: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}", flush=True)
+            rows.append({**overrides, "failed": f"{type(exc).__name__}: {exc}"})
+            continue
         finally:
             for k, v in saved.items():
                 setattr(tk, k, v)
@@ -447,8 +482,9 @@ def main() -> None:
     print("tiles:", ", ".join(f"{k}={v}" for k, v in report["tiles"].items()), "\n")
 
     if args.tune:
-        report["tune"] = tune(args.tokens, 1024)
-        report["breakdown"] = breakdown(args.tokens, 1024)
+        streams = getattr(torch, args.stream_dtype)
+        report["tune"] = tune(args.tokens, 1024, streams)
+        report["breakdown"] = breakdown(args.tokens, 1024, streams)
     if args.profile_step:
         report["profile_step"] = profile_step(1024, args.batch, args.seq, args.stream_dtype, args.depth, args.heads)
     if args.profile_device_step:

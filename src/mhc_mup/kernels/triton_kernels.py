@@ -54,8 +54,11 @@ GY_BLOCK_D = 64  # the backward's ⟨∂L/∂y, x_i⟩ programs (beside the Sink
 GY_SPLITS = 4
 GRAD_BLOCK_T = 64  # ∂L/∂x and ∂L/∂fn: token chunk and column block of x_flat
 GRAD_BLOCK_C = 128
-GRAD_STAGES = 2  # (bf16 and fp16 streams; fp32 ones run unpipelined)
+GRAD_STAGES = 2
 GRAD_WARPS = 4
+GRAD_FP32 = (64, 128, 4, 1)  # fp32 streams' tiles (token chunk, column block, warps, stages): two stages of these
+# overflow shared memory, and one leaves the loads unpipelined (346 µs per call at d = 1024 against 58 for bf16
+# streams): bench_fused.py --tune --stream-dtype float32 times the variants
 GRAD_PROGRAMS_PER_SM = 2  # token splits of the ∂L/∂x pass: more programs hide latency, more ∂L/∂fn partials
 POST_BLOCK_T = 16  # hc_post forward: token block, column block, warps
 POST_BLOCK_D = 128
@@ -889,9 +892,12 @@ def hc_pre_backward(
         BT=PRE_BLOCK_T,
         num_warps=GATE_WARPS,
     )
-    col_blocks = triton.cdiv(ND, GRAD_BLOCK_C)
+    bt, bc, warps, stages = (
+        GRAD_FP32 if x.element_size() == 4 else (GRAD_BLOCK_T, GRAD_BLOCK_C, GRAD_WARPS, GRAD_STAGES)
+    )
+    col_blocks = triton.cdiv(ND, bc)
     n_sm = _sm_count(dev)
-    tokens_per_split, token_splits = _split_range(T, triton.cdiv(GRAD_PROGRAMS_PER_SM * n_sm, col_blocks), GRAD_BLOCK_T)
+    tokens_per_split, token_splits = _split_range(T, triton.cdiv(GRAD_PROGRAMS_PER_SM * n_sm, col_blocks), bt)
     grad_x = _new(x.shape, x.dtype, dev)
     partial = _new((token_splits, R, ND), torch.float32, dev)
     _hc_pre_input_grad_kernel[(col_blocks, token_splits)](
@@ -910,15 +916,15 @@ def hc_pre_backward(
         N=N,
         R=R,
         RP=RP,
-        BT=GRAD_BLOCK_T,
-        BC=GRAD_BLOCK_C,
-        UNIFORM=D % GRAD_BLOCK_C == 0,
+        BT=bt,
+        BC=bc,
+        UNIFORM=D % bc == 0,
         ROUTED=grad_route is not None,
         SPLIT=_bf16_split(x),
         EMULATE=_interpreted(),
         PREC=DOT_PRECISION,
-        num_warps=GRAD_WARPS,
-        num_stages=GRAD_STAGES if x.element_size() == 2 else 1,  # fp32 tiles: two stages overflow shared memory
+        num_warps=warps,
+        num_stages=stages,
     )
     grad_fn = _new((R, ND), torch.float32, dev)
     grad_base = _new((R,), torch.float32, dev)

@@ -152,6 +152,26 @@ def test_hc_pre_matches_reference_forward_and_backward(device, K, comb_scale, po
 
 
 @pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("tiles", [(16, 32, 4, 2), (32, 64, 8, 1)], ids=["16x32-2stages", "32x64-8warps"])
+def test_fp32_input_gradient_under_other_tiles_matches_reference(device, tiles, monkeypatch, poisoned, rng):
+    """fp32 streams' ∂L/∂x and ∂L/∂fn kernel with other tiles (``GRAD_FP32``, the variants bench_fused.py --tune
+    --stream-dtype float32 times): the same agreement with fp64 autograd. The chunks are smaller than the shapes,
+    so the kernel loops over tokens and masks partial column blocks."""
+    from mhc_mup.kernels import triton_kernels
+
+    monkeypatch.setattr(triton_kernels, "GRAD_FP32", tiles)
+    for T, n_s, d in SHAPES[device][:2]:
+        x, fn, scale, base = _inputs(T, n_s, d, 1.0, rng, device)
+        grads = [torch.randn(shape, generator=rng).to(device) for shape in ((T, d), (T, n_s), (T, n_s, n_s))]
+        _, got = _fused_pre(x, fn, scale, base, 20, grads)
+        _, ref_grads = _reference_pre(x, fn, scale, base, 20, grads)
+        _, grads32 = _reference_pre(x, fn, scale, base, 20, grads, torch.float32)
+        for name, a, b, c in zip(("grad x", "grad fn"), got[:2], ref_grads[:2], grads32[:2], strict=True):
+            ok, err, err32 = within_fp32_roundoff(a, b, c)
+            assert ok, (name, tiles, (T, n_s, d), err, err32)
+
+
+@pytest.mark.parametrize("device", DEVICES)
 def test_hc_post_matches_reference_forward_and_backward(device, poisoned, rng):
     for T, n_s, d in SHAPES[device]:
         x = torch.randn(T, n_s, d, generator=rng).to(device)
