@@ -14,7 +14,7 @@ import os
 import statistics
 import time
 from collections import defaultdict
-from collections.abc import Callable, Generator, Iterable, Mapping
+from collections.abc import Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import torch
@@ -102,11 +102,12 @@ def runs_in_turns(devices: list[str]) -> int:
     return len(devices) if len(set(devices)) == 1 and devices[0].startswith("cuda") else 0
 
 
-def _next_claimed(todo: list[RunSpec], store: RunStore, starts: Callable[[RunSpec], bool]) -> RunSpec | None:
-    """Take from ``todo`` the first run that ``starts`` lets start and this process can claim; runs another process
-    holds or has stored are dropped (they are that process's), runs that would end too late stay."""
+def _next_claimed(todo: list[RunSpec], store: RunStore, clock: RunClock, sharing: int) -> RunSpec | None:
+    """Take from ``todo`` the first run that ``clock`` lets start (``sharing`` runs at once on its device) and this
+    process can claim; runs another process holds or has stored are dropped (they are that process's), runs that
+    would end too late stay."""
     for spec in list(todo):
-        if not starts(spec):
+        if not clock.starts(spec.key, sharing):
             continue
         todo.remove(spec)
         if store.claim(spec.key):
@@ -134,7 +135,7 @@ def _run_in_turns(specs: list[RunSpec], device: str, slots: int, store: RunStore
     try:
         while todo or turns:
             while free and todo and not blocked:
-                if (spec := _next_claimed(todo, store, lambda s: clock.starts(s.key, slots))) is None:
+                if (spec := _next_claimed(todo, store, clock, slots)) is None:
                     blocked = True
                     break
                 turns.append(_Turn(spec, run_stages(spec, device), free.pop()))
@@ -186,7 +187,7 @@ def _run_pool(specs: list[RunSpec], devices: list[str], store: RunStore, clock: 
     try:
         while todo or running:
             while todo and len(running) < len(devices):
-                if (spec := _next_claimed(todo, store, lambda s: clock.starts(s.key, per_device))) is None:
+                if (spec := _next_claimed(todo, store, clock, per_device)) is None:
                     break
                 running[pool.submit(_pool_run, spec)] = spec
             if not running:
@@ -222,7 +223,7 @@ def run_ray(
     try:
         while todo or running:
             while todo and len(running) < slots:
-                if (spec := _next_claimed(todo, store, lambda s: clock.starts(s.key, sharing))) is None:
+                if (spec := _next_claimed(todo, store, clock, sharing)) is None:
                     break
                 running[task.remote(spec, device)] = spec
             if not running:
