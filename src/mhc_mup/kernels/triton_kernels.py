@@ -56,9 +56,8 @@ GRAD_BLOCK_T = 64  # ∂L/∂x and ∂L/∂fn: token chunk and column block of x
 GRAD_BLOCK_C = 128
 GRAD_STAGES = 2
 GRAD_WARPS = 4
-GRAD_FP32 = (64, 128, 4, 1)  # fp32 streams' tiles (token chunk, column block, warps, stages): two stages of these
-# overflow shared memory, and one leaves the loads unpipelined (346 µs per call at d = 1024 against 58 for bf16
-# streams): bench_fused.py --tune --stream-dtype float32 times the variants
+GRAD_FP32 = (64, 64, 4, 2)  # fp32 streams' tiles (token chunk, column block, warps, stages): half the bf16 column
+# block, so that two stages fit in shared memory (bench_fused.py --tune --stream-dtype float32 times the variants)
 GRAD_PROGRAMS_PER_SM = 2  # token splits of the ∂L/∂x pass: more programs hide latency, more ∂L/∂fn partials
 POST_BLOCK_T = 16  # hc_post forward: token block, column block, warps
 POST_BLOCK_D = 128
