@@ -440,13 +440,16 @@ def _print_anchors(result: TransferResult, console: Console) -> None:
     if result.relative.empty:
         return
     t = table(f"Drift against the control of the same body: β − β_control of the joint fits, within ±{tol:g}: "
-              "moves no more with width than the control (relative_drift.csv)")  # fmt: skip
-    for col in ("config", "against", "β − β_control", "interval", "verdict", "note"):
-        t.add_column(col, justify="right" if col in ("β − β_control", "interval") else "left", no_wrap=col != "note")
+              "moves no more with width than the control (relative_drift.csv; paired: the interval that keeps the "
+              "noise the two share, narrower, not the verdict's, see docs/transfer.md)")  # fmt: skip
+    for col in ("config", "against", "β − β_control", "interval", "verdict", "paired", "note"):
+        t.add_column(col, justify="right" if col in ("β − β_control", "interval", "paired") else "left",
+                     no_wrap=col != "note")  # fmt: skip
     for r in result.relative.to_dict("records"):
+        paired = f"[{r['paired_low']:+.3f}, {r['paired_high']:+.3f}]" if math.isfinite(r["paired_low"]) else "—"
         t.add_row(r["config"], r["anchor"],
                   *_drift_cells(r["exponent"], r["ci_low"], r["ci_high"], r["verdict"], r["direction"]),
-                  r["note"])  # fmt: skip
+                  paired, r["note"])  # fmt: skip
     console.print(t)
 
 

@@ -15,7 +15,10 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "Estimate", "FitSettings", "PowerLawFit", "bootstrap_estimate", "fit_power_law", "fit_power_laws", "mean",
         ),
         "mhc_mup.stats.readings": ("DECAYS", "GROWS", "O1", "UNCLEAR", "Reading", "classify", "classify_interval"),
-        "mhc_mup.stats.optimum": ("JointOptimumFit", "fit_joint_optimum", "seed_bootstrap"),
+        "mhc_mup.stats.optimum": (
+            "JointOptimumFit", "PairedDifference", "fit_joint_optimum", "paired_difference", "paired_lack_of_fit",
+            "seed_bootstrap",
+        ),
     },
     submodules=("fitting", "readings", "optimum"),
 )

@@ -28,6 +28,16 @@ optima scatter about the line more than the runs' noise explains (seeds that shi
 that is not a power law), the interval widens by ``√F`` (Birge's ratio). :func:`seed_bootstrap` resamples
 whole curves within each width and refits: with two seeds it has three distinct draws per width and is too
 narrow to stand alone, so callers report the union of the two.
+
+Two fits of the same curves (two configurations run with the same seeds, widths and batches: a seed draws the same
+body weights in both) share part of their noise. :func:`paired_difference` reads ``δ = β_a − β_b`` from each fit's
+per-curve scores, ``β̂ − β ≈ Σ_g s_g`` (the linearised estimator): a cluster-robust variance
+``Σ_g (s_a,g − s_b,g)²`` over the curves, so what the two share cancels, with the CR2 small-sample correction of
+Bell & McCaffrey (each curve's residuals scaled by ``(I − P_gg)^{-1/2}``, ``P`` the fit's projection: the
+residuals of a least-squares fit are smaller than its errors, most of all at points of high leverage) and a
+t-interval on ``G − 1`` degrees of freedom (``G`` curves). The scores do not see a width whose optimum leaves the
+line for all its seeds at once: :func:`paired_lack_of_fit` asks whether the two fits' free optima differ by a line
+within what their scores explain, and widens the interval by its ratio's root where they do not.
 """
 
 from __future__ import annotations
@@ -37,7 +47,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["JointOptimumFit", "fit_joint_optimum", "seed_bootstrap"]
+__all__ = [
+    "JointOptimumFit", "PairedDifference", "fit_joint_optimum", "paired_difference", "paired_lack_of_fit",
+    "seed_bootstrap",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -45,7 +58,12 @@ class JointOptimumFit:
     """``x*(d) = x₀ + β·(log2 d − ū)``, curvature ``a(d) = exp(λ₀ + λ₁·(log2 d − ū))`` and skew ``κ`` of a fit;
     ``[ci_low, ci_high]`` is ``β``'s t-interval (NaN without residual degrees of freedom), ``sigma`` the
     residual standard deviation of one run's loss, ``lack_of_fit`` the ``F`` ratio (and its ``p``) of the
-    widths' optima about the line (NaN with < 3 widths); ``note`` says why a value is NaN."""
+    widths' optima about the line (NaN with < 3 widths); ``note`` says why a value is NaN. ``curves`` are the
+    curve labels (``group``'s distinct values, sorted) and ``scores`` each one's CR2 score of ``β``
+    (:func:`paired_difference`), both empty when there is no fit (``scores`` also with ``lack_of_fit=False``);
+    ``width_optima`` the lack-of-fit test's free
+    optimum at each of ``log2_widths`` (increasing) and ``width_scores`` each curve's scores of them ``(G, W)``,
+    empty without that test."""
 
     beta: float
     se_beta: float
@@ -64,6 +82,11 @@ class JointOptimumFit:
     lack_of_fit: float = math.nan
     lack_of_fit_p: float = math.nan
     note: str = ""
+    curves: tuple[float, ...] = ()
+    scores: tuple[float, ...] = ()
+    log2_widths: tuple[float, ...] = ()
+    width_optima: tuple[float, ...] = ()
+    width_scores: tuple[tuple[float, ...], ...] = ()
 
     def optimum(self, width: float) -> float:
         """``x*(d)``: the fitted optimum (log2 of the swept value) at width ``width``."""
@@ -147,12 +170,12 @@ def fit_joint_optimum(
     """Fit ``L = c_g + a(u)·t²·(1 + κ·t)``, ``t = x − x₀ − β·u``, to the runs ``(log2_widths[i], x[i],
     loss[i])`` of curves ``group[i]`` (all ``(n,)``; one curve = one width and seed; every value finite). Needs
     ≥ 2 widths; a NaN fit with a ``note`` when the data cannot determine it, never an exception.
-    ``lack_of_fit=False`` skips the second fit of the lack-of-fit test (and its widening): the bootstrap's
-    refits need only ``β``."""
+    ``lack_of_fit=False`` skips the second fit of the lack-of-fit test (and its widening) and the curves' scores:
+    the bootstrap's refits need only ``β``."""
     from scipy.special import stdtrit
 
     lw, x, y = (np.asarray(v, dtype=np.float64) for v in (log2_widths, x, loss))
-    _, g = np.unique(np.asarray(group), return_inverse=True)
+    labels, g = np.unique(np.asarray(group), return_inverse=True)
     n_groups, n = int(g.max()) + 1 if len(g) else 0, len(y)
     ubar = float(lw.mean()) if n else math.nan
     u = lw - ubar
@@ -169,10 +192,11 @@ def fit_joint_optimum(
     theta, r, jac, ok = _least_squares(line, u, x, y, g, start if skew else start[:-1])
     sigma2 = float(r @ r) / dof
     try:
-        var = sigma2 * float(np.linalg.inv(jac.T @ jac)[1, 1])
+        inv = np.linalg.inv(jac.T @ jac)
     except np.linalg.LinAlgError:
-        var = nan
-    lof = _lack_of_fit(lw, u, x, y, g, theta, float(r @ r)) if lack_of_fit else (nan, nan)
+        inv = np.full((jac.shape[1],) * 2, nan)
+    var = sigma2 * float(inv[1, 1])
+    lof = _lack_of_fit(lw, u, x, y, g, theta, float(r @ r)) if lack_of_fit else (nan, nan, (), ())
     se = math.sqrt(var * max(1.0, lof[0] if math.isfinite(lof[0]) else 1.0)) if var >= 0 else nan
     half = float(stdtrit(dof, 0.5 + confidence / 2)) * se
     beta = float(theta[1])
@@ -182,7 +206,32 @@ def fit_joint_optimum(
         mean_log2_width=ubar,
         sigma=math.sqrt(sigma2), dof=dof, n_points=n, n_curves=n_groups, confidence=confidence,
         lack_of_fit=lof[0], lack_of_fit_p=lof[1], note="" if ok else "least squares did not converge",
+        curves=tuple(float(v) for v in labels),
+        scores=tuple(_curve_scores(jac, inv, r, g, [1])[:, 0]) if lack_of_fit else (),
+        log2_widths=tuple(float(v) for v in np.unique(lw)) if lof[2] else (), width_optima=lof[2],
+        width_scores=lof[3],
     )  # fmt: skip
+
+
+def _curve_scores(jac: np.ndarray, inv: np.ndarray, r: np.ndarray, g: np.ndarray, params: list[int]) -> np.ndarray:
+    """``(G, len(params))`` each curve's CR2 score of each parameter ``θ_k``: ``−h_gᵀ·(I − P_gg)^{-1/2}·r_g``,
+    with ``h = J·(JᵀJ)⁻¹·e_k`` (``−h_i = ∂θ̂_k/∂loss_i``) and ``P_gg = 1/n_g + J_g·(JᵀJ)⁻¹·J_gᵀ`` the curve's
+    block of the projection onto its height and the fit's tangent plane. ``P_gg`` fixes the constant, whose
+    eigenvalue of ``I − P_gg`` is 0; ``h_g`` and ``r_g`` are centred, so the pseudo-inverse root loses nothing."""
+    n_groups = int(g.max()) + 1
+    if not np.isfinite(inv).all():
+        return np.full((n_groups, len(params)), math.nan)
+    h = jac @ inv[:, params]
+    scores = np.empty((n_groups, len(params)))
+    for k in range(n_groups):
+        rows = np.flatnonzero(g == k)
+        j_g = jac[rows]
+        keep_out = np.eye(len(rows)) - 1.0 / len(rows) - j_g @ inv @ j_g.T
+        lam, vec = np.linalg.eigh(keep_out)
+        pos = lam > 1e-9
+        root = (vec[:, pos] / np.sqrt(lam[pos])) @ vec[:, pos].T
+        scores[k] = -(h[rows].T @ root @ r[rows])
+    return scores
 
 
 def _skew_fits(x: np.ndarray, group: np.ndarray, n_groups: int) -> bool:
@@ -193,23 +242,29 @@ def _skew_fits(x: np.ndarray, group: np.ndarray, n_groups: int) -> bool:
 
 def _lack_of_fit(
     lw: np.ndarray, u: np.ndarray, x: np.ndarray, y: np.ndarray, g: np.ndarray, theta: np.ndarray, rss: float
-) -> tuple[float, float]:
-    """``(F, p)``: do the widths' optima lie on the line ``x₀ + β·u`` within the runs' noise? The same model
-    with a free optimum per width (``W`` of them) against the line: ``F = (ΔRSS/(W − 2)) / (RSS_free/dof_free)``
-    and its upper tail probability; NaN with < 3 widths or no residual degrees of freedom."""
+) -> tuple[float, float, tuple[float, ...], tuple[tuple[float, ...], ...]]:
+    """``(F, p, optima, scores)``: do the widths' optima lie on the line ``x₀ + β·u`` within the runs' noise? The
+    same model with a free optimum per width (``W`` of them) against the line: ``F = (ΔRSS/(W − 2)) /
+    (RSS_free/dof_free)`` and its upper tail probability; the free optima ``(W,)`` and each curve's CR2 scores of
+    them ``(G, W)``. NaN and empty with < 3 widths or no residual degrees of freedom."""
     from scipy.special import fdtrc
 
     widths, w_idx = np.unique(lw, return_inverse=True)
     n_w = len(widths)
     dof_free = len(y) - n_w - (len(theta) - 2) - (int(g.max()) + 1)  # λ₀, λ₁ and κ when it is fitted
     if n_w < 3 or dof_free < 1:
-        return math.nan, math.nan
+        return math.nan, math.nan, (), ()
     free = np.eye(n_w)[w_idx]
     start = np.concatenate([theta[0] + theta[1] * (widths - lw.mean()), theta[2:]])
-    _, r, _, _ = _least_squares(free, u, x, y, g, start)
+    theta_free, r, jac, _ = _least_squares(free, u, x, y, g, start)
     rss_free = float(r @ r)
     f = max(rss - rss_free, 0.0) / (n_w - 2) / (rss_free / dof_free) if rss_free > 0 else math.nan
-    return f, float(fdtrc(n_w - 2, dof_free, f)) if math.isfinite(f) else math.nan
+    try:
+        scores = _curve_scores(jac, np.linalg.inv(jac.T @ jac), r, g, list(range(n_w)))
+    except np.linalg.LinAlgError:
+        scores = np.full((int(g.max()) + 1, n_w), math.nan)
+    p = float(fdtrc(n_w - 2, dof_free, f)) if math.isfinite(f) else math.nan
+    return f, p, tuple(float(v) for v in theta_free[:n_w]), tuple(tuple(float(v) for v in row) for row in scores)
 
 
 def _with_note(fit: JointOptimumFit, note: str) -> JointOptimumFit:
@@ -258,3 +313,84 @@ def _refit(lw: np.ndarray, x: np.ndarray, sd: np.ndarray, y: np.ndarray, draw: d
             curve.append(np.full(len(rows), len(curve)))
     rows = np.concatenate(idx)
     return fit_joint_optimum(lw[rows], x[rows], np.concatenate(curve), y[rows], lack_of_fit=False).beta
+
+
+MIN_POINTS_PER_CURVE = 4
+"""Fits with fewer runs a curve on average have no paired interval (:func:`paired_difference`): through 3 points
+a curve (the symmetric parabola of a window ±1) it covers 0.90–0.93 at 95%
+(experiments/transfer_issue20/paired_coverage.py)."""
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """``δ = β_a − β_b`` of two joint fits and its t-interval: ``se`` from the curves' paired scores, widened by
+    ``√max(1, lack_of_fit)``; ``dof = G − 1`` with ``G`` the curves of either fit, ``shared`` how many are in
+    both; ``lack_of_fit`` the paired lack-of-fit ratio (NaN with < 3 widths); ``note`` says why a value is
+    NaN."""
+
+    delta: float
+    se: float
+    ci_low: float
+    ci_high: float
+    dof: int
+    shared: int
+    confidence: float
+    lack_of_fit: float = math.nan
+    note: str = ""
+
+
+def paired_difference(a: JointOptimumFit, b: JointOptimumFit, confidence: float | None = None) -> PairedDifference:
+    """``δ = β_a − β_b`` with a cluster-robust interval that keeps what the two fits share: ``se² = Σ_g (s_a,g −
+    s_b,g)²·max(1, F_δ)`` over the curves (labels) of either fit, a curve missing from one fit scoring 0 there,
+    and ``δ ± t(G − 1)·se``. ``F_δ`` (:func:`paired_lack_of_fit`) widens it where the two fits' free optima
+    differ by more than a line across the widths, beyond what the curves' scores explain. NaN, with a ``note``,
+    with fewer than 3 curves, without both fits' scores, or with windows of fewer than
+    :data:`MIN_POINTS_PER_CURVE` points a curve; ``confidence`` defaults to ``a``'s."""
+    from scipy.special import stdtrit
+
+    confidence = a.confidence if confidence is None else confidence
+    sa, sb = dict(zip(a.curves, a.scores, strict=True)), dict(zip(b.curves, b.scores, strict=True))
+    curves = sorted(set(sa) | set(sb))
+    shared = len(set(sa) & set(sb))
+    delta = a.beta - b.beta
+    diff = np.array([sa.get(k, 0.0) - sb.get(k, 0.0) for k in curves])
+    nan_row = PairedDifference(delta, math.nan, math.nan, math.nan, len(curves) - 1, shared, confidence)
+    if len(curves) < 3 or not (math.isfinite(delta) and np.isfinite(diff).all()):
+        return _with_why(nan_row, f"{len(curves)} curves" if len(curves) < 3 else "a fit without its scores")
+    if min(f.n_points / f.n_curves for f in (a, b)) < MIN_POINTS_PER_CURVE:
+        return _with_why(nan_row, f"windows of fewer than {MIN_POINTS_PER_CURVE} points a curve")
+    f_delta = paired_lack_of_fit(a, b)
+    se = float(np.sqrt(diff @ diff * max(1.0, f_delta if math.isfinite(f_delta) else 1.0)))
+    half = float(stdtrit(len(curves) - 1, 0.5 + confidence / 2)) * se
+    return PairedDifference(delta, se, delta - half, delta + half, len(curves) - 1, shared, confidence, f_delta)
+
+
+def paired_lack_of_fit(a: JointOptimumFit, b: JointOptimumFit) -> float:
+    """``F_δ``: do the differences of the two fits' free optima, ``D_w = x̂_a,w − x̂_b,w`` at the ``W`` widths both
+    freed, lie on a line in log2 d within what the curves' paired scores explain? ``V_w = Σ_g (S_a,gw −
+    S_b,gw)²``, the weighted line ``D_w ≈ c + δ·log2 d`` (weights ``1/V_w``) and ``F_δ = χ²/(W − 2)``. About 1
+    when only the curves' noise moves the optima (what each curve shares with its twin cancels); larger when a
+    width moves all its seeds' optima apart from the line in one fit and not the other. NaN with < 3 such
+    widths."""
+    common = sorted(set(a.log2_widths) & set(b.log2_widths))
+    if len(common) < 3:
+        return math.nan
+    d, v = [], []
+    for lw in common:
+        ia, ib = a.log2_widths.index(lw), b.log2_widths.index(lw)
+        sa = {k: row[ia] for k, row in zip(a.curves, a.width_scores, strict=True)}
+        sb = {k: row[ib] for k, row in zip(b.curves, b.width_scores, strict=True)}
+        d.append(a.width_optima[ia] - b.width_optima[ib])
+        v.append(sum((sa.get(k, 0.0) - sb.get(k, 0.0)) ** 2 for k in set(sa) | set(sb)))
+    d, v, u = np.array(d), np.array(v), np.array(common)
+    if not (np.isfinite(d).all() and np.isfinite(v).all() and (v > 0).all()):
+        return math.nan
+    w = 1.0 / v
+    design = np.column_stack([np.ones_like(u), u]) * np.sqrt(w)[:, None]
+    coef, *_ = np.linalg.lstsq(design, d * np.sqrt(w), rcond=None)
+    chi2 = float(np.sum(w * (d - coef[0] - coef[1] * u) ** 2))
+    return chi2 / (len(common) - 2)
+
+
+def _with_why(row: PairedDifference, note: str) -> PairedDifference:
+    return PairedDifference(**{**asdict(row), "note": note})

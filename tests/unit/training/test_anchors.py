@@ -85,6 +85,7 @@ def test_tables_from_a_drift_frame():
     assert rel.loc["mup", "exponent"] == pytest.approx(0.037) and rel.loc["mup", "verdict"] == "unclear"
     assert rel.loc["baseline", "exponent"] == pytest.approx(-0.209) and rel.loc["baseline", "verdict"] == "drifts"
     assert rel.loc["baseline", "direction"] == "η* shrinks with width relative to control-mup's"
+    assert rel.loc["baseline", ["paired_low", "paired_high", "curves"]].isna().all()  # no fits to pair
     assert math.isnan(rel.loc["sp-baseline", "exponent"]) and rel.loc["sp-baseline", "verdict"] == "unclear"
     assert rel.loc["sp-baseline", "note"] == "no joint fit with an interval for sp-baseline"
     fails, holds = (anchor_sentence(r, 0.1, relative=True) for r in anchors.to_dict("records"))
@@ -133,6 +134,28 @@ def test_analysis_reads_a_shared_drift_as_no_relative_drift():
     assert rel.loc["baseline", "exponent"] == pytest.approx(-0.5, abs=0.03)
     assert rel.loc["baseline", "verdict"] == "drifts" and rel.loc["baseline", "ci_high"] < -0.1
     assert result.anchors.iloc[0].exponent == pytest.approx(-0.3, abs=0.02)
+    assert rel.curves.tolist() == [12, 12]  # 4 widths × 3 seeds, paired
+    assert (rel.paired_low <= rel.exponent).all() and (rel.exponent <= rel.paired_high).all()
+
+
+def test_the_relative_interval_pairs_the_seeds_the_two_share():
+    """Each (width, seed) moves both configurations' optimum by the same N(0, 0.1) shift, and each its own by
+    N(0, 0.02): the paired interval sees only the small part (under a fifth of the quadrature's width) and still
+    covers δ = 0; the verdict reads the quadrature."""
+    rng = np.random.default_rng(4)
+    cfg = config(("control-mup", "mup"))
+    records = []
+    for w in cfg.grid.widths:
+        for s in range(3):
+            shared = 0.1 * rng.standard_normal()
+            for name in ("control-mup", "mup"):
+                x0 = -6 + shared + 0.02 * rng.standard_normal()
+                records += [transfer_record(name, w, s, lr, 3 + 0.2 * (math.log2(lr) - x0) ** 2
+                                            + 0.002 * rng.standard_normal()) for lr in cfg.grid.lrs]  # fmt: skip
+    row = analyse(cfg, records).relative.iloc[0]
+    assert row.curves == 12 and row.paired_low <= 0.0 <= row.paired_high, row
+    assert row.paired_high - row.paired_low < 0.2 * (row.ci_high - row.ci_low), row
+    assert row.verdict == "unclear"  # the quadrature's reading (about ±0.21), though the paired one is in ±0.03
 
 
 def test_fits_over_different_widths_are_compared_over_the_widths_both_fitted():

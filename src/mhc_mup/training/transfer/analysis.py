@@ -37,13 +37,14 @@ import pandas as pd
 
 from mhc_mup._io import StrEnum
 from mhc_mup.stats.fitting import bootstrap_estimate, fit_power_law
+from mhc_mup.stats.optimum import paired_difference
 from mhc_mup.stats.readings import UNCLEAR as UNCLEAR_READING
 from mhc_mup.stats.readings import classify, drift_verdict
 from mhc_mup.training.transfer.anchors import ANCHOR_COLUMNS, RELATIVE_COLUMNS, anchor_table, relative_drift
 from mhc_mup.training.transfer.config import SweepGrid, TransferConfig, grid_values, log2_key
 from mhc_mup.training.transfer.configurations import Configuration
 from mhc_mup.training.transfer.edges import EDGE_COLUMNS, EDGE_DRIFT_COLUMNS, edge_drift, edges_table
-from mhc_mup.training.transfer.joint import WidthCurves, joint_drift, width_curves, width_values
+from mhc_mup.training.transfer.joint import WidthCurves, joint_drift, joint_fit, width_curves, width_values
 from mhc_mup.training.transfer.logits import LOGIT_STATS
 from mhc_mup.training.transfer.noise import NOISE_COLUMNS, noise_table
 from mhc_mup.training.transfer.routing import ROUTING_STATS
@@ -255,19 +256,24 @@ def _relative_table(
     cfg: TransferConfig, drift: pd.DataFrame, joint_inputs: Mapping[str, tuple[list[WidthCurves], frozenset[int]]]
 ) -> pd.DataFrame:
     """Each mHC configuration's drift against its control (:func:`~mhc_mup.training.transfer.anchors.relative_drift`),
-    both joint fits over the same widths: where the two fitted different widths, both are fitted again over those
-    they share (at least 2), so that slopes over different spans are not compared."""
+    both joint fits over the same widths, paired (:func:`~mhc_mup.stats.optimum.paired_difference`): where the two
+    fitted different widths, both are fitted again over those they share (at least 2), so that slopes over
+    different spans are not compared."""
 
-    def same_widths(c: Configuration, a: Configuration, row_c: Mapping, row_a: Mapping) -> tuple[Mapping, Mapping, str]:
+    def same_widths(c: Configuration, a: Configuration, row_c: Mapping, row_a: Mapping) -> tuple:
         (curves_c, fitted_c), (curves_a, fitted_a) = joint_inputs[c.name], joint_inputs[a.name]
         common = fitted_c & fitted_a
-        if fitted_c == fitted_a:
-            return row_c, row_a, ""
         if len(common) < 2:
-            return row_c, row_a, f"fits of {len(fitted_c)} and {len(fitted_a)} widths, fewer than 2 in common"
-        fit_c, fit_a = (joint_drift(cfg, [g for g in curves if g.width in common])[0]
-                        for curves in (curves_c, curves_a))  # fmt: skip
-        return fit_c, fit_a, f"both refitted over the {len(common)} widths they share ({min(common)}–{max(common)})"
+            few = f"fits of {len(fitted_c)} and {len(fitted_a)} widths, fewer than 2 in common"
+            return row_c, row_a, "" if fitted_c == fitted_a else few, None
+        shared = [[g for g in curves if g.width in common] for curves in (curves_c, curves_a)]
+        fit_c, fit_a = (joint_fit(cfg, curves) for curves in shared)
+        paired = paired_difference(fit_c, fit_a) if fit_c and fit_a else None
+        if fitted_c == fitted_a:
+            return row_c, row_a, "", paired
+        row_c, row_a = (joint_drift(cfg, curves)[0] for curves in shared)
+        return row_c, row_a, f"both refitted over the {len(common)} widths they share ({min(common)}–{max(common)})", \
+            paired
 
     return relative_drift(cfg, drift, same_widths)
 

@@ -31,7 +31,9 @@ from mhc_mup.stats.optimum import JointOptimumFit, fit_joint_optimum, seed_boots
 from mhc_mup.stats.readings import classify_interval, drift_verdict
 from mhc_mup.training.transfer.config import TransferConfig, distinct_values, log2_key
 
-__all__ = ["WidthCurves", "fit_window", "flatness", "joint_drift", "seed_noise", "width_curves", "width_values"]
+__all__ = [
+    "WidthCurves", "fit_window", "flatness", "joint_drift", "joint_fit", "seed_noise", "width_curves", "width_values",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -149,7 +151,7 @@ def joint_drift(
     if len(fitted) < 2:
         return row | {"joint_note": "; ".join([*notes, "optimum at < 2 widths: no joint fit"])}, per_width
     lw, x, seed, loss = _stack(fitted)
-    fit = fit_joint_optimum(lw, x, lw * 1e6 + seed, loss, confidence=cfg.analysis.fit.confidence)
+    fit = _fit(cfg, fitted)
     notes += [fit.note] if fit.note else []
     if not math.isfinite(fit.beta):
         return row | {"joint_note": "; ".join(notes)}, per_width
@@ -157,6 +159,21 @@ def joint_drift(
     notes += _misfit(fit, sigma, dof)
     boot = seed_bootstrap(lw, x, seed, loss, n_boot=cfg.analysis.fit.n_boot, confidence=fit.confidence)
     return row | _fit_columns(fit, boot, cfg.analysis.tolerance, symbol, notes + _outside(fitted, fit)), per_width
+
+
+def joint_fit(cfg: TransferConfig, curves: list[WidthCurves]) -> JointOptimumFit | None:
+    """The joint fit alone over the widths of ``curves`` with a fit window (``None`` with fewer than 2): what
+    :func:`joint_drift` reads, with its per-curve scores for a paired comparison. Curves are labelled by width
+    and seed, so two configurations' fits name the same curve alike."""
+    fitted, _, _ = _sort_widths(cfg, curves)
+    return _fit(cfg, fitted) if len(fitted) >= 2 else None
+
+
+def _fit(cfg: TransferConfig, fitted: list[tuple[WidthCurves, np.ndarray]]) -> JointOptimumFit:
+    """:func:`~mhc_mup.stats.optimum.fit_joint_optimum` of the runs in the widths' windows, one curve per width
+    and seed."""
+    lw, x, seed, loss = _stack(fitted)
+    return fit_joint_optimum(lw, x, lw * 1e6 + seed, loss, confidence=cfg.analysis.fit.confidence)
 
 
 def _sort_widths(
