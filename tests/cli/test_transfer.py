@@ -40,6 +40,8 @@ def test_cli_writes_every_output(small_corpus_file, tmp_path, capsys):
     assert list(drift.columns) == list(DRIFT_COLUMNS) and set(drift.verdict) <= {"transfers", "drifts", "unclear"}
     assert (out / "transfer.png").read_bytes()[:4] == b"\x89PNG"
     assert pd.read_csv(out / "routing.csv").empty and not (out / "routing.png").exists()  # a control has no routing
+    placed = pd.read_csv(out / "optima.csv")[["log2_lr_opt", "joint_log2_opt"]].notna().any().any()
+    assert (out / "optima.png").exists() == placed  # drawn where some width has an optimum
     runs = pd.read_csv(out / "transfer.csv")
     assert (runs[list(LOGIT_COLUMNS)] > 0).all().all()  # every run probed its logits at its start and end
     logits = pd.read_csv(out / "logits.csv")
@@ -58,6 +60,7 @@ def test_cli_writes_every_output(small_corpus_file, tmp_path, capsys):
     assert "Drift of the optimum" in printed
     assert "Do the logits stay bounded?" in report and "Logits, start → end of training" in printed
     assert "](logits.png)" in report and "](transfer.png)" in report and "](figures/" not in report
+    assert ("](optima.png)" in report) == placed
     assert "6 runs stored in the folder (6 by this call, 0 of this command's grid left)" in printed
     se = pd.read_csv(out / "noise.csv").val_batch_se.median()
     assert f"noise (nats/byte, medians; noise.csv): one run's validation-batch SE {se:.4f}" in printed  # 1 seed: no σ

@@ -80,7 +80,8 @@ QUICK = {
 WRITES = (
     "runs/<config>/d<width>/seed<seed>/log2lr<x>.json (one per run, as it finishes), sweep.json, transfer.csv, "
     "curves.csv.gz, optima_seeds.csv, optima.csv, drift.csv, routing.csv, logits.csv, noise.csv, edges.csv, "
-    "edge_drift.csv, anchors.csv, relative_drift.csv, transfer.png and transfer_report.md/.html"
+    "edge_drift.csv, anchors.csv, relative_drift.csv, transfer.png, optima.png, logits.png, routing.png (each where "
+    "it has something to draw) and transfer_report.md/.html"
 )
 CONFIG_HELP = "; ".join(f"{c.name}: {c.describe()}" for c in BUILTIN_CONFIGS.values())
 

@@ -8,6 +8,7 @@ import dataclasses
 import itertools
 import json
 import math
+import re
 from collections.abc import Callable
 
 import numpy as np
@@ -206,6 +207,41 @@ def test_the_routing_figure_draws_each_gates_logit_rms_against_width():
         np.testing.assert_allclose(end.get_xdata(), [64, 128])
         np.testing.assert_allclose(end.get_ydata(), [(k + 1) + 0.5, (k + 1) * 2 + 0.5])
         np.testing.assert_allclose(start.get_ydata(), [1e-3 * (k + 1) + 0.5, 1e-3 * (k + 1) * 2 + 0.5])
+
+
+def test_the_optima_figure_draws_each_optimum_and_its_difference_from_the_control():
+    """Left: each configuration's per-seed optimum at each width (points, with bars) and its joint fit (line);
+    right: the mHC configuration's optimum less its control's. The control sits at 2^-6.55 at both widths, mup
+    half an octave higher at 128; no right panel without a control, no figure without an optimum."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from mhc_mup.training.transfer.report import optima_figure
+
+    cfg = TransferConfig(grid=SweepGrid(configs=(MUP, BUILTIN_CONFIGS["control-mup"]), widths=(64, 128),
+                                        lrs=COARSE, seeds=2), analysis=TransferAnalysis(fit=FitSettings(n_boot=50)),
+                         device="cpu")  # fmt: skip
+    mup = records_over({64: COARSE, 128: COARSE}, lambda w, s, x: bowl(x, -6.55 + 0.5 * math.log2(w / 64)))
+    control = [r | {"config": "control-mup", "final_val_loss": bowl(r["log2_lr"], -6.55)} for r in mup]
+    fig = optima_figure(analyse(cfg, mup + control))
+    left, right = fig.axes
+    points = {c.get_label().split(":")[0]: c for c in left.containers}
+    assert list(points) == ["mup", "control-mup"]
+    assert re.fullmatch(r"mup: β \+0\.\d\d \[[+-]\d\.\d\d, \+\d\.\d\d\]", points["mup"].get_label())
+    mine, theirs = points["mup"].lines[0], points["control-mup"].lines[0]
+    np.testing.assert_allclose(mine.get_ydata(), [-6.55, -6.05], atol=0.1)
+    np.testing.assert_allclose(theirs.get_ydata(), [-6.55, -6.55], atol=0.1)
+    np.testing.assert_allclose(np.round(mine.get_xdata()), [6, 7])  # log2 width, a little apart
+    (apart,) = right.containers
+    assert apart.get_label().startswith("mup − control-mup: δ +0.")
+    np.testing.assert_allclose(apart.lines[0].get_ydata(), [0.0, 0.5], atol=0.1)
+    line = [ln for ln in right.get_lines() if ln.get_linestyle() == "-" and len(ln.get_xdata()) == 2]
+    np.testing.assert_allclose(line[-1].get_ydata(), [0.0, 0.5], atol=0.1)  # the joint fits' difference
+    alone = TransferConfig(grid=SweepGrid(configs=(MUP,), widths=(64, 128), lrs=COARSE, seeds=2),
+                           analysis=TransferAnalysis(fit=FitSettings(n_boot=50)), device="cpu")  # fmt: skip
+    assert len(optima_figure(analyse(alone, mup)).axes) == 1
+    beyond = records_over({64: COARSE, 128: COARSE}, lambda w, s, x: bowl(x, 3.0))  # every minimum at the edge
+    assert optima_figure(analyse(alone, beyond)) is None
 
 
 def test_the_fits_read_the_loss_the_analysis_names():

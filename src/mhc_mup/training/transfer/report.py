@@ -29,7 +29,8 @@ from mhc_mup.training.transfer.logits import LOGIT_STATS
 from mhc_mup.training.transfer.noise import NOISE_COLUMNS
 
 __all__ = [
-    "ROUTING_GATES", "build_transfer_report", "logits_figure", "routing_figure", "transfer_figure", "write_outputs",
+    "ROUTING_GATES", "build_transfer_report", "logits_figure", "optima_figure", "routing_figure", "transfer_figure",
+    "write_outputs",
 ]
 
 
@@ -101,6 +102,88 @@ def logits_figure(result: TransferResult):
                        title_fontsize=8)  # fmt: skip
     fig.tight_layout()
     return fig
+
+
+def optima_figure(result: TransferResult):
+    """Each configuration's optimum against width, one colour per configuration: the per-seed estimate (mean over
+    seeds, with its interval; configurations a little apart in x so that their bars do not hide each other) and
+    the joint fit's line through the widths it fitted, on log2 axes; the legend gives each joint β and its
+    interval. Where the sweep pairs mHC configurations with their controls, a second panel draws the same
+    against the control: the difference of the two optima at each width both placed (the intervals combined in
+    quadrature) and of the two joint fits' lines, the legend giving δ of :func:`~.anchors.relative_drift`. None
+    where no width has an optimum."""
+    import matplotlib.pyplot as plt
+
+    from mhc_mup.reporting.style import MARKERS, OKABE_ITO
+
+    cfg, optima = result.config, result.optima
+    placed = optima[np.isfinite(optima.log2_lr_opt.astype(float)) | np.isfinite(optima.joint_log2_opt.astype(float))]
+    names = [c.name for c in cfg.grid.configs if (placed.config == c.name).any()]
+    if not names:
+        return None
+    style = {n: (OKABE_ITO[i % len(OKABE_ITO)], MARKERS[i % len(MARKERS)], 0.05 * (i - (len(names) - 1) / 2))
+             for i, n in enumerate(names)}  # fmt: skip
+    pairs = [(r["config"], r["anchor"], r) for r in result.relative.to_dict("records")
+             if r["config"] in style and r["anchor"] in style]  # fmt: skip
+    fig, axes = plt.subplots(1, 2 if pairs else 1, figsize=(13.0 if pairs else 7.6, 4.4), squeeze=False)
+    drift = {r["config"]: r for r in result.drift.to_dict("records")}
+    for name in names:
+        rows = placed[placed.config == name].sort_values("width")
+        _optima_series(axes[0][0], rows.width, rows.log2_lr_opt, rows.ci_low, rows.ci_high, rows.joint_log2_opt,
+                       style[name], _optima_label(drift, name))  # fmt: skip
+    _optima_axes(axes[0][0], placed.width, f"log2 {cfg.sweep.symbol}: per seed (points), joint fit (lines)",
+                 f"{cfg.sweep.symbol} ∝ d^β (joint fit)")  # fmt: skip
+    if pairs:
+        for name, anchor, rel in pairs:
+            both = placed[placed.config == name].merge(placed[placed.config == anchor], on="width",
+                                                       suffixes=("", "_c")).sort_values("width")  # fmt: skip
+            y, lo, hi, yc, loc, hic = (both[k].astype(float) for k in (
+                "log2_lr_opt", "ci_low", "ci_high", "log2_lr_opt_c", "ci_low_c", "ci_high_c"))  # fmt: skip
+            _optima_series(axes[0][1], both.width, y - yc, y - yc - np.hypot(y - lo, hic - yc),
+                           y - yc + np.hypot(hi - y, yc - loc), both.joint_log2_opt - both.joint_log2_opt_c,
+                           style[name], _relative_label(rel))  # fmt: skip
+        axes[0][1].axhline(0.0, color="0.5", lw=0.8, ls="--")
+        _optima_axes(axes[0][1], placed.width, f"log2 {cfg.sweep.symbol} − the control's (same body)",
+                     "against the control: δ = β − β_control")  # fmt: skip
+    fig.tight_layout()
+    return fig
+
+
+def _optima_series(ax, widths, y, low, high, joint, style: tuple, label: str) -> None:
+    """One configuration's points (``y`` with its interval ``[low, high]``, NaN: no bar) and joint line."""
+    colour, marker, shift = style
+    y = np.asarray(y, dtype=float)
+    bars = np.nan_to_num(np.vstack([y - np.asarray(low, dtype=float), np.asarray(high, dtype=float) - y]))
+    lw = np.log2(np.asarray(widths, dtype=float))
+    ax.errorbar(lw + shift, y, yerr=bars, fmt=marker, color=colour, ms=5, capsize=2, lw=1, label=label)
+    joint = np.asarray(joint, dtype=float)
+    ax.plot(lw[np.isfinite(joint)], joint[np.isfinite(joint)], color=colour, lw=1.4)
+
+
+def _optima_axes(ax, widths, ylabel: str, legend_title: str) -> None:
+    ticks = sorted(set(widths))
+    ax.set_xticks(np.log2(ticks), [str(w) for w in ticks])
+    ax.set_xlabel("width d")
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, frameon=False, title=legend_title, title_fontsize=8, loc="upper center",
+              bbox_to_anchor=(0.5, -0.16), alignment="left", ncol=2)  # fmt: skip
+
+
+def _relative_label(row: dict) -> str:
+    """``mup − control-mup: δ −0.07 [−0.43, +0.28]`` (the verdict's quadrature interval), or the names alone."""
+    head = f"{row['config']} − {row['anchor']}"
+    if not all(math.isfinite(row[k]) for k in ("exponent", "ci_low", "ci_high")):
+        return head
+    return f"{head}: δ {row['exponent']:+.2f} [{row['ci_low']:+.2f}, {row['ci_high']:+.2f}]"
+
+
+def _optima_label(drift: dict, name: str) -> str:
+    """``name: β +0.01 [−0.03, +0.05]`` from the configuration's joint fit, or the name alone without one."""
+    r = drift.get(name, {})
+    if not all(math.isfinite(r.get(k, math.nan)) for k in ("joint_exponent", "joint_low", "joint_high")):
+        return name
+    return f"{name}: β {r['joint_exponent']:+.2f} [{r['joint_low']:+.2f}, {r['joint_high']:+.2f}]"
 
 
 ROUTING_GATES = ("comb", "pre", "post")
@@ -427,11 +510,13 @@ def _fmt(v: float, spec: str = ".3f") -> str:
     return "—" if v is None or not math.isfinite(v) else format(v, spec)
 
 
-def build_transfer_report(result: TransferResult, png: bytes, logits_png: bytes = b"", routing_png: bytes = b""):
+def build_transfer_report(
+    result: TransferResult, png: bytes, logits_png: bytes = b"", routing_png: bytes = b"", optima_png: bytes = b""
+):
     """The report's blocks (:mod:`mhc_mup.diagnostics.report`): the repeats caveat, the sanity anchors, drift
-    verdicts (sentences from the fits), the optima table, the routing and logit tables (with
-    :func:`routing_figure`'s ``routing_png`` and :func:`logits_figure`'s ``logits_png`` when given), the figure,
-    the cost and the notes."""
+    verdicts (sentences from the fits), the optima table (with :func:`optima_figure`'s ``optima_png`` when given),
+    the routing and logit tables (with :func:`routing_figure`'s ``routing_png`` and :func:`logits_figure`'s
+    ``logits_png`` when given), the figure, the cost and the notes."""
     from mhc_mup.reporting.blocks import FigureBlock, Heading, Paragraph, Report, Table
 
     cfg = result.config
@@ -464,6 +549,9 @@ def build_transfer_report(result: TransferResult, png: bytes, logits_png: bytes 
           r["note"]]
          for r in result.optima.to_dict("records")],
     ))  # fmt: skip
+    if optima_png:
+        blocks.append(FigureBlock("optima.png", f"The optimal {noun} against width: per seed (points, with their "
+                                                f"interval) and the joint fit (lines)", optima_png))  # fmt: skip
     blocks += _routing_blocks(result, routing_png)
     blocks += _logit_blocks(result, logits_png)
     blocks += _edge_blocks(result)
@@ -535,8 +623,8 @@ def write_outputs(result: TransferResult, out: str | Path) -> list[Path]:
     """Write ``transfer.csv``, ``curves.csv.gz``, ``optima_seeds.csv``, ``optima.csv``, ``drift.csv``,
     ``routing.csv``, ``logits.csv``, ``noise.csv``, ``edges.csv``, ``edge_drift.csv``, ``anchors.csv``,
     ``relative_drift.csv``, the report (``transfer_report.md`` / ``.html``), ``transfer.png`` and, where runs
-    recorded their logits, ``logits.png``, and where there are mHC runs, ``routing.png`` into ``out``; every
-    content is made before the first write."""
+    recorded their logits, ``logits.png``, where there are mHC runs, ``routing.png``, and where a width has an
+    optimum, ``optima.png`` into ``out``; every content is made before the first write."""
     from mhc_mup.reporting.blocks import render_html, render_markdown
     from mhc_mup.reporting.render import png_bytes
 
@@ -545,7 +633,9 @@ def write_outputs(result: TransferResult, out: str | Path) -> list[Path]:
     logits_png = png_bytes(peaks) if peaks is not None else b""
     gates = routing_figure(result)
     routing_png = png_bytes(gates) if gates is not None else b""
-    report = build_transfer_report(result, png, logits_png, routing_png)
+    drawn = optima_figure(result)
+    optima_png = png_bytes(drawn) if drawn is not None else b""
+    report = build_transfer_report(result, png, logits_png, routing_png, optima_png)
     files = {
         "transfer.csv": _csv(result.runs, TRANSFER_COLUMNS),
         # every run's per-step losses: 1,000 rows a run, so compressed (8× smaller); pandas reads it as it is.
@@ -565,7 +655,8 @@ def write_outputs(result: TransferResult, out: str | Path) -> list[Path]:
         "transfer_report.md": render_markdown(report).replace("](figures/", "]("),
         "transfer_report.html": render_html(report),
         "transfer.png": png,
-    } | ({"logits.png": logits_png} if logits_png else {}) | ({"routing.png": routing_png} if routing_png else {})
+    } | ({"logits.png": logits_png} if logits_png else {}) | ({"routing.png": routing_png} if routing_png else {}) | (
+        {"optima.png": optima_png} if optima_png else {})  # fmt: skip
     written = write_bundle(out, files)
     Path(out, "curves.csv").unlink(missing_ok=True)  # the uncompressed name of earlier versions: now stale
     return written
