@@ -2,12 +2,18 @@
 of the transfer analysis combines the two joint fits' intervals in quadrature, as if independent. This resamples
 each width's seeds once and refits both configurations on the same draw (a paired seed bootstrap): the
 correlation of the two β's over the draws, and the percentile interval of δ, beside the quadrature interval the
-report gives. Exploratory: it shows how much pairing could narrow δ's interval; the analysis does not use it.
+report gives, and the report's paired interval (:func:`mhc_mup.stats.optimum.paired_difference`). Then a check of
+that interval's clusters: the curves of one seed share its batches at every width, so a seed whose optimum tilts
+with width in one configuration only would give its curves' paired scores one sign at every width; a two-way
+ANOVA of the paired scores (widths × seeds) tests for that seed effect. Exploratory: the verdict reads the
+quadrature.
 
     PYTHONPATH=src python experiments/transfer_issue20/paired_relative.py FOLDER CONFIG CONTROL [DRAWS]
 
-e.g. ``experiments/transfer_issue20 mup control-mup``. Both are refitted over the widths where both have a fit
-window (the report's relative table does the same), with the analysis's default window; about a minute.
+e.g. ``experiments/transfer_issue20 mup control-mup`` (its output: ``paired_relative.txt``, mup then baseline;
+``paired_relative_onepass2000.txt`` the same for ``experiments/transfer_onepass2000``). Both are refitted over the
+widths where both have a fit window (the report's relative table does the same), with the analysis's default
+window; about a minute.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from scipy.special import fdtrc
 
 from mhc_mup.stats.optimum import fit_joint_optimum
 from mhc_mup.training.transfer import joint
@@ -74,7 +81,27 @@ def main(folder: str, name: str, control: str, draws: int = 400) -> None:
     if len(row):
         r = row.iloc[0]
         print(f"  the report's δ (quadrature of the two union intervals): {r.exponent:+.3f} "
-              f"[{r.ci_low:+.3f}, {r.ci_high:+.3f}]")  # fmt: skip
+              f"[{r.ci_low:+.3f}, {r.ci_high:+.3f}]; its paired interval [{r.paired_low:+.3f}, {r.paired_high:+.3f}] "
+              f"(F_δ {r.paired_lack_of_fit:.2f})")  # fmt: skip
+    print("  " + seed_effect(fa, fb, common))
+
+
+def seed_effect(fa: list[tuple], fb: list[tuple], widths: list[int]) -> str:
+    """A two-way ANOVA of the paired CR2 scores ``s_config − s_control`` (widths × seeds): the seeds' effect."""
+    scores = []
+    for fitted in (fa, fb):
+        lw, x, seed, loss = joint._stack(fitted)
+        fit = fit_joint_optimum(lw, x, lw * 1e6 + seed, loss)  # the analysis's curve labels
+        scores.append(dict(zip(fit.curves, fit.scores, strict=True)))
+    d = {k: scores[0][k] - scores[1][k] for k in scores[0]}
+    seeds = sorted({round(k % 1e6) for k in d})
+    m = np.array([[d[math.log2(w) * 1e6 + s] for s in seeds] for w in widths])
+    r = m - m.mean(axis=1, keepdims=True)
+    n_w, n_s = m.shape
+    f = n_w * float((r.mean(axis=0) ** 2).sum()) / (n_s - 1)
+    f /= float(((r - r.mean(axis=0, keepdims=True)) ** 2).sum()) / ((n_w - 1) * (n_s - 1))
+    dof = (n_s - 1, (n_w - 1) * (n_s - 1))
+    return f"seed effect on the paired scores (widths × seeds ANOVA): F = {f:.2f} on {dof}, p = {fdtrc(*dof, f):.2f}"
 
 
 if __name__ == "__main__":
