@@ -80,8 +80,8 @@ QUICK = {
 WRITES = (
     "runs/<config>/d<width>/seed<seed>/log2lr<x>.json (one per run, as it finishes), sweep.json, transfer.csv, "
     "curves.csv.gz, optima_seeds.csv, optima.csv, drift.csv, routing.csv, logits.csv, noise.csv, edges.csv, "
-    "edge_drift.csv, anchors.csv, relative_drift.csv, transfer.png, optima.png, logits.png, routing.png (each where "
-    "it has something to draw) and transfer_report.md/.html"
+    "edge_drift.csv, anchors.csv, relative_drift.csv, transfer_penalty.csv, transfer.png, optima.png, logits.png, "
+    "routing.png (each where it has something to draw) and transfer_report.md/.html"
 )
 CONFIG_HELP = "; ".join(f"{c.name}: {c.describe()}" for c in BUILTIN_CONFIGS.values())
 
@@ -483,6 +483,24 @@ def _print_logits(result: TransferResult, console: Console) -> None:
     console.print(t)
 
 
+def _print_penalty(result: TransferResult, console: Console) -> None:
+    """What transferring costs: the loss each width gives up at the base width's optimum (transfer_penalty.csv)."""
+    if result.penalty.empty or result.penalty.penalty.isna().all():
+        return
+    sym = result.config.sweep.symbol
+    t = table(f"What transferring {sym} costs: the loss given up at the base width's optimum instead of the width's "
+              "own, mean over seeds (nats/byte; transfer_penalty.csv)")  # fmt: skip
+    for col in ("config", "width", f"base log2 {sym}", f"own log2 {sym}", "penalty", "interval", "note"):
+        t.add_column(col, justify="left" if col in ("config", "note") else "right", no_wrap=col != "note")
+    for r in result.penalty.to_dict("records"):
+        ok = math.isfinite(r["penalty"])
+        t.add_row(r["config"], str(r["width"]), f"{r['base_log2']:+.2f}", f"{r['own_log2']:+.2f}",
+                  f"{r['penalty']:+.4f}" if ok else "—",
+                  f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]" if math.isfinite(r["ci_low"]) else "—",
+                  r["note"])  # fmt: skip
+    console.print(t)
+
+
 def _print_edges(result: TransferResult, console: Console) -> None:
     """Where the loss is flat: each configuration's band edges' drift with width, and the sweep's noise."""
     if result.edge_drift.empty or result.edge_drift.exponent.isna().all():
@@ -537,6 +555,7 @@ def print_transfer(result: TransferResult, console: Console, left: str = "of thi
         console.print(f"  joint fit: {joint_sentence(r, cfg.confidence, sym)}", soft_wrap=True)
         console.print(f"  per-seed optima: {drift_sentence(r, cfg.confidence, sym, cfg.sweep.noun)}", soft_wrap=True)
     _print_anchors(result, console)
+    _print_penalty(result, console)
     _print_routing(result, console)
     _print_logits(result, console)
     _print_edges(result, console)

@@ -12,6 +12,8 @@
 * **anchors** (:mod:`~mhc_mup.training.transfer.anchors`): whether the plain-residual controls' joint fits read
   as theory says, and each mHC configuration's joint β against its body's control (``anchors.csv``,
   ``relative_drift.csv``).
+* **penalty** (:mod:`~mhc_mup.training.transfer.penalty`): the loss each width gives up at the base width's
+  optimum instead of its own, per seed, read off its curve (``transfer_penalty.csv``).
 * **drift** (per-seed optima, kept for comparison): ``η* ≈ c · d^β`` fitted by
   :func:`~mhc_mup.stats.fitting.fit_power_law` on the per-seed optima at each width (statistic: their geometric
   mean; interval: the union of the bootstrap over seeds and the regression t-interval across widths). Verdict:
@@ -47,6 +49,7 @@ from mhc_mup.training.transfer.edges import EDGE_COLUMNS, EDGE_DRIFT_COLUMNS, ed
 from mhc_mup.training.transfer.joint import WidthCurves, joint_drift, joint_fit, width_curves, width_values
 from mhc_mup.training.transfer.logits import LOGIT_STATS
 from mhc_mup.training.transfer.noise import NOISE_COLUMNS, noise_table
+from mhc_mup.training.transfer.penalty import PENALTY_COLUMNS, penalty_table
 from mhc_mup.training.transfer.routing import ROUTING_STATS
 
 __all__ = [
@@ -107,7 +110,8 @@ TRANSFERS, DRIFTS, UNCLEAR = Verdict.TRANSFERS, Verdict.DRIFTS, Verdict.UNCLEAR
 class TransferResult:
     """The sweep's tables (see the ``*_COLUMNS`` tuples; ``noise``: :mod:`~mhc_mup.training.transfer.noise`;
     ``edges`` and ``edge_drift``: :mod:`~mhc_mup.training.transfer.edges`; ``anchors`` and ``relative``:
-    :mod:`~mhc_mup.training.transfer.anchors`), its drift verdicts, the corpora its runs trained on
+    :mod:`~mhc_mup.training.transfer.anchors`; ``penalty``: :mod:`~mhc_mup.training.transfer.penalty`), its drift
+    verdicts, the corpora its runs trained on
     (each run's description, with its content hash), and ``values``: each configuration × width's own values
     ``(config, width) → (J,)``, increasing, over which it was analysed."""
 
@@ -127,6 +131,7 @@ class TransferResult:
     edge_drift: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(EDGE_DRIFT_COLUMNS)))
     anchors: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(ANCHOR_COLUMNS)))
     relative: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(RELATIVE_COLUMNS)))
+    penalty: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(PENALTY_COLUMNS)))
     corpora: tuple[str, ...] = ()
     values: dict[tuple[str, int], tuple[float, ...]] = field(default_factory=dict)
 
@@ -210,7 +215,7 @@ def analyse(cfg: TransferConfig, records: list[dict], grids: Sequence[SweepGrid]
     """
     runs, curves = runs_table(records), curves_table(records)
     planned = grid_values(grids if grids is not None else (cfg.grid,))
-    seed_rows, opt_rows, drift_rows, edge_tables, edge_drifts = [], [], [], [], []
+    seed_rows, opt_rows, drift_rows, edge_tables, edge_drifts, penalties = [], [], [], [], [], []
     values: dict[tuple[str, int], tuple[float, ...]] = {}
     joint_inputs: dict[str, tuple[list[WidthCurves], frozenset[int]]] = {}  # curves, widths the joint fit placed
     for c in cfg.grid.configs:
@@ -224,6 +229,7 @@ def analyse(cfg: TransferConfig, records: list[dict], grids: Sequence[SweepGrid]
         joint_row, joint_widths = joint_drift(cfg, loss_grids, cfg.sweep.symbol)
         joint_row = _with_unfinished(joint_row, [w for w in widths if len(at[w])], loss_grids)
         joint_inputs[c.name] = loss_grids, frozenset(w for w, (_, x) in joint_widths.items() if math.isfinite(x))
+        first_row = len(opt_rows)
         edge_tables.append(edges_table(cfg, c.name, loss_grids))
         edge_drifts.append(edge_drift(cfg, c.name, loss_grids, edge_tables[-1]))
         for w in widths:
@@ -235,6 +241,8 @@ def analyse(cfg: TransferConfig, records: list[dict], grids: Sequence[SweepGrid]
             if optima:
                 per_width[w] = optima
         drift_rows.append(drift_row(cfg, c.name, per_width, widths) | joint_row)
+        own = {r["width"]: r["log2_lr_opt"] for r in opt_rows[first_row:]}
+        penalties.append(penalty_table(c.name, loss_grids, own, _base_of(cfg, loss_grids), cfg.analysis.fit.confidence))
     seed_optima = pd.DataFrame(seed_rows, columns=list(SEED_OPTIMA_COLUMNS))
     optima = pd.DataFrame(opt_rows, columns=list(OPTIMA_COLUMNS))
     drift = pd.DataFrame(drift_rows, columns=list(DRIFT_COLUMNS))
@@ -249,7 +257,15 @@ def analyse(cfg: TransferConfig, records: list[dict], grids: Sequence[SweepGrid]
     result.edge_drift = _concat(edge_drifts, EDGE_DRIFT_COLUMNS)
     result.anchors = anchor_table(cfg, drift)
     result.relative = _relative_table(cfg, drift, joint_inputs)
+    result.penalty = _concat(penalties, PENALTY_COLUMNS)
     return result
+
+
+def _base_of(cfg: TransferConfig, curves: list[WidthCurves]) -> int:
+    """The width a configuration's optimum is transferred from: the sweep's base width where it was run, else
+    its smallest width."""
+    widths = [c.width for c in curves]
+    return cfg.base_width if cfg.base_width in widths or not widths else min(widths)
 
 
 def _relative_table(

@@ -27,6 +27,7 @@ from mhc_mup.training.transfer.anchors import ANCHOR_COLUMNS, RELATIVE_COLUMNS, 
 from mhc_mup.training.transfer.edges import EDGE_COLUMNS, EDGE_DRIFT_COLUMNS
 from mhc_mup.training.transfer.logits import LOGIT_STATS
 from mhc_mup.training.transfer.noise import NOISE_COLUMNS
+from mhc_mup.training.transfer.penalty import PENALTY_COLUMNS
 
 __all__ = [
     "ROUTING_GATES", "build_transfer_report", "logits_figure", "optima_figure", "routing_figure", "transfer_figure",
@@ -346,6 +347,29 @@ def _anchor_blocks(result: TransferResult) -> list:
     return blocks
 
 
+def _penalty_blocks(result: TransferResult) -> list:
+    """What transferring costs: per configuration and width, the loss given up at the base width's optimum
+    (:mod:`~mhc_mup.training.transfer.penalty`); nothing where no width has one."""
+    table = result.penalty
+    if table.empty or table.penalty.isna().all():
+        return []
+    sym, conf = result.config.sweep.symbol, result.config.analysis.fit.confidence
+    rows = [[r["config"], str(r["width"]), f"2^{_fmt(r['base_log2'], '.2f')} (d = {r['base_width']})",
+             f"2^{_fmt(r['own_log2'], '.2f')}", _fmt(r["penalty"], "+.4f"), _interval(r["ci_low"], r["ci_high"]),
+             str(r["n_seeds"]), r["note"]] for r in table.to_dict("records")]  # fmt: skip
+    words = result.config.analysis.loss_words
+    return _table_section(
+        f"What does transferring {sym} cost?",
+        f"Tune at the base width, train wide at the same value: the {words} each width gives up at the base width's "
+        f"optimum instead of its own (both the per-seed optima's mean), per seed read off its curve by a parabola "
+        f"through three grid values, then the mean over seeds with a {conf:.0%} t-interval over them (nats/byte; "
+        f"read against the seeds' σ in the noise table). Where the drift verdict asks whether the optimum moves, "
+        f"this says what the move costs.",
+        ["configuration", "width", f"base {sym}", f"own {sym}", "penalty", f"{conf:.0%} interval", "seeds", "note"],
+        rows,
+    )  # fmt: skip
+
+
 def _routing_blocks(result: TransferResult, png: bytes = b"") -> list:
     """Is the mHC routing alive? The routing statistics per configuration and width, start → end of training,
     at each width's best grid value, and :func:`routing_figure`'s ``png`` when given; nothing for a sweep without
@@ -552,6 +576,7 @@ def build_transfer_report(
     if optima_png:
         blocks.append(FigureBlock("optima.png", f"The optimal {noun} against width: per seed (points, with their "
                                                 f"interval) and the joint fit (lines)", optima_png))  # fmt: skip
+    blocks += _penalty_blocks(result)
     blocks += _routing_blocks(result, routing_png)
     blocks += _logit_blocks(result, logits_png)
     blocks += _edge_blocks(result)
@@ -622,9 +647,10 @@ def _csv(frame: pd.DataFrame, columns: tuple[str, ...]) -> str:
 def write_outputs(result: TransferResult, out: str | Path) -> list[Path]:
     """Write ``transfer.csv``, ``curves.csv.gz``, ``optima_seeds.csv``, ``optima.csv``, ``drift.csv``,
     ``routing.csv``, ``logits.csv``, ``noise.csv``, ``edges.csv``, ``edge_drift.csv``, ``anchors.csv``,
-    ``relative_drift.csv``, the report (``transfer_report.md`` / ``.html``), ``transfer.png`` and, where runs
-    recorded their logits, ``logits.png``, where there are mHC runs, ``routing.png``, and where a width has an
-    optimum, ``optima.png`` into ``out``; every content is made before the first write."""
+    ``relative_drift.csv``, ``transfer_penalty.csv``, the report (``transfer_report.md`` / ``.html``),
+    ``transfer.png`` and, where runs recorded their logits, ``logits.png``, where there are mHC runs,
+    ``routing.png``, and where a width has an optimum, ``optima.png`` into ``out``; every content is made before
+    the first write."""
     from mhc_mup.reporting.blocks import render_html, render_markdown
     from mhc_mup.reporting.render import png_bytes
 
@@ -651,6 +677,7 @@ def write_outputs(result: TransferResult, out: str | Path) -> list[Path]:
         "edge_drift.csv": _csv(result.edge_drift, EDGE_DRIFT_COLUMNS),
         "anchors.csv": _csv(result.anchors, ANCHOR_COLUMNS),
         "relative_drift.csv": _csv(result.relative, RELATIVE_COLUMNS),
+        "transfer_penalty.csv": _csv(result.penalty, PENALTY_COLUMNS),
         # report.py links figures under figures/; this report keeps its figures beside it
         "transfer_report.md": render_markdown(report).replace("](figures/", "]("),
         "transfer_report.html": render_html(report),

@@ -1,0 +1,120 @@
+"""What transferring costs: the loss a width gives up when it runs at the base width's optimum instead of its own.
+
+µP's promise is practical: tune at the base width, train wide at the same value. The drift exponent says whether
+the optimum moves; this says what the move costs, in the loss's own units. Per configuration and width ``d``
+other than the base width, with ``x_b`` the base width's optimum and ``x_d`` the width's own (log2; each the mean
+over seeds of the per-seed optima, the optima table's ``log2_lr_opt``), for each seed ``s``:
+
+    penalty_s = L_s(x_b) − L_s(x_d),
+
+both losses read off the seed's final losses over ``d``'s own values by one parabola through three of them where
+both points lie within their span, else by one each (:func:`quadratic_reading`), so that ``x_b = x_d`` costs
+exactly 0.
+The table gives the mean over seeds and a t-interval over them (``S − 1`` degrees of freedom). A point outside
+``d``'s values (the base optimum beyond that width's grid, as for SP at large width) or next to a diverged run
+has no penalty, and the note says why.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from mhc_mup.training.transfer.joint import WidthCurves
+
+__all__ = ["PENALTY_COLUMNS", "penalty_table", "quadratic_reading"]
+
+PENALTY_COLUMNS = (
+    "config", "width", "base_width", "base_log2", "own_log2", "penalty", "ci_low", "ci_high", "n_seeds", "note",
+)  # fmt: skip
+
+
+def quadratic_reading(x: np.ndarray, y: np.ndarray, points: tuple[float, ...]) -> tuple[float, ...]:
+    """``y`` ``(J,)`` over increasing ``x`` ``(J,)`` read at each of ``points``: from one parabola, through the
+    three consecutive values centred on the points' midpoint, where they all lie within its span (so that two
+    close points are compared on one curve: equal points read equal); else each through the three centred on
+    itself. Exact on a parabola; NaN for a point outside ``x``, with fewer than 3 values, or where a value read
+    through is NaN."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if len(x) < 3:
+        return tuple(math.nan for _ in points)
+    shared = _centred(x, (min(points) + max(points)) / 2)
+    if x[shared[0]] <= min(points) and max(points) <= x[shared[-1]]:
+        return tuple(_through(x[shared], y[shared], p) for p in points)
+    return tuple(_through(x[w], y[w], p) if x[0] <= p <= x[-1] else math.nan for p in points
+                 for w in [_centred(x, p)])  # fmt: skip
+
+
+def _centred(x: np.ndarray, at: float) -> np.ndarray:
+    """The indices of the three consecutive values of ``x`` centred on the one nearest ``at`` (at an end: the
+    first or last three)."""
+    c = int(np.clip(np.argmin(np.abs(x - at)), 1, len(x) - 2))
+    return np.arange(c - 1, c + 2)
+
+
+def _through(xs: np.ndarray, ys: np.ndarray, at: float) -> float:
+    """The parabola through the three points ``(xs, ys)`` at ``at`` (Lagrange); NaN where a ``ys`` is."""
+    if not np.isfinite(ys).all():
+        return math.nan
+    return float(sum(ys[i] * np.prod([(at - xs[j]) / (xs[i] - xs[j]) for j in range(3) if j != i]) for i in range(3)))
+
+
+def penalty_table(
+    name: str, curves: list[WidthCurves], optima: Mapping[int, float], base_width: int, confidence: float
+) -> pd.DataFrame:
+    """:data:`PENALTY_COLUMNS` rows of configuration ``name``: one per width of ``curves`` but ``base_width``,
+    with ``optima`` each width's optimum (log2; NaN: none) and a t-interval at ``confidence``."""
+    from scipy.special import stdtrit
+
+    base = optima.get(base_width, math.nan)
+    rows = []
+    for c in curves:
+        if c.width == base_width:
+            continue
+        own = optima.get(c.width, math.nan)
+        row = dict.fromkeys(PENALTY_COLUMNS, math.nan) | {"config": name, "width": c.width, "base_width": base_width,
+                                                          "base_log2": base, "own_log2": own, "n_seeds": 0,
+                                                          "note": _no_penalty(c, base, own, base_width)}  # fmt: skip
+        if row["note"]:
+            rows.append(row | {"note": row["note"] + _bound(c, base, own)})
+            continue
+        per_seed = np.array([np.subtract(*quadratic_reading(c.x, loss, (base, own))) for loss in c.loss])
+        per_seed = per_seed[np.isfinite(per_seed)]
+        if not len(per_seed):
+            rows.append(row | {"note": "every seed has a diverged run next to a point read"})
+            continue
+        mean = float(per_seed.mean())
+        row |= {"n_seeds": len(per_seed), "penalty": mean}
+        if len(per_seed) >= 2:
+            se = float(per_seed.std(ddof=1)) / math.sqrt(len(per_seed))
+            half = float(stdtrit(len(per_seed) - 1, 0.5 + confidence / 2)) * se
+            row |= {"ci_low": mean - half, "ci_high": mean + half}
+        rows.append(row)
+    return pd.DataFrame(rows, columns=list(PENALTY_COLUMNS))
+
+
+def _bound(c: WidthCurves, base: float, own: float) -> str:
+    """For a base optimum beyond the width's values: the mean penalty at their nearer end, a lower bound where the
+    loss keeps rising beyond it (``""`` otherwise)."""
+    if not (math.isfinite(base) and math.isfinite(own) and c.x[0] <= own <= c.x[-1]) or c.x[0] <= base <= c.x[-1]:
+        return ""
+    end = float(c.x[-1] if base > c.x[-1] else c.x[0])
+    at_end = np.array([np.subtract(*quadratic_reading(c.x, loss, (end, own))) for loss in c.loss])
+    if not np.isfinite(at_end).any():
+        return ""
+    return f"; at that end {float(np.nanmean(at_end)):+.4f}, a lower bound where the loss keeps rising beyond it"
+
+
+def _no_penalty(c: WidthCurves, base: float, own: float, base_width: int) -> str:
+    """Why width ``c`` has no penalty, or ``""``."""
+    if not math.isfinite(base):
+        return f"no optimum at the base width {base_width}"
+    if not math.isfinite(own):
+        return "no optimum at this width"
+    for what, x in (("the base optimum", base), ("this width's optimum", own)):
+        if not c.x[0] <= x <= c.x[-1]:
+            return f"{what} 2^{x:.2f} lies outside this width's values (2^{c.x[0]:g} … 2^{c.x[-1]:g})"
+    return ""
