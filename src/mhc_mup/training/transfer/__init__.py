@@ -6,9 +6,10 @@ configuration and a run's frozen spec), ``run`` (one run), ``store`` (the output
 checks, stored runs), ``executors`` (in-process, spawn pool, Ray), ``analysis`` (parabola, optima, drift),
 ``joint`` (the joint drift fit of every width and seed, flat widths), ``noise`` (seed and validation-batch
 noise per width), ``edges`` (where the loss is flat: the band's edges and their drift), ``anchors`` (whether the
-controls read as theory says; each mHC configuration's drift against its control), ``report`` (figure, report,
-files) and ``sweep`` (:func:`run_transfer`, all of it in order); ``routing`` (what a run's mHC routing does) and
-``logits`` (how large a run's attention and output logits are).
+controls read as theory says; each mHC configuration's drift against its control), ``penalty`` (what running
+each width at the base width's optimum costs), ``report`` (figures, report, files) and ``sweep``
+(:func:`run_transfer`, all of it in order); ``routing`` (what a run's mHC routing does) and ``logits`` (how
+large a run's attention and output logits are).
 """
 
 from mhc_mup._lazy import lazy_exports
@@ -41,14 +42,15 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "mhc_mup.training.transfer.anchors": (
             "ANCHOR_COLUMNS", "RELATIVE_COLUMNS", "anchor_sentence", "anchor_table", "relative_drift",
         ),
+        "mhc_mup.training.transfer.penalty": ("PENALTY_COLUMNS", "penalty_table", "quadratic_reading"),
         "mhc_mup.training.transfer.report": (
-            "ROUTING_GATES", "build_transfer_report", "logits_figure", "routing_figure", "transfer_figure",
-            "write_outputs",
+            "ROUTING_GATES", "build_transfer_report", "logits_figure", "optima_figure", "routing_figure",
+            "transfer_figure", "write_outputs",
         ),
         "mhc_mup.training.transfer.sweep": ("analyse_folder", "run_transfer"),
     },
     submodules=(
         "configurations", "hyper", "config", "routing", "logits", "run", "store", "executors", "analysis", "joint",
-        "noise", "edges", "anchors", "report", "sweep",
+        "noise", "edges", "anchors", "penalty", "report", "sweep",
     ),
 )  # fmt: skip
