@@ -43,7 +43,7 @@ from mhc_mup.stats.optimum import paired_difference
 from mhc_mup.stats.readings import UNCLEAR as UNCLEAR_READING
 from mhc_mup.stats.readings import classify, drift_verdict
 from mhc_mup.training.transfer.anchors import ANCHOR_COLUMNS, RELATIVE_COLUMNS, anchor_table, relative_drift
-from mhc_mup.training.transfer.config import SweepGrid, TransferConfig, grid_values, log2_key
+from mhc_mup.training.transfer.config import SweepGrid, TransferAnalysis, TransferConfig, grid_values, log2_key
 from mhc_mup.training.transfer.configurations import Configuration
 from mhc_mup.training.transfer.edges import EDGE_COLUMNS, EDGE_DRIFT_COLUMNS, edge_drift, edges_table
 from mhc_mup.training.transfer.joint import WidthCurves, joint_drift, joint_fit, width_curves, width_values
@@ -58,6 +58,8 @@ __all__ = [
     "TRANSFERS", "TRANSFER_COLUMNS", "UNCLEAR", "ParabolaFit", "TransferResult", "Verdict", "analyse", "curves_table",
     "drift_row", "drift_sentence", "fit_parabola", "joint_sentence", "logits_table", "routing_table", "runs_table",
 ]  # fmt: skip
+
+_DEFAULT_LOSS = TransferAnalysis().loss_column  # the run column the fits read by default: final_val_loss
 
 ROUTING_COLUMNS = (*ROUTING_STATS, *(f"{k}_init" for k in ROUTING_STATS))
 """What each mHC run's routing does at its end and at its start (:mod:`~mhc_mup.training.transfer.routing`)."""
@@ -321,7 +323,7 @@ def _probe_of(record: dict, key: str, stats: tuple[str, ...]) -> dict:
     return {k: math.nan if v is None else v for k, v in out.items()}
 
 
-def routing_table(runs: pd.DataFrame, loss: str = "final_val_loss") -> pd.DataFrame:
+def routing_table(runs: pd.DataFrame, loss: str = _DEFAULT_LOSS) -> pd.DataFrame:
     """Per configuration and width (:data:`ROUTING_TABLE_COLUMNS`): the routing statistics, mean over seeds, of
     the runs at the grid value with the lowest seed-mean ``loss`` (the best runs of that width); mHC runs only, in
     the configurations' order and increasing width."""
@@ -334,7 +336,7 @@ def routing_table(runs: pd.DataFrame, loss: str = "final_val_loss") -> pd.DataFr
     return pd.DataFrame(rows, columns=list(ROUTING_TABLE_COLUMNS))
 
 
-def logits_table(runs: pd.DataFrame, loss: str = "final_val_loss") -> pd.DataFrame:
+def logits_table(runs: pd.DataFrame, loss: str = _DEFAULT_LOSS) -> pd.DataFrame:
     """Per configuration, width and point of :data:`LOGIT_POINTS` (:data:`LOGIT_TABLE_COLUMNS`): the logit
     statistics, mean over seeds, of the runs at the best grid value by ``loss`` (over every run of that width) and
     at the smallest finished one at least twice it, over the runs there that recorded them (no row where there are
@@ -350,7 +352,7 @@ def logits_table(runs: pd.DataFrame, loss: str = "final_val_loss") -> pd.DataFra
     return pd.DataFrame(rows, columns=list(LOGIT_TABLE_COLUMNS))
 
 
-def _best_values(runs: pd.DataFrame, loss: str = "final_val_loss") -> Iterator[tuple[str, int, pd.DataFrame, float]]:
+def _best_values(runs: pd.DataFrame, loss: str = _DEFAULT_LOSS) -> Iterator[tuple[str, int, pd.DataFrame, float]]:
     """Each configuration and width of ``runs``, in the configurations' order and increasing width: its finished
     runs and their grid value with the lowest seed-mean ``loss`` (a column; none without a finished run)."""
     order = list(dict.fromkeys(runs.config))
