@@ -18,18 +18,26 @@ the true δ and the median half-width over N sweeps per case.
 
     PYTHONPATH=src python experiments/transfer_issue20/paired_coverage.py 1000 \
         > experiments/transfer_issue20/paired_coverage.txt
+
+With ``power`` after N, how often each interval reads a true drift against the control as it is, with 3 or 6
+seeds over 128–1024 or 128–2048 (about 20 s at N = 150):
+
+    PYTHONPATH=src python experiments/transfer_issue20/paired_coverage.py 150 power \
+        > experiments/transfer_issue20/paired_power.txt
 """
 
 from __future__ import annotations
 
 import math
 import sys
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import stdtrit
 
 from mhc_mup.stats import optimum
+from mhc_mup.stats.readings import classify_interval, drift_verdict
 
 GRID = np.arange(-10.0, -3.0)
 A, KAPPA, SIGMA, OWN_SD = 0.027, 0.4, 0.012, 0.05
@@ -129,6 +137,30 @@ def run_case(n: int, case: Case) -> str:
     return f"{case}\n    covers (median half-width): {cells}; no paired interval in {unpaired / n:.0%}"
 
 
+def power(n: int) -> None:
+    """How often each interval reads the drift against the control as it is (the verdict at ±0.1: transfers when
+    the interval lies inside, drifts when δ lies outside and the interval excludes 0), for true δ from 0 to −0.2,
+    over 128–1024 and 128–2048 with 3 and 6 seeds."""
+    print(f"{n} sweeps per design; verdicts of the quadrature (the report's) and of the paired interval at ±0.1")
+    for widths in ((128, 256, 512, 1024), (128, 256, 512, 1024, 2048)):
+        for seeds in (3, 6):
+            for delta in (0.0, -0.075, -0.13, -0.2):
+                case, rng = Case(beta_a=delta, widths=widths), np.random.default_rng(1)
+                said: dict[str, Counter] = {"quadrature": Counter(), "paired": Counter()}
+                halves: dict[str, list] = {k: [] for k in said}
+                for _ in range(n):
+                    pair = paired_sweep(rng, case, seeds)
+                    fits = {k: optimum.fit_joint_optimum(*windowed(pair[k], widths, 2)) for k in ("c", "a")}
+                    p = optimum.paired_difference(fits["a"], fits["c"])
+                    q = float(stdtrit(min(f.dof for f in fits.values()), 0.975)) * math.hypot(
+                        fits["a"].se_beta, fits["c"].se_beta)  # fmt: skip
+                    for k, (lo, hi) in (("quadrature", (p.delta - q, p.delta + q)), ("paired", (p.ci_low, p.ci_high))):
+                        said[k][drift_verdict(classify_interval(p.delta, lo, hi, 0.1), "η*")[0]] += 1
+                        halves[k].append((hi - lo) / 2)
+                cells = "; ".join(f"{k} ±{np.median(halves[k]):.3f} {dict(sorted(said[k].items()))}" for k in said)
+                print(f"{widths[0]}–{widths[-1]}, {seeds} seeds, true δ {delta:+.3f}: {cells}", flush=True)
+
+
 def main(n: int) -> None:
     print(f"{n} sweeps per case; nominal coverage 0.95 (its binomial 95% band at n = {n}: "
           f"±{1.96 * math.sqrt(0.95 * 0.05 / n):.3f})")  # fmt: skip
@@ -141,4 +173,4 @@ def main(n: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 150)
+    (power if sys.argv[2:3] == ["power"] else main)(int(sys.argv[1]) if len(sys.argv) > 1 else 150)
