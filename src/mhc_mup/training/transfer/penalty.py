@@ -9,7 +9,8 @@ over seeds of the per-seed optima, the optima table's ``log2_lr_opt``), for each
 
 both losses read off the seed's final losses over ``d``'s own values by one parabola through three of them where
 both points lie within their span, else by one each (:func:`quadratic_reading`), so that ``x_b = x_d`` costs
-exactly 0. The table gives the mean over seeds and a t-interval over them (``S − 1`` degrees of freedom). A point
+exactly 0. The table gives the mean over seeds and a t-interval over them (``S − 1`` degrees of freedom), given
+the two optima: their own error (the optima table's intervals) is not carried into it. A point
 outside ``d``'s values (the base optimum beyond that width's grid, as for SP at large width: the note then gives
 the cost at the grid's nearer end, a lower bound where the loss keeps rising) or next to a diverged run has no
 penalty, and the note says why.
