@@ -18,7 +18,7 @@ the analysis fits the two again over the widths both fitted when they differ.
 The same seed draws the same body weights and batches in both, so the two fits share part of their noise, and
 the quadrature is wider than it need be. Beside it the analysis gives the **paired** interval
 (:func:`~mhc_mup.stats.optimum.paired_difference`: cluster-robust over the (width, seed) curves, widened by the
-pair's lack of fit), 40–67% narrower where the noise is shared. It covers 0.94–0.99 at 95% on simulated sweeps,
+pair's lack of fit), 42–67% narrower where the noise is shared. It covers 0.94–0.99 at 95% on simulated sweeps,
 but 0.87–0.88 where one configuration's optimum leaves the power law at some width for all its seeds at once
 (experiments/transfer_issue20/paired_coverage.py), so the verdict reads the quadrature.
 """
