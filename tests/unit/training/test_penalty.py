@@ -67,6 +67,7 @@ def test_the_penalty_is_the_curvature_times_the_squared_move():
     assert math.isnan(table.loc[1024, "penalty"]) and "outside this width's values" in table.loc[1024, "note"]
     assert table.loc[1024, "note"].endswith(f"at that end {0.05 * 2**2:+.4f}, a lower bound where the loss keeps "
                                             "rising beyond it")  # 2^-10, 2 octaves above 1024's optimum  # fmt: skip
+    assert table.loc[1024, "at_grid_end"] == pytest.approx(0.05 * 2**2) and table.at_grid_end.isna().sum() == 2
     no_base = penalty_table("mup", curves_of(optima), optima | {128: math.nan}, 128, 0.95)
     assert no_base.note.str.startswith("no optimum at the base width 128").all()
 
@@ -92,7 +93,18 @@ def test_the_analysis_prices_a_drift_and_not_its_absence():
     records = [transfer_record(name, w, s, lr, 3 + 0.2 * (math.log2(lr) - (-6 + beta * math.log2(w / 64))) ** 2)
                for name, beta in (("mup", -0.4), ("control-mup", 0.0)) for w in widths for s in range(2)
                for lr in grid.lrs]  # fmt: skip
-    table = analyse(cfg, records).penalty.set_index(["config", "width"])
+    result = analyse(cfg, records)
+    table = result.penalty.set_index(["config", "width"])
     assert table.loc[("mup", 512), "penalty"] == pytest.approx(0.2 * 1.2**2, rel=1e-6)
     assert table.loc[("control-mup", 512), "penalty"] == pytest.approx(0.0, abs=1e-9)
     assert (table.base_width == 64).all()
+    # the report's summary: a line per configuration, the cost at its widest width
+    from mhc_mup.reporting.blocks import render_markdown
+    from mhc_mup.training.transfer.report import build_transfer_report
+
+    report = render_markdown(build_transfer_report(result, b""))
+    summary = report.split("## Summary")[1].split("##")[0]
+    mup = next(line for line in summary.splitlines() if line.startswith("| mup |"))
+    assert "drifts (η* shrinks with width)" in mup and "+0.2880 [+0.288, +0.288] at d = 512" in mup, mup
+    control = next(line for line in summary.splitlines() if line.startswith("| control-mup |"))
+    assert "| transfers |" in control and "at d = 512" in control and "| 3.0000 at d = 512 |" in control, control

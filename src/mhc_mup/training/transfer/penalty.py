@@ -29,8 +29,11 @@ from mhc_mup.training.transfer.joint import WidthCurves
 __all__ = ["PENALTY_COLUMNS", "penalty_table", "quadratic_reading"]
 
 PENALTY_COLUMNS = (
-    "config", "width", "base_width", "base_log2", "own_log2", "penalty", "ci_low", "ci_high", "n_seeds", "note",
+    "config", "width", "base_width", "base_log2", "own_log2", "penalty", "ci_low", "ci_high", "n_seeds",
+    "at_grid_end", "note",
 )  # fmt: skip
+"""``at_grid_end``: where the base optimum lies beyond the width's values, the mean penalty at their nearer end (a
+lower bound where the loss keeps rising beyond it); NaN elsewhere."""
 
 
 def quadratic_reading(x: np.ndarray, y: np.ndarray, points: tuple[float, ...]) -> tuple[float, ...]:
@@ -80,7 +83,11 @@ def penalty_table(
                                                           "base_log2": base, "own_log2": own, "n_seeds": 0,
                                                           "note": _no_penalty(c, base, own, base_width)}  # fmt: skip
         if row["note"]:
-            rows.append(row | {"note": row["note"] + _bound(c, base, own)})
+            bound = _bound(c, base, own)
+            if math.isfinite(bound):
+                row |= {"at_grid_end": bound, "note": row["note"] + f"; at that end {bound:+.4f}, a lower bound "
+                                                                   "where the loss keeps rising beyond it"}  # fmt: skip
+            rows.append(row)
             continue
         per_seed = np.array([np.subtract(*quadratic_reading(c.x, loss, (base, own))) for loss in c.loss])
         per_seed = per_seed[np.isfinite(per_seed)]
@@ -97,16 +104,14 @@ def penalty_table(
     return pd.DataFrame(rows, columns=list(PENALTY_COLUMNS))
 
 
-def _bound(c: WidthCurves, base: float, own: float) -> str:
+def _bound(c: WidthCurves, base: float, own: float) -> float:
     """For a base optimum beyond the width's values: the mean penalty at their nearer end, a lower bound where the
-    loss keeps rising beyond it (``""`` otherwise)."""
+    loss keeps rising beyond it (NaN otherwise)."""
     if not (math.isfinite(base) and math.isfinite(own) and c.x[0] <= own <= c.x[-1]) or c.x[0] <= base <= c.x[-1]:
-        return ""
+        return math.nan
     end = float(c.x[-1] if base > c.x[-1] else c.x[0])
     at_end = np.array([np.subtract(*quadratic_reading(c.x, loss, (end, own))) for loss in c.loss])
-    if not np.isfinite(at_end).any():
-        return ""
-    return f"; at that end {float(np.nanmean(at_end)):+.4f}, a lower bound where the loss keeps rising beyond it"
+    return float(np.nanmean(at_end)) if np.isfinite(at_end).any() else math.nan
 
 
 def _no_penalty(c: WidthCurves, base: float, own: float, base_width: int) -> str:

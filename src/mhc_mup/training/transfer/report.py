@@ -347,6 +347,59 @@ def _anchor_blocks(result: TransferResult) -> list:
     return blocks
 
 
+def _summary_blocks(result: TransferResult) -> list:
+    """One line per configuration: its joint drift and verdict, its drift against the control, what transferring
+    costs at the widest width that says, and its best loss at the widest width with an optimum (the tables
+    below hold the rest)."""
+    from mhc_mup.reporting.blocks import Heading, Paragraph, Table
+
+    if result.drift.empty:
+        return []
+    sym = result.config.sweep.symbol
+    relative = {r["config"]: r for r in result.relative.to_dict("records")}
+    rows = []
+    for r in result.drift.to_dict("records"):
+        name = r["config"]
+        rel = relative.get(name)
+        against = (f"{_fmt(rel['exponent'], '+.3f')} {_interval(rel['ci_low'], rel['ci_high'])}, "
+                   f"{_verdict(rel['verdict'], rel['direction'])}" if rel else "—")  # fmt: skip
+        rows.append([name, f"{_fmt(r['joint_exponent'], '+.3f')} {_interval(r['joint_low'], r['joint_high'])}",
+                     _verdict(r["joint_verdict"], r["joint_direction"]), against, _widest_penalty(result, name),
+                     _widest_loss(result, name)])  # fmt: skip
+    return [Heading("Summary"), Paragraph(
+        f"Each configuration in one line; read them where the anchors above hold. The joint fit's drift of {sym} "
+        f"with width (β, {sym} ∝ d^β) and its verdict, the drift against the control of the same body, the loss "
+        f"the widest width gives up when run at the base width's optimum, and the best loss at the widest width "
+        f"with an optimum from 2 or more seeds (nats/byte)."),
+        Table(["configuration", "joint β", "verdict", "against the control", "cost of transferring", "best loss"],
+              rows)]  # fmt: skip
+
+
+def _widest_penalty(result: TransferResult, name: str) -> str:
+    """What transferring costs at the configuration's widest width in the penalty table: ``+0.0185 [+0.011,
+    +0.026] at d = 1024``, ``≥ +0.51 at d = 1024 (beyond its grid)``, or ``—``."""
+    rows = result.penalty[result.penalty.config == name]
+    if rows.empty:
+        return "—"
+    r = rows.sort_values("width").iloc[-1]
+    if math.isfinite(r.penalty):
+        return f"{_fmt(r.penalty, '+.4f')} {_interval(r.ci_low, r.ci_high)} at d = {r.width}"
+    if math.isfinite(r.at_grid_end):
+        return f"≥ {r.at_grid_end:+.4f} at d = {r.width} (the base optimum lies beyond its grid)"
+    return f"— at d = {r.width} ({r.note})"
+
+
+def _widest_loss(result: TransferResult, name: str) -> str:
+    """``1.7051 at d = 1024`` from the optima table's widest width with an optimum from 2 or more seeds, or
+    ``—``."""
+    rows = result.optima[(result.optima.config == name) & result.optima.loss_at_opt.notna()
+                         & (result.optima.n_seeds_fit >= 2)]  # fmt: skip
+    if rows.empty:
+        return "—"
+    r = rows.sort_values("width").iloc[-1]
+    return f"{_fmt(r.loss_at_opt, '.4f')} at d = {r.width}"
+
+
 def _penalty_blocks(result: TransferResult) -> list:
     """What transferring costs: per configuration and width, the loss given up at the base width's optimum
     (:mod:`~mhc_mup.training.transfer.penalty`); nothing where no width has one."""
@@ -537,10 +590,11 @@ def _fmt(v: float, spec: str = ".3f") -> str:
 def build_transfer_report(
     result: TransferResult, png: bytes, logits_png: bytes = b"", routing_png: bytes = b"", optima_png: bytes = b""
 ):
-    """The report's blocks (:mod:`mhc_mup.diagnostics.report`): the repeats caveat, the sanity anchors, drift
-    verdicts (sentences from the fits), the optima table (with :func:`optima_figure`'s ``optima_png`` when given),
-    the routing and logit tables (with :func:`routing_figure`'s ``routing_png`` and :func:`logits_figure`'s
-    ``logits_png`` when given), the figure, the cost and the notes."""
+    """The report's blocks (:mod:`mhc_mup.diagnostics.report`): the repeats caveat, the sanity anchors, a summary
+    line per configuration, drift verdicts (sentences from the fits), the optima table (with
+    :func:`optima_figure`'s ``optima_png`` when given), what transferring costs, the routing and logit tables (with
+    :func:`routing_figure`'s ``routing_png`` and :func:`logits_figure`'s ``logits_png`` when given), the figure,
+    the cost and the notes."""
     from mhc_mup.reporting.blocks import FigureBlock, Heading, Paragraph, Report, Table
 
     cfg = result.config
@@ -548,7 +602,8 @@ def build_transfer_report(
     rows = result.drift.to_dict("records")
     sym, noun = cfg.sweep.symbol, cfg.sweep.noun
     # the caveat first: it qualifies the anchors as much as the verdicts
-    blocks: list = [*_repeats_caveat(result), *_anchor_blocks(result), Heading(f"Drift of the optimal {noun}")]
+    blocks: list = [*_repeats_caveat(result), *_anchor_blocks(result), *_summary_blocks(result),
+                    Heading(f"Drift of the optimal {noun}")]  # fmt: skip
     blocks += [Paragraph(joint_sentence(r, conf, sym)) for r in rows]
     blocks.append(Paragraph(_method(result)))
     blocks.append(Table(
