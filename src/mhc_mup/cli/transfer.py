@@ -426,8 +426,12 @@ def _drift_cells(beta: float, low: float, high: float, verdict: str, direction: 
     """β, its interval and the coloured verdict, as a drift table prints them (— where there is none)."""
     colour = {"transfers": "green", "drifts": "red"}.get(verdict, "yellow")
     text = verdict + (f" ({direction})" if direction else "")
-    return (f"{beta:+.3f}" if math.isfinite(beta) else "—",
-            f"[{low:+.3f}, {high:+.3f}]" if math.isfinite(low) else "—", f"[{colour}]{text}[/{colour}]")  # fmt: skip
+    return f"{beta:+.3f}" if math.isfinite(beta) else "—", _interval_cell(low, high), f"[{colour}]{text}[/{colour}]"
+
+
+def _interval_cell(low: float, high: float, spec: str = "+.3f") -> str:
+    """``[low, high]`` as a table prints an interval (— where there is none)."""
+    return f"[{low:{spec}}, {high:{spec}}]" if math.isfinite(low) else "—"
 
 
 def _print_anchors(result: TransferResult, console: Console) -> None:
@@ -447,10 +451,9 @@ def _print_anchors(result: TransferResult, console: Console) -> None:
         t.add_column(col, justify="right" if col in ("β − β_control", "interval", "paired") else "left",
                      no_wrap=col != "note")  # fmt: skip
     for r in result.relative.to_dict("records"):
-        paired = f"[{r['paired_low']:+.3f}, {r['paired_high']:+.3f}]" if math.isfinite(r["paired_low"]) else "—"
         t.add_row(r["config"], r["anchor"],
                   *_drift_cells(r["exponent"], r["ci_low"], r["ci_high"], r["verdict"], r["direction"]),
-                  paired, r["note"])  # fmt: skip
+                  _interval_cell(r["paired_low"], r["paired_high"]), r["note"])  # fmt: skip
     console.print(t)
 
 
@@ -495,8 +498,7 @@ def _print_penalty(result: TransferResult, console: Console) -> None:
     for r in result.penalty.to_dict("records"):
         ok = math.isfinite(r["penalty"])
         t.add_row(r["config"], str(r["width"]), f"{r['base_log2']:+.2f}", f"{r['own_log2']:+.2f}",
-                  f"{r['penalty']:+.4f}" if ok else "—",
-                  f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]" if math.isfinite(r["ci_low"]) else "—",
+                  f"{r['penalty']:+.4f}" if ok else "—", _interval_cell(r["ci_low"], r["ci_high"], "+.4f"),
                   r["note"])  # fmt: skip
     console.print(t)
 
@@ -538,8 +540,8 @@ def print_transfer(result: TransferResult, console: Console, left: str = "of thi
     t.add_column("note", overflow="fold")
     for r in result.optima.to_dict("records"):
         ok = math.isfinite(r["log2_lr_opt"])
-        interval = f"[{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]" if math.isfinite(r["ci_low"]) else "—"
-        t.add_row(r["config"], str(r["width"]), f"{r['log2_lr_opt']:+.2f}" if ok else "—", interval,
+        t.add_row(r["config"], str(r["width"]), f"{r['log2_lr_opt']:+.2f}" if ok else "—",
+                  _interval_cell(r["ci_low"], r["ci_high"], "+.2f"),
                   f"{r['lr_opt']:.3g}" if ok else "—", f"{r['loss_at_opt']:.4f}" if ok else "—",
                   f"{r['n_seeds_fit']}/{r['n_seeds']}", r["note"])  # fmt: skip
     console.print(t)

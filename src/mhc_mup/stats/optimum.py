@@ -191,10 +191,7 @@ def fit_joint_optimum(
     start = _start(u, x, y, g, n_groups)
     theta, r, jac, ok = _least_squares(line, u, x, y, g, start if skew else start[:-1])
     sigma2 = float(r @ r) / dof
-    try:
-        inv = np.linalg.inv(jac.T @ jac)
-    except np.linalg.LinAlgError:
-        inv = np.full((jac.shape[1],) * 2, nan)
+    inv = _inverse_normal(jac)
     var = sigma2 * float(inv[1, 1])
     lof = _lack_of_fit(lw, u, x, y, g, theta, float(r @ r)) if lack_of_fit else (nan, nan, (), ())
     se = math.sqrt(var * max(1.0, lof[0] if math.isfinite(lof[0]) else 1.0)) if var >= 0 else nan
@@ -211,6 +208,14 @@ def fit_joint_optimum(
         log2_widths=tuple(float(v) for v in np.unique(lw)) if lof[2] else (), width_optima=lof[2],
         width_scores=lof[3],
     )  # fmt: skip
+
+
+def _inverse_normal(jac: np.ndarray) -> np.ndarray:
+    """``(JᵀJ)⁻¹``, all NaN where ``JᵀJ`` is singular."""
+    try:
+        return np.linalg.inv(jac.T @ jac)
+    except np.linalg.LinAlgError:
+        return np.full((jac.shape[1],) * 2, math.nan)
 
 
 def _curve_scores(jac: np.ndarray, inv: np.ndarray, r: np.ndarray, g: np.ndarray, params: list[int]) -> np.ndarray:
@@ -259,10 +264,7 @@ def _lack_of_fit(
     theta_free, r, jac, _ = _least_squares(free, u, x, y, g, start)
     rss_free = float(r @ r)
     f = max(rss - rss_free, 0.0) / (n_w - 2) / (rss_free / dof_free) if rss_free > 0 else math.nan
-    try:
-        scores = _curve_scores(jac, np.linalg.inv(jac.T @ jac), r, g, list(range(n_w)))
-    except np.linalg.LinAlgError:
-        scores = np.full((int(g.max()) + 1, n_w), math.nan)
+    scores = _curve_scores(jac, _inverse_normal(jac), r, g, list(range(n_w)))  # NaN for a singular fit
     p = float(fdtrc(n_w - 2, dof_free, f)) if math.isfinite(f) else math.nan
     return f, p, tuple(float(v) for v in theta_free[:n_w]), tuple(tuple(float(v) for v in row) for row in scores)
 

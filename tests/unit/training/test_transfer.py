@@ -655,9 +655,9 @@ def test_a_curve_that_misfits_its_window_says_so():
     curves = [WidthCurves(w, x, 3 + 0.1 * np.abs(x + 6.5) + 0.002 * rng.standard_normal((2, len(x))), (0, 1))
               for w in (64, 128, 256, 512)]  # fmt: skip
     cfg = TransferConfig(analysis=TransferAnalysis(fit=FitSettings(n_boot=50), joint_halfwidth=4))
-    wide, _ = joint_drift(cfg, curves)
+    wide, _, _ = joint_drift(cfg, curves)
     assert "the curve misfits its window" in wide["joint_note"]
-    narrow, _ = joint_drift(cfg.with_leaves(joint_halfwidth=1), curves)
+    narrow, _, _ = joint_drift(cfg.with_leaves(joint_halfwidth=1), curves)
     assert "misfits" not in narrow["joint_note"] and narrow["joint_low"] <= 0 <= narrow["joint_high"]
 
 

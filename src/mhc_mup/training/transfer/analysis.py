@@ -39,14 +39,14 @@ import pandas as pd
 
 from mhc_mup._io import StrEnum
 from mhc_mup.stats.fitting import bootstrap_estimate, fit_power_law
-from mhc_mup.stats.optimum import paired_difference
+from mhc_mup.stats.optimum import JointOptimumFit, paired_difference
 from mhc_mup.stats.readings import UNCLEAR as UNCLEAR_READING
 from mhc_mup.stats.readings import classify, drift_verdict
 from mhc_mup.training.transfer.anchors import ANCHOR_COLUMNS, RELATIVE_COLUMNS, anchor_table, relative_drift
 from mhc_mup.training.transfer.config import SweepGrid, TransferAnalysis, TransferConfig, grid_values, log2_key
 from mhc_mup.training.transfer.configurations import Configuration
 from mhc_mup.training.transfer.edges import EDGE_COLUMNS, EDGE_DRIFT_COLUMNS, edge_drift, edges_table
-from mhc_mup.training.transfer.joint import WidthCurves, joint_drift, joint_fit, width_curves, width_values
+from mhc_mup.training.transfer.joint import WidthCurves, joint_drift, width_curves, width_values
 from mhc_mup.training.transfer.logits import LOGIT_STATS
 from mhc_mup.training.transfer.noise import NOISE_COLUMNS, noise_table
 from mhc_mup.training.transfer.penalty import PENALTY_COLUMNS, penalty_table
@@ -219,7 +219,8 @@ def analyse(cfg: TransferConfig, records: list[dict], grids: Sequence[SweepGrid]
     planned = grid_values(grids if grids is not None else (cfg.grid,))
     seed_rows, opt_rows, drift_rows, edge_tables, edge_drifts, penalties = [], [], [], [], [], []
     values: dict[tuple[str, int], tuple[float, ...]] = {}
-    joint_inputs: dict[str, tuple[list[WidthCurves], frozenset[int]]] = {}  # curves, widths the joint fit placed
+    # curves, the widths the joint fit placed, the fit
+    joint_inputs: dict[str, tuple[list[WidthCurves], frozenset[int], JointOptimumFit | None]] = {}
     for c in cfg.grid.configs:
         per_width: dict[int, list[float]] = {}
         of_config = runs[runs.config == c.name]
@@ -228,23 +229,25 @@ def analyse(cfg: TransferConfig, records: list[dict], grids: Sequence[SweepGrid]
         own = {w: width_values(at[w], planned.get((c.name, w), ())) for w in widths}
         values |= {(c.name, w): v for w, v in own.items()}
         loss_grids = [wc for w in widths if (wc := width_curves(cfg, at[w], own[w]))]
-        joint_row, joint_widths = joint_drift(cfg, loss_grids, cfg.sweep.symbol)
+        joint_row, joint_widths, joint = joint_drift(cfg, loss_grids, cfg.sweep.symbol)
         joint_row = _with_unfinished(joint_row, [w for w in widths if len(at[w])], loss_grids)
-        joint_inputs[c.name] = loss_grids, frozenset(w for w, (_, x) in joint_widths.items() if math.isfinite(x))
-        first_row = len(opt_rows)
+        placed = frozenset(w for w, (_, x) in joint_widths.items() if math.isfinite(x))
+        joint_inputs[c.name] = loss_grids, placed, joint
         edge_tables.append(edges_table(cfg, c.name, loss_grids))
         edge_drifts.append(edge_drift(cfg, c.name, loss_grids, edge_tables[-1]))
+        width_optima: dict[int, float] = {}
         for w in widths:
             fits = _seed_fits(cfg, at[w], own[w])
             seed_rows += [_seed_row(c.name, w, s, fit) for s, fit in fits]
             row, optima = _width_optimum(cfg, c.name, w, fits)
             row, optima = _with_joint(row, optima, *joint_widths.get(w, (False, math.nan)))
             opt_rows.append(row)
+            width_optima[w] = row["log2_lr_opt"]
             if optima:
                 per_width[w] = optima
         drift_rows.append(drift_row(cfg, c.name, per_width, widths) | joint_row)
-        own = {r["width"]: r["log2_lr_opt"] for r in opt_rows[first_row:]}
-        penalties.append(penalty_table(c.name, loss_grids, own, _base_of(cfg, loss_grids), cfg.analysis.fit.confidence))
+        base = _base_of(cfg, loss_grids)
+        penalties.append(penalty_table(c.name, loss_grids, width_optima, base, cfg.analysis.fit.confidence))
     seed_optima = pd.DataFrame(seed_rows, columns=list(SEED_OPTIMA_COLUMNS))
     optima = pd.DataFrame(opt_rows, columns=list(OPTIMA_COLUMNS))
     drift = pd.DataFrame(drift_rows, columns=list(DRIFT_COLUMNS))
@@ -271,7 +274,9 @@ def _base_of(cfg: TransferConfig, curves: list[WidthCurves]) -> int:
 
 
 def _relative_table(
-    cfg: TransferConfig, drift: pd.DataFrame, joint_inputs: Mapping[str, tuple[list[WidthCurves], frozenset[int]]]
+    cfg: TransferConfig,
+    drift: pd.DataFrame,
+    joint_inputs: Mapping[str, tuple[list[WidthCurves], frozenset[int], JointOptimumFit | None]],
 ) -> pd.DataFrame:
     """Each mHC configuration's drift against its control (:func:`~mhc_mup.training.transfer.anchors.relative_drift`),
     both joint fits over the same widths, paired (:func:`~mhc_mup.stats.optimum.paired_difference`): where the two
@@ -279,19 +284,17 @@ def _relative_table(
     different spans are not compared."""
 
     def same_widths(c: Configuration, a: Configuration, row_c: Mapping, row_a: Mapping) -> tuple:
-        (curves_c, fitted_c), (curves_a, fitted_a) = joint_inputs[c.name], joint_inputs[a.name]
+        (curves_c, fitted_c, fit_c), (curves_a, fitted_a, fit_a) = joint_inputs[c.name], joint_inputs[a.name]
         common = fitted_c & fitted_a
+        note = ""
         if len(common) < 2:
             few = f"fits of {len(fitted_c)} and {len(fitted_a)} widths, fewer than 2 in common"
             return row_c, row_a, "" if fitted_c == fitted_a else few, None
-        shared = [[g for g in curves if g.width in common] for curves in (curves_c, curves_a)]
-        fit_c, fit_a = (joint_fit(cfg, curves) for curves in shared)
-        paired = paired_difference(fit_c, fit_a) if fit_c and fit_a else None
-        if fitted_c == fitted_a:
-            return row_c, row_a, "", paired
-        row_c, row_a = (joint_drift(cfg, curves)[0] for curves in shared)
-        return row_c, row_a, f"both refitted over the {len(common)} widths they share ({min(common)}–{max(common)})", \
-            paired
+        if fitted_c != fitted_a:
+            (row_c, _, fit_c), (row_a, _, fit_a) = (joint_drift(cfg, [g for g in curves if g.width in common])
+                                                    for curves in (curves_c, curves_a))  # fmt: skip
+            note = f"both refitted over the {len(common)} widths they share ({min(common)}–{max(common)})"
+        return row_c, row_a, note, paired_difference(fit_c, fit_a) if fit_c and fit_a else None
 
     return relative_drift(cfg, drift, same_widths)
 

@@ -31,9 +31,7 @@ from mhc_mup.stats.optimum import JointOptimumFit, fit_joint_optimum, seed_boots
 from mhc_mup.stats.readings import classify_interval, drift_verdict
 from mhc_mup.training.transfer.config import TransferConfig, distinct_values, log2_key
 
-__all__ = [
-    "WidthCurves", "fit_window", "flatness", "joint_drift", "joint_fit", "seed_noise", "width_curves", "width_values",
-]  # fmt: skip
+__all__ = ["WidthCurves", "fit_window", "flatness", "joint_drift", "seed_noise", "width_curves", "width_values"]
 
 
 @dataclass(frozen=True)
@@ -140,40 +138,28 @@ def fit_window(c: WidthCurves, halfwidth: int) -> tuple[np.ndarray | None, str]:
 
 def joint_drift(
     cfg: TransferConfig, curves: list[WidthCurves], symbol: str = "η*"
-) -> tuple[dict, dict[int, tuple[bool, float]]]:
-    """The joint columns of one configuration's drift row (:data:`~.analysis.JOINT_COLUMNS`) and, per width,
-    ``(flat, x*)`` (``x*`` NaN where the width is not fitted)."""
+) -> tuple[dict, dict[int, tuple[bool, float]], JointOptimumFit | None]:
+    """The joint columns of one configuration's drift row (:data:`~.analysis.JOINT_COLUMNS`), per width ``(flat,
+    x*)`` (``x*`` NaN where the width is not fitted), and the fit itself (``None`` with fewer than 2 widths), whose
+    per-curve scores a paired comparison reads: its curves are labelled by width and seed, so two
+    configurations' fits name the same curve alike."""
     fitted, flat, notes = _sort_widths(cfg, curves)
     sigma, dof = seed_noise(curves, cfg.analysis.joint_halfwidth)
     per_width = {c.width: (c.width in flat, math.nan) for c in curves}
     row = dict.fromkeys(_JOINT, math.nan) | {"joint_widths": len(fitted), "joint_verdict": "unclear",
                                              "joint_direction": "", "flat_widths": len(flat)}  # fmt: skip
     if len(fitted) < 2:
-        return row | {"joint_note": "; ".join([*notes, "optimum at < 2 widths: no joint fit"])}, per_width
+        return row | {"joint_note": "; ".join([*notes, "optimum at < 2 widths: no joint fit"])}, per_width, None
     lw, x, seed, loss = _stack(fitted)
-    fit = _fit(cfg, fitted)
+    fit = fit_joint_optimum(lw, x, lw * 1e6 + seed, loss, confidence=cfg.analysis.fit.confidence)
     notes += [fit.note] if fit.note else []
     if not math.isfinite(fit.beta):
-        return row | {"joint_note": "; ".join(notes)}, per_width
+        return row | {"joint_note": "; ".join(notes)}, per_width, fit
     per_width |= {c.width: (False, fit.optimum(c.width)) for c, _ in fitted}
     notes += _misfit(fit, sigma, dof)
     boot = seed_bootstrap(lw, x, seed, loss, n_boot=cfg.analysis.fit.n_boot, confidence=fit.confidence)
-    return row | _fit_columns(fit, boot, cfg.analysis.tolerance, symbol, notes + _outside(fitted, fit)), per_width
-
-
-def joint_fit(cfg: TransferConfig, curves: list[WidthCurves]) -> JointOptimumFit | None:
-    """The joint fit alone over the widths of ``curves`` with a fit window (``None`` with fewer than 2): what
-    :func:`joint_drift` reads, with its per-curve scores for a paired comparison. Curves are labelled by width
-    and seed, so two configurations' fits name the same curve alike."""
-    fitted, _, _ = _sort_widths(cfg, curves)
-    return _fit(cfg, fitted) if len(fitted) >= 2 else None
-
-
-def _fit(cfg: TransferConfig, fitted: list[tuple[WidthCurves, np.ndarray]]) -> JointOptimumFit:
-    """:func:`~mhc_mup.stats.optimum.fit_joint_optimum` of the runs in the widths' windows, one curve per width
-    and seed."""
-    lw, x, seed, loss = _stack(fitted)
-    return fit_joint_optimum(lw, x, lw * 1e6 + seed, loss, confidence=cfg.analysis.fit.confidence)
+    columns = _fit_columns(fit, boot, cfg.analysis.tolerance, symbol, notes + _outside(fitted, fit))
+    return row | columns, per_width, fit
 
 
 def _sort_widths(

@@ -23,7 +23,7 @@ from mhc_mup.training.transfer.analysis import (
     drift_sentence,
     joint_sentence,
 )
-from mhc_mup.training.transfer.anchors import ANCHOR_COLUMNS, RELATIVE_COLUMNS, anchor_sentence
+from mhc_mup.training.transfer.anchors import ANCHOR_COLUMNS, RELATIVE_COLUMNS, anchor_sentence, difference_interval
 from mhc_mup.training.transfer.edges import EDGE_COLUMNS, EDGE_DRIFT_COLUMNS
 from mhc_mup.training.transfer.logits import LOGIT_STATS
 from mhc_mup.training.transfer.noise import NOISE_COLUMNS
@@ -127,22 +127,24 @@ def optima_figure(result: TransferResult):
     pairs = [(r["config"], r["anchor"], r) for r in result.relative.to_dict("records")
              if r["config"] in style and r["anchor"] in style]  # fmt: skip
     fig, axes = plt.subplots(1, 2 if pairs else 1, figsize=(13.0 if pairs else 7.6, 4.4), squeeze=False)
-    drift = {r["config"]: r for r in result.drift.to_dict("records")}
+    joint = {r["config"]: (r["joint_exponent"], r["joint_low"], r["joint_high"])
+             for r in result.drift.to_dict("records")}  # fmt: skip
     for name in names:
         rows = placed[placed.config == name].sort_values("width")
         _optima_series(axes[0][0], rows.width, rows.log2_lr_opt, rows.ci_low, rows.ci_high, rows.joint_log2_opt,
-                       style[name], _optima_label(drift, name))  # fmt: skip
+                       style[name], _estimate_label(name, "β", *joint.get(name, (math.nan,) * 3)))  # fmt: skip
     _optima_axes(axes[0][0], placed.width, f"log2 {cfg.sweep.symbol}: per seed (points), joint fit (lines)",
                  f"{cfg.sweep.symbol} ∝ d^β (joint fit)")  # fmt: skip
     if pairs:
         for name, anchor, rel in pairs:
             both = placed[placed.config == name].merge(placed[placed.config == anchor], on="width",
                                                        suffixes=("", "_c")).sort_values("width")  # fmt: skip
-            y, lo, hi, yc, loc, hic = (both[k].astype(float) for k in (
-                "log2_lr_opt", "ci_low", "ci_high", "log2_lr_opt_c", "ci_low_c", "ci_high_c"))  # fmt: skip
-            _optima_series(axes[0][1], both.width, y - yc, y - yc - np.hypot(y - lo, hic - yc),
-                           y - yc + np.hypot(hi - y, yc - loc), both.joint_log2_opt - both.joint_log2_opt_c,
-                           style[name], _relative_label(rel))  # fmt: skip
+            sides = zip(both.log2_lr_opt, both.ci_low, both.ci_high, both.log2_lr_opt_c, both.ci_low_c,
+                        both.ci_high_c, strict=True)  # fmt: skip
+            apart = np.array([difference_interval(s[:3], s[3:]) for s in sides]).reshape(-1, 3)  # (δ, low, high)
+            _optima_series(axes[0][1], both.width, *apart.T, both.joint_log2_opt - both.joint_log2_opt_c,
+                           style[name], _estimate_label(f"{name} − {anchor}", "δ", rel["exponent"], rel["ci_low"],
+                                                        rel["ci_high"]))  # fmt: skip
         axes[0][1].axhline(0.0, color="0.5", lw=0.8, ls="--")
         _optima_axes(axes[0][1], placed.width, f"log2 {cfg.sweep.symbol} − the control's (same body)",
                      "against the control: δ = β − β_control")  # fmt: skip
@@ -171,20 +173,11 @@ def _optima_axes(ax, widths, ylabel: str, legend_title: str) -> None:
               bbox_to_anchor=(0.5, -0.16), alignment="left", ncol=2)  # fmt: skip
 
 
-def _relative_label(row: dict) -> str:
-    """``mup − control-mup: δ −0.07 [−0.43, +0.28]`` (the verdict's quadrature interval), or the names alone."""
-    head = f"{row['config']} − {row['anchor']}"
-    if not all(math.isfinite(row[k]) for k in ("exponent", "ci_low", "ci_high")):
+def _estimate_label(head: str, symbol: str, value: float, low: float, high: float) -> str:
+    """``head: β +0.01 [−0.03, +0.05]``, or ``head`` alone where the estimate or its interval is NaN."""
+    if not all(map(math.isfinite, (value, low, high))):
         return head
-    return f"{head}: δ {row['exponent']:+.2f} [{row['ci_low']:+.2f}, {row['ci_high']:+.2f}]"
-
-
-def _optima_label(drift: dict, name: str) -> str:
-    """``name: β +0.01 [−0.03, +0.05]`` from the configuration's joint fit, or the name alone without one."""
-    r = drift.get(name, {})
-    if not all(math.isfinite(r.get(k, math.nan)) for k in ("joint_exponent", "joint_low", "joint_high")):
-        return name
-    return f"{name}: β {r['joint_exponent']:+.2f} [{r['joint_low']:+.2f}, {r['joint_high']:+.2f}]"
+    return f"{head}: {symbol} {value:+.2f} [{low:+.2f}, {high:+.2f}]"
 
 
 ROUTING_GATES = ("comb", "pre", "post")
@@ -361,9 +354,9 @@ def _summary_blocks(result: TransferResult) -> list:
     for r in result.drift.to_dict("records"):
         name = r["config"]
         rel = relative.get(name)
-        against = (f"{_fmt(rel['exponent'], '+.3f')} {_interval(rel['ci_low'], rel['ci_high'])}, "
+        against = (f"{_estimate(rel['exponent'], rel['ci_low'], rel['ci_high'])}, "
                    f"{_verdict(rel['verdict'], rel['direction'])}" if rel else "—")  # fmt: skip
-        rows.append([name, f"{_fmt(r['joint_exponent'], '+.3f')} {_interval(r['joint_low'], r['joint_high'])}",
+        rows.append([name, _estimate(r["joint_exponent"], r["joint_low"], r["joint_high"]),
                      _verdict(r["joint_verdict"], r["joint_direction"]), against, _widest_penalty(result, name),
                      _widest_loss(result, name)])  # fmt: skip
     return [Heading("Summary"), Paragraph(
@@ -383,7 +376,7 @@ def _widest_penalty(result: TransferResult, name: str) -> str:
         return "—"
     r = rows.sort_values("width").iloc[-1]
     if math.isfinite(r.penalty):
-        return f"{_fmt(r.penalty, '+.4f')} {_interval(r.ci_low, r.ci_high)} at d = {r.width}"
+        return f"{_estimate(r.penalty, r.ci_low, r.ci_high, '+.4f')} at d = {r.width}"
     if math.isfinite(r.at_grid_end):
         return f"≥ {r.at_grid_end:+.4f} at d = {r.width} (the base optimum lies beyond its grid)"
     return f"— at d = {r.width} ({r.note})"
@@ -563,6 +556,11 @@ def _values_text(result: TransferResult) -> str:
 
 def _interval(low: float, high: float) -> str:
     return f"[{_fmt(low, '+.3f')}, {_fmt(high, '+.3f')}]"
+
+
+def _estimate(value: float, low: float, high: float, spec: str = "+.3f") -> str:
+    """``+0.039 [-0.063, +0.141]``: a value and its interval (``—`` for what is NaN)."""
+    return f"{_fmt(value, spec)} {_interval(low, high)}"
 
 
 def _verdict(verdict: str, direction: str) -> str:
