@@ -133,20 +133,22 @@ def optima_figure(result: TransferResult):
         rows = placed[placed.config == name].sort_values("width")
         _optima_series(axes[0][0], rows.width, rows.log2_lr_opt, rows.ci_low, rows.ci_high, rows.joint_log2_opt,
                        style[name], _estimate_label(name, "β", *joint.get(name, (math.nan,) * 3)))  # fmt: skip
-    _optima_axes(axes[0][0], placed.width, f"log2 {cfg.sweep.symbol}: per seed (points), joint fit (lines)",
+    _optima_axes(axes[0][0], placed.width, f"log2 {cfg.sweep.symbol}\nper seed (points), joint fit (lines)",
                  f"{cfg.sweep.symbol} ∝ d^β (joint fit)")  # fmt: skip
     if pairs:
+        paired_widths: set[int] = set()
         for name, anchor, rel in pairs:
             both = placed[placed.config == name].merge(placed[placed.config == anchor], on="width",
                                                        suffixes=("", "_c")).sort_values("width")  # fmt: skip
             sides = zip(both.log2_lr_opt, both.ci_low, both.ci_high, both.log2_lr_opt_c, both.ci_low_c,
                         both.ci_high_c, strict=True)  # fmt: skip
             apart = np.array([difference_interval(s[:3], s[3:]) for s in sides]).reshape(-1, 3)  # (δ, low, high)
+            paired_widths |= set(both.width)
             _optima_series(axes[0][1], both.width, *apart.T, both.joint_log2_opt - both.joint_log2_opt_c,
                            style[name], _estimate_label(f"{name} − {anchor}", "δ", rel["exponent"], rel["ci_low"],
                                                         rel["ci_high"]))  # fmt: skip
         axes[0][1].axhline(0.0, color="0.5", lw=0.8, ls="--")
-        _optima_axes(axes[0][1], placed.width, f"log2 {cfg.sweep.symbol} − the control's (same body)",
+        _optima_axes(axes[0][1], paired_widths, f"log2 {cfg.sweep.symbol} − the control's (same body)",
                      "against the control: δ = β − β_control")  # fmt: skip
     fig.tight_layout()
     return fig
