@@ -410,9 +410,9 @@ def _penalty_blocks(result: TransferResult) -> list:
         f"What does transferring {sym} cost?",
         f"Tune at the base width, train wide at the same value: the {words} each width gives up at the base width's "
         f"optimum instead of its own (both the per-seed optima's mean), per seed read off its curve by a parabola "
-        f"through three grid values, then the mean over seeds with a {conf:.0%} t-interval over them (nats/byte; "
-        f"read against the seeds' σ in the noise table). Where the drift verdict asks whether the optimum moves, "
-        f"this says what the move costs.",
+        f"through three grid values, then the mean over seeds with a {conf:.0%} t-interval over them, given the two "
+        f"optima (their own error is in the optima table) (nats/byte; read against the seeds' σ in the noise "
+        f"table). Where the drift verdict asks whether the optimum moves, this says what the move costs.",
         ["configuration", "width", f"base {sym}", f"own {sym}", "penalty", f"{conf:.0%} interval", "seeds", "note"],
         rows,
     )  # fmt: skip
