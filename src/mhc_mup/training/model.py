@@ -139,22 +139,24 @@ class Attention(nn.Module):
             nn.RMSNorm(d // heads, eps=norm_eps) if qk_norm else nn.Identity() for _ in range(2)
         )
 
+    def _split_heads(self, h: torch.Tensor, norm: nn.Module | None = None) -> torch.Tensor:
+        """``h`` ``(B, T, d)`` as ``(B, heads, T, d_head)``, each head passed through ``norm`` (in the gain's
+        dtype, back in ``h``'s) when one is given."""
+        B, T, d = h.shape
+        h = h.view(B, T, self.heads, d // self.heads)
+        if norm is not None:
+            h = norm(norm_input(h, norm)).to(h.dtype)
+        return h.transpose(1, 2)
+
     def queries_keys(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(q, k)`` of ``x`` ``(B, T, d)``, each ``(B, heads, T, d_head)`` in ``x``'s compute dtype: the
         projections, per head RMS-normalised (in the gain's dtype) when the layer has ``qk_norm``."""
-        B, T, d = x.shape
-
-        def project(lin: nn.Linear, norm: nn.Module) -> torch.Tensor:
-            h = lin(x).view(B, T, self.heads, d // self.heads)
-            return norm(norm_input(h, norm)).to(h.dtype).transpose(1, 2)
-
-        return project(self.q, self.q_norm), project(self.k, self.k_norm)
+        return self._split_heads(self.q(x), self.q_norm), self._split_heads(self.k(x), self.k_norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, d = x.shape
         q, k = self.queries_keys(x)
-        v = self.v(x).view(B, T, self.heads, d // self.heads).transpose(1, 2)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=self.scale)
+        y = F.scaled_dot_product_attention(q, k, self._split_heads(self.v(x)), is_causal=True, scale=self.scale)
         return self.o(y.transpose(1, 2).reshape(B, T, d))
 
 
