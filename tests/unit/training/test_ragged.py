@@ -89,7 +89,7 @@ def test_each_width_is_fitted_over_its_own_values():
 
 def test_a_seed_missing_one_of_its_widths_values_is_not_finished():
     """Seed 1 has not run 2^-6.5 at d = 256 yet: its curve there is not fitted, nor is the width's in the joint
-    fit, the noise table or the edges; seed 0's is, and the other widths are untouched."""
+    or per-seed drift fit, the noise table or the edges; seed 0's curve is, and the other widths are untouched."""
     cfg, grids, records = refined_folder()
     records = [r for r in records if not (r["width"] == 256 and r["seed"] == 1 and r["lr"] == 2.0**-6.5)]
     result = analyse(cfg, records, grids)
@@ -99,6 +99,11 @@ def test_a_seed_missing_one_of_its_widths_values_is_not_finished():
     assert (seeds.drop(index=[(256, 1)]).note == "").all()
     assert result.drift.iloc[0].joint_widths == 2 and 256 not in set(result.edges.width)
     assert result.drift.iloc[0].joint_note.endswith("not finished yet, left out: d = 256")  # said, not silent
+    # the per-seed fit leaves it out too: seed 0's optimum alone would stand for the width
+    assert result.drift.iloc[0].n_widths == 2 and result.drift.iloc[0].note.startswith(
+        "not finished yet, left out: d = 256")
+    table = next(b for b in build_transfer_report(result, b"").blocks if "per-seed β" in getattr(b, "header", ()))
+    assert table.rows[0][-1].count("not finished yet") == 1  # the two fits' notes, said once
     noise = result.noise.set_index("width")
     assert math.isnan(noise.loc[256, "seed_sigma"]) and noise.loc[256, "seed_dof"] == 0
 

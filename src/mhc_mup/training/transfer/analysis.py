@@ -229,6 +229,7 @@ def analyse(cfg: TransferConfig, records: list[dict], grids: Sequence[SweepGrid]
         own = {w: width_values(at[w], planned.get((c.name, w), ())) for w in widths}
         values |= {(c.name, w): v for w, v in own.items()}
         loss_grids = [wc for w in widths if (wc := width_curves(cfg, at[w], own[w]))]
+        complete = {wc.width for wc in loss_grids}
         joint_row, joint_widths, joint = joint_drift(cfg, loss_grids, cfg.sweep.symbol)
         joint_row = _with_unfinished(joint_row, [w for w in widths if len(at[w])], loss_grids)
         placed = frozenset(w for w, (_, x) in joint_widths.items() if math.isfinite(x))
@@ -243,9 +244,11 @@ def analyse(cfg: TransferConfig, records: list[dict], grids: Sequence[SweepGrid]
             row, optima = _with_joint(row, optima, *joint_widths.get(w, (False, math.nan)))
             opt_rows.append(row)
             width_optima[w] = row["log2_lr_opt"]
-            if optima:
+            # a partly run width's finished seeds are in the optima table, not in the drift fit (as in the joint)
+            if optima and w in complete:
                 per_width[w] = optima
-        drift_rows.append(drift_row(cfg, c.name, per_width, widths) | joint_row)
+        unfinished = [w for w in widths if len(at[w]) and w not in complete]
+        drift_rows.append(drift_row(cfg, c.name, per_width, widths, unfinished) | joint_row)
         base = _base_of(cfg, loss_grids)
         penalties.append(penalty_table(c.name, loss_grids, width_optima, base, cfg.analysis.fit.confidence))
     seed_optima = pd.DataFrame(seed_rows, columns=list(SEED_OPTIMA_COLUMNS))
@@ -491,16 +494,27 @@ def _geomean(a: np.ndarray) -> np.ndarray:
 
 
 def drift_row(
-    cfg: TransferConfig, name: str, per_width: Mapping[int, list[float]], analysed: Sequence[int] | None = None
+    cfg: TransferConfig,
+    name: str,
+    per_width: Mapping[int, list[float]],
+    analysed: Sequence[int] | None = None,
+    unfinished: Sequence[int] = (),
 ) -> dict:
     """Fit ``η* ≈ c·d^β`` over the widths that have an optimum; the verdict from ``β``'s interval. ``analysed``:
-    the configuration's widths (default: the grid's), those without an optimum named in the note."""
+    the configuration's widths (default: the grid's), those without an optimum named in the note; ``unfinished``:
+    those of them left out because a seed there has not run all its values (named as such)."""
     widths = sorted(per_width)
     analysis = cfg.analysis
     row = dict.fromkeys(DRIFT_COLUMNS, math.nan) | {"config": name, "tolerance": analysis.tolerance,
                                                     "n_widths": len(widths)}  # fmt: skip
     skipped = [w for w in (cfg.grid.widths if analysed is None else analysed) if w not in per_width]
-    note = f"no optimum at d = {', '.join(map(str, sorted(skipped)))}" if skipped else ""
+    no_optimum = sorted(set(skipped) - set(unfinished))
+    notes = []
+    if no_optimum:
+        notes.append(f"no optimum at d = {', '.join(map(str, no_optimum))}")
+    if unfinished:
+        notes.append(f"not finished yet, left out: {', '.join(f'd = {w}' for w in sorted(unfinished))}")
+    note = "; ".join(notes)
     if len(widths) < 2:
         why = "; ".join(filter(None, [note, "optimum at < 2 widths: no drift fit"]))
         return row | {"verdict": UNCLEAR, "direction": "", "note": why}

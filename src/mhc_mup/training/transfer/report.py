@@ -583,6 +583,11 @@ def _sharing_text(runs: pd.DataFrame) -> str:
     return f"Runs per device at once: {', '.join(parts)}."
 
 
+def _join_notes(*notes: str) -> str:
+    """``"; "``-joined notes, each clause once (the two drift fits both say which widths they left out)."""
+    return "; ".join(dict.fromkeys(c for n in notes if n for c in n.split("; ")))
+
+
 def _fmt(v: float, spec: str = ".3f") -> str:
     return "—" if v is None or not math.isfinite(v) else format(v, spec)
 
@@ -612,7 +617,7 @@ def build_transfer_report(
         [[r["config"], _fmt(r["joint_exponent"], "+.3f"), _interval(r["joint_low"], r["joint_high"]),
           _verdict(r["joint_verdict"], r["joint_direction"]), _fmt(r["exponent"], "+.3f"),
           _interval(r["ci_low"], r["ci_high"]), _verdict(r["verdict"], r["direction"]),
-          "; ".join(filter(None, [r["joint_note"], r["note"]]))]
+          _join_notes(r["joint_note"], r["note"])]
          for r in rows],
         f"Drift of log {sym} against log d by both estimators; transfers when the interval lies inside "
         f"±{cfg.analysis.tolerance:g}",
