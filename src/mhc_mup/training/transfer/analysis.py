@@ -217,56 +217,75 @@ def analyse(cfg: TransferConfig, records: list[dict], grids: Sequence[SweepGrid]
     """
     runs, curves = runs_table(records), curves_table(records)
     planned = grid_values(grids if grids is not None else (cfg.grid,))
-    seed_rows, opt_rows, drift_rows, edge_tables, edge_drifts, penalties = [], [], [], [], [], []
-    values: dict[tuple[str, int], tuple[float, ...]] = {}
-    # curves, the widths the joint fit placed, the fit
-    joint_inputs: dict[str, tuple[list[WidthCurves], frozenset[int], JointOptimumFit | None]] = {}
-    for c in cfg.grid.configs:
-        per_width: dict[int, list[float]] = {}
-        of_config = runs[runs.config == c.name]
-        at = {w: of_config[of_config.width == w] for w in cfg.grid.widths}
-        widths = [w for w in cfg.grid.widths if (c.name, w) in planned or len(at[w])]
-        own = {w: width_values(at[w], planned.get((c.name, w), ())) for w in widths}
-        values |= {(c.name, w): v for w, v in own.items()}
-        loss_grids = [wc for w in widths if (wc := width_curves(cfg, at[w], own[w]))]
-        complete = {wc.width for wc in loss_grids}
-        joint_row, joint_widths, joint = joint_drift(cfg, loss_grids, cfg.sweep.symbol)
-        joint_row = _with_unfinished(joint_row, [w for w in widths if len(at[w])], loss_grids)
-        placed = frozenset(w for w, (_, x) in joint_widths.items() if math.isfinite(x))
-        joint_inputs[c.name] = loss_grids, placed, joint
-        edge_tables.append(edges_table(cfg, c.name, loss_grids))
-        edge_drifts.append(edge_drift(cfg, c.name, loss_grids, edge_tables[-1]))
-        width_optima: dict[int, float] = {}
-        for w in widths:
-            fits = _seed_fits(cfg, at[w], own[w])
-            seed_rows += [_seed_row(c.name, w, s, fit) for s, fit in fits]
-            row, optima = _width_optimum(cfg, c.name, w, fits)
-            row, optima = _with_joint(row, optima, *joint_widths.get(w, (False, math.nan)))
-            opt_rows.append(row)
-            width_optima[w] = row["log2_lr_opt"]
-            # a partly run width's finished seeds are in the optima table, not in the drift fit (as in the joint)
-            if optima and w in complete:
-                per_width[w] = optima
-        unfinished = [w for w in widths if len(at[w]) and w not in complete]
-        drift_rows.append(drift_row(cfg, c.name, per_width, widths, unfinished) | joint_row)
-        base = _base_of(cfg, loss_grids)
-        penalties.append(penalty_table(c.name, loss_grids, width_optima, base, cfg.analysis.fit.confidence))
-    seed_optima = pd.DataFrame(seed_rows, columns=list(SEED_OPTIMA_COLUMNS))
-    optima = pd.DataFrame(opt_rows, columns=list(OPTIMA_COLUMNS))
-    drift = pd.DataFrame(drift_rows, columns=list(DRIFT_COLUMNS))
+    parts = {c.name: _analyse_configuration(cfg, c.name, runs[runs.config == c.name], planned)
+             for c in cfg.grid.configs}  # fmt: skip
+    seed_optima = pd.DataFrame([r for p in parts.values() for r in p.seed_rows], columns=list(SEED_OPTIMA_COLUMNS))
+    optima = pd.DataFrame([r for p in parts.values() for r in p.optimum_rows], columns=list(OPTIMA_COLUMNS))
+    drift = pd.DataFrame([p.drift_row for p in parts.values()], columns=list(DRIFT_COLUMNS))
     notes = [*_loss_notes(cfg), *_divergence_notes(runs)]
     result = TransferResult(cfg, runs, curves, seed_optima, optima, drift, notes=notes,
                             corpora=tuple(sorted({r["corpus"] for r in records if r.get("corpus")})))  # fmt: skip
     result.routing = routing_table(runs, cfg.analysis.loss_column)
     result.logits = logits_table(runs, cfg.analysis.loss_column)
-    result.noise = noise_table(cfg, runs, records, values)
-    result.values = values
-    result.edges = _concat(edge_tables, EDGE_COLUMNS)
-    result.edge_drift = _concat(edge_drifts, EDGE_DRIFT_COLUMNS)
+    result.values = {key: v for p in parts.values() for key, v in p.values.items()}
+    result.noise = noise_table(cfg, runs, records, result.values)
+    result.edges = _concat([p.edges for p in parts.values()], EDGE_COLUMNS)
+    result.edge_drift = _concat([p.edge_drift for p in parts.values()], EDGE_DRIFT_COLUMNS)
     result.anchors = anchor_table(cfg, drift)
-    result.relative = _relative_table(cfg, drift, joint_inputs)
-    result.penalty = _concat(penalties, PENALTY_COLUMNS)
+    result.relative = _relative_table(cfg, drift, {name: p.joint_input for name, p in parts.items()})
+    result.penalty = _concat([p.penalty for p in parts.values()], PENALTY_COLUMNS)
     return result
+
+
+@dataclass(frozen=True)
+class _ConfigurationAnalysis:
+    """One configuration's share of :func:`analyse`'s tables, its values per width, and what its drift against
+    the control needs: its complete curves, the widths its joint fit placed an optimum at, and that fit."""
+
+    seed_rows: list[dict]
+    optimum_rows: list[dict]
+    drift_row: dict
+    edges: pd.DataFrame
+    edge_drift: pd.DataFrame
+    penalty: pd.DataFrame
+    values: dict[tuple[str, int], tuple[float, ...]]
+    joint_input: tuple[list[WidthCurves], frozenset[int], JointOptimumFit | None]
+
+
+def _analyse_configuration(
+    cfg: TransferConfig, name: str, runs: pd.DataFrame, planned: Mapping[tuple[str, int], tuple[float, ...]]
+) -> _ConfigurationAnalysis:
+    """Configuration ``name``'s runs (rows of ``transfer.csv``) at each width planned for it or run: the seeds'
+    and the widths' optima, both drift fits, the edges and the penalty. A width is fitted across widths once
+    complete (:func:`~mhc_mup.training.transfer.joint.width_curves`); a partly run one only in the optima table."""
+    at = {w: runs[runs.width == w] for w in cfg.grid.widths}
+    widths = [w for w in cfg.grid.widths if (name, w) in planned or len(at[w])]
+    own = {w: width_values(at[w], planned.get((name, w), ())) for w in widths}
+    loss_grids = [wc for w in widths if (wc := width_curves(cfg, at[w], own[w]))]
+    complete = {wc.width for wc in loss_grids}
+    joint_row, joint_widths, joint = joint_drift(cfg, loss_grids, cfg.sweep.symbol)
+    joint_row = _with_unfinished(joint_row, [w for w in widths if len(at[w])], loss_grids)
+    placed = frozenset(w for w, (_, x) in joint_widths.items() if math.isfinite(x))
+    seed_rows, optimum_rows = [], []
+    per_width: dict[int, list[float]] = {}
+    width_optima: dict[int, float] = {}
+    for w in widths:
+        fits = _seed_fits(cfg, at[w], own[w])
+        seed_rows += [_seed_row(name, w, s, fit) for s, fit in fits]
+        row, optima = _width_optimum(cfg, name, w, fits)
+        row, optima = _with_joint(row, optima, *joint_widths.get(w, (False, math.nan)))
+        optimum_rows.append(row)
+        width_optima[w] = row["log2_lr_opt"]
+        if optima and w in complete:  # one seed's optimum does not stand for a partly run width
+            per_width[w] = optima
+    unfinished = [w for w in widths if len(at[w]) and w not in complete]
+    edges = edges_table(cfg, name, loss_grids)
+    penalty = penalty_table(name, loss_grids, width_optima, _base_of(cfg, loss_grids), cfg.analysis.fit.confidence)
+    return _ConfigurationAnalysis(
+        seed_rows, optimum_rows, drift_row(cfg, name, per_width, widths, unfinished) | joint_row, edges,
+        edge_drift(cfg, name, loss_grids, edges), penalty, {(name, w): v for w, v in own.items()},
+        (loss_grids, placed, joint),
+    )  # fmt: skip
 
 
 def _base_of(cfg: TransferConfig, curves: list[WidthCurves]) -> int:
