@@ -834,9 +834,30 @@ def hc_pre_backward(
     """Gradients of ``hc_pre`` w.r.t. ``(x, fn, scale, base)`` given those of ``(y, post, comb)`` and the
     forward's ``mixes`` and ``rstd``. ``grad_route`` ``(T, N, D)``: another gradient of x (hc_post's, see
     :func:`mhc_mup.kernels.fused.hc_pre_routed`), added to ∂L/∂x in its own kernel instead of in a separate sum."""
+    gparam, gm_r, coef, pre = _gate_and_pre_grads(x, mixes, rstd, scale, base, grad_y, grad_post, grad_comb, K, hc_eps)
+    grad_x, partial = _input_and_generator_grads(x, fn, grad_y, gm_r, coef, pre, grad_route)
+    grad_fn, grad_scale, grad_base = _sum_partials(partial, gparam, fn.shape)
+    return grad_x, grad_fn, grad_scale, grad_base
+
+
+def _gate_and_pre_grads(
+    x: torch.Tensor,
+    mixes: torch.Tensor,
+    rstd: torch.Tensor,
+    scale: torch.Tensor,
+    base: torch.Tensor,
+    grad_y: torch.Tensor,
+    grad_post: torch.Tensor,
+    grad_comb: torch.Tensor,
+    K: int,
+    hc_eps: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`hc_pre_backward`'s first two kernels, back through the gates and the Sinkhorn iterations to the
+    mixes: ``(gparam, gm_r, coef, pre)``, per token block the partial gradients of ``(base, scale)``
+    ``(blocks, R + 3)``, ``r·∂L/∂mixes`` ``(T, R)``, the RMS term's coefficient ``(T,)`` and the pre gates
+    ``(T, N)``, all fp32."""
     T, N, D = x.shape
-    R, ND = fn.shape
-    RP = generator_rows_padded(N)
+    R = mixes.shape[-1]
     NP = padded_streams(N)
     dev = x.device
     cols, splits = _split_range(D, GY_SPLITS, GY_BLOCK_D)
@@ -891,6 +912,23 @@ def hc_pre_backward(
         BT=PRE_BLOCK_T,
         num_warps=GATE_WARPS,
     )
+    return gparam, gm_r, coef, pre
+
+
+def _input_and_generator_grads(
+    x: torch.Tensor,
+    fn: torch.Tensor,
+    grad_y: torch.Tensor,
+    gm_r: torch.Tensor,
+    coef: torch.Tensor,
+    pre: torch.Tensor,
+    grad_route: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`hc_pre_backward`'s third kernel: ``grad_x`` (``x``'s shape and dtype, ``grad_route`` added where
+    given) and the generator's gradient in fp32 partial sums over token splits ``(splits, R, n_s·d)``."""
+    T, N, D = x.shape
+    R, ND = fn.shape
+    dev = x.device
     bt, bc, warps, stages = (
         GRAD_FP32 if x.element_size() == 4 else (GRAD_BLOCK_T, GRAD_BLOCK_C, GRAD_WARPS, GRAD_STAGES)
     )
@@ -914,7 +952,7 @@ def hc_pre_backward(
         tokens_per_split,
         N=N,
         R=R,
-        RP=RP,
+        RP=generator_rows_padded(N),
         BT=bt,
         BC=bc,
         UNIFORM=D % bc == 0,
@@ -925,6 +963,16 @@ def hc_pre_backward(
         num_warps=warps,
         num_stages=stages,
     )
+    return grad_x, partial
+
+
+def _sum_partials(
+    partial: torch.Tensor, gparam: torch.Tensor, fn_shape: torch.Size
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`hc_pre_backward`'s last kernel: ``(grad_fn, grad_scale, grad_base)``, fp32, the sums of the
+    generator's token-split partials ``(splits, R, n_s·d)`` and of the token blocks' ``(blocks, R + 3)``."""
+    R, ND = fn_shape
+    dev = partial.device
     grad_fn = _new((R, ND), torch.float32, dev)
     grad_base = _new((R,), torch.float32, dev)
     grad_scale = _new((3,), torch.float32, dev)
@@ -933,18 +981,18 @@ def hc_pre_backward(
         partial,
         grad_fn,
         n,
-        token_splits,
+        partial.shape[0],
         gparam,
         grad_base,
         grad_scale,
-        blocks,
+        gparam.shape[0],
         R=R,
         RW=triton.next_power_of_2(R + 3),
         RB=SUM_ROWS,
         B=SUM_BLOCK,
         num_warps=SUM_WARPS,
     )
-    return grad_x, grad_fn, grad_scale, grad_base
+    return grad_fn, grad_scale, grad_base
 
 
 def hc_post_forward(branch_out: torch.Tensor, x: torch.Tensor, post: torch.Tensor, comb: torch.Tensor) -> torch.Tensor:
