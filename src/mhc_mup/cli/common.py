@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PARAM_HELP",
+    "Group",
     "add_base_width",
     "add_batch",
     "add_bootstrap",

@@ -14,6 +14,7 @@ from pathlib import Path
 from rich.console import Console
 
 from mhc_mup.cli.common import (
+    Group,
     add_base_width,
     add_batch,
     add_bootstrap,
@@ -111,7 +112,6 @@ def _lr_list(text: str) -> list[float]:
 
 def register(p: argparse.ArgumentParser) -> None:
     """Fill in ``mhc-mup transfer``'s parser."""
-    d = DEFAULTS
     p.description = (
         "Train the mHC language model at every configuration × width × seed × learning rate (log2-spaced), or "
         "× multiplier of one part with --sweep; fit the final validation loss near its minimum at every width "
@@ -126,7 +126,17 @@ def register(p: argparse.ArgumentParser) -> None:
         "run stored in DIR, each configuration and width over its own values (give --base-width when the "
         "commands sweep different widths: it is part of DIR's settings)."
     )
-    g = p.add_argument_group("configurations")
+    _configuration_arguments(p.add_argument_group("configurations"))
+    _grid_arguments(p.add_argument_group("grid"))
+    _swept_arguments(p.add_argument_group("what is swept (default: the learning rate)"))
+    _run_arguments(p.add_argument_group("each run"))
+    _analysis_arguments(p.add_argument_group("analysis"))
+    _execution_arguments(p.add_argument_group("execution"))
+    p.set_defaults(handler=run_transfer_command)
+
+
+def _configuration_arguments(g: Group) -> None:
+    """The configurations to sweep: --configs, --config."""
     g.add_argument(
         "--configs",
         metavar="NAMES",
@@ -143,7 +153,10 @@ def register(p: argparse.ArgumentParser) -> None:
         "--config mine=mup:C --config ctl=sp:control",
     )
 
-    g = p.add_argument_group("grid")
+
+def _grid_arguments(g: Group) -> None:
+    """The grid: widths, seeds and learning rates."""
+    d = DEFAULTS
     add_widths(g, "model widths d, multiples of --heads", d.widths)
     g.add_argument(
         "--lrs",
@@ -160,7 +173,9 @@ def register(p: argparse.ArgumentParser) -> None:
     add_quick(g, "configs mup,control-mup, widths 32,64,128, LRs 2^-9…2^-3 (5), 2 seeds, 20 steps of 8×64 "
               "bytes: about a minute on a CPU")  # fmt: skip
 
-    g = p.add_argument_group("what is swept (default: the learning rate)")
+
+def _swept_arguments(g: Group) -> None:
+    """What is swept: --sweep and its grid."""
     g.add_argument("--sweep", type=_hyper, metavar="NAME",
                    help="the hyperparameter swept across width: lr (default: the base learning rate η of every "
                         "group) or a multiplier on the width rule's own value for one part, at a fixed base "
@@ -178,7 +193,10 @@ def register(p: argparse.ArgumentParser) -> None:
                         "smallest width (refused when the swept configurations' optima differ there: sweep them "
                         "one at a time)")  # fmt: skip
 
-    g = p.add_argument_group("each run")
+
+def _run_arguments(g: Group) -> None:
+    """What each run trains, and how."""
+    d = DEFAULTS
     add_steps(g, d.steps)
     add_optimizer(g)
     g.add_argument("--warmup", type=positive_float("warmup", allow_zero=True), metavar="F",
@@ -238,7 +256,10 @@ def register(p: argparse.ArgumentParser) -> None:
                         "every stage of each run, the CUDA graph's capture and --compile's tracing included. Part "
                         "of the sweep folder's settings")  # fmt: skip
 
-    g = p.add_argument_group("analysis")
+
+def _analysis_arguments(g: Group) -> None:
+    """How the runs are read."""
+    d = DEFAULTS
     add_tolerance(g, d.tolerance, reads="a configuration transfers when its drift exponent's")
     g.add_argument("--joint-halfwidth", type=int_at_least("joint halfwidth", 1), metavar="N",
                    help=f"the joint drift fit uses each width's argmin of the seed-mean loss and up to N grid "
@@ -255,7 +276,9 @@ def register(p: argparse.ArgumentParser) -> None:
                         "the settings and grids its sweep.json records (any machine can read a folder a GPU "
                         "filled); only the analysis flags above apply")  # fmt: skip
 
-    g = p.add_argument_group("execution")
+
+def _execution_arguments(g: Group) -> None:
+    """Where and how the runs execute, and where they are stored."""
     add_device(g, "; CUDA runs in bf16 autocast", auto=True)
     g.add_argument("--workers", type=int_at_least("workers", 1), metavar="N",
                    help="local backend: parallel runs (default: one per GPU on CUDA, 1 on CPU)")  # fmt: skip
@@ -279,7 +302,6 @@ def register(p: argparse.ArgumentParser) -> None:
                         "configuration and width say would end after it; write the tables from the finished runs "
                         "(the same command again continues)")  # fmt: skip
     add_outputs(g, "mhc-mup-transfer", "the runs, tables and report, and reused to resume")
-    p.set_defaults(handler=run_transfer_command)
 
 
 def transfer_config(args: argparse.Namespace) -> TransferConfig:
