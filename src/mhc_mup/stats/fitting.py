@@ -73,6 +73,22 @@ class PowerLawFit:
         return self.ci_low <= value <= self.ci_high
 
 
+def _slope_t_interval(log_d: np.ndarray, resid: np.ndarray, slope: float, alpha: float) -> tuple[float, float]:
+    """The least-squares slope's t-interval, ``slope ± t_{1−α, W−2} · √(Σr² / (W−2) / Σ(x − x̄)²)``, from the
+    residuals ``resid`` ``(W,)``; NaN at 2 widths (no degrees of freedom)."""
+    dof = len(log_d) - 2
+    if dof <= 0:
+        return float("nan"), float("nan")
+    # Student's t quantile; scipy.special's is the same function as scipy.stats.t.ppf, bit for bit, and
+    # imports in a third of the time (the command line pays every import).
+    from scipy.special import stdtrit
+
+    xc = log_d - log_d.mean()
+    se = np.sqrt(float((resid**2).sum()) / dof / float((xc * xc).sum()))
+    half = float(stdtrit(dof, 1.0 - alpha)) * se
+    return slope - half, slope + half
+
+
 def _line_fits(log_d: np.ndarray, log_y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Least-squares slope and intercept of each row of ``log_y`` ``(..., W)`` on ``log_d`` ``(W,)``."""
     xc = log_d - log_d.mean()
@@ -160,21 +176,8 @@ def _fit_one(
     """The fit of ``point`` ``(W,)`` on ``log_d``; ``boot`` ``(n_boot, W)`` holds the resampled statistics."""
     nan = float("nan")
     if not np.all(np.isfinite(point)) or np.any(point <= 0):
-        return PowerLawFit(
-            nan,
-            nan,
-            nan,
-            nan,
-            nan,
-            nan,
-            nan,
-            nan,
-            nan,
-            len(point),
-            n_boot,
-            confidence,
-            note="statistic not positive and finite at every width",
-        )
+        return PowerLawFit(*[nan] * 9, len(point), n_boot, confidence,
+                           note="statistic not positive and finite at every width")  # fmt: skip
     log_y = np.log(point)
     slope, intercept = _line_fits(log_d, log_y)
     resid = log_y - (slope * log_d + intercept)
@@ -189,18 +192,8 @@ def _fit_one(
     boot_slopes, _ = _line_fits(log_d, np.log(boot[ok]))
     alpha = (1.0 - confidence) / 2.0
     b_lo, b_hi = np.quantile(boot_slopes, [alpha, 1.0 - alpha]) if len(boot_slopes) else (nan, nan)
-    dof = len(point) - 2
-    if dof > 0:
-        # Student's t quantile; scipy.special's is the same function as scipy.stats.t.ppf, bit for bit, and
-        # imports in a third of the time (the command line pays every import).
-        from scipy.special import stdtrit
-
-        xc = log_d - log_d.mean()
-        se = np.sqrt(float((resid**2).sum()) / dof / float((xc * xc).sum()))
-        half = float(stdtrit(dof, 1.0 - alpha)) * se
-        o_lo, o_hi = slope - half, slope + half
-    else:
-        o_lo = o_hi = nan
+    o_lo, o_hi = _slope_t_interval(log_d, resid, float(slope), alpha)
+    if len(point) < 3:
         note = "; ".join(filter(None, [note, "2 widths: no regression interval, bootstrap only"]))
     lo = float(np.nanmin([b_lo, o_lo]))
     hi = float(np.nanmax([b_hi, o_hi]))
