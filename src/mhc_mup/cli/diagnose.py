@@ -15,6 +15,7 @@ from rich.console import Console
 
 from mhc_mup._locks import exclusive_folder
 from mhc_mup.cli.common import (
+    Group,
     add_bootstrap,
     add_device,
     add_eps,
@@ -146,8 +147,14 @@ def _add_init_arguments(p: argparse.ArgumentParser) -> None:
 
 def _add_sweep_arguments(p: argparse.ArgumentParser, writes: str) -> None:
     """The flags ``run`` and ``compare`` share: widths and mHC shape, samples, run settings and outputs."""
+    _shape_arguments(p.add_argument_group("widths and mHC shape"))
+    _sample_arguments(p.add_argument_group("samples per diagnostic"))
+    _run_arguments(p.add_argument_group("run"), writes)
+
+
+def _shape_arguments(g: Group) -> None:
+    """The widths swept and the mHC's shape: --widths, --preset, --n-s, -K and the eps values."""
     d = DEFAULTS
-    g = p.add_argument_group("widths and mHC shape")
     add_widths(g, "stream widths d to sweep (at least 2 for a fit)", d.widths, note=", the seed's")
     g.add_argument(
         "--preset",
@@ -159,7 +166,10 @@ def _add_sweep_arguments(p: argparse.ArgumentParser, writes: str) -> None:
     add_sinkhorn_iters(g, d.K, note=", as V4")
     add_eps(g, f"{d.hc_eps:g}", f"{d.norm_eps:g}")
 
-    g = p.add_argument_group("samples per diagnostic")
+
+def _sample_arguments(g: Group) -> None:
+    """How many samples each diagnostic draws, diagnostic 5's learning rate and the verdict's tolerance."""
+    d = DEFAULTS
     add_samples(
         g,
         "samples for diagnostics 4 and 5, each a fresh parameter draw and state; the two flags below override "
@@ -204,7 +214,10 @@ def _add_sweep_arguments(p: argparse.ArgumentParser, writes: str) -> None:
     )
     add_tolerance(g, VerdictConfig().tolerance)
 
-    g = p.add_argument_group("run")
+
+def _run_arguments(g: Group, writes: str) -> None:
+    """The seed, device, precision, intervals and outputs (``writes``: what the command writes)."""
+    d = DEFAULTS
     add_seed(g, "the parameter draws and states", d.seed)
     add_device(g)
     g.add_argument(
