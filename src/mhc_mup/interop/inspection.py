@@ -210,7 +210,6 @@ def figure_png(inspection: Inspection, dpi: int = 110) -> bytes:
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    rows = inspection.sublayer_rows
     fig = Figure(figsize=(15, 8.5), dpi=dpi, layout="constrained")
     axes = fig.subplots(2, 3)
     lay = inspection.layout
@@ -219,59 +218,9 @@ def figure_png(inspection: Inspection, dpi: int = 110) -> bytes:
         f"K = {inspection.settings.K})",
         fontsize=12,
     )
-    styles = {"attn": ("o", "-"), "ffn": ("s", "--")}
-
-    def series(ax, key: str, label: str, color: str, log: bool = False) -> None:
-        if key == "depth_comb_sigma2":  # cumulative over sublayers in forward order: one line
-            y = np.asarray([r[key] for r in rows], dtype=float)
-            x = [r["position"] for r in rows]
-            ax.plot(x, np.maximum(y, SIGMA2_FLOOR), "-", marker=".", color=color, label=label)
-            ax.set_ylim(SIGMA2_FLOOR / 3, 1.5)
-            if np.any(y < SIGMA2_FLOOR):
-                ax.axhline(SIGMA2_FLOOR, color=COLOURS["grey"], lw=0.8, ls=":")
-                ax.text(x[0], SIGMA2_FLOOR * 1.6, f"≤ {SIGMA2_FLOOR:.0e}: rank one up to round-off", fontsize=8)
-            return
-        for sub, (marker, line) in styles.items():
-            pts = [(r["layer"], r[key]) for r in rows if r["sublayer"] == sub]
-            if not pts:
-                continue
-            x, y = zip(*pts, strict=True)
-            y = np.asarray(y, dtype=float)
-            if log:
-                y = np.where(y > 0, y, np.nan)
-            ax.plot(x, y, line, marker=marker, ms=4, color=color, label=f"{label} ({sub})")
-
-    panels = [
-        ("fn row norm (mean over the block's rows)", [(f"{b}_row_norm_mean", b, COLOURS[b]) for b in BLOCKS], False),
-        ("‖fn block‖₂ (spectral norm)", [(f"{b}_fn_norm2", b, COLOURS[b]) for b in BLOCKS], False),
-        ("scale", [(f"scale_{b}", b, COLOURS[b]) for b in BLOCKS], False),
-        (
-            "static comb C₀ = Sinkhorn(base)",
-            [
-                ("static_comb_dist_identity", "‖C₀ − I‖_F", COLOURS["comb"]),
-                ("static_comb_dist_uniform", "‖C₀ − 11ᵀ/n‖_F", COLOURS["extra"]),
-                ("static_comb_norm2", "‖C₀‖₂", COLOURS["grey"]),
-            ],
-            False,
-        ),
-        (
-            "dynamic sensitivity (diagnostic 4), x ~ N(0, 1)",
-            [
-                ("dc_x_mean", "‖∂C/∂x‖·‖x‖", COLOURS["comb"]),
-                ("dp_x_mean", "‖∂pre/∂x‖·‖x‖", COLOURS["pre"]),
-                ("dq_x_mean", "‖∂post/∂x‖·‖x‖", COLOURS["post"]),
-            ],
-            True,
-        ),
-        (
-            "σ₂ of the static comb product up to this sublayer",
-            [("depth_comb_sigma2", "σ₂(C₀¹⋯C₀ᵐ), m = 1 … sublayer (ffn at layer + ½)", COLOURS["comb"])],
-            True,
-        ),
-    ]
-    for ax, (title, keys, log) in zip(axes.flat, panels, strict=True):
-        for key, label, color in keys:
-            series(ax, key, label, color, log)
+    for ax, (title, keys, log) in zip(axes.flat, _PANELS, strict=True):
+        for key, label, colour in keys:
+            _plot_quantity(ax, inspection.sublayer_rows, key, label, COLOURS[colour], log)
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("layer")
         if log and ax.has_data():
@@ -279,3 +228,58 @@ def figure_png(inspection: Inspection, dpi: int = 110) -> bytes:
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7, ncol=1 if len(keys) < 2 else 2)
     return png_bytes(fig, dpi=fig.dpi)
+
+
+# each panel of figure_png: its title, its series (a sublayer_rows key, the label, a COLOURS key), log y-axis
+_PANELS: tuple[tuple[str, list[tuple[str, str, str]], bool], ...] = (
+    ("fn row norm (mean over the block's rows)", [(f"{b}_row_norm_mean", b, b) for b in BLOCKS], False),
+    ("‖fn block‖₂ (spectral norm)", [(f"{b}_fn_norm2", b, b) for b in BLOCKS], False),
+    ("scale", [(f"scale_{b}", b, b) for b in BLOCKS], False),
+    (
+        "static comb C₀ = Sinkhorn(base)",
+        [
+            ("static_comb_dist_identity", "‖C₀ − I‖_F", "comb"),
+            ("static_comb_dist_uniform", "‖C₀ − 11ᵀ/n‖_F", "extra"),
+            ("static_comb_norm2", "‖C₀‖₂", "grey"),
+        ],
+        False,
+    ),
+    (
+        "dynamic sensitivity (diagnostic 4), x ~ N(0, 1)",
+        [
+            ("dc_x_mean", "‖∂C/∂x‖·‖x‖", "comb"),
+            ("dp_x_mean", "‖∂pre/∂x‖·‖x‖", "pre"),
+            ("dq_x_mean", "‖∂post/∂x‖·‖x‖", "post"),
+        ],
+        True,
+    ),
+    (
+        "σ₂ of the static comb product up to this sublayer",
+        [("depth_comb_sigma2", "σ₂(C₀¹⋯C₀ᵐ), m = 1 … sublayer (ffn at layer + ½)", "comb")],
+        True,
+    ),
+)
+_SUBLAYER_STYLES = {"attn": ("o", "-"), "ffn": ("s", "--")}  # marker, line
+
+
+def _plot_quantity(ax, rows: list[dict], key: str, label: str, colour: str, log: bool) -> None:
+    """One quantity of ``rows`` against layer: a line per sublayer kind, or for the cumulative
+    ``depth_comb_sigma2`` one line over the sublayers in forward order, floored at :data:`SIGMA2_FLOOR`."""
+    if key == "depth_comb_sigma2":
+        y = np.asarray([r[key] for r in rows], dtype=float)
+        x = [r["position"] for r in rows]
+        ax.plot(x, np.maximum(y, SIGMA2_FLOOR), "-", marker=".", color=colour, label=label)
+        ax.set_ylim(SIGMA2_FLOOR / 3, 1.5)
+        if np.any(y < SIGMA2_FLOOR):
+            ax.axhline(SIGMA2_FLOOR, color=COLOURS["grey"], lw=0.8, ls=":")
+            ax.text(x[0], SIGMA2_FLOOR * 1.6, f"≤ {SIGMA2_FLOOR:.0e}: rank one up to round-off", fontsize=8)
+        return
+    for sub, (marker, line) in _SUBLAYER_STYLES.items():
+        pts = [(r["layer"], r[key]) for r in rows if r["sublayer"] == sub]
+        if not pts:
+            continue
+        x, y = zip(*pts, strict=True)
+        y = np.asarray(y, dtype=float)
+        if log:
+            y = np.where(y > 0, y, np.nan)
+        ax.plot(x, y, line, marker=marker, ms=4, color=colour, label=f"{label} ({sub})")
