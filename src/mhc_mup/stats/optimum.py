@@ -43,7 +43,7 @@ within what their scores explain, and widens the interval by its ratio's root wh
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -184,9 +184,9 @@ def fit_joint_optimum(
     nan = math.nan
     empty = JointOptimumFit(nan, nan, nan, nan, nan, nan, nan, nan, ubar, nan, dof, n, n_groups, confidence)
     if len(np.unique(lw)) < 2:
-        return _with_note(empty, "fewer than 2 widths: no drift fit")
+        return replace(empty, note="fewer than 2 widths: no drift fit")
     if dof < 1:
-        return _with_note(empty, f"{n} points for {5 if skew else 4} + {n_groups} parameters: too few to fit")
+        return replace(empty, note=f"{n} points for {5 if skew else 4} + {n_groups} parameters: too few to fit")
     line = np.column_stack([np.ones_like(u), u])
     start = _start(u, x, y, g, n_groups)
     theta, r, jac, ok = _least_squares(line, u, x, y, g, start if skew else start[:-1])
@@ -267,10 +267,6 @@ def _lack_of_fit(
     scores = _curve_scores(jac, _inverse_normal(jac), r, g, list(range(n_w)))  # NaN for a singular fit
     p = float(fdtrc(n_w - 2, dof_free, f)) if math.isfinite(f) else math.nan
     return f, p, tuple(float(v) for v in theta_free[:n_w]), tuple(tuple(float(v) for v in row) for row in scores)
-
-
-def _with_note(fit: JointOptimumFit, note: str) -> JointOptimumFit:
-    return JointOptimumFit(**{**fit.to_dict(), "note": note})
 
 
 def seed_bootstrap(
@@ -358,9 +354,9 @@ def paired_difference(a: JointOptimumFit, b: JointOptimumFit, confidence: float 
     diff = np.array([sa.get(k, 0.0) - sb.get(k, 0.0) for k in curves])
     nan_row = PairedDifference(delta, math.nan, math.nan, math.nan, len(curves) - 1, shared, confidence)
     if len(curves) < 3 or not (math.isfinite(delta) and np.isfinite(diff).all()):
-        return _with_why(nan_row, f"{len(curves)} curves" if len(curves) < 3 else "a fit without its scores")
+        return replace(nan_row, note=f"{len(curves)} curves" if len(curves) < 3 else "a fit without its scores")
     if min(f.n_points / f.n_curves for f in (a, b)) < MIN_POINTS_PER_CURVE:
-        return _with_why(nan_row, f"windows of fewer than {MIN_POINTS_PER_CURVE} points a curve")
+        return replace(nan_row, note=f"windows of fewer than {MIN_POINTS_PER_CURVE} points a curve")
     f_delta = paired_lack_of_fit(a, b)
     se = float(np.sqrt(diff @ diff * max(1.0, f_delta if math.isfinite(f_delta) else 1.0)))
     half = float(stdtrit(len(curves) - 1, 0.5 + confidence / 2)) * se
@@ -392,7 +388,3 @@ def paired_lack_of_fit(a: JointOptimumFit, b: JointOptimumFit) -> float:
     coef, *_ = np.linalg.lstsq(design, d * np.sqrt(w), rcond=None)
     chi2 = float(np.sum(w * (d - coef[0] - coef[1] * u) ** 2))
     return chi2 / (len(common) - 2)
-
-
-def _with_why(row: PairedDifference, note: str) -> PairedDifference:
-    return PairedDifference(**{**asdict(row), "note": note})
