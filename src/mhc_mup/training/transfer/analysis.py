@@ -263,8 +263,10 @@ def _analyse_configuration(
     own = {w: width_values(at[w], planned.get((name, w), ())) for w in widths}
     loss_grids = [wc for w in widths if (wc := width_curves(cfg, at[w], own[w]))]
     complete = {wc.width for wc in loss_grids}
+    unfinished = [w for w in widths if len(at[w]) and w not in complete]
     joint_row, joint_widths, joint = joint_drift(cfg, loss_grids, cfg.sweep.symbol)
-    joint_row = _with_unfinished(joint_row, [w for w in widths if len(at[w])], loss_grids)
+    if unfinished:
+        joint_row |= {"joint_note": "; ".join(filter(None, [joint_row["joint_note"], _unfinished_note(unfinished)]))}
     placed = frozenset(w for w, (_, x) in joint_widths.items() if math.isfinite(x))
     seed_rows, optimum_rows = [], []
     per_width: dict[int, list[float]] = {}
@@ -278,7 +280,6 @@ def _analyse_configuration(
         width_optima[w] = row["log2_lr_opt"]
         if optima and w in complete:  # one seed's optimum does not stand for a partly run width
             per_width[w] = optima
-    unfinished = [w for w in widths if len(at[w]) and w not in complete]
     edges = edges_table(cfg, name, loss_grids)
     penalty = penalty_table(name, loss_grids, width_optima, _base_of(cfg, loss_grids), cfg.analysis.fit.confidence)
     return _ConfigurationAnalysis(
@@ -398,15 +399,10 @@ def curves_table(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(CURVE_COLUMNS))
 
 
-def _with_unfinished(joint_row: dict, run_widths: list[int], curves: list[WidthCurves]) -> dict:
-    """``joint_row`` whose note also names the widths with runs but no curves yet (a seed has not run every
-    value there), which the joint fit, the noise and the edges leave out."""
-    fitted = {c.width for c in curves}
-    unfinished = [f"d = {w}" for w in run_widths if w not in fitted]
-    if not unfinished:
-        return joint_row
-    note = f"not finished yet, left out: {', '.join(unfinished)}"
-    return joint_row | {"joint_note": "; ".join(filter(None, [joint_row["joint_note"], note]))}
+def _unfinished_note(widths: Sequence[int]) -> str:
+    """The note for widths with runs but no curves yet (a seed has not run every value there), which both drift
+    fits, the noise and the edges leave out; ``""`` for none."""
+    return f"not finished yet, left out: {', '.join(f'd = {w}' for w in sorted(widths))}" if widths else ""
 
 
 def _seed_fits(cfg: TransferConfig, runs: pd.DataFrame, values: tuple[float, ...]) -> list[tuple[int, ParabolaFit]]:
@@ -528,12 +524,8 @@ def drift_row(
                                                     "n_widths": len(widths)}  # fmt: skip
     skipped = [w for w in (cfg.grid.widths if analysed is None else analysed) if w not in per_width]
     no_optimum = sorted(set(skipped) - set(unfinished))
-    notes = []
-    if no_optimum:
-        notes.append(f"no optimum at d = {', '.join(map(str, no_optimum))}")
-    if unfinished:
-        notes.append(f"not finished yet, left out: {', '.join(f'd = {w}' for w in sorted(unfinished))}")
-    note = "; ".join(notes)
+    note = "; ".join(filter(None, [f"no optimum at d = {', '.join(map(str, no_optimum))}" if no_optimum else "",
+                                   _unfinished_note(unfinished)]))  # fmt: skip
     if len(widths) < 2:
         why = "; ".join(filter(None, [note, "optimum at < 2 widths: no drift fit"]))
         return row | {"verdict": UNCLEAR, "direction": "", "note": why}
