@@ -80,9 +80,9 @@ def run_transfer(
     write_sweep_file(cfg, out)
     store = RunStore(out, len(finished), len(finished) + len(pending), on_run)
     deadline = time.monotonic() + (time_budget if time_budget is not None else math.inf)
-    folder = folder_config(cfg, out)
     # a budget stops before a run the folder's finished runs say would end after it
-    clock = RunClock.from_records(deadline, load_records(folder, out) if time_budget is not None else [])
+    stored = load_records(folder_config(cfg, out), out) if time_budget is not None else []
+    clock = RunClock.from_records(deadline, stored)
     settings = cfg.run_settings()
     specs = [cfg.run_spec(key, settings) for key in pending]
     if backend == "ray":
@@ -90,6 +90,8 @@ def run_transfer(
         run_ray(specs, cuda, store, clock, ray_address, runs_per_gpu)
     else:
         run_local(specs, devices, store, clock)
+    # read again: other commands sharing the folder may have added their grids and runs meanwhile
+    folder = folder_config(cfg, out)
     result = analyse(folder, load_records(folder, out), folder_grids(cfg, out))
     result.notes += _unread_note(folder, out)
     # what is on disk counts: other processes sharing the folder may have stored runs meanwhile
