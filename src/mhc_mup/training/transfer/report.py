@@ -715,13 +715,12 @@ def write_outputs(result: TransferResult, out: str | Path) -> list[Path]:
     from mhc_mup.reporting.render import png_bytes
 
     png = png_bytes(transfer_figure(result))
-    peaks = logits_figure(result)
-    logits_png = png_bytes(peaks) if peaks is not None else b""
-    gates = routing_figure(result)
-    routing_png = png_bytes(gates) if gates is not None else b""
-    drawn = optima_figure(result)
-    optima_png = png_bytes(drawn) if drawn is not None else b""
-    report = build_transfer_report(result, png, logits_png, routing_png, optima_png)
+    # the figures drawn only where there is something to draw: empty bytes, no file, where there is not
+    optional = {name: png_bytes(fig) if (fig := draw(result)) is not None else b""
+                for name, draw in (("logits.png", logits_figure), ("routing.png", routing_figure),
+                                   ("optima.png", optima_figure))}  # fmt: skip
+    report = build_transfer_report(result, png, optional["logits.png"], optional["routing.png"],
+                                   optional["optima.png"])  # fmt: skip
     files = {
         "transfer.csv": _csv(result.runs, TRANSFER_COLUMNS),
         # every run's per-step losses: 1,000 rows a run, so compressed (8× smaller); pandas reads it as it is.
@@ -742,8 +741,7 @@ def write_outputs(result: TransferResult, out: str | Path) -> list[Path]:
         "transfer_report.md": render_markdown(report).replace("](figures/", "]("),
         "transfer_report.html": render_html(report),
         "transfer.png": png,
-    } | ({"logits.png": logits_png} if logits_png else {}) | ({"routing.png": routing_png} if routing_png else {}) | (
-        {"optima.png": optima_png} if optima_png else {})  # fmt: skip
+    } | {name: data for name, data in optional.items() if data}
     written = write_bundle(out, files)
     Path(out, "curves.csv").unlink(missing_ok=True)  # the uncompressed name of earlier versions: now stale
     return written
