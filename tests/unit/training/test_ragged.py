@@ -138,6 +138,11 @@ def test_the_figure_says_how_few_widths_a_verdict_rests_on():
     runs += [r | {"config": "baseline"} for r in runs if r["width"] < 256]
     titles = [ax.get_title() for ax in transfer_figure(analyse(both, runs, grids)).axes]
     assert titles[1].startswith("baseline\nη* ∝ d^") and "widths" not in titles[1]
+    # a multiplier sweep's panels name its own symbol, not the learning rate's
+    swept = dataclasses.replace(analyse(cfg, records, grids), config=cfg.with_leaves(hyper="lr_fn", base_lr=2**-7))
+    assert transfer_figure(swept).axes[0].get_title().startswith("mup\nlr_fn* ∝ d^")
+    method = str(build_transfer_report(swept, b""))
+    assert "t = log2 lr_fn − x0" in method and "log2 lr_fn* with a bootstrap" in method and "log2 η" not in method
 
 
 def test_the_figure_legend_names_every_width_drawn_in_any_panel():

@@ -275,32 +275,34 @@ def _panel_title(result: TransferResult, name: str) -> str:
     d = result.drift[result.drift.config == name]
     if not len(d):
         return name
-    r = d.iloc[0]
+    r, sym = d.iloc[0], result.config.sweep.symbol
     if math.isfinite(r.joint_exponent):
         planned = int((result.optima.config == name).sum())  # its widths: planned by the folder's grids, or run
         fewer = f" ({int(r.joint_widths)} of {planned} widths)" if int(r.joint_widths) < planned else ""
-        return (f"{name}\nη* ∝ d^{r.joint_exponent:+.2f} [{r.joint_low:+.2f}, {r.joint_high:+.2f}]: "
+        return (f"{name}\n{sym} ∝ d^{r.joint_exponent:+.2f} [{r.joint_low:+.2f}, {r.joint_high:+.2f}]: "
                 f"{r.joint_verdict}{fewer}")  # fmt: skip
     if not math.isfinite(r.exponent):
         return name
     interval = f"[{r.ci_low:+.2f}, {r.ci_high:+.2f}]" if math.isfinite(r.ci_low) else "(no interval)"
-    return f"{name}\nη* ∝ d^{r.exponent:+.2f} {interval}: {r.verdict} (per-seed optima)"
+    return f"{name}\n{sym} ∝ d^{r.exponent:+.2f} {interval}: {r.verdict} (per-seed optima)"
 
 
 def _method(result: TransferResult) -> str:
     """How both drift estimates are made, with the sweep's own settings."""
     a, recipe = result.config.analysis, result.config.recipe
+    sym = result.config.sweep.symbol
+    v = sym.removesuffix("*")  # the swept value: η, or a multiplier's name
     return (
         f"Joint fit: every run within {a.joint_halfwidth} grid point(s) of each width's argmin of the seed-mean "
-        f"{a.loss_words}, all widths and seeds at once, L = c_curve + a(d)·t²·(1 + κ·t) with "
-        f"t = log2 η − x0 − β·log2 d (a free height per width and seed, curvature log-linear in width, a shared skew); "
+        f"{a.loss_words}, all widths and seeds at once, L = c_curve + a(d)·t²·(1 + κ·t) with t = log2 {v} − x0 − "
+        f"β·log2 d (a free height per width and seed, curvature log-linear in width, a shared skew); "
         f"interval = the fit's t-interval (widened by √F when the widths' optima leave the line) united with a "
-        f"bootstrap over seeds. A width whose loss does not depend on η beyond the seeds' noise (F-test) is flat: "
+        f"bootstrap over seeds. A width whose loss does not depend on {v} beyond the seeds' noise (F-test) is flat: "
         f"no optimum there. Per-seed optima (the earlier estimator, for comparison): the vertex of a parabola "
         f"through each seed's argmin and its {a.fit_halfwidth} neighbour(s) on each side; per width the mean of "
-        f"log2 η* with a bootstrap interval; η* ≈ c·d^β by least squares on the per-seed optima, interval = union "
-        f"of the bootstrap over seeds and the regression t-interval. A run diverged when a loss was not finite or "
-        f"above {recipe.divergence_factor:g}× its first-step loss."
+        f"log2 {sym} with a bootstrap interval; {sym} ≈ c·d^β by least squares on the per-seed optima, interval = "
+        f"union of the bootstrap over seeds and the regression t-interval. A run diverged when a loss was not finite "
+        f"or above {recipe.divergence_factor:g}× its first-step loss."
     )
 
 
