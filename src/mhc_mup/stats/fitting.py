@@ -73,19 +73,26 @@ class PowerLawFit:
         return self.ci_low <= value <= self.ci_high
 
 
-def _slope_t_interval(log_d: np.ndarray, resid: np.ndarray, slope: float, alpha: float) -> tuple[float, float]:
-    """The least-squares slope's t-interval, ``slope ± t_{1−α, W−2} · √(Σr² / (W−2) / Σ(x − x̄)²)``, from the
+def t_quantile(dof: float, confidence: float) -> float:
+    """The two-sided Student-t factor ``t_{(1 + c)/2, dof}``: ``estimate ± t·se`` covers with probability ``c``."""
+    # scipy.special's stdtrit is scipy.stats.t.ppf bit for bit and imports in a third of the time (the command
+    # line pays every import).
+    from scipy.special import stdtrit
+
+    return float(stdtrit(dof, 0.5 + confidence / 2))
+
+
+def _slope_t_interval(
+    log_d: np.ndarray, resid: np.ndarray, slope: float, confidence: float
+) -> tuple[float, float]:
+    """The least-squares slope's t-interval, ``slope ± t_{W−2} · √(Σr² / (W−2) / Σ(x − x̄)²)``, from the
     residuals ``resid`` ``(W,)``; NaN at 2 widths (no degrees of freedom)."""
     dof = len(log_d) - 2
     if dof <= 0:
         return float("nan"), float("nan")
-    # Student's t quantile; scipy.special's is the same function as scipy.stats.t.ppf, bit for bit, and
-    # imports in a third of the time (the command line pays every import).
-    from scipy.special import stdtrit
-
     xc = log_d - log_d.mean()
     se = np.sqrt(float((resid**2).sum()) / dof / float((xc * xc).sum()))
-    half = float(stdtrit(dof, 1.0 - alpha)) * se
+    half = t_quantile(dof, confidence) * se
     return slope - half, slope + half
 
 
@@ -192,7 +199,7 @@ def _fit_one(
     boot_slopes, _ = _line_fits(log_d, np.log(boot[ok]))
     alpha = (1.0 - confidence) / 2.0
     b_lo, b_hi = np.quantile(boot_slopes, [alpha, 1.0 - alpha]) if len(boot_slopes) else (nan, nan)
-    o_lo, o_hi = _slope_t_interval(log_d, resid, float(slope), alpha)
+    o_lo, o_hi = _slope_t_interval(log_d, resid, float(slope), confidence)
     if len(point) < 3:
         note = "; ".join(filter(None, [note, "2 widths: no regression interval, bootstrap only"]))
     lo = float(np.nanmin([b_lo, o_lo]))

@@ -47,6 +47,8 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
+from mhc_mup.stats.fitting import t_quantile
+
 __all__ = [
     "JointOptimumFit", "PairedDifference", "fit_joint_optimum", "paired_difference", "paired_lack_of_fit",
     "seed_bootstrap",
@@ -172,8 +174,6 @@ def fit_joint_optimum(
     ≥ 2 widths; a NaN fit with a ``note`` when the data cannot determine it, never an exception.
     ``lack_of_fit=False`` skips the second fit of the lack-of-fit test (and its widening) and the curves' scores:
     the bootstrap's refits need only ``β``."""
-    from scipy.special import stdtrit
-
     lw, x, y = (np.asarray(v, dtype=np.float64) for v in (log2_widths, x, loss))
     labels, g = np.unique(np.asarray(group), return_inverse=True)
     n_groups, n = int(g.max()) + 1 if len(g) else 0, len(y)
@@ -195,7 +195,7 @@ def fit_joint_optimum(
     var = sigma2 * float(inv[1, 1])
     lof = _lack_of_fit(lw, u, x, y, g, theta, float(r @ r)) if lack_of_fit else (nan, nan, (), ())
     se = math.sqrt(var * max(1.0, lof[0] if math.isfinite(lof[0]) else 1.0)) if var >= 0 else nan
-    half = float(stdtrit(dof, 0.5 + confidence / 2)) * se
+    half = t_quantile(dof, confidence) * se
     beta = float(theta[1])
     return JointOptimumFit(
         beta=beta, se_beta=se, ci_low=beta - half, ci_high=beta + half, x0=float(theta[0]),
@@ -344,8 +344,6 @@ def paired_difference(a: JointOptimumFit, b: JointOptimumFit, confidence: float 
     differ by more than a line across the widths, beyond what the curves' scores explain. NaN, with a ``note``,
     with fewer than 3 curves, without both fits' scores, or with windows of fewer than
     :data:`MIN_POINTS_PER_CURVE` points a curve; ``confidence`` defaults to ``a``'s."""
-    from scipy.special import stdtrit
-
     confidence = a.confidence if confidence is None else confidence
     sa, sb = dict(zip(a.curves, a.scores, strict=True)), dict(zip(b.curves, b.scores, strict=True))
     curves = sorted(set(sa) | set(sb))
@@ -359,7 +357,7 @@ def paired_difference(a: JointOptimumFit, b: JointOptimumFit, confidence: float 
         return replace(nan_row, note=f"windows of fewer than {MIN_POINTS_PER_CURVE} points a curve")
     f_delta = paired_lack_of_fit(a, b)
     se = float(np.sqrt(diff @ diff * max(1.0, f_delta if math.isfinite(f_delta) else 1.0)))
-    half = float(stdtrit(len(curves) - 1, 0.5 + confidence / 2)) * se
+    half = t_quantile(len(curves) - 1, confidence) * se
     return PairedDifference(delta, se, delta - half, delta + half, len(curves) - 1, shared, confidence, f_delta)
 
 

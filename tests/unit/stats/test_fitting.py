@@ -8,9 +8,17 @@ import numpy as np
 import pytest
 
 from mhc_mup.errors import ConfigError
-from mhc_mup.stats.fitting import FitSettings, fit_power_law, fit_power_laws, mean
+from mhc_mup.stats.fitting import FitSettings, fit_power_law, fit_power_laws, mean, t_quantile
 
 WIDTHS = [64, 128, 256, 512, 1024]
+
+
+def test_t_quantile_matches_closed_forms():
+    """One degree of freedom is the Cauchy law, t = tan(π·c/2); two have t = √(2 / (1 − c²) − 2); many, the normal."""
+    for c in (0.5, 0.9, 0.95, 0.99):
+        assert t_quantile(1, c) == pytest.approx(math.tan(math.pi * c / 2), rel=1e-12)
+        assert t_quantile(2, c) == pytest.approx(math.sqrt(2 / (1 - c * c) - 2), rel=1e-12)
+    assert t_quantile(1e9, 0.95) == pytest.approx(1.959963984540054, rel=1e-8)
 
 
 def test_exact_power_law_is_recovered():

@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from mhc_mup.stats.fitting import fit_power_law
+from mhc_mup.stats.fitting import fit_power_law, t_quantile
 from mhc_mup.stats.readings import classify_interval, drift_verdict
 from mhc_mup.training.transfer.config import TransferConfig
 from mhc_mup.training.transfer.joint import WidthCurves, seed_noise
@@ -148,12 +148,10 @@ def quantization(spacings: Iterable[float], widths: Sequence[int]) -> float:
 
 def _band(cfg: TransferConfig, curves: list[WidthCurves]) -> Callable[[int], float]:
     """``S ↦ τ``: the band for ``S`` seeds from the configuration's pooled seed noise (NaN without one)."""
-    from scipy.special import stdtrit
-
     sigma, dof = seed_noise(curves, cfg.analysis.joint_halfwidth)
     if not (dof > 0 and math.isfinite(sigma)):
         return lambda seeds: math.nan
-    t = float(stdtrit(dof, (1 + cfg.analysis.fit.confidence) / 2))
+    t = t_quantile(dof, cfg.analysis.fit.confidence)
     return lambda seeds: t * sigma * math.sqrt(2 / seeds)
 
 

@@ -24,6 +24,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from mhc_mup.stats.fitting import t_quantile
 from mhc_mup.training.transfer.joint import WidthCurves
 
 __all__ = ["PENALTY_COLUMNS", "penalty_table", "quadratic_reading"]
@@ -71,8 +72,6 @@ def penalty_table(
 ) -> pd.DataFrame:
     """:data:`PENALTY_COLUMNS` rows of configuration ``name``: one per width of ``curves`` but ``base_width``,
     with ``optima`` each width's optimum (log2; NaN: none) and a t-interval at ``confidence``."""
-    from scipy.special import stdtrit
-
     base = optima.get(base_width, math.nan)
     rows = []
     for c in curves:
@@ -98,7 +97,7 @@ def penalty_table(
         row |= {"n_seeds": len(per_seed), "penalty": mean}
         if len(per_seed) >= 2:
             se = float(per_seed.std(ddof=1)) / math.sqrt(len(per_seed))
-            half = float(stdtrit(len(per_seed) - 1, 0.5 + confidence / 2)) * se
+            half = t_quantile(len(per_seed) - 1, confidence) * se
             row |= {"ci_low": mean - half, "ci_high": mean + half}
         rows.append(row)
     return pd.DataFrame(rows, columns=list(PENALTY_COLUMNS))
