@@ -39,6 +39,7 @@ from mhc_mup.cli.common import (
 )
 from mhc_mup.errors import UsageError
 from mhc_mup.kernels.fused import KERNEL_CHOICES
+from mhc_mup.reporting.numbers import fmt_interval
 from mhc_mup.training.model import ATTENTION_CHOICES, STREAM_DTYPES
 from mhc_mup.training.transfer import (
     BUILTIN_CONFIGS,
@@ -453,7 +454,7 @@ def _drift_cells(beta: float, low: float, high: float, verdict: str, direction: 
 
 def _interval_cell(low: float, high: float, spec: str = "+.3f") -> str:
     """``[low, high]`` as a table prints an interval (— where there is none)."""
-    return f"[{low:{spec}}, {high:{spec}}]" if math.isfinite(low) else "—"
+    return fmt_interval(low, high, spec) if math.isfinite(low) else "—"
 
 
 def _print_anchors(result: TransferResult, console: Console) -> None:

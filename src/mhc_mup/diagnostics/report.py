@@ -22,6 +22,7 @@ from mhc_mup.diagnostics.verdict import join_numbers, scaling_phrase
 from mhc_mup.mhc.parameterizations import Parameterization
 from mhc_mup.reporting.blocks import Block, FigureBlock, Heading, Paragraph, Report, Table, render_html, render_markdown
 from mhc_mup.reporting.figure_pool import FigureCall, FigurePool, render_figures
+from mhc_mup.reporting.numbers import fmt_interval, fmt_number
 from mhc_mup.stats.fitting import PowerLawFit
 from mhc_mup.stats.readings import O1, classify
 
@@ -34,15 +35,11 @@ FIGURES = "mhc_mup.diagnostics.figures"
 
 def fmt_value(v: float | None) -> str:
     """A measured value: 6 significant digits (enough to show ‖C‖₂ = 0.999999)."""
-    return "—" if v is None or not math.isfinite(v) else f"{v:.6g}"
+    return fmt_number(v, ".6g")
 
 
 def fmt_exponent(v: float | None) -> str:
-    return "—" if v is None or not math.isfinite(v) else f"{v:+.3f}"
-
-
-def fmt_interval(lo: float | None, hi: float | None) -> str:
-    return f"[{fmt_exponent(lo)}, {fmt_exponent(hi)}]"
+    return fmt_number(v, "+.3f")
 
 
 # ── content ────────────────────────────────────────────────────────────────────────────────────

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from mhc_mup._io import write_bundle
+from mhc_mup.reporting.numbers import fmt_interval, fmt_number
 from mhc_mup.training.data import described_train_bytes
 from mhc_mup.training.transfer.analysis import (
     CURVE_COLUMNS,
@@ -331,8 +332,8 @@ def _anchor_blocks(result: TransferResult) -> list:
     blocks.append(Table(
         ["configuration", "against", "β − β_control", f"{result.config.analysis.fit.confidence:.0%} interval",
          "verdict", "paired interval", "note"],
-        [[r["config"], r["anchor"], _fmt(r["exponent"], "+.3f"), _interval(r["ci_low"], r["ci_high"]),
-          _verdict(r["verdict"], r["direction"]), _interval(r["paired_low"], r["paired_high"]), r["note"]]
+        [[r["config"], r["anchor"], fmt_number(r["exponent"], "+.3f"), fmt_interval(r["ci_low"], r["ci_high"]),
+          _verdict(r["verdict"], r["direction"]), fmt_interval(r["paired_low"], r["paired_high"]), r["note"]]
          for r in result.relative.to_dict("records")],
         f"Drift against the control of the same body (joint fits; the interval combines the two in quadrature, "
         f"each side on its own): within ±{tol:g}, the configuration's optimum moves no more with width than the "
@@ -394,7 +395,7 @@ def _widest_loss(result: TransferResult, name: str) -> str:
     if rows.empty:
         return "—"
     r = rows.sort_values("width").iloc[-1]
-    return f"{_fmt(r.loss_at_opt, '.4f')} at d = {r.width}"
+    return f"{fmt_number(r.loss_at_opt, '.4f')} at d = {r.width}"
 
 
 def _penalty_blocks(result: TransferResult) -> list:
@@ -404,8 +405,9 @@ def _penalty_blocks(result: TransferResult) -> list:
     if table.empty or table.penalty.isna().all():
         return []
     sym, conf = result.config.sweep.symbol, result.config.analysis.fit.confidence
-    rows = [[r["config"], str(r["width"]), f"2^{_fmt(r['base_log2'], '.2f')} (d = {r['base_width']})",
-             f"2^{_fmt(r['own_log2'], '.2f')}", _fmt(r["penalty"], "+.4f"), _interval(r["ci_low"], r["ci_high"]),
+    rows = [[r["config"], str(r["width"]), f"2^{fmt_number(r['base_log2'], '.2f')} (d = {r['base_width']})",
+             f"2^{fmt_number(r['own_log2'], '.2f')}", fmt_number(r["penalty"], "+.4f"),
+             fmt_interval(r["ci_low"], r["ci_high"]),
              str(r["n_seeds"]), r["note"]] for r in table.to_dict("records")]  # fmt: skip
     words = result.config.analysis.loss_words
     return _table_section(
@@ -430,7 +432,7 @@ def _routing_blocks(result: TransferResult, png: bytes = b"") -> list:
         return []
     moved = [
         [r["config"], str(r["width"]), f"2^{math.log2(r['value']):.2f}", str(r["n_seeds"]),
-         *(f"{_fmt(r[k + '_init'], '.3g')} → {_fmt(r[k], '.3g')}" for k in ROUTING_TABLE_COLUMNS[4:9])]
+         *(f"{fmt_number(r[k + '_init'], '.3g')} → {fmt_number(r[k], '.3g')}" for k in ROUTING_TABLE_COLUMNS[4:9])]
         for r in result.routing.to_dict("records")
     ]  # fmt: skip
     figure = [FigureBlock("routing.png", "The gates' logit RMS vs width at the end of training (solid) and its "
@@ -458,7 +460,7 @@ def _logit_blocks(result: TransferResult, png: bytes = b"") -> list:
         return []
     rows = [
         [r["config"], str(r["width"]), r["at"].replace("_", " "), f"2^{math.log2(r['value']):.2f}", str(r["n_seeds"]),
-         *(f"{_fmt(r[k + '_init'], '.3g')} → {_fmt(r[k], '.3g')}" for k in LOGIT_STATS)]
+         *(f"{fmt_number(r[k + '_init'], '.3g')} → {fmt_number(r[k], '.3g')}" for k in LOGIT_STATS)]
         for r in result.logits.to_dict("records")
     ]  # fmt: skip
     figure = [FigureBlock("logits.png", "Largest attention logit at the end of training vs the swept value, one "
@@ -490,14 +492,15 @@ def _edge_blocks(result: TransferResult) -> list:
         return "—" if not math.isfinite(v) else f"{mark if is_open else ''}{v:+.2f}"
 
     rows = [
-        [r["config"], str(r["width"]), _fmt(r["best_log2"], "+.2f"), edge(r["low_edge_log2"], r["low_open"], "≤ "),
-         edge(r["high_edge_log2"], r["high_open"], "≥ "), _fmt(r["first_diverged_log2"], "+.2f"),
-         _fmt(r["band_nats"], ".4f")]
+        [r["config"], str(r["width"]), fmt_number(r["best_log2"], "+.2f"),
+         edge(r["low_edge_log2"], r["low_open"], "≤ "),
+         edge(r["high_edge_log2"], r["high_open"], "≥ "), fmt_number(r["first_diverged_log2"], "+.2f"),
+         fmt_number(r["band_nats"], ".4f")]
         for r in result.edges.to_dict("records")
     ]  # fmt: skip
     drift = [
         f"{r['config']}, {r['edge'].replace('_', ' ')}: "
-        + (f"2^edge ∝ d^{r['exponent']:+.3f} [{_fmt(r['ci_low'], '+.3f')}, {_fmt(r['ci_high'], '+.3f')}] over "
+        + (f"2^edge ∝ d^{r['exponent']:+.3f} {fmt_interval(r['ci_low'], r['ci_high'])} over "
            f"{r['n_widths']} widths, {_verdict(r['verdict'], r['direction'])}" if math.isfinite(r["exponent"])
            else "no fit")
         + (f" ({r['note']})" if r["note"] else "")
@@ -524,8 +527,8 @@ def _noise_blocks(result: TransferResult) -> list:
     if result.noise.empty:
         return []
     rows = [
-        [r["config"], str(r["width"]), str(r["n_seeds"]), _fmt(r["seed_sigma"], ".4f"), str(r["seed_dof"]),
-         _fmt(r["val_batch_se"], ".4f"), _fmt(r["val_pair_se"], ".4f")]
+        [r["config"], str(r["width"]), str(r["n_seeds"]), fmt_number(r["seed_sigma"], ".4f"), str(r["seed_dof"]),
+         fmt_number(r["val_batch_se"], ".4f"), fmt_number(r["val_pair_se"], ".4f")]
         for r in result.noise.to_dict("records")
     ]  # fmt: skip
     return _table_section(
@@ -558,13 +561,9 @@ def _values_text(result: TransferResult) -> str:
             "analysed over its own: " + ". ".join(clauses) + ".")  # fmt: skip
 
 
-def _interval(low: float, high: float) -> str:
-    return f"[{_fmt(low, '+.3f')}, {_fmt(high, '+.3f')}]"
-
-
 def _estimate(value: float, low: float, high: float, spec: str = "+.3f") -> str:
     """``+0.039 [-0.063, +0.141]``: a value and its interval (``—`` for what is NaN)."""
-    return f"{_fmt(value, spec)} {_interval(low, high)}"
+    return f"{fmt_number(value, spec)} {fmt_interval(low, high)}"
 
 
 def _verdict(verdict: str, direction: str) -> str:
@@ -590,10 +589,6 @@ def _join_notes(*notes: str) -> str:
     return "; ".join(dict.fromkeys(c for n in notes if n for c in n.split("; ")))
 
 
-def _fmt(v: float, spec: str = ".3f") -> str:
-    return "—" if v is None or not math.isfinite(v) else format(v, spec)
-
-
 def build_transfer_report(
     result: TransferResult, png: bytes, logits_png: bytes = b"", routing_png: bytes = b"", optima_png: bytes = b""
 ):
@@ -616,9 +611,9 @@ def build_transfer_report(
     blocks.append(Table(
         ["configuration", "joint β", f"{conf:.0%} interval", "verdict", "per-seed β", f"{conf:.0%} interval",
          "verdict", "note"],
-        [[r["config"], _fmt(r["joint_exponent"], "+.3f"), _interval(r["joint_low"], r["joint_high"]),
-          _verdict(r["joint_verdict"], r["joint_direction"]), _fmt(r["exponent"], "+.3f"),
-          _interval(r["ci_low"], r["ci_high"]), _verdict(r["verdict"], r["direction"]),
+        [[r["config"], fmt_number(r["joint_exponent"], "+.3f"), fmt_interval(r["joint_low"], r["joint_high"]),
+          _verdict(r["joint_verdict"], r["joint_direction"]), fmt_number(r["exponent"], "+.3f"),
+          fmt_interval(r["ci_low"], r["ci_high"]), _verdict(r["verdict"], r["direction"]),
           _join_notes(r["joint_note"], r["note"])]
          for r in rows],
         f"Drift of log {sym} against log d by both estimators; transfers when the interval lies inside "
@@ -629,9 +624,10 @@ def build_transfer_report(
     blocks.append(Table(
         ["configuration", "width", f"log2 {sym} (per seed)", "interval", sym, f"loss at {sym}", "seeds fitted",
          f"log2 {sym} (joint)", "note"],
-        [[r["config"], str(r["width"]), _fmt(r["log2_lr_opt"], "+.2f"),
-          f"[{_fmt(r['ci_low'], '+.2f')}, {_fmt(r['ci_high'], '+.2f')}]", _fmt(r["lr_opt"], ".3g"),
-          _fmt(r["loss_at_opt"], ".4f"), f"{r['n_seeds_fit']}/{r['n_seeds']}", _fmt(r["joint_log2_opt"], "+.2f"),
+        [[r["config"], str(r["width"]), fmt_number(r["log2_lr_opt"], "+.2f"),
+          fmt_interval(r["ci_low"], r["ci_high"], "+.2f"), fmt_number(r["lr_opt"], ".3g"),
+          fmt_number(r["loss_at_opt"], ".4f"), f"{r['n_seeds_fit']}/{r['n_seeds']}",
+          fmt_number(r["joint_log2_opt"], "+.2f"),
           r["note"]]
          for r in result.optima.to_dict("records")],
     ))  # fmt: skip

@@ -1,0 +1,17 @@
+"""How reports and tables print a number: by a format spec, with ``—`` where there is none."""
+
+from __future__ import annotations
+
+import math
+
+__all__ = ["fmt_interval", "fmt_number"]
+
+
+def fmt_number(v: float | None, spec: str = ".3f") -> str:
+    """``v`` formatted by ``spec``; ``—`` for None or a value that is not finite."""
+    return "—" if v is None or not math.isfinite(v) else format(v, spec)
+
+
+def fmt_interval(low: float | None, high: float | None, spec: str = "+.3f") -> str:
+    """``[low, high]``, each end formatted by ``spec`` (``—`` for a missing end)."""
+    return f"[{fmt_number(low, spec)}, {fmt_number(high, spec)}]"
