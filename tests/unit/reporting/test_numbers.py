@@ -1,0 +1,23 @@
+"""Numbers in reports: formatted by their spec, a dash where there is none."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from mhc_mup.reporting.numbers import fmt_interval, fmt_number
+
+
+@pytest.mark.parametrize("missing", [None, math.nan, math.inf, -math.inf])
+def test_a_missing_number_prints_a_dash(missing):
+    assert fmt_number(missing) == "—"
+    assert fmt_interval(missing, 0.25) == "[—, +0.250]"
+
+
+def test_numbers_follow_their_spec():
+    assert fmt_number(-0.0625) == "-0.062"
+    assert fmt_number(0.999999, ".6g") == "0.999999"
+    assert fmt_number(1.5, "+.2f") == "+1.50"
+    assert fmt_interval(-0.1234, 0.05) == "[-0.123, +0.050]"
+    assert fmt_interval(-0.1234, 0.05, "+.4f") == "[-0.1234, +0.0500]"
