@@ -27,6 +27,7 @@ import torch
 from mhc_mup._io import csv_text
 from mhc_mup.diagnostics.measures import sinkhorn_error
 from mhc_mup.interop.adapter_diagnostics import autograd_jacobians, top_singular_values
+from mhc_mup.interop.adapters import V4HeadParams, V4Params
 from mhc_mup.interop.checkpoint import HCLayout, HCSettings, iter_sublayers, locate, read_head, settings
 from mhc_mup.mhc.ops import sinkhorn_knopp
 from mhc_mup.reporting.render import png_bytes
@@ -139,56 +140,67 @@ def inspect_checkpoint(
     t0 = time.perf_counter()
     layout = locate(path)
     hc = settings(layout, K, hc_eps, norm_eps)
-    n, d = layout.n_s, layout.d
-    gen = torch.Generator().manual_seed(seed)
-    states = torch.randn(samples, n, d, generator=gen)
-    x_norm = states.flatten(-2).norm(dim=-1)
-    eye = torch.eye(n, dtype=torch.float64)
-    uniform = torch.full((n, n), 1.0 / n, dtype=torch.float64)
-    product = eye.clone()
+    n = layout.n_s
+    states = torch.randn(samples, n, layout.d, generator=torch.Generator().manual_seed(seed))
+    product = torch.eye(n, dtype=torch.float64)  # the static comb matrices' product down the depth
     rows: list[dict] = []
     for layer, sub, params in iter_sublayers(layout, hc):
-        fn, base, scale = params.fn, params.base.double(), params.scale.double()
-        comb0 = sinkhorn_knopp(base[2 * n :].view(n, n), hc.K, hc.hc_eps)
-        product = product @ comb0
-        norms = params.gate_jacobian_norms(states)
-        rows.append(
-            {
-                "position": layer + (0.5 if sub == "ffn" else 0.0),
-                "layer": layer,
-                "sublayer": sub,
-                **_block_stats(fn, n, BLOCKS),
-                "scale_pre": float(scale[0]),
-                "scale_post": float(scale[1]),
-                "scale_comb": float(scale[2]),
-                "static_pre_mean": float((torch.sigmoid(base[:n]) + hc.hc_eps).mean()),
-                "static_post_mean": float((2.0 * torch.sigmoid(base[n : 2 * n])).mean()),
-                "static_comb_norm2": float(torch.linalg.matrix_norm(comb0, ord=2)),
-                "static_comb_dist_identity": float((comb0 - eye).norm()),
-                "static_comb_dist_uniform": float((comb0 - uniform).norm()),
-                "static_comb_eps_K": float(sinkhorn_error(comb0)),
-                "dc_x_mean": float((norms.comb * x_norm).mean()),
-                "dp_x_mean": float((norms.pre * x_norm).mean()),
-                "dq_x_mean": float((norms.post * x_norm).mean()),
-                "depth_comb_sigma2": float(torch.linalg.svdvals(product)[1]),
-            }
-        )
+        row, product = _sublayer_row(layer, sub, params, hc, states, product)
+        rows.append(row)
     head = read_head(layout, hc)
     if head is not None:
-        J = autograd_jacobians(head.pre, states)
-        base = head.base.double()
-        rows.append(
-            {
-                "position": float(layout.n_layers),
-                "layer": "",
-                "sublayer": "head",
-                **_block_stats(head.fn, n, ("pre",)),
-                "scale_pre": float(head.scale.reshape(())),
-                "static_pre_mean": float((torch.sigmoid(base) + hc.hc_eps).mean()),
-                "dp_x_mean": float((top_singular_values(J) * x_norm).mean()),
-            }
-        )
+        rows.append(_head_row(head, float(layout.n_layers), hc, states))
     return Inspection(layout, hc, rows, samples, seed, time.perf_counter() - t0)
+
+
+def _sublayer_row(
+    layer: int, sub: str, params: V4Params, hc: HCSettings, states: torch.Tensor, product: torch.Tensor
+) -> tuple[dict, torch.Tensor]:
+    """One sublayer's row of :data:`COLUMNS` from its mHC ``params`` and the random ``states`` ``(S, n, d)``, and
+    ``product`` ``(n, n)`` times this sublayer's static comb matrix (whose σ₂ the row reports)."""
+    n = states.shape[1]
+    fn, base, scale = params.fn, params.base.double(), params.scale.double()
+    comb0 = sinkhorn_knopp(base[2 * n :].view(n, n), hc.K, hc.hc_eps)
+    product = product @ comb0
+    eye = torch.eye(n, dtype=torch.float64)
+    x_norm = states.flatten(-2).norm(dim=-1)
+    norms = params.gate_jacobian_norms(states)
+    row = {
+        "position": layer + (0.5 if sub == "ffn" else 0.0),
+        "layer": layer,
+        "sublayer": sub,
+        **_block_stats(fn, n, BLOCKS),
+        "scale_pre": float(scale[0]),
+        "scale_post": float(scale[1]),
+        "scale_comb": float(scale[2]),
+        "static_pre_mean": float((torch.sigmoid(base[:n]) + hc.hc_eps).mean()),
+        "static_post_mean": float((2.0 * torch.sigmoid(base[n : 2 * n])).mean()),
+        "static_comb_norm2": float(torch.linalg.matrix_norm(comb0, ord=2)),
+        "static_comb_dist_identity": float((comb0 - eye).norm()),
+        "static_comb_dist_uniform": float((comb0 - torch.full_like(eye, 1.0 / n)).norm()),
+        "static_comb_eps_K": float(sinkhorn_error(comb0)),
+        "dc_x_mean": float((norms.comb * x_norm).mean()),
+        "dp_x_mean": float((norms.pre * x_norm).mean()),
+        "dq_x_mean": float((norms.post * x_norm).mean()),
+        "depth_comb_sigma2": float(torch.linalg.svdvals(product)[1]),
+    }
+    return row, product
+
+
+def _head_row(head: V4HeadParams, position: float, hc: HCSettings, states: torch.Tensor) -> dict:
+    """The output head's row: its pre gate only (the head mixes no streams)."""
+    n = states.shape[1]
+    x_norm = states.flatten(-2).norm(dim=-1)
+    J = autograd_jacobians(head.pre, states)
+    return {
+        "position": position,
+        "layer": "",
+        "sublayer": "head",
+        **_block_stats(head.fn, n, ("pre",)),
+        "scale_pre": float(head.scale.reshape(())),
+        "static_pre_mean": float((torch.sigmoid(head.base.double()) + hc.hc_eps).mean()),
+        "dp_x_mean": float((top_singular_values(J) * x_norm).mean()),
+    }
 
 
 # ── outputs ────────────────────────────────────────────────────────────────────────────────────
