@@ -9,6 +9,7 @@ import argparse
 import json
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mhc_mup._io import csv_text, write_bundle
 from mhc_mup.cli.common import (
@@ -28,6 +29,11 @@ from mhc_mup.cli.common import (
 )
 from mhc_mup.diagnostics.results import FITS_CSV_COLUMNS, RESULTS_CSV_COLUMNS
 from mhc_mup.errors import UsageError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from mhc_mup.interop.adapter_diagnostics import AdapterSweep
 
 __all__ = ["register_adapter", "register_inspect", "run_adapter", "run_inspect", "write_outputs"]
 
@@ -173,45 +179,54 @@ def run_adapter(args: argparse.Namespace) -> int:
         seed=args.seed,
         name=args.implementation,
     )
+    paths = write_outputs(args.out, _adapter_files(result, args.samples))
+    if not args.quiet:
+        console, _, _ = consoles(args.quiet)
+        _print_adapter(result, args.implementation, args.samples, console)
+        console.print(f"wrote {', '.join(str(p) for p in paths)}")
+    return 0
+
+
+def _adapter_files(result: AdapterSweep, samples: int) -> dict[str, str]:
+    """``adapter_results.csv`` (one row per width, diagnostic and metric) and ``adapter_fits.csv`` (one per fit)."""
     rows = [
-        {"width": w, "diagnostic": diag, "metric": key, "value": value, "n_samples": args.samples}
+        {"width": w, "diagnostic": diag, "metric": key, "value": value, "n_samples": samples}
         for w in result.widths
         for diag, keys in result.summary(w).items()
         for key, value in keys.items()
     ]
     fit_rows = [{"diagnostic": diag, "metric": key, **fit.to_dict()} for (diag, key), fit in result.fits.items()]
-    files = {
+    return {
         "adapter_results.csv": csv_text(rows, RESULTS_CSV_COLUMNS),
         "adapter_fits.csv": csv_text(fit_rows, ADAPTER_FITS_COLUMNS),
     }
-    paths = write_outputs(args.out, files)
-    if not args.quiet:
-        console, _, _ = consoles(args.quiet)
-        t = table(
-            f"{args.implementation}: diagnostics per width (means over {args.samples} states)",
-            ("width", "‖DC‖·‖x‖", "‖Dp‖·‖x‖", "‖Dq‖·‖x‖", "‖C‖₂", "ε_K", "mean pre", "mean post"),
+
+
+def _print_adapter(result: AdapterSweep, name: str, samples: int, console: Console) -> None:
+    """The per-width table of the diagnostics' means, then how each gate sensitivity scales."""
+    t = table(
+        f"{name}: diagnostics per width (means over {samples} states)",
+        ("width", "‖DC‖·‖x‖", "‖Dp‖·‖x‖", "‖Dq‖·‖x‖", "‖C‖₂", "ε_K", "mean pre", "mean post"),
+    )
+    for w in result.widths:
+        s = result.summary(w)
+        ds = s["dynamic_sensitivity"]
+        t.add_row(
+            str(w),
+            f"{ds['dc_x_mean']:.4g}",
+            f"{ds['dp_x_mean']:.4g}",
+            f"{ds['dq_x_mean']:.4g}",
+            f"{s['spectral_norm']['spectral_norm_mean']:.6f}",
+            f"{s['sinkhorn_error']['eps_K_mean']:.1e}",
+            f"{s['gate_stats']['pre_mean']:.3f}",
+            f"{s['gate_stats']['post_mean']:.3f}",
         )
-        for w in result.widths:
-            s = result.summary(w)
-            ds = s["dynamic_sensitivity"]
-            t.add_row(
-                str(w),
-                f"{ds['dc_x_mean']:.4g}",
-                f"{ds['dp_x_mean']:.4g}",
-                f"{ds['dq_x_mean']:.4g}",
-                f"{s['spectral_norm']['spectral_norm_mean']:.6f}",
-                f"{s['sinkhorn_error']['eps_K_mean']:.1e}",
-                f"{s['gate_stats']['pre_mean']:.3f}",
-                f"{s['gate_stats']['post_mean']:.3f}",
-            )
-        console.print(t)
-        for key in ("dc_x_mean", "dp_x_mean", "dq_x_mean"):
-            fit = result.fits[("dynamic_sensitivity", key)]
-            text = (
-                f"d^{fit.exponent:.3f} (95% interval {fit.ci_low:.3f} – {fit.ci_high:.3f})"
-                if math.isfinite(fit.exponent)
-                else f"no fit: {fit.note}"
-            )
-            console.print(f"{key} scales as {text}")
-        console.print(f"wrote {', '.join(str(p) for p in paths)}")
-    return 0
+    console.print(t)
+    for key in ("dc_x_mean", "dp_x_mean", "dq_x_mean"):
+        fit = result.fits[("dynamic_sensitivity", key)]
+        text = (
+            f"d^{fit.exponent:.3f} (95% interval {fit.ci_low:.3f} – {fit.ci_high:.3f})"
+            if math.isfinite(fit.exponent)
+            else f"no fit: {fit.note}"
+        )
+        console.print(f"{key} scales as {text}")
