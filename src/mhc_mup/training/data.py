@@ -126,20 +126,38 @@ def load_corpus(
     if not 0 < val_fraction < 1:
         raise CorpusError(f"validation fraction must be in (0, 1), got {val_fraction!r}")
     root = default_corpus() if path is None else Path(path).expanduser()
-    pattern = pattern or ("*.py" if path is None else "*")
+    files, base = _corpus_files(root, pattern or ("*.py" if path is None else "*"))
+    parts, used = _read_splits(files, base, int(256 * val_fraction), max_bytes)
+    if not used:
+        raise CorpusError(f"corpus '{root}' is empty")
+    if parts["train"] and parts["val"]:
+        return Corpus(_to_tensor(parts["train"]), _to_tensor(parts["val"]), str(root), used, "by file")
+    data = _to_tensor(parts["train"] + parts["val"])
+    cut = max(1, round(data.numel() * (1 - val_fraction)))
+    return Corpus(data[:cut], data[cut:], str(root), used, "by bytes")
+
+
+def _corpus_files(root: Path, pattern: str) -> tuple[Iterator[Path], Path]:
+    """The corpus's files in path order and the folder their names are taken relative to (:class:`CorpusError`
+    if ``root`` is missing, or a folder with no file matching ``pattern``)."""
     if not root.exists():
         raise CorpusError(f"corpus '{root}' does not exist")
     if root.is_file():
-        files, base = iter([root]), root.parent
-    elif root.is_dir():
-        found, base = _text_files(root, pattern), root
-        first = next(found, None)
-        if first is None:
-            raise CorpusError(f"corpus folder '{root}' has no text files matching {pattern!r}")
-        files = itertools.chain([first], found)
-    else:
+        return iter([root]), root.parent
+    if not root.is_dir():
         raise CorpusError(f"corpus '{root}' is neither a file nor a folder")
-    threshold = int(256 * val_fraction)
+    found = _text_files(root, pattern)
+    first = next(found, None)
+    if first is None:
+        raise CorpusError(f"corpus folder '{root}' has no text files matching {pattern!r}")
+    return itertools.chain([first], found), root
+
+
+def _read_splits(
+    files: Iterator[Path], base: Path, threshold: int, max_bytes: int
+) -> tuple[dict[str, list[bytes]], int]:
+    """Each file's bytes on the side its name's hash byte picks (validation under ``threshold``), each side capped
+    at ``max_bytes``, until the training side is full; and how many non-empty files were read."""
     parts: dict[str, list[bytes]] = {"train": [], "val": []}
     sizes = {"train": 0, "val": 0}
     used = 0
@@ -158,13 +176,7 @@ def load_corpus(
             used += 1
         if sizes["train"] >= max_bytes:  # both splits end at this file: validation covers the training's range
             break
-    if not used:
-        raise CorpusError(f"corpus '{root}' is empty")
-    if sizes["train"] and sizes["val"]:
-        return Corpus(_to_tensor(parts["train"]), _to_tensor(parts["val"]), str(root), used, "by file")
-    data = _to_tensor(parts["train"] + parts["val"])
-    cut = max(1, round(data.numel() * (1 - val_fraction)))
-    return Corpus(data[:cut], data[cut:], str(root), used, "by bytes")
+    return parts, used
 
 
 def sample_windows(data: torch.Tensor, batch_size: int, seq_len: int, generator: torch.Generator) -> torch.Tensor:
