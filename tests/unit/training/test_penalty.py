@@ -105,6 +105,8 @@ def test_the_analysis_prices_a_drift_and_not_its_absence():
     report = render_markdown(build_transfer_report(result, b""))
     summary = report.split("## Summary")[1].split("##")[0]
     mup = next(line for line in summary.splitlines() if line.startswith("| mup |"))
-    assert "drifts (η* shrinks with width)" in mup and "+0.2880 [+0.288, +0.288] at d = 512" in mup, mup
+    assert "drifts (η* shrinks with width)" in mup and "+0.2880 [+0.2880, +0.2880] at d = 512" in mup, mup
+    # the penalty table prints the interval to the penalty's own four places
+    assert "| +0.2880 | [+0.2880, +0.2880] |" in report
     control = next(line for line in summary.splitlines() if line.startswith("| control-mup |"))
     assert "| transfers |" in control and "at d = 512" in control and "| 3.0000 at d = 512 |" in control, control

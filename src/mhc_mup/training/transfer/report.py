@@ -407,7 +407,7 @@ def _penalty_blocks(result: TransferResult) -> list:
     sym, conf = result.config.sweep.symbol, result.config.analysis.fit.confidence
     rows = [[r["config"], str(r["width"]), f"2^{fmt_number(r['base_log2'], '.2f')} (d = {r['base_width']})",
              f"2^{fmt_number(r['own_log2'], '.2f')}", fmt_number(r["penalty"], "+.4f"),
-             fmt_interval(r["ci_low"], r["ci_high"]),
+             fmt_interval(r["ci_low"], r["ci_high"], "+.4f"),
              str(r["n_seeds"]), r["note"]] for r in table.to_dict("records")]  # fmt: skip
     words = result.config.analysis.loss_words
     return _table_section(
@@ -562,8 +562,8 @@ def _values_text(result: TransferResult) -> str:
 
 
 def _estimate(value: float, low: float, high: float, spec: str = "+.3f") -> str:
-    """``+0.039 [-0.063, +0.141]``: a value and its interval (``—`` for what is NaN)."""
-    return f"{fmt_number(value, spec)} {fmt_interval(low, high)}"
+    """``+0.039 [-0.063, +0.141]``: a value and its interval, all three by ``spec`` (``—`` for what is NaN)."""
+    return f"{fmt_number(value, spec)} {fmt_interval(low, high, spec)}"
 
 
 def _verdict(verdict: str, direction: str) -> str:
