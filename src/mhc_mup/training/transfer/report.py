@@ -597,15 +597,32 @@ def build_transfer_report(
     :func:`optima_figure`'s ``optima_png`` when given), what transferring costs, the routing and logit tables (with
     :func:`routing_figure`'s ``routing_png`` and :func:`logits_figure`'s ``logits_png`` when given), the figure,
     the cost and the notes."""
-    from mhc_mup.reporting.blocks import FigureBlock, Heading, Paragraph, Report, Table
+    from mhc_mup.reporting.blocks import FigureBlock, Report
+
+    cfg = result.config
+    words = cfg.analysis.loss_words
+    # the caveat first: it qualifies the anchors as much as the verdicts
+    blocks: list = [*_repeats_caveat(result), *_anchor_blocks(result), *_summary_blocks(result),
+                    *_drift_blocks(result), *_optima_blocks(result, optima_png), *_penalty_blocks(result),
+                    *_routing_blocks(result, routing_png), *_logit_blocks(result, logits_png), *_edge_blocks(result),
+                    *_noise_blocks(result),
+                    FigureBlock("transfer.png", f"{words[0].upper()}{words[1:]} vs {cfg.sweep.noun}, one line per "
+                                                f"width", png),
+                    *_settings_blocks(result)]  # fmt: skip
+    what = "Learning-rate" if cfg.sweep.hyper == "lr" else f"{cfg.sweep.hyper} ({cfg.sweep.spec.what})"
+    return Report(f"{what} transfer across width", blocks)
+
+
+def _drift_blocks(result: TransferResult) -> list:
+    """Each configuration's drift of the optimum: the joint fit's sentence, the method, both estimators' table and
+    the per-seed fit's sentence."""
+    from mhc_mup.reporting.blocks import Heading, Paragraph, Table
 
     cfg = result.config
     conf = cfg.analysis.fit.confidence
     rows = result.drift.to_dict("records")
     sym, noun = cfg.sweep.symbol, cfg.sweep.noun
-    # the caveat first: it qualifies the anchors as much as the verdicts
-    blocks: list = [*_repeats_caveat(result), *_anchor_blocks(result), *_summary_blocks(result),
-                    Heading(f"Drift of the optimal {noun}")]  # fmt: skip
+    blocks: list = [Heading(f"Drift of the optimal {noun}")]
     blocks += [Paragraph(joint_sentence(r, conf, sym)) for r in rows]
     blocks.append(Paragraph(_method(result)))
     blocks.append(Table(
@@ -619,9 +636,15 @@ def build_transfer_report(
         f"Drift of log {sym} against log d by both estimators; transfers when the interval lies inside "
         f"±{cfg.analysis.tolerance:g}",
     ))  # fmt: skip
-    blocks += [Paragraph(f"Per-seed optima: {drift_sentence(r, conf, sym, noun)}") for r in rows]
-    blocks.append(Heading(f"Optimal {noun} per width"))
-    blocks.append(Table(
+    return blocks + [Paragraph(f"Per-seed optima: {drift_sentence(r, conf, sym, noun)}") for r in rows]
+
+
+def _optima_blocks(result: TransferResult, optima_png: bytes) -> list:
+    """The optimum per configuration and width by both estimators, and :func:`optima_figure`'s PNG when given."""
+    from mhc_mup.reporting.blocks import FigureBlock, Heading, Table
+
+    sym, noun = result.config.sweep.symbol, result.config.sweep.noun
+    blocks: list = [Heading(f"Optimal {noun} per width"), Table(
         ["configuration", "width", f"log2 {sym} (per seed)", "interval", sym, f"loss at {sym}", "seeds fitted",
          f"log2 {sym} (joint)", "note"],
         [[r["config"], str(r["width"]), fmt_number(r["log2_lr_opt"], "+.2f"),
@@ -630,19 +653,19 @@ def build_transfer_report(
           fmt_number(r["joint_log2_opt"], "+.2f"),
           r["note"]]
          for r in result.optima.to_dict("records")],
-    ))  # fmt: skip
+    )]  # fmt: skip
     if optima_png:
         blocks.append(FigureBlock("optima.png", f"The optimal {noun} against width: per seed (points, with their "
                                                 f"interval) and the joint fit (lines)", optima_png))  # fmt: skip
-    blocks += _penalty_blocks(result)
-    blocks += _routing_blocks(result, routing_png)
-    blocks += _logit_blocks(result, logits_png)
-    blocks += _edge_blocks(result)
-    blocks += _noise_blocks(result)
-    words = cfg.analysis.loss_words
-    blocks.append(FigureBlock("transfer.png", f"{words[0].upper()}{words[1:]} vs {noun}, one line per width", png))
-    blocks.append(Heading("Settings and cost"))
-    runs = result.runs
+    return blocks
+
+
+def _settings_blocks(result: TransferResult) -> list:
+    """Settings and cost: the configurations, each run's settings and the run time, the values swept where they
+    differ, the data and the analysis's notes."""
+    from mhc_mup.reporting.blocks import Heading, Paragraph
+
+    cfg, runs = result.config, result.runs
     cost = (
         f"{len(runs)} runs stored ({result.missing} of the grid still missing), {runs.seconds.sum() / 3600:.3g} "
         f"hours of run time summed over the runs (more than the GPU time where runs took turns on one GPU: each "
@@ -653,16 +676,13 @@ def build_transfer_report(
         else "No run stored yet."
     )
     configurations = "; ".join(f"{c.name} = {c.describe()}" for c in cfg.grid.configs)
-    blocks.append(Paragraph(f"Configurations: {configurations}."))
-    blocks.append(Paragraph(f"Each run: {cfg.describe(result.ragged)}. {cost}"))
+    blocks: list = [Heading("Settings and cost"), Paragraph(f"Configurations: {configurations}."),
+                    Paragraph(f"Each run: {cfg.describe(result.ragged)}. {cost}")]  # fmt: skip
     if result.ragged:
         blocks.append(Paragraph(_values_text(result)))
     if result.corpora:
         blocks.append(Paragraph(f"Data: {'; '.join(result.corpora)}.{_passes_text(result)}"))
-    for note in result.notes:
-        blocks.append(Paragraph(note))
-    what = "Learning-rate" if cfg.sweep.hyper == "lr" else f"{cfg.sweep.hyper} ({cfg.sweep.spec.what})"
-    return Report(f"{what} transfer across width", blocks)
+    return blocks + [Paragraph(note) for note in result.notes]
 
 
 def _train_sizes(result: TransferResult) -> list[int]:
