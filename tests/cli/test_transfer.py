@@ -282,6 +282,52 @@ def test_the_base_lr_is_taken_from_an_earlier_sweep_or_refused_when_ambiguous(sm
         assert not out.exists()
 
 
+def test_a_multiplier_sweep_at_each_widths_own_base_lr_runs_resumes_and_refuses_other_pairs(
+    small_corpus_file, tmp_path, capsys
+):
+    from mhc_mup.cli.app import build_parser
+    from mhc_mup.cli.transfer import transfer_config
+
+    out = tmp_path / "fn"
+    args = [*_fn_sweep("--base-lr", "32:2^-5,16:2^-7"), "--corpus", str(small_corpus_file), "--out", str(out),
+            "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    table = pd.read_csv(out / "transfer.csv")
+    assert dict(zip(table.width, table.lr, strict=True)) == {16: 2**-7, 32: 2**-5}
+    settings = json.loads((out / "sweep.json").read_text())["settings"]
+    assert settings["base_lr_by_width"] == [[16, 2**-7], [32, 2**-5]] and "base_lr" not in settings
+    assert "at each width's own η (2^-7.00 at d = 16, 2^-5.00 at d = 32)" in (out / "transfer_report.md").read_text()
+    runs = sorted((out / "runs").rglob("*.json"))
+    assert main(args) == 0 and sorted((out / "runs").rglob("*.json")) == runs  # resumed: nothing left to run
+    assert main([*_fn_sweep("--base-lr", "16:2^-7,32:2^-6"), "--corpus", str(small_corpus_file), "--out",
+                 str(out)]) == 2  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "other settings (base_lr_by_width:" in err[0], err
+    # each width's optimum of an earlier lr sweep: the per-seed optima's mean (here x + 0.3), not the joint line
+    one = tmp_path / "one"
+    _finished_lr_sweep(one, {"mup": -7.25})
+    cfg = transfer_config(build_parser().parse_args(_fn_sweep("--base-from", str(one), "--base-at", "each")))
+    assert cfg.sweep.base_lr_by_width == ((16, 2**-6.95), (32, 2**-6.95)) and cfg.sweep.base_lr is None
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--base-lr", "16:2^-7"], "no base learning rate for width 32: given for widths 16"),
+        (["--base-lr", "16:x,32:2^-6"], "base learning rate at width 16 'x' is not a number"),
+        (["--base-lr", "a:2^-7"], "base learning rate 'a:2^-7' is not WIDTH:LR"),
+        (["--base-lr", "16:2^-7,16:2^-6,32:2^-6"], "width 16 is given twice"),
+        (["--base-lr", "2^-6", "--base-at", "each"], "--base-at takes the optima of --base-from DIR"),
+    ],
+)
+def test_bad_per_width_base_lrs_are_one_line_exit_2(extra, message, small_corpus_file, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main([*_fn_sweep(*extra), "--corpus", str(small_corpus_file), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not out.exists()
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

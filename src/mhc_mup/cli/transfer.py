@@ -58,7 +58,7 @@ from mhc_mup.training.transfer import (
     run_transfer,
 )
 from mhc_mup.training.transfer.config import CUDA_GRAPH_CHOICES, LOSSES
-from mhc_mup.training.transfer.store import base_lr_from
+from mhc_mup.training.transfer.store import base_lr_from, base_lrs_from
 from mhc_mup.training.transfer.sweep import transfer_cost
 
 __all__ = ["print_transfer", "register", "run_transfer_command", "transfer_config"]
@@ -96,6 +96,19 @@ def _grid(text: str) -> list[float]:
     if not parts:
         raise argparse.ArgumentTypeError(f"no grid value given in {text!r}")
     return [positive_number(p, "grid value") for p in parts]
+
+
+def _base_lr(text: str) -> float | tuple[tuple[int, float], ...]:
+    """``--base-lr``: one learning rate (``2^-6.24``), or one per width (``128:2^-6.24,256:2^-6.41``)."""
+    if ":" not in text:
+        return _learning_rate(text)
+    pairs = []
+    for part in (q.strip() for q in text.split(",") if q.strip()):
+        width, sep, lr = part.partition(":")
+        if not (sep and width.strip().isdigit() and int(width) > 0):
+            raise argparse.ArgumentTypeError(f"base learning rate {part!r} is not WIDTH:LR (e.g. 128:2^-6.24)")
+        pairs.append((int(width), positive_number(lr, f"base learning rate at width {width.strip()}")))
+    return tuple(pairs)
 
 
 def _hyper(text: str) -> str:
@@ -187,12 +200,18 @@ def _swept_arguments(g: Group) -> None:
                    help="the swept values, increasing, at least 3 (1e-3 or 2^-2 forms): multiples of the rule's "
                         "value for a multiplier (1 = the rule; default 2^-4 … 2^4, 9 points, or 5 with --quick), "
                         "learning rates for --sweep lr (the same as --lrs)")  # fmt: skip
-    g.add_argument("--base-lr", type=_learning_rate, metavar="LR",
-                   help="a multiplier sweep's base learning rate, held fixed (e.g. the optimum of an lr sweep)")
+    g.add_argument("--base-lr", type=_base_lr, metavar="LR | D:LR,...",
+                   help="a multiplier sweep's base learning rate, held fixed (e.g. the optimum of an lr sweep): "
+                        "one for every width, or each width's own as WIDTH:LR pairs (128:2^-6.24,256:2^-6.41,...; "
+                        "part of the folder's settings, so give the same pairs to every command into it)")  # fmt: skip
     g.add_argument("--base-from", type=Path, metavar="DIR",
                    help="take the base learning rate from an earlier lr sweep's folder: its optimum at its "
-                        "smallest width (refused when the swept configurations' optima differ there: sweep them "
-                        "one at a time)")  # fmt: skip
+                        "smallest width, or with --base-at each, each width's optimum (refused when the swept "
+                        "configurations' optima differ: sweep them one at a time)")  # fmt: skip
+    g.add_argument("--base-at", choices=("smallest", "each"), default="smallest",
+                   help="with --base-from: the smallest width's optimum at every width (µTransfer's use, default), "
+                        "or each width's own, where the body's optimum drifts and the swept part should be "
+                        "measured at it")  # fmt: skip
 
 
 def _run_arguments(g: Group) -> None:
@@ -356,8 +375,8 @@ def _swept(args: argparse.Namespace, grid: tuple, names: list[str]) -> dict:
     hyper = args.sweep or "lr"
     lr_flags = args.lrs is not None or any(x is not None for x in (args.lr_min, args.lr_max, args.lr_points))
     if hyper == "lr":
-        if args.base_lr is not None or args.base_from is not None:
-            raise UsageError("--base-lr and --base-from are for a multiplier sweep (--sweep lr_fn ...); "
+        if args.base_lr is not None or args.base_from is not None or args.base_at != "smallest":
+            raise UsageError("--base-lr, --base-from and --base-at are for a multiplier sweep (--sweep lr_fn ...); "
                              "--sweep lr sweeps the base learning rate itself")  # fmt: skip
         if args.grid is not None:
             if lr_flags:
@@ -369,10 +388,17 @@ def _swept(args: argparse.Namespace, grid: tuple, names: list[str]) -> dict:
                          "not from --lrs/--lr-min/--lr-max/--lr-points")  # fmt: skip
     if args.base_lr is not None and args.base_from is not None:
         raise UsageError("give either --base-lr or --base-from, not both")
-    base = base_lr_from(args.base_from, names) if args.base_from is not None else args.base_lr
+    if args.base_at == "each" and args.base_from is None:
+        raise UsageError("--base-at takes the optima of --base-from DIR (give each width's own with --base-lr "
+                         "D:LR,...)")  # fmt: skip
+    if args.base_from is None:
+        base = args.base_lr
+    else:
+        base = base_lrs_from(args.base_from, names) if args.base_at == "each" else base_lr_from(args.base_from, names)
     lo, hi, n = MULTIPLIER_GRID[0], MULTIPLIER_GRID[1], 5 if args.quick else MULTIPLIER_GRID[2]
     values = _checked_grid(args.grid) if args.grid is not None else lr_grid(lo, hi, n)
-    return {"lrs": values, "hyper": hyper, "base_lr": base}
+    key = "base_lr_by_width" if isinstance(base, tuple) else "base_lr"
+    return {"lrs": values, "hyper": hyper, key: base}
 
 
 def _checked_grid(values: list[float]) -> tuple[float, ...]:

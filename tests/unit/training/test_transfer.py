@@ -645,6 +645,40 @@ def test_each_multiplier_acts_on_its_own_part_and_only_there(small_corpus_file):
     torch.testing.assert_close(model(tokens), 3.0 * ref_model(tokens))
 
 
+def test_each_width_trains_at_its_own_base_lr_and_the_folder_settings_read_back(small_corpus_file, tmp_path):
+    """A multiplier sweep with a base LR per width: each width's optimizer starts at its own, the settings store
+    the pairs as JSON lists and read back into the same sweep, and a width without one is refused."""
+    from mhc_mup.training.transfer import stored_config
+    from mhc_mup.training.transfer.run import _build_model, _EagerSteps
+    from mhc_mup.training.transfer.store import write_sweep_file
+
+    cfg = tiny_cfg(small_corpus_file, configs=(BUILTIN_CONFIGS["mup"],), widths=(16, 32))
+    swept = cfg.with_leaves(hyper="lr_fn", base_lr_by_width=[[32, 2**-5], [16, 2**-7]], lrs=(0.5, 1.0, 4.0))
+    assert swept.sweep.base_lr_by_width == ((16, 2**-7), (32, 2**-5))  # JSON's lists, sorted by width
+    for key in swept.runs():
+        spec = swept.run_spec(key)
+        steps = _EagerSteps(_build_model(spec, torch.device("cpu")), spec, cached_corpus(spec.settings.recipe.corpus),
+                            torch.device("cpu"))  # fmt: skip
+        rule = {g["kind"]: g["lr"] for g in steps.opt.param_groups}
+        assert spec.settings.sweep.run_lr(key.lr, key.width) == {16: 2**-7, 32: 2**-5}[key.width]
+        assert rule["embedding"] == pytest.approx({16: 2**-7, 32: 2**-5}[key.width]), key  # µP: the embedding's η
+    assert swept.settings()["base_lr_by_width"] == [[16, 2**-7], [32, 2**-5]]
+    write_sweep_file(swept, tmp_path)
+    back, _ = stored_config(tmp_path)
+    assert back.sweep == swept.sweep and back.settings() == swept.settings()
+    assert "at each width's own η (2^-7.00 at d = 16, 2^-5.00 at d = 32)" in swept.describe()
+    with pytest.raises(TransferError, match="no base learning rate for width 32: given for widths 16"):
+        cfg.with_leaves(hyper="lr_fn", base_lr_by_width=((16, 1e-3),), lrs=(0.5, 1.0, 4.0)).validate()
+    with pytest.raises(TransferError, match="give one base learning rate, or one per width, not both"):
+        cfg.with_leaves(hyper="lr_fn", base_lr=1e-3, base_lr_by_width=((16, 1e-3),))
+    with pytest.raises(TransferError, match="width 16 is given twice"):
+        cfg.with_leaves(hyper="lr_fn", base_lr_by_width=((16, 1e-3), (16, 2e-3)))
+    with pytest.raises(TransferError, match=r"must be a positive finite number, got -0\.001"):
+        cfg.with_leaves(hyper="lr_fn", base_lr_by_width=((16, -1e-3),))
+    with pytest.raises(TransferError, match="a base learning rate is for sweeps of a multiplier"):
+        cfg.with_leaves(base_lr_by_width=((16, 1e-3),))
+
+
 def test_a_curve_that_misfits_its_window_says_so():
     """A V-shaped loss (|t|, no parabola near its minimum) over a wide window: the fit's residuals exceed the
     seeds' noise and the note says to narrow the window; a window of 1 follows it within the noise."""

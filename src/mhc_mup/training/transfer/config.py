@@ -36,8 +36,8 @@ __all__ = [
 
 CUDA_GRAPH_CHOICES = ("auto", "on", "off")
 IMPLICIT_SETTINGS = {"hc_eps": MHCShape().hc_eps, "norm_eps": MHCShape().norm_eps, "hyper": "lr", "base_lr": None,
-                     "torch_compile": False, "attention": "auto", "corpus_bytes": DEFAULT_MAX_BYTES,
-                     "qk_norm": False}
+                     "base_lr_by_width": (), "torch_compile": False, "attention": "auto",
+                     "corpus_bytes": DEFAULT_MAX_BYTES, "qk_norm": False}
 """Settings the first sweep format did not store because they could not change, and later ones off by default: a
 folder stores them only when they differ from these values, and a folder without them was made with these values
 (an lr sweep, no torch.compile, PyTorch's own choice of attention kernel, 16 MiB a corpus split, no q/k norm)."""
@@ -256,8 +256,15 @@ class RunSettings:
     corpus_sha256: str = ""
 
     def identity(self) -> dict:
-        """Every leaf, ``{name: value}``, less the :data:`IMPLICIT_SETTINGS` at their implicit values."""
-        return {k: v for k, v in flat_fields(self).items() if k not in IMPLICIT_SETTINGS or v != IMPLICIT_SETTINGS[k]}
+        """Every leaf, ``{name: value}``, less the :data:`IMPLICIT_SETTINGS` at their implicit values; tuples as
+        lists, as JSON stores them, so that a stored folder's settings compare equal to these."""
+        return {k: _as_json(v) for k, v in flat_fields(self).items()
+                if k not in IMPLICIT_SETTINGS or v != IMPLICIT_SETTINGS[k]}  # fmt: skip
+
+
+def _as_json(value: object) -> object:
+    """``value`` with its tuples as lists, at any depth."""
+    return [_as_json(v) for v in value] if isinstance(value, tuple | list) else value
 
 
 @dataclass(frozen=True)
@@ -310,6 +317,10 @@ class TransferConfig(FlatView):
         need = 2 * self.analysis.fit_halfwidth + 1
         if len(self.grid.lrs) < need:
             raise TransferError(f"a parabola fit needs at least {need} learning rates, got {len(self.grid.lrs)}")
+        by_width = dict(self.sweep.base_lr_by_width)
+        if by_width and (missing := [w for w in self.grid.widths if w not in by_width]):
+            raise TransferError(f"no base learning rate for width {missing[0]}: given for widths "
+                                f"{', '.join(map(str, by_width))}")  # fmt: skip
         plain = [c.name for c in self.grid.configs if not c.hc]
         if self.sweep.spec.needs_mhc and plain:
             raise TransferError(f"--sweep {self.sweep.hyper} acts on the mHC generator; {plain[0]!r} has none")
@@ -421,4 +432,6 @@ class TransferConfig(FlatView):
         span = f"2^{math.log2(lrs[0]):.2f} … 2^{math.log2(lrs[-1]):.2f} ({count})"
         if sweep.hyper == "lr":
             return f"η = {span}"
-        return f"{sweep.hyper} ({sweep.spec.what}) = {span} × the rule's, at η = 2^{math.log2(sweep.base_lr):.2f}"
+        at = (f"η = 2^{math.log2(sweep.base_lr):.2f}" if sweep.base_lr is not None else "each width's own η ("
+              + ", ".join(f"2^{math.log2(x):.2f} at d = {w}" for w, x in sweep.base_lr_by_width) + ")")
+        return f"{sweep.hyper} ({sweep.spec.what}) = {span} × the rule's, at {at}"

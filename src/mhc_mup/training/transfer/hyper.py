@@ -1,5 +1,6 @@
 """What a transfer sweep sweeps: the base learning rate (``lr``, the default) or a multiplier on one part of the
-model, on top of the width rule's own value, with the base learning rate held fixed.
+model, on top of the width rule's own value, with the base learning rate held fixed (one for every width, or each
+width's own, e.g. each width's optimum where a body's optimum drifts).
 
 µTransfer tests every hyperparameter the same way: hold the rest at its optimum and sweep one across width.
 Under a rule that is right for that part the optimal multiplier stays put; under a wrong one it moves like a
@@ -70,24 +71,35 @@ HYPERPARAMETERS: dict[str, Hyper] = {
 @dataclass(frozen=True)
 class SweptValue:
     """The swept hyperparameter ``hyper`` (:data:`HYPERPARAMETERS`) and, for a multiplier, the base learning
-    rate ``base_lr`` every run of the sweep trains with. The grid's values are learning rates for ``lr`` and
-    multiples of the width rule's own value otherwise (1 is the rule)."""
+    rate every run of the sweep trains with: ``base_lr`` at every width, or ``base_lr_by_width`` ``((d, η), ...)``
+    each width's own (sorted by width; a list of pairs, as JSON gives it back, is read as one). The grid's values
+    are learning rates for ``lr`` and multiples of the width rule's own value otherwise (1 is the rule)."""
 
     hyper: str = "lr"
     base_lr: float | None = None
+    base_lr_by_width: tuple[tuple[int, float], ...] = ()
 
     def __post_init__(self) -> None:
         if self.hyper not in HYPERPARAMETERS:
             raise TransferError(f"unknown hyperparameter {self.hyper!r}; sweep one of {', '.join(HYPERPARAMETERS)}")
-        if self.hyper == "lr" and self.base_lr is not None:
+        by_width = tuple(sorted((int(w), float(x)) for w, x in self.base_lr_by_width))
+        object.__setattr__(self, "base_lr_by_width", by_width)  # frozen: normalised once, here
+        given = self.base_lr is not None or bool(by_width)
+        if self.hyper == "lr" and given:
             raise TransferError("a base learning rate is for sweeps of a multiplier; the lr sweep sweeps it")
-        if self.hyper != "lr" and self.base_lr is None:
+        if self.hyper != "lr" and not given:
             raise TransferError(
                 f"sweeping {self.hyper} needs the base learning rate it holds fixed: give --base-lr LR or "
                 "--base-from DIR (an earlier lr sweep)"
             )
-        if self.base_lr is not None and not (math.isfinite(self.base_lr) and self.base_lr > 0):
-            raise TransferError(f"base learning rate must be a positive finite number, got {self.base_lr!r}")
+        if self.base_lr is not None and by_width:
+            raise TransferError("give one base learning rate, or one per width, not both")
+        for lr in (self.base_lr,) if self.base_lr is not None else (x for _, x in by_width):
+            if not (math.isfinite(lr) and lr > 0):
+                raise TransferError(f"base learning rate must be a positive finite number, got {lr!r}")
+        widths = [w for w, _ in by_width]
+        if twice := sorted({w for w in widths if widths.count(w) > 1}):
+            raise TransferError(f"one base learning rate per width: width {twice[0]} is given twice")
 
     @property
     def spec(self) -> Hyper:
@@ -108,9 +120,16 @@ class SweptValue:
         """The figure's x-axis label."""
         return "log2 learning rate η" if self.hyper == "lr" else f"log2 {self.spec.what} (1 = the rule)"
 
-    def run_lr(self, value: float) -> float:
-        """The base learning rate of the run at grid value ``value``."""
-        return value if self.hyper == "lr" else float(self.base_lr)  # type: ignore[arg-type]
+    def run_lr(self, value: float, width: int) -> float:
+        """The base learning rate of the run at grid value ``value`` and width ``width``."""
+        if self.hyper == "lr":
+            return value
+        if self.base_lr is not None:
+            return float(self.base_lr)
+        by_width = dict(self.base_lr_by_width)
+        if width not in by_width:
+            raise TransferError(f"no base learning rate for width {width}: given for {', '.join(map(str, by_width))}")
+        return by_width[width]
 
     def apply(self, model: nn.Module, opt: torch.optim.Optimizer, value: float) -> None:
         """Put multiplier ``value`` in place on a freshly built ``model`` and its ``opt`` (before a scheduler

@@ -94,7 +94,7 @@ class _EagerSteps:
     def __init__(self, model: MHCLM, spec: RunSpec, corpus: Corpus, dev: torch.device) -> None:
         s, train = spec.settings, spec.settings.recipe.train
         self.model, self.corpus, self.train, self.dev = model, corpus, train, dev
-        self.opt = make_optimizer(model, train.optimizer, s.sweep.run_lr(spec.lr))
+        self.opt = make_optimizer(model, train.optimizer, s.sweep.run_lr(spec.lr, spec.width))
         s.sweep.apply(model, self.opt, spec.lr)  # the swept multiplier, before the schedule reads the group LRs
         self.sched = LambdaLR(self.opt, lambda k: lr_factor(k, train.steps, s.recipe.warmup))
         self.gen = _training_generator(spec)
@@ -119,7 +119,7 @@ def _graphed_steps(model: MHCLM, spec: RunSpec, corpus: Corpus, dev: torch.devic
     s, train = spec.settings, spec.settings.recipe.train
     gen = _training_generator(spec)
     windows = [sample_windows(corpus.train, train.batch_size, train.seq_len, gen) for _ in range(train.steps)]
-    opt = graph_ready_optimizer(model, train.optimizer, s.sweep.run_lr(spec.lr))
+    opt = graph_ready_optimizer(model, train.optimizer, s.sweep.run_lr(spec.lr, spec.width))
     s.sweep.apply(model, opt, spec.lr)
     lrs = lr_table(opt, lambda k: lr_factor(k, train.steps, s.recipe.warmup), train.steps)
     net = compiled(model, s.numerics.attention) if s.numerics.torch_compile else model
@@ -335,8 +335,8 @@ def _record(
         "configuration": spec.configuration.to_dict(),
         "width": spec.width,
         "seed": spec.seed,
-        "lr": spec.settings.sweep.run_lr(spec.lr),
-        "log2_lr": math.log2(spec.settings.sweep.run_lr(spec.lr)),
+        "lr": spec.settings.sweep.run_lr(spec.lr, spec.width),
+        "log2_lr": math.log2(spec.settings.sweep.run_lr(spec.lr, spec.width)),
         "hyper": spec.settings.sweep.hyper,
         "value": spec.lr,
         "settings": spec.settings.identity(),

@@ -22,8 +22,8 @@ from mhc_mup.training.transfer.configurations import Configuration
 from mhc_mup.training.transfer.run import RUN_FORMAT
 
 __all__ = ["PRICED_ANYWHERE", "RUN_SHAPE", "SETTINGS_ADDED", "SWEEP_FORMAT", "SWEEP_SHAPE", "OnRun", "RunStore",
-           "base_lr_from", "folder_config", "folder_grids", "load_records", "plan", "read_json", "stored_config",
-           "unread_records", "write_sweep_file"]  # fmt: skip
+           "base_lr_from", "base_lrs_from", "folder_config", "folder_grids", "load_records", "plan", "read_json",
+           "stored_config", "unread_records", "write_sweep_file"]  # fmt: skip
 
 SWEEP_FORMAT = "mhc-mup-transfer-sweep/1"
 SETTINGS_ADDED = {"stream_dtype": "float32", "kernels": "auto", "cuda_graphs": "off", "corpus_sha256": "unrecorded"}
@@ -284,6 +284,32 @@ def base_lr_from(folder: str | Path, names: list[str]) -> float:
     rate serves every configuration of a sweep, so that is ambiguous."""
     import math
 
+    found = {}
+    for name, rows in _lr_optima(folder, names).items():
+        row = rows.iloc[0]
+        x = row.get("joint_log2_opt", math.nan)
+        x = row.log2_lr_opt if not math.isfinite(x) else x
+        if not math.isfinite(x):
+            raise TransferError(f"--base-from '{folder}': {name!r} has no optimal learning rate at d = {row.width}")
+        found[name] = float(x)
+    return 2.0 ** _the_same(folder, {n: ((0, x),) for n, x in found.items()})[0][1]
+
+
+def base_lrs_from(folder: str | Path, names: list[str]) -> tuple[tuple[int, float], ...]:
+    """Each width's optimal learning rate, ``((d, η*), ...)``, an earlier lr sweep in ``folder`` found for
+    configurations ``names``: the mean of the per-seed optima (the width's own, where one power law through the
+    widths can miss a bent path), at every width that has one. :class:`TransferError` as for
+    :func:`base_lr_from`, and when the configurations' optima differ at a width."""
+    import math
+
+    found = {name: tuple((int(r.width), float(r.log2_lr_opt)) for r in rows.itertuples()
+                         if math.isfinite(r.log2_lr_opt))
+             for name, rows in _lr_optima(folder, names).items()}  # fmt: skip
+    return tuple((w, 2.0**x) for w, x in _the_same(folder, found))
+
+
+def _lr_optima(folder: str | Path, names: list[str]) -> dict:
+    """``name → rows of optima.csv`` (by width) of a finished lr sweep in ``folder``, for each of ``names``."""
     import pandas as pd
 
     folder = Path(folder)
@@ -299,16 +325,18 @@ def base_lr_from(folder: str | Path, names: list[str]) -> float:
         rows = optima[optima.config == name].sort_values("width")
         if rows.empty:
             raise TransferError(f"--base-from '{folder}' has no configuration {name!r}")
-        row = rows.iloc[0]
-        x = row.get("joint_log2_opt", math.nan)
-        x = row.log2_lr_opt if not math.isfinite(x) else x
-        if not math.isfinite(x):
-            raise TransferError(f"--base-from '{folder}': {name!r} has no optimal learning rate at d = {row.width}")
-        found[name] = float(x)
-    if len({round(x, 9) for x in found.values()}) > 1:
-        each = ", ".join(f"{n} 2^{x:.2f}" for n, x in found.items())
+        found[name] = rows
+    return found
+
+
+def _the_same(folder: str | Path, found: dict[str, tuple[tuple[int, float], ...]]) -> tuple[tuple[int, float], ...]:
+    """The configurations' ``((d, log2 η*), ...)``, or :class:`TransferError` where they differ: one base learning
+    rate per width serves every configuration of a sweep."""
+    distinct = {tuple((w, round(x, 9)) for w, x in v) for v in found.values()}
+    if len(distinct) > 1:
+        each = ", ".join(f"{n} " + "/".join(f"2^{x:.2f}" for _, x in v) for n, v in found.items())
         raise TransferError(
             f"--base-from '{folder}' is ambiguous: the configurations' optimal learning rates differ ({each}); "
             "sweep one configuration at a time (--configs NAME) or give --base-lr"
         )
-    return 2.0 ** next(iter(found.values()))
+    return next(iter(found.values()))
