@@ -308,6 +308,12 @@ def test_a_multiplier_sweep_at_each_widths_own_base_lr_runs_resumes_and_refuses_
     _finished_lr_sweep(one, {"mup": -7.25})
     cfg = transfer_config(build_parser().parse_args(_fn_sweep("--base-from", str(one), "--base-at", "each")))
     assert cfg.sweep.base_lr_by_width == ((16, 2**-6.95), (32, 2**-6.95)) and cfg.sweep.base_lr is None
+    two = tmp_path / "two"
+    _finished_lr_sweep(two, {"mup": -7.25, "baseline": -7.5})
+    args = [a for a in _fn_sweep("--base-from", str(two), "--base-at", "each") if a not in ("--configs", "mup")]
+    assert main([*args, "--configs", "mup,baseline", "--corpus", str(small_corpus_file), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "differ (mup 2^-6.95/2^-6.95, baseline 2^-7.20/2^-7.20)" in err[0], err
 
 
 @pytest.mark.parametrize(

@@ -291,8 +291,8 @@ def base_lr_from(folder: str | Path, names: list[str]) -> float:
         x = row.log2_lr_opt if not math.isfinite(x) else x
         if not math.isfinite(x):
             raise TransferError(f"--base-from '{folder}': {name!r} has no optimal learning rate at d = {row.width}")
-        found[name] = float(x)
-    return 2.0 ** _the_same(folder, {n: ((0, x),) for n, x in found.items()})[0][1]
+        found[name] = ((int(row.width), float(x)),)
+    return 2.0 ** _the_same(folder, found)[0][1]
 
 
 def base_lrs_from(folder: str | Path, names: list[str]) -> tuple[tuple[int, float], ...]:
@@ -330,8 +330,8 @@ def _lr_optima(folder: str | Path, names: list[str]) -> dict:
 
 
 def _the_same(folder: str | Path, found: dict[str, tuple[tuple[int, float], ...]]) -> tuple[tuple[int, float], ...]:
-    """The configurations' ``((d, log2 η*), ...)``, or :class:`TransferError` where they differ: one base learning
-    rate per width serves every configuration of a sweep."""
+    """The configurations' ``((d, log2 η*), ...)``, or :class:`TransferError` where they differ (in a width or an
+    optimum): one base learning rate per width serves every configuration of a sweep."""
     distinct = {tuple((w, round(x, 9)) for w, x in v) for v in found.values()}
     if len(distinct) > 1:
         each = ", ".join(f"{n} " + "/".join(f"2^{x:.2f}" for _, x in v) for n, v in found.items())
