@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from mhc_mup.interop.adapter_diagnostics import AdapterSweep
+    from mhc_mup.interop.inspection import Inspection
 
 __all__ = ["register_adapter", "register_inspect", "run_adapter", "run_inspect", "write_outputs"]
 
@@ -88,46 +89,42 @@ def run_inspect(args: argparse.Namespace) -> int:
     paths = write_outputs(args.out, files)
     if not args.quiet:
         console, _, _ = consoles(args.quiet)
-        t = table(
-            f"{summary['checkpoint']}: {summary['n_layers']} layers, n_s = {summary['n_s']}, d = {summary['d']}, "
-            f"K = {summary['K']} ({summary['naming']})",
-            (
-                "layer",
-                "sub",
-                "‖fn_pre‖₂",
-                "‖fn_post‖₂",
-                "‖fn_comb‖₂",
-                "scale (pre, post, comb)",
-                "‖C₀−I‖_F",
-                "‖DC‖·‖x‖",
-                "σ₂(ΠC₀)",
-            ),
-        )
-        for r in result.sublayer_rows:
-            t.add_row(
-                str(r["layer"]),
-                r["sublayer"],
-                f"{r['pre_fn_norm2']:.4g}",
-                f"{r['post_fn_norm2']:.4g}",
-                f"{r['comb_fn_norm2']:.4g}",
-                f"{r['scale_pre']:.3g}, {r['scale_post']:.3g}, {r['scale_comb']:.3g}",
-                f"{r['static_comb_dist_identity']:.4f}",
-                f"{r['dc_x_mean']:.4g}",
-                f"{r['depth_comb_sigma2']:.4g}",
-            )
-        console.print(t)
-        head = result.head_row
-        if head is not None:
-            console.print(
-                f"head: ‖fn‖₂ {head['pre_fn_norm2']:.4g}, scale {head['scale_pre']:.3g}, "
-                f"mean static pre {head['static_pre_mean']:.4f}, ‖∂pre/∂x‖·‖x‖ {head['dp_x_mean']:.4g}"
-            )
-        console.print(
-            f"read {summary['hc_tensors_read']} mHC tensors ({summary['hc_parameters']:,} parameters) in "
-            f"{summary['seconds']:.2f} s; " + ", ".join(f"{k} from {v}" for k, v in summary["settings_source"].items())
-        )
+        _print_inspection(result, summary, console)
         console.print(f"wrote {', '.join(str(p) for p in paths)}")
     return 0
+
+
+def _print_inspection(result: Inspection, summary: dict, console: Console) -> None:
+    """The per-sublayer table, the head's line and what was read (``summary``: ``result.summary()``)."""
+    t = table(
+        f"{summary['checkpoint']}: {summary['n_layers']} layers, n_s = {summary['n_s']}, d = {summary['d']}, "
+        f"K = {summary['K']} ({summary['naming']})",
+        ("layer", "sub", "‖fn_pre‖₂", "‖fn_post‖₂", "‖fn_comb‖₂", "scale (pre, post, comb)", "‖C₀−I‖_F", "‖DC‖·‖x‖",
+         "σ₂(ΠC₀)"),
+    )  # fmt: skip
+    for r in result.sublayer_rows:
+        t.add_row(
+            str(r["layer"]),
+            r["sublayer"],
+            f"{r['pre_fn_norm2']:.4g}",
+            f"{r['post_fn_norm2']:.4g}",
+            f"{r['comb_fn_norm2']:.4g}",
+            f"{r['scale_pre']:.3g}, {r['scale_post']:.3g}, {r['scale_comb']:.3g}",
+            f"{r['static_comb_dist_identity']:.4f}",
+            f"{r['dc_x_mean']:.4g}",
+            f"{r['depth_comb_sigma2']:.4g}",
+        )
+    console.print(t)
+    head = result.head_row
+    if head is not None:
+        console.print(
+            f"head: ‖fn‖₂ {head['pre_fn_norm2']:.4g}, scale {head['scale_pre']:.3g}, "
+            f"mean static pre {head['static_pre_mean']:.4f}, ‖∂pre/∂x‖·‖x‖ {head['dp_x_mean']:.4g}"
+        )
+    console.print(
+        f"read {summary['hc_tensors_read']} mHC tensors ({summary['hc_parameters']:,} parameters) in "
+        f"{summary['seconds']:.2f} s; " + ", ".join(f"{k} from {v}" for k, v in summary["settings_source"].items())
+    )
 
 
 # ── adapter ────────────────────────────────────────────────────────────────────────────────────
