@@ -227,11 +227,27 @@ def logit_updates(
     if not adam_eps > 0:
         raise ValueError(f"adam_eps must be > 0, got {adam_eps!r}")
     n = x.shape[-2]
+    x_hat, u, g, s = _comb_logit_grads(x, W, s, b, K, hc_eps, norm_eps)
+    grad_s = (g * u).sum(dim=-1, keepdim=True)
+    out = {}
+    for optimizer, rates in lr.items():
+        dZ = _logit_step(optimizer, rates, x_hat, u, g, grad_s, s, adam_eps)
+        perp = project_perp(dZ.unflatten(-1, (n, n))).flatten(-2)
+        p, t = perp.norm(dim=-1), dZ.norm(dim=-1)
+        out[optimizer] = LogitUpdate(p, t, p / (t + KAPPA_GUARD))
+    return out
+
+
+def _comb_logit_grads(
+    x: torch.Tensor, W: torch.Tensor, s: torch.Tensor, b: torch.Tensor, K: int, hc_eps: float, norm_eps: float
+) -> tuple[torch.Tensor, ...]:
+    """``(x̂, u, g, s)``: the normed state ``x̂`` ``(..., n·d)``, ``u = W x̂`` and ``g = ∂‖C − I‖²_F/∂Z`` ``(..., n²)``
+    at the comb logits ``Z = s·u + b``, from one Sinkhorn backward pass (samples are independent), and ``s`` in
+    the compute dtype."""
+    n = x.shape[-2]
     x_flat = x.flatten(-2).to(compute_dtype(x.dtype))
     x_hat = x_flat * rms_rsqrt(x_flat, norm_eps)
-    W = W.to(x_hat.dtype)
-    s = s.to(x_hat.dtype)
-    b = b.to(x_hat.dtype)
+    W, s, b = W.to(x_hat.dtype), s.to(x_hat.dtype), b.to(x_hat.dtype)
     u = (W @ x_hat.unsqueeze(-1)).squeeze(-1)  # (..., n²)
     Z = (s * u + b).detach().requires_grad_(True)
     eye = torch.eye(n, dtype=Z.dtype, device=Z.device)
@@ -239,29 +255,37 @@ def logit_updates(
         C = sinkhorn_knopp(Z.unflatten(-1, (n, n)), K, hc_eps)
         loss = (C - eye).square().sum()  # samples are independent: one backward gives every g
         (g,) = torch.autograd.grad(loss, Z)
-    grad_s = (g * u).sum(dim=-1, keepdim=True)
-    out = {}
-    for optimizer, rates in lr.items():
-        lr_w, lr_s, lr_b = (rates, rates, rates) if isinstance(rates, (int, float)) else rates
-        if optimizer == "sgd":
-            ds, db = -lr_s * grad_s, -lr_b * g
-            dWx = -lr_w * s * x_hat.square().sum(dim=-1, keepdim=True) * g
-        else:
-            ds, db = -lr_s * _adam_direction(grad_s, adam_eps), -lr_b * _adam_direction(g, adam_eps)
-            # (φ(∇W) x̂)_i with ∇W_ij = s g_i x̂_j and φ(t) = t/(|t|+eps) is s g_i Σ_j x̂_j²/(|s g_i||x̂_j| + eps):
-            # one (n², N) pass instead of forming ∇W, |∇W| and their ratio
-            denom = torch.addcmul(
-                torch.full((), adam_eps, dtype=g.dtype, device=g.device),
-                (s * g).abs().unsqueeze(-1),
-                x_hat.abs().unsqueeze(-2),
-            )
-            weighted = (denom.reciprocal_() @ x_hat.square().unsqueeze(-1)).squeeze(-1)
-            dWx = -lr_w * s * g * weighted
-        dZ = ds * u + (s + ds) * dWx + db
-        perp = project_perp(dZ.unflatten(-1, (n, n))).flatten(-2)
-        p, t = perp.norm(dim=-1), dZ.norm(dim=-1)
-        out[optimizer] = LogitUpdate(p, t, p / (t + KAPPA_GUARD))
-    return out
+    return x_hat, u, g, s
+
+
+def _logit_step(
+    optimizer: str,
+    rates: Rates,
+    x_hat: torch.Tensor,
+    u: torch.Tensor,
+    g: torch.Tensor,
+    grad_s: torch.Tensor,
+    s: torch.Tensor,
+    adam_eps: float,
+) -> torch.Tensor:
+    """``ΔZ = Δs·u + (s + Δs)·ΔW x̂ + Δb`` ``(..., n²)``: the comb logits' change after one ``optimizer`` step at
+    ``rates`` (one LR, or those of ``W``, ``s``, ``b``)."""
+    lr_w, lr_s, lr_b = (rates, rates, rates) if isinstance(rates, (int, float)) else rates
+    if optimizer == "sgd":
+        ds, db = -lr_s * grad_s, -lr_b * g
+        dWx = -lr_w * s * x_hat.square().sum(dim=-1, keepdim=True) * g
+    else:
+        ds, db = -lr_s * _adam_direction(grad_s, adam_eps), -lr_b * _adam_direction(g, adam_eps)
+        # (φ(∇W) x̂)_i with ∇W_ij = s g_i x̂_j and φ(t) = t/(|t|+eps) is s g_i Σ_j x̂_j²/(|s g_i||x̂_j| + eps):
+        # one (n², N) pass instead of forming ∇W, |∇W| and their ratio
+        denom = torch.addcmul(
+            torch.full((), adam_eps, dtype=g.dtype, device=g.device),
+            (s * g).abs().unsqueeze(-1),
+            x_hat.abs().unsqueeze(-2),
+        )
+        weighted = (denom.reciprocal_() @ x_hat.square().unsqueeze(-1)).squeeze(-1)
+        dWx = -lr_w * s * g * weighted
+    return ds * u + (s + ds) * dWx + db
 
 
 def logit_update(
