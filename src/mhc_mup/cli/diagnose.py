@@ -54,11 +54,13 @@ from mhc_mup.mhc.parameterizations import (
     split_top_level,
 )
 from mhc_mup.mhc.presets import PRESETS
+from mhc_mup.reporting.numbers import fmt_interval
 from mhc_mup.reporting.style import READING_RICH_STYLES
 
 if TYPE_CHECKING:
     from mhc_mup.diagnostics.sweep import SweepResult
     from mhc_mup.reporting.figure_pool import FigurePool
+    from mhc_mup.stats.fitting import PowerLawFit
 
 __all__ = [
     "compare_parameterizations",
@@ -301,11 +303,22 @@ def compare_parameterizations(args: argparse.Namespace) -> list[Parameterization
 
 
 # ── output ─────────────────────────────────────────────────────────────────────────────────────
-def _fmt_ci(fit) -> str:
-    return f"[{fit.ci_low:+.3f}, {fit.ci_high:+.3f}]" if fit.ci_low == fit.ci_low else "—"
+def _fit_interval(fit: PowerLawFit) -> str:
+    return fmt_interval(fit.ci_low, fit.ci_high, whole=True)
 
 
 def print_summary(result: SweepResult, console: Console) -> None:
+    """The sweep's tables (the diagnostics per width, the quotient Jacobian, the scaling fits), the chain and the
+    headline scaling."""
+    _print_per_width(result, console)
+    _print_quotient_jacobian(result, console)
+    _print_fits(result, console)
+    print_chain_and_typical(result, console)
+    head = result.fit("dynamic_sensitivity", "dc_x_mean")
+    console.print(f"‖DC(x)‖·‖x‖ scales as {describe_scaling(head)}")
+
+
+def _print_per_width(result: SweepResult, console: Console) -> None:
     widths = sorted(result.samples)
     t = table("Diagnostics per width (means over samples)")
     for col in ("width", "‖DC‖·‖x‖", "‖Dp‖·‖x‖", "‖Dq‖·‖x‖", "‖C‖₂", "ε_K", "‖Π⊥ΔZ‖", "mean pre", "mean post"):
@@ -326,10 +339,12 @@ def print_summary(result: SweepResult, console: Console) -> None:
         )
     console.print(t)
 
+
+def _print_quotient_jacobian(result: SweepResult, console: Console) -> None:
     q = table("Diagnostic 3: Sinkhorn quotient Jacobian")
     for col in ("K", "σ_max", "σ_min", "κ mean", "κ median", "gauge leakage"):
         q.add_column(col, justify="right", no_wrap=True)
-    for k, v in result.summary(widths[0])["quotient_jacobian"].items():
+    for k, v in result.summary(min(result.samples))["quotient_jacobian"].items():
         q.add_row(
             k.removeprefix("K="),
             f"{v['sigma_max_mean']:.3f}",
@@ -340,6 +355,8 @@ def print_summary(result: SweepResult, console: Console) -> None:
         )
     console.print(q)
 
+
+def _print_fits(result: SweepResult, console: Console) -> None:
     level = f"{result.config.confidence:.0%}"
     f = table(f"Scaling fits: metric ≈ prefactor · d^exponent ({level} interval)")
     for col in ("diagnostic", "metric", "exponent", f"{level} interval", "prefactor", "r²"):
@@ -350,15 +367,12 @@ def print_summary(result: SweepResult, console: Console) -> None:
             diag if diag != previous else "",
             key,
             f"{fit.exponent:+.3f}",
-            _fmt_ci(fit),
+            _fit_interval(fit),
             f"{fit.prefactor:.3g}",
             f"{fit.r2:.4f}",
         )
         previous = diag
     console.print(f)
-    print_chain_and_typical(result, console)
-    head = result.fit("dynamic_sensitivity", "dc_x_mean")
-    console.print(f"‖DC(x)‖·‖x‖ scales as {describe_scaling(head)}")
 
 
 def print_chain_and_typical(result: SweepResult, console: Console) -> None:
@@ -372,7 +386,7 @@ def print_chain_and_typical(result: SweepResult, console: Console) -> None:
         t.add_row(
             row["label"],
             *(f"{row[f'd={w}']:.4g}" for w in widths),
-            f"{row['exponent']:+.3f} {_fmt_ci(result.fit('chain_decomposition', row['factor'] + '_mean'))}",
+            f"{row['exponent']:+.3f} {_fit_interval(result.fit('chain_decomposition', row['factor'] + '_mean'))}",
         )
     console.print(t)
 

@@ -475,12 +475,8 @@ def _drift_cells(beta: float, low: float, high: float, verdict: str, direction: 
     """β, its interval and the coloured verdict, as a drift table prints them (— where there is none)."""
     colour = {"transfers": "green", "drifts": "red"}.get(verdict, "yellow")
     text = verdict + (f" ({direction})" if direction else "")
-    return f"{beta:+.3f}" if math.isfinite(beta) else "—", _interval_cell(low, high), f"[{colour}]{text}[/{colour}]"
-
-
-def _interval_cell(low: float, high: float, spec: str = "+.3f") -> str:
-    """``[low, high]`` as a table prints an interval (— where there is none)."""
-    return fmt_interval(low, high, spec) if math.isfinite(low) else "—"
+    cell = f"{beta:+.3f}" if math.isfinite(beta) else "—"
+    return cell, fmt_interval(low, high, whole=True), f"[{colour}]{text}[/{colour}]"
 
 
 def _print_anchors(result: TransferResult, console: Console) -> None:
@@ -502,7 +498,7 @@ def _print_anchors(result: TransferResult, console: Console) -> None:
     for r in result.relative.to_dict("records"):
         t.add_row(r["config"], r["anchor"],
                   *_drift_cells(r["exponent"], r["ci_low"], r["ci_high"], r["verdict"], r["direction"]),
-                  _interval_cell(r["paired_low"], r["paired_high"]), r["note"])  # fmt: skip
+                  fmt_interval(r["paired_low"], r["paired_high"], whole=True), r["note"])  # fmt: skip
     console.print(t)
 
 
@@ -547,7 +543,7 @@ def _print_penalty(result: TransferResult, console: Console) -> None:
     for r in result.penalty.to_dict("records"):
         ok = math.isfinite(r["penalty"])
         t.add_row(r["config"], str(r["width"]), f"{r['base_log2']:+.2f}", f"{r['own_log2']:+.2f}",
-                  f"{r['penalty']:+.4f}" if ok else "—", _interval_cell(r["ci_low"], r["ci_high"], "+.4f"),
+                  f"{r['penalty']:+.4f}" if ok else "—", fmt_interval(r["ci_low"], r["ci_high"], "+.4f", whole=True),
                   r["note"])  # fmt: skip
     console.print(t)
 
@@ -590,7 +586,7 @@ def print_transfer(result: TransferResult, console: Console, left: str = "of thi
     for r in result.optima.to_dict("records"):
         ok = math.isfinite(r["log2_lr_opt"])
         t.add_row(r["config"], str(r["width"]), f"{r['log2_lr_opt']:+.2f}" if ok else "—",
-                  _interval_cell(r["ci_low"], r["ci_high"], "+.2f"),
+                  fmt_interval(r["ci_low"], r["ci_high"], "+.2f", whole=True),
                   f"{r['lr_opt']:.3g}" if ok else "—", f"{r['loss_at_opt']:.4f}" if ok else "—",
                   f"{r['n_seeds_fit']}/{r['n_seeds']}", r["note"])  # fmt: skip
     console.print(t)

@@ -12,6 +12,9 @@ def fmt_number(v: float | None, spec: str = ".3f") -> str:
     return "—" if v is None or not math.isfinite(v) else format(v, spec)
 
 
-def fmt_interval(low: float | None, high: float | None, spec: str = "+.3f") -> str:
-    """``[low, high]``, each end formatted by ``spec`` (``—`` for a missing end)."""
+def fmt_interval(low: float | None, high: float | None, spec: str = "+.3f", *, whole: bool = False) -> str:
+    """``[low, high]``, each end formatted by ``spec`` (``—`` for a missing end; with ``whole``, one ``—`` for the
+    whole interval where its low end is missing, as a table cell prints an interval there is none of)."""
+    if whole and fmt_number(low) == "—":
+        return "—"
     return f"[{fmt_number(low, spec)}, {fmt_number(high, spec)}]"

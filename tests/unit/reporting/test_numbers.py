@@ -21,3 +21,9 @@ def test_numbers_follow_their_spec():
     assert fmt_number(1.5, "+.2f") == "+1.50"
     assert fmt_interval(-0.1234, 0.05) == "[-0.123, +0.050]"
     assert fmt_interval(-0.1234, 0.05, "+.4f") == "[-0.1234, +0.0500]"
+
+
+def test_a_whole_missing_interval_prints_one_dash():
+    assert fmt_interval(math.nan, math.nan, whole=True) == "—"
+    assert fmt_interval(None, 0.5, "+.2f", whole=True) == "—"
+    assert fmt_interval(-0.25, 0.5, "+.2f", whole=True) == "[-0.25, +0.50]"
