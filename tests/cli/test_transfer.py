@@ -316,22 +316,7 @@ def test_a_multiplier_sweep_at_each_widths_own_base_lr_runs_resumes_and_refuses_
     assert len(err) == 1 and "differ (mup 2^-6.95/2^-6.95, baseline 2^-7.20/2^-7.20)" in err[0], err
 
 
-@pytest.mark.parametrize(
-    ("extra", "message"),
-    [
-        (["--base-lr", "16:2^-7"], "no base learning rate for width 32: given for widths 16"),
-        (["--base-lr", "16:x,32:2^-6"], "base learning rate at width 16 'x' is not a number"),
-        (["--base-lr", "a:2^-7"], "base learning rate 'a:2^-7' is not WIDTH:LR"),
-        (["--base-lr", "16:2^-7,16:2^-6,32:2^-6"], "width 16 is given twice"),
-        (["--base-lr", "2^-6", "--base-at", "each"], "--base-at takes the optima of --base-from DIR"),
-    ],
-)
-def test_bad_per_width_base_lrs_are_one_line_exit_2(extra, message, small_corpus_file, tmp_path, capsys):
-    out = tmp_path / "out"
-    assert main([*_fn_sweep(*extra), "--corpus", str(small_corpus_file), "--out", str(out), "--quiet"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and message in err[0], err
-    assert not out.exists()
+FN_GRID = ["--sweep", "lr_fn", "--grid", "1,2,4"]
 
 
 @pytest.mark.parametrize(
@@ -346,6 +331,11 @@ def test_bad_per_width_base_lrs_are_one_line_exit_2(extra, message, small_corpus
         (["--sweep", "lr_fn", "--lrs", "1,2,4", "--base-lr", "1e-3"], "--sweep lr_fn takes its values from --grid"),
         (["--base-lr", "1e-3"], "--sweep lr sweeps the base learning rate itself"),
         (["--sweep", "lr_fn", "--base-lr", "1e-3", "--configs", "control-mup"], "'control-mup' has none"),
+        ([*FN_GRID, "--base-lr", "16:2^-7"], "no base learning rate for width 32: given for widths 16"),
+        ([*FN_GRID, "--base-lr", "16:x,32:2^-6"], "base learning rate at width 16 'x' is not a number"),
+        ([*FN_GRID, "--base-lr", "a:2^-7"], "base learning rate 'a:2^-7' is not WIDTH:LR"),
+        ([*FN_GRID, "--base-lr", "16:2^-7,16:2^-6,32:2^-6"], "width 16 is given twice"),
+        ([*FN_GRID, "--base-lr", "2^-6", "--base-at", "each"], "--base-at takes the optima of --base-from DIR"),
     ],
 )
 def test_cli_bad_hyperparameters_and_grids_are_one_line_exit_2(args, message, small_corpus_file, tmp_path, capsys):
