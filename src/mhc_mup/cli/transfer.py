@@ -39,7 +39,7 @@ from mhc_mup.cli.common import (
 )
 from mhc_mup.errors import UsageError
 from mhc_mup.kernels.fused import KERNEL_CHOICES
-from mhc_mup.reporting.numbers import fmt_interval
+from mhc_mup.reporting.numbers import fmt_interval, fmt_number
 from mhc_mup.training.model import ATTENTION_CHOICES, STREAM_DTYPES
 from mhc_mup.training.transfer import (
     BUILTIN_CONFIGS,
@@ -475,8 +475,7 @@ def _drift_cells(beta: float, low: float, high: float, verdict: str, direction: 
     """β, its interval and the coloured verdict, as a drift table prints them (— where there is none)."""
     colour = {"transfers": "green", "drifts": "red"}.get(verdict, "yellow")
     text = verdict + (f" ({direction})" if direction else "")
-    cell = f"{beta:+.3f}" if math.isfinite(beta) else "—"
-    return cell, fmt_interval(low, high, whole=True), f"[{colour}]{text}[/{colour}]"
+    return fmt_number(beta, "+.3f"), fmt_interval(low, high, whole=True), f"[{colour}]{text}[/{colour}]"
 
 
 def _print_anchors(result: TransferResult, console: Console) -> None:
@@ -541,9 +540,8 @@ def _print_penalty(result: TransferResult, console: Console) -> None:
     for col in ("config", "width", f"base log2 {sym}", f"own log2 {sym}", "penalty", "interval", "note"):
         t.add_column(col, justify="left" if col in ("config", "note") else "right", no_wrap=col != "note")
     for r in result.penalty.to_dict("records"):
-        ok = math.isfinite(r["penalty"])
         t.add_row(r["config"], str(r["width"]), f"{r['base_log2']:+.2f}", f"{r['own_log2']:+.2f}",
-                  f"{r['penalty']:+.4f}" if ok else "—", fmt_interval(r["ci_low"], r["ci_high"], "+.4f", whole=True),
+                  fmt_number(r["penalty"], "+.4f"), fmt_interval(r["ci_low"], r["ci_high"], "+.4f", whole=True),
                   r["note"])  # fmt: skip
     console.print(t)
 

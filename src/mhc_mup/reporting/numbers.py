@@ -15,6 +15,6 @@ def fmt_number(v: float | None, spec: str = ".3f") -> str:
 def fmt_interval(low: float | None, high: float | None, spec: str = "+.3f", *, whole: bool = False) -> str:
     """``[low, high]``, each end formatted by ``spec`` (``—`` for a missing end; with ``whole``, one ``—`` for the
     whole interval where its low end is missing, as a table cell prints an interval there is none of)."""
-    if whole and fmt_number(low) == "—":
+    if whole and (low is None or not math.isfinite(low)):
         return "—"
     return f"[{fmt_number(low, spec)}, {fmt_number(high, spec)}]"
