@@ -30,6 +30,7 @@ __all__ = [
     "csv_text",
     "json_safe",
     "json_text",
+    "shortest_float32",
     "software_versions",
     "write_bundle",
 ]
@@ -91,6 +92,18 @@ def json_safe(value):
     if isinstance(value, np.integer):
         return int(value)
     return value
+
+
+def shortest_float32(values: Sequence[float]) -> list[float]:
+    """``values`` (n floats) as the shortest decimals that read back as the same float32, when every finite one is
+    a float32 (what a float32 tensor's ``tolist`` gives): about half the characters in JSON, and ``np.float32`` of
+    each one read is the value given. Otherwise (a float64 loss) ``values`` unchanged, as a list."""
+    exact = np.asarray(values, dtype=np.float64)
+    single = exact.astype(np.float32)
+    finite = np.isfinite(exact)
+    if not np.array_equal(single[finite].astype(np.float64), exact[finite]):
+        return list(values)
+    return [float(s) for s in single.astype(str)]  # numpy writes a float32 as its shortest round-trip decimal
 
 
 def software_versions() -> dict[str, str]:

@@ -567,6 +567,8 @@ def test_a_run_spec_pickles_and_runs(small_corpus_file):
     record = execute_run(pickle.loads(pickle.dumps(spec)), "cpu")
     assert record["configuration"] == mine.to_dict() and record["settings"] == cfg.settings()
     assert record["steps_done"] == 2 and len(record["train_loss"]) == 2 and record["val_curve"][-1][0] == 2
+    stored_losses = record["train_loss"] + record["final_val_batch_losses"]
+    assert all(v == float(str(np.float32(v))) for v in stored_losses)  # float32's shortest decimals (_io)
     assert math.isfinite(record["final_val_loss"]) and record["mhc_kernels"] == "reference"
 
 

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch.optim.lr_scheduler import LambdaLR
 
-from mhc_mup._io import json_safe, software_versions
+from mhc_mup._io import json_safe, shortest_float32, software_versions
 from mhc_mup.errors import TransferError
 from mhc_mup.kernels import fused
 from mhc_mup.training.data import Corpus, sample_batch, sample_windows
@@ -340,12 +340,12 @@ def _record(
         "hyper": spec.settings.sweep.hyper,
         "value": spec.lr,
         "settings": spec.settings.identity(),
-        "train_loss": trace.train_losses,
+        "train_loss": shortest_float32(trace.train_losses),
         "val_curve": trace.val_curve,
         "initial_loss": trace.initial,
         "final_train_loss": float(np.mean(tail)) if ok else math.nan,
         "final_val_loss": final_val if ok else math.nan,
-        "final_val_batch_losses": trace.final_val_batches if ok else [],
+        "final_val_batch_losses": shortest_float32(trace.final_val_batches) if ok else [],
         "diverged": not ok,
         "diverged_reason": trace.reason,
         "steps_done": steps_done,

@@ -1,6 +1,7 @@
 """A transfer sweep's folder: ``sweep.json`` (the settings, fixed for the folder, and the union of every grid
 swept into it) and one record per finished run, ``runs/<config>/d<width>/seed<seed>/log2lr<x>.json``, written
-atomically as soon as the run ends. A restart with the same settings skips the stored runs; a run stored with
+atomically as soon as the run ends (its float32 losses as float32's shortest decimals,
+:func:`mhc_mup._io.shortest_float32`). A restart with the same settings skips the stored runs; a run stored with
 other settings is an error, never reused.
 """
 
