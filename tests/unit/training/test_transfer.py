@@ -114,6 +114,9 @@ def test_drift_slope_recovers_the_exponent_of_synthetic_optima(beta, verdict):
     assert row.verdict == verdict
     if beta < 0:
         assert row.direction == "η* shrinks with width"
+        # the same optima read as a multiplier's: both fits name the multiplier, not the learning rate
+        swept = analyse(cfg.with_leaves(hyper="lr_fn", base_lr=2**-7), records).drift.iloc[0]
+        assert swept.direction == swept.joint_direction == "lr_fn* shrinks with width"
     opt = result.optima.set_index("width")
     assert opt.loc[64, "log2_lr_opt"] == pytest.approx(-6, abs=0.05)
     assert (opt.n_seeds_fit == 3).all()

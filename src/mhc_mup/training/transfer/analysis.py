@@ -515,7 +515,8 @@ def drift_row(
     analysed: Sequence[int] | None = None,
     unfinished: Sequence[int] = (),
 ) -> dict:
-    """Fit ``η* ≈ c·d^β`` over the widths that have an optimum; the verdict from ``β``'s interval. ``analysed``:
+    """Fit ``η* ≈ c·d^β`` (the swept value's optimum) over the widths that have one; the verdict from ``β``'s
+    interval, its direction naming the swept value (``lr_fn* shrinks with width``). ``analysed``:
     the configuration's widths (default: the grid's), those without an optimum named in the note; ``unfinished``:
     those of them left out because a seed there has not run all its values (named as such)."""
     widths = sorted(per_width)
@@ -539,7 +540,7 @@ def drift_row(
         reading = UNCLEAR_READING
         why = f"{len(widths)} widths and 1 seed at some width: no interval, no verdict"
         note = "; ".join(filter(None, [note, why]))
-    verdict, direction = drift_verdict(reading, "η*")
+    verdict, direction = drift_verdict(reading, cfg.sweep.symbol)
     row |= {
         "exponent": fit.exponent, "ci_low": fit.ci_low, "ci_high": fit.ci_high, "boot_low": fit.boot_low,
         "boot_high": fit.boot_high, "ols_low": fit.ols_low, "ols_high": fit.ols_high, "r2": fit.r2,
