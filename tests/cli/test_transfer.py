@@ -19,6 +19,7 @@ from mhc_mup.training.transfer import (
     LOGIT_TABLE_COLUMNS,
     NOISE_COLUMNS,
     OPTIMA_COLUMNS,
+    RULE_PENALTY_COLUMNS,
 )
 from tests.helpers import without_cuda
 
@@ -33,6 +34,7 @@ def test_cli_writes_every_output(small_corpus_file, tmp_path, capsys):
     names = {p.name for p in out.iterdir()}
     assert {"transfer.csv", "curves.csv.gz", "optima.csv", "optima_seeds.csv", "drift.csv", "routing.csv",
             "transfer.png", "transfer_report.md", "transfer_report.html", "sweep.json", "runs"} <= names  # fmt: skip
+    assert "rule_penalty.csv" not in names  # a multiplier sweep's: an lr sweep has no rule's own value
     assert list(pd.read_csv(out / "optima.csv").columns) == list(OPTIMA_COLUMNS)
     curves = pd.read_csv(out / "curves.csv.gz")  # gzip, read as it is
     assert list(curves.columns) == list(CURVE_COLUMNS) and set(curves.lr) == {2.0**-8, 2.0**-6, 2.0**-4}
@@ -232,6 +234,8 @@ def test_a_sweep_of_the_fn_lr_multiplier_runs_resumes_and_names_what_it_swept(sm
     assert set(table.hyper) == {"lr_fn"} and sorted(set(table.value)) == [0.25, 1.0, 4.0] and set(table.lr) == {2**-6}
     report = (out / "transfer_report.md").read_text()
     assert report.startswith("# lr_fn (LR multiplier of the mHC generator's fn) transfer across width")
+    rule = pd.read_csv(out / "rule_penalty.csv")  # the rule's own multiplier against each width's optimum
+    assert list(rule.columns) == list(RULE_PENALTY_COLUMNS) and list(rule.width) == [16, 32]
     # the routing at each run's start and end, against width (issue 19 item 3)
     assert table[["comb_rms", "comb_rms_init", "comb_to_identity", "pre_rms_init"]].notna().all().all()
     routing = pd.read_csv(out / "routing.csv")

@@ -82,8 +82,9 @@ QUICK = {
 WRITES = (
     "runs/<config>/d<width>/seed<seed>/log2lr<x>.json (one per run, as it finishes), sweep.json, transfer.csv, "
     "curves.csv.gz, optima_seeds.csv, optima.csv, drift.csv, routing.csv, logits.csv, noise.csv, edges.csv, "
-    "edge_drift.csv, anchors.csv, relative_drift.csv, transfer_penalty.csv, transfer.png, optima.png, logits.png, "
-    "routing.png (each where it has something to draw) and transfer_report.md/.html"
+    "edge_drift.csv, anchors.csv, relative_drift.csv, transfer_penalty.csv, rule_penalty.csv (a multiplier "
+    "sweep's), transfer.png, optima.png, logits.png, routing.png (each where it has something to draw) and "
+    "transfer_report.md/.html"
 )
 CONFIG_HELP = "; ".join(f"{c.name}: {c.describe()}" for c in BUILTIN_CONFIGS.values())
 
@@ -546,6 +547,21 @@ def _print_penalty(result: TransferResult, console: Console) -> None:
     console.print(t)
 
 
+def _print_rule_penalty(result: TransferResult, console: Console) -> None:
+    """A multiplier sweep's rule as it stands: the loss each width gives up at the multiplier 1 (rule_penalty.csv)."""
+    if result.rule_penalty.empty or result.rule_penalty.penalty.isna().all():
+        return
+    sym = result.config.sweep.symbol
+    t = table(f"What the rule's own {sym.removesuffix('*')} costs: the loss given up at the multiplier 1 instead of "
+              "the width's own optimum, mean over seeds (nats/byte; rule_penalty.csv)")  # fmt: skip
+    for col in ("config", "width", f"own log2 {sym}", "penalty at 1", "interval", "note"):
+        t.add_column(col, justify="left" if col in ("config", "note") else "right", no_wrap=col != "note")
+    for r in result.rule_penalty.to_dict("records"):
+        t.add_row(r["config"], str(r["width"]), f"{r['own_log2']:+.2f}", fmt_number(r["penalty"], "+.4f"),
+                  fmt_interval(r["ci_low"], r["ci_high"], "+.4f", whole=True), r["note"])  # fmt: skip
+    console.print(t)
+
+
 def _print_edges(result: TransferResult, console: Console) -> None:
     """Where the loss is flat: each configuration's band edges' drift with width, and the sweep's noise."""
     if result.edge_drift.empty or result.edge_drift.exponent.isna().all():
@@ -601,6 +617,7 @@ def print_transfer(result: TransferResult, console: Console, left: str = "of thi
         console.print(f"  per-seed optima: {drift_sentence(r, cfg.confidence, sym, cfg.sweep.noun)}", soft_wrap=True)
     _print_anchors(result, console)
     _print_penalty(result, console)
+    _print_rule_penalty(result, console)
     _print_routing(result, console)
     _print_logits(result, console)
     _print_edges(result, console)

@@ -1,5 +1,6 @@
 """What transferring costs: the parabola reading against closed forms, the table's penalty against a(Δx)² on exact
-parabolas, its notes, and the whole analysis on curves whose optimum drifts by a known amount."""
+parabolas, its notes, and the whole analysis on curves whose optimum drifts by a known amount; a multiplier sweep's
+cost of the rule's own value the same way."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 
 from mhc_mup.training.transfer import BUILTIN_CONFIGS, SweepGrid, TransferAnalysis, TransferConfig, analyse, lr_grid
 from mhc_mup.training.transfer.joint import WidthCurves
-from mhc_mup.training.transfer.penalty import penalty_table, quadratic_reading
+from mhc_mup.training.transfer.penalty import penalty_table, quadratic_reading, rule_penalty_table
 from tests.helpers import transfer_record
 
 GRID = np.arange(-10.0, -3.0)  # log2 values, one octave apart
@@ -110,3 +111,50 @@ def test_the_analysis_prices_a_drift_and_not_its_absence():
     assert "| +0.2880 | [+0.2880, +0.2880] |" in report
     control = next(line for line in summary.splitlines() if line.startswith("| control-mup |"))
     assert "| transfers |" in control and "at d = 512" in control and "| 3.0000 at d = 512 |" in control, control
+
+
+MULTIPLIERS = np.arange(-6.0, 8.0, 2.0)  # log2 multipliers 2^-6 … 2^6, two octaves apart
+
+
+def test_the_rule_costs_the_curvature_times_its_squared_distance_from_the_optimum():
+    """Exact parabolas a·(x − x*)² over log2 multipliers: the rule's own value, x = 0, costs a·x*² at every width
+    (the base width too), whatever the grid's spacing; a width without an optimum, or whose values leave out 0,
+    says why instead."""
+    optima = {64: 3.0, 128: 2.5, 256: -1.0, 512: math.nan, 1024: 1.0}
+    curves = [WidthCurves(w, MULTIPLIERS, np.tile(2.0 + 0.01 * (MULTIPLIERS - x) ** 2, (3, 1)), (0, 1, 2))
+              for w, x in optima.items() if w != 1024]  # fmt: skip
+    curves.append(WidthCurves(1024, MULTIPLIERS + 8, np.tile(2.0 + 0.01 * (MULTIPLIERS + 7) ** 2, (3, 1)), (0, 1, 2)))
+    table = rule_penalty_table("mup", curves, optima, 0.95).set_index("width")
+    assert list(table.index) == [64, 128, 256, 512, 1024]
+    for w in (64, 128, 256):
+        assert table.loc[w, "penalty"] == pytest.approx(0.01 * optima[w] ** 2, abs=1e-12)
+        assert table.loc[w, "ci_low"] == pytest.approx(table.loc[w, "penalty"]) and table.loc[w, "n_seeds"] == 3
+    assert table.loc[512, "note"] == "no optimum at this width" and math.isnan(table.loc[512, "penalty"])
+    assert table.loc[1024, "note"] == "the rule's value 2^0.00 lies outside this width's values (2^2 … 2^14)"
+    spread = np.array([0.01, 0.02, 0.03])[:, None]  # seeds that disagree: a t-interval over them
+    row = rule_penalty_table("mup", [WidthCurves(64, MULTIPLIERS, 2.0 + spread * (MULTIPLIERS - 2.0) ** 2,
+                                                 (0, 1, 2))], {64: 2.0}, 0.95).iloc[0]  # fmt: skip
+    half = 4.302652729911275 * 0.04 / math.sqrt(3)  # t(2, 0.975) · sd of 0.04, 0.08, 0.12 / √3
+    assert row.penalty == pytest.approx(0.08) and (row.ci_low, row.ci_high) == pytest.approx((0.08 - half, 0.08 + half))
+
+
+def test_a_multiplier_sweep_prices_its_rule_and_an_lr_sweep_does_not():
+    """The analysis of a multiplier sweep whose optimum sits 2 octaves above the rule at every width: the rule
+    costs 0.02·2² at each; the report says so in a section of its own. An lr sweep has no such table."""
+    widths = (64, 128, 256)
+    grid = SweepGrid(configs=(BUILTIN_CONFIGS["mup"],), widths=widths, lrs=tuple(2.0**MULTIPLIERS), seeds=2)
+    cfg = TransferConfig(grid=grid, analysis=TransferAnalysis(), device="cpu").with_leaves(hyper="lr_fn",
+                                                                                          base_lr=2**-7)  # fmt: skip
+    records = [transfer_record("mup", w, s, v, 2.0 + 0.02 * (math.log2(v) - 2.0) ** 2)  # value: the record's lr
+               for w in widths for s in range(2) for v in grid.lrs]  # fmt: skip
+    result = analyse(cfg, records)
+    np.testing.assert_allclose(result.rule_penalty.penalty, [0.08, 0.08, 0.08], rtol=1e-6)
+    assert list(result.rule_penalty.width) == list(widths)
+    from mhc_mup.reporting.blocks import render_markdown
+    from mhc_mup.training.transfer.report import build_transfer_report
+
+    report = render_markdown(build_transfer_report(result, b""))
+    assert "## What does the rule's own lr_fn cost?" in report and "| mup | 256 | 2^2.00 | +0.0800 |" in report
+    lr_sweep = analyse(cfg.with_leaves(hyper="lr", base_lr=None), records)
+    assert lr_sweep.rule_penalty.empty
+    assert "rule's own" not in render_markdown(build_transfer_report(lr_sweep, b""))

@@ -42,7 +42,8 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "mhc_mup.training.transfer.anchors": (
             "ANCHOR_COLUMNS", "RELATIVE_COLUMNS", "anchor_sentence", "anchor_table", "relative_drift",
         ),
-        "mhc_mup.training.transfer.penalty": ("PENALTY_COLUMNS", "penalty_table", "quadratic_reading"),
+        "mhc_mup.training.transfer.penalty": ("PENALTY_COLUMNS", "RULE_PENALTY_COLUMNS", "penalty_table",
+                                              "quadratic_reading", "rule_penalty_table"),
         "mhc_mup.training.transfer.report": (
             "ROUTING_GATES", "build_transfer_report", "logits_figure", "optima_figure", "routing_figure",
             "transfer_figure", "write_outputs",

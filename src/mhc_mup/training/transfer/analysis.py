@@ -13,7 +13,8 @@
   as theory says, and each mHC configuration's joint β against its body's control (``anchors.csv``,
   ``relative_drift.csv``).
 * **penalty** (:mod:`~mhc_mup.training.transfer.penalty`): the loss each width gives up at the base width's
-  optimum instead of its own, per seed, read off its curve (``transfer_penalty.csv``).
+  optimum instead of its own, per seed, read off its curve (``transfer_penalty.csv``); in a multiplier sweep also
+  at the rule's own value, the multiplier 1 (``rule_penalty.csv``).
 * **drift** (per-seed optima, kept for comparison): ``η* ≈ c · d^β`` fitted by
   :func:`~mhc_mup.stats.fitting.fit_power_law` on the per-seed optima at each width (statistic: their geometric
   mean; interval: the union of the bootstrap over seeds and the regression t-interval across widths). Verdict:
@@ -49,7 +50,7 @@ from mhc_mup.training.transfer.edges import EDGE_COLUMNS, EDGE_DRIFT_COLUMNS, ed
 from mhc_mup.training.transfer.joint import WidthCurves, joint_drift, width_curves, width_values
 from mhc_mup.training.transfer.logits import LOGIT_STATS
 from mhc_mup.training.transfer.noise import NOISE_COLUMNS, noise_table
-from mhc_mup.training.transfer.penalty import PENALTY_COLUMNS, penalty_table
+from mhc_mup.training.transfer.penalty import PENALTY_COLUMNS, RULE_PENALTY_COLUMNS, penalty_table, rule_penalty_table
 from mhc_mup.training.transfer.routing import ROUTING_STATS
 
 __all__ = [
@@ -112,7 +113,8 @@ TRANSFERS, DRIFTS, UNCLEAR = Verdict.TRANSFERS, Verdict.DRIFTS, Verdict.UNCLEAR
 class TransferResult:
     """The sweep's tables (see the ``*_COLUMNS`` tuples; ``noise``: :mod:`~mhc_mup.training.transfer.noise`;
     ``edges`` and ``edge_drift``: :mod:`~mhc_mup.training.transfer.edges`; ``anchors`` and ``relative``:
-    :mod:`~mhc_mup.training.transfer.anchors`; ``penalty``: :mod:`~mhc_mup.training.transfer.penalty`), its drift
+    :mod:`~mhc_mup.training.transfer.anchors`; ``penalty`` and ``rule_penalty``, a multiplier sweep's:
+    :mod:`~mhc_mup.training.transfer.penalty`), its drift
     verdicts, the corpora its runs trained on
     (each run's description, with its content hash), and ``values``: each configuration × width's own values
     ``(config, width) → (J,)``, increasing, over which it was analysed."""
@@ -134,6 +136,7 @@ class TransferResult:
     anchors: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(ANCHOR_COLUMNS)))
     relative: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(RELATIVE_COLUMNS)))
     penalty: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(PENALTY_COLUMNS)))
+    rule_penalty: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(RULE_PENALTY_COLUMNS)))
     corpora: tuple[str, ...] = ()
     values: dict[tuple[str, int], tuple[float, ...]] = field(default_factory=dict)
 
@@ -234,6 +237,7 @@ def analyse(cfg: TransferConfig, records: list[dict], grids: Sequence[SweepGrid]
     result.anchors = anchor_table(cfg, drift)
     result.relative = _relative_table(cfg, drift, {name: p.joint_input for name, p in parts.items()})
     result.penalty = _concat([p.penalty for p in parts.values()], PENALTY_COLUMNS)
+    result.rule_penalty = _concat([p.rule_penalty for p in parts.values()], RULE_PENALTY_COLUMNS)
     return result
 
 
@@ -248,6 +252,7 @@ class _ConfigurationAnalysis:
     edges: pd.DataFrame
     edge_drift: pd.DataFrame
     penalty: pd.DataFrame
+    rule_penalty: pd.DataFrame
     values: dict[tuple[str, int], tuple[float, ...]]
     joint_input: tuple[list[WidthCurves], frozenset[int], JointOptimumFit | None]
 
@@ -281,10 +286,13 @@ def _analyse_configuration(
         if optima and w in complete:  # one seed's optimum does not stand for a partly run width
             per_width[w] = optima
     edges = edges_table(cfg, name, loss_grids)
-    penalty = penalty_table(name, loss_grids, width_optima, _base_of(cfg, loss_grids), cfg.analysis.fit.confidence)
+    confidence = cfg.analysis.fit.confidence
+    penalty = penalty_table(name, loss_grids, width_optima, _base_of(cfg, loss_grids), confidence)
+    rule = (rule_penalty_table(name, loss_grids, width_optima, confidence) if cfg.sweep.hyper != "lr"
+            else pd.DataFrame(columns=list(RULE_PENALTY_COLUMNS)))  # fmt: skip
     return _ConfigurationAnalysis(
         seed_rows, optimum_rows, drift_row(cfg, name, per_width, widths, unfinished) | joint_row, edges,
-        edge_drift(cfg, name, loss_grids, edges), penalty, {(name, w): v for w, v in own.items()},
+        edge_drift(cfg, name, loss_grids, edges), penalty, rule, {(name, w): v for w, v in own.items()},
         (loss_grids, placed, joint),
     )  # fmt: skip
 

@@ -14,6 +14,10 @@ the two optima: their own error (the optima table's intervals) is not carried in
 outside ``d``'s values (the base optimum beyond that width's grid, as for SP at large width: the note then gives
 the cost at the grid's nearer end, a lower bound where the loss keeps rising) or next to a diverged run has no
 penalty, and the note says why.
+
+A sweep of a multiplier asks a second question of the same curves: what does the width rule's own value (the
+multiplier 1, ``x = 0``) give up against the width's own optimum, ``L_s(0) − L_s(x_d)``, read the same way at every
+width (:func:`rule_penalty_table`)? Near 0 the rule's constant is right where it is measured.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import pandas as pd
 from mhc_mup.stats.fitting import t_quantile
 from mhc_mup.training.transfer.joint import WidthCurves
 
-__all__ = ["PENALTY_COLUMNS", "penalty_table", "quadratic_reading"]
+__all__ = ["PENALTY_COLUMNS", "RULE_PENALTY_COLUMNS", "penalty_table", "quadratic_reading", "rule_penalty_table"]
 
 PENALTY_COLUMNS = (
     "config", "width", "base_width", "base_log2", "own_log2", "penalty", "ci_low", "ci_high", "n_seeds",
@@ -35,6 +39,8 @@ PENALTY_COLUMNS = (
 )  # fmt: skip
 """``at_grid_end``: where the base optimum lies beyond the width's values, the mean penalty at their nearer end (a
 lower bound where the loss keeps rising beyond it); NaN elsewhere."""
+RULE_PENALTY_COLUMNS = ("config", "width", "own_log2", "penalty", "ci_low", "ci_high", "n_seeds", "note")
+"""A multiplier sweep's rule as it stands: per width, the loss at the multiplier 1 less that at ``own_log2``."""
 
 
 def quadratic_reading(x: np.ndarray, y: np.ndarray, points: tuple[float, ...]) -> tuple[float, ...]:
@@ -88,19 +94,39 @@ def penalty_table(
                                                                    "where the loss keeps rising beyond it"}  # fmt: skip
             rows.append(row)
             continue
-        per_seed = np.array([np.subtract(*quadratic_reading(c.x, loss, (base, own))) for loss in c.loss])
-        per_seed = per_seed[np.isfinite(per_seed)]
-        if not len(per_seed):
-            rows.append(row | {"note": "every seed has a diverged run next to a point read"})
-            continue
-        mean = float(per_seed.mean())
-        row |= {"n_seeds": len(per_seed), "penalty": mean}
-        if len(per_seed) >= 2:
-            se = float(per_seed.std(ddof=1)) / math.sqrt(len(per_seed))
-            half = t_quantile(len(per_seed) - 1, confidence) * se
-            row |= {"ci_low": mean - half, "ci_high": mean + half}
-        rows.append(row)
+        rows.append(row | _seed_mean(c, base, own, confidence))
     return pd.DataFrame(rows, columns=list(PENALTY_COLUMNS))
+
+
+def rule_penalty_table(
+    name: str, curves: list[WidthCurves], optima: Mapping[int, float], confidence: float
+) -> pd.DataFrame:
+    """:data:`RULE_PENALTY_COLUMNS` rows of configuration ``name`` in a multiplier sweep: one per width of
+    ``curves``, the loss at the multiplier 1 (log2 0) less that at the width's own optimum (``optima``, log2;
+    NaN: none), read as :func:`penalty_table` reads it, with a t-interval at ``confidence``."""
+    rows = []
+    for c in curves:
+        own = optima.get(c.width, math.nan)
+        note = "no optimum at this width" if not math.isfinite(own) else _outside(c, (("the rule's value", 0.0),
+                                                                                     ("this width's optimum", own)))
+        row = dict.fromkeys(RULE_PENALTY_COLUMNS, math.nan) | {"config": name, "width": c.width, "own_log2": own,
+                                                               "n_seeds": 0, "note": note}  # fmt: skip
+        rows.append(row if note else row | _seed_mean(c, 0.0, own, confidence))
+    return pd.DataFrame(rows, columns=list(RULE_PENALTY_COLUMNS))
+
+
+def _seed_mean(c: WidthCurves, at: float, own: float, confidence: float) -> dict:
+    """``L_s(at) − L_s(own)`` over the seeds of ``c`` (:func:`quadratic_reading`): its mean (``penalty``), the
+    seeds it has (``n_seeds``) and, with two or more, a t-interval at ``confidence``; a note where no seed has it."""
+    per_seed = np.array([np.subtract(*quadratic_reading(c.x, loss, (at, own))) for loss in c.loss])
+    per_seed = per_seed[np.isfinite(per_seed)]
+    if not len(per_seed):
+        return {"note": "every seed has a diverged run next to a point read"}
+    mean = float(per_seed.mean())
+    if len(per_seed) < 2:
+        return {"n_seeds": 1, "penalty": mean}
+    half = t_quantile(len(per_seed) - 1, confidence) * float(per_seed.std(ddof=1)) / math.sqrt(len(per_seed))
+    return {"n_seeds": len(per_seed), "penalty": mean, "ci_low": mean - half, "ci_high": mean + half}
 
 
 def _bound(c: WidthCurves, base: float, own: float) -> float:
@@ -119,7 +145,12 @@ def _no_penalty(c: WidthCurves, base: float, own: float, base_width: int) -> str
         return f"no optimum at the base width {base_width}"
     if not math.isfinite(own):
         return "no optimum at this width"
-    for what, x in (("the base optimum", base), ("this width's optimum", own)):
+    return _outside(c, (("the base optimum", base), ("this width's optimum", own)))
+
+
+def _outside(c: WidthCurves, points: tuple[tuple[str, float], ...]) -> str:
+    """The first of ``points`` (``(what, log2 value)``) outside width ``c``'s values, said, or ``""``."""
+    for what, x in points:
         if not c.x[0] <= x <= c.x[-1]:
             return f"{what} 2^{x:.2f} lies outside this width's values (2^{c.x[0]:g} … 2^{c.x[-1]:g})"
     return ""

@@ -28,7 +28,7 @@ from mhc_mup.training.transfer.anchors import ANCHOR_COLUMNS, RELATIVE_COLUMNS, 
 from mhc_mup.training.transfer.edges import EDGE_COLUMNS, EDGE_DRIFT_COLUMNS
 from mhc_mup.training.transfer.logits import LOGIT_STATS
 from mhc_mup.training.transfer.noise import NOISE_COLUMNS
-from mhc_mup.training.transfer.penalty import PENALTY_COLUMNS
+from mhc_mup.training.transfer.penalty import PENALTY_COLUMNS, RULE_PENALTY_COLUMNS
 
 __all__ = [
     "ROUTING_GATES", "build_transfer_report", "logits_figure", "optima_figure", "routing_figure", "transfer_figure",
@@ -422,6 +422,30 @@ def _penalty_blocks(result: TransferResult) -> list:
     )  # fmt: skip
 
 
+def _rule_penalty_blocks(result: TransferResult) -> list:
+    """A multiplier sweep's rule as it stands: per configuration and width, the loss given up at the multiplier 1
+    instead of the width's own optimum (:func:`~mhc_mup.training.transfer.penalty.rule_penalty_table`); nothing
+    where no width has one."""
+    table = result.rule_penalty
+    if table.empty or table.penalty.isna().all():
+        return []
+    sym, conf = result.config.sweep.symbol, result.config.analysis.fit.confidence
+    rows = [[r["config"], str(r["width"]), f"2^{fmt_number(r['own_log2'], '.2f')}", fmt_number(r["penalty"], "+.4f"),
+             fmt_interval(r["ci_low"], r["ci_high"], "+.4f"), str(r["n_seeds"]), r["note"]]
+            for r in table.to_dict("records")]  # fmt: skip
+    words = result.config.analysis.loss_words
+    return _table_section(
+        f"What does the rule's own {sym.removesuffix('*')} cost?",
+        f"The width rule as it stands, the multiplier 1: the {words} each width gives up there instead of at its own "
+        f"optimum, per seed read off its curve as above, then the mean over seeds with a {conf:.0%} t-interval "
+        f"(nats/byte). Near 0 at every width, the rule's constant is right; a cost the same at every width is a "
+        f"constant to tune at the base width; one that grows with width, a rule whose scaling is off too (the drift "
+        f"table says whether the optimum moves).",
+        ["configuration", "width", f"own {sym}", "penalty at 1", f"{conf:.0%} interval", "seeds", "note"],
+        rows,
+    )  # fmt: skip
+
+
 def _routing_blocks(result: TransferResult, png: bytes = b"") -> list:
     """Is the mHC routing alive? The routing statistics per configuration and width, start → end of training,
     at each width's best grid value, and :func:`routing_figure`'s ``png`` when given; nothing for a sweep without
@@ -604,6 +628,7 @@ def build_transfer_report(
     # the caveat first: it qualifies the anchors as much as the verdicts
     blocks: list = [*_repeats_caveat(result), *_anchor_blocks(result), *_summary_blocks(result),
                     *_drift_blocks(result), *_optima_blocks(result, optima_png), *_penalty_blocks(result),
+                    *_rule_penalty_blocks(result),
                     *_routing_blocks(result, routing_png), *_logit_blocks(result, logits_png), *_edge_blocks(result),
                     *_noise_blocks(result),
                     FigureBlock("transfer.png", f"{words[0].upper()}{words[1:]} vs {cfg.sweep.noun}, one line per "
@@ -725,7 +750,8 @@ def _csv(frame: pd.DataFrame, columns: tuple[str, ...]) -> str:
 def write_outputs(result: TransferResult, out: str | Path) -> list[Path]:
     """Write ``transfer.csv``, ``curves.csv.gz``, ``optima_seeds.csv``, ``optima.csv``, ``drift.csv``,
     ``routing.csv``, ``logits.csv``, ``noise.csv``, ``edges.csv``, ``edge_drift.csv``, ``anchors.csv``,
-    ``relative_drift.csv``, ``transfer_penalty.csv``, the report (``transfer_report.md`` / ``.html``),
+    ``relative_drift.csv``, ``transfer_penalty.csv``, for a multiplier sweep ``rule_penalty.csv``, the report
+    (``transfer_report.md`` / ``.html``),
     ``transfer.png`` and, where runs recorded their logits, ``logits.png``, where there are mHC runs,
     ``routing.png``, and where a width has an optimum, ``optima.png`` into ``out``; every content is made before
     the first write."""
@@ -755,6 +781,8 @@ def write_outputs(result: TransferResult, out: str | Path) -> list[Path]:
         "anchors.csv": _csv(result.anchors, ANCHOR_COLUMNS),
         "relative_drift.csv": _csv(result.relative, RELATIVE_COLUMNS),
         "transfer_penalty.csv": _csv(result.penalty, PENALTY_COLUMNS),
+        **({"rule_penalty.csv": _csv(result.rule_penalty, RULE_PENALTY_COLUMNS)}
+           if result.config.sweep.hyper != "lr" else {}),
         # report.py links figures under figures/; this report keeps its figures beside it
         "transfer_report.md": render_markdown(report).replace("](figures/", "]("),
         "transfer_report.html": render_html(report),
