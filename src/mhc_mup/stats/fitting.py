@@ -17,6 +17,7 @@ from 0.95 to 1.02 across the widths; quoting the bootstrap alone would claim a p
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
@@ -80,6 +81,25 @@ def t_quantile(dof: float, confidence: float) -> float:
     from scipy.special import stdtrit
 
     return float(stdtrit(dof, 0.5 + confidence / 2))
+
+
+def welch_slope_interval(
+    a: np.ndarray, b: np.ndarray, dx: float, confidence: float = 0.95
+) -> tuple[float, float]:
+    """The t-interval of the slope ``(b̄ − ā) / dx`` between two samples ``a`` ``(n_a,)`` and ``b`` ``(n_b,)``
+    measured ``dx`` apart, unequal variances (Welch): ``± t_ν · √(s_a²/n_a + s_b²/n_b) / dx`` on Welch–Satterthwaite's
+    ν. A two-point fit's interval where a regression has no residual to give one. Each sample needs ≥ 2 values;
+    with no spread at all the interval is the point."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if min(len(a), len(b)) < 2:
+        raise ValueError(f"each sample needs at least 2 values, got {len(a)} and {len(b)}")
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    slope = (b.mean() - a.mean()) / dx
+    if va + vb == 0:
+        return float(slope), float(slope)
+    dof = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    half = t_quantile(dof, confidence) * math.sqrt(va + vb) / abs(dx)
+    return float(slope - half), float(slope + half)
 
 
 def _slope_t_interval(

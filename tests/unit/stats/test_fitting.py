@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mhc_mup.errors import ConfigError
-from mhc_mup.stats.fitting import FitSettings, fit_power_law, fit_power_laws, mean, t_quantile
+from mhc_mup.stats.fitting import FitSettings, fit_power_law, fit_power_laws, mean, t_quantile, welch_slope_interval
 
 WIDTHS = [64, 128, 256, 512, 1024]
 
@@ -146,3 +146,17 @@ def test_scipy_is_imported_only_when_a_regression_interval_is_needed():
 
     code = "import sys, mhc_mup.stats.fitting; print('scipy.stats' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
+
+
+def test_welch_slope_interval_is_scipys_welch_interval_over_the_spacing():
+    from scipy.stats import ttest_ind
+
+    rng = np.random.default_rng(3)
+    for n_a, n_b, dx in ((3, 3, 3.0), (2, 5, 1.0), (4, 2, -2.0)):
+        a, b = rng.normal(0.0, 0.3, n_a), rng.normal(-0.5, 0.1, n_b)
+        ci = ttest_ind(b, a, equal_var=False).confidence_interval(0.9)
+        expected = sorted((ci.low / dx, ci.high / dx))
+        assert welch_slope_interval(a, b, dx, 0.9) == pytest.approx(expected, rel=1e-10)
+    assert welch_slope_interval(np.ones(3), np.full(2, 3.0), 2.0) == (1.0, 1.0)  # no spread: the point
+    with pytest.raises(ValueError, match="at least 2 values, got 1 and 3"):
+        welch_slope_interval(np.ones(1), np.ones(3), 1.0)

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from mhc_mup.errors import ConfigError, TransferError
 from mhc_mup.mhc.presets import MHCShape
-from mhc_mup.stats.fitting import FitSettings
+from mhc_mup.stats.fitting import FitSettings, welch_slope_interval
 from mhc_mup.training.config import ModelShape, TrainingRecipe
 from mhc_mup.training.data import cached_corpus
 from mhc_mup.training.transfer import (
@@ -42,7 +42,7 @@ from mhc_mup.training.transfer import (
     plan,
     run_transfer,
 )
-from mhc_mup.training.transfer.analysis import LOGIT_COLUMNS, LOGIT_TABLE_COLUMNS, logits_table
+from mhc_mup.training.transfer.analysis import LOGIT_COLUMNS, LOGIT_TABLE_COLUMNS, drift_row, logits_table
 from mhc_mup.training.transfer.config import RunKey
 from mhc_mup.training.transfer.executors import RunClock
 from mhc_mup.training.transfer.run import resume, run_stages
@@ -102,6 +102,20 @@ def synthetic(beta: float, noise: float, seeds: int = 3, widths=(64, 128, 256, 5
             x0 = -6 + beta * math.log2(w / 64) + noise * rng.standard_normal()
             records += [transfer_record("mup", w, s, lr, 3 + 0.2 * (math.log2(lr) - x0) ** 2) for lr in cfg.grid.lrs]
     return cfg, records
+
+
+def test_a_two_width_drift_fit_reads_the_seeds_welch_interval_too():
+    """Across two widths the per-seed fit has no regression interval: three seeds whose bootstrap alone reads
+    "drifts" ([−0.29, −0.10]) are read with the seeds' Welch t-interval of the slope joined to it, which reaches
+    past 0: "unclear"."""
+    cfg, _ = synthetic(0.0, noise=0.0)
+    x = {64: np.array([-6.314, -6.295, -6.442]), 512: np.array([-6.691, -7.227, -6.736])}
+    row = drift_row(cfg, "mup", {w: list(2.0**v) for w, v in x.items()})
+    low, high = welch_slope_interval(x[64], x[512], 3.0, 0.95)
+    assert row["boot_high"] < -0.1 and high > 0  # the case: the bootstrap alone would have read "drifts"
+    assert (row["ci_low"], row["ci_high"]) == (min(row["boot_low"], low), max(row["boot_high"], high))
+    assert row["verdict"] == "unclear" and row["note"].endswith("the bootstrap's united with the seeds' Welch "
+                                                                  "t-interval")  # fmt: skip
 
 
 @pytest.mark.parametrize(("beta", "verdict"), [(-0.5, "drifts"), (0.0, "transfers"), (0.3, "drifts")])

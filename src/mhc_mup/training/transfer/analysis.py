@@ -17,7 +17,8 @@
   at the rule's own value, the multiplier 1 (``rule_penalty.csv``).
 * **drift** (per-seed optima, kept for comparison): ``η* ≈ c · d^β`` fitted by
   :func:`~mhc_mup.stats.fitting.fit_power_law` on the per-seed optima at each width (statistic: their geometric
-  mean; interval: the union of the bootstrap over seeds and the regression t-interval across widths). Verdict:
+  mean; interval: the union of the bootstrap over seeds and the regression t-interval across widths, or across
+  two widths, where a regression has no residual, the seeds' Welch t-interval of the slope). Verdict:
   **transfers** when the whole interval of ``β`` lies in ``±tolerance``, **drifts** (η* grows / shrinks with
   width) when ``β`` lies outside the band, **unclear** otherwise.
 
@@ -39,10 +40,10 @@ import numpy as np
 import pandas as pd
 
 from mhc_mup._io import StrEnum
-from mhc_mup.stats.fitting import bootstrap_estimate, fit_power_law
+from mhc_mup.stats.fitting import PowerLawFit, bootstrap_estimate, fit_power_law, welch_slope_interval
 from mhc_mup.stats.optimum import JointOptimumFit, paired_difference
 from mhc_mup.stats.readings import UNCLEAR as UNCLEAR_READING
-from mhc_mup.stats.readings import classify, drift_verdict
+from mhc_mup.stats.readings import classify_interval, drift_verdict
 from mhc_mup.training.transfer.anchors import ANCHOR_COLUMNS, RELATIVE_COLUMNS, anchor_table, relative_drift
 from mhc_mup.training.transfer.config import SweepGrid, TransferAnalysis, TransferConfig, grid_values, log2_key
 from mhc_mup.training.transfer.configurations import Configuration
@@ -540,24 +541,39 @@ def drift_row(
         return row | {"verdict": UNCLEAR, "direction": "", "note": why}
     fit = fit_power_law(widths, [np.array(per_width[w]) for w in widths], _geomean, n_boot=analysis.fit.n_boot,
                         confidence=analysis.fit.confidence, seed=0)  # fmt: skip
-    reading = classify(fit, analysis.tolerance)
+    low, high, fit_note = fit.ci_low, fit.ci_high, fit.note
     # two widths and one seed at one of them: no regression interval and a bootstrap over one seed, a
     # zero-width interval that says nothing
     no_interval = len(widths) < 3 and min(len(per_width[w]) for w in widths) < 2
     if no_interval:
-        reading = UNCLEAR_READING
         why = f"{len(widths)} widths and 1 seed at some width: no interval, no verdict"
         note = "; ".join(filter(None, [note, why]))
+    elif len(widths) == 2:
+        low, high, fit_note = _two_width_interval(fit, widths, per_width, analysis.fit.confidence)
+    reading = UNCLEAR_READING if no_interval else classify_interval(fit.exponent, low, high, analysis.tolerance)
     verdict, direction = drift_verdict(reading, cfg.sweep.symbol)
     row |= {
-        "exponent": fit.exponent, "ci_low": fit.ci_low, "ci_high": fit.ci_high, "boot_low": fit.boot_low,
+        "exponent": fit.exponent, "ci_low": low, "ci_high": high, "boot_low": fit.boot_low,
         "boot_high": fit.boot_high, "ols_low": fit.ols_low, "ols_high": fit.ols_high, "r2": fit.r2,
         "verdict": Verdict(verdict), "direction": direction,
-        "note": "; ".join(filter(None, [note, fit.note])),
+        "note": "; ".join(filter(None, [note, fit_note])),
     }  # fmt: skip
     if no_interval:
         row |= {"ci_low": math.nan, "ci_high": math.nan}
     return row
+
+
+def _two_width_interval(
+    fit: PowerLawFit, widths: list[int], per_width: Mapping[int, list[float]], confidence: float
+) -> tuple[float, float, str]:
+    """A two-width drift fit's interval and note: across two widths a regression leaves no residual for a
+    t-interval, and a bootstrap over a few seeds alone under-covers, so the seeds' own Welch t-interval of the
+    slope of their log2 optima joins it (the union, as a regression's t-interval does across more widths)."""
+    a, b = (np.log2(per_width[w]) for w in widths)
+    w_low, w_high = welch_slope_interval(a, b, math.log2(widths[1] / widths[0]), confidence)
+    notes = [n for n in fit.note.split("; ") if n and not n.startswith("2 widths")]
+    notes.append("2 widths: the interval is the bootstrap's united with the seeds' Welch t-interval")
+    return min(fit.ci_low, w_low), max(fit.ci_high, w_high), "; ".join(notes)
 
 
 def drift_sentence(row: Mapping, confidence: float = 0.95, symbol: str = "η*", noun: str = "learning rate") -> str:

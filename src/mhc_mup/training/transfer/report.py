@@ -302,7 +302,8 @@ def _method(result: TransferResult) -> str:
         f"no optimum there. Per-seed optima (the earlier estimator, for comparison): the vertex of a parabola "
         f"through each seed's argmin and its {a.fit_halfwidth} neighbour(s) on each side; per width the mean of "
         f"log2 {sym} with a bootstrap interval; {sym} ≈ c·d^β by least squares on the per-seed optima, interval = "
-        f"union of the bootstrap over seeds and the regression t-interval. A run diverged when a loss was not finite "
+        f"union of the bootstrap over seeds and the regression t-interval (across two widths, the seeds' Welch "
+        f"t-interval of the slope). A run diverged when a loss was not finite "
         f"or above {recipe.divergence_factor:g}× its first-step loss."
     )
 
