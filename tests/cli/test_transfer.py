@@ -266,12 +266,18 @@ def test_the_base_lr_is_taken_from_an_earlier_sweep_or_refused_when_ambiguous(sm
     _finished_lr_sweep(one, {"mup": -7.25})
     _finished_lr_sweep(two, {"mup": -7.25, "baseline": -7.5})
     cfg = transfer_config(build_parser().parse_args(_fn_sweep("--base-from", str(one))))
-    assert cfg.sweep.base_lr == 2**-7.25  # the joint fit's optimum at the smallest width
+    assert cfg.sweep.base_lr == 2**-6.95  # the smallest width's own optimum (per-seed mean), not the joint line's
+    three = tmp_path / "three"  # no per-seed optimum there (a seed's minimum at the grid's edge): the joint fit's
+    _finished_lr_sweep(three, {"mup": -7.25})
+    optima = pd.read_csv(three / "optima.csv")
+    optima.loc[optima.width == 16, "log2_lr_opt"] = math.nan
+    optima.to_csv(three / "optima.csv", index=False)
+    assert transfer_config(build_parser().parse_args(_fn_sweep("--base-from", str(three)))).sweep.base_lr == 2**-7.25
     assert cfg.grid.lrs == (0.25, 1.0, 4.0) and cfg.runs()[0].hyper == "lr_fn"
     out = tmp_path / "out"
     for extra, message in [
         (["--base-from", str(two), "--configs", "mup,baseline"],
-         "is ambiguous: the configurations' optimal learning rates differ (mup 2^-7.25, baseline 2^-7.50)"),
+         "is ambiguous: the configurations' optimal learning rates differ (mup 2^-6.95, baseline 2^-7.20)"),
         ([], "sweeping lr_fn needs the base learning rate it holds fixed: give --base-lr LR or --base-from DIR"),
         (["--base-lr", "2^-6", "--base-from", str(one)], "give either --base-lr or --base-from, not both"),
         (["--base-from", str(one), "--configs", "baseline"], "has no configuration 'baseline'"),

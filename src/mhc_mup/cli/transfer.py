@@ -207,7 +207,8 @@ def _swept_arguments(g: Group) -> None:
                         "part of the folder's settings, so give the same pairs to every command into it)")  # fmt: skip
     g.add_argument("--base-from", type=Path, metavar="DIR",
                    help="take the base learning rate from an earlier lr sweep's folder: its optimum at its "
-                        "smallest width, or with --base-at each, each width's optimum (refused when the swept "
+                        "smallest width (the mean of the per-seed optima there), or with --base-at each, each "
+                        "width's optimum (refused when the swept "
                         "configurations' optima differ: sweep them one at a time)")  # fmt: skip
     g.add_argument("--base-at", choices=("smallest", "each"), default="smallest",
                    help="with --base-from: the smallest width's optimum at every width (µTransfer's use, default), "

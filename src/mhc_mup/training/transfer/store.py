@@ -279,17 +279,19 @@ def unread_records(cfg: TransferConfig, out: str | Path) -> list[Path]:
 
 def base_lr_from(folder: str | Path, names: list[str]) -> float:
     """The optimal learning rate an earlier lr sweep in ``folder`` found for configurations ``names``, at its
-    smallest width (the proxy model µTransfer tunes): the joint fit's optimum there, else the per-seed optima's
-    mean (folders analysed before the joint fit). :class:`TransferError` when ``folder`` holds no finished lr
-    sweep, lacks a configuration or its optimum, or when the configurations' optima differ: one base learning
-    rate serves every configuration of a sweep, so that is ambiguous."""
+    smallest width (the proxy model µTransfer tunes): that width's own reading, the mean of its per-seed optima,
+    else the joint fit's optimum there (a line through every width: where the optima's path bends, or the curves'
+    skew changes with width, it can sit well off the proxy's own, 0.67 octave for ``transfer_onepass2000``'s
+    ``baseline``). :class:`TransferError` when ``folder`` holds no finished lr sweep, lacks a configuration or its
+    optimum, or when the configurations' optima differ: one base learning rate serves every configuration of a
+    sweep, so that is ambiguous."""
     import math
 
     found = {}
     for name, rows in _lr_optima(folder, names).items():
         row = rows.iloc[0]
-        x = row.get("joint_log2_opt", math.nan)
-        x = row.log2_lr_opt if not math.isfinite(x) else x
+        x = row.log2_lr_opt
+        x = row.get("joint_log2_opt", math.nan) if not math.isfinite(x) else x
         if not math.isfinite(x):
             raise TransferError(f"--base-from '{folder}': {name!r} has no optimal learning rate at d = {row.width}")
         found[name] = ((int(row.width), float(x)),)
