@@ -29,7 +29,7 @@ from mhc_mup.training.transfer import (
     plan,
     run_transfer,
 )
-from mhc_mup.training.transfer.config import distinct_values, grid_values
+from mhc_mup.training.transfer.config import distinct_values, grid_seeds, grid_values
 from mhc_mup.training.transfer.edges import edge_drift, edges_table
 from mhc_mup.training.transfer.joint import WidthCurves, width_curves
 from mhc_mup.training.transfer.noise import noise_table, paired_batch_se
@@ -106,6 +106,19 @@ def test_a_seed_missing_one_of_its_widths_values_is_not_finished():
     assert table.rows[0][-1].count("not finished yet") == 1  # the two fits' notes, said once
     noise = result.noise.set_index("width")
     assert math.isnan(noise.loc[256, "seed_sigma"]) and noise.loc[256, "seed_dof"] == 0
+
+
+def test_a_seed_planned_but_not_started_is_named():
+    """A width whose seed 1 has not started is fitted with seed 0 (its curve is whole), and the optima table says
+    which seed the grids planned there has no run, where it would otherwise look whole; a third grid asking 3 seeds
+    at 64 plans seed 2 there alone."""
+    cfg, grids, records = refined_folder()
+    more = SweepGrid(configs=(MUP,), widths=(64,), lrs=COARSE, seeds=3)
+    assert grid_seeds((*grids, more)) == {("mup", 64): 3, ("mup", 128): 2, ("mup", 256): 2}
+    optima = analyse(cfg, [r for r in records if (r["width"], r["seed"]) != (128, 1)], (*grids, more))
+    notes = optima.optima.set_index("width").note
+    assert notes[128].endswith("; seed 1: no runs yet") and notes[64] == "seed 2: no runs yet" and notes[256] == ""
+    assert optima.optima.set_index("width").n_seeds_fit[128] == 1
 
 
 def test_a_width_without_runs_says_so():

@@ -45,7 +45,14 @@ from mhc_mup.stats.optimum import JointOptimumFit, paired_difference
 from mhc_mup.stats.readings import UNCLEAR as UNCLEAR_READING
 from mhc_mup.stats.readings import classify_interval, drift_verdict
 from mhc_mup.training.transfer.anchors import ANCHOR_COLUMNS, RELATIVE_COLUMNS, anchor_table, relative_drift
-from mhc_mup.training.transfer.config import SweepGrid, TransferAnalysis, TransferConfig, grid_values, log2_key
+from mhc_mup.training.transfer.config import (
+    SweepGrid,
+    TransferAnalysis,
+    TransferConfig,
+    grid_seeds,
+    grid_values,
+    log2_key,
+)
 from mhc_mup.training.transfer.configurations import Configuration
 from mhc_mup.training.transfer.edges import EDGE_COLUMNS, EDGE_DRIFT_COLUMNS, edge_drift, edges_table
 from mhc_mup.training.transfer.joint import WidthCurves, joint_drift, width_curves, width_values
@@ -220,8 +227,9 @@ def analyse(cfg: TransferConfig, records: list[dict], grids: Sequence[SweepGrid]
     its width's values is "not finished yet". A uniform grid (one full cross product) gives what it always did.
     """
     runs, curves = runs_table(records), curves_table(records)
-    planned = grid_values(grids if grids is not None else (cfg.grid,))
-    parts = {c.name: _analyse_configuration(cfg, c.name, runs[runs.config == c.name], planned)
+    swept = grids if grids is not None else (cfg.grid,)
+    planned, seeds = grid_values(swept), grid_seeds(swept)
+    parts = {c.name: _analyse_configuration(cfg, c.name, runs[runs.config == c.name], planned, seeds)
              for c in cfg.grid.configs}  # fmt: skip
     seed_optima = pd.DataFrame([r for p in parts.values() for r in p.seed_rows], columns=list(SEED_OPTIMA_COLUMNS))
     optima = pd.DataFrame([r for p in parts.values() for r in p.optimum_rows], columns=list(OPTIMA_COLUMNS))
@@ -259,11 +267,16 @@ class _ConfigurationAnalysis:
 
 
 def _analyse_configuration(
-    cfg: TransferConfig, name: str, runs: pd.DataFrame, planned: Mapping[tuple[str, int], tuple[float, ...]]
+    cfg: TransferConfig,
+    name: str,
+    runs: pd.DataFrame,
+    planned: Mapping[tuple[str, int], tuple[float, ...]],
+    seeds: Mapping[tuple[str, int], int],
 ) -> _ConfigurationAnalysis:
-    """Configuration ``name``'s runs (rows of ``transfer.csv``) at each width planned for it or run: the seeds'
-    and the widths' optima, both drift fits, the edges and the penalty. A width is fitted across widths once
-    complete (:func:`~mhc_mup.training.transfer.joint.width_curves`); a partly run one only in the optima table."""
+    """Configuration ``name``'s runs (rows of ``transfer.csv``) at each width planned for it or run (``planned``
+    values and ``seeds`` there): the seeds' and the widths' optima, both drift fits, the edges and the penalty. A
+    width is fitted across widths once complete (:func:`~mhc_mup.training.transfer.joint.width_curves`); a partly
+    run one only in the optima table."""
     at = {w: runs[runs.width == w] for w in cfg.grid.widths}
     widths = [w for w in cfg.grid.widths if (name, w) in planned or len(at[w])]
     own = {w: width_values(at[w], planned.get((name, w), ())) for w in widths}
@@ -281,7 +294,8 @@ def _analyse_configuration(
         fits = _seed_fits(cfg, at[w], own[w])
         seed_rows += [_seed_row(name, w, s, fit) for s, fit in fits]
         row, optima = _width_optimum(cfg, name, w, fits)
-        row, optima = _with_joint(row, optima, *joint_widths.get(w, (False, math.nan)))
+        row, optima = _with_joint(_with_unstarted(row, fits, seeds.get((name, w), 0)), optima,
+                                  *joint_widths.get(w, (False, math.nan)))  # fmt: skip
         optimum_rows.append(row)
         width_optima[w] = row["log2_lr_opt"]
         if optima and w in complete:  # one seed's optimum does not stand for a partly run width
@@ -483,6 +497,17 @@ def _width_optimum(
         "argmin_log2_lr": float(np.median(argmins)) if argmins else math.nan, "note": "; ".join(notes),
     }  # fmt: skip
     return row, list(2.0**values)
+
+
+def _with_unstarted(row: dict, fits: list[tuple[int, ParabolaFit]], planned_seeds: int) -> dict:
+    """The optima row with the seeds the folder's grids planned there that have no run yet named in its note (a
+    width fitted with the seeds it has would otherwise look whole); a width with no run at all says so already."""
+    started = {s for s, _ in fits}
+    idle = [s for s in range(planned_seeds) if s not in started]
+    if not idle or not started:
+        return row
+    said = f"seed{'s' if len(idle) > 1 else ''} {', '.join(map(str, idle))}: no runs yet"
+    return row | {"note": "; ".join(filter(None, [row["note"], said]))}
 
 
 def _with_joint(row: dict, optima: list[float], flat: bool, joint_x: float) -> tuple[dict, list[float]]:

@@ -31,7 +31,8 @@ from mhc_mup.training.transfer.hyper import SweptValue
 
 __all__ = [
     "CUDA_GRAPH_CHOICES", "IMPLICIT_SETTINGS", "LOSSES", "Numerics", "RunKey", "RunRecipe", "RunSettings", "RunSpec",
-    "SweepGrid", "TransferAnalysis", "TransferConfig", "distinct_values", "grid_values", "log2_key", "lr_grid",
+    "SweepGrid", "TransferAnalysis", "TransferConfig", "distinct_values", "grid_seeds", "grid_values", "log2_key",
+    "lr_grid",
 ]  # fmt: skip
 
 CUDA_GRAPH_CHOICES = ("auto", "on", "off")
@@ -117,6 +118,17 @@ def grid_values(grids: Iterable[SweepGrid]) -> dict[tuple[str, int], tuple[float
         for c in g.configs:
             for w in g.widths:
                 planned[(c.name, w)] = distinct_values(planned.get((c.name, w), ()), g.lrs)
+    return planned
+
+
+def grid_seeds(grids: Iterable[SweepGrid]) -> dict[tuple[str, int], int]:
+    """``(configuration name, width) → seeds``: how many seeds ``grids`` (the grids swept into one folder) planned
+    for each configuration × width, the most any of them did."""
+    planned: dict[tuple[str, int], int] = {}
+    for g in grids:
+        for c in g.configs:
+            for w in g.widths:
+                planned[(c.name, w)] = max(planned.get((c.name, w), 0), g.seeds)
     return planned
 
 
