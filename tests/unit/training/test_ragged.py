@@ -155,7 +155,7 @@ def test_the_figure_says_how_few_widths_a_verdict_rests_on():
     swept = dataclasses.replace(analyse(cfg, records, grids), config=cfg.with_leaves(hyper="lr_fn", base_lr=2**-7))
     assert transfer_figure(swept).axes[0].get_title().startswith("mup\nlr_fn* ∝ d^")
     method = str(build_transfer_report(swept, b""))
-    assert "t = log2 lr_fn − x0" in method and "log2 lr_fn* with a bootstrap" in method and "log2 η" not in method
+    assert "t = log2 lr_fn − x0" in method and "log2 lr_fn* with an interval" in method and "log2 η" not in method
 
 
 def test_the_figure_legend_names_every_width_drawn_in_any_panel():

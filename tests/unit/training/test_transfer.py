@@ -104,6 +104,19 @@ def synthetic(beta: float, noise: float, seeds: int = 3, widths=(64, 128, 256, 5
     return cfg, records
 
 
+def test_each_widths_optimum_interval_holds_the_seeds_t_interval():
+    """Over three seeds a bootstrap spans about their range: each width's interval is its union with the
+    t-interval of the seeds' mean, about 2.5 times as wide."""
+    cfg, records = synthetic(0.0, noise=0.1)
+    result = analyse(cfg, records)
+    for w, seeds in result.seed_optima.groupby("width"):
+        x = seeds.log2_lr_opt.to_numpy()
+        half = 4.302652729911275 * x.std(ddof=1) / math.sqrt(3)  # t(2, 0.975)
+        row = result.optima.set_index("width").loc[w]
+        assert row.ci_low <= x.mean() - half + 1e-9 and row.ci_high >= x.mean() + half - 1e-9
+        assert row.ci_high - row.ci_low > np.ptp(x)  # wider than the seeds' range
+
+
 def test_a_two_width_drift_fit_reads_the_seeds_welch_interval_too():
     """Across two widths the per-seed fit has no regression interval: three seeds whose bootstrap alone reads
     "drifts" ([−0.29, −0.10]) are read with the seeds' Welch t-interval of the slope joined to it, which reaches

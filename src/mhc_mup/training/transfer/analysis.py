@@ -40,7 +40,13 @@ import numpy as np
 import pandas as pd
 
 from mhc_mup._io import StrEnum
-from mhc_mup.stats.fitting import PowerLawFit, bootstrap_estimate, fit_power_law, welch_slope_interval
+from mhc_mup.stats.fitting import (
+    PowerLawFit,
+    bootstrap_estimate,
+    fit_power_law,
+    t_quantile,
+    welch_slope_interval,
+)
 from mhc_mup.stats.optimum import JointOptimumFit, paired_difference
 from mhc_mup.stats.readings import UNCLEAR as UNCLEAR_READING
 from mhc_mup.stats.readings import classify_interval, drift_verdict
@@ -473,15 +479,17 @@ def _seed_row(name: str, width: int, seed: int, fit: ParabolaFit) -> dict:
 def _width_optimum(
     cfg: TransferConfig, name: str, width: int, fits: list[tuple[int, ParabolaFit]]
 ) -> tuple[dict, list[float]]:
-    """The width's row of the optima table (mean ``log2 η*`` over the seeds with an optimum, bootstrap
-    interval over them), and those seeds' ``η*``."""
+    """The width's row of the optima table (mean ``log2 η*`` over the seeds with an optimum, and its interval over
+    them: a percentile bootstrap united with the t-interval, since over a few seeds the bootstrap alone spans
+    about their range and under-covers), and those seeds' ``η*``."""
     good = [f for _, f in fits if math.isfinite(f.log2_opt)]
     values = np.array([f.log2_opt for f in good])
     notes = [f"seed {s}: {f.note}" for s, f in fits if f.note]
     if len(values) >= 2:
         fit = cfg.analysis.fit
         est = bootstrap_estimate(values, n_boot=fit.n_boot, confidence=fit.confidence, seed=0)
-        mean, lo, hi = est.value, est.ci_low, est.ci_high
+        half = t_quantile(len(values) - 1, fit.confidence) * float(values.std(ddof=1)) / math.sqrt(len(values))
+        mean, lo, hi = est.value, min(est.ci_low, est.value - half), max(est.ci_high, est.value + half)
     elif len(values) == 1:
         mean, lo, hi = float(values[0]), math.nan, math.nan
         notes.append("one seed has an optimum: no interval")
