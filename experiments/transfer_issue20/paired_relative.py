@@ -11,9 +11,10 @@ quadrature.
     PYTHONPATH=src python experiments/transfer_issue20/paired_relative.py FOLDER CONFIG CONTROL [DRAWS]
 
 e.g. ``experiments/transfer_issue20 mup control-mup`` (its output: ``paired_relative.txt``, mup then baseline;
-``paired_relative_onepass2000.txt`` the same for ``experiments/transfer_onepass2000``). Both are refitted over the
-widths where both have a fit window (the report's relative table does the same), with the analysis's default
-window; about a minute.
+``paired_relative_onepass2000.txt`` the same for ``experiments/transfer_onepass2000``, then ``mup baseline``: two
+mHC rules against each other, which the report does not pair, with the analysis's two intervals for them). Both
+are refitted over the widths where both have a fit window (the report's relative table does the same), with the
+analysis's default window; about a minute.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from pathlib import Path
 import numpy as np
 from scipy.special import fdtrc
 
-from mhc_mup.stats.optimum import fit_joint_optimum
+from mhc_mup.stats.optimum import fit_joint_optimum, paired_difference
 from mhc_mup.training.transfer import joint
 from mhc_mup.training.transfer.analysis import analyse
+from mhc_mup.training.transfer.anchors import difference_interval
 from mhc_mup.training.transfer.store import load_records, stored_config
 
 
@@ -73,7 +75,7 @@ def main(folder: str, name: str, control: str, draws: int = 400) -> None:
         pairs.append((beta_on(fa, draw), beta_on(fb, draw)))
     ba, bb = np.array(pairs).T
     low, high = np.quantile(ba - bb, [0.025, 0.975])
-    row = result.relative[result.relative.config == name]
+    row = result.relative[(result.relative.config == name) & (result.relative.anchor == control)]
     print(f"{folder}: {name} against {control}, widths {common}, {draws} paired draws of the seeds")
     print(f"  δ = {delta:+.3f}; paired bootstrap 95% [{low:+.3f}, {high:+.3f}]")
     print(f"  correlation of the two β over the draws {np.corrcoef(ba, bb)[0, 1]:.2f}; "
@@ -83,7 +85,20 @@ def main(folder: str, name: str, control: str, draws: int = 400) -> None:
         print(f"  the report's δ (quadrature of the two union intervals): {r.exponent:+.3f} "
               f"[{r.ci_low:+.3f}, {r.ci_high:+.3f}]; its paired interval [{r.paired_low:+.3f}, {r.paired_high:+.3f}] "
               f"(F_δ {r.paired_lack_of_fit:.2f})")  # fmt: skip
+    else:  # not a control pair: the analysis's two intervals for this pair, from the same joint fits
+        print("  " + analysis_intervals(cfg, [c for c, _ in fa], [c for c, _ in fb]))
     print("  " + seed_effect(fa, fb, common))
+
+
+def analysis_intervals(cfg, curves_a: list, curves_b: list) -> str:
+    """δ of two configurations' joint fits over the same curves, with the report's quadrature interval (its
+    verdict's) and its paired interval: what the report would print were ``b`` the control of ``a``."""
+    (row_a, _, fit_a), (row_b, _, fit_b) = (joint.joint_drift(cfg, c) for c in (curves_a, curves_b))
+    cols = ("joint_exponent", "joint_low", "joint_high")
+    delta, low, high = difference_interval(*(tuple(r[k] for k in cols) for r in (row_a, row_b)))
+    paired = paired_difference(fit_a, fit_b)
+    return (f"the analysis's δ (quadrature of the two union intervals): {delta:+.3f} [{low:+.3f}, {high:+.3f}]; "
+            f"its paired interval [{paired.ci_low:+.3f}, {paired.ci_high:+.3f}] (F_δ {paired.lack_of_fit:.2f})")
 
 
 def seed_effect(fa: list[tuple], fb: list[tuple], widths: list[int]) -> str:
