@@ -19,6 +19,7 @@ from mhc_mup.training.transfer import (
     LOGIT_TABLE_COLUMNS,
     NOISE_COLUMNS,
     OPTIMA_COLUMNS,
+    RELATIVE_COLUMNS,
     RULE_PENALTY_COLUMNS,
 )
 from tests.helpers import without_cuda
@@ -35,6 +36,7 @@ def test_cli_writes_every_output(small_corpus_file, tmp_path, capsys):
     assert {"transfer.csv", "curves.csv.gz", "optima.csv", "optima_seeds.csv", "drift.csv", "routing.csv",
             "transfer.png", "transfer_report.md", "transfer_report.html", "sweep.json", "runs"} <= names  # fmt: skip
     assert "rule_penalty.csv" not in names  # a multiplier sweep's: an lr sweep has no rule's own value
+    assert list(pd.read_csv(out / "rule_drift.csv").columns) == list(RELATIVE_COLUMNS)  # one rule: no pair, a header
     assert list(pd.read_csv(out / "optima.csv").columns) == list(OPTIMA_COLUMNS)
     curves = pd.read_csv(out / "curves.csv.gz")  # gzip, read as it is
     assert list(curves.columns) == list(CURVE_COLUMNS) and set(curves.lr) == {2.0**-8, 2.0**-6, 2.0**-4}

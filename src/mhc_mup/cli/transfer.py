@@ -82,9 +82,9 @@ QUICK = {
 WRITES = (
     "runs/<config>/d<width>/seed<seed>/log2lr<x>.json (one per run, as it finishes), sweep.json, transfer.csv, "
     "curves.csv.gz, optima_seeds.csv, optima.csv, drift.csv, routing.csv, logits.csv, noise.csv, edges.csv, "
-    "edge_drift.csv, anchors.csv, relative_drift.csv, transfer_penalty.csv, rule_penalty.csv (a multiplier "
-    "sweep's), transfer.png, optima.png, logits.png, routing.png (each where it has something to draw) and "
-    "transfer_report.md/.html"
+    "edge_drift.csv, anchors.csv, relative_drift.csv, rule_drift.csv, transfer_penalty.csv, rule_penalty.csv (a "
+    "multiplier sweep's), transfer.png, optima.png, logits.png, routing.png (each where it has something to draw) "
+    "and transfer_report.md/.html"
 )
 CONFIG_HELP = "; ".join(f"{c.name}: {c.describe()}" for c in BUILTIN_CONFIGS.values())
 
@@ -503,6 +503,22 @@ def _print_anchors(result: TransferResult, console: Console) -> None:
     console.print(t)
 
 
+def _print_rule_drift(result: TransferResult, console: Console) -> None:
+    """Two mHC rules of one body against each other (rule_drift.csv); nothing where the sweep has no such pair."""
+    if result.rules.empty:
+        return
+    t = table(f"Between the mHC rules of one body: β − β_other of the joint fits, within ±{result.config.tolerance:g}: "
+              "their optima move alike (rule_drift.csv; paired: not the verdict's, as against the control)")
+    for col in ("config", "against", "β − β_other", "interval", "verdict", "paired", "note"):
+        t.add_column(col, justify="right" if col in ("β − β_other", "interval", "paired") else "left",
+                     no_wrap=col != "note")  # fmt: skip
+    for r in result.rules.to_dict("records"):
+        t.add_row(r["config"], r["anchor"],
+                  *_drift_cells(r["exponent"], r["ci_low"], r["ci_high"], r["verdict"], r["direction"]),
+                  fmt_interval(r["paired_low"], r["paired_high"], whole=True), r["note"])  # fmt: skip
+    console.print(t)
+
+
 def _print_routing(result: TransferResult, console: Console) -> None:
     """Is the mHC routing alive? Start → end of training at each width's best grid value (mHC runs only)."""
     if result.routing.empty:
@@ -617,6 +633,7 @@ def print_transfer(result: TransferResult, console: Console, left: str = "of thi
         console.print(f"  joint fit: {joint_sentence(r, cfg.confidence, sym)}", soft_wrap=True)
         console.print(f"  per-seed optima: {drift_sentence(r, cfg.confidence, sym, cfg.sweep.noun)}", soft_wrap=True)
     _print_anchors(result, console)
+    _print_rule_drift(result, console)
     _print_penalty(result, console)
     _print_rule_penalty(result, console)
     _print_routing(result, console)

@@ -22,6 +22,7 @@ from mhc_mup.training.transfer import (
     anchor_table,
     lr_grid,
     relative_drift,
+    rule_pairs,
 )
 from mhc_mup.training.transfer.anchors import anchor_status, difference_interval
 from tests.helpers import transfer_record
@@ -136,6 +137,25 @@ def test_analysis_reads_a_shared_drift_as_no_relative_drift():
     assert result.anchors.iloc[0].exponent == pytest.approx(-0.3, abs=0.02)
     assert rel.curves.tolist() == [12, 12]  # 4 widths × 3 seeds, paired
     assert (rel.paired_low <= rel.exponent).all() and (rel.exponent <= rel.paired_high).all()
+
+
+def test_two_mhc_rules_of_one_body_are_fitted_against_each_other():
+    """mup drifts by −0.3 and baseline by −0.8, beside their control's −0.3: baseline against mup reads −0.5,
+    "drifts", with its paired interval; the SP-body rule pairs with no µP rule; a multiplier sweep pairs none."""
+    cfg = config()
+    assert [(a.name, b.name) for a, b in rule_pairs(cfg)] == [("mup", "baseline")]
+    assert rule_pairs(config(("mup", "baseline"), hyper="lr_fn")) == []
+    result = analyse(*synthetic({"control-mup": -0.3, "mup": -0.3, "baseline": -0.8}, widths=(64, 128, 256)))
+    row = analyse(*synthetic({"baseline": -0.8, "mup": -0.3})).rules.iloc[0]
+    assert (row.config, row.anchor) == ("baseline", "mup") and row.exponent == pytest.approx(-0.5, abs=0.03)
+    assert row.verdict == "drifts" and row.direction == "η* shrinks with width relative to mup's"
+    assert row.curves == 12 and row.paired_low <= row.exponent <= row.paired_high
+    assert list(result.rules.columns) == list(RELATIVE_COLUMNS) and result.rules.anchor.tolist() == ["baseline"]
+    assert result.relative.anchor.tolist() == ["control-mup", "control-mup"]  # the control table as before
+    from mhc_mup.reporting.blocks import render_markdown
+    from mhc_mup.training.transfer.report import build_transfer_report
+
+    assert "Which mHC rule's optimum moves more with width" in render_markdown(build_transfer_report(result, b""))
 
 
 def test_the_relative_interval_pairs_the_seeds_the_two_share():

@@ -40,7 +40,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "mhc_mup.training.transfer.noise": ("NOISE_COLUMNS", "noise_table"),
         "mhc_mup.training.transfer.edges": ("EDGE_COLUMNS", "EDGE_DRIFT_COLUMNS", "edge_drift", "edges_table"),
         "mhc_mup.training.transfer.anchors": (
-            "ANCHOR_COLUMNS", "RELATIVE_COLUMNS", "anchor_sentence", "anchor_table", "relative_drift",
+            "ANCHOR_COLUMNS", "RELATIVE_COLUMNS", "anchor_sentence", "anchor_table", "relative_drift", "rule_pairs",
         ),
         "mhc_mup.training.transfer.penalty": ("PENALTY_COLUMNS", "RULE_PENALTY_COLUMNS", "penalty_table",
                                               "quadratic_reading", "rule_penalty_table"),

@@ -50,7 +50,13 @@ from mhc_mup.stats.fitting import (
 from mhc_mup.stats.optimum import JointOptimumFit, paired_difference
 from mhc_mup.stats.readings import UNCLEAR as UNCLEAR_READING
 from mhc_mup.stats.readings import classify_interval, drift_verdict
-from mhc_mup.training.transfer.anchors import ANCHOR_COLUMNS, RELATIVE_COLUMNS, anchor_table, relative_drift
+from mhc_mup.training.transfer.anchors import (
+    ANCHOR_COLUMNS,
+    RELATIVE_COLUMNS,
+    anchor_table,
+    relative_drift,
+    rule_pairs,
+)
 from mhc_mup.training.transfer.config import (
     SweepGrid,
     TransferAnalysis,
@@ -126,7 +132,8 @@ TRANSFERS, DRIFTS, UNCLEAR = Verdict.TRANSFERS, Verdict.DRIFTS, Verdict.UNCLEAR
 @dataclass
 class TransferResult:
     """The sweep's tables (see the ``*_COLUMNS`` tuples; ``noise``: :mod:`~mhc_mup.training.transfer.noise`;
-    ``edges`` and ``edge_drift``: :mod:`~mhc_mup.training.transfer.edges`; ``anchors`` and ``relative``:
+    ``edges`` and ``edge_drift``: :mod:`~mhc_mup.training.transfer.edges`; ``anchors``, ``relative`` (each mHC
+    rule against its control) and ``rules`` (two mHC rules of one body against each other):
     :mod:`~mhc_mup.training.transfer.anchors`; ``penalty`` and ``rule_penalty``, a multiplier sweep's:
     :mod:`~mhc_mup.training.transfer.penalty`), its drift
     verdicts, the corpora its runs trained on
@@ -149,6 +156,7 @@ class TransferResult:
     edge_drift: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(EDGE_DRIFT_COLUMNS)))
     anchors: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(ANCHOR_COLUMNS)))
     relative: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(RELATIVE_COLUMNS)))
+    rules: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(RELATIVE_COLUMNS)))
     penalty: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(PENALTY_COLUMNS)))
     rule_penalty: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(RULE_PENALTY_COLUMNS)))
     corpora: tuple[str, ...] = ()
@@ -250,7 +258,9 @@ def analyse(cfg: TransferConfig, records: list[dict], grids: Sequence[SweepGrid]
     result.edges = _concat([p.edges for p in parts.values()], EDGE_COLUMNS)
     result.edge_drift = _concat([p.edge_drift for p in parts.values()], EDGE_DRIFT_COLUMNS)
     result.anchors = anchor_table(cfg, drift)
-    result.relative = _relative_table(cfg, drift, {name: p.joint_input for name, p in parts.items()})
+    joint_inputs = {name: p.joint_input for name, p in parts.items()}
+    result.relative = _relative_table(cfg, drift, joint_inputs)
+    result.rules = _relative_table(cfg, drift, joint_inputs, rule_pairs(cfg))
     result.penalty = _concat([p.penalty for p in parts.values()], PENALTY_COLUMNS)
     result.rule_penalty = _concat([p.rule_penalty for p in parts.values()], RULE_PENALTY_COLUMNS)
     return result
@@ -329,11 +339,12 @@ def _relative_table(
     cfg: TransferConfig,
     drift: pd.DataFrame,
     joint_inputs: Mapping[str, tuple[list[WidthCurves], frozenset[int], JointOptimumFit | None]],
+    pairs: list[tuple[Configuration, Configuration]] | None = None,
 ) -> pd.DataFrame:
-    """Each mHC configuration's drift against its control (:func:`~mhc_mup.training.transfer.anchors.relative_drift`),
-    both joint fits over the same widths, paired (:func:`~mhc_mup.stats.optimum.paired_difference`): where the two
-    fitted different widths, both are fitted again over those they share (at least 2), so that slopes over
-    different spans are not compared."""
+    """Each mHC configuration's drift against its control, or against another mHC rule (``pairs``; see
+    :func:`~mhc_mup.training.transfer.anchors.relative_drift`), both joint fits over the same widths, paired
+    (:func:`~mhc_mup.stats.optimum.paired_difference`): where the two fitted different widths, both are fitted again
+    over those they share (at least 2), so that slopes over different spans are not compared."""
 
     def same_widths(c: Configuration, a: Configuration, row_c: Mapping, row_a: Mapping) -> tuple:
         (curves_c, fitted_c, fit_c), (curves_a, fitted_a, fit_a) = joint_inputs[c.name], joint_inputs[a.name]
@@ -348,7 +359,7 @@ def _relative_table(
             note = f"both refitted over the {len(common)} widths they share ({min(common)}–{max(common)})"
         return row_c, row_a, note, paired_difference(fit_c, fit_a) if fit_c and fit_a else None
 
-    return relative_drift(cfg, drift, same_widths)
+    return relative_drift(cfg, drift, same_widths, pairs)
 
 
 def _concat(frames: list[pd.DataFrame], columns: tuple[str, ...]) -> pd.DataFrame:

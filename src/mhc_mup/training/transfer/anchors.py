@@ -37,7 +37,7 @@ from mhc_mup.training.transfer.configurations import Configuration
 
 __all__ = [
     "ANCHOR_COLUMNS", "ANCHOR_EXPECTED", "RELATIVE_COLUMNS", "Refit", "anchor_sentence", "anchor_status",
-    "anchor_table", "control_pairs", "difference_interval", "relative_drift", "relative_row",
+    "anchor_table", "control_pairs", "difference_interval", "relative_drift", "relative_row", "rule_pairs",
 ]  # fmt: skip
 
 ANCHOR_EXPECTED = {"mup": ("transfers", ""), "sp": ("drifts", "η* shrinks with width")}
@@ -96,6 +96,16 @@ def control_pairs(cfg: TransferConfig) -> list[tuple[Configuration, Configuratio
     return [(c, controls[c.model]) for c in cfg.grid.configs if c.hc and c.model in controls]
 
 
+def rule_pairs(cfg: TransferConfig) -> list[tuple[Configuration, Configuration]]:
+    """``(mHC configuration, a later mHC configuration of the same body)`` for each such pair of a learning-rate
+    sweep, in grid order: two width rules for the same generator compared head to head, as each is against the
+    control; none for a sweep of another hyperparameter."""
+    if cfg.sweep.hyper != "lr":
+        return []
+    mhc = [c for c in cfg.grid.configs if c.hc]
+    return [(a, b) for i, a in enumerate(mhc) for b in mhc[i + 1 :] if a.model == b.model]
+
+
 def relative_row(
     name: str,
     anchor: str,
@@ -136,12 +146,18 @@ difference or None)``: the two joint fits to difference, when the caller has bet
 (over the widths both placed), and their paired interval (:func:`~mhc_mup.stats.optimum.paired_difference`)."""
 
 
-def relative_drift(cfg: TransferConfig, drift: pd.DataFrame, refit: Refit | None = None) -> pd.DataFrame:
-    """:func:`relative_row` of each :func:`control_pairs` pair: from the drift table's joint fits (in quadrature),
-    or from ``refit``'s (:func:`~mhc_mup.training.transfer.analysis.analyse` refits the two over the widths both
-    placed when those differ, and pairs them)."""
+def relative_drift(
+    cfg: TransferConfig,
+    drift: pd.DataFrame,
+    refit: Refit | None = None,
+    pairs: list[tuple[Configuration, Configuration]] | None = None,
+) -> pd.DataFrame:
+    """:func:`relative_row` of each pair (default :func:`control_pairs`; :func:`rule_pairs` compares two mHC
+    rules): from the drift table's joint fits (in quadrature), or from ``refit``'s
+    (:func:`~mhc_mup.training.transfer.analysis.analyse` refits the two over the widths both placed when those
+    differ, and pairs them)."""
     rows, table = _by_config(drift), []
-    for c, a in control_pairs(cfg):
+    for c, a in control_pairs(cfg) if pairs is None else pairs:
         if c.name in rows and a.name in rows:
             pair = refit(c, a, rows[c.name], rows[a.name]) if refit else (rows[c.name], rows[a.name], "", None)
             fit, control, note, paired = pair

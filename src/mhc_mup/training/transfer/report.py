@@ -347,6 +347,26 @@ def _anchor_blocks(result: TransferResult) -> list:
     return blocks
 
 
+def _rule_drift_blocks(result: TransferResult) -> list:
+    """Two mHC rules of one body against each other (``rule_drift.csv``), as each is against the control; nothing
+    where the sweep has no such pair."""
+    from mhc_mup.reporting.blocks import Table
+
+    if result.rules.empty:
+        return []
+    a = result.config.analysis
+    return [Table(
+        ["configuration", "against", "β − β_other", f"{a.fit.confidence:.0%} interval", "verdict", "paired interval",
+         "note"],
+        [[r["config"], r["anchor"], fmt_number(r["exponent"], "+.3f"), fmt_interval(r["ci_low"], r["ci_high"]),
+          _verdict(r["verdict"], r["direction"]), fmt_interval(r["paired_low"], r["paired_high"]), r["note"]]
+         for r in result.rules.to_dict("records")],
+        f"Which mHC rule's optimum moves more with width: two rules of the same body fitted against each other, as "
+        f"each is against the control (the same intervals; the verdict reads the quadrature). Within ±{a.tolerance:g} "
+        f"their optima move alike; outside, the direction says which way the first moves relative to the second.",
+    )]  # fmt: skip
+
+
 def _summary_blocks(result: TransferResult) -> list:
     """One line per configuration: its joint drift and verdict, its drift against the control, what transferring
     costs at the widest width that says, and its best loss at the widest width with an optimum (the tables
@@ -629,7 +649,8 @@ def build_transfer_report(
     words = cfg.analysis.loss_words
     # the caveat first: it qualifies the anchors as much as the verdicts
     blocks: list = [*_repeats_caveat(result), *_anchor_blocks(result), *_summary_blocks(result),
-                    *_drift_blocks(result), *_optima_blocks(result, optima_png), *_penalty_blocks(result),
+                    *_drift_blocks(result), *_rule_drift_blocks(result), *_optima_blocks(result, optima_png),
+                    *_penalty_blocks(result),
                     *_rule_penalty_blocks(result),
                     *_routing_blocks(result, routing_png), *_logit_blocks(result, logits_png), *_edge_blocks(result),
                     *_noise_blocks(result),
@@ -752,8 +773,8 @@ def _csv(frame: pd.DataFrame, columns: tuple[str, ...]) -> str:
 def write_outputs(result: TransferResult, out: str | Path) -> list[Path]:
     """Write ``transfer.csv``, ``curves.csv.gz``, ``optima_seeds.csv``, ``optima.csv``, ``drift.csv``,
     ``routing.csv``, ``logits.csv``, ``noise.csv``, ``edges.csv``, ``edge_drift.csv``, ``anchors.csv``,
-    ``relative_drift.csv``, ``transfer_penalty.csv``, for a multiplier sweep ``rule_penalty.csv``, the report
-    (``transfer_report.md`` / ``.html``),
+    ``relative_drift.csv``, ``rule_drift.csv``, ``transfer_penalty.csv``, for a multiplier sweep
+    ``rule_penalty.csv``, the report (``transfer_report.md`` / ``.html``),
     ``transfer.png`` and, where runs recorded their logits, ``logits.png``, where there are mHC runs,
     ``routing.png``, and where a width has an optimum, ``optima.png`` into ``out``; every content is made before
     the first write."""
@@ -782,6 +803,7 @@ def write_outputs(result: TransferResult, out: str | Path) -> list[Path]:
         "edge_drift.csv": _csv(result.edge_drift, EDGE_DRIFT_COLUMNS),
         "anchors.csv": _csv(result.anchors, ANCHOR_COLUMNS),
         "relative_drift.csv": _csv(result.relative, RELATIVE_COLUMNS),
+        "rule_drift.csv": _csv(result.rules, RELATIVE_COLUMNS),
         "transfer_penalty.csv": _csv(result.penalty, PENALTY_COLUMNS),
         **({"rule_penalty.csv": _csv(result.rule_penalty, RULE_PENALTY_COLUMNS)}
            if result.config.sweep.hyper != "lr" else {}),
