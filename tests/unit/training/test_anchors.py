@@ -155,7 +155,7 @@ def test_two_mhc_rules_of_one_body_are_fitted_against_each_other():
     from mhc_mup.reporting.blocks import render_markdown
     from mhc_mup.training.transfer.report import build_transfer_report
 
-    assert "Which mHC rule's optimum moves more with width" in render_markdown(build_transfer_report(result, b""))
+    assert "## Which mHC rule's optimum moves more with width?" in render_markdown(build_transfer_report(result, b""))
 
 
 def test_the_relative_interval_pairs_the_seeds_the_two_share():

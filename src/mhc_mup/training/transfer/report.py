@@ -350,21 +350,21 @@ def _anchor_blocks(result: TransferResult) -> list:
 def _rule_drift_blocks(result: TransferResult) -> list:
     """Two mHC rules of one body against each other (``rule_drift.csv``), as each is against the control; nothing
     where the sweep has no such pair."""
-    from mhc_mup.reporting.blocks import Table
-
     if result.rules.empty:
         return []
     a = result.config.analysis
-    return [Table(
+    rows = [[r["config"], r["anchor"], fmt_number(r["exponent"], "+.3f"), fmt_interval(r["ci_low"], r["ci_high"]),
+             _verdict(r["verdict"], r["direction"]), fmt_interval(r["paired_low"], r["paired_high"]), r["note"]]
+            for r in result.rules.to_dict("records")]  # fmt: skip
+    return _table_section(
+        "Which mHC rule's optimum moves more with width?",
+        f"Two rules of the same body fitted against each other, δ = β_first − β_second of the joint fits, as each is "
+        f"against the control: the same intervals, and the verdict reads the quadrature. Within ±{a.tolerance:g} "
+        f"their optima move alike; outside, the direction says which way the first moves relative to the second.",
         ["configuration", "against", "β − β_other", f"{a.fit.confidence:.0%} interval", "verdict", "paired interval",
          "note"],
-        [[r["config"], r["anchor"], fmt_number(r["exponent"], "+.3f"), fmt_interval(r["ci_low"], r["ci_high"]),
-          _verdict(r["verdict"], r["direction"]), fmt_interval(r["paired_low"], r["paired_high"]), r["note"]]
-         for r in result.rules.to_dict("records")],
-        f"Which mHC rule's optimum moves more with width: two rules of the same body fitted against each other, as "
-        f"each is against the control (the same intervals; the verdict reads the quadrature). Within ±{a.tolerance:g} "
-        f"their optima move alike; outside, the direction says which way the first moves relative to the second.",
-    )]  # fmt: skip
+        rows,
+    )  # fmt: skip
 
 
 def _summary_blocks(result: TransferResult) -> list:
