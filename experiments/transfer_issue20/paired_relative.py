@@ -41,13 +41,13 @@ def fit_windows(cfg, result, name: str, widths: list[int]) -> dict[int, tuple]:
         c = joint.width_curves(cfg, sel, (result.values or {}).get((name, w)))
         if c is not None:
             curves.append(c)
-    fitted, _, _ = joint._sort_widths(cfg, curves)
+    fitted, _, _ = joint.joint_windows(cfg, curves)
     return {c.width: (c, cols) for c, cols in fitted}
 
 
 def beta_on(fitted: list[tuple], draw: dict[int, list[int]]) -> float:
     """The joint fit's β on the curves of ``draw`` (``{width: seeds drawn}``; a seed drawn twice enters twice)."""
-    lw, x, seed, loss = joint._stack(fitted)
+    lw, x, seed, loss = joint.window_runs(fitted)
     rows, groups = [], []
     for w, seeds in draw.items():
         for s in seeds:
@@ -105,7 +105,7 @@ def seed_effect(fa: list[tuple], fb: list[tuple], widths: list[int]) -> str:
     """A two-way ANOVA of the paired CR2 scores ``s_config − s_control`` (widths × seeds): the seeds' effect."""
     scores = []
     for fitted in (fa, fb):
-        lw, x, seed, loss = joint._stack(fitted)
+        lw, x, seed, loss = joint.window_runs(fitted)
         fit = fit_joint_optimum(lw, x, lw * 1e6 + seed, loss)  # the analysis's curve labels
         scores.append(dict(zip(fit.curves, fit.scores, strict=True)))
     d = {k: scores[0][k] - scores[1][k] for k in scores[0]}

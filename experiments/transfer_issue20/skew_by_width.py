@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import least_squares
 
-from mhc_mup.stats.optimum import _centred, fit_joint_optimum
+from mhc_mup.stats.optimum import fit_joint_optimum
 from mhc_mup.training.transfer import joint
 from mhc_mup.training.transfer.analysis import analyse
 from mhc_mup.training.transfer.store import load_records, stored_config
@@ -33,8 +33,13 @@ def windows(cfg, result, name: str) -> tuple[np.ndarray, ...]:
         c = joint.width_curves(cfg, sel, (result.values or {}).get((name, w)))
         if c is not None:
             curves.append(c)
-    fitted, _, _ = joint._sort_widths(cfg, curves)
-    return joint._stack(fitted)
+    fitted, _, _ = joint.joint_windows(cfg, curves)
+    return joint.window_runs(fitted)
+
+
+def centred(v: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """``v`` less its mean within each curve ``g``: the heights ``c[d, s]`` profiled out, as the analysis does."""
+    return v - (np.bincount(g, v) / np.bincount(g))[g]
 
 
 def varying_skew(lw: np.ndarray, x: np.ndarray, seed: np.ndarray, y: np.ndarray) -> str:
@@ -47,7 +52,7 @@ def varying_skew(lw: np.ndarray, x: np.ndarray, seed: np.ndarray, y: np.ndarray)
     def residuals(p: np.ndarray) -> np.ndarray:
         x0, beta, l0, l1, k0, k1 = p
         t = x - x0 - beta * u
-        return _centred(y - np.exp(l0 + l1 * u) * t * t * (1 + (k0 + k1 * u) * t), g, n_curves)
+        return centred(y - np.exp(l0 + l1 * u) * t * t * (1 + (k0 + k1 * u) * t), g)
 
     start = [shared.x0, shared.beta, shared.log_curvature, shared.curvature_slope, shared.skew, 0.0]
     sol = least_squares(residuals, np.array(start), method="lm", x_scale="jac")

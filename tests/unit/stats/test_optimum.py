@@ -21,7 +21,7 @@ import pytest
 from mhc_mup.stats.fitting import fit_power_law
 from mhc_mup.stats.optimum import fit_joint_optimum, paired_difference, paired_lack_of_fit, seed_bootstrap
 from mhc_mup.training.transfer.analysis import fit_parabola
-from mhc_mup.training.transfer.joint import WidthCurves, fit_window
+from mhc_mup.training.transfer.joint import WidthCurves, fit_window, joint_windows, window_runs
 
 SIGMA, HEIGHT_SD, A = 0.0096, 0.0073, 0.027
 WIDTHS = (128, 256, 512, 1024)
@@ -56,6 +56,21 @@ def stacked(curves: list[WidthCurves], halfwidth: int = 2) -> tuple[np.ndarray, 
             parts.append((np.full(n, math.log2(c.width)), c.x[cols], np.full(n, c.width * 100 + s), np.full(n, s),
                           c.loss[s, cols]))  # fmt: skip
     return tuple(np.concatenate([p[k] for p in parts]) for k in range(5))
+
+
+def test_the_analysis_windows_and_runs_are_the_ones_each_width_picks():
+    """``joint_windows`` keeps every width of a sweep with a clear minimum, each with ``fit_window``'s columns, and
+    ``window_runs`` stacks their runs as this file's ``stacked`` does."""
+    from mhc_mup.training.transfer import TransferConfig
+
+    curves = surface(np.random.default_rng(5), -1.0)
+    fitted, flat, notes = joint_windows(TransferConfig(), curves)
+    assert [c.width for c, _ in fitted] == [c.width for c in curves] and flat == [] and notes == []
+    for c, cols in fitted:
+        np.testing.assert_array_equal(cols, fit_window(c, 2)[0])
+    lw, x, _, seed, loss = stacked(curves)
+    for got, want in zip(window_runs(fitted), (lw, x, seed, loss), strict=True):
+        np.testing.assert_array_equal(got, want)
 
 
 def joint(curves: list[WidthCurves]):

@@ -31,7 +31,10 @@ from mhc_mup.stats.optimum import JointOptimumFit, fit_joint_optimum, seed_boots
 from mhc_mup.stats.readings import classify_interval, drift_verdict
 from mhc_mup.training.transfer.config import TransferConfig, distinct_values, log2_key
 
-__all__ = ["WidthCurves", "fit_window", "flatness", "joint_drift", "seed_noise", "width_curves", "width_values"]
+__all__ = [
+    "WidthCurves", "fit_window", "flatness", "joint_drift", "joint_windows", "seed_noise", "width_curves",
+    "width_values", "window_runs",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -143,14 +146,14 @@ def joint_drift(
     x*)`` (``x*`` NaN where the width is not fitted), and the fit itself (``None`` with fewer than 2 widths), whose
     per-curve scores a paired comparison reads: its curves are labelled by width and seed, so two
     configurations' fits name the same curve alike."""
-    fitted, flat, notes = _sort_widths(cfg, curves)
+    fitted, flat, notes = joint_windows(cfg, curves)
     sigma, dof = seed_noise(curves, cfg.analysis.joint_halfwidth)
     per_width = {c.width: (c.width in flat, math.nan) for c in curves}
     row = dict.fromkeys(_JOINT, math.nan) | {"joint_widths": len(fitted), "joint_verdict": "unclear",
                                              "joint_direction": "", "flat_widths": len(flat)}  # fmt: skip
     if len(fitted) < 2:
         return row | {"joint_note": "; ".join([*notes, "optimum at < 2 widths: no joint fit"])}, per_width, None
-    lw, x, seed, loss = _stack(fitted)
+    lw, x, seed, loss = window_runs(fitted)
     fit = fit_joint_optimum(lw, x, lw * 1e6 + seed, loss, confidence=cfg.analysis.fit.confidence)
     notes += [fit.note] if fit.note else []
     if not math.isfinite(fit.beta):
@@ -162,11 +165,11 @@ def joint_drift(
     return row | columns, per_width, fit
 
 
-def _sort_widths(
+def joint_windows(
     cfg: TransferConfig, curves: list[WidthCurves]
 ) -> tuple[list[tuple[WidthCurves, np.ndarray]], list[int], list[str]]:
-    """``(fitted, flat, notes)``: the widths with a fit window (and its columns), the flat widths, and notes
-    naming the flat and the left-out widths."""
+    """``(fitted, flat, notes)``: what :func:`joint_drift` fits, the widths of ``curves`` with a fit window (each
+    ``(curves, its columns)``), the flat widths, and notes naming the flat and the left-out widths."""
     sigma, dof = seed_noise(curves, cfg.analysis.joint_halfwidth)
     fitted, flat, flat_notes, skipped = [], [], [], []
     for c in curves:
@@ -219,8 +222,8 @@ def _misfit(fit: JointOptimumFit, sigma: float, dof: int) -> list[str]:
             f"p = {p:.1g}): narrow it (--joint-halfwidth)"]  # fmt: skip
 
 
-def _stack(fitted: list[tuple[WidthCurves, np.ndarray]]) -> tuple[np.ndarray, ...]:
-    """``(log2 d, x, seed, loss)``, each ``(n,)``: every run in the widths' windows."""
+def window_runs(fitted: list[tuple[WidthCurves, np.ndarray]]) -> tuple[np.ndarray, ...]:
+    """``(log2 d, x, seed, loss)``, each ``(n,)``: every run in the windows of :func:`joint_windows`' ``fitted``."""
     parts = []
     for c, cols in fitted:
         for i, s in enumerate(c.seeds):
