@@ -10,6 +10,7 @@ import argparse
 import itertools
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
@@ -60,6 +61,10 @@ from mhc_mup.training.transfer import (
 from mhc_mup.training.transfer.config import CUDA_GRAPH_CHOICES, LOSSES
 from mhc_mup.training.transfer.store import base_lr_from, base_lrs_from
 from mhc_mup.training.transfer.sweep import transfer_cost
+
+if TYPE_CHECKING:  # annotations only: the command line imports neither at start
+    import pandas as pd
+    from rich.table import Table
 
 __all__ = ["print_transfer", "register", "run_transfer_command", "transfer_config"]
 
@@ -490,33 +495,32 @@ def _print_anchors(result: TransferResult, console: Console) -> None:
         console.print(f"  [{colour}]anchor {r['status']}[/{colour}]: {sentence}", soft_wrap=True)
     if result.relative.empty:
         return
-    t = table(f"Drift against the control of the same body: β − β_control of the joint fits, within ±{tol:g}: "
-              "moves no more with width than the control (relative_drift.csv; paired: the interval that keeps the "
-              "noise the two share, narrower, not the verdict's, see docs/transfer.md)")  # fmt: skip
-    for col in ("config", "against", "β − β_control", "interval", "verdict", "paired", "note"):
-        t.add_column(col, justify="right" if col in ("β − β_control", "interval", "paired") else "left",
+    title = (f"Drift against the control of the same body: β − β_control of the joint fits, within ±{tol:g}: "
+             "moves no more with width than the control (relative_drift.csv; paired: the interval that keeps the "
+             "noise the two share, narrower, not the verdict's, see docs/transfer.md)")  # fmt: skip
+    console.print(_relative_table(title, "β − β_control", result.relative))
+
+
+def _relative_table(title: str, delta: str, frame: pd.DataFrame) -> Table:
+    """A relative-drift table (relative_drift.csv, rule_drift.csv) under ``title``, δ's column headed ``delta``."""
+    t = table(title)
+    for col in ("config", "against", delta, "interval", "verdict", "paired", "note"):
+        t.add_column(col, justify="right" if col in (delta, "interval", "paired") else "left",
                      no_wrap=col != "note")  # fmt: skip
-    for r in result.relative.to_dict("records"):
+    for r in frame.to_dict("records"):
         t.add_row(r["config"], r["anchor"],
                   *_drift_cells(r["exponent"], r["ci_low"], r["ci_high"], r["verdict"], r["direction"]),
                   fmt_interval(r["paired_low"], r["paired_high"], whole=True), r["note"])  # fmt: skip
-    console.print(t)
+    return t
 
 
 def _print_rule_drift(result: TransferResult, console: Console) -> None:
     """Two mHC rules of one body against each other (rule_drift.csv); nothing where the sweep has no such pair."""
     if result.rules.empty:
         return
-    t = table(f"Between the mHC rules of one body: β − β_other of the joint fits, within ±{result.config.tolerance:g}: "
-              "their optima move alike (rule_drift.csv; paired: not the verdict's, as against the control)")
-    for col in ("config", "against", "β − β_other", "interval", "verdict", "paired", "note"):
-        t.add_column(col, justify="right" if col in ("β − β_other", "interval", "paired") else "left",
-                     no_wrap=col != "note")  # fmt: skip
-    for r in result.rules.to_dict("records"):
-        t.add_row(r["config"], r["anchor"],
-                  *_drift_cells(r["exponent"], r["ci_low"], r["ci_high"], r["verdict"], r["direction"]),
-                  fmt_interval(r["paired_low"], r["paired_high"], whole=True), r["note"])  # fmt: skip
-    console.print(t)
+    title = (f"Between the mHC rules of one body: β − β_other of the joint fits, within ±{result.config.tolerance:g}: "
+             "their optima move alike (rule_drift.csv; paired: not the verdict's, as against the control)")
+    console.print(_relative_table(title, "β − β_other", result.rules))
 
 
 def _print_routing(result: TransferResult, console: Console) -> None:

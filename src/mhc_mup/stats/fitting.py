@@ -74,6 +74,10 @@ class PowerLawFit:
         return self.ci_low <= value <= self.ci_high
 
 
+TWO_WIDTHS_NOTE = "2 widths: no regression interval, bootstrap only"
+""":func:`fit_power_law`'s note for a fit of two widths, whose interval is then the bootstrap's alone."""
+
+
 def t_quantile(dof: float, confidence: float) -> float:
     """The two-sided Student-t factor ``t_{(1 + c)/2, dof}``: ``estimate ± t·se`` covers with probability ``c``."""
     # scipy.special's stdtrit is scipy.stats.t.ppf bit for bit and imports in a third of the time (the command
@@ -81,6 +85,15 @@ def t_quantile(dof: float, confidence: float) -> float:
     from scipy.special import stdtrit
 
     return float(stdtrit(dof, 0.5 + confidence / 2))
+
+
+def mean_t_interval(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
+    """The t-interval of the mean of ``values`` ``(n,)``, ``x̄ ± t_{n−1} · s/√n``; needs n ≥ 2."""
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) < 2:
+        raise ValueError(f"a t-interval needs at least 2 values, got {len(values)}")
+    mean, half = float(values.mean()), t_quantile(len(values) - 1, confidence) * float(values.std(ddof=1))
+    return mean - half / math.sqrt(len(values)), mean + half / math.sqrt(len(values))
 
 
 def welch_slope_interval(
@@ -221,7 +234,7 @@ def _fit_one(
     b_lo, b_hi = np.quantile(boot_slopes, [alpha, 1.0 - alpha]) if len(boot_slopes) else (nan, nan)
     o_lo, o_hi = _slope_t_interval(log_d, resid, float(slope), confidence)
     if len(point) < 3:
-        note = "; ".join(filter(None, [note, "2 widths: no regression interval, bootstrap only"]))
+        note = "; ".join(filter(None, [note, TWO_WIDTHS_NOTE]))
     lo = float(np.nanmin([b_lo, o_lo]))
     hi = float(np.nanmax([b_hi, o_hi]))
     return PowerLawFit(

@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 
 from mhc_mup.errors import ConfigError
-from mhc_mup.stats.fitting import FitSettings, fit_power_law, fit_power_laws, mean, t_quantile, welch_slope_interval
+from mhc_mup.stats.fitting import (
+    FitSettings,
+    fit_power_law,
+    fit_power_laws,
+    mean,
+    mean_t_interval,
+    t_quantile,
+    welch_slope_interval,
+)
 
 WIDTHS = [64, 128, 256, 512, 1024]
 
@@ -160,3 +168,13 @@ def test_welch_slope_interval_is_scipys_welch_interval_over_the_spacing():
     assert welch_slope_interval(np.ones(3), np.full(2, 3.0), 2.0) == (1.0, 1.0)  # no spread: the point
     with pytest.raises(ValueError, match="at least 2 values, got 1 and 3"):
         welch_slope_interval(np.ones(1), np.ones(3), 1.0)
+
+
+def test_mean_t_interval_is_scipys_t_interval_of_the_mean():
+    from scipy.stats import t
+
+    values = np.array([-6.78, -6.74, -6.75, -6.70])
+    want = t.interval(0.9, len(values) - 1, loc=values.mean(), scale=values.std(ddof=1) / 2)
+    assert mean_t_interval(values, 0.9) == pytest.approx(want, rel=1e-10)
+    with pytest.raises(ValueError, match="at least 2 values, got 1"):
+        mean_t_interval(np.ones(1))

@@ -41,10 +41,11 @@ import pandas as pd
 
 from mhc_mup._io import StrEnum
 from mhc_mup.stats.fitting import (
+    TWO_WIDTHS_NOTE,
     PowerLawFit,
     bootstrap_estimate,
     fit_power_law,
-    t_quantile,
+    mean_t_interval,
     welch_slope_interval,
 )
 from mhc_mup.stats.optimum import JointOptimumFit, paired_difference
@@ -499,8 +500,8 @@ def _width_optimum(
     if len(values) >= 2:
         fit = cfg.analysis.fit
         est = bootstrap_estimate(values, n_boot=fit.n_boot, confidence=fit.confidence, seed=0)
-        half = t_quantile(len(values) - 1, fit.confidence) * float(values.std(ddof=1)) / math.sqrt(len(values))
-        mean, lo, hi = est.value, min(est.ci_low, est.value - half), max(est.ci_high, est.value + half)
+        t_low, t_high = mean_t_interval(values, fit.confidence)
+        mean, lo, hi = est.value, min(est.ci_low, t_low), max(est.ci_high, t_high)
     elif len(values) == 1:
         mean, lo, hi = float(values[0]), math.nan, math.nan
         notes.append("one seed has an optimum: no interval")
@@ -615,9 +616,9 @@ def _two_width_interval(
     slope of their log2 optima joins it (the union, as a regression's t-interval does across more widths)."""
     a, b = (np.log2(per_width[w]) for w in widths)
     w_low, w_high = welch_slope_interval(a, b, math.log2(widths[1] / widths[0]), confidence)
-    notes = [n for n in fit.note.split("; ") if n and not n.startswith("2 widths")]
-    notes.append("2 widths: the interval is the bootstrap's united with the seeds' Welch t-interval")
-    return min(fit.ci_low, w_low), max(fit.ci_high, w_high), "; ".join(notes)
+    note = fit.note.replace(TWO_WIDTHS_NOTE, "2 widths: the interval is the bootstrap's united with the seeds' "
+                                              "Welch t-interval")  # fmt: skip
+    return min(fit.ci_low, w_low), max(fit.ci_high, w_high), note
 
 
 def drift_sentence(row: Mapping, confidence: float = 0.95, symbol: str = "η*", noun: str = "learning rate") -> str:

@@ -28,7 +28,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from mhc_mup.stats.fitting import t_quantile
+from mhc_mup.stats.fitting import mean_t_interval
 from mhc_mup.training.transfer.joint import WidthCurves
 
 __all__ = ["PENALTY_COLUMNS", "RULE_PENALTY_COLUMNS", "penalty_table", "quadratic_reading", "rule_penalty_table"]
@@ -125,8 +125,8 @@ def _seed_mean(c: WidthCurves, at: float, own: float, confidence: float) -> dict
     mean = float(per_seed.mean())
     if len(per_seed) < 2:
         return {"n_seeds": 1, "penalty": mean}
-    half = t_quantile(len(per_seed) - 1, confidence) * float(per_seed.std(ddof=1)) / math.sqrt(len(per_seed))
-    return {"n_seeds": len(per_seed), "penalty": mean, "ci_low": mean - half, "ci_high": mean + half}
+    low, high = mean_t_interval(per_seed, confidence)
+    return {"n_seeds": len(per_seed), "penalty": mean, "ci_low": low, "ci_high": high}
 
 
 def _bound(c: WidthCurves, base: float, own: float) -> float:

@@ -334,9 +334,7 @@ def _anchor_blocks(result: TransferResult) -> list:
     blocks.append(Table(
         ["configuration", "against", "β − β_control", f"{result.config.analysis.fit.confidence:.0%} interval",
          "verdict", "paired interval", "note"],
-        [[r["config"], r["anchor"], fmt_number(r["exponent"], "+.3f"), fmt_interval(r["ci_low"], r["ci_high"]),
-          _verdict(r["verdict"], r["direction"]), fmt_interval(r["paired_low"], r["paired_high"]), r["note"]]
-         for r in result.relative.to_dict("records")],
+        _relative_rows(result.relative),
         f"Drift against the control of the same body (joint fits; the interval combines the two in quadrature, "
         f"each side on its own): within ±{tol:g}, the configuration's optimum moves no more with width than the "
         f"control's. A reading that assumes the method's own shift adds to both alike. The paired interval keeps "
@@ -353,9 +351,6 @@ def _rule_drift_blocks(result: TransferResult) -> list:
     if result.rules.empty:
         return []
     a = result.config.analysis
-    rows = [[r["config"], r["anchor"], fmt_number(r["exponent"], "+.3f"), fmt_interval(r["ci_low"], r["ci_high"]),
-             _verdict(r["verdict"], r["direction"]), fmt_interval(r["paired_low"], r["paired_high"]), r["note"]]
-            for r in result.rules.to_dict("records")]  # fmt: skip
     return _table_section(
         "Which mHC rule's optimum moves more with width?",
         f"Two rules of the same body fitted against each other, δ = β_first − β_second of the joint fits, as each is "
@@ -363,8 +358,16 @@ def _rule_drift_blocks(result: TransferResult) -> list:
         f"their optima move alike; outside, the direction says which way the first moves relative to the second.",
         ["configuration", "against", "β − β_other", f"{a.fit.confidence:.0%} interval", "verdict", "paired interval",
          "note"],
-        rows,
+        _relative_rows(result.rules),
     )  # fmt: skip
+
+
+def _relative_rows(table: pd.DataFrame) -> list[list[str]]:
+    """The cells of a relative-drift table (:data:`~mhc_mup.training.transfer.anchors.RELATIVE_COLUMNS`): each
+    configuration, the one it is fitted against, δ, its interval, the verdict and the paired interval."""
+    return [[r["config"], r["anchor"], fmt_number(r["exponent"], "+.3f"), fmt_interval(r["ci_low"], r["ci_high"]),
+             _verdict(r["verdict"], r["direction"]), fmt_interval(r["paired_low"], r["paired_high"]), r["note"]]
+            for r in table.to_dict("records")]  # fmt: skip
 
 
 def _summary_blocks(result: TransferResult) -> list:
