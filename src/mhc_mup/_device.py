@@ -9,7 +9,7 @@ from mhc_mup.errors import ConfigError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["check_device", "resolve_device"]
+__all__ = ["check_device", "device_label", "resolve_device"]
 
 
 def resolve_device(device: str, *, absent_ok: bool = False) -> torch.device:
@@ -38,3 +38,13 @@ def check_device(device: str) -> None:
     configuration can be validated before a command pays for that import."""
     if device != "cpu":
         resolve_device(device)
+
+
+def device_label(dev: torch.device) -> str:
+    """How a run record names the device it ran on: ``cuda:0 (NVIDIA H200)``, with the GPU's name where CUDA is
+    here, else the device alone (``cpu``; a CUDA device planned for on a machine without one)."""
+    import torch
+
+    if dev.type != "cuda":
+        return "cpu"
+    return f"{dev} ({torch.cuda.get_device_name(dev)})" if torch.cuda.is_available() else str(dev)

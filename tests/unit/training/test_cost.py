@@ -171,6 +171,22 @@ def test_a_folders_runs_alone_rescale_the_recorded_step_times():
     assert calibration(cfg, records[5:7]) is None
 
 
+def test_the_calibration_reads_the_gpu_the_command_runs_on_where_runs_ran_there():
+    """A folder filled on two GPU models prices a command from the runs on the GPU it will run on (an H200 runs
+    these steps faster than the H100 most runs had); a GPU no run has seen, or none named, falls back to the GPU
+    most of them ran on."""
+    cfg = recorded_grid("on").with_leaves(steps=1000, torch_compile=True)
+    mhc = step_seconds(cfg, True, 512)
+    h200 = "cuda:0 (NVIDIA H200)"
+    records = [timed_run(cfg, "mup", 512, 0.8 * mhc), timed_run(cfg, "mup", 512, 0.8 * mhc),
+               timed_run(cfg, "mup", 512, 0.5 * mhc, device=h200)]  # fmt: skip
+    on_h200 = calibration(cfg, records, h200)
+    assert on_h200.device == "NVIDIA H200" and on_h200.ratio == pytest.approx({(True, 512): 0.5})
+    for gpu in (None, "cuda", "cuda:0 (NVIDIA B200)", H100):
+        assert calibration(cfg, records, gpu).ratio == pytest.approx({(True, 512): 0.8})
+        assert calibration(cfg, records, gpu).device == "NVIDIA H100 80GB HBM3"
+
+
 def test_runs_in_turns_count_at_the_in_turns_speedup_where_no_run_had_the_gpu_alone():
     """n runs in turns each take n / IN_TURNS_SPEEDUP[n] times a run alone: a kind and width measured only in turns
     is calibrated from them at that share, so the same runs, priced in turns, cost what they took."""

@@ -826,3 +826,12 @@ def test_the_report_counts_runs_alone_sharing_a_device_and_unrecorded():
     expected = "Runs per device at once: 1 for 1 run, 4 for 3 runs, not recorded for 1 (stored before it was)."
     assert _sharing_text(runs) == expected
     assert _sharing_text(runs.dropna()) == "Runs per device at once: 1 for 1 run, 4 for 3 runs."
+
+
+def test_the_report_counts_each_device_where_a_folder_mixes_them():
+    from mhc_mup.training.transfer.report import _devices_text
+
+    h100, h200 = "cuda:0 (NVIDIA H100 80GB HBM3)", "cuda:0 (NVIDIA H200)"
+    assert _devices_text(pd.DataFrame({"device": [h200, h200]})) == h200
+    mixed = pd.DataFrame({"device": [h200, h100, h200]})
+    assert _devices_text(mixed) == f"{h100} for 1 run, {h200} for 2 runs"

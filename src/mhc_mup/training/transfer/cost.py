@@ -176,10 +176,11 @@ def step_seconds(cfg: TransferConfig, mhc: bool, width: int) -> float:
     return per_step * _compiled_ratio(mhc, width) if numerics.torch_compile else per_step
 
 
-def calibration(cfg: TransferConfig, records: Sequence[Mapping]) -> Calibration | None:
+def calibration(cfg: TransferConfig, records: Sequence[Mapping], gpu: str | None = None) -> Calibration | None:
     """How the stored ``records`` (runs of ``cfg``'s settings) compare with :func:`step_seconds`: per model kind
-    and width, the median of measured / estimated seconds per step over the finished runs on the GPU most of them
-    ran on. A run that took turns with ``n - 1`` others (``runs_per_device`` n) counts as
+    and width, the median of measured / estimated seconds per step over the finished runs on ``gpu`` (a device
+    label, ``cuda:0 (NVIDIA H200)``: the one the command will run on) where some ran there, else on the GPU most
+    of them ran on. A run that took turns with ``n - 1`` others (``runs_per_device`` n) counts as
     ``n / IN_TURNS_SPEEDUP[n]`` runs alone would have, the same share :func:`estimate_cost` prices runs in turns
     at; where a kind and width has runs alone, only those are used (they are measured without the speedup's
     error). Runs stored before ``runs_per_device`` was recorded are not used. None when there are none."""
@@ -190,7 +191,9 @@ def calibration(cfg: TransferConfig, records: Sequence[Mapping]) -> Calibration 
                 and r.get("steps_done") == cfg.recipe.train.steps and r.get("train_seconds", 0) > 0]  # fmt: skip
     if not finished:
         return None
-    device = Counter(name for name, _ in finished).most_common(1)[0][0]
+    names = Counter(name for name, _ in finished)
+    here = _gpu_name(gpu) if gpu else None
+    device = here if here in names else names.most_common(1)[0][0]
     by_kind: dict[tuple[bool, int], list[Mapping]] = {}
     for name, r in finished:
         if name == device:

@@ -623,6 +623,15 @@ def pad_of(ylim: tuple[float, float]) -> float:
     return 0.04 * (ylim[1] - ylim[0])
 
 
+def _devices_text(runs: pd.DataFrame) -> str:
+    """The devices the runs ran on, with each one's count where there are several (a folder filled on two GPU
+    models), e.g. "cuda:0 (NVIDIA H100 80GB HBM3) for 112 runs, cuda:0 (NVIDIA H200) for 52"."""
+    counts = runs.device.value_counts().sort_index()
+    if len(counts) == 1:
+        return str(counts.index[0])
+    return ", ".join(f"{device} for {k} run{'s' if k != 1 else ''}" for device, k in counts.items())
+
+
 def _sharing_text(runs: pd.DataFrame) -> str:
     """How many runs ran alone on their device and how many shared it (``runs_per_device``), e.g. "Runs per
     device at once: 1 for 87 runs, 4 for 180."; runs stored before it was recorded are counted apart."""
@@ -721,7 +730,7 @@ def _settings_blocks(result: TransferResult) -> list:
         f"{len(runs)} runs stored ({result.missing} of the grid still missing), {runs.seconds.sum() / 3600:.3g} "
         f"hours of run time summed over the runs (more than the GPU time where runs took turns on one GPU: each "
         f"counts the time they shared); per run: median {runs.seconds.median():.3g} s, "
-        f"{runs.tokens_per_s.median():,.0f} tokens/s (median) on {', '.join(sorted(set(runs.device)))}. "
+        f"{runs.tokens_per_s.median():,.0f} tokens/s (median) on {_devices_text(runs)}. "
         + _sharing_text(runs)
         if len(runs)
         else "No run stored yet."

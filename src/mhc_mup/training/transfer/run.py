@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch.optim.lr_scheduler import LambdaLR
 
+from mhc_mup._device import device_label
 from mhc_mup._io import json_safe, shortest_float32, software_versions
 from mhc_mup.errors import TransferError
 from mhc_mup.kernels import fused
@@ -353,7 +354,7 @@ def _record(
         "train_seconds": trace.train_seconds,
         "seconds": seconds,
         "stage_seconds": _stage_seconds(clock, trace, steps.capture_seconds, seconds),
-        "device": f"{dev} ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else "cpu",
+        "device": device_label(dev),
         "mhc_kernels": kernels,
         "step": "cuda-graph" if steps.captured else "eager",
         "cuda_graph_fallback": steps.fallback,

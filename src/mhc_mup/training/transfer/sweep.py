@@ -18,6 +18,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from mhc_mup._device import device_label
 from mhc_mup.errors import CorpusError, TransferError
 from mhc_mup.training.transfer.analysis import TransferResult, analyse
 from mhc_mup.training.transfer.config import RunKey, TransferConfig
@@ -138,11 +139,12 @@ def transfer_cost(
     (:func:`~mhc_mup.training.transfer.cost.calibration`); after the same checks, and nothing is written."""
     devices, _, pending = _check_everything(cfg, Path(out), backend, workers, runs_per_gpu)
     in_turns = runs_in_turns(devices) if backend == "local" else 0
-    cuda = cfg.resolved_device().type == "cuda"
+    device = cfg.resolved_device()
+    cuda = device.type == "cuda"
     # the folder's configurations, not only this command's: a configuration new to the folder is priced from the
-    # runs of its model kind (mHC or control) that the folder already holds
+    # runs of its model kind (mHC or control) that the folder already holds, on this GPU where some ran on it
     folder = folder_config(cfg, out)
-    measured = calibration(folder, load_records(folder, out)) if cuda and pending else None
+    measured = calibration(folder, load_records(folder, out), device_label(device)) if cuda and pending else None
     cost = estimate_cost(cfg, pending, cuda, max(1, in_turns), measured)
     note = _corpus_elsewhere(cfg) or _other_corpus(cfg, Path(out)) or _repeats_note(cfg)
     return dataclasses.replace(cost, note=note)
