@@ -16,7 +16,8 @@ verdicts, as the eighth session's one-off comparison of the 1000-step control wa
 
     PYTHONPATH=src python experiments/transfer_issue20/estimators.py FOLDER [CONFIG ...]
 
-e.g. ``experiments/transfer_onepass2000`` (its output: ``estimators_onepass2000.txt``); about half a minute.
+e.g. ``experiments/transfer_onepass2000`` (its output: ``estimators_onepass2000.txt``); about half a minute. A
+multiplier sweep's folder is read the same way, over the multiplier (e.g. ``experiments/lrfn_onepass2000_mup mup``).
 """
 
 from __future__ import annotations
@@ -76,10 +77,13 @@ def slope(widths: np.ndarray, optima: np.ndarray) -> float:
 
 
 def curves(runs: pd.DataFrame, config: str) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """``width → (log2 lr (J,), loss (S, J))`` of ``config``'s finished runs, seeds with every value only."""
+    """``width → (log2 of the swept value (J,), loss (S, J))`` of ``config``'s finished runs, seeds with every value
+    only (the swept value: the learning rate, or a multiplier sweep's multiplier)."""
     out = {}
     for w, at in runs[runs.config == config].groupby("width"):
-        table = at.pivot_table(index="seed", columns="log2_lr", values="final_val_loss").dropna()
+        # transfer.csv keeps log2 η exact (log2_lr) and the value to 6 digits: a multiplier's log2 from the value
+        x = at.log2_lr if (at.hyper == "lr").all() else np.log2(at.value).round(3)
+        table = at.assign(x=x).pivot_table(index="seed", columns="x", values="final_val_loss").dropna()
         out[int(w)] = (table.columns.to_numpy(dtype=float), table.to_numpy())
     return out
 
@@ -105,7 +109,7 @@ def report(folder: Path, config: str, rng: np.random.Generator) -> list[str]:
         draw = {w: rng.integers(0, len(loss), len(loss)) for w, (_, loss) in by_width.items()}
         for name, opt in readings(by_width, draw).items():
             boots[name].append((slope(widths, opt), slope(widths[1:], opt[1:])))
-    lines = [f"{config}: log2 η* per width ({', '.join(map(str, widths))}); β over all widths / without "
+    lines = [f"{config}: log2 of the optimum per width ({', '.join(map(str, widths))}); β over all widths / without "
              f"{widths[0]}; 95% seed-bootstrap intervals ({DRAWS} draws) for the two new readings"]
     for name, opt in point.items():
         cells = " ".join(f"{v:+7.2f}" for v in opt)
