@@ -87,10 +87,32 @@ def test_cli_prints_the_edges_with_two_seeds(small_corpus_file, tmp_path, capsys
     args[args.index("--seeds") + 1] = "2"
     assert main(["transfer", *args, "--corpus", str(small_corpus_file), "--out", str(tmp_path / "t")]) == 0
     printed = " ".join(capsys.readouterr().out.split())
-    assert "Edges of the band within the seeds' noise of the best (edges.csv)" in printed
+    assert "Edges of the band within the seeds' noise of the best, and where" in printed
     assert "control-mup high edge" in printed and "seeds' σ" in printed
     drift = pd.read_csv(tmp_path / "t" / "edge_drift.csv")
-    assert list(drift.edge) == ["high_edge", "low_edge", "first_diverged"]
+    assert list(drift.edge) == ["high_edge", "low_edge", "degraded", "first_diverged"]
+    assert "where the loss has risen +0.1 over it (degraded)" in printed
+
+
+def test_cli_degrade_by_moves_the_degraded_edge_in_a_report_only_reading(small_corpus_file, tmp_path, capsys):
+    """--degrade-by is an analysis flag: --report-only re-reads the same runs at another threshold."""
+    out = tmp_path / "t"
+    args = [*FAST]
+    args[args.index("--seeds") + 1] = "2"
+    assert main(["transfer", *args, "--corpus", str(small_corpus_file), "--out", str(out), "--quiet"]) == 0
+    edges = pd.read_csv(out / "edges.csv")
+    curves = pd.read_csv(out / "transfer.csv").groupby(["width", "log2_lr"]).final_val_loss.mean()
+    for delta in ("0.001", "0.01"):
+        assert main(["transfer", "--report-only", "--out", str(out), "--quiet", "--degrade-by", delta]) == 0
+        again = pd.read_csv(out / "edges.csv")
+        for r in again.dropna(subset=["degraded_log2"]).to_dict("records"):  # where the curve first rose delta
+            m = curves.loc[r["width"]]
+            assert m.min() + float(delta) <= m[m.index > r["degraded_log2"]].iloc[0] + 1e-12
+            assert (m[(m.index > m.idxmin()) & (m.index < r["degraded_log2"])] < m.min() + float(delta)).all()
+    assert list(edges.columns) == list(again.columns)
+    capsys.readouterr()
+    assert main(["transfer", "--report-only", "--out", str(out), "--degrade-by", "0"]) == 2
+    assert "degrade by must be a positive" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -298,6 +298,10 @@ def _analysis_arguments(g: Group) -> None:
                         "--eval-batches fixed batches; train, its mean training loss over the last 10%% of steps, "
                         "bytes it has not seen before where it reads its training split at most once (12×+ the "
                         "tokens of 16 validation batches): a second reading of the same runs")  # fmt: skip
+    g.add_argument("--degrade-by", type=positive_float("degrade by"), metavar="NATS", dest="degrade_nats",
+                   help=f"the degraded edge (edges.csv): the swept value above the best where the seed-mean loss "
+                        f"has risen NATS over it, interpolated between grid values; where training degrades, "
+                        f"beside the band's edges within the seeds' noise (default {d.degrade_nats:g})")  # fmt: skip
     g.add_argument("--report-only", action="store_true",
                    help="train nothing: write the tables, figure and report from the runs stored in --out, with "
                         "the settings and grids its sweep.json records (any machine can read a folder a GPU "
@@ -370,10 +374,10 @@ def transfer_config(args: argparse.Namespace) -> TransferConfig:
 
 
 def _analysis_flags(args: argparse.Namespace) -> dict:
-    """The analysis leaves the flags set: ``tolerance``, ``joint_halfwidth``, ``n_boot`` (``--bootstrap``) and
-    ``loss``."""
+    """The analysis leaves the flags set: ``tolerance``, ``joint_halfwidth``, ``n_boot`` (``--bootstrap``),
+    ``loss`` and ``degrade_nats`` (``--degrade-by``)."""
     given = {"tolerance": args.tolerance, "joint_halfwidth": args.joint_halfwidth, "n_boot": args.bootstrap,
-             "loss": args.loss}  # fmt: skip
+             "loss": args.loss, "degrade_nats": args.degrade_nats}  # fmt: skip
     return {k: v for k, v in given.items() if v is not None}
 
 
@@ -587,8 +591,10 @@ def _print_edges(result: TransferResult, console: Console) -> None:
     """Where the loss is flat: each configuration's band edges' drift with width, and the sweep's noise."""
     if result.edge_drift.empty or result.edge_drift.exponent.isna().all():
         return
-    t = table("Edges of the band within the seeds' noise of the best (edges.csv): 2^edge ∝ d^β, the interval "
-              "widened for the grid's spacing")  # fmt: skip
+    delta = result.config.analysis.degrade_nats
+    t = table("Edges of the band within the seeds' noise of the best, and where the loss has risen "
+              f"+{delta:g} over it (degraded) (edges.csv): 2^edge ∝ d^β, the band's intervals widened for the "
+              "grid's spacing, the degraded edge's interpolated")  # fmt: skip
     for col in ("config", "edge", "β", "interval", "verdict", "widths"):
         t.add_column(col, justify="left" if col in ("config", "edge", "verdict") else "right", no_wrap=True)
     for r in result.edge_drift.to_dict("records"):

@@ -8,9 +8,11 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from mhc_mup.training.transfer import EDGE_COLUMNS, EDGE_DRIFT_COLUMNS, TransferConfig
-from mhc_mup.training.transfer.edges import band_edges, edge_drift, edges_table, quantization
+from mhc_mup.training.transfer.edges import EDGES, band_edges, degraded_edge, edge_drift, edges_table, quantization
 from mhc_mup.training.transfer.joint import WidthCurves
 
 CFG = TransferConfig(device="cpu")
@@ -35,6 +37,37 @@ def test_band_edges_stop_at_the_first_point_outside():
     assert (int(low), int(high)) == (0, 1)
 
 
+def test_degraded_edge_by_hand():
+    """Linear in x between the values around the first crossing of best + δ above the best; none where the grid
+    ends first, a seed's NaN comes first, or nothing is finite; below the best a rise does not count."""
+    x = np.array([0.0, 1.0, 2.0, 4.0])
+    m = np.array([
+        [2.5, 2.0, 2.04, 2.2],  # crosses 2.1 between x = 2 (2.04) and 4 (2.2): 2 + 0.06/0.16·2 = 2.75
+        [2.0, 2.05, 2.3, 2.0],  # crosses between 0 and 1 (2.05 < 2.1 < 2.3 at x = 2): 1 + 0.05/0.25
+        [2.0, 2.02, np.nan, 3.0],  # a diverged seed before the crossing
+        [2.0, 2.02, 2.04, 2.06],  # never reaches it on the grid
+        [np.nan] * 4,
+    ])  # fmt: skip
+    got = degraded_edge(x, m, 0.1)
+    assert got[:2] == pytest.approx([2.75, 1.2])
+    assert np.isnan(got[2:]).all()
+    assert degraded_edge(x, m[None, :2], 0.1).shape == (1, 2)  # batched like band_edges
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(4, 12), st.floats(0.25, 1.0), st.integers(0, 3), st.floats(0.01, 0.5), st.floats(0.02, 0.3))
+def test_degraded_edge_of_a_curve_flat_then_linear_is_exact(n, step, kink, slope, delta):
+    """Flat to a grid value, then rising ``slope`` per unit x: the crossing of best + δ is kink + δ/slope on any
+    grid spacing, wherever the grid reaches it (interpolation is exact on a straight piece)."""
+    x = np.arange(n) * step
+    m = 1.0 + slope * np.clip(x - x[kink], 0.0, None)
+    m[:kink] += 0.5 * (x[kink] - x[:kink])  # falling to the kink: the best is there
+    got = float(degraded_edge(x, m, delta))
+    want = x[kink] + delta / slope
+    assume(abs(want - x[-1]) > 1e-9)  # on the grid's last value, round-off decides whether it is reached
+    assert got == pytest.approx(want) if want < x[-1] else math.isnan(got)
+
+
 def curves(edges: dict[int, float], x: np.ndarray, diverge_above: float | None = None) -> list[WidthCurves]:
     """3 seeds per width: flat at 2 up to the width's edge, then rising by 1/8 per grid step; seed offsets 0,
     1/4, 1/2 (exact in binary, so the seeds' noise is exactly 0); seed 0 diverged at edge + ``diverge_above``."""
@@ -56,6 +89,7 @@ def test_edges_table_reads_the_built_edges():
     assert table.high_edge_log2.tolist() == list(widths.values())
     assert table.low_edge_log2.tolist() == [-10.0] * 4 and table.low_open.all() and not table.high_open.any()
     assert table.first_diverged_log2.tolist() == [e + 2 for e in widths.values()]
+    assert table.degraded_log2.tolist() == pytest.approx([e + 0.4 for e in widths.values()])  # 0.1 at 1/4 a unit
     assert (table.band_nats == 0).all()  # the seeds' noise is exactly 0 here
 
 
@@ -73,6 +107,10 @@ def test_an_edge_moving_one_step_per_doubling_drifts_with_slope_minus_one():
         assert row.exponent == pytest.approx(-1.0)
         assert (row.ci_low, row.ci_high) == pytest.approx((-1.0 - q, -1.0 + q))  # every resample agrees
         assert row.verdict == "drifts" and row.direction == "shrinks with width" and row.n_widths == 4
+    degraded = drift.loc["degraded"]  # interpolated: the seeds' interval alone, no grid widening
+    assert degraded.exponent == pytest.approx(-1.0) and degraded.verdict == "drifts"
+    assert (degraded.ci_low, degraded.ci_high) == pytest.approx((-1.0, -1.0), abs=1e-9)
+    assert "interpolated where the loss reaches +0.1 over the best" in degraded.note
     low = drift.loc["low_edge"]  # open at every width: no fit
     assert math.isnan(low.exponent) and low.n_widths == 0 and "open or absent at d = 128, 256, 512, 1024" in low.note
 
@@ -104,6 +142,6 @@ def test_the_sweep_writes_edges(small_corpus_file, tmp_path):
     from tests.helpers import tiny_transfer_config as tiny_cfg
 
     result = run_transfer(tiny_cfg(small_corpus_file, seeds=2), tmp_path / "out")
-    assert set(result.edges.width) == {16, 32} and len(result.edge_drift) == 3
+    assert set(result.edges.width) == {16, 32} and list(result.edge_drift.edge) == list(EDGES)
     assert list(pd.read_csv(tmp_path / "out" / "edges.csv").columns) == list(EDGE_COLUMNS)
     assert "the band's edges" in (tmp_path / "out" / "transfer_report.md").read_text()

@@ -207,18 +207,22 @@ class TransferAnalysis:
     """The parabola through the argmin and ``fit_halfwidth`` neighbours on each side; the joint fit's window,
     the argmin and up to ``joint_halfwidth`` points on each side (:mod:`~mhc_mup.training.transfer.joint`); the
     drift fits' settings; **transfers** when the drift exponent's interval lies in ``±tolerance``; ``loss``: which
-    of :data:`LOSSES` every fit reads."""
+    of :data:`LOSSES` every fit reads; ``degrade_nats``: how far above its best a curve's loss must rise for
+    training to count as degraded (the *degraded* edge, :mod:`~mhc_mup.training.transfer.edges`)."""
 
     fit_halfwidth: int = 1
     tolerance: float = 0.1
     fit: FitSettings = field(default_factory=FitSettings)
     joint_halfwidth: int = 2
     loss: str = "val"
+    degrade_nats: float = 0.1
 
     def __post_init__(self) -> None:
         check_at_least(self, 1, ("fit_halfwidth", "joint_halfwidth"))
-        if not (math.isfinite(self.tolerance) and self.tolerance > 0):
-            raise TransferError(f"tolerance must be a positive finite number, got {self.tolerance!r}")
+        for name in ("tolerance", "degrade_nats"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise TransferError(f"{name} must be a positive finite number, got {value!r}")
         if self.loss not in LOSSES:
             raise TransferError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
 

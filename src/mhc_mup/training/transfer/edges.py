@@ -13,6 +13,10 @@ spaced: contiguity, the ends and the edges' neighbours are all within the width'
   at the analysis's confidence);
 * its **high edge** and **low edge**: the largest and the smallest ``x`` in the band. An edge *open* at the
   grid's end says only that the band reaches beyond the grid;
+* the **degraded** value: where the seed-mean loss, going up from the best, first reaches ``m_{j*} + δ``
+  (``δ``: the analysis's ``degrade_nats``, 0.1 nats/byte by default, far above the seeds' noise), interpolated
+  linearly in ``x`` between the two values around the crossing; none where the curve never rises that far on the
+  grid (*open*) or a seed diverges first;
 * the **first diverged** value: the smallest ``x`` above the best where a seed diverged.
 
 Each edge's drift with width is fitted as the optimum's is, ``2^edge ≈ c·d^β``
@@ -22,7 +26,9 @@ out and named. Edges lie on grid points, so the interval is widened by :func:`qu
 fitted widths, of the spacing between each width's edge and its neighbour beyond it (:func:`edge_spacing`), over
 the widths' span in octaves (a half-octave grid over 16× in width: ±0.125, wider than a ±0.1 tolerance: an edge's
 drift can read "drifts", not "transfers"). On an evenly spaced grid that is the grid's spacing; where values were
-added next to the edges, their finer spacing.
+added next to the edges, their finer spacing. The degraded edge is interpolated, not a grid point, and is not
+widened: its interval is the seeds' alone (a curve bending between grid values biases each width's crossing alike
+where the curves' shapes agree, which leaves the slope; where they differ, the finer grid is the check).
 """
 
 from __future__ import annotations
@@ -40,14 +46,14 @@ from mhc_mup.training.transfer.config import TransferConfig
 from mhc_mup.training.transfer.joint import WidthCurves, seed_noise
 
 __all__ = [
-    "EDGES", "EDGE_COLUMNS", "EDGE_DRIFT_COLUMNS", "band_edges", "edge_drift", "edge_spacing", "edges_table",
-    "quantization",
+    "EDGES", "EDGE_COLUMNS", "EDGE_DRIFT_COLUMNS", "band_edges", "degraded_edge", "edge_drift", "edge_spacing",
+    "edges_table", "quantization",
 ]  # fmt: skip
 
-EDGES = ("high_edge", "low_edge", "first_diverged")
+EDGES = ("high_edge", "low_edge", "degraded", "first_diverged")
 EDGE_COLUMNS = (
     "config", "width", "n_seeds", "best_log2", "band_nats", "low_edge_log2", "low_open", "high_edge_log2",
-    "high_open", "first_diverged_log2",
+    "high_open", "degraded_log2", "first_diverged_log2",
 )  # fmt: skip
 EDGE_DRIFT_COLUMNS = ("config", "edge", "exponent", "ci_low", "ci_high", "n_widths", "verdict", "direction", "note")
 
@@ -75,6 +81,27 @@ def band_edges(means: np.ndarray, band: float) -> tuple[np.ndarray, np.ndarray, 
     return np.where(none, -1, best), low, high, np.where(none | (diverged == n), -1, diverged)
 
 
+def degraded_edge(x: np.ndarray, means: np.ndarray, delta: float) -> np.ndarray:
+    """Where seed-mean curves ``means`` ``(..., J)`` over values ``x`` ``(J,)`` first reach ``δ`` above their best,
+    going up from it: ``x_{k−1} + (m_min + δ − m_{k−1}) / (m_k − m_{k−1}) · (x_k − x_{k−1})`` at the first ``k``
+    above the argmin with ``m_k ≥ m_min + δ`` ``(...,)``; NaN where none does before the grid ends or a NaN (a
+    diverged seed) comes first."""
+    m = np.asarray(means, dtype=np.float64)
+    n = m.shape[-1]
+    finite = np.isfinite(m)
+    best = np.argmin(np.where(finite, m, np.inf), axis=-1)[..., None]
+    level = np.take_along_axis(m, best, axis=-1) + delta
+    j = np.arange(n)
+    # the first point above the best that reaches the level or has no loss: the crossing lies just before it
+    stop = np.where((j > best) & (~finite | (m >= level)), j, n).min(axis=-1, keepdims=True)
+    k = np.clip(stop, 1, n - 1)
+    m1, m0 = np.take_along_axis(m, k, axis=-1), np.take_along_axis(m, k - 1, axis=-1)
+    ok = (stop < n) & np.isfinite(m1) & finite.any(axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        at = x[k - 1] + (level - m0) / (m1 - m0) * (x[k] - x[k - 1])
+    return np.where(ok, at, math.nan)[..., 0]
+
+
 def edges_table(cfg: TransferConfig, name: str, curves: list[WidthCurves]) -> pd.DataFrame:
     """:data:`EDGE_COLUMNS` for one configuration's complete width curves."""
     band_of = _band(cfg, curves)
@@ -90,6 +117,7 @@ def edges_table(cfg: TransferConfig, name: str, curves: list[WidthCurves]) -> pd
             "best_log2": x[best] if best >= 0 else math.nan,
             "low_edge_log2": x[low] if low >= 0 else math.nan, "low_open": low == 0,
             "high_edge_log2": x[high] if high >= 0 else math.nan, "high_open": high == len(x) - 1,
+            "degraded_log2": float(degraded_edge(x, c.mean(), cfg.analysis.degrade_nats)),
             "first_diverged_log2": x[div] if div >= 0 else math.nan,
         })  # fmt: skip
     return pd.DataFrame(rows, columns=list(EDGE_COLUMNS))
@@ -112,14 +140,16 @@ def edge_drift(cfg: TransferConfig, name: str, curves: list[WidthCurves], table:
         fitted = [c for c in curves if c.width in closed]
         fit = _fit_edge(cfg, fitted, which, band_of)
         at = dict(zip(table.width, table[f"{which}_log2"], strict=True))
-        grid = quantization([edge_spacing(c, at[c.width], which) for c in fitted], [c.width for c in fitted])
+        if which == "degraded":  # interpolated between grid values: no grid rounding to widen for
+            grid, how = 0.0, f"interpolated where the loss reaches +{cfg.analysis.degrade_nats:g} over the best"
+        else:
+            grid = quantization([edge_spacing(c, at[c.width], which) for c in fitted], [c.width for c in fitted])
+            how = f"interval widened by ±{grid:.3f} for the grid's spacing"
         low, high = fit.ci_low - grid, fit.ci_high + grid
         verdict, direction = drift_verdict(classify_interval(fit.exponent, low, high, cfg.analysis.tolerance))
         rows.append(row | {
             "exponent": _clean(fit.exponent), "ci_low": _clean(low), "ci_high": _clean(high),
-            "verdict": verdict, "direction": direction,
-            "note": "; ".join(filter(None, [note, fit.note, f"interval widened by ±{grid:.3f} for the grid's "
-                                                             "spacing"])),
+            "verdict": verdict, "direction": direction, "note": "; ".join(filter(None, [note, fit.note, how])),
         })  # fmt: skip
     return pd.DataFrame(rows, columns=list(EDGE_DRIFT_COLUMNS))
 
@@ -171,13 +201,16 @@ def _fit_edge(cfg: TransferConfig, curves: list[WidthCurves], which: str, band_o
     open or absent gives NaN, which the fit drops and counts in its note. Each width's rows index its own curves
     and values (``fit_power_law`` passes one width's samples at a time)."""
     starts = np.cumsum([0] + [len(c.seeds) for c in curves])
-    pick = {"low_edge": 1, "high_edge": 2, "first_diverged": 3}[which]
+    pick = {"low_edge": 1, "high_edge": 2, "first_diverged": 3}.get(which)
 
     def value(rows: np.ndarray) -> np.ndarray:
         rows = np.asarray(rows).astype(int)
         k = int(np.searchsorted(starts, rows.flat[0], side="right")) - 1  # the width these rows are of
         x, loss = curves[k].x, curves[k].loss
-        index = band_edges(loss[rows - starts[k]].mean(axis=-2), band_of(rows.shape[-1]))[pick]
+        means = loss[rows - starts[k]].mean(axis=-2)
+        if pick is None:
+            return 2.0 ** degraded_edge(x, means, cfg.analysis.degrade_nats)
+        index = band_edges(means, band_of(rows.shape[-1]))[pick]
         open_end = {"low_edge": 0, "high_edge": len(x) - 1}.get(which, -2)
         ok = (index >= 0) & (index != open_end)
         return np.where(ok, 2.0 ** x[np.clip(index, 0, None)], math.nan)

@@ -536,6 +536,7 @@ def _edge_blocks(result: TransferResult) -> list:
     if result.edges.empty:
         return []
     sym = result.config.sweep.symbol.rstrip("*")
+    delta = result.config.analysis.degrade_nats
 
     def edge(v: float, is_open: bool, mark: str) -> str:
         return "—" if not math.isfinite(v) else f"{mark if is_open else ''}{v:+.2f}"
@@ -543,7 +544,8 @@ def _edge_blocks(result: TransferResult) -> list:
     rows = [
         [r["config"], str(r["width"]), fmt_number(r["best_log2"], "+.2f"),
          edge(r["low_edge_log2"], r["low_open"], "≤ "),
-         edge(r["high_edge_log2"], r["high_open"], "≥ "), fmt_number(r["first_diverged_log2"], "+.2f"),
+         edge(r["high_edge_log2"], r["high_open"], "≥ "), fmt_number(r["degraded_log2"], "+.2f"),
+         fmt_number(r["first_diverged_log2"], "+.2f"),
          fmt_number(r["band_nats"], ".4f")]
         for r in result.edges.to_dict("records")
     ]  # fmt: skip
@@ -559,12 +561,16 @@ def _edge_blocks(result: TransferResult) -> list:
         "Where the loss is flat: the band's edges",
         f"Per width, log2 {sym} at the seed-mean best, the smallest and largest grid values whose seed-mean loss "
         "stays within the seeds' noise of the best (the band, in nats per byte: the t-quantile times the noise "
-        "of a difference of two seed means), and the smallest value above the best where a seed diverged. ≤ / "
-        "≥: the band reaches the grid's end, so the edge lies beyond it. Where the loss is flat the optimum is "
-        "noise and these edges are what moves with width. Below the table, each edge's drift 2^edge ∝ d^β over "
-        "the widths where it is closed, its interval widened for the grid's spacing; a bootstrap draw whose "
-        "resampled seeds leave the edge open at some width has no value there and is dropped (the note counts them).",
-        ["configuration", "width", f"best log2 {sym}", "low edge", "high edge", "first diverged", "band"],
+        "of a difference of two seed means), where training degrades: the value above the best where the "
+        f"seed-mean loss has risen {delta:g} nats per byte over it, interpolated between grid values (— where it "
+        "never does on the grid), and the smallest value above the best where a seed diverged. ≤ / ≥: the band "
+        "reaches the grid's end, so the edge lies beyond it. Where the loss is flat the optimum is noise and these "
+        "edges are what moves with width. Below the table, each edge's drift 2^edge ∝ d^β over the widths where it "
+        "is closed, the band's intervals widened for the grid's spacing (the degraded edge's is the seeds' alone); "
+        "a bootstrap draw whose resampled seeds leave the edge open at some width has no value there and is dropped "
+        "(the note counts them).",
+        ["configuration", "width", f"best log2 {sym}", "low edge", "high edge", "degraded", "first diverged",
+         "band"],
         rows,
     )
     return section + [Paragraph(line) for line in drift]
