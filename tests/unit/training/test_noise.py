@@ -33,6 +33,23 @@ def test_paired_se_removes_what_the_batches_share():
     assert batch_se(shared) > 0.5  # unpaired, the batches' spread dominates
 
 
+def test_the_seeds_noise_stays_near_the_argmin_where_it_is_at_the_grids_edge():
+    """An argmin at the grid's end (a flat low side) has no joint-fit window, but the noise is still read over
+    the argmin and up to ``halfwidth`` points beside it: the seeds' large disagreement on a cliff far above it
+    stays out (it once entered, and set a multiplier sweep's band 3× too wide)."""
+    from mhc_mup.training.transfer.joint import WidthCurves
+
+    x = np.arange(7.0)
+    near = np.array([[0.00, 0.01, -0.01], [0.01, -0.01, 0.00], [-0.01, 0.00, 0.01]])  # seeds × 3 points, no offsets
+    cliff = np.array([[0.5, 0.9, 1.5, 1.6], [0.2, 0.3, 1.0, 1.1], [0.4, 0.8, 1.9, 2.0]])
+    loss = 2.0 + np.hstack([near + np.array([0.0, 0.005, 0.01]), cliff])  # the best at x = 0, the grid's edge
+    curve = WidthCurves(256, x, loss, (0, 1, 2))
+    sigma, dof = seed_noise([curve], 2)
+    r = near - near.mean(axis=1, keepdims=True) - near.mean(axis=0, keepdims=True) + near.mean()
+    assert dof == 4 and sigma == pytest.approx(math.sqrt((r * r).sum() / 4))
+    assert seed_noise([curve], None)[0] > 10 * sigma  # every point: the cliff's disagreement
+
+
 def records_of(cfg, seeds: int, rng: np.random.Generator) -> list[dict]:
     """Synthetic runs of ``cfg``'s one configuration: batch losses = a bowl in log2 η + a seed offset + each
     batch's difficulty (shared by every run) + a small per-run wobble."""

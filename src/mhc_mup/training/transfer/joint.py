@@ -84,13 +84,14 @@ def width_curves(
 
 def seed_noise(curves: list[WidthCurves], halfwidth: int | None = None) -> tuple[float, int]:
     """``(σ, dof)``: one run's loss noise from the seeds' disagreement. Per width, the residual of the two-way
-    fit ``loss[s, j] ≈ μ + seed_s + point_j`` over the width's fit window (:func:`fit_window` with
-    ``halfwidth``; every point without one, or with ``halfwidth=None``; points where a seed diverged left
+    fit ``loss[s, j] ≈ μ + seed_s + point_j`` over the seed-mean argmin and up to ``halfwidth`` points on each
+    side (:func:`fit_window`'s columns, also where the joint fit has no window there: an argmin at the grid's
+    edge or next to a diverged run; every point with ``halfwidth=None``; points where a seed diverged left
     out); ``σ² = Σ r² / Σ (S−1)(J−1)`` pooled over widths. ``(nan, 0)`` with one seed. The window keeps the
     seeds' large disagreements on the way to divergence out of the noise near the optimum."""
     ss, dof = 0.0, 0
     for c in curves:
-        cols = fit_window(c, halfwidth)[0] if halfwidth is not None else None
+        cols = _around_argmin(c, halfwidth) if halfwidth is not None else None
         y = c.loss[:, cols] if cols is not None else c.loss
         y = y[:, np.isfinite(y).all(axis=0)]
         n_s, n_j = y.shape
@@ -131,12 +132,23 @@ def fit_window(c: WidthCurves, halfwidth: int) -> tuple[np.ndarray | None, str]:
         return None, f"{where}, the grid's edge"
     if not (ok[i - 1] and ok[i + 1]):
         return None, f"{where}, next to a diverged run"
+    return _around_argmin(c, halfwidth), ""
+
+
+def _around_argmin(c: WidthCurves, halfwidth: int) -> np.ndarray | None:
+    """The columns of the seed-mean argmin and up to ``halfwidth`` points on each side, stopping before a diverged
+    one or the grid's end (one-sided at an edge); ``None`` where every point has a diverged run."""
+    m = c.mean()
+    ok = np.isfinite(m)
+    if not ok.any():
+        return None
+    i = int(np.argmin(np.where(ok, m, np.inf)))
     lo, hi = i, i
     while lo > max(0, i - halfwidth) and ok[lo - 1]:
         lo -= 1
     while hi < min(len(m) - 1, i + halfwidth) and ok[hi + 1]:
         hi += 1
-    return np.arange(lo, hi + 1), ""
+    return np.arange(lo, hi + 1)
 
 
 def joint_drift(
