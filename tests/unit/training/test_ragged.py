@@ -173,6 +173,25 @@ def test_the_figure_legend_names_every_width_drawn_in_any_panel():
     assert [t.get_text() for t in fig.axes[-1].get_legend().get_texts()] == ["d=64", "d=128"]
 
 
+def test_an_interval_wider_than_the_grid_runs_off_the_panel_not_the_grid_off_the_figure():
+    """With two seeds a width's optimum interval can span dozens of octaves (t(1) = 12.7): the panels keep the
+    swept values' range (padded), so the curves stay readable and the bar runs off the edge."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from mhc_mup.training.transfer.report import optima_figure, transfer_figure
+
+    cfg = TransferConfig(grid=SweepGrid(configs=(MUP,), widths=(64, 128), lrs=COARSE, seeds=2),
+                         analysis=TransferAnalysis(fit=FitSettings(n_boot=50)), device="cpu")  # fmt: skip
+    result = analyse(cfg, records_over({64: COARSE, 128: COARSE}, lambda w, s, x: bowl(x, -6.55)))
+    result.optima.loc[result.optima.width == 64, ["ci_low", "ci_high"]] = (-40.0, 30.0)
+    grid = np.log2(COARSE)
+    pad = max(0.3, 0.04 * (grid.max() - grid.min()))
+    assert transfer_figure(result).axes[0].get_xlim() == pytest.approx((grid.min() - pad, grid.max() + pad))
+    low, high = optima_figure(result).axes[0].get_ylim()
+    assert grid.min() - 1 < low < grid.min() and grid.max() < high < grid.max() + 1
+
+
 def test_the_logits_figure_draws_what_the_runs_recorded():
     """One panel per configuration whose runs recorded their logits, one line per width through the seed-mean
     largest attention logit at each value, on a log scale; a diverged run is left out. No figure without logits."""

@@ -53,6 +53,7 @@ def transfer_figure(result: TransferResult):
             _plot_width(ax, result, c.name, w, OKABE_ITO[i % len(OKABE_ITO)], MARKERS[i % len(MARKERS)], ylim)
         ax.set_title(_panel_title(result, c.name), fontsize=9)
         ax.set_xlabel(cfg.sweep.axis)
+        ax.set_xlim(*_swept_range(result.runs, c.name))
         ax.set_ylim(*ylim)
         ax.grid(True, alpha=0.3)
     axes[0][0].set_ylabel(f"{cfg.analysis.loss_words}\n(nats/byte, mean over seeds)")
@@ -91,8 +92,7 @@ def logits_figure(result: TransferResult):
                 peak = at.groupby(np.log2(at.value.astype(float))).attn_logit_max.mean()
                 ax.plot(peak.index, peak.values, color=OKABE_ITO[i % len(OKABE_ITO)], marker=MARKERS[i % len(MARKERS)],
                         ms=4, lw=1.3, label=f"d={w}")  # fmt: skip
-        every = np.log2(runs.value[runs.config == name].astype(float))  # the configuration's whole grid, for context
-        ax.set_xlim(every.min() - 0.3, every.max() + 0.3)
+        ax.set_xlim(*_swept_range(runs, name))  # the configuration's whole grid, for context
         ax.set_yscale("log")
         ax.set_title(name, fontsize=9)
         ax.set_xlabel(cfg.sweep.axis)
@@ -136,6 +136,7 @@ def optima_figure(result: TransferResult):
                        style[name], _estimate_label(name, "β", *joint.get(name, (math.nan,) * 3)))  # fmt: skip
     _optima_axes(axes[0][0], placed.width, f"log2 {cfg.sweep.symbol}\nper seed (points), joint fit (lines)",
                  f"{cfg.sweep.symbol} ∝ d^β (joint fit)")  # fmt: skip
+    axes[0][0].set_ylim(*_optima_range(placed, _swept_range(result.runs)))
     if pairs:
         paired_widths: set[int] = set()
         for name, anchor, rel in pairs:
@@ -153,6 +154,29 @@ def optima_figure(result: TransferResult):
                      "against the control: δ = β − β_control")  # fmt: skip
     fig.tight_layout()
     return fig
+
+
+def _swept_range(runs: pd.DataFrame, name: str | None = None) -> tuple[float, float]:
+    """log2 of the smallest and largest value swept (by configuration ``name``; by any without), padded by 0.3 or
+    4% of the span: a panel's range, so that an interval wider than the grid runs off the panel's edge instead of
+    squeezing the curves into its middle. ``(-1, 1)`` without runs."""
+    values = runs.value if name is None else runs.value[runs.config == name]
+    if not len(values):
+        return -1.0, 1.0
+    x = np.log2(values.astype(float))
+    low, high = float(x.min()), float(x.max())
+    pad = max(0.3, 0.04 * (high - low))
+    return low - pad, high + pad
+
+
+def _optima_range(placed: pd.DataFrame, swept: tuple[float, float]) -> tuple[float, float]:
+    """The optima panel's y range: every point, joint line and interval drawn, the intervals cut at the swept
+    range ``swept`` (an interval wider than the grid runs off the panel), padded by 0.3."""
+    points = np.concatenate([placed.log2_lr_opt, placed.joint_log2_opt]).astype(float)
+    points = points[np.isfinite(points)]
+    low = max(np.nanmin(np.append(placed.ci_low.astype(float), points.min())), swept[0])
+    high = min(np.nanmax(np.append(placed.ci_high.astype(float), points.max())), swept[1])
+    return min(low, points.min()) - 0.3, max(high, points.max()) + 0.3
 
 
 def _optima_series(ax, widths, y, low, high, joint, style: tuple, label: str) -> None:
@@ -673,7 +697,7 @@ def build_transfer_report(
                     *_routing_blocks(result, routing_png), *_logit_blocks(result, logits_png), *_edge_blocks(result),
                     *_noise_blocks(result),
                     FigureBlock("transfer.png", f"{words[0].upper()}{words[1:]} vs {cfg.sweep.noun}, one line per "
-                                                f"width", png),
+                                                f"width (an interval wider than the grid runs off the panel)", png),
                     *_settings_blocks(result)]  # fmt: skip
     what = "Learning-rate" if cfg.sweep.hyper == "lr" else f"{cfg.sweep.hyper} ({cfg.sweep.spec.what})"
     return Report(f"{what} transfer across width", blocks)
@@ -722,7 +746,8 @@ def _optima_blocks(result: TransferResult, optima_png: bytes) -> list:
     )]  # fmt: skip
     if optima_png:
         blocks.append(FigureBlock("optima.png", f"The optimal {noun} against width: per seed (points, with their "
-                                                f"interval) and the joint fit (lines)", optima_png))  # fmt: skip
+                                                f"interval; one wider than the grid runs off the panel) and the joint "
+                                                f"fit (lines)", optima_png))  # fmt: skip
     return blocks
 
 
