@@ -27,11 +27,12 @@ done
 python - "$out" <<'PY'
 import json, sys, statistics
 from pathlib import Path
+from mhc_mup.training.transfer.store import read_json
 out = Path(sys.argv[1])
 walls = dict(line.split() for line in (out / "sweep_walls.txt").read_text().splitlines())
 summary = {}
 for mode, wall in walls.items():
-    runs = [json.loads(p.read_text()) for p in (out / f"sweep_{mode}").glob("runs/*/*/*/*.json")]
+    runs = [read_json(p) for p in (out / f"sweep_{mode}").glob("runs/*/*/*/*.json*")]  # .json.gz (.json before)
     by_width = {}
     for r in runs:
         by_width.setdefault((r["config"], r["width"]), []).append(r)

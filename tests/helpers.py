@@ -94,3 +94,24 @@ class UserLM(nn.Module):
         for layer in self.layers:
             x = layer(x)
         return self.lm_head(self.ln_f(self.collapse(x)))
+
+
+def run_files(out: Path) -> list[Path]:
+    """The run records a transfer sweep stored under ``out/runs`` (gzip-compressed JSON), sorted."""
+    return sorted((Path(out) / "runs").rglob("*.json.gz"))
+
+
+def read_run(path: Path) -> dict:
+    """A stored run record (or a plain JSON file such as ``sweep.json``), as the analysis reads it."""
+    from mhc_mup.training.transfer.store import read_json
+
+    return read_json(path)
+
+
+def write_run(path: Path, record: dict) -> None:
+    """Store ``record`` at ``path`` as a sweep does: gzip-compressed where the name ends in ``.gz``, else JSON."""
+    import json
+
+    from mhc_mup.training.transfer.store import record_bytes
+
+    path.write_bytes(record_bytes(record)) if path.suffix == ".gz" else path.write_text(json.dumps(record))

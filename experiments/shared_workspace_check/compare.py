@@ -10,11 +10,12 @@ stream. Prints each run's final validation loss, the pairwise differences, and t
 from __future__ import annotations
 
 import itertools
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from mhc_mup.training.transfer.store import read_json
 
 HERE = Path(__file__).parent
 SOURCES = {"stored": HERE / "stored_in_turns", "alone": HERE / "one_at_a_time", "turns_fixed": HERE / "in_turns_fixed"}
@@ -24,8 +25,8 @@ def runs(folder: Path) -> pd.DataFrame:
     """One row per d = 128 seed-0 run of the two controls: final validation loss and mean train loss 100–1000."""
     rows = []
     for config in ("control-sp", "control-mup"):
-        for path in sorted((folder / "runs" / config / "d128" / "seed0").glob("*.json")):
-            r = json.loads(path.read_text())
+        for path in sorted((folder / "runs" / config / "d128" / "seed0").glob("*.json*")):  # .json.gz, .json
+            r = read_json(path)
             rows.append({"config": config, "log2_lr": r["log2_lr"], "final_val": r["final_val_loss"],
                          "train_100_1000": float(np.mean(r["train_loss"][100:]))})  # fmt: skip
     return pd.DataFrame(rows).set_index(["config", "log2_lr"]).sort_index()

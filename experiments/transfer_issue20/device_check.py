@@ -11,23 +11,25 @@ A second or so; records only, nothing trained.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from mhc_mup.training.transfer.store import read_json
+
 
 def compare(a: Path, b: Path) -> pd.DataFrame:
     """One row per run of ``a`` that ``b`` holds at the same relative path."""
     sigma = pd.read_csv(b / "noise.csv").set_index(["config", "width"]).seed_sigma
     rows = []
-    for path in sorted((a / "runs").rglob("*.json")):
-        other = b / path.relative_to(a)
-        if not other.exists():
+    for path in sorted((a / "runs").rglob("*.json*")):
+        name = path.relative_to(a).as_posix().removesuffix(".gz")
+        other = next((b / n for n in (f"{name}.gz", name) if (b / n).exists()), None)  # .json.gz, or .json before
+        if other is None:
             continue
-        ra, rb = json.loads(path.read_text()), json.loads(other.read_text())
+        ra, rb = read_json(path), read_json(other)
         ca, cb = np.asarray(ra.get("train_loss", []), float), np.asarray(rb.get("train_loss", []), float)
         n = min(len(ca), len(cb))
         rows.append({

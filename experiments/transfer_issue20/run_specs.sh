@@ -30,7 +30,7 @@ DIR=${DIR:-experiments/transfer_issue20}
 STEPS=${STEPS:-1000}
 left() { echo $(( TOTAL - ($(date +%s) - T0) )); }
 pack() {  # every run record and sweep.json written since MARK, as a whole archive (temp file, then rename)
-  find experiments -name '*.json' -newer "$MARK" > "$MARK.list.$1"
+  find experiments \( -name '*.json' -o -name '*.json.gz' \) -newer "$MARK" > "$MARK.list.$1"
   tar czf "$OUT/new_runs.tgz.$1" -T "$MARK.list.$1" 2>/dev/null && mv "$OUT/new_runs.tgz.$1" "$OUT/new_runs.tgz"
 }
 ( n=0; until [ -e "$MARK.stop" ]; do sleep 2; n=$((n + 2)); [ $((n % 30)) -eq 0 ] && pack loop; done ) &

@@ -22,7 +22,7 @@ from mhc_mup.training.transfer import (
     RELATIVE_COLUMNS,
     RULE_PENALTY_COLUMNS,
 )
-from tests.helpers import without_cuda
+from tests.helpers import read_run, run_files, without_cuda
 
 FAST = ["--configs", "control-mup", "--widths", "16,32", "--lrs", "2^-8,2^-6,2^-4", "--seeds", "1", "--steps", "2",
         "--batch-size", "2", "--seq-len", "16", "--depth", "1", "--eval-batches", "2", "--bootstrap", "50",
@@ -58,7 +58,7 @@ def test_cli_writes_every_output(small_corpus_file, tmp_path, capsys):
     assert "](transfer.png)" in report and "control-mup: " in report
     assert "Each run reads 64 tokens: 0.00071 passes over the training split." in report
     assert "Caveat:" not in report  # one pass: nothing to warn of
-    sha = json.loads(next((out / "runs").rglob("*.json")).read_text())["settings"]["corpus_sha256"]
+    sha = read_run(run_files(out)[0])["settings"]["corpus_sha256"]
     assert f"Data: {small_corpus_file}: 1 file(s), " in report and f"sha256 {sha[:12]}." in report  # which data
     printed = " ".join(capsys.readouterr().out.split())
     assert "Drift of the optimum" in printed
@@ -250,9 +250,10 @@ def test_a_sweep_of_the_fn_lr_multiplier_runs_resumes_and_names_what_it_swept(sm
     assert "6 runs stored in the folder (6 by this call, 0 of this command's grid left)" in printed
     settings = json.loads((out / "sweep.json").read_text())["settings"]
     assert (settings["hyper"], settings["base_lr"]) == ("lr_fn", 2**-6)
-    runs = sorted((out / "runs").rglob("*.json"))
-    assert [p.name for p in runs[:3]] == ["log2lr_fn+0.0000.json", "log2lr_fn+2.0000.json", "log2lr_fn-2.0000.json"]
-    record = json.loads(runs[0].read_text())
+    runs = run_files(out)
+    assert [p.name for p in runs[:3]] == ["log2lr_fn+0.0000.json.gz", "log2lr_fn+2.0000.json.gz",
+                                          "log2lr_fn-2.0000.json.gz"]  # fmt: skip
+    record = read_run(runs[0])
     assert (record["hyper"], record["value"], record["lr"]) == ("lr_fn", 1.0, 2**-6)
     table = pd.read_csv(out / "transfer.csv")
     assert set(table.hyper) == {"lr_fn"} and sorted(set(table.value)) == [0.25, 1.0, 4.0] and set(table.lr) == {2**-6}
@@ -267,7 +268,7 @@ def test_a_sweep_of_the_fn_lr_multiplier_runs_resumes_and_names_what_it_swept(sm
     assert "Is the mHC routing alive?" in report and "mHC routing, start → end of training" in printed
     assert (out / "routing.png").read_bytes()[:4] == b"\x89PNG" and "](routing.png)" in report
     assert main([*args, "--quiet"]) == 0  # resumed: nothing left to run
-    assert sorted((out / "runs").rglob("*.json")) == runs
+    assert run_files(out) == runs
     assert main([*_fn_sweep("--base-lr", "2^-5"), "--corpus", str(small_corpus_file), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "other settings (base_lr: 0.015625 there, 0.03125 now)" in err[0], err
@@ -331,8 +332,8 @@ def test_a_multiplier_sweep_at_each_widths_own_base_lr_runs_resumes_and_refuses_
     settings = json.loads((out / "sweep.json").read_text())["settings"]
     assert settings["base_lr_by_width"] == [[16, 2**-7], [32, 2**-5]] and "base_lr" not in settings
     assert "at each width's own η (2^-7.00 at d = 16, 2^-5.00 at d = 32)" in (out / "transfer_report.md").read_text()
-    runs = sorted((out / "runs").rglob("*.json"))
-    assert main(args) == 0 and sorted((out / "runs").rglob("*.json")) == runs  # resumed: nothing left to run
+    runs = run_files(out)
+    assert main(args) == 0 and run_files(out) == runs  # resumed: nothing left to run
     assert main([*_fn_sweep("--base-lr", "16:2^-7,32:2^-6"), "--corpus", str(small_corpus_file), "--out",
                  str(out)]) == 2  # fmt: skip
     err = capsys.readouterr().err.strip().splitlines()
@@ -458,7 +459,7 @@ def test_report_only_rewrites_the_outputs_from_the_stored_runs_and_trains_nothin
     out = tmp_path / "t"
     assert main(["transfer", *FAST, "--corpus", str(small_corpus_file), "--out", str(out), "--quiet"]) == 0
     optima = pd.read_csv(out / "optima.csv")
-    stored = sorted(p.stat().st_mtime_ns for p in (out / "runs").rglob("*.json"))
+    stored = sorted(p.stat().st_mtime_ns for p in run_files(out))
     (out / "drift.csv").unlink()
     capsys.readouterr()
     assert main(["transfer", "--report-only", "--out", str(out), "--bootstrap", "50", "--tolerance", "0.3"]) == 0
@@ -466,7 +467,7 @@ def test_report_only_rewrites_the_outputs_from_the_stored_runs_and_trains_nothin
     assert "6 runs stored in the folder (0 by this call, 0 planned by the folder's grids not stored)" in printed
     pd.testing.assert_frame_equal(pd.read_csv(out / "optima.csv"), optima)
     assert (pd.read_csv(out / "drift.csv").tolerance == 0.3).all()
-    assert sorted(p.stat().st_mtime_ns for p in (out / "runs").rglob("*.json")) == stored
+    assert sorted(p.stat().st_mtime_ns for p in run_files(out)) == stored
     assert "Runs per device at once: 1 for 6 runs." in (out / "transfer_report.md").read_text()
     assert "were not read" not in printed
     # the same runs read from their training loss: said, and the report's method names it
@@ -484,7 +485,7 @@ def test_report_only_rewrites_the_outputs_from_the_stored_runs_and_trains_nothin
     printed = " ".join(capsys.readouterr().out.split())
     assert "3 runs stored in the folder" in printed
     note = ("3 run file(s) under runs/ lie outside the grids of sweep.json and were not read (the first: "
-            "runs/control-mup/d32/seed0/log2lr-4.0000.json)")  # fmt: skip
+            "runs/control-mup/d32/seed0/log2lr-4.0000.json.gz)")  # fmt: skip
     assert note in printed and note in " ".join((out / "transfer_report.md").read_text().split())
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -4,7 +4,6 @@ fused kernels)."""
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -19,6 +18,7 @@ from mhc_mup.training.transfer import (
 )
 from mhc_mup.training.transfer.executors import RunClock
 from mhc_mup.training.transfer.store import RunStore, load_records, write_sweep_file
+from tests.helpers import read_run, run_files
 from tests.helpers import tiny_transfer_config as tiny_cfg
 
 
@@ -91,7 +91,7 @@ def test_ray_backend_gives_the_local_results(small_corpus_file, tmp_path, serial
     finally:
         ray.shutdown()
     pd.testing.assert_series_equal(_losses(result.runs), serial, rtol=1e-5)
-    assert len(sorted((tmp_path / "ray" / "runs").rglob("*.json"))) == len(serial)
+    assert len(run_files(tmp_path / "ray")) == len(serial)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU: one run per GPU, bf16 autocast")
@@ -100,7 +100,7 @@ def test_cuda_sweep_runs_one_run_per_gpu_and_records_the_device(small_corpus_fil
     result = run_transfer(cfg, tmp_path / "gpu")
     assert len(result.runs) == len(cfg.runs()) and result.runs.device.str.startswith("cuda:").all()
     assert np.isfinite(result.runs.final_val_loss).all() and (result.runs.tokens_per_s > 0).all()
-    rec = json.loads(next((tmp_path / "gpu/runs").rglob("*.json")).read_text())
+    rec = read_run(run_files(tmp_path / "gpu")[0])
     assert rec["settings"]["precision"] == "bf16-autocast"
     kernels = dict(zip(result.runs.config, result.runs.mhc_kernels, strict=True))
     assert kernels == {"mup": "triton", "control-mup": "none"}  # CUDA runs take the fused kernels
@@ -113,7 +113,7 @@ def test_cuda_sweep_on_bf16_streams_through_the_fused_kernels(small_corpus_file,
     result = run_transfer(cfg, tmp_path / "gpu")
     assert (result.runs.mhc_kernels == "triton").all() and np.isfinite(result.runs.final_val_loss).all()
     assert (result.runs.final_val_loss < result.runs.initial_loss).any()  # it trains
-    rec = json.loads(next((tmp_path / "gpu/runs").rglob("*.json")).read_text())
+    rec = read_run(run_files(tmp_path / "gpu")[0])
     assert rec["settings"]["stream_dtype"] == "bfloat16" and rec["settings"]["kernels"] == "triton"
 
 
@@ -125,7 +125,7 @@ def test_runs_sharing_a_gpu_give_the_one_at_a_time_results(small_corpus_file, tm
     shared = run_transfer(cfg, tmp_path / "shared", runs_per_gpu=3).runs
     pd.testing.assert_series_equal(_losses(shared), _losses(alone), rtol=1e-5)
     assert (shared.runs_per_device == 3).all() and (alone.runs_per_device == 1).all()
-    steps = {json.loads(f.read_text())["step"] for f in tmp_path.glob("*/runs/*/*/*/*.json")}
+    steps = {read_run(f)["step"] for f in tmp_path.glob("*/runs/*/*/*/*.json.gz")}
     assert steps == {"cuda-graph"}  # every run of both sweeps captured its step
 
 

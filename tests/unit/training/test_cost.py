@@ -256,7 +256,7 @@ def stored_folder(cfg: TransferConfig, out: Path, per_step: float = 0.5, **setti
                "runs_per_device": 1, "device": H100,
                "train_seconds": per_step * 300 * step_seconds(cfg, key.config == "mup", key.width)}  # fmt: skip
         key.path(out).parent.mkdir(parents=True, exist_ok=True)
-        key.path(out).write_text(json.dumps(run))
+        key.path(out).with_suffix("").write_text(json.dumps(run))  # as records were stored before .json.gz
 
 
 @without_cuda

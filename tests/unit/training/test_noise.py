@@ -4,7 +4,6 @@ measures it, and the per-batch losses a run stores (their mean is the run's loss
 from __future__ import annotations
 
 import itertools
-import json
 import math
 
 import numpy as np
@@ -16,6 +15,7 @@ from mhc_mup.training.transfer import NOISE_COLUMNS, log2_key, run_transfer
 from mhc_mup.training.transfer.analysis import runs_table
 from mhc_mup.training.transfer.joint import seed_noise, width_curves
 from mhc_mup.training.transfer.noise import batch_se, noise_table, paired_batch_se
+from tests.helpers import read_run, run_files
 from tests.helpers import tiny_transfer_config as tiny_cfg
 
 
@@ -97,10 +97,10 @@ def test_runs_without_batch_losses_give_nan(small_corpus_file):
 def test_a_run_stores_its_batches_losses_whose_mean_is_its_loss(small_corpus_file, tmp_path):
     cfg = tiny_cfg(small_corpus_file, widths=(16,), eval_batches=3)
     result = run_transfer(cfg, tmp_path / "out")
-    for path in (tmp_path / "out" / "runs").rglob("*.json"):
-        rec = json.loads(path.read_text())
+    for path in run_files(tmp_path / "out"):
+        rec = read_run(path)
         batches = rec["final_val_batch_losses"]
         assert len(batches) == 3 and len(set(batches)) == 3
         assert rec["final_val_loss"] == float(torch.tensor(batches, dtype=torch.float32).mean())
     assert (result.noise.n_runs_batches == 3).all() and (result.noise.val_batch_se > 0).all()
-    assert len(runs_table([json.loads(p.read_text()) for p in (tmp_path / "out" / "runs").rglob("*.json")])) == 3
+    assert len(runs_table([read_run(p) for p in run_files(tmp_path / "out")])) == 3

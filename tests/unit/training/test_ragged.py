@@ -529,7 +529,7 @@ def test_a_folder_is_analysed_again_from_its_sweep_file_alone(small_corpus_file,
     for name in ("runs", "seed_optima", "optima", "drift", "noise", "edges"):
         pd.testing.assert_frame_equal(getattr(again, name), getattr(swept, name))
     assert stored_config(out, {"tolerance": 0.3})[0].analysis.tolerance == 0.3
-    next(out.glob("runs/control-sp/d32/seed0/*.json")).unlink()
+    next(out.glob("runs/control-sp/d32/seed0/*.json.gz")).unlink()
     assert analyse_folder(out, {"n_boot": 50}).missing == 1
 
 

@@ -46,12 +46,12 @@ from mhc_mup.training.transfer.analysis import LOGIT_COLUMNS, LOGIT_TABLE_COLUMN
 from mhc_mup.training.transfer.config import RunKey
 from mhc_mup.training.transfer.executors import RunClock
 from mhc_mup.training.transfer.run import resume, run_stages
+from tests.helpers import read_run, run_files, transfer_record, write_run
 from tests.helpers import tiny_transfer_config as tiny_cfg
-from tests.helpers import transfer_record
 
 
 def stored_runs(out: Path) -> list[Path]:
-    return sorted((out / "runs").rglob("*.json"))
+    return run_files(out)
 
 
 # ── fits on synthetic curves ────────────────────────────────────────────────────────────────────
@@ -198,7 +198,7 @@ def test_diverged_runs_are_kept_and_left_out_of_the_fit_with_a_note():
 def test_a_real_diverging_run_is_recorded_not_dropped(small_corpus_file, tmp_path):
     cfg = tiny_cfg(small_corpus_file, widths=(16,), lrs=(2**-6, 2**-4, 2**-2, 1e3), steps=4)
     result = run_transfer(cfg, tmp_path / "out")
-    rec = json.loads((tmp_path / "out/runs/control-mup/d16/seed0/log2lr+9.9658.json").read_text())
+    rec = read_run(tmp_path / "out/runs/control-mup/d16/seed0/log2lr+9.9658.json.gz")
     assert rec["diverged"] is True and rec["final_val_loss"] is None and rec["diverged_reason"]
     row = result.runs[result.runs.lr == 1e3].iloc[0]
     assert bool(row.diverged) and math.isnan(row.final_val_loss)
@@ -265,9 +265,9 @@ def test_a_stored_value_of_the_wrong_type_is_named_with_its_file(small_corpus_fi
     out = tmp_path / "out"
     run_transfer(cfg, out)
     path = cfg.runs()[0].path(out) if file == "run" else out / "sweep.json"
-    doc = json.loads(path.read_text())
+    doc = read_run(path)
     edit(doc)
-    path.write_text(json.dumps(doc))
+    write_run(path, doc)
     with pytest.raises(TransferError, match=rf"^'{path}': {re.escape(message)}$"):
         run_transfer(cfg, out)
 
@@ -307,13 +307,51 @@ def test_a_time_budget_starts_no_run_the_folders_runs_say_would_end_after_it(sma
     the rest."""
     out = tmp_path / "out"
     run_transfer(tiny_cfg(small_corpus_file, widths=(16,)), out)
-    for path in (out / "runs").rglob("*.json"):
-        path.write_text(json.dumps(json.loads(path.read_text()) | {"seconds": 86400.0}))
+    for path in run_files(out):
+        write_run(path, read_run(path) | {"seconds": 86400.0})
     cfg = tiny_cfg(small_corpus_file, seeds=2)
     budgeted = run_transfer(cfg, out, time_budget=3600.0)
     assert budgeted.executed == 6 and budgeted.missing == 3
-    assert {k.width for k in cfg.runs() if not k.path(out).exists()} == {16}
+    assert {k.width for k in cfg.runs() if k.stored_path(out) is None} == {16}
     assert run_transfer(cfg, out).executed == 3
+
+
+def test_records_are_stored_gzip_compressed_and_plain_json_records_still_count(small_corpus_file, tmp_path):
+    """A run record is its JSON line, gzip-compressed without a timestamp (the same record, the same bytes); a
+    folder whose records were written as plain ``.json`` (before) resumes and reads them alongside new ones, and
+    a record no grid names is reported in either form."""
+    import gzip
+
+    from mhc_mup.training.transfer.store import load_records, record_bytes, unread_records
+
+    cfg = tiny_cfg(small_corpus_file, widths=(16,))
+    out = tmp_path / "out"
+    run_transfer(cfg, out)
+    first = cfg.runs()[0].path(out)
+    assert first.name.endswith(".json.gz") and gzip.decompress(first.read_bytes()).endswith(b"}\n")
+    record = read_run(first)
+    assert record_bytes(record) == first.read_bytes()  # deterministic: no mtime in the gzip header
+    legacy = first.with_suffix("")  # as stored before: log2lr....json
+    legacy.write_text(json.dumps(record) + "\n")
+    first.unlink()
+    assert cfg.runs()[0].stored_path(out) == legacy
+    again = run_transfer(cfg, out)
+    assert again.executed == 0 and again.missing == 0 and not first.exists()  # resumed: nothing re-run
+    assert load_records(cfg, out)[0] == record and len(load_records(cfg, out)) == len(cfg.runs())
+    stray = out / "runs" / "control-mup" / "d16" / "seed0"
+    write_run(stray / "log2lr+5.0000.json.gz", record)
+    (stray / "log2lr+6.0000.json").write_text(json.dumps(record))
+    assert [p.name for p in unread_records(cfg, out)] == ["log2lr+5.0000.json.gz", "log2lr+6.0000.json"]
+
+
+def test_a_damaged_compressed_record_is_one_line_naming_its_file(small_corpus_file, tmp_path):
+    cfg = tiny_cfg(small_corpus_file, widths=(16,))
+    out = tmp_path / "out"
+    run_transfer(cfg, out)
+    path = cfg.runs()[0].path(out)
+    path.write_bytes(path.read_bytes()[:40])  # cut short
+    with pytest.raises(TransferError, match=rf"^cannot read '{re.escape(str(path))}': "):
+        run_transfer(cfg, out)
 
 
 def test_resume_with_other_settings_is_refused(small_corpus_file, tmp_path):
@@ -344,7 +382,7 @@ def test_bf16_streams_reach_the_model_and_are_recorded(small_corpus_file, tmp_pa
     bf16 = run_transfer(bf16_cfg, tmp_path / "bf16").runs.sort_values("lr")
     a, b = np.array(fp32.final_val_loss), np.array(bf16.final_val_loss)
     assert np.isfinite(b).all() and (a != b).all() and np.allclose(a, b, rtol=2e-2), (a, b)
-    rec = json.loads(stored_runs(tmp_path / "bf16")[0].read_text())
+    rec = read_run(stored_runs(tmp_path / "bf16")[0])
     assert rec["settings"]["stream_dtype"] == "bfloat16" and rec["settings"]["kernels"] == "auto"
     with pytest.raises(TransferError, match=r"other settings \(stream_dtype: 'bfloat16' there, 'float32' now\)"):
         plan(cfg, tmp_path / "bf16")
@@ -357,11 +395,11 @@ def test_sweeps_stored_before_the_stream_and_kernel_settings_still_resume(small_
     cfg = tiny_cfg(small_corpus_file, widths=(16,))
     run_transfer(cfg, out)
     for path in [out / "sweep.json", *stored_runs(out)]:
-        doc = json.loads(path.read_text())
+        doc = read_run(path)
         assert {"stream_dtype", "kernels"} <= set(doc["settings"])
         for key in ("stream_dtype", "kernels"):
             del doc["settings"][key]
-        path.write_text(json.dumps(doc))
+        write_run(path, doc)
     finished, pending = plan(cfg, out)
     assert len(finished) == len(cfg.runs()) and not pending
     with pytest.raises(TransferError, match=r"stream_dtype: 'float32' there, 'bfloat16' now"):
@@ -443,7 +481,7 @@ def test_qk_norm_is_a_setting_only_when_on(small_corpus_file, tmp_path):
     assert np.isfinite(normed.final_val_loss).all()
     assert not np.allclose(normed.sort_values("lr").final_val_loss, plain.sort_values("lr").final_val_loss)
     for path in [tmp_path / "normed" / "sweep.json", *stored_runs(tmp_path / "normed")]:
-        assert json.loads(path.read_text())["settings"]["qk_norm"] is True, path
+        assert read_run(path)["settings"]["qk_norm"] is True, path
 
 
 def test_attention_is_a_setting_only_when_not_auto(small_corpus_file, tmp_path):
@@ -462,7 +500,7 @@ def test_attention_is_a_setting_only_when_not_auto(small_corpus_file, tmp_path):
     assert np.isfinite(restricted.final_val_loss).all() and not restricted.diverged.any()
     np.testing.assert_allclose(restricted.final_val_loss, auto.final_val_loss, rtol=1e-5)
     for path in [tmp_path / "no-cudnn" / "sweep.json", *stored_runs(tmp_path / "no-cudnn")]:
-        assert json.loads(path.read_text())["settings"]["attention"] == "no-cudnn", path
+        assert read_run(path)["settings"]["attention"] == "no-cudnn", path
     with pytest.raises(TransferError, match=r"other settings \(attention: 'no-cudnn' there, 'auto' now\)"):
         plan(cfg, tmp_path / "no-cudnn")
     assert run_transfer(other, tmp_path / "no-cudnn").executed == 0
@@ -481,7 +519,7 @@ def test_a_corpus_cap_is_a_setting_only_away_from_16_mib(small_corpus_file, tmp_
     assert "; corpus splits of at most 0.0476837 MiB" in capped.describe()
     run_transfer(capped, tmp_path / "capped")
     for path in [tmp_path / "capped" / "sweep.json", *stored_runs(tmp_path / "capped")]:
-        assert json.loads(path.read_text())["settings"]["corpus_bytes"] == 50_000, path
+        assert read_run(path)["settings"]["corpus_bytes"] == 50_000, path
     with pytest.raises(TransferError, match=r"other settings \(corpus_bytes: 50000 there, 16777216 now"):
         plan(cfg, tmp_path / "capped")
     with pytest.raises(ConfigError, match=r"corpus_bytes must be >= 1, got 0"):
@@ -554,9 +592,9 @@ def test_folders_written_with_the_hand_listed_settings_resume(small_corpus_file,
     run_transfer(cfg, out)
     for corpus_hash in ({}, {"corpus_sha256": cfg.settings()["corpus_sha256"]}):
         for path in [out / "sweep.json", *stored_runs(out)]:
-            doc = json.loads(path.read_text())
+            doc = read_run(path)
             doc["settings"] = legacy_settings(cfg) | corpus_hash
-            path.write_text(json.dumps(doc))
+            write_run(path, doc)
         if not corpus_hash:
             unrecorded = r"other settings \(corpus_sha256: 'unrecorded' there, '[0-9a-f]{64}' now\)"
             with pytest.raises(TransferError, match=unrecorded):

