@@ -18,7 +18,8 @@
 # folder and 1000) set the folder and the steps a spec gets unless it gives its own, e.g.
 # DIR=experiments/transfer_onepass2000 STEPS=2000 for the headline at 2000 steps.
 # The lent machine takes the working tree only while it (tracked and untracked-not-ignored files) stays under
-# 64 MiB; 40 MiB on 2026-12-07, after 1560 runs: `git ls-files -co --exclude-standard -z | du -cb --files0-from=-`.
+# 64 MiB; 27 MB on 2026-12-07 after 1980 runs, their records gzip-compressed since then (10 kB a 2000-step run):
+# `git ls-files -co --exclude-standard -z | du -cb --files0-from=-`.
 set -u
 export PYTHONPATH=src MHC_MUP_FIGURE_WORKERS=0 PYTHONUNBUFFERED=1
 OUT=${OUT:-device-out}
