@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+
+from mhc_mup.stats.fitting import mean_t_interval
 
 
 def seed_table(folder: Path, width: int) -> pd.DataFrame:
@@ -29,10 +30,9 @@ def seed_table(folder: Path, width: int) -> pd.DataFrame:
 
 
 def mean_interval(x: np.ndarray) -> str:
-    """``mean [low, high]``: the t-interval of the mean of ``x`` (95%)."""
-    m, se = x.mean(), x.std(ddof=1) / np.sqrt(len(x))
-    q = stats.t.ppf(0.975, len(x) - 1)
-    return f"{m:+.3f} [{m - q * se:+.3f}, {m + q * se:+.3f}]"
+    """``mean [low, high]``: the t-interval of the mean of ``x`` (95%; the project's ``mean_t_interval``)."""
+    low, high = mean_t_interval(x)
+    return f"{x.mean():+.3f} [{low:+.3f}, {high:+.3f}]"
 
 
 def main(a: Path, b: Path) -> None:

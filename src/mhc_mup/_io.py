@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import enum
+import gzip
 import io
 import json
 import math
@@ -28,6 +29,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
     "csv_text",
+    "gzip_text",
     "json_safe",
     "json_text",
     "shortest_float32",
@@ -51,6 +53,11 @@ if sys.version_info >= (3, 11):
     from enum import StrEnum
 else:  # pragma: no cover - exercised on Python 3.10
     StrEnum = _StrEnumFallback
+
+
+def gzip_text(text: str) -> bytes:
+    """``text`` (UTF-8) gzip-compressed with no timestamp in the header: the same text, the same bytes."""
+    return gzip.compress(text.encode("utf-8"), mtime=0)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

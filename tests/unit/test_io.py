@@ -34,3 +34,16 @@ def test_shortest_float32_halves_a_loss_curve_and_keeps_what_is_not_finite():
 def test_shortest_float32_leaves_float64_values_alone():
     values = [0.1, 2.0 / 3.0, 1.0]  # 0.1 and 2/3 are no float32
     assert shortest_float32(values) == values and shortest_float32([]) == []
+
+
+def test_gzip_text_round_trips_and_has_no_timestamp():
+    """The same text gives the same bytes whenever it is written (no mtime in the header), so a record or a table
+    written again is byte-identical."""
+    import gzip
+    import time
+
+    from mhc_mup._io import gzip_text
+
+    first = gzip_text("a,b\n1,2 ✓\n")
+    time.sleep(1.1)
+    assert gzip_text("a,b\n1,2 ✓\n") == first and gzip.decompress(first).decode("utf-8") == "a,b\n1,2 ✓\n"

@@ -85,11 +85,11 @@ QUICK = {
     "n_boot": 300,
 }
 WRITES = (
-    "runs/<config>/d<width>/seed<seed>/log2lr<x>.json (one per run, as it finishes), sweep.json, transfer.csv, "
-    "curves.csv.gz, optima_seeds.csv, optima.csv, drift.csv, routing.csv, logits.csv, noise.csv, edges.csv, "
-    "edge_drift.csv, anchors.csv, relative_drift.csv, rule_drift.csv, transfer_penalty.csv, rule_penalty.csv (a "
-    "multiplier sweep's), transfer.png, optima.png, logits.png, routing.png (each where it has something to draw) "
-    "and transfer_report.md/.html"
+    "runs/<config>/d<width>/seed<seed>/log2lr<x>.json.gz (one per run, as it finishes; gzip-compressed JSON), "
+    "sweep.json, transfer.csv, curves.csv.gz, optima_seeds.csv, optima.csv, drift.csv, routing.csv, logits.csv, "
+    "noise.csv, edges.csv, edge_drift.csv, anchors.csv, relative_drift.csv, rule_drift.csv, transfer_penalty.csv, "
+    "rule_penalty.csv (a multiplier sweep's), transfer.png, optima.png, logits.png, routing.png (each where it has "
+    "something to draw) and transfer_report.md/.html"
 )
 CONFIG_HELP = "; ".join(f"{c.name}: {c.describe()}" for c in BUILTIN_CONFIGS.values())
 

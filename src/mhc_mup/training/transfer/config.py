@@ -253,11 +253,15 @@ class RunKey:
         folder = Path(out) / "runs" / self.config / f"d{self.width}" / f"seed{self.seed}"
         return folder / f"log2{self.hyper}{log2_key(self.lr)}.json.gz"
 
-    def stored_path(self, out: Path) -> Path | None:
-        """This run's stored record: :meth:`path`, or the plain ``.json`` records were written as before; ``None``
-        where neither exists."""
+    def record_paths(self, out: Path) -> tuple[Path, Path]:
+        """The names this run's record may have: :meth:`path`, and the plain ``.json`` records were written as
+        before."""
         path = self.path(out)
-        return next((p for p in (path, path.with_suffix("")) if p.exists()), None)
+        return path, path.with_suffix("")
+
+    def stored_path(self, out: Path) -> Path | None:
+        """This run's stored record (one of :meth:`record_paths`), ``None`` where there is none."""
+        return next((p for p in self.record_paths(out) if p.exists()), None)
 
     def label(self) -> str:
         what = "η" if self.hyper == "lr" else self.hyper

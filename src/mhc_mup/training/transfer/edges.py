@@ -139,10 +139,10 @@ def edge_drift(cfg: TransferConfig, name: str, curves: list[WidthCurves], table:
             continue
         fitted = [c for c in curves if c.width in closed]
         fit = _fit_edge(cfg, fitted, which, band_of)
-        at = dict(zip(table.width, table[f"{which}_log2"], strict=True))
         if which == "degraded":  # interpolated between grid values: no grid rounding to widen for
             grid, how = 0.0, f"interpolated where the loss reaches +{cfg.analysis.degrade_nats:g} over the best"
         else:
+            at = dict(zip(table.width, table[f"{which}_log2"], strict=True))
             grid = quantization([edge_spacing(c, at[c.width], which) for c in fitted], [c.width for c in fitted])
             how = f"interval widened by ±{grid:.3f} for the grid's spacing"
         low, high = fit.ci_low - grid, fit.ci_high + grid
@@ -201,14 +201,14 @@ def _fit_edge(cfg: TransferConfig, curves: list[WidthCurves], which: str, band_o
     open or absent gives NaN, which the fit drops and counts in its note. Each width's rows index its own curves
     and values (``fit_power_law`` passes one width's samples at a time)."""
     starts = np.cumsum([0] + [len(c.seeds) for c in curves])
-    pick = {"low_edge": 1, "high_edge": 2, "first_diverged": 3}.get(which)
+    pick = {"low_edge": 1, "high_edge": 2, "first_diverged": 3}.get(which)  # band_edges' output; none: degraded
 
     def value(rows: np.ndarray) -> np.ndarray:
         rows = np.asarray(rows).astype(int)
         k = int(np.searchsorted(starts, rows.flat[0], side="right")) - 1  # the width these rows are of
         x, loss = curves[k].x, curves[k].loss
         means = loss[rows - starts[k]].mean(axis=-2)
-        if pick is None:
+        if which == "degraded":
             return 2.0 ** degraded_edge(x, means, cfg.analysis.degrade_nats)
         index = band_edges(means, band_of(rows.shape[-1]))[pick]
         open_end = {"low_edge": 0, "high_edge": len(x) - 1}.get(which, -2)

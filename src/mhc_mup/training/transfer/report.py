@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import gzip
 import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from mhc_mup._io import write_bundle
+from mhc_mup._io import gzip_text, write_bundle
 from mhc_mup.reporting.numbers import fmt_interval, fmt_number
 from mhc_mup.training.data import described_train_bytes
 from mhc_mup.training.transfer.analysis import (
@@ -653,20 +652,25 @@ def pad_of(ylim: tuple[float, float]) -> float:
     return 0.04 * (ylim[1] - ylim[0])
 
 
+def _runs(k: int) -> str:
+    """``1 run``, ``3 runs``."""
+    return f"{k} run{'s' if k != 1 else ''}"
+
+
 def _devices_text(runs: pd.DataFrame) -> str:
     """The devices the runs ran on, with each one's count where there are several (a folder filled on two GPU
     models), e.g. "cuda:0 (NVIDIA H100 80GB HBM3) for 112 runs, cuda:0 (NVIDIA H200) for 52"."""
     counts = runs.device.value_counts().sort_index()
     if len(counts) == 1:
         return str(counts.index[0])
-    return ", ".join(f"{device} for {k} run{'s' if k != 1 else ''}" for device, k in counts.items())
+    return ", ".join(f"{device} for {_runs(k)}" for device, k in counts.items())
 
 
 def _sharing_text(runs: pd.DataFrame) -> str:
     """How many runs ran alone on their device and how many shared it (``runs_per_device``), e.g. "Runs per
     device at once: 1 for 87 runs, 4 for 180."; runs stored before it was recorded are counted apart."""
     counts = runs.runs_per_device.value_counts().sort_index()
-    parts = [f"{n:g} for {k} run{'s' if k != 1 else ''}" for n, k in counts.items()]
+    parts = [f"{n:g} for {_runs(k)}" for n, k in counts.items()]
     if unrecorded := int(runs.runs_per_device.isna().sum()):
         parts.append(f"not recorded for {unrecorded} (stored before it was)")
     return f"Runs per device at once: {', '.join(parts)}."
@@ -835,7 +839,7 @@ def write_outputs(result: TransferResult, out: str | Path) -> list[Path]:
         "transfer.csv": _csv(result.runs, TRANSFER_COLUMNS),
         # every run's per-step losses: 1,000 rows a run, so compressed (8× smaller); pandas reads it as it is.
         # mtime=0 keeps the bytes the same for the same runs.
-        "curves.csv.gz": gzip.compress(_csv(result.curves, CURVE_COLUMNS).encode(), mtime=0),
+        "curves.csv.gz": gzip_text(_csv(result.curves, CURVE_COLUMNS)),
         "optima_seeds.csv": _csv(result.seed_optima, SEED_OPTIMA_COLUMNS),
         "optima.csv": _csv(result.optima, OPTIMA_COLUMNS),
         "drift.csv": _csv(result.drift, DRIFT_COLUMNS),

@@ -1,8 +1,8 @@
 """A transfer sweep's folder: ``sweep.json`` (the settings, fixed for the folder, and the union of every grid
-swept into it) and one record per finished run, ``runs/<config>/d<width>/seed<seed>/log2lr<x>.json``, written
-atomically as soon as the run ends (its float32 losses as float32's shortest decimals,
-:func:`mhc_mup._io.shortest_float32`). A restart with the same settings skips the stored runs; a run stored with
-other settings is an error, never reused.
+swept into it) and one record per finished run, ``runs/<config>/d<width>/seed<seed>/log2lr<x>.json.gz``
+(gzip-compressed JSON; ``.json``, as records were written before, is read alike), written atomically as soon as the
+run ends (its float32 losses as float32's shortest decimals, :func:`mhc_mup._io.shortest_float32`). A restart with
+the same settings skips the stored runs; a run stored with other settings is an error, never reused.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from mhc_mup._io import atomic_write_bytes, atomic_write_text, json_safe, software_versions
+from mhc_mup._io import atomic_write_bytes, atomic_write_text, gzip_text, json_safe, software_versions
 from mhc_mup._locks import claim, one_at_a_time
 from mhc_mup._nested import flat_fields
 from mhc_mup._schema import ListOf, Optional, first_problem
@@ -268,7 +268,7 @@ class RunStore:
 
 def record_bytes(record: Mapping) -> bytes:
     """A run record as stored: its JSON line, gzip-compressed with no timestamp (the same record, the same bytes)."""
-    return gzip.compress((json.dumps(record) + "\n").encode("utf-8"), mtime=0)
+    return gzip_text(json.dumps(record) + "\n")
 
 
 def load_records(cfg: TransferConfig, out: str | Path) -> list[dict]:
@@ -281,7 +281,7 @@ def unread_records(cfg: TransferConfig, out: str | Path) -> list[Path]:
     """The run files under ``out/runs`` (``.json.gz``, or ``.json`` as written before) that no grid point of
     ``cfg`` names, sorted: :func:`load_records` leaves them out (a ``sweep.json`` copied from a machine that
     lacked them lists only that machine's grids)."""
-    named = {p for k in cfg.runs() for p in (k.path(Path(out)), k.path(Path(out)).with_suffix(""))}
+    named = {p for k in cfg.runs() for p in k.record_paths(Path(out))}
     files = [*Path(out, "runs").glob("*/d*/seed*/*.json"), *Path(out, "runs").glob("*/d*/seed*/*.json.gz")]
     return sorted(p for p in files if p not in named)
 
