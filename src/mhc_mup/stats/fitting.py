@@ -115,6 +115,19 @@ def welch_slope_interval(
     return float(slope - half), float(slope + half)
 
 
+def two_width_interval(
+    fit: PowerLawFit, a: np.ndarray, b: np.ndarray, dx: float, confidence: float = 0.95
+) -> tuple[float, float, str]:
+    """A two-width :func:`fit_power_law` fit's interval and note: across two widths a regression leaves no residual
+    for a t-interval and a bootstrap over a few seeds alone under-covers, so the seeds' own
+    :func:`welch_slope_interval` of ``a`` ``(n_a,)`` and ``b`` ``(n_b,)`` (log2 values at the two widths, ``dx``
+    octaves apart) joins it: the union, as the regression's t-interval does across more widths."""
+    w_low, w_high = welch_slope_interval(a, b, dx, confidence)
+    note = fit.note.replace(TWO_WIDTHS_NOTE, "2 widths: the interval is the bootstrap's united with the seeds' "
+                                              "Welch t-interval")  # fmt: skip
+    return min(fit.ci_low, w_low), max(fit.ci_high, w_high), note
+
+
 def _slope_t_interval(
     log_d: np.ndarray, resid: np.ndarray, slope: float, confidence: float
 ) -> tuple[float, float]:

@@ -15,6 +15,7 @@ from mhc_mup.stats.fitting import (
     mean,
     mean_t_interval,
     t_quantile,
+    two_width_interval,
     welch_slope_interval,
 )
 
@@ -168,6 +169,17 @@ def test_welch_slope_interval_is_scipys_welch_interval_over_the_spacing():
     assert welch_slope_interval(np.ones(3), np.full(2, 3.0), 2.0) == (1.0, 1.0)  # no spread: the point
     with pytest.raises(ValueError, match="at least 2 values, got 1 and 3"):
         welch_slope_interval(np.ones(1), np.ones(3), 1.0)
+
+
+def test_two_width_interval_is_the_union_of_the_bootstrap_and_welch():
+    a, b = np.log2([1.0, 1.5, 3.0]), np.log2([0.4, 0.5, 0.9])  # log2 values at d = 128 and 256
+    fit = fit_power_law([128, 256], [2.0**a, 2.0**b], n_boot=500)
+    assert "bootstrap only" in fit.note
+    low, high, note = two_width_interval(fit, a, b, 1.0)
+    w_low, w_high = welch_slope_interval(a, b, 1.0)
+    assert (low, high) == (min(fit.ci_low, w_low), max(fit.ci_high, w_high))
+    assert w_low < fit.ci_low and w_high > fit.ci_high  # three seeds: the bootstrap alone is the narrower
+    assert "united with the seeds' Welch t-interval" in note and "bootstrap only" not in note
 
 
 def test_mean_t_interval_is_scipys_t_interval_of_the_mean():

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from mhc_mup.stats.fitting import welch_slope_interval
 from mhc_mup.training.transfer import EDGE_COLUMNS, EDGE_DRIFT_COLUMNS, TransferConfig
 from mhc_mup.training.transfer.edges import EDGES, band_edges, degraded_edge, edge_drift, edges_table, quantization
 from mhc_mup.training.transfer.joint import WidthCurves
@@ -145,3 +146,19 @@ def test_the_sweep_writes_edges(small_corpus_file, tmp_path):
     assert set(result.edges.width) == {16, 32} and list(result.edge_drift.edge) == list(EDGES)
     assert list(pd.read_csv(tmp_path / "out" / "edges.csv").columns) == list(EDGE_COLUMNS)
     assert "the band's edges" in (tmp_path / "out" / "transfer_report.md").read_text()
+
+
+def test_a_degraded_edge_over_two_widths_joins_the_seeds_welch_interval():
+    """Two widths leave a regression no residual: the seeds' own crossings give the interval (a bootstrap over 3
+    seeds alone under-covers), here wider than the bootstrap, so it is the Welch interval exactly."""
+    x = np.arange(-10.0, -1.5, 0.5)
+    seed_edges = {128: np.array([-4.0, -3.75, -3.0]), 256: np.array([-5.0, -4.5, -4.25])}
+    built = []
+    for width, edges in seed_edges.items():  # each seed flat at 2, rising 1/4 a unit past its own edge
+        loss = 2.0 + np.where(x[None, :] <= edges[:, None], 0.0, (x[None, :] - edges[:, None]) / 4)
+        built.append(WidthCurves(width, x, loss, (0, 1, 2)))
+    row = edge_drift(CFG, "mup", built, edges_table(CFG, "mup", built)).set_index("edge").loc["degraded"]
+    crossings = [e + 0.4 for e in seed_edges.values()]  # +0.1 at a quarter a unit per unit
+    want = welch_slope_interval(np.log2(2.0 ** crossings[0]), np.log2(2.0 ** crossings[1]), 1.0, 0.95)
+    assert (row.ci_low, row.ci_high) == pytest.approx(want)
+    assert "united with the seeds' Welch t-interval" in row.note and "bootstrap only" not in row.note

@@ -41,12 +41,10 @@ import pandas as pd
 
 from mhc_mup._io import StrEnum
 from mhc_mup.stats.fitting import (
-    TWO_WIDTHS_NOTE,
-    PowerLawFit,
     bootstrap_estimate,
     fit_power_law,
     mean_t_interval,
-    welch_slope_interval,
+    two_width_interval,
 )
 from mhc_mup.stats.optimum import JointOptimumFit, paired_difference
 from mhc_mup.stats.readings import UNCLEAR as UNCLEAR_READING
@@ -594,7 +592,9 @@ def drift_row(
         why = f"{len(widths)} widths and 1 seed at some width: no interval, no verdict"
         note = "; ".join(filter(None, [note, why]))
     elif len(widths) == 2:
-        low, high, fit_note = _two_width_interval(fit, widths, per_width, analysis.fit.confidence)
+        a, b = (np.log2(per_width[w]) for w in widths)
+        dx = math.log2(widths[1] / widths[0])
+        low, high, fit_note = two_width_interval(fit, a, b, dx, analysis.fit.confidence)
     reading = UNCLEAR_READING if no_interval else classify_interval(fit.exponent, low, high, analysis.tolerance)
     verdict, direction = drift_verdict(reading, cfg.sweep.symbol)
     row |= {
@@ -606,19 +606,6 @@ def drift_row(
     if no_interval:
         row |= {"ci_low": math.nan, "ci_high": math.nan}
     return row
-
-
-def _two_width_interval(
-    fit: PowerLawFit, widths: list[int], per_width: Mapping[int, list[float]], confidence: float
-) -> tuple[float, float, str]:
-    """A two-width drift fit's interval and note: across two widths a regression leaves no residual for a
-    t-interval, and a bootstrap over a few seeds alone under-covers, so the seeds' own Welch t-interval of the
-    slope of their log2 optima joins it (the union, as a regression's t-interval does across more widths)."""
-    a, b = (np.log2(per_width[w]) for w in widths)
-    w_low, w_high = welch_slope_interval(a, b, math.log2(widths[1] / widths[0]), confidence)
-    note = fit.note.replace(TWO_WIDTHS_NOTE, "2 widths: the interval is the bootstrap's united with the seeds' "
-                                              "Welch t-interval")  # fmt: skip
-    return min(fit.ci_low, w_low), max(fit.ci_high, w_high), note
 
 
 def drift_sentence(row: Mapping, confidence: float = 0.95, symbol: str = "η*", noun: str = "learning rate") -> str:

@@ -28,7 +28,9 @@ the widths' span in octaves (a half-octave grid over 16× in width: ±0.125, wid
 drift can read "drifts", not "transfers"). On an evenly spaced grid that is the grid's spacing; where values were
 added next to the edges, their finer spacing. The degraded edge is interpolated, not a grid point, and is not
 widened: its interval is the seeds' alone (a curve bending between grid values biases each width's crossing alike
-where the curves' shapes agree, which leaves the slope; where they differ, the finer grid is the check).
+where the curves' shapes agree, which leaves the slope; where they differ, the finer grid is the check). Over two
+widths, where a regression has no residual, its bootstrap is united with the Welch t-interval of the seeds' own
+crossings, as the optimum's drift is; the band edges, defined by the seed means alone, keep the bootstrap.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from mhc_mup.stats.fitting import fit_power_law, t_quantile
+from mhc_mup.stats.fitting import PowerLawFit, fit_power_law, t_quantile, two_width_interval
 from mhc_mup.stats.readings import classify_interval, drift_verdict
 from mhc_mup.training.transfer.config import TransferConfig
 from mhc_mup.training.transfer.joint import WidthCurves, seed_noise
@@ -139,19 +141,34 @@ def edge_drift(cfg: TransferConfig, name: str, curves: list[WidthCurves], table:
             continue
         fitted = [c for c in curves if c.width in closed]
         fit = _fit_edge(cfg, fitted, which, band_of)
+        low, high, fit_note = fit.ci_low, fit.ci_high, fit.note
         if which == "degraded":  # interpolated between grid values: no grid rounding to widen for
             grid, how = 0.0, f"interpolated where the loss reaches +{cfg.analysis.degrade_nats:g} over the best"
+            if len(fitted) == 2:
+                low, high, fit_note = _two_width_degraded(cfg, fitted, fit)
         else:
             at = dict(zip(table.width, table[f"{which}_log2"], strict=True))
             grid = quantization([edge_spacing(c, at[c.width], which) for c in fitted], [c.width for c in fitted])
             how = f"interval widened by ±{grid:.3f} for the grid's spacing"
-        low, high = fit.ci_low - grid, fit.ci_high + grid
+        low, high = low - grid, high + grid
         verdict, direction = drift_verdict(classify_interval(fit.exponent, low, high, cfg.analysis.tolerance))
         rows.append(row | {
             "exponent": _clean(fit.exponent), "ci_low": _clean(low), "ci_high": _clean(high),
-            "verdict": verdict, "direction": direction, "note": "; ".join(filter(None, [note, fit.note, how])),
+            "verdict": verdict, "direction": direction, "note": "; ".join(filter(None, [note, fit_note, how])),
         })  # fmt: skip
     return pd.DataFrame(rows, columns=list(EDGE_DRIFT_COLUMNS))
+
+
+def _two_width_degraded(cfg: TransferConfig, curves: list[WidthCurves], fit: PowerLawFit) -> tuple[float, float, str]:
+    """The degraded edge's interval over two widths: the bootstrap's united with the Welch t-interval of the
+    seeds' own crossings (:func:`~mhc_mup.stats.fitting.two_width_interval`), where each width has two seeds
+    that cross; the bootstrap's alone otherwise (its note says so)."""
+    per_seed = [degraded_edge(c.x, c.loss, cfg.analysis.degrade_nats) for c in curves]
+    a, b = (v[np.isfinite(v)] for v in per_seed)
+    if min(len(a), len(b)) < 2:
+        return fit.ci_low, fit.ci_high, fit.note
+    dx = math.log2(curves[1].width / curves[0].width)
+    return two_width_interval(fit, a, b, dx, cfg.analysis.fit.confidence)
 
 
 def _clean(v: float) -> float:
