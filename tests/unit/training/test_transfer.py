@@ -873,3 +873,13 @@ def test_the_report_counts_each_device_where_a_folder_mixes_them():
     assert _devices_text(pd.DataFrame({"device": [h200, h200]})) == h200
     mixed = pd.DataFrame({"device": [h200, h100, h200]})
     assert _devices_text(mixed) == f"{h100} for 1 run, {h200} for 2 runs"
+
+
+def test_a_legend_interval_caps_its_bounds_at_ten():
+    """A two-width fit on a few seeds can give bounds of thousands of octaves: the legend says only how far past
+    ±10 they lie."""
+    from mhc_mup.training.transfer.report import _estimate_label
+
+    assert _estimate_label("mup", "β", -0.5, -3.49, 9865.6) == "mup: β -0.50 [-3.49, > +10]"
+    assert _estimate_label("mup", "β", 0.011, -12.0, 10.0) == "mup: β +0.01 [< -10, +10.00]"
+    assert _estimate_label("mup", "β", math.nan, -1.0, 1.0) == "mup"

@@ -199,11 +199,21 @@ def _optima_axes(ax, widths, ylabel: str, legend_title: str) -> None:
               bbox_to_anchor=(0.5, -0.16), alignment="left", ncol=2)  # fmt: skip
 
 
+LABEL_BOUND = 10.0
+"""A legend's interval bound beyond ± this (octaves of the swept value per doubling of width; a two-width fit
+on a few seeds can give thousands) prints as ``< −10`` / ``> +10``: no drift that large is ever read."""
+
+
 def _estimate_label(head: str, symbol: str, value: float, low: float, high: float) -> str:
-    """``head: β +0.01 [−0.03, +0.05]``, or ``head`` alone where the estimate or its interval is NaN."""
+    """``head: β +0.01 [−0.03, +0.05]``, or ``head`` alone where the estimate or its interval is NaN; a bound
+    beyond :data:`LABEL_BOUND` prints as ``< −10`` or ``> +10``."""
     if not all(map(math.isfinite, (value, low, high))):
         return head
-    return f"{head}: {symbol} {value:+.2f} [{low:+.2f}, {high:+.2f}]"
+
+    def bound(v: float) -> str:
+        return f"{v:+.2f}" if abs(v) <= LABEL_BOUND else f"{'<' if v < 0 else '>'} {math.copysign(LABEL_BOUND, v):+g}"
+
+    return f"{head}: {symbol} {value:+.2f} [{bound(low)}, {bound(high)}]"
 
 
 ROUTING_GATES = ("comb", "pre", "post")
