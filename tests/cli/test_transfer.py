@@ -115,6 +115,25 @@ def test_cli_degrade_by_moves_the_degraded_edge_in_a_report_only_reading(small_c
     assert "degrade by must be a positive" in capsys.readouterr().err
 
 
+def test_cli_partial_reads_a_width_some_seed_has_not_finished(small_corpus_file, tmp_path, capsys):
+    """A run moved out of a 2-seed folder leaves its width out of the fits; --partial reads it over the values both
+    seeds have and says which it left out, in the drift note and at the top of the report."""
+    out = tmp_path / "t"
+    args = [*FAST]
+    args[args.index("--seeds") + 1] = "2"
+    assert main(["transfer", *args, "--corpus", str(small_corpus_file), "--out", str(out), "--quiet"]) == 0
+    next(p for p in run_files(out) if "d32/seed1/log2lr-4.0000" in p.as_posix()).unlink()
+    assert main(["transfer", "--report-only", "--out", str(out), "--quiet"]) == 0
+    assert "not finished yet, left out: d = 32" in pd.read_csv(out / "drift.csv").joint_note[0]
+    assert main(["transfer", "--report-only", "--out", str(out), "--partial"]) == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    note = "read partly, left out the values not every seed has run yet (d = 32: 2^-4.00)"
+    assert pd.read_csv(out / "drift.csv").joint_note[0].endswith(note) and note in printed
+    report = (out / "transfer_report.md").read_text()
+    assert "Read partly (--partial): each width over the values every one of its seeds has run" in report
+    assert pd.read_csv(out / "edges.csv").width.tolist() == [16, 32]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -302,6 +302,10 @@ def _analysis_arguments(g: Group) -> None:
                    help=f"the degraded edge (edges.csv): the swept value above the best where the seed-mean loss "
                         f"has risen NATS over it, interpolated between grid values; where training degrades, "
                         f"beside the band's edges within the seeds' noise (default {d.degrade_nats:g})")  # fmt: skip
+    g.add_argument("--partial", action="store_true", default=None,
+                   help="read a partly run width over the values every one of its seeds has run, each left-out "
+                        "value named in the notes (default: a width enters the fits once every seed has run every "
+                        "value, so extending a grid leaves its widths out until the new runs are done)")  # fmt: skip
     g.add_argument("--report-only", action="store_true",
                    help="train nothing: write the tables, figure and report from the runs stored in --out, with "
                         "the settings and grids its sweep.json records (any machine can read a folder a GPU "
@@ -375,9 +379,9 @@ def transfer_config(args: argparse.Namespace) -> TransferConfig:
 
 def _analysis_flags(args: argparse.Namespace) -> dict:
     """The analysis leaves the flags set: ``tolerance``, ``joint_halfwidth``, ``n_boot`` (``--bootstrap``),
-    ``loss`` and ``degrade_nats`` (``--degrade-by``)."""
+    ``loss``, ``degrade_nats`` (``--degrade-by``) and ``partial``."""
     given = {"tolerance": args.tolerance, "joint_halfwidth": args.joint_halfwidth, "n_boot": args.bootstrap,
-             "loss": args.loss, "degrade_nats": args.degrade_nats}  # fmt: skip
+             "loss": args.loss, "degrade_nats": args.degrade_nats, "partial": args.partial}  # fmt: skip
     return {k: v for k, v in given.items() if v is not None}
 
 

@@ -29,9 +29,9 @@ from mhc_mup.training.transfer import (
     plan,
     run_transfer,
 )
-from mhc_mup.training.transfer.config import distinct_values, grid_seeds, grid_values
+from mhc_mup.training.transfer.config import distinct_values, grid_seeds, grid_values, log2_text
 from mhc_mup.training.transfer.edges import edge_drift, edges_table
-from mhc_mup.training.transfer.joint import WidthCurves, width_curves
+from mhc_mup.training.transfer.joint import WidthCurves, values_every_seed_ran, width_curves
 from mhc_mup.training.transfer.noise import noise_table, paired_batch_se
 from mhc_mup.training.transfer.report import build_transfer_report
 from mhc_mup.training.transfer.store import SWEEP_FORMAT, folder_config, folder_grids, stored_config, write_sweep_file
@@ -106,6 +106,36 @@ def test_a_seed_missing_one_of_its_widths_values_is_not_finished():
     assert table.rows[0][-1].count("not finished yet") == 1  # the two fits' notes, said once
     noise = result.noise.set_index("width")
     assert math.isnan(noise.loc[256, "seed_sigma"]) and noise.loc[256, "seed_dof"] == 0
+
+
+def test_a_partial_reading_is_the_reading_without_the_values_some_seed_lacks():
+    """With ``partial``, a width whose seed 1 has not run 2^-6.5 yet is read over the values both seeds have: every
+    table is the one the folder gives with that value's runs removed from both seeds, and the notes and the
+    report's caveat name what was left out. Without ``partial`` the width is left out (above)."""
+    cfg, grids, records = refined_folder()
+    lacking = [r for r in records if not (r["width"] == 256 and r["seed"] == 1 and r["lr"] == 2.0**-6.5)]
+    without = [r for r in records if not (r["width"] == 256 and r["lr"] == 2.0**-6.5)]
+    partial = dataclasses.replace(cfg, analysis=dataclasses.replace(cfg.analysis, partial=True))
+    refined = dataclasses.replace(grids[1], lrs=tuple(v for v in HALF if v != 2.0**-6.5))
+    got, want = analyse(partial, lacking, grids), analyse(partial, without, (grids[0], refined))
+    note = "read partly, left out the values not every seed has run yet (d = 256: 2^-6.50)"
+    assert got.left_out == {("mup", 256): (2.0**-6.5,)} and want.left_out == {}
+    assert got.values == want.values and got.drift.iloc[0].joint_note == note
+    assert got.optima.set_index("width").note[256] == note
+    for table in ("seed_optima", "edges", "edge_drift", "noise", "penalty"):
+        pd.testing.assert_frame_equal(getattr(got, table), getattr(want, table))
+    pd.testing.assert_frame_equal(got.drift.drop(columns="joint_note"), want.drift.drop(columns="joint_note"))
+    pd.testing.assert_frame_equal(got.optima.drop(columns="note"), want.optima.drop(columns="note"))
+    caveat = build_transfer_report(got, b"").blocks[0].text
+    assert caveat.startswith("Read partly (--partial)") and "mup at d = 256: 2^-6.50" in caveat
+    assert not build_transfer_report(want, b"").blocks[0].text.startswith("Read partly")
+
+
+def test_values_every_seed_ran_keeps_the_values_common_to_the_seeds_present():
+    runs = pd.DataFrame({"seed": [0, 0, 0, 2, 2], "value": [0.25, 0.5, 1.0, 0.5, 1.0]})
+    assert values_every_seed_ran(runs, (0.25, 0.5, 1.0, 2.0)) == (0.5, 1.0)  # 2.0 planned, run by none
+    assert values_every_seed_ran(runs.iloc[:0], (0.25, 0.5)) == (0.25, 0.5)  # no runs: nothing to leave out
+    assert log2_text((0.125, 2.0**2.5)) == "2^-3.00, 2^2.50"
 
 
 def test_a_seed_planned_but_not_started_is_named():

@@ -63,10 +63,17 @@ from mhc_mup.training.transfer.config import (
     grid_seeds,
     grid_values,
     log2_key,
+    log2_text,
 )
 from mhc_mup.training.transfer.configurations import Configuration
 from mhc_mup.training.transfer.edges import EDGE_COLUMNS, EDGE_DRIFT_COLUMNS, edge_drift, edges_table
-from mhc_mup.training.transfer.joint import WidthCurves, joint_drift, width_curves, width_values
+from mhc_mup.training.transfer.joint import (
+    WidthCurves,
+    joint_drift,
+    values_every_seed_ran,
+    width_curves,
+    width_values,
+)
 from mhc_mup.training.transfer.logits import LOGIT_STATS
 from mhc_mup.training.transfer.noise import NOISE_COLUMNS, noise_table
 from mhc_mup.training.transfer.penalty import PENALTY_COLUMNS, RULE_PENALTY_COLUMNS, penalty_table, rule_penalty_table
@@ -137,7 +144,8 @@ class TransferResult:
     :mod:`~mhc_mup.training.transfer.penalty`), its drift
     verdicts, the corpora its runs trained on
     (each run's description, with its content hash), and ``values``: each configuration × width's own values
-    ``(config, width) → (J,)``, increasing, over which it was analysed."""
+    ``(config, width) → (J,)``, increasing, over which it was analysed; ``left_out``: those of them a partial
+    reading (``analysis.partial``) left out, not yet run by every seed there."""
 
     config: TransferConfig
     runs: pd.DataFrame
@@ -160,6 +168,7 @@ class TransferResult:
     rule_penalty: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(RULE_PENALTY_COLUMNS)))
     corpora: tuple[str, ...] = ()
     values: dict[tuple[str, int], tuple[float, ...]] = field(default_factory=dict)
+    left_out: dict[tuple[str, int], tuple[float, ...]] = field(default_factory=dict)
 
     @property
     def ragged(self) -> bool:
@@ -253,6 +262,7 @@ def analyse(cfg: TransferConfig, records: list[dict], grids: Sequence[SweepGrid]
     result.routing = routing_table(runs, cfg.analysis.loss_column)
     result.logits = logits_table(runs, cfg.analysis.loss_column)
     result.values = {key: v for p in parts.values() for key, v in p.values.items()}
+    result.left_out = {key: v for p in parts.values() for key, v in p.left_out.items()}
     result.noise = noise_table(cfg, runs, records, result.values)
     result.edges = _concat([p.edges for p in parts.values()], EDGE_COLUMNS)
     result.edge_drift = _concat([p.edge_drift for p in parts.values()], EDGE_DRIFT_COLUMNS)
@@ -279,6 +289,7 @@ class _ConfigurationAnalysis:
     rule_penalty: pd.DataFrame
     values: dict[tuple[str, int], tuple[float, ...]]
     joint_input: tuple[list[WidthCurves], frozenset[int], JointOptimumFit | None]
+    left_out: dict[tuple[str, int], tuple[float, ...]]
 
 
 def _analyse_configuration(
@@ -295,12 +306,18 @@ def _analyse_configuration(
     at = {w: runs[runs.width == w] for w in cfg.grid.widths}
     widths = [w for w in cfg.grid.widths if (name, w) in planned or len(at[w])]
     own = {w: width_values(at[w], planned.get((name, w), ())) for w in widths}
+    left_out: dict[int, tuple[float, ...]] = {}
+    if cfg.analysis.partial:
+        kept = {w: values_every_seed_ran(at[w], own[w]) for w in widths}
+        left_out = {w: tuple(v for v in own[w] if v not in kept[w]) for w in widths if len(at[w])}
+        left_out = {w: v for w, v in left_out.items() if v}
+        own = kept
     loss_grids = [wc for w in widths if (wc := width_curves(cfg, at[w], own[w]))]
     complete = {wc.width for wc in loss_grids}
     unfinished = [w for w in widths if len(at[w]) and w not in complete]
     joint_row, joint_widths, joint = joint_drift(cfg, loss_grids, cfg.sweep.symbol)
-    if unfinished:
-        joint_row |= {"joint_note": "; ".join(filter(None, [joint_row["joint_note"], _unfinished_note(unfinished)]))}
+    joint_row |= {"joint_note": "; ".join(filter(None, [joint_row["joint_note"], _unfinished_note(unfinished),
+                                                        _partial_note(left_out)]))}  # fmt: skip
     placed = frozenset(w for w, (_, x) in joint_widths.items() if math.isfinite(x))
     seed_rows, optimum_rows = [], []
     per_width: dict[int, list[float]] = {}
@@ -311,6 +328,8 @@ def _analyse_configuration(
         row, optima = _width_optimum(cfg, name, w, fits)
         row, optima = _with_joint(_with_unstarted(row, fits, seeds.get((name, w), 0)), optima,
                                   *joint_widths.get(w, (False, math.nan)))  # fmt: skip
+        if w in left_out:
+            row["note"] = "; ".join(filter(None, [row["note"], _partial_note({w: left_out[w]})]))
         optimum_rows.append(row)
         width_optima[w] = row["log2_lr_opt"]
         if optima and w in complete:  # one seed's optimum does not stand for a partly run width
@@ -323,7 +342,7 @@ def _analyse_configuration(
     return _ConfigurationAnalysis(
         seed_rows, optimum_rows, drift_row(cfg, name, per_width, widths, unfinished) | joint_row, edges,
         edge_drift(cfg, name, loss_grids, edges), penalty, rule, {(name, w): v for w, v in own.items()},
-        (loss_grids, placed, joint),
+        (loss_grids, placed, joint), {(name, w): v for w, v in left_out.items()},
     )  # fmt: skip
 
 
@@ -442,6 +461,15 @@ def _unfinished_note(widths: Sequence[int]) -> str:
     """The note for widths with runs but no curves yet (a seed has not run every value there), which both drift
     fits, the noise and the edges leave out; ``""`` for none."""
     return f"not finished yet, left out: {', '.join(f'd = {w}' for w in sorted(widths))}" if widths else ""
+
+
+def _partial_note(left_out: Mapping[int, tuple[float, ...]]) -> str:
+    """The note for values a partial reading (``--partial``) left out, ``width → values`` not every seed there
+    has run yet; ``""`` for none."""
+    if not left_out:
+        return ""
+    each = " and ".join(f"d = {w}: {log2_text(vs)}" for w, vs in sorted(left_out.items()))
+    return f"read partly, left out the values not every seed has run yet ({each})"
 
 
 def _seed_fits(cfg: TransferConfig, runs: pd.DataFrame, values: tuple[float, ...]) -> list[tuple[int, ParabolaFit]]:

@@ -32,7 +32,7 @@ from mhc_mup.training.transfer.hyper import SweptValue
 __all__ = [
     "CUDA_GRAPH_CHOICES", "IMPLICIT_SETTINGS", "LOSSES", "Numerics", "RunKey", "RunRecipe", "RunSettings", "RunSpec",
     "SweepGrid", "TransferAnalysis", "TransferConfig", "distinct_values", "grid_seeds", "grid_values", "log2_key",
-    "lr_grid",
+    "log2_text", "lr_grid",
 ]  # fmt: skip
 
 CUDA_GRAPH_CHOICES = ("auto", "on", "off")
@@ -47,6 +47,11 @@ folder stores them only when they differ from these values, and a folder without
 def log2_key(lr: float) -> str:
     """The learning rate's place in file names: ``log2 η`` to 4 decimals, e.g. ``-10.0000``."""
     return f"{math.log2(lr):+.4f}"
+
+
+def log2_text(values: Iterable[float]) -> str:
+    """Swept values as powers of two for a note, ``2^-3.00, 2^5.00``."""
+    return ", ".join(f"2^{math.log2(v):.2f}" for v in values)
 
 
 def distinct_values(*groups: Iterable[float]) -> tuple[float, ...]:
@@ -208,7 +213,9 @@ class TransferAnalysis:
     the argmin and up to ``joint_halfwidth`` points on each side (:mod:`~mhc_mup.training.transfer.joint`); the
     drift fits' settings; **transfers** when the drift exponent's interval lies in ``±tolerance``; ``loss``: which
     of :data:`LOSSES` every fit reads; ``degrade_nats``: how far above its best a curve's loss must rise for
-    training to count as degraded (the *degraded* edge, :mod:`~mhc_mup.training.transfer.edges`)."""
+    training to count as degraded (the *degraded* edge, :mod:`~mhc_mup.training.transfer.edges`); ``partial``:
+    read a partly run width over the values every one of its seeds has run (by default a width is read once every
+    seed has run every value; a grid being extended leaves its widths out until then)."""
 
     fit_halfwidth: int = 1
     tolerance: float = 0.1
@@ -216,6 +223,7 @@ class TransferAnalysis:
     joint_halfwidth: int = 2
     loss: str = "val"
     degrade_nats: float = 0.1
+    partial: bool = False
 
     def __post_init__(self) -> None:
         check_at_least(self, 1, ("fit_halfwidth", "joint_halfwidth"))

@@ -32,8 +32,8 @@ from mhc_mup.stats.readings import classify_interval, drift_verdict
 from mhc_mup.training.transfer.config import TransferConfig, distinct_values, log2_key
 
 __all__ = [
-    "WidthCurves", "fit_window", "flatness", "joint_drift", "joint_windows", "seed_noise", "width_curves",
-    "width_values", "window_runs",
+    "WidthCurves", "fit_window", "flatness", "joint_drift", "joint_windows", "seed_noise", "values_every_seed_ran",
+    "width_curves", "width_values", "window_runs",
 ]  # fmt: skip
 
 
@@ -58,6 +58,14 @@ def width_values(runs: pd.DataFrame, planned: Iterable[float] = ()) -> tuple[flo
     into its folder, :func:`~mhc_mup.training.transfer.config.grid_values`) and every value any of its seeds ran
     (``runs``: its rows of ``transfer.csv``), one per :func:`~.config.log2_key` (a planned value's float first)."""
     return distinct_values(planned, runs.value)
+
+
+def values_every_seed_ran(runs: pd.DataFrame, values: tuple[float, ...]) -> tuple[float, ...]:
+    """Those of a configuration × width's ``values`` (increasing) that every seed with a run there (``runs``: its
+    rows of ``transfer.csv``) has run: the values a partly run width can be read over (all of them where it has no
+    runs yet)."""
+    ran = [set(map(log2_key, runs.value[runs.seed == s])) for s in runs.seed.unique()]
+    return tuple(v for v in values if all(log2_key(v) in r for r in ran))
 
 
 def width_curves(

@@ -24,6 +24,7 @@ from mhc_mup.training.transfer.analysis import (
     joint_sentence,
 )
 from mhc_mup.training.transfer.anchors import ANCHOR_COLUMNS, RELATIVE_COLUMNS, anchor_sentence, difference_interval
+from mhc_mup.training.transfer.config import log2_text
 from mhc_mup.training.transfer.edges import EDGE_COLUMNS, EDGE_DRIFT_COLUMNS
 from mhc_mup.training.transfer.logits import LOGIT_STATS
 from mhc_mup.training.transfer.noise import NOISE_COLUMNS
@@ -704,10 +705,9 @@ def build_transfer_report(
     cfg = result.config
     words = cfg.analysis.loss_words
     # the caveat first: it qualifies the anchors as much as the verdicts
-    blocks: list = [*_repeats_caveat(result), *_anchor_blocks(result), *_summary_blocks(result),
-                    *_drift_blocks(result), *_rule_drift_blocks(result), *_optima_blocks(result, optima_png),
-                    *_penalty_blocks(result),
-                    *_rule_penalty_blocks(result),
+    blocks: list = [*_repeats_caveat(result), *_partial_caveat(result), *_anchor_blocks(result),
+                    *_summary_blocks(result), *_drift_blocks(result), *_rule_drift_blocks(result),
+                    *_optima_blocks(result, optima_png), *_penalty_blocks(result), *_rule_penalty_blocks(result),
                     *_routing_blocks(result, routing_png), *_logit_blocks(result, logits_png), *_edge_blocks(result),
                     *_noise_blocks(result),
                     FigureBlock("transfer.png", f"{words[0].upper()}{words[1:]} vs {cfg.sweep.noun}, one line per "
@@ -821,6 +821,18 @@ def _repeats_caveat(result: TransferResult) -> list:
     return [Paragraph(f"Caveat: each run reads its training split {tokens / min(sizes):.2g} times, so these optima "
                       f"are of a {loss} that measures memorising as well as learning, and wider models "
                       "memorise more (see Settings and cost).")]  # fmt: skip
+
+
+def _partial_caveat(result: TransferResult) -> list:
+    """A caveat at the top of the report when a partial reading (``--partial``) left values out (nothing
+    otherwise): which configuration × width was read over fewer values than it will have."""
+    from mhc_mup.reporting.blocks import Paragraph
+
+    if not result.left_out:
+        return []
+    each = "; ".join(f"{c} at d = {w}: {log2_text(vs)}" for (c, w), vs in sorted(result.left_out.items()))
+    return [Paragraph(f"Read partly (--partial): each width over the values every one of its seeds has run; left "
+                      f"out until every seed has run them: {each}. Read again once they are done.")]  # fmt: skip
 
 
 def _csv(frame: pd.DataFrame, columns: tuple[str, ...]) -> str:
