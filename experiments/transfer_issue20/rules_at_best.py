@@ -3,7 +3,9 @@
 per width, the seed-paired difference of final validation loss, A − B, (1) each at its best multiplier (the
 argmin of the seed-mean loss over the values every seed has) and (2) both at the rule's own multiplier (×1), with
 the t-interval of the mean over seeds (95%). Picking each folder's best value from the same runs favours both a
-little (the minimum of noisy means); the pairing by seed shares the data order and the body's initial weights.
+little (the minimum of noisy means); (3) held out removes that: each seed's difference at the values the *other*
+seeds' mean picks for each folder (leave one seed out), so no seed's loss chooses its own multiplier. The pairing
+by seed shares the data order and the body's initial weights.
 
     PYTHONPATH=src python experiments/transfer_issue20/rules_at_best.py FOLDER_A FOLDER_B
 
@@ -35,10 +37,20 @@ def mean_interval(x: np.ndarray) -> str:
     return f"{x.mean():+.3f} [{low:+.3f}, {high:+.3f}]"
 
 
+def held_out(ta: pd.DataFrame, tb: pd.DataFrame) -> np.ndarray:
+    """Per seed, A − B at the multipliers the other seeds' mean loss picks for each (leave one seed out)."""
+    out = []
+    for s in ta.index:
+        xa, xb = ta.drop(index=s).mean().idxmin(), tb.drop(index=s).mean().idxmin()
+        out.append(ta.loc[s, xa] - tb.loc[s, xb])
+    return np.asarray(out)
+
+
 def main(a: Path, b: Path) -> None:
     widths = sorted(set(pd.read_csv(a / "transfer.csv").width) & set(pd.read_csv(b / "transfer.csv").width))
     print(f"A = {a.name}, B = {b.name}: loss A − B per width, paired by seed (nats/byte, 95% t-interval)")
-    print(f"{'width':>6}  {'A best':>9} {'B best':>9}  {'A − B, each at its best':<28} {'A − B, both at ×1':<28} seeds")
+    print(f"{'width':>6}  {'A best':>9} {'B best':>9}  {'A − B, each at its best':<28} {'held out':<28} "
+          f"{'A − B, both at ×1':<28} seeds")
     for w in widths:
         ta, tb = seed_table(a, w), seed_table(b, w)
         seeds = ta.index.intersection(tb.index)
@@ -46,8 +58,8 @@ def main(a: Path, b: Path) -> None:
         xa, xb = ta.mean().idxmin(), tb.mean().idxmin()
         at_best = (ta[xa] - tb[xb]).to_numpy()
         at_rule = (ta[0.0] - tb[0.0]).to_numpy() if 0.0 in ta and 0.0 in tb else np.full(len(seeds), np.nan)
-        print(f"{w:>6}  {f'2^{xa:g}':>9} {f'2^{xb:g}':>9}  {mean_interval(at_best):<28} {mean_interval(at_rule):<28} "
-              f"{len(seeds)}")
+        print(f"{w:>6}  {f'2^{xa:g}':>9} {f'2^{xb:g}':>9}  {mean_interval(at_best):<28} "
+              f"{mean_interval(held_out(ta, tb)):<28} {mean_interval(at_rule):<28} {len(seeds)}")
 
 
 if __name__ == "__main__":
