@@ -121,6 +121,7 @@ def test_cli_partial_reads_a_width_some_seed_has_not_finished(small_corpus_file,
     out = tmp_path / "t"
     args = [*FAST]
     args[args.index("--seeds") + 1] = "2"
+    args[args.index("--lrs") + 1] = "2^-8,2^-7,2^-6,2^-4"  # 3 left to read a parabola through
     assert main(["transfer", *args, "--corpus", str(small_corpus_file), "--out", str(out), "--quiet"]) == 0
     next(p for p in run_files(out) if "d32/seed1/log2lr-4.0000" in p.as_posix()).unlink()
     assert main(["transfer", "--report-only", "--out", str(out), "--quiet"]) == 0

@@ -116,16 +116,21 @@ def welch_slope_interval(
 
 
 def two_width_interval(
-    fit: PowerLawFit, a: np.ndarray, b: np.ndarray, dx: float, confidence: float = 0.95
+    fit: PowerLawFit, a: np.ndarray, b: np.ndarray, dx: float, confidence: float = 0.95, *, centred: bool = False
 ) -> tuple[float, float, str]:
     """A two-width :func:`fit_power_law` fit's interval and note: across two widths a regression leaves no residual
     for a t-interval and a bootstrap over a few seeds alone under-covers, so the seeds' own
     :func:`welch_slope_interval` of ``a`` ``(n_a,)`` and ``b`` ``(n_b,)`` (log2 values at the two widths, ``dx``
-    octaves apart) joins it: the union, as the regression's t-interval does across more widths."""
+    octaves apart) joins it: the union, as the regression's t-interval does across more widths. ``centred``: the
+    Welch half-width around ``fit.exponent`` instead of the seeds' own slope, where the fitted statistic is not the
+    seeds' mean (e.g. read off a seed-mean curve); with a geometric-mean statistic the two coincide."""
     w_low, w_high = welch_slope_interval(a, b, dx, confidence)
+    if centred:
+        shift = fit.exponent - (w_low + w_high) / 2
+        w_low, w_high = w_low + shift, w_high + shift
     note = fit.note.replace(TWO_WIDTHS_NOTE, "2 widths: the interval is the bootstrap's united with the seeds' "
                                               "Welch t-interval")  # fmt: skip
-    return min(fit.ci_low, w_low), max(fit.ci_high, w_high), note
+    return float(np.fmin(fit.ci_low, w_low)), float(np.fmax(fit.ci_high, w_high)), note
 
 
 def _slope_t_interval(

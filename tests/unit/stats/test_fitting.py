@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -172,14 +173,26 @@ def test_welch_slope_interval_is_scipys_welch_interval_over_the_spacing():
 
 
 def test_two_width_interval_is_the_union_of_the_bootstrap_and_welch():
+    """With a geometric-mean statistic the fit's exponent is the seeds' mean slope, Welch's centre; ``centred``
+    moves Welch's half-width onto the exponent of any other statistic; a NaN bound leaves the other's."""
     a, b = np.log2([1.0, 1.5, 3.0]), np.log2([0.4, 0.5, 0.9])  # log2 values at d = 128 and 256
-    fit = fit_power_law([128, 256], [2.0**a, 2.0**b], n_boot=500)
+
+    def geomean(v: np.ndarray) -> np.ndarray:
+        return np.exp(np.log(v).mean(axis=-1))
+
+    fit = fit_power_law([128, 256], [2.0**a, 2.0**b], geomean, n_boot=500)
     assert "bootstrap only" in fit.note
-    low, high, note = two_width_interval(fit, a, b, 1.0)
     w_low, w_high = welch_slope_interval(a, b, 1.0)
-    assert (low, high) == (min(fit.ci_low, w_low), max(fit.ci_high, w_high))
+    assert fit.exponent == pytest.approx((w_low + w_high) / 2)
+    low, high, note = two_width_interval(fit, a, b, 1.0)
     assert w_low < fit.ci_low and w_high > fit.ci_high  # three seeds: the bootstrap alone is the narrower
+    assert (low, high) == (w_low, w_high)
     assert "united with the seeds' Welch t-interval" in note and "bootstrap only" not in note
+    arithmetic = fit_power_law([128, 256], [2.0**a, 2.0**b], n_boot=500)  # the mean of 2^x: another exponent
+    low, high, _ = two_width_interval(arithmetic, a, b, 1.0, centred=True)
+    assert (low + high) / 2 == pytest.approx(arithmetic.exponent) and high - low == pytest.approx(w_high - w_low)
+    nan_fit = dataclasses.replace(fit, ci_low=math.nan, ci_high=math.nan)
+    assert two_width_interval(nan_fit, a, b, 1.0)[:2] == (w_low, w_high)
 
 
 def test_mean_t_interval_is_scipys_t_interval_of_the_mean():

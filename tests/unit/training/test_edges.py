@@ -148,17 +148,40 @@ def test_the_sweep_writes_edges(small_corpus_file, tmp_path):
     assert "the band's edges" in (tmp_path / "out" / "transfer_report.md").read_text()
 
 
+def two_width_curves(seed_edges: dict[int, np.ndarray], x: np.ndarray) -> list[WidthCurves]:
+    """Per width, each seed flat at 2 up to its own edge, then rising 1/4 a unit per unit of x."""
+    out = []
+    for width, edges in seed_edges.items():
+        loss = 2.0 + np.where(x[None, :] <= edges[:, None], 0.0, (x[None, :] - edges[:, None]) / 4)
+        out.append(WidthCurves(width, x, loss, tuple(range(len(edges)))))
+    return out
+
+
+def degraded_row(built: list[WidthCurves]) -> pd.Series:
+    return edge_drift(CFG, "mup", built, edges_table(CFG, "mup", built)).set_index("edge").loc["degraded"]
+
+
 def test_a_degraded_edge_over_two_widths_joins_the_seeds_welch_interval():
-    """Two widths leave a regression no residual: the seeds' own crossings give the interval (a bootstrap over 3
-    seeds alone under-covers), here wider than the bootstrap, so it is the Welch interval exactly."""
+    """Two widths leave a regression no residual: the seeds' own crossings give the interval's width (a bootstrap
+    over 3 seeds alone under-covers), here wider than the bootstrap, placed around the exponent read off the
+    seed-mean curves."""
     x = np.arange(-10.0, -1.5, 0.5)
     seed_edges = {128: np.array([-4.0, -3.75, -3.0]), 256: np.array([-5.0, -4.5, -4.25])}
-    built = []
-    for width, edges in seed_edges.items():  # each seed flat at 2, rising 1/4 a unit past its own edge
-        loss = 2.0 + np.where(x[None, :] <= edges[:, None], 0.0, (x[None, :] - edges[:, None]) / 4)
-        built.append(WidthCurves(width, x, loss, (0, 1, 2)))
-    row = edge_drift(CFG, "mup", built, edges_table(CFG, "mup", built)).set_index("edge").loc["degraded"]
+    row = degraded_row(two_width_curves(seed_edges, x))
     crossings = [e + 0.4 for e in seed_edges.values()]  # +0.1 at a quarter a unit per unit
-    want = welch_slope_interval(np.log2(2.0 ** crossings[0]), np.log2(2.0 ** crossings[1]), 1.0, 0.95)
-    assert (row.ci_low, row.ci_high) == pytest.approx(want)
+    low, high = welch_slope_interval(crossings[0], crossings[1], 1.0, 0.95)
+    half = (high - low) / 2
+    assert (row.ci_low, row.ci_high) == pytest.approx((row.exponent - half, row.exponent + half))
     assert "united with the seeds' Welch t-interval" in row.note and "bootstrap only" not in row.note
+
+
+def test_a_two_width_degraded_edge_without_every_seeds_crossing_or_with_one_seed():
+    """A seed whose own curve never rises far enough would leave the highest crossings out of Welch's: the
+    bootstrap alone, said; one seed at a width: no interval and no verdict, as for the optimum's drift."""
+    x = np.arange(-10.0, -1.5, 0.5)
+    flat = two_width_curves({128: np.array([-4.0, -3.75, -3.0]), 256: np.array([-5.0, -4.5, -1.0])}, x)
+    row = degraded_row(flat)
+    assert "bootstrap only (1 seed curve(s) never reach the level alone)" in row.note
+    one = two_width_curves({128: np.array([-4.0, -3.5]), 256: np.array([-5.0])}, x)
+    row = degraded_row(one)
+    assert math.isnan(row.ci_low) and row.verdict == "unclear" and "1 seed at some width: no interval" in row.note

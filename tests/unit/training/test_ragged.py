@@ -110,7 +110,8 @@ def test_a_seed_missing_one_of_its_widths_values_is_not_finished():
 
 def test_a_partial_reading_is_the_reading_without_the_values_some_seed_lacks():
     """With ``partial``, a width whose seed 1 has not run 2^-6.5 yet is read over the values both seeds have: every
-    table is the one the folder gives with that value's runs removed from both seeds, and the notes and the
+    fitted table is the one the folder gives with that value's runs removed from both seeds (the run, routing and
+    logit tables still list every run), and the notes and the
     report's caveat name what was left out. Without ``partial`` the width is left out (above)."""
     cfg, grids, records = refined_folder()
     lacking = [r for r in records if not (r["width"] == 256 and r["seed"] == 1 and r["lr"] == 2.0**-6.5)]
@@ -129,6 +130,25 @@ def test_a_partial_reading_is_the_reading_without_the_values_some_seed_lacks():
     caveat = build_transfer_report(got, b"").blocks[0].text
     assert caveat.startswith("Read partly (--partial)") and "mup at d = 256: 2^-6.50" in caveat
     assert not build_transfer_report(want, b"").blocks[0].text.startswith("Read partly")
+
+
+def test_a_partial_reading_keeps_a_width_unfinished_below_a_parabolas_values_and_says_where_runs_are_due():
+    """Two shared values give no parabola: the width stays "not finished". Where seed 1 has run only the low end
+    (2^-12 … 2^-8, below the optimum at 2^-6.55), the minimum at the top of those read is not a grid to extend."""
+    cfg, grids, records = refined_folder()
+    partial = dataclasses.replace(cfg, analysis=dataclasses.replace(cfg.analysis, partial=True))
+
+    def lacking(kept: int) -> list[dict]:
+        return [r for r in records if not (r["width"] == 256 and r["seed"] == 1 and r["lr"] > 2.0 ** (-13 + kept))]
+
+    two = analyse(partial, lacking(2), grids)
+    assert ("mup", 256) not in two.left_out and "not finished yet, left out: d = 256" in two.drift.iloc[0].joint_note
+    low = analyse(partial, lacking(5), grids)
+    assert low.values[("mup", 256)] == COARSE[:5]
+    notes = low.seed_optima.set_index(["width", "seed"]).note
+    assert notes[(256, 0)] == ("minimum at the largest learning rate 2^-8.00 of those read partly; the values above "
+                               "it are not run by every seed yet")  # fmt: skip
+    assert "extend the grid" not in " ".join(low.optima.note)
 
 
 def test_values_every_seed_ran_keeps_the_values_common_to_the_seeds_present():

@@ -306,12 +306,8 @@ def _analyse_configuration(
     at = {w: runs[runs.width == w] for w in cfg.grid.widths}
     widths = [w for w in cfg.grid.widths if (name, w) in planned or len(at[w])]
     own = {w: width_values(at[w], planned.get((name, w), ())) for w in widths}
-    left_out: dict[int, tuple[float, ...]] = {}
-    if cfg.analysis.partial:
-        kept = {w: values_every_seed_ran(at[w], own[w]) for w in widths}
-        left_out = {w: tuple(v for v in own[w] if v not in kept[w]) for w in widths if len(at[w])}
-        left_out = {w: v for w, v in left_out.items() if v}
-        own = kept
+    left_out = _partial_reading(cfg, at, own) if cfg.analysis.partial else {}
+    own = {w: tuple(v for v in own[w] if v not in left_out.get(w, ())) for w in widths}
     loss_grids = [wc for w in widths if (wc := width_curves(cfg, at[w], own[w]))]
     complete = {wc.width for wc in loss_grids}
     unfinished = [w for w in widths if len(at[w]) and w not in complete]
@@ -324,6 +320,8 @@ def _analyse_configuration(
     width_optima: dict[int, float] = {}
     for w in widths:
         fits = _seed_fits(cfg, at[w], own[w])
+        if w in left_out:
+            fits = [(seed, _partial_edge(fit, own[w], left_out[w])) for seed, fit in fits]
         seed_rows += [_seed_row(name, w, s, fit) for s, fit in fits]
         row, optima = _width_optimum(cfg, name, w, fits)
         row, optima = _with_joint(_with_unstarted(row, fits, seeds.get((name, w), 0)), optima,
@@ -461,6 +459,32 @@ def _unfinished_note(widths: Sequence[int]) -> str:
     """The note for widths with runs but no curves yet (a seed has not run every value there), which both drift
     fits, the noise and the edges leave out; ``""`` for none."""
     return f"not finished yet, left out: {', '.join(f'd = {w}' for w in sorted(widths))}" if widths else ""
+
+
+def _partial_reading(
+    cfg: TransferConfig, at: Mapping[int, pd.DataFrame], own: Mapping[int, tuple[float, ...]]
+) -> dict[int, tuple[float, ...]]:
+    """``width → values`` a partial reading leaves out: those not every seed with runs there has run, where the
+    rest still give a parabola (``2·fit_halfwidth + 1`` values, at least 3); a width with fewer stays unfinished."""
+    least = max(3, 2 * cfg.analysis.fit_halfwidth + 1)
+    left_out = {}
+    for w, values in own.items():
+        kept = values_every_seed_ran(at[w], values)
+        if len(at[w]) and len(kept) < len(values) and len(kept) >= least:
+            left_out[w] = tuple(v for v in values if v not in kept)
+    return left_out
+
+
+def _partial_edge(fit: ParabolaFit, kept: tuple[float, ...], left_out: tuple[float, ...]) -> ParabolaFit:
+    """A seed's fit read partly whose minimum sits at an end of the kept values beyond which left-out values lie:
+    not a grid to extend, but runs to finish (its note says so)."""
+    beyond = {"low": min(left_out) < min(kept), "high": max(left_out) > max(kept)}
+    if not beyond.get(fit.edge):
+        return fit
+    side = "below" if fit.edge == "low" else "above"
+    note = f"{fit.note.split(': extend the grid')[0]} of those read partly; the values {side} it are not run by every "
+    note += "seed yet"
+    return dataclasses.replace(fit, note=note)
 
 
 def _partial_note(left_out: Mapping[int, tuple[float, ...]]) -> str:

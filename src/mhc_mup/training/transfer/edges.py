@@ -30,7 +30,8 @@ added next to the edges, their finer spacing. The degraded edge is interpolated,
 widened: its interval is the seeds' alone (a curve bending between grid values biases each width's crossing alike
 where the curves' shapes agree, which leaves the slope; where they differ, the finer grid is the check). Over two
 widths, where a regression has no residual, its bootstrap is united with the Welch t-interval of the seeds' own
-crossings, as the optimum's drift is; the band edges, defined by the seed means alone, keep the bootstrap.
+crossings, as the optimum's drift is (its half-width around the exponent read off the seed means); the band edges,
+defined by the seed means alone, keep the bootstrap.
 """
 
 from __future__ import annotations
@@ -161,14 +162,18 @@ def edge_drift(cfg: TransferConfig, name: str, curves: list[WidthCurves], table:
 
 def _two_width_degraded(cfg: TransferConfig, curves: list[WidthCurves], fit: PowerLawFit) -> tuple[float, float, str]:
     """The degraded edge's interval over two widths: the bootstrap's united with the Welch t-interval of the
-    seeds' own crossings (:func:`~mhc_mup.stats.fitting.two_width_interval`), where each width has two seeds
-    that cross; the bootstrap's alone otherwise (its note says so)."""
+    seeds' own crossings (:func:`~mhc_mup.stats.fitting.two_width_interval`), its half-width placed around the
+    fitted exponent (which is read off the seed-mean curves, not the seeds' mean crossing). One seed at a width:
+    no interval (as the optimum's drift); a seed whose own curve never reaches the level: the bootstrap's alone,
+    since leaving out the seeds that cross highest would narrow it (both said in the note)."""
+    if min(len(c.seeds) for c in curves) < 2:
+        return math.nan, math.nan, "2 widths and 1 seed at some width: no interval, no verdict"
     per_seed = [degraded_edge(c.x, c.loss, cfg.analysis.degrade_nats) for c in curves]
-    a, b = (v[np.isfinite(v)] for v in per_seed)
-    if min(len(a), len(b)) < 2:
-        return fit.ci_low, fit.ci_high, fit.note
+    never = sum(int((~np.isfinite(v)).sum()) for v in per_seed)
+    if never:
+        return fit.ci_low, fit.ci_high, f"{fit.note} ({never} seed curve(s) never reach the level alone)"
     dx = math.log2(curves[1].width / curves[0].width)
-    return two_width_interval(fit, a, b, dx, cfg.analysis.fit.confidence)
+    return two_width_interval(fit, *per_seed, dx, cfg.analysis.fit.confidence, centred=True)
 
 
 def _clean(v: float) -> float:

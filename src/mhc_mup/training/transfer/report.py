@@ -206,8 +206,8 @@ on a few seeds can give thousands) prints as ``< −10`` / ``> +10``: no drift t
 
 
 def _estimate_label(head: str, symbol: str, value: float, low: float, high: float) -> str:
-    """``head: β +0.01 [−0.03, +0.05]``, or ``head`` alone where the estimate or its interval is NaN; a bound
-    beyond :data:`LABEL_BOUND` prints as ``< −10`` or ``> +10``."""
+    """``head: β +0.01 [-0.03, +0.05]``, or ``head`` alone where the estimate or its interval is NaN; a bound
+    beyond :data:`LABEL_BOUND` prints as ``< -10`` or ``> +10`` (the estimate as it is)."""
     if not all(map(math.isfinite, (value, low, high))):
         return head
 
