@@ -1,6 +1,7 @@
 """What issue 20's runs cost in GPU time, from the run records alone: per folder and device, the runs, their
 steps, and the GPU-hours they occupied — each run's wall time (``seconds``: model build, compile, training,
-validation) divided by how many runs shared its GPU (``runs_per_device``, 4 in turns for most). Machine start,
+validation) divided by how many runs could share its GPU (``runs_per_device``, 4 in turns for most: a lower
+bound, since the last runs of a queue had fewer beside them). Machine start,
 idle time and lost calls are not in any record: each section of experiments/README.md gives its calls' held
 device time.
 
@@ -38,6 +39,8 @@ def records(folder: Path) -> pd.DataFrame:
 def tally(folders: list[Path]) -> pd.DataFrame:
     """Per folder and device: runs, median run seconds, runs sharing a GPU (the most common), GPU-hours."""
     runs = pd.concat([records(f) for f in folders], ignore_index=True)
+    if runs.empty:
+        return pd.DataFrame(columns=["folder", "device", "runs", "steps", "median_run_s", "in_turns", "gpu_hours"])
     table = runs.groupby(["folder", "device"], sort=True).agg(
         runs=("seconds", "size"), steps=("steps", "median"), median_run_s=("seconds", "median"),
         in_turns=("share", lambda s: int(s.mode().iloc[0])), gpu_hours=("gpu_seconds", lambda s: s.sum() / 3600),
@@ -53,6 +56,9 @@ def main(argv: list[str]) -> int:
         print(f"error: no runs/ folder in {', '.join(missing)}", file=sys.stderr)
         return 2
     table = tally(folders)
+    if table.empty:
+        print("no run records in " + ", ".join(map(str, folders)))
+        return 0
     with pd.option_context("display.width", 160, "display.max_rows", 200):
         print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     by_device = table.groupby("device").agg(runs=("runs", "sum"), gpu_hours=("gpu_hours", "sum"))

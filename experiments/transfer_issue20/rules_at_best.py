@@ -3,9 +3,10 @@
 per width, the seed-paired difference of final validation loss, A − B, (1) each at its best multiplier (the
 argmin of the seed-mean loss over the values every seed has) and (2) both at the rule's own multiplier (×1), with
 the t-interval of the mean over seeds (95%). Picking each folder's best value from the same runs favours both a
-little (the minimum of noisy means); (3) held out removes that: each seed's difference at the values the *other*
-seeds' mean picks for each folder (leave one seed out), so no seed's loss chooses its own multiplier. The pairing
-by seed shares the data order and the body's initial weights.
+little (the minimum of noisy means); (3) held out removes that bias: each seed's difference at the values the
+*other* seeds' mean picks for each folder (leave one seed out), so no seed's loss chooses its own multiplier (a pick
+from two seeds is the noisier, so this leans the other way; the held-out values share seeds, so their t-interval
+is approximate). The pairing by seed shares the data order and the body's initial weights.
 
     PYTHONPATH=src python experiments/transfer_issue20/rules_at_best.py FOLDER_A FOLDER_B
 
