@@ -13,7 +13,8 @@ __all__, __getattr__, __dir__ = lazy_exports(
     {
         "mhc_mup.stats.fitting": (
             "Estimate", "FitSettings", "PowerLawFit", "bootstrap_estimate", "fit_power_law", "fit_power_laws", "mean",
-            "TWO_WIDTHS_NOTE", "mean_t_interval", "t_quantile", "two_width_interval", "welch_slope_interval",
+            "ONE_SEED_NOTE", "TWO_WIDTHS_NOTE", "mean_t_interval", "t_quantile", "two_width_interval",
+            "welch_slope_interval",
         ),
         "mhc_mup.stats.readings": ("DECAYS", "GROWS", "O1", "UNCLEAR", "Reading", "classify", "classify_interval"),
         "mhc_mup.stats.optimum": (

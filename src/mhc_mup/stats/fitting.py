@@ -77,6 +77,10 @@ class PowerLawFit:
 TWO_WIDTHS_NOTE = "2 widths: no regression interval, bootstrap only"
 """:func:`fit_power_law`'s note for a fit of two widths, whose interval is then the bootstrap's alone."""
 
+ONE_SEED_NOTE = "2 widths and 1 seed at some width: no interval, no verdict"
+"""A two-width fit with one sample at a width: no regression interval, and a bootstrap over one sample (or a
+Welch interval) says nothing, so the fit reads unclear (:func:`two_width_interval` needs two at each)."""
+
 
 def t_quantile(dof: float, confidence: float) -> float:
     """The two-sided Student-t factor ``t_{(1 + c)/2, dof}``: ``estimate ± t·se`` covers with probability ``c``."""

@@ -41,6 +41,7 @@ import pandas as pd
 
 from mhc_mup._io import StrEnum
 from mhc_mup.stats.fitting import (
+    ONE_SEED_NOTE,
     bootstrap_estimate,
     fit_power_law,
     mean_t_interval,
@@ -306,8 +307,7 @@ def _analyse_configuration(
     at = {w: runs[runs.width == w] for w in cfg.grid.widths}
     widths = [w for w in cfg.grid.widths if (name, w) in planned or len(at[w])]
     own = {w: width_values(at[w], planned.get((name, w), ())) for w in widths}
-    left_out = _partial_reading(cfg, at, own) if cfg.analysis.partial else {}
-    own = {w: tuple(v for v in own[w] if v not in left_out.get(w, ())) for w in widths}
+    own, left_out = _partial_reading(cfg, at, own) if cfg.analysis.partial else (own, {})
     loss_grids = [wc for w in widths if (wc := width_curves(cfg, at[w], own[w]))]
     complete = {wc.width for wc in loss_grids}
     unfinished = [w for w in widths if len(at[w]) and w not in complete]
@@ -463,16 +463,17 @@ def _unfinished_note(widths: Sequence[int]) -> str:
 
 def _partial_reading(
     cfg: TransferConfig, at: Mapping[int, pd.DataFrame], own: Mapping[int, tuple[float, ...]]
-) -> dict[int, tuple[float, ...]]:
-    """``width → values`` a partial reading leaves out: those not every seed with runs there has run, where the
-    rest still give a parabola (``2·fit_halfwidth + 1`` values, at least 3); a width with fewer stays unfinished."""
+) -> tuple[dict[int, tuple[float, ...]], dict[int, tuple[float, ...]]]:
+    """``(values read, values left out)`` per width of a partial reading: it leaves out the values not every seed
+    with runs there has run, where the rest still give a parabola (``2·fit_halfwidth + 1`` values, at least 3); a
+    width with fewer keeps all its values and stays unfinished."""
     least = max(3, 2 * cfg.analysis.fit_halfwidth + 1)
-    left_out = {}
+    read, left_out = dict(own), {}
     for w, values in own.items():
         kept = values_every_seed_ran(at[w], values)
         if len(at[w]) and len(kept) < len(values) and len(kept) >= least:
-            left_out[w] = tuple(v for v in values if v not in kept)
-    return left_out
+            read[w], left_out[w] = kept, tuple(v for v in values if v not in kept)
+    return read, left_out
 
 
 def _partial_edge(fit: ParabolaFit, kept: tuple[float, ...], left_out: tuple[float, ...]) -> ParabolaFit:
@@ -525,7 +526,7 @@ def _seed_fit(cfg: TransferConfig, sel: pd.DataFrame, lrs: tuple[float, ...]) ->
     diverged = sel.diverged.astype(bool)
     if not diverged.any():
         return fit
-    div = ", ".join(f"2^{x:.2f}" for x in sorted(np.log2(sel.value[diverged])))
+    div = log2_text(sorted(sel.value[diverged]))
     note = "; ".join(filter(None, [fit.note, f"diverged, left out of the fit: {symbol} = {div}"]))
     return dataclasses.replace(fit, note=note)
 
@@ -641,8 +642,7 @@ def drift_row(
     # zero-width interval that says nothing
     no_interval = len(widths) < 3 and min(len(per_width[w]) for w in widths) < 2
     if no_interval:
-        why = f"{len(widths)} widths and 1 seed at some width: no interval, no verdict"
-        note = "; ".join(filter(None, [note, why]))
+        note = "; ".join(filter(None, [note, ONE_SEED_NOTE]))
     elif len(widths) == 2:
         a, b = (np.log2(per_width[w]) for w in widths)
         dx = math.log2(widths[1] / widths[0])

@@ -43,7 +43,7 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from mhc_mup.stats.fitting import PowerLawFit, fit_power_law, t_quantile, two_width_interval
+from mhc_mup.stats.fitting import ONE_SEED_NOTE, PowerLawFit, fit_power_law, t_quantile, two_width_interval
 from mhc_mup.stats.readings import classify_interval, drift_verdict
 from mhc_mup.training.transfer.config import TransferConfig
 from mhc_mup.training.transfer.joint import WidthCurves, seed_noise
@@ -167,7 +167,7 @@ def _two_width_degraded(cfg: TransferConfig, curves: list[WidthCurves], fit: Pow
     no interval (as the optimum's drift); a seed whose own curve never reaches the level: the bootstrap's alone,
     since leaving out the seeds that cross highest would narrow it (both said in the note)."""
     if min(len(c.seeds) for c in curves) < 2:
-        return math.nan, math.nan, "2 widths and 1 seed at some width: no interval, no verdict"
+        return math.nan, math.nan, ONE_SEED_NOTE
     per_seed = [degraded_edge(c.x, c.loss, cfg.analysis.degrade_nats) for c in curves]
     never = sum(int((~np.isfinite(v)).sum()) for v in per_seed)
     if never:
