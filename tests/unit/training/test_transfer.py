@@ -883,3 +883,13 @@ def test_a_legend_interval_caps_its_bounds_at_ten():
     assert _estimate_label("mup", "β", -0.5, -3.49, 9865.6) == "mup: β -0.50 [-3.49, > +10]"
     assert _estimate_label("mup", "β", 0.011, -12.0, 10.0) == "mup: β +0.01 [< -10, +10.00]"
     assert _estimate_label("mup", "β", math.nan, -1.0, 1.0) == "mup"
+
+
+def test_a_panel_title_caps_its_interval_as_the_legend_does():
+    from mhc_mup.training.transfer.report import _panel_title
+
+    result = analyse(TransferConfig(device="cpu"), [])
+    result.drift = pd.DataFrame([{"config": "mup", "joint_exponent": -0.58, "joint_low": -3.49, "joint_high": 9865.6,
+                                  "joint_verdict": "unclear", "joint_widths": 2}])  # fmt: skip
+    result.optima = pd.DataFrame({"config": ["mup"] * 4})
+    assert _panel_title(result, "mup").endswith("d^-0.58 [-3.49, > +10]: unclear (2 of 4 widths)")

@@ -201,20 +201,26 @@ def _optima_axes(ax, widths, ylabel: str, legend_title: str) -> None:
 
 
 LABEL_BOUND = 10.0
-"""A legend's interval bound beyond ± this (octaves of the swept value per doubling of width; a two-width fit
+"""A figure's interval bound beyond ± this (octaves of the swept value per doubling of width; a two-width fit
 on a few seeds can give thousands) prints as ``< −10`` / ``> +10``: no drift that large is ever read."""
 
 
-def _estimate_label(head: str, symbol: str, value: float, low: float, high: float) -> str:
-    """``head: β +0.01 [-0.03, +0.05]``, or ``head`` alone where the estimate or its interval is NaN; a bound
-    beyond :data:`LABEL_BOUND` prints as ``< -10`` or ``> +10`` (the estimate as it is)."""
-    if not all(map(math.isfinite, (value, low, high))):
-        return head
+def _figure_interval(low: float, high: float) -> str:
+    """``[-0.03, +0.05]`` for a figure's title or legend, a bound beyond :data:`LABEL_BOUND` as ``< -10`` or
+    ``> +10``."""
 
     def bound(v: float) -> str:
         return f"{v:+.2f}" if abs(v) <= LABEL_BOUND else f"{'<' if v < 0 else '>'} {math.copysign(LABEL_BOUND, v):+g}"
 
-    return f"{head}: {symbol} {value:+.2f} [{bound(low)}, {bound(high)}]"
+    return f"[{bound(low)}, {bound(high)}]"
+
+
+def _estimate_label(head: str, symbol: str, value: float, low: float, high: float) -> str:
+    """``head: β +0.01 [-0.03, +0.05]`` (:func:`_figure_interval`), or ``head`` alone where the estimate or its
+    interval is NaN (the estimate printed as it is)."""
+    if not all(map(math.isfinite, (value, low, high))):
+        return head
+    return f"{head}: {symbol} {value:+.2f} {_figure_interval(low, high)}"
 
 
 ROUTING_GATES = ("comb", "pre", "post")
@@ -314,11 +320,11 @@ def _panel_title(result: TransferResult, name: str) -> str:
     if math.isfinite(r.joint_exponent):
         planned = int((result.optima.config == name).sum())  # its widths: planned by the folder's grids, or run
         fewer = f" ({int(r.joint_widths)} of {planned} widths)" if int(r.joint_widths) < planned else ""
-        return (f"{name}\n{sym} ∝ d^{r.joint_exponent:+.2f} [{r.joint_low:+.2f}, {r.joint_high:+.2f}]: "
+        return (f"{name}\n{sym} ∝ d^{r.joint_exponent:+.2f} {_figure_interval(r.joint_low, r.joint_high)}: "
                 f"{r.joint_verdict}{fewer}")  # fmt: skip
     if not math.isfinite(r.exponent):
         return name
-    interval = f"[{r.ci_low:+.2f}, {r.ci_high:+.2f}]" if math.isfinite(r.ci_low) else "(no interval)"
+    interval = _figure_interval(r.ci_low, r.ci_high) if math.isfinite(r.ci_low) else "(no interval)"
     return f"{name}\n{sym} ∝ d^{r.exponent:+.2f} {interval}: {r.verdict} (per-seed optima)"
 
 
