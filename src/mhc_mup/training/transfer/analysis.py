@@ -307,12 +307,14 @@ def _analyse_configuration(
     at = {w: runs[runs.width == w] for w in cfg.grid.widths}
     widths = [w for w in cfg.grid.widths if (name, w) in planned or len(at[w])]
     own = {w: width_values(at[w], planned.get((name, w), ())) for w in widths}
-    own, left_out = _partial_reading(cfg, at, own) if cfg.analysis.partial else (own, {})
+    partly = _partial_reading(cfg, at, own)
+    own, left_out = partly if cfg.analysis.partial else (own, {})
     loss_grids = [wc for w in widths if (wc := width_curves(cfg, at[w], own[w]))]
     complete = {wc.width for wc in loss_grids}
     unfinished = [w for w in widths if len(at[w]) and w not in complete]
     joint_row, joint_widths, joint = joint_drift(cfg, loss_grids, cfg.sweep.symbol)
     joint_row |= {"joint_note": "; ".join(filter(None, [joint_row["joint_note"], _unfinished_note(unfinished),
+                                                        _partial_hint(sorted(set(unfinished) & set(partly[1]))),
                                                         _partial_note(left_out)]))}  # fmt: skip
     placed = frozenset(w for w, (_, x) in joint_widths.items() if math.isfinite(x))
     seed_rows, optimum_rows = [], []
@@ -459,6 +461,14 @@ def _unfinished_note(widths: Sequence[int]) -> str:
     """The note for widths with runs but no curves yet (a seed has not run every value there), which both drift
     fits, the noise and the edges leave out; ``""`` for none."""
     return f"not finished yet, left out: {', '.join(f'd = {w}' for w in sorted(widths))}" if widths else ""
+
+
+def _partial_hint(widths: Sequence[int]) -> str:
+    """For unfinished widths a partial reading could read (enough values every seed there has run): how to read
+    them; ``""`` for none."""
+    if not widths:
+        return ""
+    return f"--partial reads {', '.join(f'd = {w}' for w in widths)} over the values every seed has run"
 
 
 def _partial_reading(
