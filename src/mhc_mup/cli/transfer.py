@@ -58,6 +58,7 @@ from mhc_mup.training.transfer import (
     parse_configuration,
     run_transfer,
 )
+from mhc_mup.training.transfer.analysis import EXPONENT_PRINT_BOUND
 from mhc_mup.training.transfer.config import CUDA_GRAPH_CHOICES, LOSSES
 from mhc_mup.training.transfer.store import base_lr_from, base_lrs_from
 from mhc_mup.training.transfer.sweep import transfer_cost
@@ -490,7 +491,8 @@ def _drift_cells(beta: float, low: float, high: float, verdict: str, direction: 
     """β, its interval and the coloured verdict, as a drift table prints them (— where there is none)."""
     colour = {"transfers": "green", "drifts": "red"}.get(verdict, "yellow")
     text = verdict + (f" ({direction})" if direction else "")
-    return fmt_number(beta, "+.3f"), fmt_interval(low, high, whole=True), f"[{colour}]{text}[/{colour}]"
+    interval = fmt_interval(low, high, whole=True, cap=EXPONENT_PRINT_BOUND)
+    return fmt_number(beta, "+.3f"), interval, f"[{colour}]{text}[/{colour}]"
 
 
 def _print_anchors(result: TransferResult, console: Console) -> None:
@@ -518,7 +520,8 @@ def _relative_table(title: str, delta: str, frame: pd.DataFrame) -> Table:
     for r in frame.to_dict("records"):
         t.add_row(r["config"], r["anchor"],
                   *_drift_cells(r["exponent"], r["ci_low"], r["ci_high"], r["verdict"], r["direction"]),
-                  fmt_interval(r["paired_low"], r["paired_high"], whole=True), r["note"])  # fmt: skip
+                  fmt_interval(r["paired_low"], r["paired_high"], whole=True, cap=EXPONENT_PRINT_BOUND),
+                  r["note"])  # fmt: skip
     return t
 
 

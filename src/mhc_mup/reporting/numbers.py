@@ -12,9 +12,18 @@ def fmt_number(v: float | None, spec: str = ".3f") -> str:
     return "—" if v is None or not math.isfinite(v) else format(v, spec)
 
 
-def fmt_interval(low: float | None, high: float | None, spec: str = "+.3f", *, whole: bool = False) -> str:
+def fmt_interval(
+    low: float | None, high: float | None, spec: str = "+.3f", *, whole: bool = False, cap: float | None = None
+) -> str:
     """``[low, high]``, each end formatted by ``spec`` (``—`` for a missing end; with ``whole``, one ``—`` for the
-    whole interval where its low end is missing, as a table cell prints an interval there is none of)."""
+    whole interval where its low end is missing, as a table cell prints an interval there is none of). With
+    ``cap``, an end beyond ``±cap`` prints as ``< -cap`` or ``> +cap``: a bound too far out to be read as a number."""
     if whole and (low is None or not math.isfinite(low)):
         return "—"
-    return f"[{fmt_number(low, spec)}, {fmt_number(high, spec)}]"
+    return f"[{_bound(low, spec, cap)}, {_bound(high, spec, cap)}]"
+
+
+def _bound(v: float | None, spec: str, cap: float | None) -> str:
+    if cap is None or v is None or not math.isfinite(v) or abs(v) <= cap:
+        return fmt_number(v, spec)
+    return f"{'<' if v < 0 else '>'} {math.copysign(cap, v):+g}"

@@ -27,3 +27,11 @@ def test_a_whole_missing_interval_prints_one_dash():
     assert fmt_interval(math.nan, math.nan, whole=True) == "—"
     assert fmt_interval(None, 0.5, "+.2f", whole=True) == "—"
     assert fmt_interval(-0.25, 0.5, "+.2f", whole=True) == "[-0.25, +0.50]"
+
+
+def test_a_capped_interval_names_the_ends_beyond_its_cap():
+    assert fmt_interval(-3.4937, 9865.598, cap=10) == "[-3.494, > +10]"
+    assert fmt_interval(-12.0, 0.5, "+.2f", cap=10) == "[< -10, +0.50]"
+    assert fmt_interval(-10.0, 10.0, "+.2f", cap=10) == "[-10.00, +10.00]"  # at the cap: still a number
+    assert fmt_interval(math.nan, 1e4, cap=10) == "[—, > +10]"
+    assert fmt_interval(-1e4, 1e4) == "[-10000.000, +10000.000]"  # no cap: as it is

@@ -36,6 +36,7 @@ from mhc_mup.training.transfer import (
     drift_sentence,
     execute_run,
     fit_parabola,
+    joint_sentence,
     lr_factor,
     lr_grid,
     parse_configuration,
@@ -883,6 +884,20 @@ def test_a_legend_interval_caps_its_bounds_at_ten():
     assert _estimate_label("mup", "β", -0.5, -3.49, 9865.6) == "mup: β -0.50 [-3.49, > +10]"
     assert _estimate_label("mup", "β", 0.011, -12.0, 10.0) == "mup: β +0.01 [< -10, +10.00]"
     assert _estimate_label("mup", "β", math.nan, -1.0, 1.0) == "mup"
+
+
+def test_drift_sentences_and_tables_cap_an_exponents_bounds_as_the_figures_do():
+    """The report's sentences and tables print a bound past ±10 as the figures do; the CSV keeps the number."""
+    from mhc_mup.training.transfer.report import _exponent_estimate
+
+    row = {"config": "mup", "tolerance": 0.1, "exponent": -0.628, "ci_low": -1.563, "ci_high": 0.307,
+           "n_widths": 2, "verdict": "unclear", "direction": "", "note": "", "joint_exponent": -0.583,
+           "joint_low": -3.494, "joint_high": 9865.598, "joint_widths": 2, "joint_verdict": "unclear",
+           "joint_direction": "", "joint_note": ""}  # fmt: skip
+    assert "(95% interval [-3.494, > +10], joint fit of 2 widths)" in joint_sentence(row)
+    assert "(95% interval [-1.563, +0.307], 2 widths)" in drift_sentence(row)
+    assert "(95% interval [< -10, +0.307], 2 widths)" in drift_sentence(row | {"ci_low": -12.5})
+    assert _exponent_estimate(-0.583, -3.494, 9865.598) == "-0.583 [-3.494, > +10]"
 
 
 def test_a_panel_title_caps_its_interval_as_the_legend_does():

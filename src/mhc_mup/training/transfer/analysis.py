@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from mhc_mup._io import StrEnum
+from mhc_mup.reporting.numbers import fmt_interval
 from mhc_mup.stats.fitting import (
     ONE_SEED_NOTE,
     bootstrap_estimate,
@@ -81,10 +82,11 @@ from mhc_mup.training.transfer.penalty import PENALTY_COLUMNS, RULE_PENALTY_COLU
 from mhc_mup.training.transfer.routing import ROUTING_STATS
 
 __all__ = [
-    "CURVE_COLUMNS", "DRIFTS", "DRIFT_COLUMNS", "JOINT_COLUMNS", "LOGIT_COLUMNS", "LOGIT_POINTS",
-    "LOGIT_TABLE_COLUMNS", "OPTIMA_COLUMNS", "ROUTING_COLUMNS", "ROUTING_TABLE_COLUMNS", "SEED_OPTIMA_COLUMNS",
-    "TRANSFERS", "TRANSFER_COLUMNS", "UNCLEAR", "ParabolaFit", "TransferResult", "Verdict", "analyse", "curves_table",
-    "drift_row", "drift_sentence", "fit_parabola", "joint_sentence", "logits_table", "routing_table", "runs_table",
+    "CURVE_COLUMNS", "DRIFTS", "DRIFT_COLUMNS", "EXPONENT_PRINT_BOUND", "JOINT_COLUMNS", "LOGIT_COLUMNS",
+    "LOGIT_POINTS", "LOGIT_TABLE_COLUMNS", "OPTIMA_COLUMNS", "ROUTING_COLUMNS", "ROUTING_TABLE_COLUMNS",
+    "SEED_OPTIMA_COLUMNS", "TRANSFERS", "TRANSFER_COLUMNS", "UNCLEAR", "ParabolaFit", "TransferResult", "Verdict",
+    "analyse", "curves_table", "drift_row", "drift_sentence", "fit_parabola", "joint_sentence", "logits_table",
+    "routing_table", "runs_table",
 ]  # fmt: skip
 
 _DEFAULT_LOSS = TransferAnalysis().loss_column  # the run column the fits read by default: final_val_loss
@@ -670,6 +672,12 @@ def drift_row(
     return row
 
 
+EXPONENT_PRINT_BOUND = 10.0
+"""A drift exponent's interval bound beyond ± this (octaves of the swept value per doubling of width; a two-width
+fit on a few seeds can give thousands) prints as ``< -10`` / ``> +10`` in sentences, tables and figures; the
+tables written as CSV keep the number."""
+
+
 def drift_sentence(row: Mapping, confidence: float = 0.95, symbol: str = "η*", noun: str = "learning rate") -> str:
     """One sentence per configuration, built from its fit row (``symbol``, ``noun``: the swept value's names)."""
     name, tol = row["config"], row["tolerance"]
@@ -678,8 +686,8 @@ def drift_sentence(row: Mapping, confidence: float = 0.95, symbol: str = "η*", 
     if not math.isfinite(row["ci_low"]):
         return f"{name}: {symbol} ∝ d^{row['exponent']:+.3f} without an interval ({row['note']}); verdict unclear."
     head = (
-        f"{name}: {symbol} ∝ d^{row['exponent']:+.3f} ({confidence:.0%} interval [{row['ci_low']:+.3f}, "
-        f"{row['ci_high']:+.3f}], {row['n_widths']} widths)"
+        f"{name}: {symbol} ∝ d^{row['exponent']:+.3f} ({confidence:.0%} interval "
+        f"{fmt_interval(row['ci_low'], row['ci_high'], cap=EXPONENT_PRINT_BOUND)}, {row['n_widths']} widths)"
     )
     return head + _verdict_clause(row["verdict"], tol, row["direction"], f"the optimal {noun} transfers")
 
@@ -691,8 +699,9 @@ def joint_sentence(row: Mapping, confidence: float = 0.95, symbol: str = "η*") 
     if not math.isfinite(row["joint_exponent"]):
         return f"{name}: no joint fit{note}; verdict unclear."
     head = (
-        f"{name}: {symbol} ∝ d^{row['joint_exponent']:+.3f} ({confidence:.0%} interval [{row['joint_low']:+.3f}, "
-        f"{row['joint_high']:+.3f}], joint fit of {row['joint_widths']} widths){note}"
+        f"{name}: {symbol} ∝ d^{row['joint_exponent']:+.3f} ({confidence:.0%} interval "
+        f"{fmt_interval(row['joint_low'], row['joint_high'], cap=EXPONENT_PRINT_BOUND)}, joint fit of "
+        f"{row['joint_widths']} widths){note}"
     )
     return head + _verdict_clause(row["joint_verdict"], tol, row["joint_direction"], "it transfers")
 

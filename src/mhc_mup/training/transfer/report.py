@@ -14,6 +14,7 @@ from mhc_mup.training.data import described_train_bytes
 from mhc_mup.training.transfer.analysis import (
     CURVE_COLUMNS,
     DRIFT_COLUMNS,
+    EXPONENT_PRINT_BOUND,
     LOGIT_TABLE_COLUMNS,
     OPTIMA_COLUMNS,
     ROUTING_TABLE_COLUMNS,
@@ -200,19 +201,15 @@ def _optima_axes(ax, widths, ylabel: str, legend_title: str) -> None:
               bbox_to_anchor=(0.5, -0.16), alignment="left", ncol=2)  # fmt: skip
 
 
-LABEL_BOUND = 10.0
-"""A figure's interval bound beyond ± this (octaves of the swept value per doubling of width; a two-width fit
-on a few seeds can give thousands) prints as ``< −10`` / ``> +10``: no drift that large is ever read."""
-
-
 def _figure_interval(low: float, high: float) -> str:
-    """``[-0.03, +0.05]`` for a figure's title or legend, a bound beyond :data:`LABEL_BOUND` as ``< -10`` or
-    ``> +10``."""
+    """``[-0.03, +0.05]`` for a figure's title or legend, a bound beyond :data:`EXPONENT_PRINT_BOUND` as ``< -10``
+    or ``> +10``."""
+    return fmt_interval(low, high, "+.2f", cap=EXPONENT_PRINT_BOUND)
 
-    def bound(v: float) -> str:
-        return f"{v:+.2f}" if abs(v) <= LABEL_BOUND else f"{'<' if v < 0 else '>'} {math.copysign(LABEL_BOUND, v):+g}"
 
-    return f"[{bound(low)}, {bound(high)}]"
+def _exponent_interval(low: float, high: float) -> str:
+    """A drift exponent's interval in a table or sentence: ``[-3.494, > +10]`` (:data:`EXPONENT_PRINT_BOUND`)."""
+    return fmt_interval(low, high, cap=EXPONENT_PRINT_BOUND)
 
 
 def _estimate_label(head: str, symbol: str, value: float, low: float, high: float) -> str:
@@ -405,8 +402,8 @@ def _rule_drift_blocks(result: TransferResult) -> list:
 def _relative_rows(table: pd.DataFrame) -> list[list[str]]:
     """The cells of a relative-drift table (:data:`~mhc_mup.training.transfer.anchors.RELATIVE_COLUMNS`): each
     configuration, the one it is fitted against, δ, its interval, the verdict and the paired interval."""
-    return [[r["config"], r["anchor"], fmt_number(r["exponent"], "+.3f"), fmt_interval(r["ci_low"], r["ci_high"]),
-             _verdict(r["verdict"], r["direction"]), fmt_interval(r["paired_low"], r["paired_high"]), r["note"]]
+    return [[r["config"], r["anchor"], fmt_number(r["exponent"], "+.3f"), _exponent_interval(r["ci_low"], r["ci_high"]),
+             _verdict(r["verdict"], r["direction"]), _exponent_interval(r["paired_low"], r["paired_high"]), r["note"]]
             for r in table.to_dict("records")]  # fmt: skip
 
 
@@ -424,9 +421,9 @@ def _summary_blocks(result: TransferResult) -> list:
     for r in result.drift.to_dict("records"):
         name = r["config"]
         rel = relative.get(name)
-        against = (f"{_estimate(rel['exponent'], rel['ci_low'], rel['ci_high'])}, "
+        against = (f"{_exponent_estimate(rel['exponent'], rel['ci_low'], rel['ci_high'])}, "
                    f"{_verdict(rel['verdict'], rel['direction'])}" if rel else "—")  # fmt: skip
-        rows.append([name, _estimate(r["joint_exponent"], r["joint_low"], r["joint_high"]),
+        rows.append([name, _exponent_estimate(r["joint_exponent"], r["joint_low"], r["joint_high"]),
                      _verdict(r["joint_verdict"], r["joint_direction"]), against, _widest_penalty(result, name),
                      _widest_loss(result, name)])  # fmt: skip
     return [Heading("Summary"), Paragraph(
@@ -591,7 +588,7 @@ def _edge_blocks(result: TransferResult) -> list:
     ]  # fmt: skip
     drift = [
         f"{r['config']}, {r['edge'].replace('_', ' ')}: "
-        + (f"2^edge ∝ d^{r['exponent']:+.3f} {fmt_interval(r['ci_low'], r['ci_high'])} over "
+        + (f"2^edge ∝ d^{r['exponent']:+.3f} {_exponent_interval(r['ci_low'], r['ci_high'])} over "
            f"{r['n_widths']} widths, {_verdict(r['verdict'], r['direction'])}" if math.isfinite(r["exponent"])
            else "no fit")
         + (f" ({r['note']})" if r["note"] else "")
@@ -659,6 +656,11 @@ def _values_text(result: TransferResult) -> str:
 def _estimate(value: float, low: float, high: float, spec: str = "+.3f") -> str:
     """``+0.039 [-0.063, +0.141]``: a value and its interval, all three by ``spec`` (``—`` for what is NaN)."""
     return f"{fmt_number(value, spec)} {fmt_interval(low, high, spec)}"
+
+
+def _exponent_estimate(value: float, low: float, high: float) -> str:
+    """``-0.583 [-3.494, > +10]``: a drift exponent and its interval (:func:`_exponent_interval`)."""
+    return f"{fmt_number(value, '+.3f')} {_exponent_interval(low, high)}"
 
 
 def _verdict(verdict: str, direction: str) -> str:
@@ -738,9 +740,9 @@ def _drift_blocks(result: TransferResult) -> list:
     blocks.append(Table(
         ["configuration", "joint β", f"{conf:.0%} interval", "verdict", "per-seed β", f"{conf:.0%} interval",
          "verdict", "note"],
-        [[r["config"], fmt_number(r["joint_exponent"], "+.3f"), fmt_interval(r["joint_low"], r["joint_high"]),
+        [[r["config"], fmt_number(r["joint_exponent"], "+.3f"), _exponent_interval(r["joint_low"], r["joint_high"]),
           _verdict(r["joint_verdict"], r["joint_direction"]), fmt_number(r["exponent"], "+.3f"),
-          fmt_interval(r["ci_low"], r["ci_high"]), _verdict(r["verdict"], r["direction"]),
+          _exponent_interval(r["ci_low"], r["ci_high"]), _verdict(r["verdict"], r["direction"]),
           _join_notes(r["joint_note"], r["note"])]
          for r in rows],
         f"Drift of log {sym} against log d by both estimators; transfers when the interval lies inside "
