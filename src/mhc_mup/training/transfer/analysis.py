@@ -309,14 +309,14 @@ def _analyse_configuration(
     at = {w: runs[runs.width == w] for w in cfg.grid.widths}
     widths = [w for w in cfg.grid.widths if (name, w) in planned or len(at[w])]
     own = {w: width_values(at[w], planned.get((name, w), ())) for w in widths}
-    partly = _partial_reading(cfg, at, own)
-    own, left_out = partly if cfg.analysis.partial else (own, {})
+    partly_read, readable_partly = _partial_reading(cfg, at, own)
+    own, left_out = (partly_read, readable_partly) if cfg.analysis.partial else (own, {})
     loss_grids = [wc for w in widths if (wc := width_curves(cfg, at[w], own[w]))]
     complete = {wc.width for wc in loss_grids}
     unfinished = [w for w in widths if len(at[w]) and w not in complete]
     joint_row, joint_widths, joint = joint_drift(cfg, loss_grids, cfg.sweep.symbol)
     joint_row |= {"joint_note": "; ".join(filter(None, [joint_row["joint_note"], _unfinished_note(unfinished),
-                                                        _partial_hint(sorted(set(unfinished) & set(partly[1]))),
+                                                        _partial_hint(sorted(set(unfinished) & set(readable_partly))),
                                                         _partial_note(left_out)]))}  # fmt: skip
     placed = frozenset(w for w, (_, x) in joint_widths.items() if math.isfinite(x))
     seed_rows, optimum_rows = [], []
@@ -462,7 +462,12 @@ def curves_table(records: list[dict]) -> pd.DataFrame:
 def _unfinished_note(widths: Sequence[int]) -> str:
     """The note for widths with runs but no curves yet (a seed has not run every value there), which both drift
     fits, the noise and the edges leave out; ``""`` for none."""
-    return f"not finished yet, left out: {', '.join(f'd = {w}' for w in sorted(widths))}" if widths else ""
+    return f"not finished yet, left out: {_widths_text(sorted(widths))}" if widths else ""
+
+
+def _widths_text(widths: Sequence[int]) -> str:
+    """``d = 128, d = 512`` for a note."""
+    return ", ".join(f"d = {w}" for w in widths)
 
 
 def _partial_hint(widths: Sequence[int]) -> str:
@@ -470,7 +475,7 @@ def _partial_hint(widths: Sequence[int]) -> str:
     them; ``""`` for none."""
     if not widths:
         return ""
-    return f"--partial reads {', '.join(f'd = {w}' for w in widths)} over the values every seed has run"
+    return f"--partial reads {_widths_text(widths)} over the values every seed has run"
 
 
 def _partial_reading(
