@@ -133,6 +133,19 @@ def test_a_partial_reading_is_the_reading_without_the_values_some_seed_lacks():
     assert not build_transfer_report(want, b"").blocks[0].text.startswith("Read partly")
 
 
+def test_a_partial_reading_leaves_a_minimum_next_to_a_diverged_run_as_the_fit_said():
+    """Only a minimum at the end of the values read is "runs due"; one next to a diverged run keeps its note."""
+    from mhc_mup.training.transfer.analysis import ParabolaFit, _partial_edge
+
+    kept, left_out = (2.0**-9, 2.0**-8, 2.0**-7), (2.0**-6,)
+    diverged = ParabolaFit(math.nan, math.nan, math.nan, -8.0, "high",
+                           "minimum at 2^-8.00 next to a diverged run (higher η): refine the grid there")  # fmt: skip
+    assert _partial_edge(diverged, kept, left_out) == diverged
+    end = dataclasses.replace(diverged, argmin=-7.0, note="minimum at the largest η 2^-7.00: extend the grid up")
+    assert _partial_edge(end, kept, left_out).note == ("minimum at the largest η 2^-7.00 of those read partly; the "
+                                                       "values above it are not run by every seed yet")  # fmt: skip
+
+
 def test_a_partial_reading_keeps_a_width_unfinished_below_a_parabolas_values_and_says_where_runs_are_due():
     """Two shared values give no parabola: the width stays "not finished". Where seed 1 has run only the low end
     (2^-12 … 2^-8, below the optimum at 2^-6.55), the minimum at the top of those read is not a grid to extend."""

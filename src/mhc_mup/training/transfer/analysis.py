@@ -497,10 +497,11 @@ def _partial_edge(fit: ParabolaFit, kept: tuple[float, ...], left_out: tuple[flo
     """A seed's fit read partly whose minimum sits at an end of the kept values beyond which left-out values lie:
     not a grid to extend, but runs to finish (its note says so)."""
     beyond = {"low": min(left_out) < min(kept), "high": max(left_out) > max(kept)}
-    if not beyond.get(fit.edge):
+    at_end, grid_note = fit.note.partition(": extend the grid")[:2]
+    if not (beyond.get(fit.edge) and grid_note):  # interior, or next to a diverged run: not the kept values' end
         return fit
     side = "below" if fit.edge == "low" else "above"
-    note = f"{fit.note.split(': extend the grid')[0]} of those read partly; the values {side} it are not run by every "
+    note = f"{at_end} of those read partly; the values {side} it are not run by every "
     note += "seed yet"
     return dataclasses.replace(fit, note=note)
 
