@@ -648,7 +648,7 @@ def drift_row(
                                                     "n_widths": len(widths)}  # fmt: skip
     skipped = [w for w in (cfg.grid.widths if analysed is None else analysed) if w not in per_width]
     no_optimum = sorted(set(skipped) - set(unfinished))
-    note = "; ".join(filter(None, [f"no optimum at d = {', '.join(map(str, no_optimum))}" if no_optimum else "",
+    note = "; ".join(filter(None, [f"no optimum at {_widths_text(no_optimum)}" if no_optimum else "",
                                    _unfinished_note(unfinished)]))  # fmt: skip
     if len(widths) < 2:
         why = "; ".join(filter(None, [note, "optimum at < 2 widths: no drift fit"]))
