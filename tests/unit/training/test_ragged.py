@@ -141,7 +141,8 @@ def test_a_partial_reading_leaves_a_minimum_next_to_a_diverged_run_as_the_fit_sa
     diverged = ParabolaFit(math.nan, math.nan, math.nan, -8.0, "high",
                            "minimum at 2^-8.00 next to a diverged run (higher η): refine the grid there")  # fmt: skip
     assert _partial_edge(diverged, kept, left_out) == diverged
-    end = dataclasses.replace(diverged, argmin=-7.0, note="minimum at the largest η 2^-7.00: extend the grid up")
+    end = dataclasses.replace(diverged, argmin=-7.0, note="minimum at the largest η 2^-7.00: extend the grid up",
+                              off_grid=True)  # fmt: skip
     assert _partial_edge(end, kept, left_out).note == ("minimum at the largest η 2^-7.00 of those read partly; the "
                                                        "values above it are not run by every seed yet")  # fmt: skip
 

@@ -78,6 +78,11 @@ def test_parabola_at_the_grid_edge_or_next_to_divergence_is_no_optimum():
     loss[3] = 2.5
     nxt = fit_parabola(x, loss)
     assert math.isnan(nxt.log2_opt) and nxt.edge == "high" and "next to a diverged run" in nxt.note
+    assert low.off_grid and high.off_grid and not nxt.off_grid
+    # a wider window leaves the grid one point in from its end: the note says where the minimum is
+    near = fit_parabola(x, 3 + (x + 9) ** 2, halfwidth=2)
+    assert near.off_grid and near.edge == "low" and near.argmin == -9.0
+    assert near.note == "minimum at 2^-9.00, 1 point in from the smallest learning rate: extend the grid down"
 
 
 def test_the_notes_name_the_swept_value():

@@ -185,7 +185,9 @@ class TransferResult:
 @dataclass(frozen=True)
 class ParabolaFit:
     """``log2 η*`` and the loss there from ``L ≈ a·x² + b·x + c`` (``x = log2 η``) around the argmin;
-    NaN with ``edge`` (``low`` / ``high`` / ``""``) and ``note`` when there is no interior minimum."""
+    NaN with ``edge`` (``low`` / ``high`` / ``""``) and ``note`` when there is no interior minimum.
+    ``off_grid``: the argmin's window leaves the grid at ``edge`` (the note says to extend it), as against a
+    window that holds a diverged run."""
 
     log2_opt: float
     loss_opt: float
@@ -193,6 +195,7 @@ class ParabolaFit:
     argmin: float
     edge: str
     note: str
+    off_grid: bool = False
 
 
 def fit_parabola(
@@ -222,12 +225,17 @@ def fit_parabola(
     def at(j: int) -> str:
         return f"2^{x[j]:.2f}"
 
+    def near_end(steps: int, end: str) -> str:  # at the grid's end, or within the window's reach of it
+        if steps == 0:
+            return f"the {end} {noun} {at(i)}"
+        return f"{at(i)}, {steps} point{'s' * (steps > 1)} in from the {end} {noun}"
+
     if lo < 0:
-        note = f"minimum at the smallest {noun} {at(i)}: extend the grid down"
-        return ParabolaFit(nan, nan, nan, x[i], "low", note)
+        note = f"minimum at {near_end(i, 'smallest')}: extend the grid down"
+        return ParabolaFit(nan, nan, nan, x[i], "low", note, off_grid=True)
     if hi >= len(x):
-        note = f"minimum at the largest {noun} {at(i)}: extend the grid up"
-        return ParabolaFit(nan, nan, nan, x[i], "high", note)
+        note = f"minimum at {near_end(len(x) - 1 - i, 'largest')}: extend the grid up"
+        return ParabolaFit(nan, nan, nan, x[i], "high", note, off_grid=True)
     if not ok[lo : hi + 1].all():
         side = "high" if not ok[i + 1 : hi + 1].all() else "low"
         note = f"minimum at {at(i)} next to a diverged run ({side}er {symbol}): refine the grid there"
@@ -497,12 +505,11 @@ def _partial_edge(fit: ParabolaFit, kept: tuple[float, ...], left_out: tuple[flo
     """A seed's fit read partly whose minimum sits at an end of the kept values beyond which left-out values lie:
     not a grid to extend, but runs to finish (its note says so)."""
     beyond = {"low": min(left_out) < min(kept), "high": max(left_out) > max(kept)}
-    at_end, grid_note = fit.note.partition(": extend the grid")[:2]
-    if not (beyond.get(fit.edge) and grid_note):  # interior, or next to a diverged run: not the kept values' end
+    if not (fit.off_grid and beyond[fit.edge]):  # interior, or next to a diverged run: not the kept values' end
         return fit
+    at_end = fit.note.rpartition(": extend the grid")[0]
     side = "below" if fit.edge == "low" else "above"
-    note = f"{at_end} of those read partly; the values {side} it are not run by every "
-    note += "seed yet"
+    note = f"{at_end} of those read partly; the values {side} it are not run by every seed yet"
     return dataclasses.replace(fit, note=note)
 
 
