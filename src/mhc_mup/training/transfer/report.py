@@ -653,14 +653,15 @@ def _values_text(result: TransferResult) -> str:
             "analysed over its own: " + ". ".join(clauses) + ".")  # fmt: skip
 
 
-def _estimate(value: float, low: float, high: float, spec: str = "+.3f") -> str:
-    """``+0.039 [-0.063, +0.141]``: a value and its interval, all three by ``spec`` (``—`` for what is NaN)."""
-    return f"{fmt_number(value, spec)} {fmt_interval(low, high, spec)}"
+def _estimate(value: float, low: float, high: float, spec: str = "+.3f", cap: float | None = None) -> str:
+    """``+0.039 [-0.063, +0.141]``: a value and its interval, all three by ``spec`` (``—`` for what is NaN; an
+    interval bound past ``±cap`` as ``> +cap``, :func:`~mhc_mup.reporting.numbers.fmt_interval`)."""
+    return f"{fmt_number(value, spec)} {fmt_interval(low, high, spec, cap=cap)}"
 
 
 def _exponent_estimate(value: float, low: float, high: float) -> str:
-    """``-0.583 [-3.494, > +10]``: a drift exponent and its interval (:func:`_exponent_interval`)."""
-    return f"{fmt_number(value, '+.3f')} {_exponent_interval(low, high)}"
+    """``-0.583 [-3.494, > +10]``: a drift exponent and its interval (:data:`EXPONENT_PRINT_BOUND`)."""
+    return _estimate(value, low, high, cap=EXPONENT_PRINT_BOUND)
 
 
 def _verdict(verdict: str, direction: str) -> str:
