@@ -9,7 +9,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "mhc_mup.reporting.blocks": (
             "Block", "FigureBlock", "Heading", "Paragraph", "Report", "Table", "render_html", "render_markdown",
         ),
-        "mhc_mup.reporting.numbers": ("fmt_interval", "fmt_number"),
+        "mhc_mup.reporting.numbers": ("fmt_interval", "fmt_number", "fmt_widths"),
         "mhc_mup.reporting.style": ("DPI", "MARKERS", "OKABE_ITO"),
         "mhc_mup.reporting.render": ("png_bytes",),
         "mhc_mup.reporting.figure_pool": ("FigurePool", "default_workers", "render_figures"),

@@ -1,10 +1,11 @@
-"""How reports and tables print a number: by a format spec, with ``—`` where there is none."""
+"""How reports and tables print a number (by a format spec, with ``—`` where there is none) and a list of widths."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
-__all__ = ["fmt_interval", "fmt_number"]
+__all__ = ["fmt_interval", "fmt_number", "fmt_widths"]
 
 
 def fmt_number(v: float | None, spec: str = ".3f") -> str:
@@ -27,3 +28,8 @@ def _bound(v: float | None, spec: str, cap: float | None) -> str:
     if cap is None or v is None or not math.isfinite(v) or abs(v) <= cap:
         return fmt_number(v, spec)
     return f"{'<' if v < 0 else '>'} {math.copysign(cap, v):+g}"
+
+
+def fmt_widths(widths: Iterable[int]) -> str:
+    """``d = 128, 256, 1024`` for a note naming widths, in the order given."""
+    return f"d = {', '.join(map(str, widths))}"

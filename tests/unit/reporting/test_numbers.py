@@ -1,4 +1,4 @@
-"""Numbers in reports: formatted by their spec, a dash where there is none."""
+"""Numbers in reports: formatted by their spec, a dash where there is none; widths named once as ``d = …``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from mhc_mup.reporting.numbers import fmt_interval, fmt_number
+from mhc_mup.reporting.numbers import fmt_interval, fmt_number, fmt_widths
 
 
 @pytest.mark.parametrize("missing", [None, math.nan, math.inf, -math.inf])
@@ -35,3 +35,9 @@ def test_a_capped_interval_names_the_ends_beyond_its_cap():
     assert fmt_interval(-10.0, 10.0, "+.2f", cap=10) == "[-10.00, +10.00]"  # at the cap: still a number
     assert fmt_interval(math.nan, 1e4, cap=10) == "[—, > +10]"
     assert fmt_interval(-1e4, 1e4) == "[-10000.000, +10000.000]"  # no cap: as it is
+
+
+def test_widths_are_named_once_in_the_order_given():
+    assert fmt_widths([128]) == "d = 128"
+    assert fmt_widths([512, 128, 1024]) == "d = 512, 128, 1024"
+    assert fmt_widths(w for w in (16, 32)) == "d = 16, 32"

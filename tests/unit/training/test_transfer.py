@@ -141,7 +141,7 @@ def test_a_drift_fit_names_the_widths_without_an_optimum_as_the_other_notes_do()
     cfg, _ = synthetic(0.0, noise=0.0)
     optima = {64: [2**-6.0, 2**-6.1, 2**-5.9], 128: [2**-6.0, 2**-6.2, 2**-5.8]}
     row = drift_row(cfg, "mup", optima, analysed=[64, 128, 256, 512, 1024], unfinished=[1024])
-    assert row["note"].startswith("no optimum at d = 256, d = 512; not finished yet, left out: d = 1024;")
+    assert row["note"].startswith("no optimum at d = 256, 512; not finished yet, left out: d = 1024;")
 
 
 @pytest.mark.parametrize(("beta", "verdict"), [(-0.5, "drifts"), (0.0, "transfers"), (0.3, "drifts")])

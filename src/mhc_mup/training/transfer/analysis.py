@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from mhc_mup._io import StrEnum
-from mhc_mup.reporting.numbers import fmt_interval
+from mhc_mup.reporting.numbers import fmt_interval, fmt_widths
 from mhc_mup.stats.fitting import (
     ONE_SEED_NOTE,
     bootstrap_estimate,
@@ -470,12 +470,7 @@ def curves_table(records: list[dict]) -> pd.DataFrame:
 def _unfinished_note(widths: Sequence[int]) -> str:
     """The note for widths with runs but no curves yet (a seed has not run every value there), which both drift
     fits, the noise and the edges leave out; ``""`` for none."""
-    return f"not finished yet, left out: {_widths_text(sorted(widths))}" if widths else ""
-
-
-def _widths_text(widths: Sequence[int]) -> str:
-    """``d = 128, d = 512`` for a note."""
-    return ", ".join(f"d = {w}" for w in widths)
+    return f"not finished yet, left out: {fmt_widths(sorted(widths))}" if widths else ""
 
 
 def _partial_hint(widths: Sequence[int]) -> str:
@@ -483,7 +478,7 @@ def _partial_hint(widths: Sequence[int]) -> str:
     them; ``""`` for none."""
     if not widths:
         return ""
-    return f"--partial reads {_widths_text(widths)} over the values every seed has run"
+    return f"--partial reads {fmt_widths(widths)} over the values every seed has run"
 
 
 def _partial_reading(
@@ -655,7 +650,7 @@ def drift_row(
                                                     "n_widths": len(widths)}  # fmt: skip
     skipped = [w for w in (cfg.grid.widths if analysed is None else analysed) if w not in per_width]
     no_optimum = sorted(set(skipped) - set(unfinished))
-    note = "; ".join(filter(None, [f"no optimum at {_widths_text(no_optimum)}" if no_optimum else "",
+    note = "; ".join(filter(None, [f"no optimum at {fmt_widths(no_optimum)}" if no_optimum else "",
                                    _unfinished_note(unfinished)]))  # fmt: skip
     if len(widths) < 2:
         why = "; ".join(filter(None, [note, "optimum at < 2 widths: no drift fit"]))

@@ -43,6 +43,7 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from mhc_mup.reporting.numbers import fmt_widths
 from mhc_mup.stats.fitting import ONE_SEED_NOTE, PowerLawFit, fit_power_law, t_quantile, two_width_interval
 from mhc_mup.stats.readings import classify_interval, drift_verdict
 from mhc_mup.training.transfer.config import TransferConfig
@@ -135,7 +136,7 @@ def edge_drift(cfg: TransferConfig, name: str, curves: list[WidthCurves], table:
         closed = _closed(table, which)
         row = {"config": name, "edge": which, "n_widths": len(closed), "verdict": "unclear", "direction": ""}
         left_out = sorted(set(table.width) - closed)
-        note = f"open or absent at d = {', '.join(map(str, left_out))}" if left_out else ""
+        note = f"open or absent at {fmt_widths(left_out)}" if left_out else ""
         if len(closed) < 2:
             rows.append(row | dict.fromkeys(("exponent", "ci_low", "ci_high"), math.nan)
                         | {"note": "; ".join(filter(None, [note, "closed at < 2 widths: no drift fit"]))})  # fmt: skip

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from mhc_mup.reporting.numbers import fmt_widths
 from mhc_mup.stats.optimum import JointOptimumFit, fit_joint_optimum, seed_bootstrap
 from mhc_mup.stats.readings import classify_interval, drift_verdict
 from mhc_mup.training.transfer.config import TransferConfig, distinct_values, log2_key
@@ -255,4 +256,4 @@ def window_runs(fitted: list[tuple[WidthCurves, np.ndarray]]) -> tuple[np.ndarra
 def _outside(fitted: list[tuple[WidthCurves, np.ndarray]], fit: JointOptimumFit) -> list[str]:
     """A note for each width whose fitted optimum lies outside the points fitted there (an extrapolation)."""
     out = [c.width for c, cols in fitted if not c.x[cols[0]] <= fit.optimum(c.width) <= c.x[cols[-1]]]
-    return [f"fitted optimum outside the fitted points at d = {', '.join(map(str, out))}"] if out else []
+    return [f"fitted optimum outside the fitted points at {fmt_widths(out)}"] if out else []

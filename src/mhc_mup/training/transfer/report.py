@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from mhc_mup._io import gzip_text, write_bundle
-from mhc_mup.reporting.numbers import fmt_interval, fmt_number
+from mhc_mup.reporting.numbers import fmt_interval, fmt_number, fmt_widths
 from mhc_mup.training.data import described_train_bytes
 from mhc_mup.training.transfer.analysis import (
     CURVE_COLUMNS,
@@ -646,7 +646,7 @@ def _values_text(result: TransferResult) -> str:
         where.setdefault(own, {}).setdefault(name, []).append(width)
     clauses = [
         f"{what} = {', '.join(f'2^{math.log2(v):g}' for v in own)} ({len(own)} values) at "
-        + "; ".join(f"{name} d = {', '.join(map(str, widths))}" for name, widths in places.items())
+        + "; ".join(f"{name} {fmt_widths(widths)}" for name, widths in places.items())
         for own, places in where.items()
     ]  # fmt: skip
     return ("The configurations and widths were swept over different values (a grid grown adaptively); each is "
