@@ -202,7 +202,7 @@ def test_the_figure_says_how_few_widths_a_verdict_rests_on():
     import matplotlib
 
     matplotlib.use("Agg")
-    from mhc_mup.training.transfer.report import transfer_figure
+    from mhc_mup.training.transfer.figures import transfer_figure
 
     cfg, grids, records = refined_folder()
     assert "widths" not in transfer_figure(analyse(cfg, records, grids)).axes[0].get_title()
@@ -230,7 +230,7 @@ def test_the_figure_legend_names_every_width_drawn_in_any_panel():
     import matplotlib
 
     matplotlib.use("Agg")
-    from mhc_mup.training.transfer.report import transfer_figure
+    from mhc_mup.training.transfer.figures import transfer_figure
 
     cfg = TransferConfig(grid=SweepGrid(configs=(MUP, BUILTIN_CONFIGS["baseline"]), widths=(64, 128), lrs=COARSE,
                                         seeds=2), analysis=TransferAnalysis(fit=FitSettings(n_boot=50)), device="cpu")
@@ -246,7 +246,7 @@ def test_an_interval_wider_than_the_grid_runs_off_the_panel_not_the_grid_off_the
     import matplotlib
 
     matplotlib.use("Agg")
-    from mhc_mup.training.transfer.report import optima_figure, transfer_figure
+    from mhc_mup.training.transfer.figures import optima_figure, transfer_figure
 
     cfg = TransferConfig(grid=SweepGrid(configs=(MUP,), widths=(64, 128), lrs=COARSE, seeds=2),
                          analysis=TransferAnalysis(fit=FitSettings(n_boot=50)), device="cpu")  # fmt: skip
@@ -265,7 +265,7 @@ def test_the_logits_figure_draws_what_the_runs_recorded():
     import matplotlib
 
     matplotlib.use("Agg")
-    from mhc_mup.training.transfer.report import logits_figure
+    from mhc_mup.training.transfer.figures import logits_figure
 
     cfg = TransferConfig(grid=SweepGrid(configs=(MUP, BUILTIN_CONFIGS["baseline"]), widths=(64, 128), lrs=COARSE,
                                         seeds=2), analysis=TransferAnalysis(fit=FitSettings(n_boot=50)), device="cpu")
@@ -294,7 +294,7 @@ def test_the_routing_figure_draws_each_gates_logit_rms_against_width():
     import matplotlib
 
     matplotlib.use("Agg")
-    from mhc_mup.training.transfer.report import ROUTING_GATES, routing_figure
+    from mhc_mup.training.transfer.figures import ROUTING_GATES, routing_figure
 
     cfg = TransferConfig(grid=SweepGrid(configs=(MUP, BUILTIN_CONFIGS["control-mup"]), widths=(64, 128),
                                         lrs=COARSE, seeds=2), analysis=TransferAnalysis(fit=FitSettings(n_boot=50)),
@@ -325,7 +325,7 @@ def test_the_optima_figure_draws_each_optimum_and_its_difference_from_the_contro
     import matplotlib
 
     matplotlib.use("Agg")
-    from mhc_mup.training.transfer.report import optima_figure
+    from mhc_mup.training.transfer.figures import optima_figure
 
     cfg = TransferConfig(grid=SweepGrid(configs=(MUP, BUILTIN_CONFIGS["control-mup"]), widths=(64, 128),
                                         lrs=COARSE, seeds=2), analysis=TransferAnalysis(fit=FitSettings(n_boot=50)),

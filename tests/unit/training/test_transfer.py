@@ -891,7 +891,7 @@ def test_the_report_counts_each_device_where_a_folder_mixes_them():
 def test_a_legend_interval_caps_its_bounds_at_ten():
     """A two-width fit on a few seeds can give bounds of thousands of octaves: the legend says only how far past
     ±10 they lie."""
-    from mhc_mup.training.transfer.report import _estimate_label
+    from mhc_mup.training.transfer.figures import _estimate_label
 
     assert _estimate_label("mup", "β", -0.5, -3.49, 9865.6) == "mup: β -0.50 [-3.49, > +10]"
     assert _estimate_label("mup", "β", 0.011, -12.0, 10.0) == "mup: β +0.01 [< -10, +10.00]"
@@ -913,7 +913,7 @@ def test_drift_sentences_and_tables_cap_an_exponents_bounds_as_the_figures_do():
 
 
 def test_a_panel_title_caps_its_interval_as_the_legend_does():
-    from mhc_mup.training.transfer.report import _panel_title
+    from mhc_mup.training.transfer.figures import _panel_title
 
     result = analyse(TransferConfig(device="cpu"), [])
     result.drift = pd.DataFrame([{"config": "mup", "joint_exponent": -0.58, "joint_low": -3.49, "joint_high": 9865.6,

@@ -44,14 +44,14 @@ __all__, __getattr__, __dir__ = lazy_exports(
         ),
         "mhc_mup.training.transfer.penalty": ("PENALTY_COLUMNS", "RULE_PENALTY_COLUMNS", "penalty_table",
                                               "quadratic_reading", "rule_penalty_table"),
-        "mhc_mup.training.transfer.report": (
-            "ROUTING_GATES", "build_transfer_report", "logits_figure", "optima_figure", "routing_figure",
-            "transfer_figure", "write_outputs",
+        "mhc_mup.training.transfer.figures": (
+            "ROUTING_GATES", "logits_figure", "optima_figure", "routing_figure", "transfer_figure",
         ),
+        "mhc_mup.training.transfer.report": ("build_transfer_report", "write_outputs"),
         "mhc_mup.training.transfer.sweep": ("analyse_folder", "run_transfer"),
     },
     submodules=(
         "configurations", "hyper", "config", "routing", "logits", "run", "store", "executors", "analysis", "joint",
-        "noise", "edges", "anchors", "penalty", "report", "sweep",
+        "noise", "edges", "anchors", "penalty", "figures", "report", "sweep",
     ),
 )  # fmt: skip
