@@ -16,7 +16,8 @@
 # a call that did not see the last one's runs lists only its own grids). new_runs.tgz is rewritten every 30 s and
 # after each spec, so a call killed at its timeout still returns the runs it finished. DIR and STEPS (default this
 # folder and 1000) set the folder and the steps a spec gets unless it gives its own, e.g.
-# DIR=experiments/transfer_onepass2000 STEPS=2000 for the headline at 2000 steps.
+# DIR=experiments/transfer_onepass2000 STEPS=2000 for the headline at 2000 steps. A spec whose runs are all stored
+# is skipped after a dry run (since the twenty-first session), so a queue of specs can be sent again as it is.
 # The lent machine takes the working tree only while it (tracked and untracked-not-ignored files) stays under
 # 64 MiB; 27 MB on 2026-12-07 after 1980 runs, their records gzip-compressed since then (10 kB a 2000-step run):
 # `git ls-files -co --exclude-standard -z | du -cb --files0-from=-`.
@@ -51,6 +52,11 @@ for spec in "$@"; do
   log="$OUT/$name.log"
   budget=$(( $(left) - margin )); [ "$budget" -gt "$cap" ] && budget=$cap
   if [ "$budget" -lt 20 ]; then echo "skipped: budget $budget s" >> "$log"; continue; fi
+  # a spec whose runs are all stored is skipped: its dry run (a few seconds) says "0 of N runs to train"
+  # shellcheck disable=SC2086
+  if python -m mhc_mup transfer $COMMON $args --dry-run 2>&1 | grep -q "^0 of [0-9]* runs to train"; then
+    echo "$(date -u +%T) nothing to train: $args" >> "$log"; continue
+  fi
   echo "$(date -u +%T) budget $budget s, rpg $rpg: $args" >> "$log"
   # shellcheck disable=SC2086  # COMMON and args are word lists
   python -m mhc_mup transfer $COMMON --runs-per-gpu "$rpg" --time-budget "$budget" $args >> "$log" 2>&1
