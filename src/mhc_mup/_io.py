@@ -19,6 +19,7 @@ import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -87,8 +88,9 @@ def _umask() -> int:
     return mask
 
 
-def json_safe(value):
-    """JSON-safe: NaN/inf → None, numpy scalars → Python numbers."""
+def json_safe(value: Any) -> Any:
+    """``value`` made JSON-safe, recursively: NaN/inf → None, numpy scalars → Python numbers, tuples → lists,
+    dict keys → strings."""
     if isinstance(value, dict):
         return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

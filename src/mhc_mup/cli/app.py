@@ -15,6 +15,7 @@ import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, NoReturn
 
 from mhc_mup import __version__
 from mhc_mup.errors import MhcMupError, UsageError
@@ -64,7 +65,7 @@ class Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
         self._negative_number_matcher = re.compile(r"^-\.?\d")  # argparse's own: r'^-\d+$|^-\d*\.\d+$'
 
-    def error(self, message: str) -> None:
+    def error(self, message: str) -> NoReturn:
         raise UsageError(message)
 
 
@@ -80,8 +81,14 @@ class Subcommands(argparse._SubParsersAction):
         self.add_parser(command.name, help=command.help)
         self.unbuilt[command.name] = command
 
-    def __call__(self, parser, namespace, values, option_string=None) -> None:
-        command = self.unbuilt.pop(values[0], None)
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        command = self.unbuilt.pop(values[0], None) if values else None  # values: the subcommand, then its args
         if command is not None:
             command.build(self.choices[command.name])
         super().__call__(parser, namespace, values, option_string)

@@ -14,12 +14,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
 from mhc_mup.diagnostics.corrections import CORRECTION_QUANTITIES, FittedRun
 from mhc_mup.reporting.style import MARKERS, OKABE_ITO, READING_COLOURS
+from mhc_mup.stats.fitting import PowerLawFit
 from mhc_mup.stats.readings import classify
 
 # Each panel's title sits at the top of its axes (matplotlib's default height), set explicitly. Left to
@@ -61,13 +63,13 @@ def _hollow(i: int) -> dict:
     return {**style, "markerfacecolor": "none", "markeredgecolor": style["color"], "ms": max(11 - 1.2 * i, 3.5)}
 
 
-def _exponent_label(fit) -> str:
+def _exponent_label(fit: PowerLawFit) -> str:
     if not np.isfinite(fit.exponent):
         return "no fit"
     return f"d^{fit.exponent:.2f} [{fit.ci_low:.2f}, {fit.ci_high:.2f}]"
 
 
-def _fit_line(ax, widths: Sequence[int], fit, color: str) -> None:
+def _fit_line(ax: Axes, widths: Sequence[int], fit: PowerLawFit, color: str) -> None:
     """The fitted power law and its band: exponents across the interval, pivoting at the geometric
     centre of the widths (where the fitted level is best determined)."""
     if not np.isfinite(fit.exponent):
@@ -80,7 +82,7 @@ def _fit_line(ax, widths: Sequence[int], fit, color: str) -> None:
     ax.fill_between(d, np.minimum(lo, hi), np.maximum(lo, hi), color=color, alpha=0.15, lw=0)
 
 
-def _width_axis(ax, widths: Sequence[int]) -> None:
+def _width_axis(ax: Axes, widths: Sequence[int]) -> None:
     ax.set_xscale("log", base=2)
     ax.set_xticks(list(widths))
     ax.set_xticklabels([str(w) for w in widths])

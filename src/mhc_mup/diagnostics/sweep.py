@@ -10,7 +10,7 @@ not depend on which other widths are in the sweep, and the same config gives the
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -122,7 +122,7 @@ def _state_diagnostics(cfg: SweepConfig, width: int, dev: torch.device, dtype: t
     }
 
 
-def _chunks(total: int, per_sample: int, budget: int):
+def _chunks(total: int, per_sample: int, budget: int) -> Iterator[int]:
     size = max(1, budget // max(per_sample, 1))
     for start in range(0, total, size):
         yield min(size, total - start)

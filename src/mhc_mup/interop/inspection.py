@@ -20,6 +20,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -32,6 +33,9 @@ from mhc_mup.interop.checkpoint import HCLayout, HCSettings, iter_sublayers, loc
 from mhc_mup.mhc.ops import sinkhorn_knopp
 from mhc_mup.reporting.render import png_bytes
 from mhc_mup.reporting.style import OKABE_ITO
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 BLOCKS = ("pre", "post", "comb")
 COLUMNS: tuple[str, ...] = (
@@ -274,7 +278,7 @@ _PANELS: tuple[tuple[str, list[tuple[str, str, str]], bool], ...] = (
 _SUBLAYER_STYLES = {"attn": ("o", "-"), "ffn": ("s", "--")}  # marker, line
 
 
-def _plot_quantity(ax, rows: list[dict], key: str, label: str, colour: str, log: bool) -> None:
+def _plot_quantity(ax: Axes, rows: list[dict], key: str, label: str, colour: str, log: bool) -> None:
     """One quantity of ``rows`` against layer: a line per sublayer kind, or for the cumulative
     ``depth_comb_sigma2`` one line over the sublayers in forward order, floored at :data:`SIGMA2_FLOOR`."""
     if key == "depth_comb_sigma2":

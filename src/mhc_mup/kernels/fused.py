@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from typing import Literal
+from types import ModuleType
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
@@ -75,7 +76,7 @@ def use_triton(kernels: str, x: Tensor) -> bool:
     return reason is None and (kernels == "triton" or x.device.type == "cuda")
 
 
-def _kernels():
+def _kernels() -> ModuleType:
     from mhc_mup.kernels import triton_kernels
 
     return triton_kernels
@@ -118,7 +119,9 @@ def _hc_pre(
 
 
 @_hc_pre.register_fake
-def _(x, fn, scale, base, K, hc_eps, norm_eps):
+def _(
+    x: Tensor, fn: Tensor, scale: Tensor, base: Tensor, K: int, hc_eps: float, norm_eps: float
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     lead, (n_s, d) = x.shape[:-2], x.shape[-2:]
     f32 = torch.float32
     return (
@@ -165,11 +168,24 @@ def _hc_pre_backward(
 
 
 @_hc_pre_backward.register_fake
-def _(x, fn, scale, base, mixes, rstd, grad_y, grad_post, grad_comb, grad_route, K, hc_eps):
+def _(
+    x: Tensor,
+    fn: Tensor,
+    scale: Tensor,
+    base: Tensor,
+    mixes: Tensor,
+    rstd: Tensor,
+    grad_y: Tensor,
+    grad_post: Tensor,
+    grad_comb: Tensor,
+    grad_route: Tensor | None,
+    K: int,
+    hc_eps: float,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     return torch.empty_like(x), torch.empty_like(fn), torch.empty_like(scale), torch.empty_like(base)
 
 
-def _hc_pre_setup(ctx, inputs, output) -> None:
+def _hc_pre_setup(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> None:
     x, fn, scale, base, K, hc_eps, _norm_eps = inputs
     mixes, rstd = output[3:5]
     ctx.mark_non_differentiable(mixes, rstd)
@@ -178,7 +194,15 @@ def _hc_pre_setup(ctx, inputs, output) -> None:
     ctx.consts = (K, hc_eps)
 
 
-def _hc_pre_grad(ctx, grad_y, grad_post, grad_comb, _grad_mixes, _grad_rstd, grad_route):
+def _hc_pre_grad(
+    ctx: Any,
+    grad_y: Tensor | None,
+    grad_post: Tensor | None,
+    grad_comb: Tensor | None,
+    _grad_mixes: Tensor | None,
+    _grad_rstd: Tensor | None,
+    grad_route: Tensor | None,
+) -> tuple[Tensor | None, ...]:
     x, fn, scale, base, mixes, rstd = ctx.saved_tensors
     if grad_y is None:  # an output that nothing downstream used
         grad_y = x.new_zeros(x.shape[:-2] + x.shape[-1:])
@@ -213,7 +237,7 @@ def _hc_post(branch_out: Tensor, x: Tensor, post: Tensor, comb: Tensor) -> Tenso
 
 
 @_hc_post.register_fake
-def _(branch_out, x, post, comb):
+def _(branch_out: Tensor, x: Tensor, post: Tensor, comb: Tensor) -> Tensor:
     return torch.empty_like(x)
 
 
@@ -224,7 +248,7 @@ def _hc_post_routed(branch_out: Tensor, x: Tensor, post: Tensor, comb: Tensor, r
 
 
 @_hc_post_routed.register_fake
-def _(branch_out, x, post, comb, route):
+def _(branch_out: Tensor, x: Tensor, post: Tensor, comb: Tensor, route: Tensor) -> Tensor:
     return torch.empty_like(x)
 
 
@@ -249,22 +273,24 @@ def _hc_post_backward(
 
 
 @_hc_post_backward.register_fake
-def _(grad_out, branch_out, x, post, comb):
+def _(
+    grad_out: Tensor, branch_out: Tensor, x: Tensor, post: Tensor, comb: Tensor
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     return torch.empty_like(branch_out), torch.empty_like(x), torch.empty_like(post), torch.empty_like(comb)
 
 
-def _hc_post_setup(ctx, inputs, output) -> None:
+def _hc_post_setup(ctx: Any, inputs: tuple[Tensor, ...], output: Tensor) -> None:
     ctx.save_for_backward(*inputs[:4])  # (branch_out, x, post, comb); not a route, whose values nothing reads
 
 
-def _hc_post_grad(ctx, grad_out):
+def _hc_post_grad(ctx: Any, grad_out: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     return _hc_post_backward(grad_out, *ctx.saved_tensors)
 
 
 _hc_post.register_autograd(_hc_post_grad, setup_context=_hc_post_setup)
 
 
-def _hc_post_routed_grad(ctx, grad_out):
+def _hc_post_routed_grad(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
     gf, gx, gpost, gcomb = _hc_post_grad(ctx, grad_out)
     return gf, None, gpost, gcomb, gx
 

@@ -10,9 +10,10 @@ subspace ``G`` (dimension 2n−1) is the gauge. Its orthogonal complement ``G⊥
 from __future__ import annotations
 
 import torch
+from torch.types import Device
 
 
-def centering_basis(n: int, dtype: torch.dtype = torch.float64, device=None) -> torch.Tensor:
+def centering_basis(n: int, dtype: torch.dtype = torch.float64, device: Device = None) -> torch.Tensor:
     """Orthonormal basis ``U`` ``(n, n−1)`` of the vectors that sum to zero (Helmert contrasts)."""
     if n < 2:
         raise ValueError(f"n must be >= 2, got {n}")
@@ -24,19 +25,19 @@ def centering_basis(n: int, dtype: torch.dtype = torch.float64, device=None) -> 
     return U.to(dtype=dtype, device=device)
 
 
-def tangent_basis(n: int, dtype: torch.dtype = torch.float64, device=None) -> torch.Tensor:
+def tangent_basis(n: int, dtype: torch.dtype = torch.float64, device: Device = None) -> torch.Tensor:
     """Orthonormal basis ``B`` ``(n², (n−1)²)`` of ``G⊥`` in row-major ``vec`` coordinates."""
     U = centering_basis(n)
     return torch.kron(U, U).to(dtype=dtype, device=device)
 
 
-def perp_projector(n: int, dtype: torch.dtype = torch.float64, device=None) -> torch.Tensor:
+def perp_projector(n: int, dtype: torch.dtype = torch.float64, device: Device = None) -> torch.Tensor:
     """``Π_⊥ = H ⊗ H`` ``(n², n²)``: orthogonal projector onto ``G⊥`` (row- and column-centring)."""
     H = torch.eye(n, dtype=torch.float64) - 1.0 / n
     return torch.kron(H, H).to(dtype=dtype, device=device)
 
 
-def gauge_projector(n: int, dtype: torch.dtype = torch.float64, device=None) -> torch.Tensor:
+def gauge_projector(n: int, dtype: torch.dtype = torch.float64, device: Device = None) -> torch.Tensor:
     """``Π_G = I − Π_⊥`` ``(n², n²)``: orthogonal projector onto the gauge ``{r1ᵀ + 1cᵀ}``."""
     return (torch.eye(n * n, dtype=torch.float64) - perp_projector(n)).to(dtype=dtype, device=device)
 

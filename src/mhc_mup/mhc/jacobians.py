@@ -9,7 +9,7 @@ and ``γ = 2c − c²|x|²``: no ``(R, N)`` Jacobian is ever formed, and no per-
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
 import torch
@@ -75,7 +75,9 @@ def mixes_jacobian_gram(x: torch.Tensor, fn: torch.Tensor, norm_eps: float = NOR
     return _mixes_gram(x, fn, norm_eps).gram
 
 
-def _sinkhorn_jvp_rounds(Z: torch.Tensor, dZ: torch.Tensor, eps: float):
+def _sinkhorn_jvp_rounds(
+    Z: torch.Tensor, dZ: torch.Tensor, eps: float
+) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
     """Yield ``(k, C_k, dC_k)`` after each of V4's rounds k = 1, 2, …; round 1 is softmax + eps and one
     column normalisation, each later round a (row, column) normalisation. ``C_k`` is
     ``sinkhorn_knopp(Z, k, eps)``: every K shares the prefix of a longer run."""

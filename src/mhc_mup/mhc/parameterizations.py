@@ -29,6 +29,7 @@ from mhc_mup.mhc.expressions import Expr, ExpressionError
 
 if TYPE_CHECKING:
     import torch
+    from torch.types import Device
 
 GATES = ("pre", "post", "comb")
 GROUPS = ("fn", "scale", "base")
@@ -80,7 +81,9 @@ class GeneratorInit:
 
     # torch is imported where a tensor is built: a parameterization's rules and numbers (what the CLI validates
     # and a report reads) need no torch.
-    def _per_row(self, values: tuple[float, float, float], n_s: int, gate: str | None, dtype, device) -> torch.Tensor:
+    def _per_row(
+        self, values: tuple[float, float, float], n_s: int, gate: str | None, dtype: torch.dtype, device: Device
+    ) -> torch.Tensor:
         import torch
 
         rows = _gate_rows(n_s)
@@ -88,13 +91,15 @@ class GeneratorInit:
         parts = [torch.full((rows[g].stop - rows[g].start,), values[GATES.index(g)]) for g in gates]
         return torch.cat(parts).to(dtype=dtype, device=device)
 
-    def scale_tensor(self, dtype: torch.dtype, device=None) -> torch.Tensor:
+    def scale_tensor(self, dtype: torch.dtype, device: Device = None) -> torch.Tensor:
         """``(3,)``: ``(s_pre, s_post, s_comb)``."""
         import torch
 
         return torch.tensor(self.scale, dtype=dtype, device=device)
 
-    def base_tensor(self, n_s: int, dtype: torch.dtype, device=None, *, gate: str | None = None) -> torch.Tensor:
+    def base_tensor(
+        self, n_s: int, dtype: torch.dtype, device: Device = None, *, gate: str | None = None
+    ) -> torch.Tensor:
         """``((2+n_s)·n_s,)`` in V4 layout, or only ``gate``'s block (``n_s`` or ``n_s²`` entries)."""
         return self._per_row(self.base, n_s, gate, dtype, device)
 
@@ -107,7 +112,7 @@ class GeneratorInit:
         generator: torch.Generator,
         gate: str | None = None,
         dtype: torch.dtype | None = None,
-        device=None,
+        device: Device = None,
     ) -> torch.Tensor:
         """A ``(*batch, rows, fan_in)`` generator weight (``dtype`` default float32), each gate's rows
         ``~ N(0, σ_gate²)``: all ``(2+n_s)·n_s`` rows in V4 layout, or only ``gate``'s."""

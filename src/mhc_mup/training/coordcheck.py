@@ -24,13 +24,16 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 from mhc_mup._device import resolve_device
 from mhc_mup._io import write_bundle
@@ -187,7 +190,7 @@ def _stat_hook(store: list, name: str) -> Callable:
         x = x.detach().float()
         store.append((key, x.abs().mean(), x.square().mean().sqrt()))
 
-    def hook(module, inputs, output) -> None:
+    def hook(module: nn.Module, inputs: tuple[Any, ...], output: Any) -> None:
         if isinstance(output, torch.Tensor):
             record(name, output)
         elif isinstance(output, (tuple, list)):
@@ -396,7 +399,7 @@ def _output_hook(store: list) -> Callable:
     """A forward hook on the model itself recording its output (or its ``.logits``) as :data:`OUTPUT`."""
     inner = _stat_hook(store, OUTPUT)
 
-    def hook(module, inputs, output) -> None:
+    def hook(module: nn.Module, inputs: tuple[Any, ...], output: Any) -> None:
         inner(module, inputs, getattr(output, "logits", output))
 
     return hook
@@ -504,7 +507,7 @@ def panel_steps(steps: int, most: int = 6) -> list[int]:
     return sorted({round(float(x)) for x in np.linspace(1, steps, most)})
 
 
-def plot_coords(result: CoordCheckResult, metric: str = "l2", title: str | None = None):
+def plot_coords(result: CoordCheckResult, metric: str = "l2", title: str | None = None) -> Figure:
     """One log-log panel per step: ``metric`` (mean over seeds) vs width, one line per module coloured by
     its kind. Returns the matplotlib figure (Agg backend; nothing is shown)."""
     import matplotlib

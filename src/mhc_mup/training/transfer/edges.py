@@ -218,7 +218,9 @@ def _closed(table: pd.DataFrame, which: str) -> set[int]:
     return set(table.width[value])
 
 
-def _fit_edge(cfg: TransferConfig, curves: list[WidthCurves], which: str, band_of: Callable[[int], float]):
+def _fit_edge(
+    cfg: TransferConfig, curves: list[WidthCurves], which: str, band_of: Callable[[int], float]
+) -> PowerLawFit:
     """``2^edge ≈ c·d^β`` with :func:`fit_power_law`. Its samples are row numbers into the widths' stacked seed
     curves, so that its bootstrap over each width's samples resamples whole seed curves; a resample whose edge is
     open or absent gives NaN, which the fit drops and counts in its note. Each width's rows index its own curves

@@ -16,6 +16,7 @@ import time
 from collections import defaultdict
 from collections.abc import Generator, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -23,6 +24,10 @@ from mhc_mup.errors import TransferError
 from mhc_mup.training.transfer.config import RunKey, RunSpec, TransferConfig
 from mhc_mup.training.transfer.run import execute_run, resume, run_stages
 from mhc_mup.training.transfer.store import RunStore
+
+if TYPE_CHECKING:
+    from multiprocessing.queues import Queue
+    from types import ModuleType
 
 __all__ = ["RunClock", "import_ray", "run_local", "run_ray", "runs_in_turns", "worker_devices"]
 
@@ -47,7 +52,7 @@ def worker_devices(cfg: TransferConfig, workers: int | None, runs_per_gpu: int =
     return ["cpu"] * (workers or 1)
 
 
-def import_ray():
+def import_ray() -> ModuleType:
     """The ``ray`` module, or :class:`TransferError` with the install line."""
     try:
         import ray
@@ -161,7 +166,7 @@ def _resume(turn: _Turn) -> dict | None:
         return resume(turn.stages)
 
 
-def _init_worker(devices, threads: int) -> None:
+def _init_worker(devices: Queue[str], threads: int) -> None:
     """Pool initializer: take one device from the shared queue (one GPU per worker) and pin to it."""
     global _WORKER_DEVICE
     _WORKER_DEVICE = devices.get()

@@ -1,11 +1,14 @@
 """A transfer sweep's figures: the loss against the swept value per width (:func:`transfer_figure`), the optima
 against width (:func:`optima_figure`), the routing gates' logit RMS (:func:`routing_figure`) and the largest
 attention logit (:func:`logits_figure`). Each takes a :class:`~.analysis.TransferResult` and returns a matplotlib
-figure, or None where there is nothing to draw."""
+figure; all but the first return None where there is nothing to draw. matplotlib is imported where a figure is drawn,
+so that reading a folder's results does not need it."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -14,10 +17,15 @@ from mhc_mup.reporting.numbers import fmt_interval
 from mhc_mup.training.transfer.analysis import EXPONENT_PRINT_BOUND, TransferResult
 from mhc_mup.training.transfer.anchors import difference_interval
 
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+    from numpy.typing import ArrayLike
+
 __all__ = ["ROUTING_GATES", "logits_figure", "optima_figure", "routing_figure", "transfer_figure"]
 
 
-def transfer_figure(result: TransferResult):
+def transfer_figure(result: TransferResult) -> Figure:
     """Final validation loss (mean over seeds) vs log2 η, one panel per configuration, one line per width;
     the per-seed optimum (star, with its interval), the joint fit's (tick at the foot) and diverged runs (×, at
     the panel's top) marked."""
@@ -52,7 +60,7 @@ def transfer_figure(result: TransferResult):
     return fig
 
 
-def logits_figure(result: TransferResult):
+def logits_figure(result: TransferResult) -> Figure | None:
     """The largest attention logit at the end of training (mean over the finished runs that recorded it) vs log2
     of the swept value, log scale: one panel per configuration with such runs, one line per width, coloured as in
     :func:`transfer_figure`. None when no run recorded it."""
@@ -87,7 +95,7 @@ def logits_figure(result: TransferResult):
     return fig
 
 
-def optima_figure(result: TransferResult):
+def optima_figure(result: TransferResult) -> Figure | None:
     """Each configuration's optimum against width, one colour per configuration: the per-seed estimate (mean over
     seeds, with its interval; configurations a little apart in x so that their bars do not hide each other) and
     the joint fit's line through the widths it fitted, on log2 axes; the legend gives each joint β and its
@@ -160,7 +168,10 @@ def _optima_range(placed: pd.DataFrame, swept: tuple[float, float]) -> tuple[flo
     return min(low, points.min()) - 0.3, max(high, points.max()) + 0.3
 
 
-def _optima_series(ax, widths, y, low, high, joint, style: tuple, label: str) -> None:
+def _optima_series(
+    ax: Axes, widths: ArrayLike, y: ArrayLike, low: ArrayLike, high: ArrayLike, joint: ArrayLike,
+    style: tuple[str, str, float], label: str,
+) -> None:
     """One configuration's points (``y`` with its interval ``[low, high]``, NaN: no bar) and joint line."""
     colour, marker, shift = style
     y = np.asarray(y, dtype=float)
@@ -171,7 +182,7 @@ def _optima_series(ax, widths, y, low, high, joint, style: tuple, label: str) ->
     ax.plot(lw[np.isfinite(joint)], joint[np.isfinite(joint)], color=colour, lw=1.4)
 
 
-def _optima_axes(ax, widths, ylabel: str, legend_title: str) -> None:
+def _optima_axes(ax: Axes, widths: Iterable[int], ylabel: str, legend_title: str) -> None:
     ticks = sorted(set(widths))
     ax.set_xticks(np.log2(ticks), [str(w) for w in ticks])
     ax.set_xlabel("width d")
@@ -199,7 +210,7 @@ ROUTING_GATES = ("comb", "pre", "post")
 """The gates whose logit RMS :func:`routing_figure` draws, one panel each."""
 
 
-def routing_figure(result: TransferResult):
+def routing_figure(result: TransferResult) -> Figure | None:
     """The mHC gates' logit RMS vs width (log-log), one panel per gate of :data:`ROUTING_GATES`, one colour per
     configuration: at the end of training (solid) and at its start (dashed), mean over seeds at each width's best
     grid value (:func:`~mhc_mup.training.transfer.analysis.routing_table`). Routing that learns at every width
@@ -249,7 +260,9 @@ def _loss_range(losses: pd.Series) -> tuple[float, float]:
     return (low - pad, top + 3 * pad)
 
 
-def _plot_width(ax, result: TransferResult, name: str, width: int, colour: str, marker: str, ylim) -> None:
+def _plot_width(
+    ax: Axes, result: TransferResult, name: str, width: int, colour: str, marker: str, ylim: tuple[float, float]
+) -> None:
     """One width's line of configuration ``name``: the mean loss per learning rate, its diverged runs (×), its
     optimum (★ with its interval) and each seed's minimum at the grid's edge (open triangle)."""
     runs = result.runs

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -31,6 +32,9 @@ from mhc_mup.training.transfer.figures import logits_figure, optima_figure, rout
 from mhc_mup.training.transfer.logits import LOGIT_STATS
 from mhc_mup.training.transfer.noise import NOISE_COLUMNS
 from mhc_mup.training.transfer.penalty import PENALTY_COLUMNS, RULE_PENALTY_COLUMNS
+
+if TYPE_CHECKING:
+    from mhc_mup.reporting.blocks import Report
 
 __all__ = ["build_transfer_report", "write_outputs"]
 
@@ -414,7 +418,7 @@ def _join_notes(*notes: str) -> str:
 
 def build_transfer_report(
     result: TransferResult, png: bytes, logits_png: bytes = b"", routing_png: bytes = b"", optima_png: bytes = b""
-):
+) -> Report:
     """The report's blocks (:mod:`mhc_mup.diagnostics.report`): the repeats caveat, the sanity anchors, a summary
     line per configuration, drift verdicts (sentences from the fits), the optima table (with
     :func:`optima_figure`'s ``optima_png`` when given), what transferring costs, the routing and logit tables (with

@@ -139,7 +139,8 @@ class _Stopwatch:
     queued GPU work is counted in it)."""
 
     def __init__(self, device: torch.device) -> None:
-        self.device, self.seconds = device, {}
+        self.device = device
+        self.seconds: dict[str, float] = {}
         self._last = time.perf_counter()
 
     def lap(self, stage: str) -> None:
@@ -287,7 +288,7 @@ def _check_training_losses(trace: _Trace, new: list[float], done: int, factor: f
         trace.reason = f"training loss {bad:.4g} at step ≤ {done}: {_why(bad, factor)}"
 
 
-def _final_validation(model: MHCLM, val_batches: list[Batch], trace: _Trace, factor: float, dev) -> float:
+def _final_validation(model: MHCLM, val_batches: list[Batch], trace: _Trace, factor: float, dev: torch.device) -> float:
     """The final validation loss, the mean of ``trace.final_val_batches`` (NaN for a run that diverged in
     training); a diverged one sets ``trace.reason``."""
     if trace.reason:
