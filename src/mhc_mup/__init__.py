@@ -18,51 +18,55 @@ so ``import mhc_mup`` itself costs nothing.
 
 __version__ = "0.1.0"
 
+from typing import TYPE_CHECKING
+
 from mhc_mup._lazy import lazy_exports
+
+if TYPE_CHECKING:  # the public names, read by type checkers and editors and by lazy_exports
+    from mhc_mup.diagnostics.compare import run_compare
+    from mhc_mup.diagnostics.config import SweepConfig
+    from mhc_mup.diagnostics.corrections import corrections_rows
+    from mhc_mup.diagnostics.report import write_report
+    from mhc_mup.diagnostics.results import write_results
+    from mhc_mup.diagnostics.sweep import SweepResult, run_sweep
+    from mhc_mup.diagnostics.verdict import Verdict, VerdictConfig, theorem_d
+    from mhc_mup.errors import ConfigError, ExpressionError, MhcMupError, ParameterizationError
+    from mhc_mup.interop.adapter_diagnostics import diagnose, sweep_adapter
+    from mhc_mup.interop.adapters import FunctionAdapter, HyperConnectionsAdapter, TransformersV4Adapter, V4Params
+    from mhc_mup.interop.inspection import inspect_checkpoint
+    from mhc_mup.mhc.expressions import Expr
+    from mhc_mup.mhc.ops import collapse, hc_head, hc_mixes, hc_post, hc_pre, hc_weights, sinkhorn_knopp, split_mixes
+    from mhc_mup.mhc.parameterizations import (
+        PARAMETERIZATIONS,
+        SEED_INIT,
+        GeneratorInit,
+        Parameterization,
+        get_parameterization,
+        parameterization,
+        parse_spec,
+    )
+    from mhc_mup.mhc.presets import PRESETS, MHCConfig, preset
+    from mhc_mup.nn.modules import HeadCollapse, HyperConnection, MHCSublayer, expand_streams
+    from mhc_mup.stats.fitting import PowerLawFit, fit_power_law
+    from mhc_mup.stats.readings import classify
+    from mhc_mup.training.coordcheck import (
+        CoordCheckConfig,
+        ModelCoordCheckConfig,
+        coord_check,
+        plot_coords,
+        run_coord_check,
+        write_coord_check,
+    )
+    from mhc_mup.training.model import MHCLM, ModelConfig
+    from mhc_mup.training.model_transfer import ModelTransferConfig, run_model_transfer
+    from mhc_mup.training.plan import WidthPlan, WidthRule, width_plan
+    from mhc_mup.training.transfer.config import TransferConfig
+    from mhc_mup.training.transfer.sweep import run_transfer
+    from mhc_mup.training.width_rules import WidthParameterization, make_optimizer, param_groups
 
 __all__, __getattr__, __dir__ = lazy_exports(
     __name__,
-    {
-        "mhc_mup.errors": ("ConfigError", "ExpressionError", "MhcMupError", "ParameterizationError"),
-        # the mathematics
-        "mhc_mup.mhc.ops": (
-            "collapse", "hc_head", "hc_mixes", "hc_post", "hc_pre", "hc_weights", "sinkhorn_knopp", "split_mixes",
-        ),
-        "mhc_mup.mhc.expressions": ("Expr",),
-        "mhc_mup.mhc.parameterizations": (
-            "PARAMETERIZATIONS", "SEED_INIT", "GeneratorInit", "Parameterization", "get_parameterization",
-            "parameterization", "parse_spec",
-        ),
-        "mhc_mup.mhc.presets": ("PRESETS", "MHCConfig", "preset"),
-        # drop-in modules for your own model
-        "mhc_mup.nn.modules": ("HeadCollapse", "HyperConnection", "MHCSublayer", "expand_streams"),
-        # fits and readings
-        "mhc_mup.stats.fitting": ("PowerLawFit", "fit_power_law"),
-        "mhc_mup.stats.readings": ("classify",),
-        # the width sweep
-        "mhc_mup.diagnostics.config": ("SweepConfig",),
-        "mhc_mup.diagnostics.sweep": ("SweepResult", "run_sweep"),
-        "mhc_mup.diagnostics.compare": ("run_compare",),
-        "mhc_mup.diagnostics.corrections": ("corrections_rows",),
-        "mhc_mup.diagnostics.verdict": ("Verdict", "VerdictConfig", "theorem_d"),
-        "mhc_mup.diagnostics.results": ("write_results",),
-        "mhc_mup.diagnostics.report": ("write_report",),
-        # training: the LM and its width rules, the coordinate check, transfer
-        "mhc_mup.training.model": ("MHCLM", "ModelConfig"),
-        "mhc_mup.training.width_rules": ("WidthParameterization", "make_optimizer", "param_groups"),
-        "mhc_mup.training.plan": ("WidthPlan", "WidthRule", "width_plan"),
-        "mhc_mup.training.coordcheck": (
-            "CoordCheckConfig", "ModelCoordCheckConfig", "coord_check", "plot_coords", "run_coord_check",
-            "write_coord_check",
-        ),
-        "mhc_mup.training.model_transfer": ("ModelTransferConfig", "run_model_transfer"),
-        "mhc_mup.training.transfer.config": ("TransferConfig",),
-        "mhc_mup.training.transfer.sweep": ("run_transfer",),
-        # real implementations and checkpoints
-        "mhc_mup.interop.adapters": ("FunctionAdapter", "HyperConnectionsAdapter", "TransformersV4Adapter", "V4Params"),
-        "mhc_mup.interop.adapter_diagnostics": ("diagnose", "sweep_adapter"),
-        "mhc_mup.interop.inspection": ("inspect_checkpoint",),
-    },
+    __file__,
     submodules=("mhc", "kernels", "nn", "stats", "reporting", "diagnostics", "training", "interop", "errors"),
 )
 __all__ = [*__all__, "__version__"]

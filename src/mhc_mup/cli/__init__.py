@@ -5,10 +5,15 @@
 family of subcommands each.
 """
 
+from typing import TYPE_CHECKING
+
 from mhc_mup._lazy import lazy_exports
+
+if TYPE_CHECKING:  # the public names, read by type checkers and editors and by lazy_exports
+    from mhc_mup.cli.app import main
 
 __all__, __getattr__, __dir__ = lazy_exports(
     __name__,
-    {"mhc_mup.cli.app": ("main",)},
+    __file__,
     submodules=("app", "common", "coordcheck", "diagnose", "interop", "transfer"),
 )

@@ -5,15 +5,21 @@
 :mod:`mhc_mup.mhc.ops` stay the specification and the CPU path.
 """
 
+from typing import TYPE_CHECKING
+
 from mhc_mup._lazy import lazy_exports
 
-__all__, __getattr__, __dir__ = lazy_exports(
-    __name__,
-    {
-        "mhc_mup.kernels.fused": (
-            "KERNEL_CHOICES", "MAX_STREAMS", "KernelChoice", "check_kernel_choice", "hc_post", "hc_pre",
-            "hc_pre_routed", "triton_unavailable_reason", "use_triton",
-        ),
-    },
-    submodules=("fused", "triton_kernels"),
-)
+if TYPE_CHECKING:  # the public names, read by type checkers and editors and by lazy_exports
+    from mhc_mup.kernels.fused import (
+        KERNEL_CHOICES,
+        MAX_STREAMS,
+        KernelChoice,
+        check_kernel_choice,
+        hc_post,
+        hc_pre,
+        hc_pre_routed,
+        triton_unavailable_reason,
+        use_triton,
+    )
+
+__all__, __getattr__, __dir__ = lazy_exports(__name__, __file__, submodules=("fused", "triton_kernels"))

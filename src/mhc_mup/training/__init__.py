@@ -8,27 +8,35 @@ width), ``data`` (byte corpora), ``step`` (one training step, shared by both exp
 ``graphed`` (the same step replayed from one CUDA graph), ``coordcheck`` and ``transfer``.
 """
 
+from typing import TYPE_CHECKING
+
 from mhc_mup._lazy import lazy_exports
+
+if TYPE_CHECKING:  # the public names, read by type checkers and editors and by lazy_exports
+    from mhc_mup.training.config import ModelShape, TrainingRecipe
+    from mhc_mup.training.coordcheck import (
+        CoordCheckConfig,
+        CoordCheckResult,
+        ModelCoordCheckConfig,
+        coord_check,
+        plot_coords,
+        run_coord_check,
+        write_coord_check,
+    )
+    from mhc_mup.training.data import Corpus, load_corpus, sample_batch
+    from mhc_mup.training.graphed import GraphedSteps, graph_ready_optimizer, lr_table
+    from mhc_mup.training.model import MHCLM, ModelConfig
+    from mhc_mup.training.model_transfer import ModelTransferConfig, ModelTransferResult, run_model_transfer
+    from mhc_mup.training.plan import ParamPlan, WidthPlan, WidthRule, width_plan
+    from mhc_mup.training.step import eval_loss, train_step
+    from mhc_mup.training.transfer.analysis import TransferResult, analyse
+    from mhc_mup.training.transfer.config import TransferConfig
+    from mhc_mup.training.transfer.sweep import run_transfer
+    from mhc_mup.training.width_rules import WidthParameterization, make_optimizer, param_groups
 
 __all__, __getattr__, __dir__ = lazy_exports(
     __name__,
-    {
-        "mhc_mup.training.config": ("ModelShape", "TrainingRecipe"),
-        "mhc_mup.training.model": ("MHCLM", "ModelConfig"),
-        "mhc_mup.training.width_rules": ("WidthParameterization", "make_optimizer", "param_groups"),
-        "mhc_mup.training.plan": ("ParamPlan", "WidthPlan", "WidthRule", "width_plan"),
-        "mhc_mup.training.data": ("Corpus", "load_corpus", "sample_batch"),
-        "mhc_mup.training.step": ("eval_loss", "train_step"),
-        "mhc_mup.training.graphed": ("GraphedSteps", "graph_ready_optimizer", "lr_table"),
-        "mhc_mup.training.coordcheck": (
-            "CoordCheckConfig", "CoordCheckResult", "ModelCoordCheckConfig", "coord_check", "plot_coords",
-            "run_coord_check", "write_coord_check",
-        ),
-        "mhc_mup.training.model_transfer": ("ModelTransferConfig", "ModelTransferResult", "run_model_transfer"),
-        "mhc_mup.training.transfer.config": ("TransferConfig",),
-        "mhc_mup.training.transfer.analysis": ("TransferResult", "analyse"),
-        "mhc_mup.training.transfer.sweep": ("run_transfer",),
-    },
+    __file__,
     submodules=(
         "config", "model", "width_rules", "plan", "data", "step", "graphed", "coordcheck", "model_transfer", "transfer",
     ),

@@ -12,46 +12,85 @@ each width at the base width's optimum costs), ``report`` (figures, report, file
 large a run's attention and output logits are).
 """
 
+from typing import TYPE_CHECKING
+
 from mhc_mup._lazy import lazy_exports
+
+if TYPE_CHECKING:  # the public names, read by type checkers and editors and by lazy_exports
+    from mhc_mup.errors import TransferError
+    from mhc_mup.training.transfer.analysis import (
+        CURVE_COLUMNS,
+        DRIFT_COLUMNS,
+        JOINT_COLUMNS,
+        LOGIT_COLUMNS,
+        LOGIT_TABLE_COLUMNS,
+        OPTIMA_COLUMNS,
+        SEED_OPTIMA_COLUMNS,
+        TRANSFER_COLUMNS,
+        ParabolaFit,
+        TransferResult,
+        Verdict,
+        analyse,
+        drift_sentence,
+        fit_parabola,
+        joint_sentence,
+    )
+    from mhc_mup.training.transfer.anchors import (
+        ANCHOR_COLUMNS,
+        RELATIVE_COLUMNS,
+        anchor_sentence,
+        anchor_table,
+        relative_drift,
+        rule_pairs,
+    )
+    from mhc_mup.training.transfer.config import (
+        Numerics,
+        RunKey,
+        RunRecipe,
+        RunSettings,
+        RunSpec,
+        SweepGrid,
+        TransferAnalysis,
+        TransferConfig,
+        log2_key,
+        lr_grid,
+    )
+    from mhc_mup.training.transfer.configurations import (
+        BUILTIN_CONFIGS,
+        DEFAULT_CONFIGS,
+        Configuration,
+        parse_configuration,
+    )
+    from mhc_mup.training.transfer.edges import EDGE_COLUMNS, EDGE_DRIFT_COLUMNS, edge_drift, edges_table
+    from mhc_mup.training.transfer.executors import worker_devices
+    from mhc_mup.training.transfer.figures import (
+        ROUTING_GATES,
+        logits_figure,
+        optima_figure,
+        routing_figure,
+        transfer_figure,
+    )
+    from mhc_mup.training.transfer.hyper import HYPERPARAMETERS, Hyper, SweptValue
+    from mhc_mup.training.transfer.logits import LOGIT_STATS, logit_stats
+    from mhc_mup.training.transfer.noise import NOISE_COLUMNS, noise_table
+    from mhc_mup.training.transfer.penalty import (
+        PENALTY_COLUMNS,
+        RULE_PENALTY_COLUMNS,
+        penalty_table,
+        quadratic_reading,
+        rule_penalty_table,
+    )
+    from mhc_mup.training.transfer.report import build_transfer_report, write_outputs
+    from mhc_mup.training.transfer.routing import ROUTING_STATS, routing_stats
+    from mhc_mup.training.transfer.run import RUN_FORMAT, execute_run, lr_factor
+    from mhc_mup.training.transfer.store import SWEEP_FORMAT, base_lr_from, load_records, plan, stored_config
+    from mhc_mup.training.transfer.sweep import analyse_folder, run_transfer
 
 __all__, __getattr__, __dir__ = lazy_exports(
     __name__,
-    {
-        "mhc_mup.errors": ("TransferError",),
-        "mhc_mup.training.transfer.configurations": (
-            "BUILTIN_CONFIGS", "DEFAULT_CONFIGS", "Configuration", "parse_configuration",
-        ),
-        "mhc_mup.training.transfer.config": (
-            "Numerics", "RunKey", "RunRecipe", "RunSettings", "RunSpec", "SweepGrid", "TransferAnalysis",
-            "TransferConfig", "log2_key", "lr_grid",
-        ),
-        "mhc_mup.training.transfer.hyper": ("HYPERPARAMETERS", "Hyper", "SweptValue"),
-        "mhc_mup.training.transfer.routing": ("ROUTING_STATS", "routing_stats"),
-        "mhc_mup.training.transfer.logits": ("LOGIT_STATS", "logit_stats"),
-        "mhc_mup.training.transfer.run": ("RUN_FORMAT", "execute_run", "lr_factor"),
-        "mhc_mup.training.transfer.store": ("SWEEP_FORMAT", "base_lr_from", "load_records", "plan", "stored_config"),
-        "mhc_mup.training.transfer.executors": ("worker_devices",),
-        "mhc_mup.training.transfer.analysis": (
-            "CURVE_COLUMNS", "DRIFT_COLUMNS", "LOGIT_COLUMNS", "LOGIT_TABLE_COLUMNS", "OPTIMA_COLUMNS",
-            "SEED_OPTIMA_COLUMNS",
-            "TRANSFER_COLUMNS", "JOINT_COLUMNS", "ParabolaFit", "TransferResult", "Verdict", "analyse",
-            "drift_sentence", "fit_parabola", "joint_sentence",
-        ),
-        "mhc_mup.training.transfer.noise": ("NOISE_COLUMNS", "noise_table"),
-        "mhc_mup.training.transfer.edges": ("EDGE_COLUMNS", "EDGE_DRIFT_COLUMNS", "edge_drift", "edges_table"),
-        "mhc_mup.training.transfer.anchors": (
-            "ANCHOR_COLUMNS", "RELATIVE_COLUMNS", "anchor_sentence", "anchor_table", "relative_drift", "rule_pairs",
-        ),
-        "mhc_mup.training.transfer.penalty": ("PENALTY_COLUMNS", "RULE_PENALTY_COLUMNS", "penalty_table",
-                                              "quadratic_reading", "rule_penalty_table"),
-        "mhc_mup.training.transfer.figures": (
-            "ROUTING_GATES", "logits_figure", "optima_figure", "routing_figure", "transfer_figure",
-        ),
-        "mhc_mup.training.transfer.report": ("build_transfer_report", "write_outputs"),
-        "mhc_mup.training.transfer.sweep": ("analyse_folder", "run_transfer"),
-    },
+    __file__,
     submodules=(
         "configurations", "hyper", "config", "routing", "logits", "run", "store", "executors", "analysis", "joint",
         "noise", "edges", "anchors", "penalty", "figures", "report", "sweep",
     ),
-)  # fmt: skip
+)
