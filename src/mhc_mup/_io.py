@@ -146,14 +146,14 @@ def json_text(document: dict) -> str:
     return json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
-def write_bundle(out_dir: Path, files: Mapping[str, str | bytes]) -> list[Path]:
+def write_bundle(out_dir: str | Path, files: Mapping[str, str | bytes]) -> list[Path]:
     """Write a set of output files into ``out_dir`` (created if needed), each atomically; ``files`` maps a
     path relative to ``out_dir`` (``"figures/gates.png"``) to its text (UTF-8) or bytes. Render everything
     before calling: a failure mid-way leaves each file either old or new, never half-written."""
-    out_dir = Path(out_dir)
+    folder = Path(out_dir)
     paths = []
     for name, content in files.items():
-        path = out_dir / name
+        path = folder / name
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(path, content.encode("utf-8") if isinstance(content, str) else content)
         paths.append(path)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import TypeVar
+from typing import Any, TypeVar
 
 __all__ = ["LEAF", "FlatView", "flat_fields", "replace_leaves"]
 
@@ -66,7 +66,7 @@ class FlatView:
     flags one by one (the command line) or were written against the flat configurations of the past; code
     that knows the tree reads the nested path."""
 
-    def __getattr__(self, name: str) -> object:
+    def __getattr__(self, name: str) -> Any:  # a leaf of any type, found by name at run time
         if name.startswith("_") or not dataclasses.is_dataclass(self):
             raise AttributeError(name)
         leaves = flat_fields(self)

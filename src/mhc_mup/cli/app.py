@@ -15,7 +15,7 @@ import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 from mhc_mup import __version__
 from mhc_mup.errors import MhcMupError, UsageError
@@ -101,7 +101,8 @@ def build_parser() -> Parser:
         description="Does a dynamic mHC (DeepSeek V4 hyper-connection) parameterization transfer across width?",
     )
     parser.add_argument("--version", action="version", version=f"mhc-mup {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser, action=Subcommands)
+    sub = cast(Subcommands, parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser,
+                                                  action=Subcommands))  # fmt: skip
     for command in COMMANDS:
         sub.add_command(command)
     return parser

@@ -167,8 +167,11 @@ def run_coordcheck_command(args: argparse.Namespace) -> int:
 
 
 def print_coordcheck(result: CoordCheckResult, console: Console) -> None:
-    """The per-kind exponents (of the RMS) at each step, the final-step readings and the losses."""
+    """The per-kind exponents (of the RMS) at each step, the final-step readings and the losses of a check of
+    mhc-mup's own model (the command's)."""
     cfg = result.config
+    if not isinstance(cfg, CoordCheckConfig):
+        raise TypeError("print_coordcheck prints a coordinate check of mhc-mup's model (CoordCheckConfig)")
     level = f"{cfg.confidence:.0%}"
     steps = panel_steps(cfg.steps)
     last = cfg.steps

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,7 +45,7 @@ INSPECT_WRITES = "inspect.csv, inspect.json and inspect.png"
 ADAPTER_WRITES = "adapter_results.csv and adapter_fits.csv"
 
 
-def write_outputs(out: Path, files: dict[str, str | bytes]) -> list[Path]:
+def write_outputs(out: Path, files: Mapping[str, str | bytes]) -> list[Path]:
     """:func:`~mhc_mup._io.write_bundle` into ``out``, a failure as one line; render everything first."""
     try:
         return write_bundle(out, files)
@@ -81,7 +82,7 @@ def run_inspect(args: argparse.Namespace) -> int:
         args.checkpoint, samples=args.samples, seed=args.seed, K=args.K, hc_eps=args.hc_eps, norm_eps=args.norm_eps
     )
     summary = result.summary()
-    files = {
+    files: dict[str, str | bytes] = {
         "inspect.csv": inspection_csv(result),
         "inspect.json": json.dumps(summary, indent=2) + "\n",
         "inspect.png": figure_png(result),

@@ -10,7 +10,7 @@ import argparse
 import itertools
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
@@ -343,7 +343,7 @@ def _execution_arguments(g: Group) -> None:
 def transfer_config(args: argparse.Namespace) -> TransferConfig:
     """A validated :class:`TransferConfig`: defaults, then ``--quick``, then explicit flags."""
     changes: dict = {}
-    quick = dict(QUICK) if args.quick else {}
+    quick: dict[str, Any] = dict(QUICK) if args.quick else {}
     grid = quick.pop("grid", DEFAULT_GRID)
     names = quick.pop("configs", DEFAULT_CONFIGS)
     changes.update(quick)

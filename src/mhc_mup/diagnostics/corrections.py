@@ -7,10 +7,13 @@ comb column. It reads fitted runs, fresh or from disk, and needs no torch.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from mhc_mup.stats.fitting import PowerLawFit
 from mhc_mup.stats.readings import classify
+
+if TYPE_CHECKING:
+    from mhc_mup.diagnostics.config import SweepConfig
 
 __all__ = ["CORRECTIONS_CSV_COLUMNS", "CORRECTION_QUANTITIES", "FittedRun", "corrections_rows"]
 
@@ -47,6 +50,8 @@ class FittedRun(Protocol):
     def description(self) -> str: ...
     @property
     def widths(self) -> list[int]: ...
+    @property
+    def config(self) -> SweepConfig | dict: ...
     def fit(self, diagnostic: str, key: str) -> PowerLawFit: ...
     def summary(self, width: int) -> dict[str, dict]: ...
 

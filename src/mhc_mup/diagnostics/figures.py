@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -210,7 +211,8 @@ def corrections_figure(runs: Mapping[str, FittedRun], tolerance: float) -> Figur
     first.set_yticks(range(len(names)))
     first.set_yticklabels(names)
     first.invert_yaxis()
-    handles = [Line2D([], [], marker="o", ls="none", color=c, label=v) for v, c in READING_COLOURS.items()]
+    handles: list[Artist] = [Line2D([], [], marker="o", ls="none", color=c, label=v)
+                             for v, c in READING_COLOURS.items()]  # fmt: skip
     handles.append(Rectangle((0, 0), 1, 1, color="0.85", label=f"O(1) band ±{tolerance:g}"))
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=8)
     fig.suptitle("Corrections: exponent of each quantity with its interval (colour: verdict)")

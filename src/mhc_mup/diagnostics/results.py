@@ -271,7 +271,7 @@ class LoadedRun:
     def fit(self, diagnostic: str, key: str) -> PowerLawFit:
         d = self.document["fits"][f"{diagnostic}.{key}"]
         nan = float("nan")
-        return PowerLawFit(**{k: (nan if v is None else v) for k, v in d.items()})
+        return PowerLawFit(**{k: (nan if v is None else v) for k, v in d.items()})  # type: ignore[arg-type]  # JSON
 
 
 def load_run(path: Path) -> LoadedRun:

@@ -6,7 +6,7 @@ same reductions for its fits. Plain numpy: reading a results file back needs no 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -109,11 +109,12 @@ def _float64(values: object) -> np.ndarray:
     return np.asarray(values, dtype=np.float64).reshape(-1)
 
 
-def summarize(diagnostic: str, samples: NamedTuple | dict[str, np.ndarray]) -> dict[str, float]:
+def summarize(diagnostic: str, samples: NamedTuple | Mapping[str, object]) -> dict[str, float]:
     """Reduce one diagnostic's per-sample values to the seed's keys, e.g. ``{"dc_x_mean": …}``.
 
-    Values of any shape are pooled: a ``(4, 16)`` batch of combs counts as 64 samples, as in the seed.
-    Keys whose samples are absent are left out (an adapter measures only the worst-case sensitivity)."""
+    Values (arrays, or tensors on any device) of any shape are pooled: a ``(4, 16)`` batch of combs counts as 64
+    samples, as in the seed. Keys whose samples are absent are left out (an adapter measures only the worst-case
+    sensitivity)."""
     values = samples._asdict() if hasattr(samples, "_asdict") else dict(samples)
     arrays = {k: _float64(v) for k, v in values.items()}
     return {s.key: float(REDUCERS[s.reducer](arrays[s.sample])) for s in SUMMARY_KEYS[diagnostic] if s.sample in arrays}

@@ -157,15 +157,15 @@ def _logit_update(cfg: SweepConfig, width: int, dev: torch.device, dtype: torch.
     rows, fan_in = n_s * n_s, n_s * width
     s = torch.tensor([init.scale[2]], dtype=dtype, device=dev)
     b_c = init.base_tensor(n_s, dtype, dev, gate="comb")
-    rates = {
-        opt: tuple(cfg.lr * m for m in p.lr_multipliers(opt, n_s, width).values()) for opt in dg.OPTIMIZER_STEPS
-    }
+    rates: dict[str, dg.Rates] = {}
+    for opt in dg.OPTIMIZER_STEPS:
+        m = p.lr_multipliers(opt, n_s, width)
+        rates[opt] = (cfg.lr * m["fn"], cfg.lr * m["scale"], cfg.lr * m["base"])
     parts: dict[str, list] = {opt: [] for opt in dg.OPTIMIZER_STEPS}
     for b in _chunks(cfg.sampling.update_samples, rows * fan_in, cfg.chunk_elements):
         W = init.sample_fn(n_s, fan_in, (b,), generator=gen, gate="comb", dtype=dtype, device=dev)
         x = torch.randn(b, n_s, width, generator=gen, dtype=dtype, device=dev)
-        steps = dg.logit_updates(x, W, s, b_c, rates, mhc.K, mhc.hc_eps, mhc.norm_eps)
-        for opt, step in steps.items():
+        for opt, step in dg.logit_updates(x, W, s, b_c, rates, mhc.K, mhc.hc_eps, mhc.norm_eps).items():
             parts[opt].append(step)
     out = {}
     for opt, steps in parts.items():

@@ -152,12 +152,13 @@ def _phrase(label: str, estimate: float, lo: float, hi: float, reading: Reading 
             f"{label} scales as d^{estimate:.3f}, but its {interval} reaches outside the O(1) band "
             f"±{tol:g} (more widths or samples would settle it)"
         )
-    verb = {O1: "is O(1):", GROWS: "grows as", DECAYS: "decays as"}[reading]
+    verb = {O1: "is O(1):", GROWS: "grows as", DECAYS: "decays as"}[Reading(reading)]
     band = "" if reading == O1 else f", outside the O(1) band ±{tol:g}"
     return f"{label} {verb} d^{estimate:.3f} ({interval}){band}"
 
 
 def _scaling_phrase(check: Check, level: str, tol: float) -> str:
+    # an exponent's check: its interval is set (only checks of another kind leave it None)
     return _phrase(check.label, check.estimate, check.ci_low, check.ci_high, check.reading, level, tol)  # type: ignore[arg-type]
 
 

@@ -56,9 +56,10 @@ class MHCAdapter(Protocol):
     ``pre (..., n_s)``, ``post (..., n_s)``, ``comb (..., n_s, n_s)`` (``comb[input, output]``).
     """
 
-    n_s: int
-    d: int
-
+    @property
+    def n_s(self) -> int: ...
+    @property
+    def d(self) -> int: ...
     def weights(self, state: torch.Tensor) -> HCWeights: ...
 
 
@@ -146,13 +147,14 @@ class V4Params:
     def from_transformers(cls, module: torch.nn.Module) -> V4Params:
         """The parameters of a transformers ``DeepseekV4HyperConnection`` (detached, fp32), with its
         ``hc_sinkhorn_iters``, ``hc_eps`` and the eps of its un-weighted input RMSNorm."""
+        m: Any = module  # another implementation's: its attributes are its own, unknown to a type checker
         return cls(
-            fn=module.fn.detach().float(),
-            base=module.base.detach().float(),
-            scale=module.scale.detach().float(),
-            K=int(module.hc_sinkhorn_iters),
-            hc_eps=float(module.hc_eps),
-            norm_eps=rms_norm_eps(module.input_norm),
+            fn=m.fn.detach().float(),
+            base=m.base.detach().float(),
+            scale=m.scale.detach().float(),
+            K=int(m.hc_sinkhorn_iters),
+            hc_eps=float(m.hc_eps),
+            norm_eps=rms_norm_eps(m.input_norm),
         )
 
 
@@ -195,12 +197,13 @@ class V4HeadParams:
     @classmethod
     def from_transformers(cls, head: torch.nn.Module) -> V4HeadParams:
         """The parameters of a transformers ``DeepseekV4HyperHead`` (detached, fp32)."""
+        m: Any = head  # another implementation's: its attributes are its own, unknown to a type checker
         return cls(
-            fn=head.hc_fn.detach().float(),
-            base=head.hc_base.detach().float(),
-            scale=head.hc_scale.detach().float(),
-            hc_eps=float(head.eps),
-            norm_eps=rms_norm_eps(head.input_norm),
+            fn=m.hc_fn.detach().float(),
+            base=m.hc_base.detach().float(),
+            scale=m.hc_scale.detach().float(),
+            hc_eps=float(m.eps),
+            norm_eps=rms_norm_eps(m.input_norm),
         )
 
 
@@ -218,7 +221,7 @@ class TransformersV4Adapter:
             if not hasattr(module, name):
                 kind = type(module).__name__
                 raise TypeError(f"{kind} has no '{name}': not a transformers DeepseekV4HyperConnection")
-        self.module = module
+        self.module: Any = module  # another implementation's: its attributes are its own
 
     @property
     def params(self) -> V4Params:
@@ -320,7 +323,7 @@ class HyperConnectionsAdapter:
             raise TypeError(
                 f"{type(module).__name__} has no residual_mix_constraint_fn: needs hyper-connections >= 0.4.2"
             )
-        self.module = module
+        self.module: Any = module  # another implementation's: its attributes are its own
 
     @property
     def n_s(self) -> int:

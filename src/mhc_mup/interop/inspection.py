@@ -294,8 +294,8 @@ def _plot_quantity(ax: Axes, rows: list[dict], key: str, label: str, colour: str
         pts = [(r["layer"], r[key]) for r in rows if r["sublayer"] == sub]
         if not pts:
             continue
-        x, y = zip(*pts, strict=True)
-        y = np.asarray(y, dtype=float)
+        layers, values = zip(*pts, strict=True)
+        y = np.asarray(values, dtype=float)
         if log:
             y = np.where(y > 0, y, np.nan)
-        ax.plot(x, y, line, marker=marker, ms=4, color=colour, label=f"{label} ({sub})")
+        ax.plot(layers, y, line, marker=marker, ms=4, color=colour, label=f"{label} ({sub})")

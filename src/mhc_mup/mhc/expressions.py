@@ -78,7 +78,7 @@ def _check(node: ast.AST, text: str) -> None:
 def _evaluate(node: ast.AST, env: dict[str, float]) -> float:
     if isinstance(node, ast.Expression):
         return _evaluate(node.body, env)
-    if isinstance(node, ast.Constant):
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
         return float(node.value)
     if isinstance(node, ast.Name):
         return env[node.id] if node.id in env else CONSTANTS[node.id]
@@ -89,8 +89,8 @@ def _evaluate(node: ast.AST, env: dict[str, float]) -> float:
         return value
     if isinstance(node, ast.UnaryOp):
         return _UNARY[type(node.op)](_evaluate(node.operand, env))
-    if isinstance(node, ast.Call):
-        return float(FUNCTIONS[node.func.id](*(_evaluate(a, env) for a in node.args)))  # type: ignore[union-attr]
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+        return float(FUNCTIONS[node.func.id](*(_evaluate(a, env) for a in node.args)))
     raise AssertionError(f"unchecked node {type(node).__name__}")
 
 

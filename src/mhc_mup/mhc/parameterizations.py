@@ -109,13 +109,14 @@ class GeneratorInit:
         fan_in: int,
         batch: tuple[int, ...] = (),
         *,
-        generator: torch.Generator,
+        generator: torch.Generator | None,
         gate: str | None = None,
         dtype: torch.dtype | None = None,
         device: Device = None,
     ) -> torch.Tensor:
         """A ``(*batch, rows, fan_in)`` generator weight (``dtype`` default float32), each gate's rows
-        ``~ N(0, σ_gate²)``: all ``(2+n_s)·n_s`` rows in V4 layout, or only ``gate``'s."""
+        ``~ N(0, σ_gate²)``: all ``(2+n_s)·n_s`` rows in V4 layout, or only ``gate``'s. ``generator`` must be given;
+        None draws from torch's default generator (as a module's ``reset_parameters`` without one does)."""
         import torch
 
         dtype = torch.float32 if dtype is None else dtype
@@ -260,7 +261,7 @@ def parameterization(name: str, description: str = "", **rules: str | float) -> 
     defaults = {**dict.fromkeys(ALIASES["sigma_w"], "0.02"), **dict.fromkeys(ALIASES["scale"], "0.1")}
     defaults |= {**dict.fromkeys(ALIASES["base"], "0"), **dict.fromkeys(LR_KEYS, "1")}
     start = Parameterization(name, description, {k: Expr(v) for k, v in defaults.items()})
-    return start.with_rules(**rules) if rules else start
+    return start.with_rules(None, None, **rules) if rules else start  # the name and description as given
 
 
 PARAMETERIZATIONS: dict[str, Parameterization] = {

@@ -123,9 +123,9 @@ class FigurePool:
 def render_figures(report: Report, pool: FigurePool | None = None) -> Report:
     """``report`` with every figure that has a ``draw`` job and no PNG yet rendered, in ``pool`` (default: in
     this process)."""
-    pending = [b for b in report.blocks if isinstance(b, FigureBlock) and b.draw is not None and not b.png]
-    pngs = (pool or FigurePool()).render([b.draw for b in pending])
-    rendered = {id(b): dataclasses.replace(b, png=png, draw=None) for b, png in zip(pending, pngs, strict=True)}
+    pending = [(b, b.draw) for b in report.blocks if isinstance(b, FigureBlock) and b.draw is not None and not b.png]
+    pngs = (pool or FigurePool()).render([draw for _, draw in pending])
+    rendered = {id(b): dataclasses.replace(b, png=png, draw=None) for (b, _), png in zip(pending, pngs, strict=True)}
     return dataclasses.replace(report, blocks=[rendered.get(id(b), b) for b in report.blocks])
 
 

@@ -238,7 +238,7 @@ def _fit_one(
     """The fit of ``point`` ``(W,)`` on ``log_d``; ``boot`` ``(n_boot, W)`` holds the resampled statistics."""
     nan = float("nan")
     if not np.all(np.isfinite(point)) or np.any(point <= 0):
-        return PowerLawFit(*[nan] * 9, len(point), n_boot, confidence,
+        return PowerLawFit(nan, nan, nan, nan, nan, nan, nan, nan, nan, len(point), n_boot, confidence,
                            note="statistic not positive and finite at every width")  # fmt: skip
     log_y = np.log(point)
     slope, intercept = _line_fits(log_d, log_y)

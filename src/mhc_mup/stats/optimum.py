@@ -293,17 +293,18 @@ def seed_bootstrap(
         if key not in cache:
             cache[key] = _refit(lw, x, sd, y, dict(zip(curves, key, strict=True)))
         betas.append(cache[key])
-    betas = np.array(betas)
-    if np.isfinite(betas).sum() < n_boot / 2:
+    drawn = np.array(betas)
+    if np.isfinite(drawn).sum() < n_boot / 2:
         return math.nan, math.nan
     alpha = (1 - confidence) / 2
-    lo, hi = np.quantile(betas[np.isfinite(betas)], [alpha, 1 - alpha])
+    lo, hi = np.quantile(drawn[np.isfinite(drawn)], [alpha, 1 - alpha])
     return float(lo), float(hi)
 
 
 def _refit(lw: np.ndarray, x: np.ndarray, sd: np.ndarray, y: np.ndarray, draw: dict) -> float:
     """``β`` of the joint fit on the curves ``draw = {log2 width: seeds drawn}`` (each drawn curve its own)."""
-    idx, curve = [], []
+    idx: list[np.ndarray] = []
+    curve: list[np.ndarray] = []
     for w, seeds in draw.items():
         for s in seeds:
             rows = np.flatnonzero((lw == w) & (sd == s))
@@ -371,14 +372,15 @@ def paired_lack_of_fit(a: JointOptimumFit, b: JointOptimumFit) -> float:
     common = sorted(set(a.log2_widths) & set(b.log2_widths))
     if len(common) < 3:
         return math.nan
-    d, v = [], []
+    diffs: list[float] = []
+    variances: list[float] = []
     for lw in common:
         ia, ib = a.log2_widths.index(lw), b.log2_widths.index(lw)
         sa = {k: row[ia] for k, row in zip(a.curves, a.width_scores, strict=True)}
         sb = {k: row[ib] for k, row in zip(b.curves, b.width_scores, strict=True)}
-        d.append(a.width_optima[ia] - b.width_optima[ib])
-        v.append(sum((sa.get(k, 0.0) - sb.get(k, 0.0)) ** 2 for k in set(sa) | set(sb)))
-    d, v, u = np.array(d), np.array(v), np.array(common)
+        diffs.append(a.width_optima[ia] - b.width_optima[ib])
+        variances.append(sum((sa.get(k, 0.0) - sb.get(k, 0.0)) ** 2 for k in set(sa) | set(sb)))
+    d, v, u = np.array(diffs), np.array(variances), np.array(common)
     if not (np.isfinite(d).all() and np.isfinite(v).all() and (v > 0).all()):
         return math.nan
     w = 1.0 / v

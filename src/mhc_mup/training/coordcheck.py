@@ -217,7 +217,7 @@ def train_and_record(
     """
     model.to(device).train()
     opt = make_optimizer(model, optimizer, lr)
-    return _train_recording(model, batches, lambda b: train_step(model, opt, *b, device), model_output=False)
+    return _train_recording(model, batches, lambda b: train_step(model, opt, b[0], b[1], device), model_output=False)
 
 
 def _train_recording(
@@ -272,7 +272,7 @@ def run_coord_check(
     return CoordCheckResult(cfg, coords, losses, fit_exponents(coords, cfg))
 
 
-def fit_exponents(coords: pd.DataFrame, cfg: CoordCheckConfig) -> pd.DataFrame:
+def fit_exponents(coords: pd.DataFrame, cfg: CoordCheckConfig | ModelCoordCheckConfig) -> pd.DataFrame:
     """Fit ``size ≈ c·d^α`` per module and per kind (geometric mean over its modules), per step and metric.
 
     The samples at each width are the seeds; the statistic is their mean. A kind's value for one seed

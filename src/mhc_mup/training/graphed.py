@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterator
+from typing import cast
 
 import torch
 import torch._dynamo
@@ -60,7 +61,7 @@ def compiled(model: nn.Module, attention: str = "auto") -> nn.Module:
         torch._dynamo.reset()
         _traced_under["attention"] = attention
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, COMPILED_GRAPHS_PER_FORWARD)
-    return torch.compile(model, dynamic=False)
+    return cast(nn.Module, torch.compile(model, dynamic=False))  # a module compiles to an OptimizedModule
 
 
 def graph_ready_optimizer(model: nn.Module, optimizer: str, lr: float) -> torch.optim.Optimizer:
@@ -131,10 +132,10 @@ class GraphedSteps:
             if self.graph is not None:
                 self.graph.replay()
             elif self.capture and self.taken == self.warmup:
-                self.stream.synchronize()
+                self._sync()
                 start = time.perf_counter()
                 self._capture_and_replay()
-                self.stream.synchronize()
+                self._sync()
                 self.capture_seconds = time.perf_counter() - start
             else:
                 self._eager_step()
@@ -145,6 +146,11 @@ class GraphedSteps:
         new = self.losses[self.read : self.taken].cpu().tolist()
         self.read = self.taken
         return new
+
+    def _sync(self) -> None:
+        """Wait for the run's own stream, which a captured step has (:func:`_own_stream`)."""
+        assert self.stream is not None, "only a run that captures its step has a stream of its own"
+        self.stream.synchronize()
 
     def _eager_step(self) -> None:
         self.opt.zero_grad(set_to_none=True)
@@ -173,7 +179,7 @@ class GraphedSteps:
         except RuntimeError as exc:
             self.fallback = _first_line(exc)
             self.capture = False
-            self.stream.synchronize()
+            self._sync()
             self._eager_step()
             return
         self.graph = graph
@@ -191,8 +197,7 @@ def _own_stream(device: torch.device) -> torch.cuda.Stream:
 def _on(stream: torch.cuda.Stream | None, device: torch.device) -> Iterator[None]:
     """Queue the block's work on ``stream`` (after the current stream's work; the current stream then waits for
     it), or on the current stream when ``stream`` is None or is the current stream."""
-    current = torch.cuda.current_stream(device) if stream is not None else None
-    if stream is None or stream == current:
+    if stream is None or stream == (current := torch.cuda.current_stream(device)):
         yield
         return
     stream.wait_stream(current)

@@ -121,7 +121,8 @@ def attention_backends(choice: str) -> contextlib.AbstractContextManager:
 @contextlib.contextmanager
 def _without_cudnn() -> Iterator[None]:
     tag = f"{torch.compiler.config.cache_key_tag}+sdpa-without-cudnn"
-    with sdpa_kernel(list(WITHOUT_CUDNN)), torch.compiler.config.patch(cache_key_tag=tag):
+    # patch: added to torch's config modules at import (install_config_module), unseen by type checkers
+    with sdpa_kernel(list(WITHOUT_CUDNN)), torch.compiler.config.patch(cache_key_tag=tag):  # type: ignore[attr-defined]
         yield
 
 

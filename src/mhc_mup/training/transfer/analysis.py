@@ -440,7 +440,7 @@ def logits_table(runs: pd.DataFrame, loss: str = _DEFAULT_LOSS) -> pd.DataFrame:
         above = ok.value[ok.value >= 2 * best]
         for at, value in zip(LOGIT_POINTS, (best, above.min() if len(above) else None), strict=True):
             sel = ok[(ok.value == value) & ok.attn_logit_max.notna()]
-            if not sel.empty:
+            if value is not None and not sel.empty:
                 rows.append({"config": name, "width": width, "at": at, "value": float(value), "n_seeds": len(sel)}
                             | {k: float(sel[k].mean()) for k in LOGIT_COLUMNS})  # fmt: skip
     return pd.DataFrame(rows, columns=list(LOGIT_TABLE_COLUMNS))

@@ -193,7 +193,7 @@ def calibration(cfg: TransferConfig, records: Sequence[Mapping], gpu: str | None
         return None
     names = Counter(name for name, _ in finished)
     here = _gpu_name(gpu) if gpu else None
-    device = here if here in names else names.most_common(1)[0][0]
+    device = here if here is not None and here in names else names.most_common(1)[0][0]
     by_kind: dict[tuple[bool, int], list[Mapping]] = {}
     for name, r in finished:
         if name == device:

@@ -174,7 +174,8 @@ def _two_width_degraded(cfg: TransferConfig, curves: list[WidthCurves], fit: Pow
     if never:
         return fit.ci_low, fit.ci_high, f"{fit.note} ({never} seed curve(s) never reach the level alone)"
     dx = math.log2(curves[1].width / curves[0].width)
-    return two_width_interval(fit, *per_seed, dx, cfg.analysis.fit.confidence, centred=True)
+    first, second = per_seed
+    return two_width_interval(fit, first, second, dx, cfg.analysis.fit.confidence, centred=True)
 
 
 def _clean(v: float) -> float:
@@ -235,6 +236,7 @@ def _fit_edge(
         means = loss[rows - starts[k]].mean(axis=-2)
         if which == "degraded":
             return 2.0 ** degraded_edge(x, means, cfg.analysis.degrade_nats)
+        assert pick is not None, f"unknown edge {which!r}"
         index = band_edges(means, band_of(rows.shape[-1]))[pick]
         open_end = {"low_edge": 0, "high_edge": len(x) - 1}.get(which, -2)
         ok = (index >= 0) & (index != open_end)

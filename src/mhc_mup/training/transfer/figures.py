@@ -135,7 +135,8 @@ def optima_figure(result: TransferResult) -> Figure | None:
                         both.ci_high_c, strict=True)  # fmt: skip
             apart = np.array([difference_interval(s[:3], s[3:]) for s in sides]).reshape(-1, 3)  # (δ, low, high)
             paired_widths |= set(both.width)
-            _optima_series(axes[0][1], both.width, *apart.T, both.joint_log2_opt - both.joint_log2_opt_c,
+            delta, low, high = apart.T
+            _optima_series(axes[0][1], both.width, delta, low, high, both.joint_log2_opt - both.joint_log2_opt_c,
                            style[name], _estimate_label(f"{name} − {anchor}", "δ", rel["exponent"], rel["ci_low"],
                                                         rel["ci_high"]))  # fmt: skip
         axes[0][1].axhline(0.0, color="0.5", lw=0.8, ls="--")

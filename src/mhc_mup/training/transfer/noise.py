@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -33,13 +33,13 @@ NOISE_COLUMNS = (
 )  # fmt: skip
 
 
-def batch_se(losses: np.ndarray) -> float:
+def batch_se(losses: Sequence[float] | np.ndarray) -> float:
     """``sd(ℓ_b)/√n`` (sample sd) of one run's ``n`` validation-batch losses; NaN for fewer than two."""
-    losses = np.asarray(losses, dtype=np.float64)
-    return float(losses.std(ddof=1) / math.sqrt(len(losses))) if len(losses) >= 2 else math.nan
+    values = np.asarray(losses, dtype=np.float64)
+    return float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) >= 2 else math.nan
 
 
-def paired_batch_se(a: np.ndarray, b: np.ndarray) -> float:
+def paired_batch_se(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -> float:
     """:func:`batch_se` of the per-batch differences ``a − b`` of two runs validated on the same batches."""
     return batch_se(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64))
 

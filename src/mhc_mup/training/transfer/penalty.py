@@ -84,14 +84,15 @@ def penalty_table(
         if c.width == base_width:
             continue
         own = optima.get(c.width, math.nan)
+        note = _no_penalty(c, base, own, base_width)
         row = dict.fromkeys(PENALTY_COLUMNS, math.nan) | {"config": name, "width": c.width, "base_width": base_width,
                                                           "base_log2": base, "own_log2": own, "n_seeds": 0,
-                                                          "note": _no_penalty(c, base, own, base_width)}  # fmt: skip
-        if row["note"]:
+                                                          "note": note}  # fmt: skip
+        if note:
             bound = _bound(c, base, own)
             if math.isfinite(bound):
-                row |= {"at_grid_end": bound, "note": row["note"] + f"; at that end {bound:+.4f}, a lower bound "
-                                                                   "where the loss keeps rising beyond it"}  # fmt: skip
+                row |= {"at_grid_end": bound, "note": note + f"; at that end {bound:+.4f}, a lower bound "
+                                                             "where the loss keeps rising beyond it"}  # fmt: skip
             rows.append(row)
             continue
         rows.append(row | _seed_mean(c, base, own, confidence))
@@ -118,7 +119,7 @@ def rule_penalty_table(
 def _seed_mean(c: WidthCurves, at: float, own: float, confidence: float) -> dict:
     """``L_s(at) − L_s(own)`` over the seeds of ``c`` (:func:`quadratic_reading`): its mean (``penalty``), the
     seeds it has (``n_seeds``) and, with two or more, a t-interval at ``confidence``; a note where no seed has it."""
-    per_seed = np.array([np.subtract(*quadratic_reading(c.x, loss, (at, own))) for loss in c.loss])
+    per_seed = np.array([_reading_apart(c.x, loss, at, own) for loss in c.loss])
     per_seed = per_seed[np.isfinite(per_seed)]
     if not len(per_seed):
         return {"note": "every seed has a diverged run next to a point read"}
@@ -129,13 +130,19 @@ def _seed_mean(c: WidthCurves, at: float, own: float, confidence: float) -> dict
     return {"n_seeds": len(per_seed), "penalty": mean, "ci_low": low, "ci_high": high}
 
 
+def _reading_apart(x: np.ndarray, loss: np.ndarray, at: float, own: float) -> float:
+    """``L(at) − L(own)`` of one seed's curve ``loss`` over ``x``, both read by :func:`quadratic_reading`."""
+    at_loss, own_loss = quadratic_reading(x, loss, (at, own))
+    return at_loss - own_loss
+
+
 def _bound(c: WidthCurves, base: float, own: float) -> float:
     """For a base optimum beyond the width's values: the mean penalty at their nearer end, a lower bound where the
     loss keeps rising beyond it (NaN otherwise)."""
     if not (math.isfinite(base) and math.isfinite(own) and c.x[0] <= own <= c.x[-1]) or c.x[0] <= base <= c.x[-1]:
         return math.nan
     end = float(c.x[-1] if base > c.x[-1] else c.x[0])
-    at_end = np.array([np.subtract(*quadratic_reading(c.x, loss, (end, own))) for loss in c.loss])
+    at_end = np.array([_reading_apart(c.x, loss, end, own) for loss in c.loss])
     return float(np.nanmean(at_end)) if np.isfinite(at_end).any() else math.nan
 
 

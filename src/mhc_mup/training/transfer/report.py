@@ -581,7 +581,10 @@ def write_outputs(result: TransferResult, out: str | Path) -> list[Path]:
                                    ("optima.png", optima_figure))}  # fmt: skip
     report = build_transfer_report(result, png, optional["logits.png"], optional["routing.png"],
                                    optional["optima.png"])  # fmt: skip
-    files = {
+    rule_penalty: dict[str, str] = {}
+    if result.config.sweep.hyper != "lr":
+        rule_penalty["rule_penalty.csv"] = _csv(result.rule_penalty, RULE_PENALTY_COLUMNS)
+    files: dict[str, str | bytes] = {
         "transfer.csv": _csv(result.runs, TRANSFER_COLUMNS),
         # every run's per-step losses: 1,000 rows a run, so compressed (8× smaller); pandas reads it as it is.
         # mtime=0 keeps the bytes the same for the same runs.
@@ -598,13 +601,13 @@ def write_outputs(result: TransferResult, out: str | Path) -> list[Path]:
         "relative_drift.csv": _csv(result.relative, RELATIVE_COLUMNS),
         "rule_drift.csv": _csv(result.rules, RELATIVE_COLUMNS),
         "transfer_penalty.csv": _csv(result.penalty, PENALTY_COLUMNS),
-        **({"rule_penalty.csv": _csv(result.rule_penalty, RULE_PENALTY_COLUMNS)}
-           if result.config.sweep.hyper != "lr" else {}),
+        **rule_penalty,
         # report.py links figures under figures/; this report keeps its figures beside it
         "transfer_report.md": render_markdown(report).replace("](figures/", "]("),
         "transfer_report.html": render_html(report),
         "transfer.png": png,
-    } | {name: data for name, data in optional.items() if data}
+    }
+    files.update({name: data for name, data in optional.items() if data})
     written = write_bundle(out, files)
     Path(out, "curves.csv").unlink(missing_ok=True)  # the uncompressed name of earlier versions: now stale
     return written

@@ -296,7 +296,7 @@ def base_lr_from(folder: str | Path, names: list[str]) -> float:
     sweep, so that is ambiguous."""
     import math
 
-    found = {}
+    found: dict[str, tuple[tuple[int, float], ...]] = {}
     for name, rows in _lr_optima(folder, names).items():
         row = rows.iloc[0]
         x = row.log2_lr_opt
