@@ -115,3 +115,38 @@ def test_comb_is_scale_invariant_in_x(gen):
     # with norm_eps = 0 it is exact to round-off
     J0 = jac.gate_jacobians(x, fn, scale, base, norm_eps=0.0)
     assert (J0.comb @ x_flat).abs().max() < 1e-13
+
+
+def test_sinkhorn_jacobians_at_several_K_are_each_Ks_jacobian(gen):
+    Z = torch.randn(3, 4, 4, generator=gen, dtype=torch.float64) * 1.5
+    out = jac.sinkhorn_jacobians(Z, [20, 1, 5])
+    assert list(out) == [20, 1, 5]  # in the order asked, from one run of 20 rounds
+    for K, J in out.items():
+        torch.testing.assert_close(J, jac.sinkhorn_jacobian(Z, K), rtol=1e-12, atol=1e-14)
+    with pytest.raises(ValueError, match=r"K values must be >= 1, got \[0, 3\]"):
+        jac.sinkhorn_jacobians(Z, [3, 0])
+
+
+def test_generator_jacobian_factors_multiply_to_the_autograd_comb_jacobian(gen):
+    """``J_comb = s_C · DS_K(Z) · W_comb · D RMSNorm(x)``: each factor against its own definition, their product
+    and the Gram matrix against autograd's Jacobian of the comb."""
+    n_s, d, K = 3, 5, 7
+    x = torch.randn(2, n_s, d, generator=gen, dtype=torch.float64)
+    fn, scale, base = random_params(n_s, d, gen)
+    G = jac.generator_jacobian(x, fn, scale, base, K=K)
+    torch.testing.assert_close(G.fn_gram.expand(2, -1, -1), (fn @ fn.T).expand(2, -1, -1))
+    for b in range(2):
+        norm = jacobian(lambda v: v * ops.rms_rsqrt(v), x[b].reshape(-1))  # D RMSNorm(x), (N, N)
+        torch.testing.assert_close(G.rms_gain[b].reshape(()), torch.linalg.matrix_norm(norm, ord=2))
+        _, _, Z = ops.gate_logits(ops.hc_mixes(x[b], fn), scale, base, n_s)
+        torch.testing.assert_close(G.sinkhorn[b], jac.sinkhorn_jacobian(Z, K))
+        chain = scale[2] * G.sinkhorn[b] @ fn[2 * n_s :] @ norm
+        ref = per_entry_autograd_jacobian(lambda v: ops.hc_weights(v, fn, scale, base, K=K).comb, x[b])
+        torch.testing.assert_close(chain, ref, rtol=1e-9, atol=1e-12)
+        torch.testing.assert_close(G.grams.comb[b], ref @ ref.T, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(4, 4), (3, 6, 6)])
+def test_top_singular_value_from_the_gram_is_the_largest_singular_value(shape, gen):
+    J = torch.randn(*shape[:-1], shape[-1] + 3, generator=gen, dtype=torch.float64)
+    torch.testing.assert_close(jac.top_singular_value(J @ J.transpose(-1, -2)), torch.linalg.svdvals(J)[..., 0])
