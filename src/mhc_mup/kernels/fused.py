@@ -168,20 +168,9 @@ def _hc_pre_backward(
 
 
 @_hc_pre_backward.register_fake
-def _(
-    x: Tensor,
-    fn: Tensor,
-    scale: Tensor,
-    base: Tensor,
-    mixes: Tensor,
-    rstd: Tensor,
-    grad_y: Tensor,
-    grad_post: Tensor,
-    grad_comb: Tensor,
-    grad_route: Tensor | None,
-    K: int,
-    hc_eps: float,
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def _(x: Tensor, fn: Tensor, scale: Tensor, base: Tensor, mixes: Tensor, rstd: Tensor, grad_y: Tensor,
+      grad_post: Tensor, grad_comb: Tensor, grad_route: Tensor | None, K: int, hc_eps: float,
+      ) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
     return torch.empty_like(x), torch.empty_like(fn), torch.empty_like(scale), torch.empty_like(base)
 
 
