@@ -6,7 +6,8 @@
 # FILES_AT: the folder the device tool put the call's $OUT in. Extracts its new_runs.tgz in the repository root
 # (every run record and sweep.json the call wrote), keeps the call's logs under calls/<UTC time of the call's
 # gpu.txt>/ beside this script (what ran, on which GPU and sources, for how long: the cost the experiments README
-# reports), keeps the CUDA integration tests' log and the device check's comparison where the call wrote them, then
+# reports), keeps the CUDA integration tests' log beside this script once it ends in rc=0 (else only under calls/,
+# and the next call runs them again) and the device check's comparison where the call wrote them, then
 # re-reads every folder that got runs (`--report-only`, about 10 s a folder) and rewrites the two tallies that read
 # them (cost_tally.txt; rules_at_best_lrfn.txt). It commits nothing: read the reports, then commit.
 set -eu
@@ -18,7 +19,13 @@ stamp=$(grep -m1 -E '^[A-Z][a-z]{2} [A-Z][a-z]{2} ' "$AT/gpu.txt" 2>/dev/null | 
 calls="$HERE/calls/${stamp:-$(date -u +%Y%m%dT%H%M)}"
 mkdir -p "$calls"
 cp "$AT"/gpu.txt "$AT"/*.log "$calls"/ 2>/dev/null || true
-[ -f "$AT/cuda_backends_pytest.log" ] && mv "$calls/cuda_backends_pytest.log" "$HERE/cuda_backends_pytest.log"
+if [ -f "$AT/cuda_backends_pytest.log" ]; then  # kept beside the script (the queue then skips the tests) once passed
+  if [ "$(tail -n 1 "$AT/cuda_backends_pytest.log")" = "rc=0" ]; then
+    mv "$calls/cuda_backends_pytest.log" "$HERE/cuda_backends_pytest.log"
+  else
+    echo "CUDA tests did not pass ($(tail -n 1 "$AT/cuda_backends_pytest.log")): read $calls/cuda_backends_pytest.log"
+  fi
+fi
 [ -f "$AT/devcheck.txt" ] && cp "$AT/devcheck.txt" "$HERE/device_check_onepass2000.txt"
 tar xzf "$AT/new_runs.tgz"
 folders=$(tar tzf "$AT/new_runs.tgz" | cut -d/ -f1-2 | sort -u)

@@ -8,8 +8,8 @@
 # sweep, and run_specs.sh skips a spec whose runs are all stored after a dry run of a few seconds). CALL: the
 # seconds the call may use, less ~25 s for the machine's start and the final pack. Writes into $OUT (default
 # ./device-out): what run_specs.sh writes (gpu.txt, a log per spec, new_runs.tgz) and, once, the CUDA-only
-# integration tests' log (cuda_backends_pytest.log: copy it next to this script after the call; while it is
-# there the tests are not run again) and, on an H200, devcheck.txt (device_check.py's comparison).
+# integration tests' log (cuda_backends_pytest.log: after_call.sh keeps it next to this script once it ends
+# in rc=0; while it is there the tests are not run again) and, on an H200, devcheck.txt (device_check.py's comparison).
 #
 # The queue (see experiments/README.md, `lrfn_onepass2000_baseline/` "Next"):
 #   1. item 2's `fn` multiplier sweeps finished: odd powers of both rules, `baseline` down to 2^-10 and round its
@@ -27,7 +27,7 @@ mkdir -p "$OUT"
 CALL=${CALL:-575}
 HERE=experiments/transfer_issue20
 if [ ! -e "$HERE/cuda_backends_pytest.log" ]; then
-  timeout 150 python -m pytest -q -p no:cacheprovider tests/integration/test_transfer_backends.py \
+  PYTHONPATH=src timeout 150 python -m pytest -q -p no:cacheprovider tests/integration/test_transfer_backends.py \
     > "$OUT/cuda_backends_pytest.log" 2>&1
   echo "rc=$?" >> "$OUT/cuda_backends_pytest.log"
 fi
@@ -39,7 +39,7 @@ BM="--configs mup $F --out experiments/lrfn_onepass2000_mup --base-lr 128:2^-6.2
 BASE_BB="$F --base-lr 128:2^-6.44,256:2^-7.03,512:2^-7.20,1024:2^-7.43"
 BASE_BM="$F --base-lr 128:2^-6.24,256:2^-6.41,512:2^-6.57,1024:2^-6.59"
 INIT="--sweep init_fn --grid 2^-8,2^-6,2^-4,2^-2,2^0,2^2,2^4,2^6,2^8 $W"
-DC="devcheck|20|100|4|--configs mup $F --widths 256,1024 --seeds 1 --grid 2^-7,2^-6,2^-5 --out experiments/device_check_onepass2000"
+DC="devcheck|100|100|4|--configs mup $F --widths 256,1024 --seeds 1 --grid 2^-7,2^-6,2^-5 --out experiments/device_check_onepass2000"
 nvidia-smi -L | grep -q H200 || DC="devcheck|0|0|4|skipped-on-H100"
 specs=(
   "oddmup|20|120|4|$BM --sweep lr_fn --grid 2^1,2^3,2^5 $W"

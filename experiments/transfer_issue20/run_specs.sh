@@ -50,13 +50,14 @@ COMMON="--steps $STEPS --batch-size 32 --seq-len 256 --eval-batches 16 --eval-ev
 for spec in "$@"; do
   IFS='|' read -r name margin cap rpg args <<< "$spec"
   log="$OUT/$name.log"
-  budget=$(( $(left) - margin )); [ "$budget" -gt "$cap" ] && budget=$cap
-  if [ "$budget" -lt 20 ]; then echo "skipped: budget $budget s" >> "$log"; continue; fi
+  if [ $(( $(left) - margin )) -lt 20 ]; then echo "skipped: budget $(( $(left) - margin )) s" >> "$log"; continue; fi
   # a spec whose runs are all stored is skipped: its dry run (a few seconds) says "0 of N runs to train"
   # shellcheck disable=SC2086
   if python -m mhc_mup transfer $COMMON $args --dry-run 2>&1 | grep -q "^0 of [0-9]* runs to train"; then
     echo "$(date -u +%T) nothing to train: $args" >> "$log"; continue
   fi
+  budget=$(( $(left) - margin )); [ "$budget" -gt "$cap" ] && budget=$cap  # after the dry run: its seconds count
+  if [ "$budget" -lt 20 ]; then echo "skipped: budget $budget s" >> "$log"; continue; fi
   echo "$(date -u +%T) budget $budget s, rpg $rpg: $args" >> "$log"
   # shellcheck disable=SC2086  # COMMON and args are word lists
   python -m mhc_mup transfer $COMMON --runs-per-gpu "$rpg" --time-budget "$budget" $args >> "$log" 2>&1

@@ -3,7 +3,9 @@ which type checkers and editors read as they are, and :func:`lazy_exports` reads
 module the first time one of its names is used.
 
 ``import mhc_mup`` and ``mhc-mup --help`` then cost no torch, scipy or matplotlib import; ``from mhc_mup
-import run_sweep`` imports exactly the modules ``run_sweep`` needs.
+import run_sweep`` imports exactly the modules ``run_sweep`` needs. The block is read from the ``__init__.py``
+source, so an install must keep its sources (wheels and editable installs do; a ``.pyc``-only or zipped one
+would not import).
 """
 
 from __future__ import annotations
