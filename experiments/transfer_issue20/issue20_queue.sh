@@ -34,10 +34,11 @@ fi
 P=/opt/torch/.venv/lib/python3.12/site-packages
 F="--corpus $P --corpus-mb 48"
 W="--widths 128,256,512,1024"
-BB="--configs baseline $F --out experiments/lrfn_onepass2000_baseline --base-lr 128:2^-6.44,256:2^-7.03,512:2^-7.20,1024:2^-7.43"
-BM="--configs mup $F --out experiments/lrfn_onepass2000_mup --base-lr 128:2^-6.24,256:2^-6.41,512:2^-6.57,1024:2^-6.59"
-BASE_BB="$F --base-lr 128:2^-6.44,256:2^-7.03,512:2^-7.20,1024:2^-7.43"
-BASE_BM="$F --base-lr 128:2^-6.24,256:2^-6.41,512:2^-6.57,1024:2^-6.59"
+# each rule's body η* per width, the per-seed optima of transfer_onepass2000/ (fixed here: that folder gains runs)
+ETA_BASELINE="--base-lr 128:2^-6.44,256:2^-7.03,512:2^-7.20,1024:2^-7.43"
+ETA_MUP="--base-lr 128:2^-6.24,256:2^-6.41,512:2^-6.57,1024:2^-6.59"
+BB="--configs baseline $F $ETA_BASELINE --out experiments/lrfn_onepass2000_baseline"
+BM="--configs mup $F $ETA_MUP --out experiments/lrfn_onepass2000_mup"
 INIT="--sweep init_fn --grid 2^-8,2^-6,2^-4,2^-2,2^0,2^2,2^4,2^6,2^8 $W"
 DC="devcheck|100|100|4|--configs mup $F --widths 256,1024 --seeds 1 --grid 2^-7,2^-6,2^-5 --out experiments/device_check_onepass2000"
 nvidia-smi -L | grep -q H200 || DC="devcheck|0|0|4|skipped-on-H100"
@@ -48,8 +49,8 @@ specs=(
   "$DC"
   "edgemup|20|400|4|$BM --sweep lr_fn --grid 2^-3,2^-1,2^7 $W"
   "h4000|200|560|4|--configs control-mup,mup --widths 128,1024 --lr-min 2^-9 --lr-max 2^-4 --lr-points 6 $F --steps 4000 --out experiments/mup_onepass4000"
-  "initmup|100|560|4|--configs mup $BASE_BM $INIT --out experiments/initfn_onepass2000_mup"
-  "initbase|100|560|4|--configs baseline $BASE_BB $INIT --out experiments/initfn_onepass2000_baseline"
+  "initmup|100|560|4|--configs mup $F $ETA_MUP $INIT --out experiments/initfn_onepass2000_mup"
+  "initbase|100|560|4|--configs baseline $F $ETA_BASELINE $INIT --out experiments/initfn_onepass2000_baseline"
   "fntuned|100|560|4|$F --config mup-fn4=mup:mup-fn4:from=mup,lr_fn=4/d --config baseline-fn16=mup:baseline-fn16:from=baseline,lr_fn=1/16 --grid 2^-9,2^-8,2^-7,2^-6,2^-5,2^-4 $W"
 )
 OUT=$OUT DIR=experiments/transfer_onepass2000 STEPS=2000 TOTAL=$((CALL - (SECONDS - START))) \

@@ -31,6 +31,10 @@ MARK=$(mktemp); touch "$MARK"; sleep 1
 DIR=${DIR:-experiments/transfer_issue20}
 STEPS=${STEPS:-1000}
 left() { echo $(( TOTAL - ($(date +%s) - T0) )); }
+late() {  # sets the spec's budget (what is left less its margin, at most its cap); true, and logged, under 20 s
+  budget=$(( $(left) - margin )); [ "$budget" -gt "$cap" ] && budget=$cap
+  [ "$budget" -lt 20 ] && echo "skipped: budget $budget s" >> "$log"
+}
 pack() {  # every run record and sweep.json written since MARK, as a whole archive (temp file, then rename)
   find experiments \( -name '*.json' -o -name '*.json.gz' \) -newer "$MARK" > "$MARK.list.$1"
   tar czf "$OUT/new_runs.tgz.$1" -T "$MARK.list.$1" 2>/dev/null && mv "$OUT/new_runs.tgz.$1" "$OUT/new_runs.tgz"
@@ -50,14 +54,13 @@ COMMON="--steps $STEPS --batch-size 32 --seq-len 256 --eval-batches 16 --eval-ev
 for spec in "$@"; do
   IFS='|' read -r name margin cap rpg args <<< "$spec"
   log="$OUT/$name.log"
-  if [ $(( $(left) - margin )) -lt 20 ]; then echo "skipped: budget $(( $(left) - margin )) s" >> "$log"; continue; fi
+  late && continue
   # a spec whose runs are all stored is skipped: its dry run (a few seconds) says "0 of N runs to train"
   # shellcheck disable=SC2086
   if python -m mhc_mup transfer $COMMON $args --dry-run 2>&1 | grep -q "^0 of [0-9]* runs to train"; then
     echo "$(date -u +%T) nothing to train: $args" >> "$log"; continue
   fi
-  budget=$(( $(left) - margin )); [ "$budget" -gt "$cap" ] && budget=$cap  # after the dry run: its seconds count
-  if [ "$budget" -lt 20 ]; then echo "skipped: budget $budget s" >> "$log"; continue; fi
+  late && continue  # again: the dry run's seconds count against the budget
   echo "$(date -u +%T) budget $budget s, rpg $rpg: $args" >> "$log"
   # shellcheck disable=SC2086  # COMMON and args are word lists
   python -m mhc_mup transfer $COMMON --runs-per-gpu "$rpg" --time-budget "$budget" $args >> "$log" 2>&1
